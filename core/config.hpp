@@ -1,0 +1,202 @@
+#pragma once
+
+// The validated configuration: plain structs that every other part of the
+// gateway reads. load_config() in config_loader.cpp is the only producer.
+
+#include "core/redacted_string.hpp"
+
+#include <caf/expected.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace YAML {
+class Node;
+} // namespace YAML
+
+namespace pw {
+
+using seconds_d = std::chrono::duration<double>;
+
+/// Converts fractional seconds from the config into a clock duration.
+inline std::chrono::milliseconds to_ms(seconds_d x) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(x);
+}
+
+/// One client key: the identity a request runs under.
+struct api_key_config {
+  /// The bearer token itself.
+  redacted_string key;
+  /// SHA-256 of `key`, compared in constant time by authenticate().
+  std::array<unsigned char, 32> key_digest{};
+  /// Client identity for logs and rate limiting (keys may share a name).
+  std::string name;
+  /// Globs over model aliases (`*`, `gpt-*`, `local-?`).
+  std::vector<std::string> allowed_models;
+};
+
+/// The listener, its limits and the thread counts.
+struct server_config {
+  std::string host = "0.0.0.0";
+  uint16_t port = 8100;
+  std::vector<api_key_config> api_keys;
+  /// Number of io threads, each with its own io_context (default: cores).
+  unsigned io_threads = 1;
+  /// Number of CAF scheduler threads (default: cores).
+  unsigned actor_threads = 1;
+  uint64_t max_body_bytes = 10 * 1024 * 1024;
+  uint32_t max_header_bytes = 16 * 1024;
+  /// Total time a client may take to send the request line and headers.
+  seconds_d header_timeout{10};
+  /// Total time a client may take to send the body.
+  seconds_d body_timeout{30};
+  /// How long an idle keep-alive connection stays open.
+  seconds_d keepalive_timeout{60};
+  /// Total time for writing one response.
+  seconds_d write_timeout{30};
+  /// Open client connections the process accepts (split across io threads).
+  uint32_t max_connections = 4096;
+  /// On SIGTERM/SIGINT: how long in-flight requests may finish before the
+  /// remaining ones are cut.
+  seconds_d drain{10};
+};
+
+enum class provider_kind : uint8_t { openai, vllm, ollama, anthropic, echo };
+
+/// Returns the config spelling of `x`, e.g. "vllm".
+std::string_view to_string(provider_kind x);
+
+/// A parsed `base_url`: where a model's requests go.
+struct endpoint {
+  bool tls = true;
+  std::string host;
+  uint16_t port = 443;
+  /// Path prefix without a trailing slash, e.g. "/v1" or "".
+  std::string base_path;
+
+  /// "https://host:port", the key of the connection pool.
+  [[nodiscard]] std::string origin() const;
+  /// The value of the Host header (port omitted when default).
+  [[nodiscard]] std::string host_header() const;
+};
+
+/// One entry of `models`.
+struct model_config {
+  /// The name clients use (`models.<alias>`).
+  std::string alias;
+  provider_kind provider = provider_kind::openai;
+  /// The provider's model id, sent upstream.
+  std::string model;
+  /// Empty means: send no credentials.
+  redacted_string api_key;
+  std::string base_url;
+  endpoint target;
+  /// Total time for one upstream attempt.
+  seconds_d timeout{120};
+  /// Time to connect (TCP and TLS) to the upstream.
+  seconds_d connect_timeout{10};
+  /// Retries on the same model (accepted; used by the resilience work).
+  uint32_t max_retries = 0;
+  std::vector<std::string> tags;
+  /// PEM file with the CAs that verify this upstream (default: system store).
+  std::string ca_file;
+};
+
+using model_config_ptr = std::shared_ptr<const model_config>;
+
+struct chain_config {
+  std::string name;
+  std::vector<std::string> members;
+};
+
+struct rule_config {
+  std::string tag;
+  std::string chain;
+};
+
+struct routing_config {
+  std::string default_model;
+  /// In config order: "the first chain containing the model" depends on it.
+  std::vector<chain_config> fallback_chains;
+  std::vector<rule_config> rules;
+};
+
+struct health_config {
+  seconds_d check_interval{30};
+  uint32_t unhealthy_threshold = 3;
+  uint32_t healthy_threshold = 1;
+  seconds_d check_timeout{5};
+  seconds_d cooldown{30};
+};
+
+struct rate_limit_config {
+  /// Off unless the config has a `rate_limit` section.
+  bool enabled = false;
+  uint64_t max_requests = 60;
+  seconds_d window{60};
+};
+
+/// One `middleware.pre_request[]` or `post_response[]` entry.
+struct plugin_entry {
+  std::string plugin;
+  /// YAML path of the entry, for error messages.
+  std::string path;
+  /// The entry's `config` mapping (may be null).
+  std::shared_ptr<const YAML::Node> config;
+};
+
+struct middleware_config {
+  std::vector<plugin_entry> pre_request;
+  std::vector<plugin_entry> post_response;
+};
+
+enum class log_level : uint8_t { debug, info, warning, error };
+
+struct logging_config {
+  log_level level = log_level::info;
+  /// Accepted for compatibility; bodies are never logged in this version.
+  bool log_request_body = false;
+  bool log_response_body = false;
+};
+
+/// The whole validated configuration. Immutable once loaded.
+struct gateway_config {
+  server_config server;
+  /// In config order (`/v1/models` and `/health` list them this way).
+  std::vector<model_config_ptr> models;
+  routing_config routing;
+  health_config health;
+  rate_limit_config rate_limit;
+  middleware_config middleware;
+  logging_config logging;
+  /// Hex SHA-256 of the file as read, for startup logs.
+  std::string source_sha256;
+
+  /// Returns the model with this alias, or nullptr.
+  [[nodiscard]] const model_config_ptr*
+  find_model(std::string_view alias) const;
+
+  /// Returns the chain with this name, or nullptr.
+  [[nodiscard]] const chain_config* find_chain(std::string_view name) const;
+};
+
+using gateway_config_ptr = std::shared_ptr<const gateway_config>;
+
+/// Reads, expands `${VAR}` / `${VAR:-default}`, converts and validates.
+/// On failure the error's message lists every problem, one per line, each
+/// starting with its YAML path.
+caf::expected<gateway_config> load_config(const std::string& path);
+
+/// Same as load_config, from YAML text (tests, fuzzing).
+caf::expected<gateway_config> load_config_text(std::string_view yaml);
+
+/// Parses an http(s) URL into an endpoint; nullopt with `why` on failure.
+std::optional<endpoint> parse_base_url(std::string_view url, std::string& why);
+
+} // namespace pw

@@ -1,0 +1,895 @@
+// Loads the YAML configuration in two steps: parse (yaml-cpp) and expand
+// `${VAR}`, then convert-and-validate into the structs of config.hpp. Every
+// problem is collected with its YAML path, so one run reports them all.
+
+#include "core/config.hpp"
+#include "core/env_expand.hpp"
+#include "core/errc.hpp"
+#include "core/sha256.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <initializer_list>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace pw {
+
+std::string_view to_string(provider_kind x) {
+  switch (x) {
+  case provider_kind::openai:
+    return "openai";
+  case provider_kind::vllm:
+    return "vllm";
+  case provider_kind::ollama:
+    return "ollama";
+  case provider_kind::anthropic:
+    return "anthropic";
+  case provider_kind::echo:
+    return "echo";
+  }
+  return "unknown";
+}
+
+std::string endpoint::origin() const {
+  return (tls ? "https://" : "http://") + host + ":" + std::to_string(port);
+}
+
+std::string endpoint::host_header() const {
+  auto h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  if ((tls && port == 443) || (!tls && port == 80))
+    return h;
+  return h + ":" + std::to_string(port);
+}
+
+const model_config_ptr*
+gateway_config::find_model(std::string_view alias) const {
+  for (const auto& m : models)
+    if (m->alias == alias)
+      return &m;
+  return nullptr;
+}
+
+const chain_config* gateway_config::find_chain(std::string_view name) const {
+  for (const auto& c : routing.fallback_chains)
+    if (c.name == name)
+      return &c;
+  return nullptr;
+}
+
+std::optional<endpoint> parse_base_url(std::string_view url, std::string& why) {
+  endpoint ep;
+  if (url.starts_with("https://")) {
+    ep.tls = true;
+    ep.port = 443;
+    url.remove_prefix(8);
+  } else if (url.starts_with("http://")) {
+    ep.tls = false;
+    ep.port = 80;
+    url.remove_prefix(7);
+  } else {
+    why = "must start with http:// or https://";
+    return std::nullopt;
+  }
+  auto slash = url.find('/');
+  auto authority = url.substr(0, slash);
+  auto path = slash == std::string_view::npos ? std::string_view{}
+                                              : url.substr(slash);
+  if (authority.find('@') != std::string_view::npos) {
+    why = "must not contain credentials (use api_key)";
+    return std::nullopt;
+  }
+  if (path.find_first_of("?#") != std::string_view::npos) {
+    why = "must not contain a query or a fragment";
+    return std::nullopt;
+  }
+  std::string_view host = authority;
+  std::string_view port;
+  if (authority.starts_with("[")) {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos) {
+      why = "unterminated IPv6 address";
+      return std::nullopt;
+    }
+    host = authority.substr(1, close - 1);
+    auto rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') {
+        why = "unexpected characters after the IPv6 address";
+        return std::nullopt;
+      }
+      port = rest.substr(1);
+    }
+  } else if (auto colon = authority.rfind(':');
+             colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (host.empty()) {
+    why = "has no host";
+    return std::nullopt;
+  }
+  for (char c : host)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == '/' || c == '\\') {
+      why = "has an invalid host";
+      return std::nullopt;
+    }
+  if (!port.empty() || authority.ends_with(":")) {
+    unsigned value = 0;
+    auto [ptr, ec]
+        = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc{} || ptr != port.data() + port.size() || value == 0
+        || value > 65535) {
+      why = "has an invalid port";
+      return std::nullopt;
+    }
+    ep.port = static_cast<uint16_t>(value);
+  }
+  ep.host = std::string{host};
+  while (path.ends_with("/"))
+    path.remove_suffix(1);
+  ep.base_path = std::string{path};
+  return ep;
+}
+
+namespace {
+
+/// Collects every problem with its YAML path.
+struct diagnostics {
+  std::vector<std::string> errors;
+
+  void fail(const std::string& path, const std::string& what) {
+    errors.push_back(path + ": " + what);
+  }
+};
+
+std::string join(const std::string& path, std::string_view key) {
+  if (path.empty())
+    return std::string{key};
+  return path + "." + std::string{key};
+}
+
+std::string index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+/// Quotes a user value for an error message, shortened.
+std::string quoted(std::string_view value) {
+  constexpr size_t max_len = 40;
+  std::string out = "\"";
+  out.append(value.substr(0, max_len));
+  if (value.size() > max_len)
+    out.append("...");
+  out.push_back('"');
+  return out;
+}
+
+std::string list_of(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) {
+    if (!out.empty())
+      out += ", ";
+    out += n;
+  }
+  return out.empty() ? "none" : out;
+}
+
+const char* kind_name(const YAML::Node& n) {
+  switch (n.Type()) {
+  case YAML::NodeType::Map:
+    return "a mapping";
+  case YAML::NodeType::Sequence:
+    return "a list";
+  case YAML::NodeType::Scalar:
+    return "a scalar";
+  case YAML::NodeType::Null:
+    return "null";
+  default:
+    return "nothing";
+  }
+}
+
+bool is_absent(const YAML::Node& n) {
+  return !n.IsDefined() || n.IsNull();
+}
+
+/// Expands `${VAR}` in every scalar value (not in keys), in place.
+void expand_tree(diagnostics& diag, YAML::Node node, const std::string& path,
+                 const env_lookup& lookup) {
+  if (node.IsScalar()) {
+    const auto& text = node.Scalar();
+    if (text.find("${") == std::string::npos)
+      return;
+    if (auto expanded = expand_env(text, lookup))
+      node = *expanded;
+    else
+      diag.fail(path, message_of(expanded.error()));
+  } else if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it)
+      expand_tree(diag, it->second, join(path, it->first.Scalar()), lookup);
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i)
+      expand_tree(diag, node[i], index(path, i), lookup);
+  }
+}
+
+/// Checks that `node` is a mapping with only `allowed` keys, each once.
+bool check_map(diagnostics& diag, const YAML::Node& node,
+               const std::string& path,
+               std::initializer_list<std::string_view> allowed) {
+  if (!node.IsMap()) {
+    diag.fail(path.empty() ? "config" : path,
+              std::string{"expected a mapping, got "} + kind_name(node));
+    return false;
+  }
+  std::set<std::string> seen;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (!it->first.IsScalar()) {
+      diag.fail(path, "keys must be scalars");
+      continue;
+    }
+    const auto& key = it->first.Scalar();
+    if (!seen.insert(key).second)
+      diag.fail(join(path, key), "duplicate key");
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      std::string names;
+      for (auto a : allowed) {
+        if (!names.empty())
+          names += ", ";
+        names += a;
+      }
+      diag.fail(join(path, key), "unknown key (allowed: " + names + ")");
+    }
+  }
+  return true;
+}
+
+/// Checks a mapping whose keys are names (models, chains): unique scalars.
+bool check_named_map(diagnostics& diag, const YAML::Node& node,
+                     const std::string& path) {
+  if (!node.IsMap()) {
+    diag.fail(path, std::string{"expected a mapping, got "} + kind_name(node));
+    return false;
+  }
+  std::set<std::string> seen;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (!it->first.IsScalar() || it->first.Scalar().empty()) {
+      diag.fail(path, "names must be non-empty scalars");
+      continue;
+    }
+    if (!seen.insert(it->first.Scalar()).second)
+      diag.fail(join(path, it->first.Scalar()), "duplicate key");
+  }
+  return true;
+}
+
+std::optional<std::string> get_string(diagnostics& diag, const YAML::Node& map,
+                                      std::string_view key,
+                                      const std::string& path) {
+  auto n = map[std::string{key}];
+  if (is_absent(n))
+    return std::nullopt;
+  if (!n.IsScalar()) {
+    diag.fail(join(path, key),
+              std::string{"expected a string, got "} + kind_name(n));
+    return std::nullopt;
+  }
+  return n.Scalar();
+}
+
+std::string require_string(diagnostics& diag, const YAML::Node& map,
+                           std::string_view key, const std::string& path) {
+  auto n = map[std::string{key}];
+  if (is_absent(n)) {
+    diag.fail(join(path, key), "required");
+    return {};
+  }
+  auto s = get_string(diag, map, key, path);
+  if (s && s->empty())
+    diag.fail(join(path, key), "must not be empty");
+  return s.value_or("");
+}
+
+template <class T>
+std::optional<T> get_int(diagnostics& diag, const YAML::Node& map,
+                         std::string_view key, const std::string& path, T min,
+                         T max) {
+  auto n = map[std::string{key}];
+  if (is_absent(n))
+    return std::nullopt;
+  auto where = join(path, key);
+  if (!n.IsScalar()) {
+    diag.fail(where, std::string{"expected an integer, got "} + kind_name(n));
+    return std::nullopt;
+  }
+  const auto& text = n.Scalar();
+  long long value = 0;
+  auto [ptr, ec]
+      = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size()) {
+    diag.fail(where, "expected an integer (got " + quoted(text) + ")");
+    return std::nullopt;
+  }
+  if (value < static_cast<long long>(min)
+      || static_cast<unsigned long long>(value)
+             > static_cast<unsigned long long>(max)) {
+    diag.fail(where, "must be between " + std::to_string(min) + " and "
+                         + std::to_string(max) + " (got " + text + ")");
+    return std::nullopt;
+  }
+  return static_cast<T>(value);
+}
+
+/// Reads a duration in seconds. `allow_zero` admits 0 (meaning "off").
+std::optional<seconds_d> get_seconds(diagnostics& diag, const YAML::Node& map,
+                                     std::string_view key,
+                                     const std::string& path,
+                                     bool allow_zero = false,
+                                     bool allow_negative = false) {
+  auto n = map[std::string{key}];
+  if (is_absent(n))
+    return std::nullopt;
+  auto where = join(path, key);
+  if (!n.IsScalar()) {
+    diag.fail(where, std::string{"expected a number, got "} + kind_name(n));
+    return std::nullopt;
+  }
+  const auto& text = n.Scalar();
+  double value = 0;
+  auto [ptr, ec]
+      = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size()
+      || !std::isfinite(value)) {
+    diag.fail(where, "expected a number (got " + quoted(text) + ")");
+    return std::nullopt;
+  }
+  if (!allow_negative && (value < 0 || (value == 0 && !allow_zero))) {
+    diag.fail(where, std::string{"must be "} + (allow_zero ? ">= 0" : "> 0")
+                         + " (got " + text + ")");
+    return std::nullopt;
+  }
+  if (value > 86400.0 * 365) {
+    diag.fail(where, "must be at most one year (got " + text + ")");
+    return std::nullopt;
+  }
+  return seconds_d{value};
+}
+
+std::optional<bool> get_bool(diagnostics& diag, const YAML::Node& map,
+                             std::string_view key, const std::string& path) {
+  auto n = map[std::string{key}];
+  if (is_absent(n))
+    return std::nullopt;
+  auto where = join(path, key);
+  if (n.IsScalar()) {
+    auto text = n.Scalar();
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (text == "true" || text == "yes" || text == "on")
+      return true;
+    if (text == "false" || text == "no" || text == "off")
+      return false;
+    diag.fail(where, "expected true or false (got " + quoted(n.Scalar()) + ")");
+    return std::nullopt;
+  }
+  diag.fail(where, std::string{"expected true or false, got "} + kind_name(n));
+  return std::nullopt;
+}
+
+std::optional<std::vector<std::string>>
+get_string_list(diagnostics& diag, const YAML::Node& map, std::string_view key,
+                const std::string& path) {
+  auto n = map[std::string{key}];
+  if (is_absent(n))
+    return std::nullopt;
+  auto where = join(path, key);
+  if (!n.IsSequence()) {
+    diag.fail(where, std::string{"expected a list, got "} + kind_name(n));
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    if (!n[i].IsScalar() || n[i].Scalar().empty()) {
+      diag.fail(index(where, i), "expected a non-empty string");
+      continue;
+    }
+    out.push_back(n[i].Scalar());
+  }
+  return out;
+}
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 128)
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return static_cast<unsigned char>(c) > 0x20
+           && static_cast<unsigned char>(c) < 0x7f;
+  });
+}
+
+void load_server(diagnostics& diag, const YAML::Node& node,
+                 server_config& out) {
+  const std::string path = "server";
+  if (is_absent(node)) {
+    diag.fail(path, "required");
+    return;
+  }
+  if (!check_map(diag, node, path,
+                 {"host", "port", "api_keys", "io_threads", "actor_threads",
+                  "max_body_bytes", "max_header_bytes",
+                  "header_timeout_seconds", "body_timeout_seconds",
+                  "keepalive_timeout_seconds", "write_timeout_seconds",
+                  "max_connections", "drain_seconds"}))
+    return;
+  if (auto host = get_string(diag, node, "host", path)) {
+    if (host->empty())
+      diag.fail("server.host", "must not be empty");
+    out.host = *host;
+  }
+  if (auto port = get_int<uint16_t>(diag, node, "port", path, 0, 65535))
+    out.port = *port;
+  auto hw = std::max(1u, std::thread::hardware_concurrency());
+  out.io_threads
+      = get_int<unsigned>(diag, node, "io_threads", path, 1, 256).value_or(hw);
+  out.actor_threads
+      = get_int<unsigned>(diag, node, "actor_threads", path, 1, 256)
+            .value_or(hw);
+  if (auto v = get_int<uint64_t>(diag, node, "max_body_bytes", path, 1,
+                                 uint64_t{1} << 32))
+    out.max_body_bytes = *v;
+  if (auto v = get_int<uint32_t>(diag, node, "max_header_bytes", path, 1024,
+                                 1024 * 1024))
+    out.max_header_bytes = *v;
+  if (auto v = get_seconds(diag, node, "header_timeout_seconds", path))
+    out.header_timeout = *v;
+  if (auto v = get_seconds(diag, node, "body_timeout_seconds", path))
+    out.body_timeout = *v;
+  if (auto v = get_seconds(diag, node, "keepalive_timeout_seconds", path))
+    out.keepalive_timeout = *v;
+  if (auto v = get_seconds(diag, node, "write_timeout_seconds", path))
+    out.write_timeout = *v;
+  if (auto v
+      = get_int<uint32_t>(diag, node, "max_connections", path, 1, 1'000'000))
+    out.max_connections = *v;
+  if (auto v = get_seconds(diag, node, "drain_seconds", path, true))
+    out.drain = *v;
+  auto keys = node["api_keys"];
+  auto keys_path = join(path, "api_keys");
+  if (is_absent(keys)) {
+    diag.fail(keys_path, "required (at least one key)");
+    return;
+  }
+  if (!keys.IsSequence()) {
+    diag.fail(keys_path,
+              std::string{"expected a list, got "} + kind_name(keys));
+    return;
+  }
+  if (keys.size() == 0)
+    diag.fail(keys_path, "must contain at least one key");
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto entry_path = index(keys_path, i);
+    auto entry = keys[i];
+    if (!check_map(diag, entry, entry_path, {"key", "name", "allowed_models"}))
+      continue;
+    api_key_config key;
+    // The key itself never appears in a message: only its path does.
+    auto secret = require_string(diag, entry, "key", entry_path);
+    key.key = redacted_string{secret};
+    key.key_digest = sha256(secret);
+    key.name = require_string(diag, entry, "name", entry_path);
+    auto globs = get_string_list(diag, entry, "allowed_models", entry_path);
+    if (!globs) {
+      if (is_absent(entry["allowed_models"]))
+        diag.fail(join(entry_path, "allowed_models"),
+                  "required (use [\"*\"] to allow every model)");
+    } else if (globs->empty()) {
+      diag.fail(join(entry_path, "allowed_models"),
+                "must not be empty (use [\"*\"] to allow every model)");
+    } else {
+      key.allowed_models = std::move(*globs);
+    }
+    for (size_t j = 0; j < out.api_keys.size(); ++j)
+      if (!secret.empty() && out.api_keys[j].key.reveal() == secret)
+        diag.fail(join(entry_path, "key"),
+                  "same key as " + index(keys_path, j));
+    out.api_keys.push_back(std::move(key));
+  }
+}
+
+std::optional<provider_kind> parse_provider(std::string_view name) {
+  if (name == "openai")
+    return provider_kind::openai;
+  if (name == "vllm")
+    return provider_kind::vllm;
+  if (name == "ollama")
+    return provider_kind::ollama;
+  if (name == "anthropic")
+    return provider_kind::anthropic;
+  if (name == "echo")
+    return provider_kind::echo;
+  return std::nullopt;
+}
+
+std::string_view default_base_url(provider_kind p) {
+  switch (p) {
+  case provider_kind::openai:
+    return "https://api.openai.com/v1";
+  case provider_kind::vllm:
+    return "http://localhost:8000/v1";
+  case provider_kind::ollama:
+    return "http://localhost:11434/v1";
+  case provider_kind::anthropic:
+    return "https://api.anthropic.com";
+  case provider_kind::echo:
+    return "";
+  }
+  return "";
+}
+
+void load_model(diagnostics& diag, const std::string& alias,
+                const YAML::Node& node, const std::string& path,
+                std::vector<model_config_ptr>& out) {
+  if (!check_map(diag, node, path,
+                 {"provider", "model", "api_key", "base_url", "timeout_seconds",
+                  "connect_timeout_seconds", "max_retries", "tags", "ca_file"}))
+    return;
+  auto m = std::make_shared<model_config>();
+  m->alias = alias;
+  if (!valid_name(alias))
+    diag.fail(path, "a model name must be 1 to 128 visible ASCII characters");
+  auto provider = require_string(diag, node, "provider", path);
+  if (!provider.empty()) {
+    if (auto p = parse_provider(provider)) {
+      m->provider = *p;
+    } else {
+      auto hint = provider == "custom_http"
+                      ? std::string{" (custom_http is not supported; an "
+                                    "OpenAI-compatible server works as openai)"}
+                      : std::string{};
+      diag.fail(join(path, "provider"),
+                "unknown provider " + quoted(provider)
+                    + " (known: openai, vllm, ollama, anthropic, echo)" + hint);
+      // Keep the model, so routing entries naming it add no false errors.
+    }
+  }
+  auto is_echo = m->provider == provider_kind::echo;
+  if (is_echo)
+    m->model = get_string(diag, node, "model", path).value_or("echo");
+  else
+    m->model = require_string(diag, node, "model", path);
+  m->api_key
+      = redacted_string{get_string(diag, node, "api_key", path).value_or("")};
+  auto base_url = get_string(diag, node, "base_url", path);
+  if (is_echo && base_url && !base_url->empty())
+    diag.fail(join(path, "base_url"), "the echo provider takes no base_url");
+  m->base_url = base_url && !base_url->empty()
+                    ? *base_url
+                    : std::string{default_base_url(m->provider)};
+  if (!is_echo) {
+    std::string why;
+    if (auto ep = parse_base_url(m->base_url, why))
+      m->target = std::move(*ep);
+    else if (m->base_url.find('@') != std::string::npos)
+      diag.fail(join(path, "base_url"), why); // never echo credentials
+    else
+      diag.fail(join(path, "base_url"),
+                why + " (got " + quoted(m->base_url) + ")");
+  }
+  if (auto v = get_seconds(diag, node, "timeout_seconds", path))
+    m->timeout = *v;
+  if (auto v = get_seconds(diag, node, "connect_timeout_seconds", path))
+    m->connect_timeout = *v;
+  if (auto v = get_int<uint32_t>(diag, node, "max_retries", path, 0, 10))
+    m->max_retries = *v;
+  if (auto v = get_string_list(diag, node, "tags", path))
+    m->tags = std::move(*v);
+  if (auto v = get_string(diag, node, "ca_file", path); v && !v->empty()) {
+    if (is_echo)
+      diag.fail(join(path, "ca_file"), "the echo provider takes no ca_file");
+    else if (!std::ifstream{*v})
+      diag.fail(join(path, "ca_file"), "cannot read " + quoted(*v));
+    else if (!m->target.tls)
+      diag.fail(join(path, "ca_file"), "set, but base_url is not https");
+    m->ca_file = *v;
+  }
+  out.push_back(std::move(m));
+}
+
+void load_models(diagnostics& diag, const YAML::Node& node,
+                 std::vector<model_config_ptr>& out) {
+  if (is_absent(node)) {
+    diag.fail("models", "required (at least one model)");
+    return;
+  }
+  if (!check_named_map(diag, node, "models"))
+    return;
+  if (node.size() == 0)
+    diag.fail("models", "must contain at least one model");
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (!it->first.IsScalar())
+      continue;
+    const auto& alias = it->first.Scalar();
+    load_model(diag, alias, it->second, join("models", alias), out);
+  }
+}
+
+void load_routing(diagnostics& diag, const YAML::Node& node,
+                  const std::vector<model_config_ptr>& models,
+                  routing_config& out) {
+  const std::string path = "routing";
+  if (is_absent(node)) {
+    diag.fail(path, "required (at least routing.default_model)");
+    return;
+  }
+  if (!check_map(diag, node, path,
+                 {"default_model", "fallback_chains", "rules"}))
+    return;
+  std::vector<std::string> names;
+  for (const auto& m : models)
+    names.push_back(m->alias);
+  auto is_model = [&](const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  out.default_model = require_string(diag, node, "default_model", path);
+  if (!out.default_model.empty() && !models.empty()
+      && !is_model(out.default_model))
+    diag.fail("routing.default_model",
+              "unknown model " + quoted(out.default_model)
+                  + " (models: " + list_of(names) + ")");
+  auto chains = node["fallback_chains"];
+  auto chains_path = join(path, "fallback_chains");
+  if (!is_absent(chains) && check_named_map(diag, chains, chains_path)) {
+    for (auto it = chains.begin(); it != chains.end(); ++it) {
+      if (!it->first.IsScalar())
+        continue;
+      chain_config chain;
+      chain.name = it->first.Scalar();
+      auto chain_path = join(chains_path, chain.name);
+      if (is_model(chain.name))
+        diag.fail(chain_path, "a chain must not have the name of a model");
+      if (!valid_name(chain.name))
+        diag.fail(chain_path,
+                  "a chain name must be 1 to 128 visible ASCII characters");
+      auto list = it->second; // a copy: the iterator's value is a temporary
+      if (!list.IsSequence()) {
+        diag.fail(chain_path, std::string{"expected a list of models, got "}
+                                  + kind_name(list));
+        continue;
+      }
+      if (list.size() == 0)
+        diag.fail(chain_path, "must contain at least one model");
+      for (size_t i = 0; i < list.size(); ++i) {
+        auto member_path = index(chain_path, i);
+        if (!list[i].IsScalar()) {
+          diag.fail(member_path, "expected a model name");
+          continue;
+        }
+        const auto& member = list[i].Scalar();
+        if (!is_model(member))
+          diag.fail(member_path, "unknown model " + quoted(member)
+                                     + " (models: " + list_of(names) + ")");
+        else if (std::find(chain.members.begin(), chain.members.end(), member)
+                 != chain.members.end())
+          diag.fail(member_path, "model " + quoted(member) + " listed twice");
+        chain.members.push_back(member);
+      }
+      out.fallback_chains.push_back(std::move(chain));
+    }
+  }
+  auto rules = node["rules"];
+  auto rules_path = join(path, "rules");
+  if (is_absent(rules))
+    return;
+  if (!rules.IsSequence()) {
+    diag.fail(rules_path,
+              std::string{"expected a list, got "} + kind_name(rules));
+    return;
+  }
+  for (size_t i = 0; i < rules.size(); ++i) {
+    auto rule_path = index(rules_path, i);
+    auto rule = rules[i];
+    if (!check_map(diag, rule, rule_path, {"match", "route_to_chain"}))
+      continue;
+    rule_config out_rule;
+    auto match = rule["match"];
+    auto match_path = join(rule_path, "match");
+    if (is_absent(match))
+      diag.fail(match_path, "required");
+    else if (check_map(diag, match, match_path, {"tag"}))
+      out_rule.tag = require_string(diag, match, "tag", match_path);
+    out_rule.chain = require_string(diag, rule, "route_to_chain", rule_path);
+    if (!out_rule.chain.empty()) {
+      auto found = std::any_of(
+          out.fallback_chains.begin(), out.fallback_chains.end(),
+          [&](const auto& c) { return c.name == out_rule.chain; });
+      if (!found)
+        diag.fail(join(rule_path, "route_to_chain"),
+                  "unknown chain " + quoted(out_rule.chain));
+    }
+    out.rules.push_back(std::move(out_rule));
+  }
+}
+
+void load_health(diagnostics& diag, const YAML::Node& node,
+                 health_config& out) {
+  const std::string path = "health";
+  if (is_absent(node))
+    return;
+  if (!check_map(diag, node, path,
+                 {"check_interval_seconds", "unhealthy_threshold",
+                  "healthy_threshold", "check_timeout_seconds",
+                  "cooldown_seconds"}))
+    return;
+  if (auto v = get_seconds(diag, node, "check_interval_seconds", path, true))
+    out.check_interval = *v;
+  if (auto v
+      = get_int<uint32_t>(diag, node, "unhealthy_threshold", path, 1, 1000))
+    out.unhealthy_threshold = *v;
+  if (auto v
+      = get_int<uint32_t>(diag, node, "healthy_threshold", path, 1, 1000))
+    out.healthy_threshold = *v;
+  if (auto v = get_seconds(diag, node, "check_timeout_seconds", path))
+    out.check_timeout = *v;
+  // pw-router's rule: the cooldown defaults to the check interval, and a
+  // value <= 0 means 30 s.
+  auto cooldown = get_seconds(diag, node, "cooldown_seconds", path, true, true);
+  out.cooldown = cooldown.value_or(out.check_interval);
+  if (out.cooldown.count() <= 0)
+    out.cooldown = seconds_d{30};
+}
+
+void load_rate_limit(diagnostics& diag, const YAML::Node& node,
+                     rate_limit_config& out) {
+  const std::string path = "rate_limit";
+  if (is_absent(node))
+    return;
+  if (!check_map(diag, node, path,
+                 {"enabled", "max_requests", "window_seconds"}))
+    return;
+  out.enabled = get_bool(diag, node, "enabled", path).value_or(true);
+  if (auto v = get_int<uint64_t>(diag, node, "max_requests", path, 1,
+                                 uint64_t{1} << 40))
+    out.max_requests = *v;
+  if (auto v = get_seconds(diag, node, "window_seconds", path))
+    out.window = *v;
+}
+
+void load_plugins(diagnostics& diag, const YAML::Node& node,
+                  const std::string& path, std::vector<plugin_entry>& out) {
+  if (is_absent(node))
+    return;
+  if (!node.IsSequence()) {
+    diag.fail(path, std::string{"expected a list, got "} + kind_name(node));
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    auto entry_path = index(path, i);
+    auto entry = node[i];
+    if (!check_map(diag, entry, entry_path, {"plugin", "config"}))
+      continue;
+    plugin_entry p;
+    p.path = entry_path;
+    p.plugin = require_string(diag, entry, "plugin", entry_path);
+    auto cfg = entry["config"];
+    if (!is_absent(cfg) && !cfg.IsMap())
+      diag.fail(join(entry_path, "config"),
+                std::string{"expected a mapping, got "} + kind_name(cfg));
+    p.config = std::make_shared<const YAML::Node>(YAML::Clone(cfg));
+    out.push_back(std::move(p));
+  }
+}
+
+void load_middleware(diagnostics& diag, const YAML::Node& node,
+                     middleware_config& out) {
+  if (is_absent(node))
+    return;
+  if (!check_map(diag, node, "middleware", {"pre_request", "post_response"}))
+    return;
+  load_plugins(diag, node["pre_request"], "middleware.pre_request",
+               out.pre_request);
+  load_plugins(diag, node["post_response"], "middleware.post_response",
+               out.post_response);
+}
+
+void load_logging(diagnostics& diag, const YAML::Node& node,
+                  logging_config& out) {
+  const std::string path = "logging";
+  if (is_absent(node))
+    return;
+  if (!check_map(diag, node, path,
+                 {"level", "format", "log_request_body", "log_response_body"}))
+    return;
+  if (auto level = get_string(diag, node, "level", path)) {
+    auto l = *level;
+    std::transform(l.begin(), l.end(), l.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (l == "debug")
+      out.level = log_level::debug;
+    else if (l == "info")
+      out.level = log_level::info;
+    else if (l == "warning" || l == "warn")
+      out.level = log_level::warning;
+    else if (l == "error" || l == "critical")
+      out.level = log_level::error;
+    else
+      diag.fail("logging.level", "expected one of debug, info, warning, "
+                                 "error (got "
+                                     + quoted(*level) + ")");
+  }
+  if (auto format = get_string(diag, node, "format", path);
+      format && *format != "json")
+    diag.fail("logging.format",
+              "only \"json\" is supported (got " + quoted(*format) + ")");
+  if (auto v = get_bool(diag, node, "log_request_body", path))
+    out.log_request_body = *v;
+  if (auto v = get_bool(diag, node, "log_response_body", path))
+    out.log_response_body = *v;
+}
+
+caf::error to_error(const diagnostics& diag) {
+  std::string text;
+  for (const auto& e : diag.errors) {
+    if (!text.empty())
+      text.push_back('\n');
+    text += e;
+  }
+  return make_error(errc::invalid_config, std::move(text));
+}
+
+} // namespace
+
+caf::expected<gateway_config> load_config_text(std::string_view yaml) {
+  diagnostics diag;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string{yaml});
+  } catch (const YAML::Exception& e) {
+    diag.fail("config", "invalid YAML at line "
+                            + std::to_string(e.mark.line + 1) + ", column "
+                            + std::to_string(e.mark.column + 1) + ": " + e.msg);
+    return to_error(diag);
+  }
+  if (is_absent(root) || !root.IsMap()) {
+    diag.fail("config", "expected a mapping at the top level");
+    return to_error(diag);
+  }
+  gateway_config cfg;
+  try {
+    expand_tree(diag, root, "", process_env);
+    if (!check_map(diag, root, "",
+                   {"server", "models", "routing", "health", "rate_limit",
+                    "middleware", "logging"}))
+      return to_error(diag);
+    load_server(diag, root["server"], cfg.server);
+    load_models(diag, root["models"], cfg.models);
+    load_routing(diag, root["routing"], cfg.models, cfg.routing);
+    load_health(diag, root["health"], cfg.health);
+    load_rate_limit(diag, root["rate_limit"], cfg.rate_limit);
+    load_middleware(diag, root["middleware"], cfg.middleware);
+    load_logging(diag, root["logging"], cfg.logging);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp throws only on misuse; keep it from escaping as a crash.
+    diag.fail("config", std::string{"unexpected YAML structure: "} + e.msg);
+  }
+  if (!diag.errors.empty())
+    return to_error(diag);
+  cfg.source_sha256 = to_hex(sha256(yaml));
+  return cfg;
+}
+
+caf::expected<gateway_config> load_config(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return make_error(errc::invalid_config,
+                      path + ": cannot open the configuration file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_config_text(text.str());
+}
+
+} // namespace pw

@@ -1,0 +1,120 @@
+#pragma once
+
+// The plain types that cross between io threads and actors: what a SESSION
+// sends back to a connection (http_reply through reply_fn) and how it asks
+// an io thread for a provider call (upstream_request through upstream_fn).
+// No CAF and no Asio here: both sides include this header.
+
+#include "core/config.hpp"
+#include "core/errc.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pw {
+
+struct header_field {
+  std::string name;
+  std::string value;
+};
+
+/// An error answer. http/json_error.cpp renders it as the OpenAI envelope.
+struct api_error {
+  errc code = errc::internal;
+  std::string message;
+  /// The request field at fault (`param`), empty for null.
+  std::string param;
+  /// Relayed upstream status (upstream_rejected only); 0 = from the table.
+  unsigned status = 0;
+  /// Relayed upstream `type` / `code`; empty = from the table.
+  std::string type;
+  std::string code_text;
+  /// Seconds for `Retry-After`; 0 = no header.
+  unsigned retry_after = 0;
+};
+
+/// Makes an api_error with a code and a message.
+inline api_error error_of(errc code, std::string message) {
+  api_error out;
+  out.code = code;
+  out.message = std::move(message);
+  return out;
+}
+
+/// Makes an api_error from a "pw" CAF error (code and message).
+api_error to_api_error(const caf::error& err);
+
+/// What the gateway answers to one request, plus what the access log needs.
+struct http_reply {
+  unsigned status = 200;
+  /// JSON body; ignored when `error` is set.
+  std::string body;
+  std::optional<api_error> error;
+  /// Extra response headers (Allow, WWW-Authenticate, ...).
+  std::vector<header_field> headers;
+  /// Facts for the request's log line.
+  std::string model;
+  unsigned upstream_status = 0;
+  std::chrono::microseconds upstream_time{0};
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+};
+
+/// Delivers the answer to the connection; called exactly once.
+using reply_fn = std::function<void(http_reply)>;
+
+/// One HTTP request to a provider, built by an adapter.
+struct upstream_request {
+  endpoint target;
+  /// CA bundle that verifies the upstream (empty: system store).
+  std::string ca_file;
+  std::string method = "POST";
+  /// Path and query, e.g. "/v1/chat/completions".
+  std::string path;
+  std::vector<header_field> headers;
+  std::string body;
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// Total time for the whole exchange (connect to last body byte).
+  std::chrono::milliseconds timeout{120'000};
+};
+
+/// Why an upstream exchange failed before a complete response arrived.
+enum class upstream_failure : uint8_t {
+  none,
+  /// Name resolution or TCP connect failed.
+  connect,
+  /// TLS handshake or certificate verification failed.
+  tls,
+  /// The exchange did not finish within its timeout.
+  timeout,
+  /// The upstream broke HTTP (bad response, closed early, too large).
+  protocol,
+  /// The gateway cancelled the exchange (shutdown).
+  cancelled,
+};
+
+std::string_view to_string(upstream_failure x);
+
+/// The result of one upstream exchange.
+struct upstream_result {
+  upstream_failure failure = upstream_failure::none;
+  /// What failed, for logs and error messages; never contains secrets.
+  std::string detail;
+  unsigned status = 0;
+  std::string body;
+  std::string content_type;
+  std::string retry_after;
+  std::chrono::microseconds elapsed{0};
+};
+
+/// Delivers the result of an upstream call; called exactly once.
+using upstream_done = std::function<void(upstream_result)>;
+
+/// Starts an upstream call on the connection's io thread.
+using upstream_fn = std::function<void(upstream_request, upstream_done)>;
+
+} // namespace pw

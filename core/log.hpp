@@ -1,0 +1,29 @@
+#pragma once
+
+// Structured logs: one JSON object per line on stdout, written with a single
+// write(2) so lines from different threads never interleave. No locks.
+
+#include "core/config.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace pw::log {
+
+/// Sets the lowest level that is written (from `logging.level`).
+void set_level(log_level level);
+
+/// True if lines at `level` are written.
+bool enabled(log_level level);
+
+/// Writes `fields` as one line, adding "ts" and "level" first. Values must
+/// never contain secrets: callers pass names, never keys.
+void write(log_level level, std::string_view event,
+           nlohmann::ordered_json fields);
+
+/// The current UTC time as RFC 3339 with milliseconds.
+std::string timestamp();
+
+} // namespace pw::log

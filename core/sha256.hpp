@@ -1,0 +1,22 @@
+#pragma once
+
+// SHA-256 digests (OpenSSL) for key comparison and config fingerprints.
+
+#include <array>
+#include <string>
+#include <string_view>
+
+namespace pw {
+
+using sha256_digest = std::array<unsigned char, 32>;
+
+/// Returns the SHA-256 digest of `data`.
+sha256_digest sha256(std::string_view data);
+
+/// Returns lowercase hex of `digest`.
+std::string to_hex(const sha256_digest& digest);
+
+/// Compares two digests in constant time.
+bool digest_equal(const sha256_digest& x, const sha256_digest& y);
+
+} // namespace pw
