@@ -1,0 +1,197 @@
+#include "adapters/adapter.hpp"
+
+#include "adapters/echo/echo_adapter.hpp"
+#include "adapters/openai/openai_adapter.hpp"
+
+namespace pw::adapters {
+
+adapter::~adapter() = default;
+
+namespace {
+
+/// Stands in for providers whose translation is not built yet: every
+/// request gets a clear 400 instead of a wrong-format upstream call.
+class unsupported_adapter final : public adapter {
+public:
+  caf::expected<upstream_request>
+  to_provider_request(const nlohmann::ordered_json&,
+                      const model_config& model) const override {
+    return make_error(errc::unsupported,
+                      "Model '" + model.alias + "' uses provider "
+                          + std::string{to_string(model.provider)}
+                          + ", which this build cannot call yet");
+  }
+
+  caf::expected<chat_response>
+  from_provider_response(const upstream_result&,
+                         const model_config& model) const override {
+    return make_error(errc::unsupported,
+                      "provider " + std::string{to_string(model.provider)}
+                          + " is not supported yet");
+  }
+};
+
+} // namespace
+
+caf::expected<chat_response>
+adapter::respond_locally(const nlohmann::ordered_json&,
+                         const model_config& model, std::string_view) const {
+  return make_error(errc::internal, "provider "
+                                        + std::string{to_string(model.provider)}
+                                        + " does not answer locally");
+}
+
+const adapter& adapter_for(provider_kind provider) {
+  static const openai::openai_adapter openai_like;
+  static const echo::echo_adapter echo_local;
+  static const unsupported_adapter not_yet;
+  switch (provider) {
+  case provider_kind::echo:
+    return echo_local;
+  case provider_kind::openai:
+  case provider_kind::vllm:
+  case provider_kind::ollama:
+    return openai_like;
+  case provider_kind::anthropic:
+    return not_yet;
+  }
+  return openai_like;
+}
+
+namespace {
+
+/// Replaces every occurrence of `secret` in `text` with "***".
+void scrub(std::string& text, const std::string& secret) {
+  if (secret.size() < 4)
+    return;
+  for (auto pos = text.find(secret); pos != std::string::npos;
+       pos = text.find(secret, pos))
+    text.replace(pos, secret.size(), "***");
+}
+
+std::string status_text(unsigned status) {
+  return "HTTP " + std::to_string(status);
+}
+
+} // namespace
+
+bool is_model_failure(const upstream_result& result) {
+  if (result.failure != upstream_failure::none)
+    return result.failure != upstream_failure::cancelled;
+  auto s = result.status;
+  return s < 200 || (s >= 300 && s < 400) || s == 408 || s == 429 || s >= 500;
+}
+
+api_error upstream_error(const upstream_result& result,
+                         const model_config& model) {
+  api_error err;
+  const auto& alias = model.alias;
+  if (result.failure == upstream_failure::cancelled) {
+    err.code = errc::overloaded;
+    err.message = "The gateway is shutting down; retry the request";
+    return err;
+  }
+  if (result.failure != upstream_failure::none) {
+    err.code = errc::upstream_failed;
+    err.message = "The upstream provider for model '" + alias
+                  + "' could not be reached: " + result.detail;
+    return err;
+  }
+  auto s = result.status;
+  if (s == 429) {
+    err.code = errc::upstream_rate_limited;
+    err.message = "The upstream provider for model '" + alias
+                  + "' is rate limiting requests; retry later";
+    unsigned retry = 0;
+    for (char c : result.retry_after) {
+      if (c < '0' || c > '9') {
+        retry = 0;
+        break;
+      }
+      retry = retry * 10 + static_cast<unsigned>(c - '0');
+      if (retry > 86400) {
+        retry = 86400;
+        break;
+      }
+    }
+    err.retry_after = retry;
+    return err;
+  }
+  if (is_model_failure(result)) {
+    err.code = errc::upstream_failed;
+    err.message = "The upstream provider for model '" + alias + "' failed ("
+                  + status_text(s) + ")";
+    return err;
+  }
+  // A 4xx the provider blames on the request: relay its status and message.
+  err.code = errc::upstream_rejected;
+  err.status = s;
+  if (s == 401 || s == 403) {
+    err.message = "The upstream provider for model '" + alias
+                  + "' rejected the gateway's credentials (" + status_text(s)
+                  + "); contact the gateway operator";
+    err.type = "upstream_auth_error";
+    return err;
+  }
+  err.message = "The upstream provider for model '" + alias
+                + "' rejected the request (" + status_text(s) + ")";
+  auto doc = nlohmann::ordered_json::parse(result.body, nullptr, false);
+  if (doc.is_object()) {
+    auto e = doc.find("error");
+    if (e != doc.end() && e->is_object()) {
+      if (auto m = e->find("message"); m != e->end() && m->is_string())
+        err.message = m->get<std::string>();
+      if (auto t = e->find("type"); t != e->end() && t->is_string())
+        err.type = t->get<std::string>();
+      if (auto c = e->find("code"); c != e->end() && c->is_string())
+        err.code_text = c->get<std::string>();
+      if (auto p = e->find("param"); p != e->end() && p->is_string())
+        err.param = p->get<std::string>();
+    } else if (e != doc.end() && e->is_string()) {
+      err.message = e->get<std::string>();
+    }
+  }
+  constexpr size_t max_message = 2000;
+  if (err.message.size() > max_message)
+    err.message.resize(max_message);
+  scrub(err.message, model.api_key.reveal());
+  return err;
+}
+
+namespace {
+
+constexpr auto json_replace = nlohmann::ordered_json::error_handler_t::replace;
+
+} // namespace
+
+std::string dump_with_model(const nlohmann::ordered_json& request,
+                            std::string_view model) {
+  std::string out;
+  out.reserve(512);
+  out.push_back('{');
+  bool first = true;
+  bool wrote_model = false;
+  for (auto it = request.begin(); it != request.end(); ++it) {
+    if (!first)
+      out.push_back(',');
+    first = false;
+    out += nlohmann::ordered_json(it.key()).dump();
+    out.push_back(':');
+    if (it.key() == "model") {
+      out += nlohmann::ordered_json(model).dump();
+      wrote_model = true;
+    } else {
+      out += it.value().dump(-1, ' ', false, json_replace);
+    }
+  }
+  if (!wrote_model) {
+    if (!first)
+      out.push_back(',');
+    out += "\"model\":";
+    out += nlohmann::ordered_json(model).dump();
+  }
+  out.push_back('}');
+  return out;
+}
+
+} // namespace pw::adapters

@@ -1,0 +1,69 @@
+#pragma once
+
+// The provider adapter interface: pure translators between the OpenAI chat
+// format and a provider's wire format. Adapters never touch sockets; the
+// SESSION hands what they build to an io thread through upstream_fn.
+
+#include "core/config.hpp"
+#include "core/exchange.hpp"
+
+#include <caf/expected.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace pw::adapters {
+
+/// A completed chat answer in OpenAI shape, plus its token usage.
+struct chat_response {
+  nlohmann::ordered_json body;
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+};
+
+class adapter {
+public:
+  virtual ~adapter();
+
+  /// True if the provider answers inside the gateway (no upstream call).
+  [[nodiscard]] virtual bool local() const { return false; }
+
+  /// Answers a request inside the gateway (local providers only).
+  virtual caf::expected<chat_response>
+  respond_locally(const nlohmann::ordered_json& request,
+                  const model_config& model, std::string_view request_id) const;
+
+  /// Builds the provider request for an OpenAI chat completion request.
+  virtual caf::expected<upstream_request>
+  to_provider_request(const nlohmann::ordered_json& request,
+                      const model_config& model) const = 0;
+
+  /// Translates a 2xx provider answer into an OpenAI chat.completion whose
+  /// `model` is the alias. Error `upstream_failed` if it is malformed.
+  virtual caf::expected<chat_response>
+  from_provider_response(const upstream_result& result,
+                         const model_config& model) const = 0;
+};
+
+/// Returns the adapter for `provider` (adapters are stateless singletons).
+const adapter& adapter_for(provider_kind provider);
+
+/// Maps a finished upstream exchange that is not a 2xx answer to the error
+/// the client gets: 429 relayed with Retry-After; 400/401/403/404/409/413/
+/// 422 and other 4xx relayed with the provider's message (scrubbed of the
+/// model's key; 401/403 get a generic message because they concern the
+/// gateway's credentials); connect/TLS/timeout/protocol failures, 408, 3xx
+/// and 5xx become `upstream_failed` (502). Never echoes secrets.
+api_error upstream_error(const upstream_result& result,
+                         const model_config& model);
+
+/// True if `result` is a failure that counts against the model (breaker):
+/// transport failures, timeouts, 408, 429, 5xx, unexpected 1xx/3xx.
+bool is_model_failure(const upstream_result& result);
+
+/// Serialises `request` with `model` replaced, without copying the request.
+std::string dump_with_model(const nlohmann::ordered_json& request,
+                            std::string_view model);
+
+} // namespace pw::adapters

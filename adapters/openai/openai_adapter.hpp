@@ -1,0 +1,24 @@
+#pragma once
+
+// The OpenAI adapter, also used for vLLM and Ollama's OpenAI-compatible API:
+// the request passes through with `model` set to the provider's id; the
+// answer passes through with `model` set to the alias.
+
+#include "adapters/adapter.hpp"
+
+namespace pw::adapters::openai {
+
+class openai_adapter final : public adapter {
+public:
+  // -- pw::adapters::adapter --------------------------------------------------
+
+  caf::expected<upstream_request>
+  to_provider_request(const nlohmann::ordered_json& request,
+                      const model_config& model) const override;
+
+  caf::expected<chat_response>
+  from_provider_response(const upstream_result& result,
+                         const model_config& model) const override;
+};
+
+} // namespace pw::adapters::openai
