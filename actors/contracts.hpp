@@ -1,0 +1,229 @@
+#pragma once
+
+// Every atom, message and typed actor interface of pw-router. Reading this
+// file tells you every message in the system:
+//
+//   io thread --spawn--> SESSION --resolve--> ROUTER --admit--> MODEL ...
+//   SESSION --upstream_fn--> io thread --upstream--> SESSION
+//   SESSION --outcome--> MODEL;  SESSION --reply_fn--> io thread
+//   io thread --health--> SUPERVISOR --status--> every MODEL
+
+#include "actors/fwd.hpp"
+
+#include "core/config.hpp"
+#include "core/exchange.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pw::atom {
+
+// Atoms are at most 10 characters (CAF 0.17). CAF's own are reused where
+// they fit: caf::get_atom, caf::update_atom.
+
+/// Ask a MODEL to admit one call.
+using admit = caf::atom_constant<caf::atom("admit")>;
+constexpr admit admit_v{};
+/// Report what happened to an admitted call.
+using outcome = caf::atom_constant<caf::atom("outcome")>;
+constexpr outcome outcome_v{};
+/// Ask a MODEL for its state.
+using status = caf::atom_constant<caf::atom("status")>;
+constexpr status status_v{};
+/// Ask the ROUTER for a route.
+using resolve = caf::atom_constant<caf::atom("resolve")>;
+constexpr resolve resolve_v{};
+/// Ask the SUPERVISOR for every model's state.
+using health = caf::atom_constant<caf::atom("health")>;
+constexpr health health_v{};
+/// An upstream exchange finished (io thread -> SESSION).
+using upstream = caf::atom_constant<caf::atom("upstream")>;
+constexpr upstream upstream_v{};
+/// The request's deadline passed (SESSION to itself).
+using deadline = caf::atom_constant<caf::atom("deadline")>;
+constexpr deadline deadline_v{};
+
+using get = caf::get_atom;
+constexpr get get_v{};
+using update = caf::update_atom;
+constexpr update update_v{};
+
+} // namespace pw::atom
+
+namespace pw::actors {
+
+// -- messages ----------------------------------------------------------------
+
+/// ROUTER -> MODEL: may this request use you?
+struct admit_request {
+  std::string request_id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admit_request& x) {
+  return f(caf::meta::type_name("admit_request"), x.request_id);
+}
+
+/// MODEL -> ROUTER: the answer to admit. `settings` is shared, immutable
+/// config (hence an unsafe message type: it never leaves the process).
+struct admission {
+  bool admitted = false;
+  /// Why not, when refused (e.g. "circuit open").
+  std::string reason;
+  model_config_ptr settings;
+};
+
+/// How an admitted call ended.
+enum class call_result : uint8_t {
+  /// The provider answered 2xx with a well-formed body.
+  success,
+  /// Transport failure, timeout, 5xx, 429, malformed answer: counts
+  /// against the model.
+  failure,
+  /// The provider rejected the request (4xx): the client's fault.
+  rejected,
+  /// The call never finished: client gone, deadline, shutdown.
+  cancelled,
+};
+
+/// SESSION -> MODEL: what happened to one admitted call.
+struct call_outcome {
+  call_result result = call_result::success;
+  /// Upstream HTTP status, 0 if none arrived.
+  uint32_t status = 0;
+  int64_t latency_us = 0;
+  /// Failure summary for /health; never contains secrets.
+  std::string error;
+};
+
+std::string to_string(call_result x);
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
+  return f(caf::meta::type_name("call_outcome"), x.result, x.status,
+           x.latency_us, x.error);
+}
+
+/// MODEL -> SUPERVISOR: one model's state for /health.
+struct model_status {
+  std::string alias;
+  std::string provider;
+  std::string model;
+  /// "closed", "open" or "half_open".
+  std::string circuit = "closed";
+  uint64_t in_flight = 0;
+  uint64_t requests = 0;
+  uint64_t successes = 0;
+  uint64_t failures = 0;
+  uint64_t rejected = 0;
+  uint64_t cancelled = 0;
+  uint32_t last_status = 0;
+  std::string last_error;
+  int64_t last_latency_us = 0;
+  int64_t mean_latency_us = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_status& x) {
+  return f(caf::meta::type_name("model_status"), x.alias, x.provider, x.model,
+           x.circuit, x.in_flight, x.requests, x.successes, x.failures,
+           x.rejected, x.cancelled, x.last_status, x.last_error,
+           x.last_latency_us, x.mean_latency_us);
+}
+
+/// SUPERVISOR -> io thread: every model's state, in config order.
+struct health_report {
+  std::vector<model_status> models;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, health_report& x) {
+  return f(caf::meta::type_name("health_report"), x.models);
+}
+
+/// SESSION -> ROUTER: find a model for this request.
+struct resolve_request {
+  std::string request_id;
+  /// The key's name: the rate-limit bucket.
+  std::string client;
+  /// Index into `server.api_keys`: whose allowlist applies.
+  uint64_t key_index = 0;
+  /// The `model` the client asked for ("" = none).
+  std::string model;
+  std::vector<std::string> tags;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, resolve_request& x) {
+  return f(caf::meta::type_name("resolve_request"), x.request_id, x.client,
+           x.key_index, x.model, x.tags);
+}
+
+// -- interfaces --------------------------------------------------------------
+
+/// The MODEL actor interface: one per configured model; owns its breaker
+/// state, in-flight count and counters.
+using model_actor = caf::typed_actor<
+    // Admits or refuses one call (counts it as in flight when admitted).
+    caf::replies_to<atom::admit, admit_request>::with<admission>,
+    // Records how an admitted call ended (releases its in-flight slot).
+    caf::reacts_to<atom::outcome, call_outcome>,
+    // Reports the model's state for /health.
+    caf::replies_to<atom::status>::with<model_status>>;
+
+/// One model of a route: its alias and its actor.
+struct candidate {
+  std::string alias;
+  model_actor model;
+};
+
+/// ROUTER -> SESSION: the admitted model and what is left of the route.
+struct route_decision {
+  std::string alias;
+  model_actor model;
+  model_config_ptr settings;
+  /// Candidates after the chosen one, in order (for fallback).
+  std::vector<candidate> remaining;
+};
+
+/// The ROUTER actor interface: owns the routing table, the key allowlists
+/// and the per-client rate limits; asks MODELs for admission in order.
+using router_actor = caf::typed_actor<
+    // Resolves a request to the first admitted candidate, or an error
+    // (model_not_found, model_not_allowed, no_allowed_model, rate_limited,
+    // no_model_available).
+    caf::replies_to<atom::resolve, resolve_request>::with<route_decision>,
+    // INTERNAL (from the SUPERVISOR): a MODEL was restarted under a new handle.
+    caf::reacts_to<atom::update, std::string, model_actor>>;
+
+/// The SUPERVISOR actor interface: spawns and monitors the MODELs and the
+/// ROUTER, restarts them when they die, and answers /health.
+using supervisor_actor = caf::typed_actor<
+    // Returns the current ROUTER (startup).
+    caf::replies_to<atom::get>::with<router_actor>,
+    // Collects every MODEL's state, in config order.
+    caf::replies_to<atom::health>::with<health_report>>;
+
+/// The SESSION actor interface: one per chat request. It is spawned by an io
+/// thread and drives pre stage -> resolve -> upstream call -> outcome ->
+/// post stage -> reply.
+using session_actor = caf::typed_actor<
+    // An upstream exchange finished (sent from the io thread).
+    caf::reacts_to<atom::upstream, upstream_result>,
+    // INTERNAL: the request's deadline passed.
+    caf::reacts_to<atom::deadline>>;
+
+} // namespace pw::actors
+
+// These carry shared immutable config or io-thread results; they are only
+// ever exchanged inside one process.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::admission)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::route_decision)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::upstream_result)

@@ -1,0 +1,82 @@
+#include "actors/gateway_api.hpp"
+
+#include "actors/generation.hpp"
+#include "actors/session.hpp"
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+namespace pw::actors {
+
+namespace {
+
+/// How long GET /health waits for the SUPERVISOR.
+constexpr auto health_timeout = std::chrono::seconds{3};
+
+std::string render_health(const health_report& report) {
+  nlohmann::ordered_json models = nlohmann::ordered_json::object();
+  for (const auto& m : report.models) {
+    models[m.alias] = {
+        {"status", m.circuit == "closed" ? "healthy" : "unhealthy"},
+        {"circuit", m.circuit},
+        {"provider", m.provider},
+        {"model", m.model},
+        {"in_flight", m.in_flight},
+        {"requests", m.requests},
+        {"successes", m.successes},
+        {"failures", m.failures},
+        {"rejected", m.rejected},
+        {"cancelled", m.cancelled},
+        {"last_status", m.last_status},
+        {"last_error", m.last_error.empty()
+                           ? nlohmann::ordered_json(nullptr)
+                           : nlohmann::ordered_json(m.last_error)},
+        {"last_latency_ms", static_cast<double>(m.last_latency_us) / 1000.0},
+        {"mean_latency_ms", static_cast<double>(m.mean_latency_us) / 1000.0},
+    };
+  }
+  nlohmann::ordered_json body = {
+      {"status", "healthy"},
+      {"version", PW_VERSION},
+      {"models", std::move(models)},
+  };
+  return body.dump(-1, ' ', false,
+                   nlohmann::ordered_json::error_handler_t::replace);
+}
+
+/// A one-shot actor that asks the SUPERVISOR and answers through the bridge.
+void health_request(caf::event_based_actor* self, supervisor_actor sup,
+                    reply_fn reply) {
+  auto shared = std::make_shared<reply_fn>(std::move(reply));
+  self->request(sup, health_timeout, atom::health_v)
+      .then(
+          [shared](health_report& report) {
+            http_reply r;
+            r.body = render_health(report);
+            (*shared)(std::move(r));
+          },
+          [shared](caf::error& err) {
+            http_reply r;
+            r.error = error_of(errc::internal, "The supervisor did not answer: "
+                                                   + caf::to_string(err));
+            (*shared)(std::move(r));
+          });
+}
+
+} // namespace
+
+const gateway_config& config_of(const generation_ptr& gen) {
+  return *gen->config;
+}
+
+void start_chat(const generation_ptr& gen, chat_context ctx, reply_fn reply,
+                upstream_fn upstream) {
+  gen->system->spawn(session, std::move(ctx), gen->router, std::move(reply),
+                     std::move(upstream));
+}
+
+void start_health(const generation_ptr& gen, reply_fn reply) {
+  gen->system->spawn(health_request, gen->supervisor, std::move(reply));
+}
+
+} // namespace pw::actors

@@ -1,0 +1,32 @@
+#pragma once
+
+// The calls an io thread makes into the actor world. This header includes
+// no CAF: http/ sees the actors only through these functions and the opaque
+// `generation`.
+
+#include "actors/fwd.hpp"
+
+#include "core/chat_request.hpp"
+#include "core/config.hpp"
+#include "core/exchange.hpp"
+
+#include <functional>
+
+namespace pw::actors {
+
+/// Tells io threads about a new generation (a restarted ROUTER, later a
+/// reloaded config). Implemented by the bridge: it posts to every io thread.
+using publish_fn = std::function<void(generation_ptr)>;
+
+/// The configuration a generation runs on.
+const gateway_config& config_of(const generation_ptr& gen);
+
+/// Spawns a SESSION for one chat request. `reply` is called exactly once;
+/// `upstream` runs provider calls on the calling io thread.
+void start_chat(const generation_ptr& gen, chat_context ctx, reply_fn reply,
+                upstream_fn upstream);
+
+/// Answers GET /health from the SUPERVISOR's view of every MODEL.
+void start_health(const generation_ptr& gen, reply_fn reply);
+
+} // namespace pw::actors

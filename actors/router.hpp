@@ -1,0 +1,38 @@
+#pragma once
+
+// The ROUTER actor: resolves a request to the first admitting candidate.
+// It applies the per-client rate limit, the route table (explicit model,
+// chain, tag rule, default) and the key's allowlist, then asks each
+// candidate MODEL for admission in order.
+
+#include "actors/contracts.hpp"
+#include "core/config.hpp"
+#include "core/rate_limiter.hpp"
+#include "core/route_table.hpp"
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace pw::actors {
+
+struct router_state {
+  static inline const char* name = "router";
+
+  gateway_config_ptr config;
+  std::unique_ptr<route_table> table;
+  /// Alias -> MODEL actor.
+  std::unordered_map<std::string, model_actor> models;
+  /// Client name -> its sliding window (only with `rate_limit`).
+  std::unordered_map<std::string, sliding_window_limiter> limiters;
+};
+
+/// Spawn function of the ROUTER actor.
+router_actor::behavior_type
+router(router_actor::stateful_pointer<router_state> self,
+       gateway_config_ptr config,
+       std::vector<std::pair<std::string, model_actor>> models);
+
+} // namespace pw::actors

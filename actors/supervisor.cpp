@@ -1,0 +1,141 @@
+#include "actors/supervisor.hpp"
+
+#include "actors/generation.hpp"
+#include "actors/model.hpp"
+#include "actors/router.hpp"
+#include "core/log.hpp"
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+namespace pw::actors {
+
+namespace {
+
+using supervisor_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
+
+/// How long /health waits for one MODEL.
+constexpr auto status_timeout = std::chrono::seconds{2};
+
+model_actor spawn_model(supervisor_ptr self, const model_config_ptr& cfg) {
+  auto m = self->spawn(model, cfg);
+  self->monitor(m);
+  return m;
+}
+
+router_actor spawn_router(supervisor_ptr self) {
+  auto r = self->spawn(router, self->state.config, self->state.models);
+  self->monitor(r);
+  return r;
+}
+
+void publish(supervisor_ptr self) {
+  if (!self->state.publish)
+    return;
+  auto gen = std::make_shared<generation>();
+  gen->system = &self->system();
+  gen->config = self->state.config;
+  gen->router = self->state.router;
+  gen->supervisor = caf::actor_cast<supervisor_actor>(self);
+  self->state.publish(std::move(gen));
+}
+
+/// Counts one restart; false when the crash-loop budget is spent.
+bool may_restart(supervisor_ptr self) {
+  auto& st = self->state;
+  auto now = std::chrono::steady_clock::now();
+  if (now - st.window_start > std::chrono::minutes{1}) {
+    st.window_start = now;
+    st.restarts = 0;
+  }
+  return ++st.restarts <= max_restarts_per_minute;
+}
+
+void on_down(supervisor_ptr self, caf::down_msg& dm) {
+  auto& st = self->state;
+  auto reason = caf::to_string(dm.reason);
+  if (dm.source == st.router.address()) {
+    log::write(log_level::error, "actor_down",
+               {{"actor", "router"}, {"reason", reason}});
+    if (!may_restart(self))
+      return;
+    st.router = spawn_router(self);
+    publish(self);
+    return;
+  }
+  for (size_t i = 0; i < st.models.size(); ++i) {
+    auto& [alias, handle] = st.models[i];
+    if (dm.source != handle.address())
+      continue;
+    log::write(log_level::error, "actor_down",
+               {{"actor", "model"}, {"model", alias}, {"reason", reason}});
+    if (!may_restart(self))
+      return;
+    handle = spawn_model(self, st.config->models[i]);
+    self->send(st.router, atom::update_v, alias, handle);
+    return;
+  }
+}
+
+} // namespace
+
+supervisor_actor::behavior_type
+supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
+           gateway_config_ptr config, publish_fn publish_to_io) {
+  auto& st = self->state;
+  st.config = std::move(config);
+  st.publish = std::move(publish_to_io);
+  st.window_start = std::chrono::steady_clock::now();
+  for (const auto& m : st.config->models)
+    st.models.emplace_back(m->alias, spawn_model(self, m));
+  st.router = spawn_router(self);
+  self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
+  // Children end with the SUPERVISOR: it exits only at shutdown.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    for (auto& [alias, handle] : self->state.models)
+      self->send_exit(handle, msg.reason);
+    self->send_exit(self->state.router, msg.reason);
+    self->quit(msg.reason);
+  });
+  return {
+      [self](atom::get) { return self->state.router; },
+      [self](atom::health) -> caf::result<health_report> {
+        auto& models = self->state.models;
+        auto rp = self->make_response_promise<health_report>();
+        auto report = std::make_shared<health_report>();
+        report->models.resize(models.size());
+        if (models.empty()) {
+          rp.deliver(*report);
+          return rp;
+        }
+        auto pending = std::make_shared<size_t>(models.size());
+        for (size_t i = 0; i < models.size(); ++i) {
+          auto alias = models[i].first;
+          auto settings = self->state.config->models[i];
+          auto done = [rp, report, pending]() mutable {
+            if (--*pending == 0)
+              rp.deliver(std::move(*report));
+          };
+          self->request(models[i].second, status_timeout, atom::status_v)
+              .then(
+                  [report, i, done](model_status& s) mutable {
+                    report->models[i] = std::move(s);
+                    done();
+                  },
+                  [report, i, alias, settings, done](caf::error&) mutable {
+                    // A MODEL that does not answer shows up as unavailable.
+                    auto& s = report->models[i];
+                    s.alias = alias;
+                    s.provider = std::string{to_string(settings->provider)};
+                    s.model = settings->model;
+                    s.circuit = "unknown";
+                    s.last_error = "model actor not responding";
+                    done();
+                  });
+        }
+        return rp;
+      },
+  };
+}
+
+} // namespace pw::actors

@@ -1,0 +1,42 @@
+#pragma once
+
+// The SUPERVISOR actor: spawns one MODEL per configured model and the
+// ROUTER, monitors them, restarts a child that dies (a MODEL keeps its
+// alias, the ROUTER learns the new handle; a new ROUTER is published to the
+// io threads), and answers /health by asking every MODEL.
+
+#include "actors/contracts.hpp"
+#include "actors/gateway_api.hpp"
+#include "core/config.hpp"
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pw::actors {
+
+struct supervisor_state {
+  static inline const char* name = "supervisor";
+
+  gateway_config_ptr config;
+  /// Alias -> MODEL, in config order.
+  std::vector<std::pair<std::string, model_actor>> models;
+  router_actor router;
+  /// Tells the io threads about a new ROUTER.
+  publish_fn publish;
+  /// Restarts in the current window, to stop a crash loop.
+  uint32_t restarts = 0;
+  std::chrono::steady_clock::time_point window_start;
+};
+
+/// At most this many restarts per minute; beyond, a dead child stays dead
+/// (its requests get clear errors) and an error is logged.
+constexpr uint32_t max_restarts_per_minute = 20;
+
+/// Spawn function of the SUPERVISOR actor.
+supervisor_actor::behavior_type
+supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
+           gateway_config_ptr config, publish_fn publish);
+
+} // namespace pw::actors
