@@ -1,0 +1,261 @@
+// pw-router: flags, config, actor system, io threads, signals.
+//
+// Start-up: parse flags -> load and validate the config (exit 2 with every
+// problem listed) -> bind the listeners -> start the actor system and the
+// SUPERVISOR -> start the io threads -> print the "listening" line.
+// Shutdown (SIGTERM/SIGINT): drain the io threads, stop the actors, then
+// destroy the io contexts, then the actor system (toolchain.md section 10).
+
+#include "actors/contracts.hpp"
+#include "actors/generation.hpp"
+#include "actors/supervisor.hpp"
+#include "core/config.hpp"
+#include "core/log.hpp"
+#include "http/server.hpp"
+#include "plugins/plugin.hpp"
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <pthread.h>
+#include <string>
+#include <string_view>
+
+namespace {
+
+constexpr std::string_view usage
+    = R"(usage: pw-router [--config FILE] [--host HOST] [--port PORT]
+       pw-router --check-config [FILE]
+       pw-router --version
+
+  --config FILE     configuration file (default: $CONFIG_PATH, else config.yaml)
+  --host HOST       listen address (overrides server.host)
+  --port PORT       listen port (overrides server.port; 0 picks a free port)
+  --check-config    validate the configuration and exit: 0 valid, 2 invalid
+  --version         print the version and exit
+)";
+
+struct options {
+  std::string config;
+  std::optional<std::string> host;
+  std::optional<uint16_t> port;
+  bool check_only = false;
+};
+
+/// Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+constexpr int exit_runtime = 1;
+constexpr int exit_config = 2;
+
+std::optional<options> parse_flags(int argc, char** argv, int& exit_code) {
+  options opts;
+  std::optional<std::string> config;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    auto value = [&](std::string_view flag) -> std::optional<std::string> {
+      if (i + 1 >= argc) {
+        std::cerr << "pw-router: " << flag << " needs a value\n" << usage;
+        return std::nullopt;
+      }
+      return std::string{argv[++i]};
+    };
+    if (arg == "--version") {
+      std::cout << "pw-router " << PW_VERSION << "\n";
+      exit_code = 0;
+      return std::nullopt;
+    }
+    if (arg == "--help" || arg == "-h") {
+      std::cout << usage;
+      exit_code = 0;
+      return std::nullopt;
+    }
+    if (arg == "--config") {
+      config = value(arg);
+      if (!config) {
+        exit_code = exit_config;
+        return std::nullopt;
+      }
+    } else if (arg == "--host") {
+      opts.host = value(arg);
+      if (!opts.host) {
+        exit_code = exit_config;
+        return std::nullopt;
+      }
+    } else if (arg == "--port") {
+      auto text = value(arg);
+      char* end = nullptr;
+      auto port = text ? std::strtol(text->c_str(), &end, 10) : -1;
+      if (!text || text->empty() || *end != '\0' || port < 0 || port > 65535) {
+        std::cerr << "pw-router: --port needs a number from 0 to 65535\n";
+        exit_code = exit_config;
+        return std::nullopt;
+      }
+      opts.port = static_cast<uint16_t>(port);
+    } else if (arg == "--check-config") {
+      opts.check_only = true;
+      if (i + 1 < argc && !std::string_view{argv[i + 1]}.starts_with("--"))
+        config = std::string{argv[++i]};
+    } else {
+      std::cerr << "pw-router: unknown argument '" << arg << "'\n" << usage;
+      exit_code = exit_config;
+      return std::nullopt;
+    }
+  }
+  if (config)
+    opts.config = *config;
+  else if (const char* env = std::getenv("CONFIG_PATH"); env && *env)
+    opts.config = env;
+  else
+    opts.config = "config.yaml";
+  return opts;
+}
+
+/// Loads the config and checks the middleware against the plugin registry.
+/// Prints every problem to stderr.
+std::optional<pw::gateway_config> load(const std::string& path) {
+  auto cfg = pw::load_config(path);
+  if (!cfg) {
+    std::cerr << "pw-router: invalid configuration " << path << ":\n";
+    std::string text = pw::message_of(cfg.error());
+    size_t pos = 0;
+    while (pos <= text.size()) {
+      auto nl = text.find('\n', pos);
+      std::cerr << "  " << text.substr(pos, nl - pos) << "\n";
+      if (nl == std::string::npos)
+        break;
+      pos = nl + 1;
+    }
+    return std::nullopt;
+  }
+  auto plugin_errors = pw::plugins::check_middleware(*cfg);
+  if (!plugin_errors.empty()) {
+    std::cerr << "pw-router: invalid configuration " << path << ":\n";
+    for (const auto& e : plugin_errors)
+      std::cerr << "  " << e << "\n";
+    return std::nullopt;
+  }
+  return std::move(*cfg);
+}
+
+/// Asks the SUPERVISOR for the first ROUTER. Start-up only: blocking here
+/// is fine, no request is being served yet.
+std::optional<pw::actors::router_actor>
+first_router(caf::actor_system& sys, const pw::actors::supervisor_actor& sup) {
+  std::optional<pw::actors::router_actor> out;
+  caf::scoped_actor self{sys};
+  self->request(sup, std::chrono::seconds{10}, pw::atom::get_v)
+      .receive([&](pw::actors::router_actor r) { out = std::move(r); },
+               [&](caf::error& err) {
+                 std::cerr << "pw-router: the supervisor did not start: "
+                           << caf::to_string(err) << "\n";
+               });
+  return out;
+}
+
+int run(const options& opts, pw::gateway_config_ptr cfg) {
+  using namespace pw;
+  log::set_level(cfg->logging.level);
+  auto host = opts.host.value_or(cfg->server.host);
+  auto port = opts.port.value_or(cfg->server.port);
+  // Signals are taken by sigwait() in this thread only: block them before
+  // any other thread exists, so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  auto srv = http::server::bind(cfg, host, port);
+  if (!srv) {
+    std::cerr << "pw-router: " << message_of(srv.error()) << "\n";
+    return exit_runtime;
+  }
+  auto& server = **srv;
+  int code = 0;
+  {
+    caf::actor_system_config sys_cfg;
+    sys_cfg.set("scheduler.max-threads",
+                static_cast<size_t>(cfg->server.actor_threads));
+    caf::actor_system sys{sys_cfg};
+    auto sup = sys.spawn(actors::supervisor, cfg, server.publisher());
+    auto router = first_router(sys, sup);
+    if (!router) {
+      caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+      sys.await_all_actors_done();
+      return exit_runtime;
+    }
+    auto gen = std::make_shared<actors::generation>();
+    gen->system = &sys;
+    gen->config = cfg;
+    gen->router = *router;
+    gen->supervisor = sup;
+    server.start(gen);
+    gen.reset();
+    router.reset();
+    log::write(log_level::info, "listening",
+               {{"address", server.address()},
+                {"port", server.port()},
+                {"version", PW_VERSION},
+                {"io_threads", cfg->server.io_threads},
+                {"actor_threads", cfg->server.actor_threads},
+                {"models", cfg->models.size()},
+                {"api_keys", cfg->server.api_keys.size()},
+                {"config_sha256", cfg->source_sha256}});
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0)
+        continue;
+      if (sig == SIGHUP) {
+        log::write(log_level::warning, "reload_unsupported",
+                   {{"message", "SIGHUP reload is not supported yet; the "
+                                "running configuration stays"}});
+        continue;
+      }
+      log::write(log_level::info, "shutting_down",
+                 {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      break;
+    }
+    server.drain(to_ms(cfg->server.drain));
+    server.stop();
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+    sup = nullptr;
+    sys.await_all_actors_done();
+    // The io contexts (and what their queues hold: actor handles, reply
+    // functions) go before the actor system does.
+    srv->reset();
+  }
+  log::write(log_level::info, "stopped", nlohmann::ordered_json::object());
+  return code;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  auto opts = parse_flags(argc, argv, exit_code);
+  if (!opts)
+    return exit_code;
+  auto cfg = load(opts->config);
+  if (!cfg)
+    return exit_config;
+  if (opts->check_only) {
+    std::cout << "pw-router: configuration " << opts->config << " is valid ("
+              << cfg->models.size() << " models, "
+              << cfg->server.api_keys.size() << " API keys, "
+              << cfg->routing.fallback_chains.size() << " fallback chains)\n";
+    return 0;
+  }
+  try {
+    return run(*opts,
+               std::make_shared<const pw::gateway_config>(std::move(*cfg)));
+  } catch (const std::exception& e) {
+    // Messages from our code never carry secrets; this is the last guard.
+    std::cerr << "pw-router: fatal: " << e.what() << "\n";
+    return exit_runtime;
+  }
+}

@@ -1,0 +1,167 @@
+#pragma once
+
+// The single crossing between the CAF world (actors) and the Asio world (io
+// threads). Everything that moves control from one to the other is here:
+//
+// - Asio -> CAF: async_actor_call() hands a reply_fn to an actor-side
+//   initiator (which spawns a SESSION or a helper actor) and suspends the
+//   connection until the reply arrives.
+// - CAF -> Asio: the reply_fn posts the answer onto the connection's own
+//   io_context (one io_context per thread, so no strand is needed);
+//   upstream_fn posts a provider call onto the io thread that owns the
+//   connection pool; publish_fn posts a new generation to every io thread.
+//
+// Every completion runs exactly once. If the actor side drops a reply_fn
+// without calling it (the actor died), the connection gets a 500; if an
+// io_context drops an upstream call (shutdown), the SESSION gets a
+// `cancelled` result. Nothing is ever left suspended.
+
+#include "actors/gateway_api.hpp"
+#include "core/exchange.hpp"
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include <atomic>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace pw::http {
+
+namespace net = boost::asio;
+
+namespace detail {
+
+/// Holds a suspended connection's completion handler until the actor side
+/// answers. complete() runs once; the destructor answers 500 otherwise.
+template <class Handler, class WorkExecutor>
+class bridge_state {
+public:
+  bridge_state(Handler handler, WorkExecutor work)
+      : handler_(std::move(handler)), work_(std::move(work)) {
+    // nop
+  }
+
+  bridge_state(const bridge_state&) = delete;
+  bridge_state& operator=(const bridge_state&) = delete;
+
+  ~bridge_state() {
+    http_reply r;
+    r.error = error_of(errc::internal,
+                       "The request ended inside the gateway without an "
+                       "answer");
+    complete(std::move(r));
+  }
+
+  void complete(http_reply reply) {
+    if (done_.exchange(true))
+      return;
+    // Post, never dispatch: the caller is an actor thread, and the handler
+    // must resume the coroutine on the connection's own io thread.
+    net::post(work_, [h = std::move(handler_), r = std::move(reply)]() mutable {
+      std::move(h)(std::move(r));
+    });
+  }
+
+private:
+  std::atomic<bool> done_{false};
+  Handler handler_;
+  WorkExecutor work_;
+};
+
+/// Calls an upstream_done once; the destructor reports `cancelled`.
+class once_done {
+public:
+  explicit once_done(upstream_done fn) : fn_(std::move(fn)) {
+    // nop
+  }
+
+  once_done(const once_done&) = delete;
+  once_done& operator=(const once_done&) = delete;
+
+  ~once_done() {
+    upstream_result r;
+    r.failure = upstream_failure::cancelled;
+    r.detail = "the gateway is shutting down";
+    operator()(std::move(r));
+  }
+
+  void operator()(upstream_result r) {
+    if (fn_) {
+      auto fn = std::move(fn_);
+      fn_ = nullptr;
+      fn(std::move(r));
+    }
+  }
+
+private:
+  upstream_done fn_;
+};
+
+} // namespace detail
+
+/// Runs `initiate(reply_fn)` (which hands the reply_fn to the actor side)
+/// and completes with the http_reply the actor side delivers. Usage:
+/// `auto reply = co_await async_actor_call(init, net::use_awaitable);`
+template <class Initiate, class CompletionToken>
+auto async_actor_call(Initiate initiate, CompletionToken&& token) {
+  return net::async_initiate<CompletionToken, void(http_reply)>(
+      [](auto handler, Initiate init) {
+        auto ex = net::get_associated_executor(handler);
+        // An actor holding the handler is not outstanding work to Asio;
+        // track it, or the io_context could run out of work and return.
+        auto work = net::prefer(ex, net::execution::outstanding_work.tracked);
+        using state_t = detail::bridge_state<decltype(handler), decltype(work)>;
+        auto state
+            = std::make_shared<state_t>(std::move(handler), std::move(work));
+        init(
+            reply_fn{[state](http_reply r) { state->complete(std::move(r)); }});
+      },
+      token, std::move(initiate));
+}
+
+/// Returns an upstream_fn that runs `call(request)` (an awaitable producing
+/// an upstream_result) on `ioc`, the io thread of the calling connection,
+/// where its connection pool lives.
+template <class Call>
+upstream_fn make_upstream_fn(net::io_context& ioc, Call call) {
+  return [&ioc, call](upstream_request req, upstream_done done) {
+    auto once = std::make_shared<detail::once_done>(std::move(done));
+    // Post from the actor thread onto the io thread that owns the pool; the
+    // coroutine is created there, so its frame never crosses threads.
+    net::post(ioc, [&ioc, call, once, req = std::move(req)]() mutable {
+      net::co_spawn(ioc, call(std::move(req)),
+                    [once](std::exception_ptr ep, upstream_result r) {
+                      if (ep) {
+                        r = upstream_result{};
+                        r.failure = upstream_failure::protocol;
+                        r.detail = "internal error in the upstream client";
+                      }
+                      (*once)(std::move(r));
+                    });
+    });
+  };
+}
+
+/// Returns a publish_fn that hands each new generation to every io thread
+/// by posting `apply(gen)` onto its io_context.
+inline actors::publish_fn make_publish_fn(
+    std::vector<std::pair<net::io_context*,
+                          std::function<void(actors::generation_ptr)>>>
+        targets) {
+  return [targets = std::move(targets)](actors::generation_ptr gen) {
+    for (const auto& [ioc, apply] : targets)
+      // Each io thread swaps its own copy; no shared mutable pointer.
+      net::post(*ioc, [apply, gen] { apply(gen); });
+  };
+}
+
+} // namespace pw::http

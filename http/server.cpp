@@ -1,0 +1,653 @@
+// The downstream side: acceptors, connections and endpoints. Each io thread
+// runs one io_context with its own acceptor and upstream pool; a connection
+// is a coroutine shaped like Beast's examples: read -> handle -> write,
+// repeated while keep-alive, with a deadline set before every operation.
+
+#include "http/server.hpp"
+
+#include "actors/gateway_api.hpp"
+#include "core/auth.hpp"
+#include "core/chat_request.hpp"
+#include "core/glob.hpp"
+#include "core/log.hpp"
+#include "core/request_id.hpp"
+#include "http/asio_bridge.hpp"
+#include "http/json_error.hpp"
+#include "http/upstream_client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+namespace pw::http {
+
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+using reuse_port
+    = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+using request_t = bhttp::request<bhttp::string_body>;
+using response_t = bhttp::response<bhttp::string_body>;
+
+/// One io thread: its io_context, acceptor, upstream pool and connections.
+/// Everything here is touched only by this thread, except `live`, which
+/// the main thread reads while draining.
+struct worker {
+  // Members are destroyed in reverse order: the acceptor first (bound to the
+  // io_context), then the io_context, whose destruction destroys suspended
+  // connection coroutines, which still unregister from `open`, the counters
+  // and the pool; so those are declared before it.
+  std::optional<upstream_pool> pool;
+  upstream_fn upstream;
+  /// The generation this thread serves; replaced only on this thread.
+  actors::generation_ptr gen;
+  uint32_t connections = 0;
+  uint32_t max_connections = 0;
+  /// Open client connections, readable from the main thread.
+  std::atomic<uint32_t> live{0};
+  /// Set when the server drains: no keep-alive, no new connections.
+  bool draining = false;
+  /// Open connections: their stream, and whether they wait for a request.
+  struct connection_entry {
+    beast::tcp_stream* stream;
+    bool idle;
+  };
+  std::unordered_map<uint64_t, connection_entry> open;
+  uint64_t next_id = 0;
+  std::thread thread;
+  net::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+
+  worker() { pool.emplace(ioc); }
+
+  ~worker() {
+    boost::system::error_code ec;
+    acceptor.close(ec);
+    pool->clear(); // idle sockets go while their io_context lives
+  }
+
+  /// Closes connections waiting for their next request (drain).
+  void close_idle() {
+    for (auto& [id, c] : open)
+      if (c.idle)
+        c.stream->close();
+  }
+
+  /// Closes every connection and cancels every upstream exchange.
+  void close_all() {
+    pool->cancel_all();
+    for (auto& [id, c] : open)
+      c.stream->close();
+  }
+};
+
+/// What the access log line of one request needs.
+struct request_log {
+  std::string request_id;
+  std::string remote;
+  std::string method;
+  std::string path;
+  std::string client;
+  clock_type::time_point start;
+};
+
+std::string remote_of(const tcp::socket& sock) {
+  boost::system::error_code ec;
+  auto ep = sock.remote_endpoint(ec);
+  return ec ? std::string{"unknown"} : ep.address().to_string();
+}
+
+http_reply error_reply(api_error err) {
+  http_reply r;
+  r.error = std::move(err);
+  return r;
+}
+
+http_reply error_reply(errc code, std::string message) {
+  return error_reply(error_of(code, std::move(message)));
+}
+
+/// Turns an http_reply into the wire response, with the headers every
+/// response carries.
+response_t make_response(http_reply& reply, const std::string& request_id,
+                         bool is_v1, unsigned version, bool head) {
+  response_t res;
+  res.version(version);
+  unsigned status = reply.status;
+  if (reply.error) {
+    auto rendered = render_error(*reply.error);
+    status = rendered.status;
+    reply.body = std::move(rendered.body);
+    if (reply.error->retry_after > 0)
+      res.set(bhttp::field::retry_after,
+              std::to_string(reply.error->retry_after));
+  }
+  reply.status = status;
+  res.result(status);
+  res.set(bhttp::field::content_type, "application/json");
+  res.set("X-Request-Id", request_id);
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("X-Frame-Options", "DENY");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("Permissions-Policy", "interest-cohort=()");
+  if (is_v1)
+    res.set(bhttp::field::cache_control, "no-store");
+  for (const auto& h : reply.headers)
+    res.set(h.name, h.value);
+  if (head) {
+    res.content_length(reply.body.size());
+  } else {
+    res.body() = std::move(reply.body);
+    res.prepare_payload();
+  }
+  return res;
+}
+
+void log_request(const request_log& info, const http_reply& reply) {
+  if (!log::enabled(log_level::info))
+    return;
+  using namespace std::chrono;
+  auto latency = duration_cast<microseconds>(clock_type::now() - info.start);
+  nlohmann::ordered_json fields = {
+      {"request_id", info.request_id},
+      {"remote", info.remote},
+      {"method", info.method},
+      {"path", info.path},
+      {"status", reply.status},
+      {"client", info.client.empty() ? nlohmann::ordered_json(nullptr)
+                                     : nlohmann::ordered_json(info.client)},
+      {"latency_ms", static_cast<double>(latency.count()) / 1000.0},
+  };
+  if (!reply.model.empty())
+    fields["model"] = reply.model;
+  if (reply.upstream_status != 0) {
+    fields["upstream_status"] = reply.upstream_status;
+    fields["upstream_ms"]
+        = static_cast<double>(reply.upstream_time.count()) / 1000.0;
+  }
+  if (reply.prompt_tokens + reply.completion_tokens > 0) {
+    fields["prompt_tokens"] = reply.prompt_tokens;
+    fields["completion_tokens"] = reply.completion_tokens;
+  }
+  if (reply.error)
+    fields["error"] = to_string(reply.error->code);
+  log::write(log_level::info, "request", std::move(fields));
+}
+
+/// Authenticates; on failure fills `reply` and returns nullptr.
+const api_key_config* authorize(const gateway_config& cfg, const request_t& req,
+                                http_reply& reply) {
+  auto key = authenticate(cfg.server, req[bhttp::field::authorization]);
+  if (key)
+    return *key;
+  reply = http_reply{};
+  reply.error = to_api_error(key.error());
+  reply.headers.push_back({"WWW-Authenticate", "Bearer"});
+  return nullptr;
+}
+
+http_reply method_not_allowed(std::string_view path, std::string_view allow) {
+  auto r = error_reply(errc::method_not_allowed,
+                       "Method not allowed for " + std::string{path} + "; use "
+                           + std::string{allow});
+  r.headers.push_back({"Allow", std::string{allow}});
+  return r;
+}
+
+http_reply list_models(const gateway_config& cfg, const api_key_config& key,
+                       int64_t created) {
+  auto data = nlohmann::ordered_json::array();
+  for (const auto& m : cfg.models) {
+    if (!glob_any(key.allowed_models, m->alias))
+      continue;
+    data.push_back({{"id", m->alias},
+                    {"object", "model"},
+                    {"created", created},
+                    {"owned_by", to_string(m->provider)}});
+  }
+  nlohmann::ordered_json body = {{"object", "list"}, {"data", std::move(data)}};
+  http_reply r;
+  r.body = body.dump();
+  return r;
+}
+
+/// POST /v1/chat/completions: authenticate and check on the io thread, then
+/// hand the request to a SESSION and wait for its reply.
+net::awaitable<http_reply> handle_chat(worker& w, request_t& req,
+                                       request_log& info) {
+  // `w` and `req` outlive this coroutine: the connection awaits it directly.
+  auto gen = w.gen;
+  const auto& cfg = actors::config_of(gen);
+  http_reply reply;
+  const auto* key = authorize(cfg, req, reply);
+  if (key == nullptr)
+    co_return reply;
+  info.client = key->name;
+  auto body = parse_chat_request(req.body());
+  if (!body)
+    co_return error_reply(to_api_error(body.error()));
+  chat_context ctx;
+  ctx.request_id = info.request_id;
+  ctx.client = key->name;
+  ctx.key_index = static_cast<size_t>(key - cfg.server.api_keys.data());
+  ctx.body = std::move(*body);
+  if (auto m = ctx.body.find("model"); m != ctx.body.end() && m->is_string())
+    ctx.requested_model = m->get<std::string>();
+  if (auto s = ctx.body.find("stream"); s != ctx.body.end() && s->is_boolean())
+    ctx.stream = s->get<bool>();
+  if (ctx.stream) {
+    auto err = error_of(errc::unsupported,
+                        "Streaming (\"stream\": true) is not supported by "
+                        "this gateway build yet");
+    err.param = "stream";
+    co_return error_reply(std::move(err));
+  }
+  ctx.received = info.start;
+  auto start_session = [&](reply_fn fn) {
+    actors::start_chat(gen, std::move(ctx), std::move(fn), w.upstream);
+  };
+  co_return co_await async_actor_call(start_session, net::use_awaitable);
+}
+
+/// Routes one request to its endpoint.
+net::awaitable<http_reply> handle(worker& w, request_t& req, request_log& info,
+                                  int64_t started_unix) {
+  auto target = std::string_view{req.target()};
+  auto path = target.substr(0, target.find('?'));
+  auto method = req.method();
+  if (path == "/v1/chat/completions") {
+    if (method != bhttp::verb::post)
+      co_return method_not_allowed(path, "POST");
+    co_return co_await handle_chat(w, req, info);
+  }
+  if (path == "/v1/models") {
+    if (method != bhttp::verb::get && method != bhttp::verb::head)
+      co_return method_not_allowed(path, "GET");
+    auto gen = w.gen;
+    const auto& cfg = actors::config_of(gen);
+    http_reply reply;
+    const auto* key = authorize(cfg, req, reply);
+    if (key == nullptr)
+      co_return reply;
+    info.client = key->name;
+    co_return list_models(cfg, *key, started_unix);
+  }
+  if (path == "/health") {
+    if (method != bhttp::verb::get && method != bhttp::verb::head)
+      co_return method_not_allowed(path, "GET");
+    auto gen = w.gen;
+    auto ask = [&](reply_fn fn) { actors::start_health(gen, std::move(fn)); };
+    co_return co_await async_actor_call(ask, net::use_awaitable);
+  }
+  co_return error_reply(errc::not_found,
+                        "Unknown path " + std::string{path.substr(0, 256)});
+}
+
+/// Writes a final error and closes (limits hit before a request was read).
+net::awaitable<void> reject(beast::tcp_stream& stream, errc code,
+                            std::string message, request_log info) {
+  auto reply = error_reply(code, std::move(message));
+  auto res = make_response(reply, info.request_id, false, 11, false);
+  res.keep_alive(false);
+  stream.expires_after(std::chrono::seconds{5});
+  co_await bhttp::async_write(stream, res, nothrow);
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  log_request(info, reply);
+}
+
+/// One client connection, for its whole life.
+net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
+  auto remote = remote_of(sock);
+  beast::tcp_stream stream{std::move(sock)};
+  auto id = w.next_id++;
+  w.open.emplace(id, worker::connection_entry{&stream, true});
+  ++w.connections;
+  w.live.store(w.connections, std::memory_order_relaxed);
+  struct release {
+    worker& w;
+    uint64_t id;
+    ~release() {
+      w.open.erase(id);
+      --w.connections;
+      w.live.store(w.connections, std::memory_order_relaxed);
+    }
+  } guard{w, id};
+  auto& entry = w.open.at(id);
+  beast::flat_buffer buffer;
+  // Limits come from the config this connection started under.
+  auto gen = w.gen;
+  const auto& server_cfg = actors::config_of(gen).server;
+  auto header_timeout = to_ms(server_cfg.header_timeout);
+  for (bool first = true;; first = false) {
+    // Wait for the next request: idle keep-alive time is bounded by its
+    // own timeout, and the header deadline starts with the first byte.
+    if (buffer.size() == 0) {
+      if (w.draining)
+        co_return;
+      entry.idle = true;
+      stream.expires_after(first ? header_timeout
+                                 : to_ms(server_cfg.keepalive_timeout));
+      auto [ec, n]
+          = co_await stream.async_read_some(buffer.prepare(8192), nothrow);
+      entry.idle = false;
+      if (ec)
+        co_return; // closed by the client, idle too long, or draining
+      buffer.commit(n);
+    }
+    request_log info;
+    info.remote = remote;
+    info.start = clock_type::now();
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+    parser.emplace();
+    parser->header_limit(server_cfg.max_header_bytes);
+    parser->body_limit(server_cfg.max_body_bytes);
+    // A total deadline for the headers: a client that trickles bytes cannot
+    // extend it.
+    stream.expires_after(header_timeout);
+    auto [hec, hn]
+        = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
+    if (hec) {
+      info.request_id = new_request_id();
+      if (hec == bhttp::error::header_limit)
+        co_await reject(stream, errc::headers_too_large,
+                        "The request headers exceed "
+                            + std::to_string(server_cfg.max_header_bytes)
+                            + " bytes",
+                        info);
+      else if (hec == bhttp::error::body_limit)
+        // Beast checks Content-Length against the limit with the headers,
+        // so the body is refused before a byte of it is read.
+        co_await reject(stream, errc::payload_too_large,
+                        "The request body exceeds "
+                            + std::to_string(server_cfg.max_body_bytes)
+                            + " bytes",
+                        info);
+      else if (hec != beast::error::timeout
+               && hec != bhttp::error::end_of_stream && hec != net::error::eof
+               && hec != net::error::connection_reset)
+        co_await reject(stream, errc::invalid_request,
+                        "Malformed HTTP request: " + hec.message(), info);
+      // A timed-out stream is already closed by Beast: nothing to write.
+      co_return;
+    }
+    auto& header = parser->get();
+    info.method = std::string{header.method_string()};
+    info.path = std::string{header.target().substr(
+        0, std::min<size_t>(header.target().find('?'), 256))};
+    auto client_id = header["X-Request-Id"];
+    info.request_id = sane_request_id(client_id) ? std::string{client_id}
+                                                 : new_request_id();
+    // The body limit is checked against Content-Length before reading it.
+    if (auto len = parser->content_length();
+        len && *len > server_cfg.max_body_bytes) {
+      co_await reject(stream, errc::payload_too_large,
+                      "The request body exceeds "
+                          + std::to_string(server_cfg.max_body_bytes)
+                          + " bytes",
+                      info);
+      co_return;
+    }
+    if (!parser->is_done()) {
+      if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
+        static constexpr std::string_view go_on
+            = "HTTP/1.1 100 Continue\r\n\r\n";
+        stream.expires_after(to_ms(server_cfg.write_timeout));
+        auto [cec, cn] = co_await net::async_write(
+            stream, net::buffer(go_on.data(), go_on.size()), nothrow);
+        if (cec)
+          co_return;
+      }
+      stream.expires_after(to_ms(server_cfg.body_timeout));
+      auto [bec, bn]
+          = co_await bhttp::async_read(stream, buffer, *parser, nothrow);
+      if (bec) {
+        if (bec == bhttp::error::body_limit)
+          co_await reject(stream, errc::payload_too_large,
+                          "The request body exceeds "
+                              + std::to_string(server_cfg.max_body_bytes)
+                              + " bytes",
+                          info);
+        else if (bec != beast::error::timeout
+                 && bec != bhttp::error::end_of_stream
+                 && bec != bhttp::error::partial_message
+                 && bec != net::error::eof
+                 && bec != net::error::connection_reset)
+          co_await reject(stream, errc::invalid_request,
+                          "Malformed HTTP request body: " + bec.message(),
+                          info);
+        co_return;
+      }
+    }
+    auto req = parser->release();
+    stream.expires_never(); // the SESSION's own deadlines bound the wait
+    auto reply = co_await handle(w, req, info, started_unix);
+    auto is_v1 = info.path.starts_with("/v1/");
+    auto res = make_response(reply, info.request_id, is_v1, req.version(),
+                             req.method() == bhttp::verb::head);
+    res.keep_alive(req.keep_alive() && !w.draining);
+    stream.expires_after(to_ms(server_cfg.write_timeout));
+    auto [wec, wn] = co_await bhttp::async_write(stream, res, nothrow);
+    log_request(info, reply);
+    if (wec)
+      co_return;
+    if (!res.keep_alive()) {
+      boost::system::error_code ec;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+      co_return;
+    }
+  }
+}
+
+/// Answers 503 and closes: the io thread is at its connection limit.
+net::awaitable<void> refuse(tcp::socket sock) {
+  beast::tcp_stream stream{std::move(sock)};
+  request_log info;
+  info.request_id = new_request_id();
+  info.remote = remote_of(stream.socket());
+  info.start = clock_type::now();
+  co_await reject(stream, errc::overloaded,
+                  "The gateway is at its connection limit; retry later", info);
+}
+
+net::awaitable<void> accept_loop(worker& w, int64_t started_unix) {
+  for (;;) {
+    auto [ec, sock] = co_await w.acceptor.async_accept(nothrow);
+    if (ec) {
+      if (!w.acceptor.is_open() || ec == net::error::operation_aborted)
+        co_return;
+      // Out of descriptors or similar: back off briefly instead of spinning.
+      net::steady_timer pause{w.ioc, std::chrono::milliseconds{50}};
+      co_await pause.async_wait(nothrow);
+      continue;
+    }
+    boost::system::error_code oec;
+    sock.set_option(tcp::no_delay(true), oec);
+    if (w.draining)
+      continue; // the acceptor is closing; drop what raced in
+    if (w.connections >= w.max_connections)
+      net::co_spawn(w.ioc, refuse(std::move(sock)), net::detached);
+    else
+      net::co_spawn(w.ioc, serve(w, std::move(sock), started_unix),
+                    net::detached);
+  }
+}
+
+} // namespace
+
+struct server::impl {
+  gateway_config_ptr config;
+  std::vector<std::unique_ptr<worker>> workers;
+  tcp::endpoint bound;
+  int64_t started_unix = 0;
+};
+
+server::server(std::unique_ptr<impl> p) : impl_(std::move(p)) {
+  // nop
+}
+
+server::~server() {
+  stop();
+}
+
+caf::expected<std::unique_ptr<server>> server::bind(gateway_config_ptr config,
+                                                    const std::string& host,
+                                                    uint16_t port) {
+  auto p = std::make_unique<impl>();
+  p->config = config;
+  p->started_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  boost::system::error_code ec;
+  tcp::endpoint ep;
+  auto address = net::ip::make_address(host, ec);
+  if (!ec) {
+    ep = tcp::endpoint{address, port};
+  } else {
+    net::io_context tmp;
+    tcp::resolver resolver{tmp};
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty())
+      return make_error(errc::invalid_config,
+                        "cannot resolve listen host '" + host + "'");
+    ep = results.begin()->endpoint();
+  }
+  auto threads = std::max(1u, config->server.io_threads);
+  auto per_thread = std::max<uint32_t>(
+      1, (config->server.max_connections + threads - 1) / threads);
+  for (unsigned i = 0; i < threads; ++i) {
+    auto w = std::make_unique<worker>();
+    w->max_connections = per_thread;
+    auto& acc = w->acceptor;
+    auto fail = [&](const char* step) {
+      return make_error(errc::invalid_config,
+                        std::string{"cannot listen on "} + host + ":"
+                            + std::to_string(ep.port()) + " (" + step
+                            + "): " + ec.message());
+    };
+    acc.open(ep.protocol(), ec);
+    if (ec)
+      return fail("open");
+    acc.set_option(net::socket_base::reuse_address(true), ec);
+    // Every io thread binds its own acceptor to the same port; the kernel
+    // spreads new connections across them.
+    acc.set_option(reuse_port(true), ec);
+    if (ec)
+      return fail("SO_REUSEPORT");
+    acc.bind(ep, ec);
+    if (ec)
+      return fail("bind");
+    acc.listen(net::socket_base::max_listen_connections, ec);
+    if (ec)
+      return fail("listen");
+    if (ep.port() == 0)
+      ep = acc.local_endpoint(); // the others share the picked port
+    auto* raw = w.get();
+    w->upstream = make_upstream_fn(w->ioc, [raw](upstream_request r) {
+      return raw->pool->call(std::move(r));
+    });
+    p->workers.push_back(std::move(w));
+  }
+  p->bound = ep;
+  return std::unique_ptr<server>{new server{std::move(p)}};
+}
+
+uint16_t server::port() const {
+  return impl_->bound.port();
+}
+
+std::string server::address() const {
+  return impl_->bound.address().to_string();
+}
+
+actors::publish_fn server::publisher() {
+  std::vector<
+      std::pair<net::io_context*, std::function<void(actors::generation_ptr)>>>
+      targets;
+  for (auto& w : impl_->workers) {
+    auto* raw = w.get();
+    targets.emplace_back(&raw->ioc, [raw](actors::generation_ptr gen) {
+      raw->gen = std::move(gen);
+    });
+  }
+  return make_publish_fn(std::move(targets));
+}
+
+void server::start(actors::generation_ptr gen) {
+  for (auto& w : impl_->workers) {
+    w->gen = gen;
+    net::co_spawn(w->ioc, accept_loop(*w, impl_->started_unix), net::detached);
+    auto* raw = w.get();
+    w->thread = std::thread{[raw] { raw->ioc.run(); }};
+  }
+}
+
+void server::drain(std::chrono::milliseconds grace) {
+  using namespace std::chrono_literals;
+  auto live = [this] {
+    uint32_t n = 0;
+    for (auto& w : impl_->workers)
+      n += w->live.load(std::memory_order_relaxed);
+    return n;
+  };
+  // Each step runs on the worker's own thread: no shared mutable state.
+  for (auto& w : impl_->workers) {
+    auto* raw = w.get();
+    net::post(raw->ioc, [raw] {
+      raw->draining = true;
+      boost::system::error_code ec;
+      raw->acceptor.close(ec);
+      raw->close_idle();
+    });
+  }
+  // Shutdown is not a request path: polling a counter here is fine.
+  auto wait_until = [&](clock_type::time_point deadline) {
+    while (live() > 0 && clock_type::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+  };
+  wait_until(clock_type::now() + grace);
+  if (live() == 0)
+    return;
+  log::write(log_level::warning, "drain_timeout",
+             {{"open_connections", live()}});
+  for (auto& w : impl_->workers) {
+    auto* raw = w.get();
+    net::post(raw->ioc, [raw] { raw->close_all(); });
+  }
+  wait_until(clock_type::now() + 2s);
+}
+
+void server::stop() {
+  if (!impl_)
+    return;
+  for (auto& w : impl_->workers)
+    w->ioc.stop();
+  for (auto& w : impl_->workers) {
+    if (w->thread.joinable())
+      w->thread.join();
+    // The thread is gone: closing from here races with nothing.
+    boost::system::error_code ec;
+    w->acceptor.close(ec);
+    w->pool->clear();
+  }
+}
+
+} // namespace pw::http

@@ -1,0 +1,64 @@
+#pragma once
+
+// The HTTP server: N io threads, each with its own io_context, its own
+// SO_REUSEPORT acceptor on the same port and its own upstream pool. A
+// connection never changes thread. This header keeps Beast out of its
+// includers.
+
+#include "actors/fwd.hpp"
+
+#include "actors/gateway_api.hpp"
+#include "core/config.hpp"
+
+#include <caf/expected.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace pw::http {
+
+class server {
+public:
+  /// Binds one acceptor per io thread to `host:port` (port 0 picks a free
+  /// port, shared by all acceptors). Nothing is accepted before start().
+  static caf::expected<std::unique_ptr<server>>
+  bind(gateway_config_ptr config, const std::string& host, uint16_t port);
+
+  ~server();
+
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// The bound port.
+  [[nodiscard]] uint16_t port() const;
+
+  /// The bound address as text.
+  [[nodiscard]] std::string address() const;
+
+  /// Returns the function the SUPERVISOR uses to publish a new generation
+  /// to every io thread.
+  [[nodiscard]] actors::publish_fn publisher();
+
+  /// Starts the io threads serving `gen`.
+  void start(actors::generation_ptr gen);
+
+  /// Stops accepting and lets in-flight requests finish (keep-alive off)
+  /// for up to `grace`; then closes every remaining connection and cancels
+  /// its upstream call. Returns when no connection is left (or 2 s later).
+  void drain(std::chrono::milliseconds grace);
+
+  /// Stops every io thread and joins them. Pending
+  /// handlers stay queued until the server is destroyed (after the actors).
+  void stop();
+
+  struct impl;
+
+private:
+  explicit server(std::unique_ptr<impl> p);
+
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace pw::http

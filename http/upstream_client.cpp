@@ -1,0 +1,364 @@
+#include "http/upstream_client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <cerrno>
+#include <sys/socket.h>
+
+namespace pw::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+constexpr uint32_t max_response_header_bytes = 64 * 1024;
+
+bool is_ip_literal(const std::string& host) {
+  boost::system::error_code ec;
+  net::ip::make_address(host, ec);
+  return !ec;
+}
+
+upstream_result failure(upstream_failure kind, std::string detail) {
+  upstream_result r;
+  r.failure = kind;
+  r.detail = std::move(detail);
+  return r;
+}
+
+/// True for errors that mean "the peer closed the connection".
+bool is_closed(const boost::system::error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == net::error::eof
+         || ec == net::error::connection_reset || ec == net::error::broken_pipe
+         || ec == net::error::connection_aborted
+         || ec == ssl::error::stream_truncated;
+}
+
+} // namespace
+
+struct upstream_pool::connection {
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+  clock_type::time_point idle_since;
+
+  beast::tcp_stream& lowest() {
+    return plain ? *plain : beast::get_lowest_layer(*tls);
+  }
+
+  /// False if the peer closed the idle connection (or sent something it
+  /// should not have). `socket().is_open()` cannot see a peer's FIN.
+  bool alive() {
+    char byte = 0;
+    auto fd = lowest().socket().native_handle();
+    auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+};
+
+/// One TLS client context per CA bundle ("" = system store), per io thread.
+struct upstream_pool::tls_contexts {
+  std::unordered_map<std::string, std::unique_ptr<ssl::context>> by_ca;
+
+  ssl::context* get(const std::string& ca_file, std::string& why) {
+    auto it = by_ca.find(ca_file);
+    if (it != by_ca.end())
+      return it->second.get();
+    auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+    boost::system::error_code ec;
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
+                         | ssl::context::no_sslv3 | ssl::context::no_tlsv1
+                         | ssl::context::no_tlsv1_1,
+                     ec);
+    if (!ec)
+      ctx->set_verify_mode(ssl::verify_peer, ec);
+    if (!ec) {
+      if (ca_file.empty())
+        ctx->set_default_verify_paths(ec);
+      else
+        ctx->load_verify_file(ca_file, ec);
+    }
+    if (ec) {
+      why = "cannot set up TLS: " + ec.message();
+      return nullptr;
+    }
+    auto* raw = ctx.get();
+    by_ca.emplace(ca_file, std::move(ctx));
+    return raw;
+  }
+};
+
+namespace {
+
+/// Writes the request and reads the whole response on an open connection.
+/// Sets `reusable` if the connection may go back to the pool, and
+/// `retryable` if it failed before any response byte because the peer had
+/// closed it (the request was never processed).
+template <class Stream>
+net::awaitable<upstream_result>
+exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
+         const upstream_request& req, clock_type::time_point deadline,
+         bool& reusable, bool& retryable) {
+  reusable = false;
+  retryable = false;
+  auto verb = bhttp::string_to_verb(req.method);
+  bhttp::request<bhttp::string_body> msg{verb, req.path, 11};
+  msg.set(bhttp::field::host, req.target.host_header());
+  msg.set(bhttp::field::user_agent, "pw-router/" PW_VERSION);
+  for (const auto& h : req.headers)
+    msg.set(h.name, h.value);
+  msg.body() = req.body;
+  msg.prepare_payload();
+  lowest.expires_at(deadline);
+  auto [wec, written] = co_await bhttp::async_write(stream, msg, nothrow);
+  if (wec) {
+    if (wec == beast::error::timeout)
+      co_return failure(upstream_failure::timeout,
+                        "timed out sending the request");
+    retryable = is_closed(wec);
+    co_return failure(upstream_failure::protocol,
+                      "sending the request failed: " + wec.message());
+  }
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.header_limit(max_response_header_bytes);
+  parser.body_limit(upstream_pool::max_response_bytes);
+  auto [rec, read]
+      = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+  if (rec) {
+    if (rec == beast::error::timeout)
+      co_return failure(upstream_failure::timeout,
+                        parser.got_some()
+                            ? "timed out reading the response"
+                            : "timed out waiting for the response");
+    if (!parser.got_some() && is_closed(rec)) {
+      retryable = true;
+      co_return failure(upstream_failure::protocol,
+                        "the connection closed before a response");
+    }
+    if (rec == bhttp::error::body_limit)
+      co_return failure(upstream_failure::protocol,
+                        "the response body is too large");
+    co_return failure(upstream_failure::protocol,
+                      "malformed HTTP response: " + rec.message());
+  }
+  auto res = parser.release();
+  upstream_result r;
+  r.status = res.result_int();
+  if (auto it = res.find(bhttp::field::content_type); it != res.end())
+    r.content_type = std::string{it->value()};
+  if (auto it = res.find(bhttp::field::retry_after); it != res.end())
+    r.retry_after = std::string{it->value()};
+  r.body = std::move(res.body());
+  reusable = res.keep_alive() && !res.need_eof();
+  co_return r;
+}
+
+} // namespace
+
+upstream_pool::upstream_pool(net::io_context& ioc)
+    : ioc_(ioc), tls_(std::make_unique<tls_contexts>()) {
+  // nop
+}
+
+upstream_pool::~upstream_pool() = default;
+
+size_t upstream_pool::idle_count() const {
+  size_t n = 0;
+  for (const auto& [key, list] : idle_)
+    n += list.size();
+  return n;
+}
+
+void upstream_pool::clear() {
+  idle_.clear();
+}
+
+void upstream_pool::cancel_all() {
+  stopping_ = true;
+  idle_.clear();
+  for (auto* c : active_) {
+    boost::system::error_code ec;
+    c->lowest().socket().close(ec);
+  }
+}
+
+std::unique_ptr<upstream_pool::connection>
+upstream_pool::take_idle(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end())
+    return nullptr;
+  auto& list = it->second;
+  auto now = clock_type::now();
+  while (!list.empty()) {
+    // Most recently used first: the likeliest to be alive.
+    auto c = std::move(list.back());
+    list.pop_back();
+    if (now - c->idle_since < max_idle_time && c->alive())
+      return c;
+  }
+  return nullptr;
+}
+
+void upstream_pool::give_back(const std::string& key,
+                              std::unique_ptr<connection> c) {
+  auto& list = idle_[key];
+  if (list.size() >= max_idle_per_origin)
+    return;
+  c->lowest().expires_never();
+  c->idle_since = clock_type::now();
+  list.push_back(std::move(c));
+}
+
+net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
+  auto start = clock_type::now();
+  auto deadline = start + req.timeout;
+  auto key = req.target.origin() + "|" + req.ca_file;
+  upstream_result result;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (stopping_) {
+      result = failure(upstream_failure::cancelled,
+                       "the gateway is shutting down");
+      break;
+    }
+    auto conn = take_idle(key);
+    bool reused = conn != nullptr;
+    // Tracks the connection while in use, so cancel_all() can close it;
+    // declared after `conn`, so it lets go first.
+    struct active_entry {
+      std::unordered_set<connection*>& set;
+      connection* c = nullptr;
+      void track(connection* x) {
+        c = x;
+        set.insert(x);
+      }
+      ~active_entry() {
+        if (c != nullptr)
+          set.erase(c);
+      }
+    } entry{active_};
+    if (conn)
+      entry.track(conn.get());
+    if (!conn) {
+      // -- connect: resolve -> connect -> handshake ---------------------------
+      auto connect_deadline
+          = std::min(deadline, clock_type::now() + req.connect_timeout);
+      const auto& host = req.target.host;
+      std::vector<tcp::endpoint> endpoints;
+      boost::system::error_code aec;
+      auto address = net::ip::make_address(host, aec);
+      if (!aec) {
+        endpoints.emplace_back(address, req.target.port);
+      } else {
+        tcp::resolver resolver{ioc_};
+        auto [rec, results] = co_await resolver.async_resolve(
+            host, std::to_string(req.target.port), nothrow);
+        if (rec) {
+          result = failure(upstream_failure::connect,
+                           "cannot resolve " + host + ": " + rec.message());
+          break;
+        }
+        for (const auto& found : results)
+          endpoints.push_back(found.endpoint());
+      }
+      conn = std::make_unique<connection>();
+      if (stopping_) {
+        result = failure(upstream_failure::cancelled,
+                         "the gateway is shutting down");
+        break;
+      }
+      if (req.target.tls) {
+        std::string why;
+        auto* ctx = tls_->get(req.ca_file, why);
+        if (ctx == nullptr) {
+          result = failure(upstream_failure::tls, why);
+          break;
+        }
+        conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(
+            ioc_, *ctx);
+      } else {
+        conn->plain = std::make_unique<beast::tcp_stream>(ioc_);
+      }
+      entry.track(conn.get());
+      auto& low = conn->lowest();
+      low.expires_at(connect_deadline);
+      auto [cec, ep] = co_await low.async_connect(endpoints, nothrow);
+      if (cec) {
+        if (cec == beast::error::timeout)
+          result = failure(upstream_failure::timeout,
+                           "connecting to " + req.target.host_header()
+                               + " timed out");
+        else
+          result = failure(upstream_failure::connect,
+                           "connecting to " + req.target.host_header()
+                               + " failed: " + cec.message());
+        break;
+      }
+      boost::system::error_code nec;
+      low.socket().set_option(tcp::no_delay(true), nec);
+      if (conn->tls) {
+        // SNI names the host (not for IP literals, RFC 6066); the peer's
+        // certificate must match it.
+        if (!is_ip_literal(host)
+            && !SSL_set_tlsext_host_name(conn->tls->native_handle(),
+                                         host.c_str())) {
+          result = failure(upstream_failure::tls, "cannot set SNI");
+          break;
+        }
+        conn->tls->set_verify_callback(ssl::host_name_verification(host));
+        auto [hec] = co_await conn->tls->async_handshake(
+            ssl::stream_base::client, nothrow);
+        if (hec) {
+          if (hec == beast::error::timeout)
+            result = failure(upstream_failure::timeout,
+                             "TLS handshake with " + req.target.host_header()
+                                 + " timed out");
+          else
+            result = failure(upstream_failure::tls,
+                             "TLS handshake with " + req.target.host_header()
+                                 + " failed: " + hec.message());
+          break;
+        }
+      }
+    }
+    // -- write -> read --------------------------------------------------------
+    bool reusable = false;
+    bool retryable = false;
+    if (conn->tls)
+      result = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, req,
+                                 deadline, reusable, retryable);
+    else
+      result = co_await exchange(*conn->plain, conn->lowest(), conn->buffer,
+                                 req, deadline, reusable, retryable);
+    if (result.failure == upstream_failure::none) {
+      if (reusable)
+        give_back(key, std::move(conn));
+      break;
+    }
+    // Only a pooled connection that the peer had already closed is retried:
+    // the request never reached the application, so it cannot run twice.
+    if (!reused || !retryable)
+      break;
+  }
+  // cancel_all() closed the socket under the exchange: whatever error that
+  // produced, the truth is "cancelled by shutdown", not a provider failure.
+  if (stopping_ && result.failure != upstream_failure::none)
+    result
+        = failure(upstream_failure::cancelled, "the gateway is shutting down");
+  result.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+      clock_type::now() - start);
+  co_return result;
+}
+
+} // namespace pw::http

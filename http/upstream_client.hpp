@@ -1,0 +1,67 @@
+#pragma once
+
+// The outbound HTTP/1.1 client of one io thread: a keep-alive connection
+// pool per origin, TLS with SNI and certificate verification, and a total
+// timeout per exchange. One instance per io thread; never shared.
+
+#include "core/exchange.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace pw::http {
+
+class upstream_pool {
+public:
+  /// Idle connections kept per origin; more are closed after use.
+  static constexpr size_t max_idle_per_origin = 64;
+  /// An idle connection older than this is closed instead of reused.
+  static constexpr std::chrono::seconds max_idle_time{30};
+  /// Largest upstream response body accepted.
+  static constexpr uint64_t max_response_bytes = 32 * 1024 * 1024;
+
+  explicit upstream_pool(boost::asio::io_context& ioc);
+  ~upstream_pool();
+
+  upstream_pool(const upstream_pool&) = delete;
+  upstream_pool& operator=(const upstream_pool&) = delete;
+
+  /// Sends `req` and reads the whole response. A pooled connection that
+  /// turns out to be closed by the peer before any response byte is
+  /// retried once on a fresh connection. Never throws.
+  boost::asio::awaitable<upstream_result> call(upstream_request req);
+
+  /// Idle connections currently pooled (for tests and /health).
+  [[nodiscard]] size_t idle_count() const;
+
+  /// Closes every idle connection (shutdown).
+  void clear();
+
+  /// Shutdown: closes every connection, idle or in use, so in-flight
+  /// exchanges end at once with `cancelled`; later calls fail the same way.
+  void cancel_all();
+
+  struct connection;
+
+private:
+  std::unique_ptr<connection> take_idle(const std::string& key);
+  void give_back(const std::string& key, std::unique_ptr<connection> c);
+
+  boost::asio::io_context& ioc_;
+  /// Connections with an exchange in progress (closed by cancel_all).
+  std::unordered_set<connection*> active_;
+  bool stopping_ = false;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<connection>>>
+      idle_;
+  struct tls_contexts;
+  std::unique_ptr<tls_contexts> tls_;
+};
+
+} // namespace pw::http
