@@ -1,0 +1,39 @@
+#pragma once
+
+// A mock MODEL: implements the whole model_actor interface and records what
+// it receives, so tests can check the messages a ROUTER or SESSION sends.
+
+#include "actors/contracts.hpp"
+
+#include <memory>
+#include <vector>
+
+namespace pw::test {
+
+struct mock_model_log {
+  bool admit = true;
+  size_t admits = 0;
+  std::vector<actors::call_outcome> outcomes;
+};
+
+inline actors::model_actor::behavior_type
+mock_model(actors::model_actor::pointer, model_config_ptr settings,
+           std::shared_ptr<mock_model_log> log) {
+  return {
+      [=](atom::admit, const actors::admit_request&) {
+        ++log->admits;
+        return actors::admission{log->admit, log->admit ? "" : "refused",
+                                 settings};
+      },
+      [=](atom::outcome, const actors::call_outcome& x) {
+        log->outcomes.push_back(x);
+      },
+      [=](atom::status) {
+        actors::model_status s;
+        s.alias = settings->alias;
+        return s;
+      },
+  };
+}
+
+} // namespace pw::test

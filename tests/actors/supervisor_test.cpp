@@ -1,0 +1,120 @@
+// The SUPERVISOR on the deterministic scheduler: health fan-out and
+// restarts.
+
+#include "actors/generation.hpp"
+#include "actors/supervisor.hpp"
+#include "core/sha256.hpp"
+#include "tests/support/actor_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace pw;
+using namespace pw::actors;
+using namespace pw::test;
+
+namespace {
+
+struct supervisor_fixture : actor_fixture {
+  std::shared_ptr<gateway_config> config = std::make_shared<gateway_config>();
+  std::vector<generation_ptr> published;
+  supervisor_actor aut;
+
+  supervisor_fixture() {
+    api_key_config k;
+    k.name = "client";
+    k.key_digest = sha256("sk");
+    k.allowed_models = {"*"};
+    config->server.api_keys = {k};
+    config->models = {test_model("first", provider_kind::echo),
+                      test_model("second", provider_kind::echo)};
+    config->routing.default_model = "first";
+    aut = spawn(supervisor, gateway_config_ptr{config},
+                publish_fn{[this](generation_ptr g) {
+                  published.push_back(std::move(g));
+                }});
+    run();
+  }
+
+  ~supervisor_fixture() override {
+    self->send_exit(aut, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  router_actor current_router() {
+    router_actor out;
+    auto h = self->request(aut, caf::infinite, atom::get_v);
+    run();
+    h.receive([&](router_actor r) { out = std::move(r); },
+              [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    return out;
+  }
+
+  health_report health() {
+    health_report out;
+    auto h = self->request(aut, caf::infinite, atom::health_v);
+    run();
+    h.receive([&](health_report& r) { out = std::move(r); },
+              [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    return out;
+  }
+
+  route_decision resolve(const std::string& model) {
+    route_decision out;
+    auto h = self->request(current_router(), caf::infinite, atom::resolve_v,
+                           resolve_request{"r", "client", 0, model, {}});
+    run();
+    h.receive([&](route_decision& d) { out = std::move(d); },
+              [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    return out;
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(supervisor_fixture, "health lists every model in config "
+                                     "order") {
+  auto report = health();
+  REQUIRE(report.models.size() == 2);
+  CHECK(report.models[0].alias == "first");
+  CHECK(report.models[1].alias == "second");
+  CHECK(report.models[0].circuit == "closed");
+  CHECK(report.models[0].provider == "echo");
+}
+
+TEST_CASE_METHOD(supervisor_fixture, "model state follows admissions and "
+                                     "outcomes") {
+  auto d = resolve("second");
+  CHECK(health().models[1].in_flight == 1);
+  self->send(d.model, atom::outcome_v,
+             call_outcome{call_result::failure, 503, 2000, "HTTP 503"});
+  run();
+  auto s = health().models[1];
+  CHECK(s.in_flight == 0);
+  CHECK(s.requests == 1);
+  CHECK(s.failures == 1);
+  CHECK(s.last_status == 503);
+  CHECK(s.last_error == "HTTP 503");
+  CHECK(s.mean_latency_us == 2000);
+}
+
+TEST_CASE_METHOD(supervisor_fixture, "a dead MODEL is restarted and the "
+                                     "ROUTER uses the new one") {
+  auto before = resolve("first").model;
+  self->send_exit(before, caf::exit_reason::kill);
+  run();
+  auto after = resolve("first").model;
+  CHECK(after != before);
+  CHECK(health().models[0].alias == "first");
+  CHECK(published.empty()); // the ROUTER itself did not change
+}
+
+TEST_CASE_METHOD(supervisor_fixture, "a dead ROUTER is restarted and "
+                                     "published to the io threads") {
+  auto before = current_router();
+  self->send_exit(before, caf::exit_reason::kill);
+  run();
+  REQUIRE(published.size() == 1);
+  CHECK(published[0]->router != before);
+  CHECK(published[0]->router == current_router());
+  CHECK(resolve("second").alias == "second");
+}

@@ -1,0 +1,121 @@
+// The command line: --version, --check-config, start-up failures, signals.
+
+#include "tests/integration/common.hpp"
+
+#include <csignal>
+
+using namespace pw::test;
+
+TEST_CASE("the version flag prints the version") {
+  auto r = run_pw_router({"--version"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.starts_with("pw-router "));
+}
+
+TEST_CASE("check-config exits 0 for a valid file and 2 with every "
+          "problem for an invalid one") {
+  auto good = write_temp_file(make_config(echo_model, "echo"));
+  auto ok = run_pw_router({"--check-config", good});
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out.find("is valid") != std::string::npos);
+  auto bad = write_temp_file(
+      make_config(echo_model
+                      + "  gpt:\n    provider: openai\n    model: m\n"
+                        "    timeout_seconds: 0\n    colour: blue\n",
+                  "missing")
+      + "  fallback_chains:\n    main: [\"echo\", \"ghost\"]\n");
+  auto r = run_pw_router({"--check-config", bad});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("models.gpt.timeout_seconds: must be > 0 (got 0)")
+        != std::string::npos);
+  CHECK(r.err.find("models.gpt.colour: unknown key") != std::string::npos);
+  CHECK(r.err.find("routing.default_model: unknown model \"missing\"")
+        != std::string::npos);
+  CHECK(r.err.find("routing.fallback_chains.main[1]: unknown model \"ghost\"")
+        != std::string::npos);
+  std::remove(good.c_str());
+  std::remove(bad.c_str());
+}
+
+TEST_CASE("an unset variable names its YAML path; a default fills it") {
+  auto cfg = write_temp_file(
+      "server:\n  port: ${PW_TEST_PORT:-8123}\n  api_keys:\n"
+      "    - key: \"${PW_TEST_UNSET_KEY_VAR}\"\n      name: a\n"
+      "      allowed_models: [\"*\"]\n"
+      "models:\n  echo:\n    provider: echo\nrouting:\n  default_model: "
+      "echo\n");
+  auto r = run_pw_router({"--check-config", cfg});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("server.api_keys[0].key: environment variable "
+                   "PW_TEST_UNSET_KEY_VAR is not set")
+        != std::string::npos);
+  auto ok = run_pw_router({"--check-config", cfg},
+                          {{"PW_TEST_UNSET_KEY_VAR", "sk-from-env"}});
+  CHECK(ok.exit_code == 0);
+  std::remove(cfg.c_str());
+}
+
+TEST_CASE("an invalid config stops start-up before listening") {
+  auto cfg = write_temp_file("server:\n  api_keys: []\nmodels: {}\n");
+  auto r = run_pw_router({"--config", cfg, "--port", "0"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.out.find("listening") == std::string::npos);
+  CHECK(r.err.find("server.api_keys: must contain at least one key")
+        != std::string::npos);
+  CHECK(r.err.find("routing: required") != std::string::npos);
+  std::remove(cfg.c_str());
+}
+
+TEST_CASE("a missing config file and bad flags are clear errors") {
+  auto r = run_pw_router({"--config", "/nonexistent/pw-router.yaml"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("cannot open") != std::string::npos);
+  r = run_pw_router({"--port", "99999"});
+  CHECK(r.exit_code == 2);
+  r = run_pw_router({"--frobnicate"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("unknown argument") != std::string::npos);
+}
+
+TEST_CASE("the README example config of pw-router loads once its variables "
+          "are set") {
+  auto path = std::string{PW_TEST_DATA_DIR} + "/config/pw_router_readme.yaml";
+  auto r = run_pw_router({"--check-config", path},
+                         {{"PW_ROUTER_API_KEY_1", "k1"},
+                          {"ANTHROPIC_API_KEY", "sk-ant-x"},
+                          {"RUNPOD_API_KEY", "rp"},
+                          {"RUNPOD_ENDPOINT_ID", "ep"}});
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+}
+
+TEST_CASE("SIGTERM stops the gateway cleanly with exit code 0") {
+  gateway_process gw{make_config(echo_model, "echo")};
+  REQUIRE(http_request(gw.port(), "GET", "/health").status == 200);
+  CHECK(gw.stop() == 0);
+  CHECK(gw.output().find("\"event\":\"stopped\"") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM lets an in-flight request finish before exiting") {
+  fake_upstream upstream{[](const fake_request& req) {
+    auto r = answer_ok("late but complete")(req);
+    r.delay = std::chrono::milliseconds{500};
+    return r;
+  }};
+  gateway_process gw{
+      make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+  http_client client{gw.port()};
+  // Catch2 assertions stay on this thread; the caller only records.
+  http_response res;
+  std::thread caller{[&] {
+    res = client.request("POST", "/v1/chat/completions", chat_body("gpt"),
+                         auth_json(full_key));
+  }};
+  REQUIRE(upstream.wait_for_requests(1));
+  kill(gw.pid(), SIGTERM);
+  caller.join();
+  CHECK(res.status == 200);
+  CHECK(res.json()["choices"][0]["message"]["content"] == "late but complete");
+  CHECK_FALSE(res.keep_alive);
+  CHECK(gw.stop() == 0);
+}

@@ -1,0 +1,143 @@
+// /health, /v1/models, unknown paths and methods, headers on every response,
+// request ids and malformed bodies.
+
+#include "tests/integration/common.hpp"
+
+using namespace pw::test;
+
+TEST_CASE("/health shows every model's actor state without calling an "
+          "upstream") {
+  fake_upstream upstream{answer_ok()};
+  gateway_process gw{make_config(
+      echo_model + openai_model("gpt", upstream.base_url()), "echo")};
+  auto res = http_request(gw.port(), "GET", "/health");
+  REQUIRE(res.status == 200);
+  auto j = res.json();
+  CHECK(j["status"] == "healthy");
+  CHECK(j["version"].is_string());
+  REQUIRE(j["models"].size() == 2);
+  for (const auto* alias : {"echo", "gpt"}) {
+    auto m = j["models"][alias];
+    CHECK(m["status"] == "healthy");
+    CHECK(m["circuit"] == "closed");
+    CHECK(m["in_flight"] == 0);
+    CHECK(m["requests"] == 0);
+    CHECK(m["last_error"].is_null());
+  }
+  CHECK(j["models"]["gpt"]["provider"] == "openai");
+  CHECK(upstream.requests().empty());
+  REQUIRE(http_request(gw.port(), "POST", "/v1/chat/completions",
+                       chat_body("gpt"), auth_json(full_key))
+              .status
+          == 200);
+  auto after = http_request(gw.port(), "GET", "/health").json();
+  CHECK(after["models"]["gpt"]["requests"] == 1);
+  CHECK(after["models"]["gpt"]["successes"] == 1);
+  CHECK(after["models"]["gpt"]["last_status"] == 200);
+  // HEAD answers with headers only.
+  http_client client{gw.port()};
+  auto head = client.request("HEAD", "/health");
+  CHECK(head.status == 200);
+  CHECK(head.body.empty());
+  CHECK(std::stoul(head.header("content-length")) > 0);
+}
+
+TEST_CASE("unknown paths and wrong methods get 404 and 405 envelopes") {
+  gateway_process gw{make_config(echo_model, "echo")};
+  auto res = http_request(gw.port(), "GET", "/v1/embeddings", "",
+                          auth_json(full_key));
+  CHECK(res.status == 404);
+  CHECK(error_of(res)["type"] == "not_found_error");
+  res = http_request(gw.port(), "GET", "/v1/chat/completions", "",
+                     auth_json(full_key));
+  CHECK(res.status == 405);
+  CHECK(res.header("allow") == "POST");
+  CHECK(error_of(res)["code"] == "method_not_allowed");
+  res = http_request(gw.port(), "DELETE", "/health");
+  CHECK(res.status == 405);
+  CHECK(res.header("allow") == "GET");
+}
+
+TEST_CASE("every response carries the request id and the security headers") {
+  gateway_process gw{make_config(echo_model, "echo")};
+  SECTION("a sane client request id is echoed") {
+    auto headers = auth_json(full_key);
+    headers.emplace_back("X-Request-Id", "client-id-123.abc_XYZ");
+    auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
+                            chat_body("echo"), headers);
+    CHECK(res.header("x-request-id") == "client-id-123.abc_XYZ");
+  }
+  SECTION("a missing, too long or odd request id is replaced") {
+    auto res = http_request(gw.port(), "GET", "/health");
+    auto generated = res.header("x-request-id");
+    CHECK(generated.size() == 32);
+    auto headers = auth_json(full_key);
+    headers.emplace_back("X-Request-Id", std::string(129, 'a'));
+    res = http_request(gw.port(), "POST", "/v1/chat/completions",
+                       chat_body("echo"), headers);
+    CHECK(res.header("x-request-id").size() == 32);
+    headers.back().second = "has space";
+    res = http_request(gw.port(), "POST", "/v1/chat/completions",
+                       chat_body("echo"), headers);
+    CHECK(res.header("x-request-id") != "has space");
+  }
+  SECTION("security headers on success and error; no-store on /v1") {
+    for (auto res : {http_request(gw.port(), "POST", "/v1/chat/completions",
+                                  chat_body("echo"), auth_json(full_key)),
+                     http_request(gw.port(), "GET", "/v1/models"),
+                     http_request(gw.port(), "GET", "/nowhere")}) {
+      CHECK(res.header("x-content-type-options") == "nosniff");
+      CHECK(res.header("x-frame-options") == "DENY");
+      CHECK(res.header("referrer-policy") == "no-referrer");
+      CHECK_FALSE(res.header("x-request-id").empty());
+    }
+    CHECK(http_request(gw.port(), "GET", "/v1/models").header("cache-control")
+          == "no-store");
+    CHECK(http_request(gw.port(), "GET", "/health").header("cache-control")
+          == "");
+  }
+}
+
+TEST_CASE("malformed chat bodies get 400 with the field at fault") {
+  fake_upstream upstream{answer_ok()};
+  gateway_process gw{
+      make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+  auto post = [&](const std::string& body) {
+    return http_request(gw.port(), "POST", "/v1/chat/completions", body,
+                        auth_json(full_key));
+  };
+  struct bad_case {
+    std::string body;
+    std::string param;
+  };
+  std::vector<bad_case> cases = {
+      {"{not json", ""},
+      {"[1,2,3]", ""},
+      {"\"just a string\"", ""},
+      {R"({"model":"gpt"})", "messages"},
+      {R"({"model":"gpt","messages":[]})", "messages"},
+      {R"({"model":"gpt","messages":"hi"})", "messages"},
+      {R"({"model":"gpt","messages":[42]})", "messages[0]"},
+      {R"({"model":"gpt","messages":[{"content":"x"}]})", "messages[0].role"},
+      {R"({"model":7,"messages":[{"role":"user","content":"x"}]})", "model"},
+      {R"({"model":"gpt","stream":"yes","messages":[{"role":"user","content":"x"}]})",
+       "stream"},
+      {"{\"model\":\"gpt\",\"messages\":[{\"role\":\"user\",\"content\":"
+       "\"\xff\"}]}",
+       ""},
+      {std::string(100, '[') + std::string(100, ']'), ""},
+  };
+  for (const auto& c : cases) {
+    INFO(c.body.substr(0, 80));
+    auto res = post(c.body);
+    CHECK(res.status == 400);
+    auto e = error_of(res);
+    CHECK(e["type"] == "invalid_request_error");
+    if (c.param.empty())
+      CHECK(e["param"].is_null());
+    else
+      CHECK(e["param"] == c.param);
+  }
+  CHECK(upstream.requests().empty());
+  CHECK(gw.running());
+}

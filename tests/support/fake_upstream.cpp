@@ -1,0 +1,204 @@
+#include "tests/support/fake_upstream.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <nlohmann/json.hpp>
+
+#include <thread>
+
+namespace pw::test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
+} // namespace
+
+struct fake_upstream::impl {
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::optional<ssl::context> tls;
+  std::thread thread;
+  mutable std::mutex mtx;
+  mutable std::condition_variable cv;
+  fake_handler handler;
+  std::vector<fake_request> received;
+  size_t connections = 0;
+
+  fake_handler current_handler() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return handler;
+  }
+
+  void record(const fake_request& req) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      received.push_back(req);
+    }
+    cv.notify_all();
+  }
+
+  template <class Stream>
+  net::awaitable<void> serve_on(Stream& stream, size_t conn_id,
+                                std::string sni) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      bhttp::request<bhttp::string_body> req;
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(64 * 1024 * 1024);
+      auto [ec, n]
+          = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+      if (ec)
+        co_return;
+      req = parser.release();
+      fake_request rec;
+      rec.method = std::string{req.method_string()};
+      rec.target = std::string{req.target()};
+      for (const auto& field : req) {
+        std::string name{field.name_string()};
+        for (auto& c : name)
+          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        rec.headers[name] = std::string{field.value()};
+      }
+      rec.body = req.body();
+      rec.sni = sni;
+      rec.connection = conn_id;
+      record(rec);
+      auto response = current_handler()(rec);
+      if (response.delay.count() > 0) {
+        net::steady_timer timer{ioc, response.delay};
+        co_await timer.async_wait(nothrow);
+      }
+      if (response.drop)
+        co_return;
+      bhttp::response<bhttp::string_body> res{
+          static_cast<bhttp::status>(response.status), req.version()};
+      res.set(bhttp::field::content_type, response.content_type);
+      for (const auto& [k, v] : response.headers)
+        res.set(k, v);
+      res.body() = response.body;
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      auto [wec, wn] = co_await bhttp::async_write(stream, res, nothrow);
+      if (wec || !res.keep_alive())
+        co_return;
+    }
+  }
+
+  net::awaitable<void> serve(tcp::socket sock, size_t conn_id) {
+    if (!tls) {
+      beast::tcp_stream stream{std::move(sock)};
+      co_await serve_on(stream, conn_id, {});
+      co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> stream{std::move(sock), *tls};
+    auto [hec]
+        = co_await stream.async_handshake(ssl::stream_base::server, nothrow);
+    if (hec)
+      co_return;
+    const char* name
+        = SSL_get_servername(stream.native_handle(), TLSEXT_NAMETYPE_host_name);
+    co_await serve_on(stream, conn_id, name ? name : "");
+  }
+
+  net::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, sock] = co_await acceptor.async_accept(nothrow);
+      if (ec)
+        co_return;
+      size_t id = 0;
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        id = connections++;
+      }
+      net::co_spawn(ioc, serve(std::move(sock), id), net::detached);
+    }
+  }
+};
+
+fake_upstream::fake_upstream(fake_handler handler, std::optional<tls_files> tls)
+    : impl_(std::make_unique<impl>()) {
+  impl_->handler = std::move(handler);
+  if (tls) {
+    impl_->tls.emplace(ssl::context::tls_server);
+    impl_->tls->use_certificate_chain_file(tls->cert_chain);
+    impl_->tls->use_private_key_file(tls->private_key, ssl::context::pem);
+  }
+  tcp::endpoint ep{net::ip::make_address("127.0.0.1"), 0};
+  impl_->acceptor.open(ep.protocol());
+  impl_->acceptor.set_option(net::socket_base::reuse_address(true));
+  impl_->acceptor.bind(ep);
+  impl_->acceptor.listen();
+  net::co_spawn(impl_->ioc, impl_->accept_loop(), net::detached);
+  impl_->thread = std::thread{[p = impl_.get()] { p->ioc.run(); }};
+}
+
+fake_upstream::~fake_upstream() {
+  impl_->ioc.stop();
+  impl_->thread.join();
+}
+
+uint16_t fake_upstream::port() const {
+  return impl_->acceptor.local_endpoint().port();
+}
+
+std::string fake_upstream::base_url(const std::string& host) const {
+  return std::string{impl_->tls ? "https://" : "http://"} + host + ":"
+         + std::to_string(port());
+}
+
+std::vector<fake_request> fake_upstream::requests() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->received;
+}
+
+bool fake_upstream::wait_for_requests(size_t n,
+                                      std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> guard{impl_->mtx};
+  return impl_->cv.wait_for(guard, timeout,
+                            [&] { return impl_->received.size() >= n; });
+}
+
+size_t fake_upstream::connections_opened() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->connections;
+}
+
+void fake_upstream::set_handler(fake_handler handler) {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  impl_->handler = std::move(handler);
+}
+
+std::string openai_completion(const std::string& model,
+                              const std::string& content) {
+  nlohmann::ordered_json body = {
+      {"id", "chatcmpl-fake-1"},
+      {"object", "chat.completion"},
+      {"created", 1700000000},
+      {"model", model},
+      {"choices",
+       nlohmann::ordered_json::array(
+           {{{"index", 0},
+             {"message", {{"role", "assistant"}, {"content", content}}},
+             {"finish_reason", "stop"}}})},
+      {"usage",
+       {{"prompt_tokens", 12}, {"completion_tokens", 5}, {"total_tokens", 17}}},
+  };
+  return body.dump();
+}
+
+} // namespace pw::test

@@ -1,0 +1,100 @@
+#include "adapters/openai/openai_adapter.hpp"
+#include "core/errc.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+using namespace pw;
+
+namespace {
+
+std::string golden(const std::string& name) {
+  std::ifstream in{std::string{PW_TEST_DATA_DIR} + "/adapters/openai/" + name};
+  REQUIRE(in);
+  std::ostringstream out;
+  out << in.rdbuf();
+  auto text = out.str();
+  while (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  return text;
+}
+
+model_config gpt(std::string api_key = "sk-upstream-key") {
+  model_config m;
+  m.alias = "gpt";
+  m.provider = provider_kind::openai;
+  m.model = "gpt-4o-2024-08-06";
+  m.api_key = redacted_string{std::move(api_key)};
+  std::string why;
+  m.target = *parse_base_url("https://api.openai.com/v1", why);
+  m.timeout = seconds_d{42};
+  m.connect_timeout = seconds_d{3};
+  return m;
+}
+
+std::string header(const upstream_request& r, const std::string& name) {
+  for (const auto& h : r.headers)
+    if (h.name == name)
+      return h.value;
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("the OpenAI request passes through with only the model id "
+          "replaced") {
+  const auto& adapter = adapters::adapter_for(provider_kind::openai);
+  auto in = nlohmann::ordered_json::parse(golden("chat_request.json"));
+  auto req = adapter.to_provider_request(in, gpt());
+  REQUIRE(req);
+  CHECK(req->method == "POST");
+  CHECK(req->path == "/v1/chat/completions");
+  CHECK(req->target.host == "api.openai.com");
+  CHECK(req->body == golden("chat_request.wire.json"));
+  CHECK(header(*req, "Authorization") == "Bearer sk-upstream-key");
+  CHECK(header(*req, "Content-Type") == "application/json");
+  CHECK(req->timeout == std::chrono::milliseconds{42'000});
+  CHECK(req->connect_timeout == std::chrono::milliseconds{3'000});
+}
+
+TEST_CASE("a model without a key sends no Authorization header") {
+  const auto& adapter = adapters::adapter_for(provider_kind::vllm);
+  auto in = nlohmann::ordered_json::parse(golden("chat_request.json"));
+  auto req = adapter.to_provider_request(in, gpt(""));
+  REQUIRE(req);
+  CHECK(header(*req, "Authorization").empty());
+}
+
+TEST_CASE("a request without a model gets the provider's model id") {
+  auto in = nlohmann::ordered_json::parse(
+      R"({"messages":[{"role":"user","content":"x"}]})");
+  CHECK(adapters::dump_with_model(in, "m1")
+        == R"({"messages":[{"role":"user","content":"x"}],"model":"m1"})");
+}
+
+TEST_CASE("the OpenAI response comes back under the alias, usage read") {
+  const auto& adapter = adapters::adapter_for(provider_kind::openai);
+  upstream_result r;
+  r.status = 200;
+  r.body = golden("chat_response.wire.json");
+  auto out = adapter.from_provider_response(r, gpt());
+  REQUIRE(out);
+  CHECK(out->body.dump() == golden("chat_response.json"));
+  CHECK(out->prompt_tokens == 31);
+  CHECK(out->completion_tokens == 9);
+}
+
+TEST_CASE("a malformed 2xx answer is an upstream failure") {
+  const auto& adapter = adapters::adapter_for(provider_kind::openai);
+  for (auto body : {"", "not json", "[]", R"({"object":"chat.completion"})",
+                    R"({"choices":{}})"}) {
+    upstream_result r;
+    r.status = 200;
+    r.body = body;
+    auto out = adapter.from_provider_response(r, gpt());
+    REQUIRE_FALSE(out);
+    CHECK(code_of(out.error()) == errc::upstream_failed);
+  }
+}

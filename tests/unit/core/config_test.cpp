@@ -1,0 +1,441 @@
+#include "core/config.hpp"
+#include "core/errc.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <string>
+
+using namespace pw;
+
+namespace {
+
+const std::string keys = R"(server:
+  api_keys:
+    - key: "sk-unit-key"
+      name: "unit"
+      allowed_models: ["*"]
+)";
+
+const std::string echo_models = R"(models:
+  echo:
+    provider: echo
+)";
+
+const std::string echo_routing = R"(routing:
+  default_model: echo
+)";
+
+/// The error text of a config that must fail.
+std::string errors_of(const std::string& yaml) {
+  auto cfg = load_config_text(yaml);
+  REQUIRE_FALSE(cfg);
+  CHECK(code_of(cfg.error()) == errc::invalid_config);
+  return message_of(cfg.error());
+}
+
+/// True if `text` has a line equal to `line`.
+bool has_line(const std::string& text, const std::string& line) {
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    auto nl = text.find('\n', pos);
+    if (text.substr(pos, nl - pos) == line)
+      return true;
+    if (nl == std::string::npos)
+      break;
+    pos = nl + 1;
+  }
+  return false;
+}
+
+#define CHECK_ERROR(yaml, line)                                                \
+  do {                                                                         \
+    auto text_ = errors_of(yaml);                                              \
+    INFO(text_);                                                               \
+    CHECK(has_line(text_, line));                                              \
+  } while (false)
+
+} // namespace
+
+TEST_CASE("config.example.yaml loads and runs the echo model by default") {
+  auto cfg = load_config(std::string{PW_SOURCE_DIR} + "/config.example.yaml");
+  REQUIRE(cfg);
+  CHECK(cfg->routing.default_model == "echo");
+  REQUIRE(cfg->find_model("echo") != nullptr);
+  CHECK((*cfg->find_model("echo"))->provider == provider_kind::echo);
+  CHECK(cfg->server.port == 8100);
+  CHECK(cfg->server.api_keys.size() == 1);
+  CHECK(cfg->source_sha256.size() == 64);
+}
+
+TEST_CASE("pw-router's own config files load once their variables are set") {
+  setenv("PW_ROUTER_API_KEY_1", "k1", 1);
+  setenv("OPENAI_API_KEY", "sk-openai", 1);
+  setenv("ANTHROPIC_API_KEY", "sk-ant", 1);
+  setenv("RUNPOD_API_KEY", "rp", 1);
+  setenv("RUNPOD_ENDPOINT_ID", "endpoint-7", 1);
+  auto dir = std::string{PW_TEST_DATA_DIR} + "/config/";
+  SECTION("the README example") {
+    auto cfg = load_config(dir + "pw_router_readme.yaml");
+    REQUIRE(cfg);
+    CHECK(cfg->models.size() == 2);
+    CHECK(cfg->routing.rules.size() == 1);
+    CHECK(cfg->routing.rules[0].tag == "client-data");
+    auto llama = *cfg->find_model("local-llama");
+    CHECK(llama->target.host == "api.runpod.ai");
+    CHECK(llama->target.base_path == "/v2/endpoint-7/openai/v1");
+    CHECK(llama->api_key.reveal() == "rp");
+    // Not documented by pw-router, so its default: rate limiting off.
+    CHECK_FALSE(cfg->rate_limit.enabled);
+  }
+  SECTION("config.example.yaml with max_retries, tags and logging") {
+    auto cfg = load_config(dir + "pw_router_example.yaml");
+    REQUIRE(cfg);
+    CHECK(cfg->models.size() == 3);
+    CHECK((*cfg->find_model("gpt-4o"))->max_retries == 2);
+    CHECK((*cfg->find_model("gpt-4o"))->tags
+          == std::vector<std::string>{"external", "reasoning"});
+    auto claude = *cfg->find_model("claude-sonnet");
+    CHECK(claude->base_url == "https://api.anthropic.com");
+    CHECK(cfg->routing.fallback_chains.size() == 3);
+    CHECK(cfg->routing.fallback_chains[0].name == "reasoning");
+    CHECK(cfg->logging.level == log_level::info);
+    // pw-router's rule: the cooldown defaults to the check interval.
+    CHECK(cfg->health.cooldown.count() == 30);
+  }
+}
+
+TEST_CASE("defaults fill what a config leaves out") {
+  auto cfg = load_config_text(keys + echo_models + echo_routing);
+  REQUIRE(cfg);
+  CHECK(cfg->server.host == "0.0.0.0");
+  CHECK(cfg->server.port == 8100);
+  CHECK(cfg->server.max_body_bytes == 10 * 1024 * 1024);
+  CHECK(cfg->server.io_threads >= 1);
+  CHECK(cfg->health.unhealthy_threshold == 3);
+  CHECK(cfg->health.check_interval.count() == 30);
+  CHECK_FALSE(cfg->rate_limit.enabled);
+}
+
+TEST_CASE("providers get their default base_url; keys are kept secret") {
+  auto cfg = load_config_text(keys + R"(models:
+  a: {provider: openai, model: m, api_key: "sk-secret-1"}
+  b: {provider: vllm, model: m}
+  c: {provider: ollama, model: m}
+  d: {provider: anthropic, model: m}
+  e: {provider: openai, model: m, base_url: "http://[::1]:9000/v1/"}
+routing: {default_model: a}
+)");
+  REQUIRE(cfg);
+  auto url
+      = [&](const char* alias) { return (*cfg->find_model(alias))->base_url; };
+  CHECK(url("a") == "https://api.openai.com/v1");
+  CHECK(url("b") == "http://localhost:8000/v1");
+  CHECK(url("c") == "http://localhost:11434/v1");
+  CHECK(url("d") == "https://api.anthropic.com");
+  auto e = *cfg->find_model("e");
+  CHECK(e->target.host == "::1");
+  CHECK(e->target.port == 9000);
+  CHECK(e->target.base_path == "/v1");
+  CHECK_FALSE(e->target.tls);
+  CHECK(e->target.host_header() == "[::1]:9000");
+  auto a = *cfg->find_model("a");
+  CHECK(to_string(a->api_key) == "***");
+  CHECK(a->target.port == 443);
+}
+
+TEST_CASE("environment variables expand in values, numbers included") {
+  setenv("PW_UNIT_PORT", "9123", 1);
+  setenv("PW_UNIT_EMPTY", "", 1);
+  unsetenv("PW_UNIT_UNSET");
+  auto cfg = load_config_text(R"(server:
+  port: ${PW_UNIT_PORT}
+  host: "${PW_UNIT_UNSET:-127.0.0.1}"
+  api_keys:
+    - key: "sk-${PW_UNIT_PORT}-${PW_UNIT_EMPTY:-x}"
+      name: "unit"
+      allowed_models: ["*"]
+)" + echo_models + echo_routing);
+  REQUIRE(cfg);
+  CHECK(cfg->server.port == 9123);
+  CHECK(cfg->server.host == "127.0.0.1");
+  CHECK(cfg->server.api_keys[0].key.reveal() == "sk-9123-x");
+}
+
+TEST_CASE("every invalid config is rejected with its YAML path") {
+  SECTION("not YAML") {
+    auto text = errors_of("server: [unclosed");
+    CHECK(text.starts_with("config: invalid YAML at line"));
+  }
+  SECTION("not a mapping") {
+    CHECK_ERROR("- a\n- b\n", "config: expected a mapping at the top level");
+    CHECK_ERROR("", "config: expected a mapping at the top level");
+  }
+  SECTION("unknown top-level key") {
+    CHECK_ERROR(keys + echo_models + echo_routing + "extras: 1\n",
+                "extras: unknown key (allowed: server, models, routing, "
+                "health, rate_limit, middleware, logging)");
+  }
+  SECTION("duplicate key") {
+    CHECK_ERROR(keys + echo_models + echo_routing + "routing: {}\n",
+                "routing: duplicate key");
+  }
+  SECTION("unset variable") {
+    unsetenv("PW_UNIT_NOPE");
+    CHECK_ERROR(keys
+                    + "models:\n  m:\n    provider: openai\n    model: x\n"
+                      "    api_key: ${PW_UNIT_NOPE}\n"
+                    + "routing:\n  default_model: m\n",
+                "models.m.api_key: environment variable PW_UNIT_NOPE is not "
+                "set");
+  }
+  SECTION("malformed variable reference") {
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "logging:\n  level: \"${1BAD}\"\n",
+                "logging.level: malformed variable reference: '${' must be "
+                "followed by a name of letters, digits and '_'");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "logging:\n  level: \"${OPEN\"\n",
+                "logging.level: unterminated variable reference '${' "
+                "(missing '}')");
+  }
+  SECTION("server") {
+    CHECK_ERROR(echo_models + echo_routing, "server: required");
+    CHECK_ERROR("server:\n  port: 8100\n" + echo_models + echo_routing,
+                "server.api_keys: required (at least one key)");
+    CHECK_ERROR("server:\n  api_keys: []\n" + echo_models + echo_routing,
+                "server.api_keys: must contain at least one key");
+    CHECK_ERROR("server:\n  api_keys: {a: 1}\n" + echo_models + echo_routing,
+                "server.api_keys: expected a list, got a mapping");
+    CHECK_ERROR(keys + "  port: 70000\n" + echo_models + echo_routing,
+                "server.port: must be between 0 and 65535 (got 70000)");
+    CHECK_ERROR(keys + "  port: http\n" + echo_models + echo_routing,
+                "server.port: expected an integer (got \"http\")");
+    CHECK_ERROR(keys + "  io_threads: 0\n" + echo_models + echo_routing,
+                "server.io_threads: must be between 1 and 256 (got 0)");
+    CHECK_ERROR(keys + "  header_timeout_seconds: -1\n" + echo_models
+                    + echo_routing,
+                "server.header_timeout_seconds: must be > 0 (got -1)");
+    CHECK_ERROR(keys + "  listen: 1\n" + echo_models + echo_routing,
+                "server.listen: unknown key (allowed: host, port, api_keys, "
+                "io_threads, actor_threads, max_body_bytes, max_header_bytes, "
+                "header_timeout_seconds, body_timeout_seconds, "
+                "keepalive_timeout_seconds, write_timeout_seconds, "
+                "max_connections, drain_seconds)");
+  }
+  SECTION("api keys") {
+    auto entry = [](const std::string& body) {
+      return "server:\n  api_keys:\n    - " + body + "\n";
+    };
+    CHECK_ERROR(entry("{name: a, allowed_models: ['*']}") + echo_models
+                    + echo_routing,
+                "server.api_keys[0].key: required");
+    CHECK_ERROR(entry("{key: '', name: a, allowed_models: ['*']}") + echo_models
+                    + echo_routing,
+                "server.api_keys[0].key: must not be empty");
+    CHECK_ERROR(entry("{key: k, allowed_models: ['*']}") + echo_models
+                    + echo_routing,
+                "server.api_keys[0].name: required");
+    CHECK_ERROR(entry("{key: k, name: a}") + echo_models + echo_routing,
+                "server.api_keys[0].allowed_models: required (use [\"*\"] to "
+                "allow every model)");
+    CHECK_ERROR(entry("{key: k, name: a, allowed_models: []}") + echo_models
+                    + echo_routing,
+                "server.api_keys[0].allowed_models: must not be empty (use "
+                "[\"*\"] to allow every model)");
+    CHECK_ERROR(entry("{key: k, name: a, allowed_models: ['*'], admin: 1}")
+                    + echo_models + echo_routing,
+                "server.api_keys[0].admin: unknown key (allowed: key, name, "
+                "allowed_models)");
+  }
+  SECTION("a duplicated key is named by path, never by value") {
+    auto text = errors_of(
+        "server:\n  api_keys:\n"
+        "    - {key: sk-dup-secret-77, name: a, allowed_models: ['*']}\n"
+        "    - {key: sk-dup-secret-77, name: b, allowed_models: ['*']}\n"
+        + echo_models + echo_routing);
+    CHECK(has_line(text, "server.api_keys[1].key: same key as "
+                         "server.api_keys[0]"));
+    CHECK(text.find("sk-dup-secret-77") == std::string::npos);
+  }
+  SECTION("models") {
+    CHECK_ERROR(keys + echo_routing, "models: required (at least one model)");
+    CHECK_ERROR(keys + "models: {}\n" + echo_routing,
+                "models: must contain at least one model");
+    auto model = [](const std::string& body) {
+      return "models:\n  m:\n" + body + "routing:\n  default_model: m\n";
+    };
+    CHECK_ERROR(keys + model("    model: x\n"), "models.m.provider: required");
+    CHECK_ERROR(keys + model("    provider: bedrock\n    model: x\n"),
+                "models.m.provider: unknown provider \"bedrock\" (known: "
+                "openai, vllm, ollama, anthropic, echo)");
+    auto custom = errors_of(keys + model("    provider: custom_http\n"));
+    CHECK(custom.find("custom_http is not supported") != std::string::npos);
+    CHECK_ERROR(keys + model("    provider: openai\n"),
+                "models.m.model: required");
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    base_url: ftp://host/v1\n"),
+                "models.m.base_url: must start with http:// or https:// (got "
+                "\"ftp://host/v1\")");
+    auto creds = errors_of(keys
+                           + model("    provider: openai\n    model: x\n"
+                                   "    base_url: https://user:pw@host/v1\n"));
+    CHECK(has_line(creds, "models.m.base_url: must not contain credentials "
+                          "(use api_key)"));
+    CHECK(creds.find("user:pw") == std::string::npos);
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    base_url: http://host:0/v1\n"),
+                "models.m.base_url: has an invalid port (got "
+                "\"http://host:0/v1\")");
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    timeout_seconds: 0\n"),
+                "models.m.timeout_seconds: must be > 0 (got 0)");
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    timeout_seconds: soon\n"),
+                "models.m.timeout_seconds: expected a number (got \"soon\")");
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    timeout_seconds: .nan\n"),
+                "models.m.timeout_seconds: expected a number (got \".nan\")");
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    max_retries: -1\n"),
+                "models.m.max_retries: must be between 0 and 10 (got -1)");
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    tags: external\n"),
+                "models.m.tags: expected a list, got a scalar");
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    ca_file: /nonexistent/ca.pem\n"),
+                "models.m.ca_file: cannot read \"/nonexistent/ca.pem\"");
+    CHECK_ERROR(keys + model("    provider: echo\n    base_url: http://x\n"),
+                "models.m.base_url: the echo provider takes no base_url");
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    temperature: 1\n"),
+                "models.m.temperature: unknown key (allowed: provider, model, "
+                "api_key, base_url, timeout_seconds, connect_timeout_seconds, "
+                "max_retries, tags, ca_file)");
+    CHECK_ERROR(keys
+                    + model("    provider: openai\n    model: x\n"
+                            "    api_key: [a, b]\n"),
+                "models.m.api_key: expected a string, got a list");
+  }
+  SECTION("routing") {
+    CHECK_ERROR(keys + echo_models,
+                "routing: required (at least routing.default_model)");
+    CHECK_ERROR(keys + echo_models + "routing: {}\n",
+                "routing.default_model: required");
+    CHECK_ERROR(keys + echo_models + "routing:\n  default_model: gpt\n",
+                "routing.default_model: unknown model \"gpt\" (models: echo)");
+    auto chains = [](const std::string& body) {
+      return echo_routing + "  fallback_chains:\n" + body;
+    };
+    CHECK_ERROR(keys + echo_models + chains("    main: [echo, ghost]\n"),
+                "routing.fallback_chains.main[1]: unknown model \"ghost\" "
+                "(models: echo)");
+    CHECK_ERROR(keys + echo_models + chains("    main: []\n"),
+                "routing.fallback_chains.main: must contain at least one "
+                "model");
+    CHECK_ERROR(keys + echo_models + chains("    echo: [echo]\n"),
+                "routing.fallback_chains.echo: a chain must not have the name "
+                "of a model");
+    CHECK_ERROR(keys + echo_models + chains("    main: [echo, echo]\n"),
+                "routing.fallback_chains.main[1]: model \"echo\" listed twice");
+    CHECK_ERROR(keys + echo_models + chains("    main: echo\n"),
+                "routing.fallback_chains.main: expected a list of models, got "
+                "a scalar");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "  rules:\n    - match: {tag: pii}\n"
+                      "      route_to_chain: nowhere\n",
+                "routing.rules[0].route_to_chain: unknown chain \"nowhere\"");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "  rules:\n    - route_to_chain: x\n",
+                "routing.rules[0].match: required");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "  rules:\n    - match: {label: pii}\n"
+                      "      route_to_chain: x\n",
+                "routing.rules[0].match.label: unknown key (allowed: tag)");
+  }
+  SECTION("health and rate_limit") {
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "health:\n  unhealthy_threshold: 0\n",
+                "health.unhealthy_threshold: must be between 1 and 1000 (got "
+                "0)");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "rate_limit:\n  max_requests: 0\n",
+                "rate_limit.max_requests: must be between 1 and 1099511627776 "
+                "(got 0)");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "rate_limit:\n  window_seconds: 0\n",
+                "rate_limit.window_seconds: must be > 0 (got 0)");
+  }
+  SECTION("middleware and logging") {
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "middleware:\n  pre_request:\n    - config: {}\n",
+                "middleware.pre_request[0].plugin: required");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "middleware:\n  pre_request:\n    - plugin: regex\n"
+                      "      config: [1]\n",
+                "middleware.pre_request[0].config: expected a mapping, got a "
+                "list");
+    CHECK_ERROR(keys + echo_models + echo_routing + "logging:\n  level: LOUD\n",
+                "logging.level: expected one of debug, info, warning, error "
+                "(got \"LOUD\")");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "logging:\n  format: text\n",
+                "logging.format: only \"json\" is supported (got \"text\")");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                    + "logging:\n  log_request_body: maybe\n",
+                "logging.log_request_body: expected true or false (got "
+                "\"maybe\")");
+  }
+}
+
+TEST_CASE("health cooldown follows pw-router's rule") {
+  auto load = [](const std::string& health) {
+    auto cfg = load_config_text(keys + echo_models + echo_routing + health);
+    REQUIRE(cfg);
+    return cfg->health;
+  };
+  CHECK(load("health:\n  check_interval_seconds: 10\n").cooldown.count() == 10);
+  CHECK(load("health:\n  check_interval_seconds: 0\n").cooldown.count() == 30);
+  CHECK(load("health:\n  cooldown_seconds: -5\n").cooldown.count() == 30);
+  CHECK(load("health:\n  cooldown_seconds: 4.5\n").cooldown.count() == 4.5);
+}
+
+TEST_CASE("a rate_limit section turns the limit on with pw-router's "
+          "defaults") {
+  auto cfg = load_config_text(keys + echo_models + echo_routing
+                              + "rate_limit: {}\n");
+  REQUIRE(cfg);
+  CHECK(cfg->rate_limit.enabled);
+  CHECK(cfg->rate_limit.max_requests == 60);
+  CHECK(cfg->rate_limit.window.count() == 60);
+}
+
+TEST_CASE("base URLs parse into endpoints") {
+  std::string why;
+  auto ep = parse_base_url("https://api.example.com:8443/openai/v1/", why);
+  REQUIRE(ep);
+  CHECK(ep->tls);
+  CHECK(ep->host == "api.example.com");
+  CHECK(ep->port == 8443);
+  CHECK(ep->base_path == "/openai/v1");
+  CHECK(ep->origin() == "https://api.example.com:8443");
+  CHECK(ep->host_header() == "api.example.com:8443");
+  auto plain = parse_base_url("http://localhost", why);
+  REQUIRE(plain);
+  CHECK(plain->port == 80);
+  CHECK(plain->base_path.empty());
+  CHECK(plain->host_header() == "localhost");
+  CHECK_FALSE(parse_base_url("http://", why));
+  CHECK_FALSE(parse_base_url("http://host/v1?x=1", why));
+  CHECK_FALSE(parse_base_url("http://[::1/v1", why));
+  CHECK_FALSE(parse_base_url("http://host:abc", why));
+}

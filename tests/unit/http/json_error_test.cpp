@@ -1,0 +1,71 @@
+#include "http/json_error.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+using namespace pw;
+using namespace pw::http;
+
+TEST_CASE("the error table has one row per code, in enum order") {
+  auto table = error_table();
+  REQUIRE(table.size() == errc_count);
+  for (uint8_t i = 0; i < errc_count; ++i) {
+    INFO("code " << static_cast<int>(i) << " "
+                 << to_string(static_cast<errc>(i)));
+    CHECK(table[i].code == static_cast<errc>(i));
+    CHECK_FALSE(table[i].type.empty());
+    CHECK_FALSE(table[i].code_text.empty());
+    CHECK((table[i].status == 0
+           || (table[i].status >= 400 && table[i].status < 600)));
+  }
+}
+
+TEST_CASE("each situation of the design's error table maps as specified") {
+  struct row {
+    errc code;
+    unsigned status;
+    const char* type;
+  };
+  for (auto [code, status, type] : {
+           row{errc::invalid_request, 400, "invalid_request_error"},
+           row{errc::missing_api_key, 401, "authentication_error"},
+           row{errc::invalid_api_key, 401, "authentication_error"},
+           row{errc::model_not_allowed, 403, "permission_error"},
+           row{errc::no_allowed_model, 403, "permission_error"},
+           row{errc::model_not_found, 404, "not_found_error"},
+           row{errc::not_found, 404, "not_found_error"},
+           row{errc::method_not_allowed, 405, "invalid_request_error"},
+           row{errc::payload_too_large, 413, "invalid_request_error"},
+           row{errc::headers_too_large, 431, "invalid_request_error"},
+           row{errc::rate_limited, 429, "rate_limit_error"},
+           row{errc::upstream_failed, 502, "upstream_error"},
+           row{errc::no_model_available, 503, "service_unavailable"},
+           row{errc::deadline_exceeded, 504, "timeout_error"},
+           row{errc::internal, 500, "internal_error"},
+       }) {
+    INFO(to_string(code));
+    auto r = render_error(error_of(code, "msg"));
+    CHECK(r.status == status);
+    auto j = nlohmann::json::parse(r.body);
+    CHECK(j["error"]["type"] == type);
+    CHECK(j["error"]["message"] == "msg");
+    CHECK(j["error"]["param"].is_null());
+    CHECK(j["error"]["code"] == row_of(code).code_text);
+  }
+}
+
+TEST_CASE("relayed upstream errors keep the upstream status and fields") {
+  api_error e = error_of(errc::upstream_rejected, "context too long");
+  e.status = 422;
+  e.type = "invalid_request_error";
+  e.code_text = "context_length_exceeded";
+  e.param = "messages";
+  auto r = render_error(e);
+  CHECK(r.status == 422);
+  auto j = nlohmann::json::parse(r.body);
+  CHECK(j["error"]["code"] == "context_length_exceeded");
+  CHECK(j["error"]["param"] == "messages");
+  // A relayed status outside 4xx never escapes as such.
+  e.status = 302;
+  CHECK(render_error(e).status == 400);
+}
