@@ -59,7 +59,7 @@ model_status model_state::status() const {
   out.last_latency_us = last_latency_us;
   auto finished = successes + failures + rejected;
   out.mean_latency_us
-      = finished == 0 ? 0 : total_latency_us / static_cast<int64_t>(finished);
+    = finished == 0 ? 0 : total_latency_us / static_cast<int64_t>(finished);
   return out;
 }
 
@@ -68,16 +68,16 @@ model(model_actor::stateful_pointer<model_state> self,
       model_config_ptr settings) {
   self->state.settings = std::move(settings);
   return {
-      [=](atom::admit, const admit_request&) -> admission {
-        // The breaker (resilience work) will refuse here; for now every call
-        // is admitted and counted.
-        auto& st = self->state;
-        ++st.in_flight;
-        ++st.requests;
-        return admission{true, {}, st.settings};
-      },
-      [=](atom::outcome, const call_outcome& x) { self->state.record(x); },
-      [=](atom::status) { return self->state.status(); },
+    [=](atom::admit, const admit_request&) -> admission {
+      // The breaker (resilience work) will refuse here; for now every call
+      // is admitted and counted.
+      auto& st = self->state;
+      ++st.in_flight;
+      ++st.requests;
+      return admission{true, {}, st.settings};
+    },
+    [=](atom::outcome, const call_outcome& x) { self->state.record(x); },
+    [=](atom::status) { return self->state.status(); },
   };
 }
 

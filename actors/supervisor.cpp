@@ -98,43 +98,43 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     self->quit(msg.reason);
   });
   return {
-      [self](atom::get) { return self->state.router; },
-      [self](atom::health) -> caf::result<health_report> {
-        auto& models = self->state.models;
-        auto rp = self->make_response_promise<health_report>();
-        auto report = std::make_shared<health_report>();
-        report->models.resize(models.size());
-        if (models.empty()) {
-          rp.deliver(*report);
-          return rp;
-        }
-        auto pending = std::make_shared<size_t>(models.size());
-        for (size_t i = 0; i < models.size(); ++i) {
-          auto alias = models[i].first;
-          auto settings = self->state.config->models[i];
-          auto done = [rp, report, pending]() mutable {
-            if (--*pending == 0)
-              rp.deliver(std::move(*report));
-          };
-          self->request(models[i].second, status_timeout, atom::status_v)
-              .then(
-                  [report, i, done](model_status& s) mutable {
-                    report->models[i] = std::move(s);
-                    done();
-                  },
-                  [report, i, alias, settings, done](caf::error&) mutable {
-                    // A MODEL that does not answer shows up as unavailable.
-                    auto& s = report->models[i];
-                    s.alias = alias;
-                    s.provider = std::string{to_string(settings->provider)};
-                    s.model = settings->model;
-                    s.circuit = "unknown";
-                    s.last_error = "model actor not responding";
-                    done();
-                  });
-        }
+    [self](atom::get) { return self->state.router; },
+    [self](atom::health) -> caf::result<health_report> {
+      auto& models = self->state.models;
+      auto rp = self->make_response_promise<health_report>();
+      auto report = std::make_shared<health_report>();
+      report->models.resize(models.size());
+      if (models.empty()) {
+        rp.deliver(*report);
         return rp;
-      },
+      }
+      auto pending = std::make_shared<size_t>(models.size());
+      for (size_t i = 0; i < models.size(); ++i) {
+        auto alias = models[i].first;
+        auto settings = self->state.config->models[i];
+        auto done = [rp, report, pending]() mutable {
+          if (--*pending == 0)
+            rp.deliver(std::move(*report));
+        };
+        self->request(models[i].second, status_timeout, atom::status_v)
+          .then(
+            [report, i, done](model_status& s) mutable {
+              report->models[i] = std::move(s);
+              done();
+            },
+            [report, i, alias, settings, done](caf::error&) mutable {
+              // A MODEL that does not answer shows up as unavailable.
+              auto& s = report->models[i];
+              s.alias = alias;
+              s.provider = std::string{to_string(settings->provider)};
+              s.model = settings->model;
+              s.circuit = "unknown";
+              s.last_error = "model actor not responding";
+              done();
+            });
+      }
+      return rp;
+    },
   };
 }
 

@@ -13,7 +13,7 @@ namespace pw {
 
 /// Looks up one environment variable; nullopt when unset.
 using env_lookup
-    = std::function<std::optional<std::string>(const std::string& name)>;
+  = std::function<std::optional<std::string>(const std::string& name)>;
 
 /// Looks up variables in the process environment.
 std::optional<std::string> process_env(const std::string& name);

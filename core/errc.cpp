@@ -68,8 +68,8 @@ caf::error make_error(errc x, std::string message, std::string param) {
 
 caf::error make_retry_error(errc x, std::string message, uint32_t retry_after) {
   return caf::error{
-      static_cast<uint8_t>(x), caf::atom("pw"),
-      caf::make_message(std::move(message), std::string{}, retry_after)};
+    static_cast<uint8_t>(x), caf::atom("pw"),
+    caf::make_message(std::move(message), std::string{}, retry_after)};
 }
 
 errc code_of(const caf::error& err) {

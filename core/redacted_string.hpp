@@ -28,7 +28,7 @@ public:
   }
 
   friend bool operator==(const redacted_string&, const redacted_string&)
-      = default;
+    = default;
 
 private:
   std::string secret_;

@@ -20,19 +20,19 @@ inline actors::model_actor::behavior_type
 mock_model(actors::model_actor::pointer, model_config_ptr settings,
            std::shared_ptr<mock_model_log> log) {
   return {
-      [=](atom::admit, const actors::admit_request&) {
-        ++log->admits;
-        return actors::admission{log->admit, log->admit ? "" : "refused",
-                                 settings};
-      },
-      [=](atom::outcome, const actors::call_outcome& x) {
-        log->outcomes.push_back(x);
-      },
-      [=](atom::status) {
-        actors::model_status s;
-        s.alias = settings->alias;
-        return s;
-      },
+    [=](atom::admit, const actors::admit_request&) {
+      ++log->admits;
+      return actors::admission{log->admit, log->admit ? "" : "refused",
+                               settings};
+    },
+    [=](atom::outcome, const actors::call_outcome& x) {
+      log->outcomes.push_back(x);
+    },
+    [=](atom::status) {
+      actors::model_status s;
+      s.alias = settings->alias;
+      return s;
+    },
   };
 }
 

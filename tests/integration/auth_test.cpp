@@ -107,8 +107,8 @@ TEST_CASE("a key's allowlist limits the models it may use") {
     }
     CHECK(ids == std::vector<std::string>{"echo", "safe-local"});
     auto all
-        = http_request(gw.port(), "GET", "/v1/models", "", auth_json(full_key))
-              .json();
+      = http_request(gw.port(), "GET", "/v1/models", "", auth_json(full_key))
+          .json();
     CHECK(all["data"].size() == 3);
     CHECK(all["data"][1]["owned_by"] == "openai");
   }
@@ -118,9 +118,9 @@ TEST_CASE("the per-key rate limit answers 429 with Retry-After and keeps the "
           "request away from the upstream") {
   fake_upstream upstream{answer_ok()};
   gateway_process gw{make_config(
-      openai_model("gpt", upstream.base_url()) + echo_model, "gpt", "",
-      "rate_limit:\n  max_requests: 2\n"
-      "  window_seconds: 60\n")};
+    openai_model("gpt", upstream.base_url()) + echo_model, "gpt", "",
+    "rate_limit:\n  max_requests: 2\n"
+    "  window_seconds: 60\n")};
   auto post = [&](const std::string& key) {
     return http_request(gw.port(), "POST", "/v1/chat/completions",
                         chat_body("gpt"), auth_json(key));

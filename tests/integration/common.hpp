@@ -67,8 +67,8 @@ inline fake_handler answer_ok(const std::string& content = "hi from upstream") {
   return [content](const fake_request& req) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
     auto model = body.is_object() && body.contains("model")
-                     ? body["model"].get<std::string>()
-                     : std::string{"unknown"};
+                   ? body["model"].get<std::string>()
+                   : std::string{"unknown"};
     fake_response r;
     r.body = openai_completion(model, content);
     return r;

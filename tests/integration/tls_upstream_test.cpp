@@ -28,7 +28,7 @@ http_response ask(const gateway_process& gw) {
 TEST_CASE("an HTTPS upstream with a trusted certificate is called with SNI") {
   fake_upstream upstream{answer_ok("over tls"), cert("localhost")};
   gateway_process gw{make_config(
-      tls_model(upstream.base_url("localhost") + "/v1", true), "secure")};
+    tls_model(upstream.base_url("localhost") + "/v1", true), "secure")};
   auto res = ask(gw);
   REQUIRE(res.status == 200);
   CHECK(res.json()["choices"][0]["message"]["content"] == "over tls");
@@ -44,7 +44,7 @@ TEST_CASE("an IP-address upstream is verified against the certificate's IP "
           "names") {
   fake_upstream upstream{answer_ok(), cert("localhost")};
   gateway_process gw{make_config(
-      tls_model(upstream.base_url("127.0.0.1") + "/v1", true), "secure")};
+    tls_model(upstream.base_url("127.0.0.1") + "/v1", true), "secure")};
   REQUIRE(ask(gw).status == 200);
   CHECK(upstream.requests()[0].sni.empty());
 }
@@ -53,11 +53,11 @@ TEST_CASE("an untrusted certificate fails with 502 and reaches no "
           "application") {
   fake_upstream upstream{answer_ok(), cert("localhost")};
   gateway_process gw{make_config(
-      tls_model(upstream.base_url("localhost") + "/v1", false), "secure")};
+    tls_model(upstream.base_url("localhost") + "/v1", false), "secure")};
   auto res = ask(gw);
   CHECK(res.status == 502);
   CHECK(error_of(res)["message"].get<std::string>().find(
-            "certificate verify failed")
+          "certificate verify failed")
         != std::string::npos);
   CHECK(upstream.requests().empty());
 }
@@ -65,7 +65,7 @@ TEST_CASE("an untrusted certificate fails with 502 and reaches no "
 TEST_CASE("a certificate for another host name fails with 502") {
   fake_upstream upstream{answer_ok(), cert("wrong-host")};
   gateway_process gw{make_config(
-      tls_model(upstream.base_url("localhost") + "/v1", true), "secure")};
+    tls_model(upstream.base_url("localhost") + "/v1", true), "secure")};
   auto res = ask(gw);
   CHECK(res.status == 502);
   CHECK(error_of(res)["code"] == "upstream_failed");

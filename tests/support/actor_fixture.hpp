@@ -20,7 +20,7 @@ public:
   actor_fixture()
       : sys(configure(cfg)), self(sys, true),
         sched(
-            dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
+          dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
     // nop
   }
 

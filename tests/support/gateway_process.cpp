@@ -141,8 +141,8 @@ gateway_process::gateway_process(const std::string& config_yaml,
                                  std::map<std::string, std::string> env) {
   config_path_ = write_temp_file(config_yaml);
   std::vector<std::string> argv{
-      PW_ROUTER_BIN, "--config", config_path_, "--host",
-      "127.0.0.1",   "--port",   "0"};
+    PW_ROUTER_BIN, "--config", config_path_, "--host",
+    "127.0.0.1",   "--port",   "0"};
   int out_fd = -1;
   int err_fd = -1;
   pid_ = spawn(argv, env, out_fd, err_fd);

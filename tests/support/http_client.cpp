@@ -38,7 +38,7 @@ struct http_client::impl {
 http_client::http_client(uint16_t port, std::chrono::milliseconds timeout)
     : impl_(std::make_unique<impl>()) {
   impl_->socket.connect(
-      tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+    tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
   // Bound every blocking read and write: a test fails, it never hangs.
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
@@ -115,7 +115,7 @@ bool raw_connection::send(const std::string& bytes) {
   size_t sent = 0;
   while (sent < bytes.size()) {
     auto n
-        = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -133,7 +133,7 @@ std::string raw_connection::read_until_close(std::chrono::milliseconds timeout,
   char buf[4096];
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+      deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       return out;
     pollfd p{fd_, POLLIN, 0};
@@ -160,7 +160,7 @@ std::string raw_connection::read_until(const std::string& text,
   char buf[4096];
   while (out.find(text) == std::string::npos) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+      deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       break;
     pollfd p{fd_, POLLIN, 0};

@@ -61,10 +61,10 @@ TEST_CASE("upstream errors map to client errors without secrets") {
   }
   SECTION("4xx relays the provider's message with the key scrubbed") {
     auto e = adapters::upstream_error(
-        status(
-            400,
-            R"({"error":{"message":"bad key sk-secret-provider-key here","type":"invalid_request_error","code":"x"}})"),
-        m);
+      status(
+        400,
+        R"({"error":{"message":"bad key sk-secret-provider-key here","type":"invalid_request_error","code":"x"}})"),
+      m);
     CHECK(e.code == errc::upstream_rejected);
     CHECK(e.status == 400);
     CHECK(e.message == "bad key *** here");
@@ -72,20 +72,20 @@ TEST_CASE("upstream errors map to client errors without secrets") {
   }
   SECTION("Anthropic's envelope is read the same way") {
     auto e = adapters::upstream_error(
-        status(
-            413,
-            R"({"type":"error","error":{"type":"request_too_large","message":"too big"}})"),
-        m);
+      status(
+        413,
+        R"({"type":"error","error":{"type":"request_too_large","message":"too big"}})"),
+      m);
     CHECK(e.status == 413);
     CHECK(e.message == "too big");
     CHECK(e.type == "request_too_large");
   }
   SECTION("401 and 403 never relay the provider's text") {
     auto e = adapters::upstream_error(
-        status(
-            401,
-            R"({"error":{"message":"Incorrect API key sk-secret-provider-key"}})"),
-        m);
+      status(
+        401,
+        R"({"error":{"message":"Incorrect API key sk-secret-provider-key"}})"),
+      m);
     CHECK(e.status == 401);
     CHECK(e.message.find("sk-secret") == std::string::npos);
     CHECK(e.type == "upstream_auth_error");

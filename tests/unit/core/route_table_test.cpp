@@ -17,9 +17,9 @@ gateway_config routing_config_of() {
   }
   cfg.routing.default_model = "claude";
   cfg.routing.fallback_chains = {
-      {"reasoning", {"claude", "gpt", "llama"}},
-      {"fast", {"gpt", "llama"}},
-      {"client-safe", {"llama"}},
+    {"reasoning", {"claude", "gpt", "llama"}},
+    {"fast", {"gpt", "llama"}},
+    {"client-safe", {"llama"}},
   };
   cfg.routing.rules = {{"client-data", "client-safe"}};
   return cfg;

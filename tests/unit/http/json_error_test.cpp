@@ -27,21 +27,21 @@ TEST_CASE("each situation of the design's error table maps as specified") {
     const char* type;
   };
   for (auto [code, status, type] : {
-           row{errc::invalid_request, 400, "invalid_request_error"},
-           row{errc::missing_api_key, 401, "authentication_error"},
-           row{errc::invalid_api_key, 401, "authentication_error"},
-           row{errc::model_not_allowed, 403, "permission_error"},
-           row{errc::no_allowed_model, 403, "permission_error"},
-           row{errc::model_not_found, 404, "not_found_error"},
-           row{errc::not_found, 404, "not_found_error"},
-           row{errc::method_not_allowed, 405, "invalid_request_error"},
-           row{errc::payload_too_large, 413, "invalid_request_error"},
-           row{errc::headers_too_large, 431, "invalid_request_error"},
-           row{errc::rate_limited, 429, "rate_limit_error"},
-           row{errc::upstream_failed, 502, "upstream_error"},
-           row{errc::no_model_available, 503, "service_unavailable"},
-           row{errc::deadline_exceeded, 504, "timeout_error"},
-           row{errc::internal, 500, "internal_error"},
+         row{errc::invalid_request, 400, "invalid_request_error"},
+         row{errc::missing_api_key, 401, "authentication_error"},
+         row{errc::invalid_api_key, 401, "authentication_error"},
+         row{errc::model_not_allowed, 403, "permission_error"},
+         row{errc::no_allowed_model, 403, "permission_error"},
+         row{errc::model_not_found, 404, "not_found_error"},
+         row{errc::not_found, 404, "not_found_error"},
+         row{errc::method_not_allowed, 405, "invalid_request_error"},
+         row{errc::payload_too_large, 413, "invalid_request_error"},
+         row{errc::headers_too_large, 431, "invalid_request_error"},
+         row{errc::rate_limited, 429, "rate_limit_error"},
+         row{errc::upstream_failed, 502, "upstream_error"},
+         row{errc::no_model_available, 503, "service_unavailable"},
+         row{errc::deadline_exceeded, 504, "timeout_error"},
+         row{errc::internal, 500, "internal_error"},
        }) {
     INFO(to_string(code));
     auto r = render_error(error_of(code, "msg"));
