@@ -46,10 +46,6 @@ constexpr health health_v{};
 /// An upstream exchange finished (io thread -> SESSION).
 using upstream = caf::atom_constant<caf::atom("upstream")>;
 constexpr upstream upstream_v{};
-/// The request's deadline passed (SESSION to itself).
-using deadline = caf::atom_constant<caf::atom("deadline")>;
-constexpr deadline deadline_v{};
-
 using get = caf::get_atom;
 constexpr get get_v{};
 using update = caf::update_atom;
@@ -171,12 +167,12 @@ typename Inspector::result_type inspect(Inspector& f, resolve_request& x) {
 /// The MODEL actor interface: one per configured model; owns its breaker
 /// state, in-flight count and counters.
 using model_actor = caf::typed_actor<
-    // Admits or refuses one call (counts it as in flight when admitted).
-    caf::replies_to<atom::admit, admit_request>::with<admission>,
-    // Records how an admitted call ended (releases its in-flight slot).
-    caf::reacts_to<atom::outcome, call_outcome>,
-    // Reports the model's state for /health.
-    caf::replies_to<atom::status>::with<model_status>>;
+  // Admits or refuses one call (counts it as in flight when admitted).
+  caf::replies_to<atom::admit, admit_request>::with<admission>,
+  // Records how an admitted call ended (releases its in-flight slot).
+  caf::reacts_to<atom::outcome, call_outcome>,
+  // Reports the model's state for /health.
+  caf::replies_to<atom::status>::with<model_status>>;
 
 /// One model of a route: its alias and its actor.
 struct candidate {
@@ -196,29 +192,33 @@ struct route_decision {
 /// The ROUTER actor interface: owns the routing table, the key allowlists
 /// and the per-client rate limits; asks MODELs for admission in order.
 using router_actor = caf::typed_actor<
-    // Resolves a request to the first admitted candidate, or an error
-    // (model_not_found, model_not_allowed, no_allowed_model, rate_limited,
-    // no_model_available).
-    caf::replies_to<atom::resolve, resolve_request>::with<route_decision>,
-    // INTERNAL (from the SUPERVISOR): a MODEL was restarted under a new handle.
-    caf::reacts_to<atom::update, std::string, model_actor>>;
+  // Resolves a request to the first admitted candidate, or an error
+  // (model_not_found, model_not_allowed, no_allowed_model, rate_limited,
+  // no_model_available).
+  caf::replies_to<atom::resolve, resolve_request>::with<route_decision>,
+  // INTERNAL (from the SUPERVISOR): a MODEL was restarted under a new handle.
+  caf::reacts_to<atom::update, std::string, model_actor>>;
 
 /// The SUPERVISOR actor interface: spawns and monitors the MODELs and the
 /// ROUTER, restarts them when they die, and answers /health.
 using supervisor_actor = caf::typed_actor<
-    // Returns the current ROUTER (startup).
-    caf::replies_to<atom::get>::with<router_actor>,
-    // Collects every MODEL's state, in config order.
-    caf::replies_to<atom::health>::with<health_report>>;
+  // Returns the current ROUTER (startup).
+  caf::replies_to<atom::get>::with<router_actor>,
+  // Collects every MODEL's state, in config order.
+  caf::replies_to<atom::health>::with<health_report>>;
 
 /// The SESSION actor interface: one per chat request. It is spawned by an io
 /// thread and drives pre stage -> resolve -> upstream call -> outcome ->
 /// post stage -> reply.
+/// The request's total deadline is kept by the io thread (the bridge), so a
+/// SESSION arms no timer of its own.
 using session_actor = caf::typed_actor<
-    // An upstream exchange finished (sent from the io thread).
-    caf::reacts_to<atom::upstream, upstream_result>,
-    // INTERNAL: the request's deadline passed.
-    caf::reacts_to<atom::deadline>>;
+  // An upstream exchange finished; the SESSION decides what the client gets
+  // (sent from the io thread).
+  caf::reacts_to<atom::upstream, upstream_result>,
+  // The io thread already answered the client with a successful response
+  // (no post stage had to see it); record this outcome and end.
+  caf::reacts_to<atom::outcome, call_outcome>>;
 
 } // namespace pw::actors
 

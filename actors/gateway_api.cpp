@@ -15,30 +15,34 @@ constexpr auto health_timeout = std::chrono::seconds{3};
 
 std::string render_health(const health_report& report) {
   nlohmann::ordered_json models = nlohmann::ordered_json::object();
+  // pw-router's field: "healthy" while the process serves; "degraded" when
+  // a model is not admitting traffic (so the body tells, not only a model).
+  bool all_closed = true;
   for (const auto& m : report.models) {
+    all_closed = all_closed && m.circuit == "closed";
     models[m.alias] = {
-        {"status", m.circuit == "closed" ? "healthy" : "unhealthy"},
-        {"circuit", m.circuit},
-        {"provider", m.provider},
-        {"model", m.model},
-        {"in_flight", m.in_flight},
-        {"requests", m.requests},
-        {"successes", m.successes},
-        {"failures", m.failures},
-        {"rejected", m.rejected},
-        {"cancelled", m.cancelled},
-        {"last_status", m.last_status},
-        {"last_error", m.last_error.empty()
-                           ? nlohmann::ordered_json(nullptr)
-                           : nlohmann::ordered_json(m.last_error)},
-        {"last_latency_ms", static_cast<double>(m.last_latency_us) / 1000.0},
-        {"mean_latency_ms", static_cast<double>(m.mean_latency_us) / 1000.0},
+      {"status", m.circuit == "closed" ? "healthy" : "unhealthy"},
+      {"circuit", m.circuit},
+      {"provider", m.provider},
+      {"model", m.model},
+      {"in_flight", m.in_flight},
+      {"requests", m.requests},
+      {"successes", m.successes},
+      {"failures", m.failures},
+      {"rejected", m.rejected},
+      {"cancelled", m.cancelled},
+      {"last_status", m.last_status},
+      {"last_error", m.last_error.empty()
+                       ? nlohmann::ordered_json(nullptr)
+                       : nlohmann::ordered_json(m.last_error)},
+      {"last_latency_ms", static_cast<double>(m.last_latency_us) / 1000.0},
+      {"mean_latency_ms", static_cast<double>(m.mean_latency_us) / 1000.0},
     };
   }
   nlohmann::ordered_json body = {
-      {"status", "healthy"},
-      {"version", PW_VERSION},
-      {"models", std::move(models)},
+    {"status", all_closed ? "healthy" : "degraded"},
+    {"version", PW_VERSION},
+    {"models", std::move(models)},
   };
   return body.dump(-1, ' ', false,
                    nlohmann::ordered_json::error_handler_t::replace);
@@ -49,18 +53,18 @@ void health_request(caf::event_based_actor* self, supervisor_actor sup,
                     reply_fn reply) {
   auto shared = std::make_shared<reply_fn>(std::move(reply));
   self->request(sup, health_timeout, atom::health_v)
-      .then(
-          [shared](health_report& report) {
-            http_reply r;
-            r.body = render_health(report);
-            (*shared)(std::move(r));
-          },
-          [shared](caf::error& err) {
-            http_reply r;
-            r.error = error_of(errc::internal, "The supervisor did not answer: "
-                                                   + caf::to_string(err));
-            (*shared)(std::move(r));
-          });
+    .then(
+      [shared](health_report& report) {
+        http_reply r;
+        r.body = render_health(report);
+        (*shared)(std::move(r));
+      },
+      [shared](caf::error&) {
+        http_reply r;
+        r.error = error_of(errc::overloaded,
+                           "The gateway's supervisor did not answer");
+        (*shared)(std::move(r));
+      });
 }
 
 } // namespace

@@ -12,9 +12,6 @@ namespace pw::actors {
 
 namespace {
 
-/// How long the ROUTER waits for one MODEL's admission answer.
-constexpr auto admit_timeout = std::chrono::seconds{5};
-
 using router_ptr = router_actor::stateful_pointer<router_state>;
 using decision_promise = caf::typed_response_promise<route_decision>;
 
@@ -35,28 +32,30 @@ void admit_from(router_ptr self, decision_promise rp,
     return;
   }
   auto handle = it->second;
-  self->request(handle, admit_timeout, atom::admit_v, admit_request{request_id})
-      .then(
-          [=](admission& a) mutable {
-            if (!a.admitted) {
-              admit_from(self, rp, candidates, i + 1, request_id);
-              return;
-            }
-            route_decision d;
-            d.alias = alias;
-            d.model = handle;
-            d.settings = std::move(a.settings);
-            for (size_t j = i + 1; j < candidates->size(); ++j) {
-              auto m = self->state.models.find((*candidates)[j]);
-              if (m != self->state.models.end())
-                d.remaining.push_back(candidate{m->first, m->second});
-            }
-            rp.deliver(std::move(d));
-          },
-          [=](caf::error&) mutable {
-            // A MODEL that does not answer is skipped like a refusing one.
-            admit_from(self, rp, candidates, i + 1, request_id);
-          });
+  // No timeout: a MODEL always answers, and a dead one fails the
+  // request at once. (A timer per request would wake CAF's clock thread.)
+  self->request(handle, caf::infinite, atom::admit_v, admit_request{request_id})
+    .then(
+      [=](admission& a) mutable {
+        if (!a.admitted) {
+          admit_from(self, rp, candidates, i + 1, request_id);
+          return;
+        }
+        route_decision d;
+        d.alias = alias;
+        d.model = handle;
+        d.settings = std::move(a.settings);
+        for (size_t j = i + 1; j < candidates->size(); ++j) {
+          auto m = self->state.models.find((*candidates)[j]);
+          if (m != self->state.models.end())
+            d.remaining.push_back(candidate{m->first, m->second});
+        }
+        rp.deliver(std::move(d));
+      },
+      [=](caf::error&) mutable {
+        // A MODEL that does not answer is skipped like a refusing one.
+        admit_from(self, rp, candidates, i + 1, request_id);
+      });
 }
 
 } // namespace
@@ -71,41 +70,42 @@ router(router_actor::stateful_pointer<router_state> self,
   for (auto& [alias, handle] : models)
     st.models.emplace(alias, std::move(handle));
   return {
-      [=](atom::resolve, resolve_request& req) -> caf::result<route_decision> {
-        auto& st = self->state;
-        const auto& cfg = *st.config;
-        if (req.key_index >= cfg.server.api_keys.size())
-          return make_error(errc::invalid_api_key, "Invalid API key");
-        const auto& key = cfg.server.api_keys[req.key_index];
-        if (cfg.rate_limit.enabled) {
-          auto window = std::chrono::duration_cast<
-              sliding_window_limiter::clock::duration>(cfg.rate_limit.window);
-          auto [it, added] = st.limiters.try_emplace(
-              req.client, cfg.rate_limit.max_requests, window);
-          if (auto wait = it->second.try_acquire(self->clock().now())) {
-            auto secs = std::chrono::duration<double>(*wait).count();
-            auto retry = static_cast<uint32_t>(std::max(1.0, std::ceil(secs)));
-            std::ostringstream msg;
-            msg << "Rate limit exceeded for this API key: "
-                << cfg.rate_limit.max_requests << " requests per "
-                << cfg.rate_limit.window.count() << " s";
-            return make_retry_error(errc::rate_limited, msg.str(), retry);
-          }
+    [=](atom::resolve, resolve_request& req) -> caf::result<route_decision> {
+      auto& st = self->state;
+      const auto& cfg = *st.config;
+      if (req.key_index >= cfg.server.api_keys.size())
+        return make_error(errc::invalid_api_key, "Invalid API key");
+      const auto& key = cfg.server.api_keys[req.key_index];
+      if (cfg.rate_limit.enabled) {
+        auto window
+          = std::chrono::duration_cast<sliding_window_limiter::clock::duration>(
+            cfg.rate_limit.window);
+        auto [it, added] = st.limiters.try_emplace(
+          req.client, cfg.rate_limit.max_requests, window);
+        if (auto wait = it->second.try_acquire(self->clock().now())) {
+          auto secs = std::chrono::duration<double>(*wait).count();
+          auto retry = static_cast<uint32_t>(std::max(1.0, std::ceil(secs)));
+          std::ostringstream msg;
+          msg << "Rate limit exceeded for this API key: "
+              << cfg.rate_limit.max_requests << " requests per "
+              << cfg.rate_limit.window.count() << " s";
+          return make_retry_error(errc::rate_limited, msg.str(), retry);
         }
-        auto candidates
-            = st.table->resolve(req.model, req.tags, key.allowed_models);
-        if (!candidates)
-          return std::move(candidates.error());
-        auto rp = self->make_response_promise<route_decision>();
-        admit_from(self, rp,
-                   std::make_shared<const std::vector<std::string>>(
-                       std::move(*candidates)),
-                   0, std::move(req.request_id));
-        return rp;
-      },
-      [=](atom::update, const std::string& alias, model_actor& handle) {
-        self->state.models[alias] = std::move(handle);
-      },
+      }
+      auto candidates
+        = st.table->resolve(req.model, req.tags, key.allowed_models);
+      if (!candidates)
+        return std::move(candidates.error());
+      auto rp = self->make_response_promise<route_decision>();
+      admit_from(self, rp,
+                 std::make_shared<const std::vector<std::string>>(
+                   std::move(*candidates)),
+                 0, std::move(req.request_id));
+      return rp;
+    },
+    [=](atom::update, const std::string& alias, model_actor& handle) {
+      self->state.models[alias] = std::move(handle);
+    },
   };
 }
 

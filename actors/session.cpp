@@ -54,30 +54,48 @@ void run_post_stage(session_ptr, adapters::chat_response&) {
   // nop
 }
 
-void answer(session_ptr self, adapters::chat_response response,
-            unsigned upstream_status, microseconds upstream_time) {
-  run_post_stage(self, response);
+/// True while no post plugin has to see a response: the io thread may then
+/// answer the client itself as soon as the provider's answer is translated.
+/// The plugin work makes this depend on `middleware.post_response`.
+bool post_stage_empty(session_ptr) {
+  return true;
+}
+
+http_reply success_reply(adapters::chat_response response,
+                         unsigned upstream_status, microseconds upstream_time,
+                         std::string model) {
   http_reply reply;
   reply.status = 200;
-  reply.body = response.body.dump(
-      -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  reply.body = std::move(response.body);
+  reply.model = std::move(model);
   reply.upstream_status = upstream_status;
   reply.upstream_time = upstream_time;
   reply.prompt_tokens = response.prompt_tokens;
   reply.completion_tokens = response.completion_tokens;
-  finish(self, std::move(reply));
+  return reply;
+}
+
+void answer(session_ptr self, adapters::chat_response response,
+            unsigned upstream_status, microseconds upstream_time) {
+  run_post_stage(self, response);
+  finish(self, success_reply(std::move(response), upstream_status,
+                             upstream_time, self->state.decision->alias));
+}
+
+bool is_success(const upstream_result& r) {
+  return r.failure == upstream_failure::none && r.status >= 200
+         && r.status < 300;
 }
 
 /// Handles a finished upstream exchange.
 void on_upstream(session_ptr self, upstream_result& r) {
   auto& st = self->state;
   if (!st.decision || !st.outcome_pending)
-    return; // a late result after the deadline answered
+    return; // nothing is waiting for a result
   const auto& model = *st.decision->settings;
   const auto& adapter = adapters::adapter_for(model.provider);
   auto latency = r.elapsed.count();
-  if (r.failure == upstream_failure::none && r.status >= 200
-      && r.status < 300) {
+  if (is_success(r)) {
     auto response = adapter.from_provider_response(r, model);
     if (!response) {
       auto err = to_api_error(response.error());
@@ -93,8 +111,8 @@ void on_upstream(session_ptr self, upstream_result& r) {
   auto result = adapters::is_model_failure(r) ? call_result::failure
                                               : call_result::rejected;
   auto summary = r.failure != upstream_failure::none
-                     ? std::string{to_string(r.failure)} + ": " + r.detail
-                     : "HTTP " + std::to_string(r.status);
+                   ? std::string{to_string(r.failure)} + ": " + r.detail
+                   : "HTTP " + std::to_string(r.status);
   report(self, {result, r.status, latency, summary});
   http_reply reply;
   reply.error = std::move(err);
@@ -113,9 +131,9 @@ void call_model(session_ptr self, route_decision d) {
   const auto& adapter = adapters::adapter_for(model.provider);
   if (adapter.local()) {
     auto response
-        = adapter.respond_locally(st.ctx.body, model, st.ctx.request_id);
+      = adapter.respond_locally(st.ctx.body, model, st.ctx.request_id);
     auto elapsed
-        = duration_cast<microseconds>(steady_clock::now() - st.attempt_start);
+      = duration_cast<microseconds>(steady_clock::now() - st.attempt_start);
     if (!response) {
       auto err = to_api_error(response.error());
       report(self, {call_result::failure, 0, elapsed.count(), err.message});
@@ -132,11 +150,35 @@ void call_model(session_ptr self, route_decision d) {
     finish_with(self, to_api_error(request.error()));
     return;
   }
-  // A safety net: the io thread enforces the model's timeout itself.
-  self->delayed_send(self, to_ms(model.timeout) + deadline_grace,
-                     atom::deadline_v);
+  // No timer here: the io thread bounds the call by the model's timeout and
+  // the whole request by server.request_deadline_seconds.
   auto handle = caf::actor_cast<session_actor>(self);
-  st.upstream(std::move(*request), [handle](upstream_result r) {
+  if (!post_stage_empty(self)) {
+    st.upstream(std::move(*request), [handle](upstream_result r) {
+      caf::anon_send(handle, atom::upstream_v, std::move(r));
+    });
+    return;
+  }
+  // Fast path, run on the io thread: a successful answer is translated and
+  // written at once, without a round trip through this actor; the SESSION
+  // then only records the outcome. Anything else comes back here.
+  auto reply = st.reply; // shares the once-only bridge state
+  auto settings = st.decision->settings;
+  st.upstream(std::move(*request), [handle, reply,
+                                    settings](upstream_result r) {
+    if (is_success(r)) {
+      const auto& model = *settings;
+      auto response = adapters::adapter_for(model.provider)
+                        .from_provider_response(r, model);
+      if (response) {
+        reply(success_reply(std::move(*response), r.status, r.elapsed,
+                            model.alias));
+        caf::anon_send(
+          handle, atom::outcome_v,
+          call_outcome{call_result::success, r.status, r.elapsed.count(), {}});
+        return;
+      }
+    }
     caf::anon_send(handle, atom::upstream_v, std::move(r));
   });
 }
@@ -160,33 +202,28 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
   run_pre_stage(self);
   resolve_request req{st.ctx.request_id, st.ctx.client, st.ctx.key_index,
                       st.ctx.requested_model, st.ctx.tags};
-  self->request(st.router, resolve_timeout, atom::resolve_v, std::move(req))
-      .then([self](route_decision& d) { call_model(self, std::move(d)); },
-            [self](caf::error& err) {
-              if (err == caf::sec::request_timeout) {
-                finish_with(self, error_of(errc::deadline_exceeded,
-                                           "The request timed out while "
-                                           "choosing a model"));
-                return;
-              }
-              if (err.category() != caf::atom("pw")) {
-                // A CAF error (the ROUTER is down or restarting): never show
-                // CAF's internals to the client.
-                finish_with(self, error_of(errc::overloaded,
-                                           "The gateway's router is not "
-                                           "available; retry the request"));
-                return;
-              }
-              finish_with(self, to_api_error(err));
-            });
+  // No timeout: the ROUTER always answers, a dead one fails the request at
+  // once, and the io thread keeps the request's deadline.
+  self->request(st.router, caf::infinite, atom::resolve_v, std::move(req))
+    .then([self](route_decision& d) { call_model(self, std::move(d)); },
+          [self](caf::error& err) {
+            if (err.category() != caf::atom("pw")) {
+              // A CAF error (the ROUTER is down or restarting): never show
+              // CAF's internals to the client.
+              finish_with(self, error_of(errc::overloaded,
+                                         "The gateway's router is not "
+                                         "available; retry the request"));
+              return;
+            }
+            finish_with(self, to_api_error(err));
+          });
   return {
-      [self](atom::upstream, upstream_result& r) { on_upstream(self, r); },
-      [self](atom::deadline) {
-        report(self, {call_result::cancelled, 0, 0, "deadline exceeded"});
-        finish_with(self,
-                    error_of(errc::deadline_exceeded,
-                             "The request did not finish within its deadline"));
-      },
+    [self](atom::upstream, upstream_result& r) { on_upstream(self, r); },
+    [self](atom::outcome, call_outcome& x) {
+      report(self, std::move(x));
+      self->state.reply = nullptr; // already answered by the io thread
+      self->quit();
+    },
   };
 }
 

@@ -36,13 +36,6 @@ struct session_state {
   ~session_state();
 };
 
-/// How long a SESSION waits for the ROUTER's decision.
-constexpr std::chrono::seconds resolve_timeout{10};
-
-/// Grace on top of a model's `timeout_seconds` before the SESSION gives up
-/// on an upstream call the io thread should already have timed out.
-constexpr std::chrono::seconds deadline_grace{5};
-
 /// Spawn function of the SESSION actor.
 session_actor::behavior_type
 session(session_actor::stateful_pointer<session_state> self, chat_context ctx,

@@ -2,6 +2,7 @@
 
 #include "adapters/echo/echo_adapter.hpp"
 #include "adapters/openai/openai_adapter.hpp"
+#include "core/json_text.hpp"
 
 namespace pw::adapters {
 
@@ -14,12 +15,12 @@ namespace {
 class unsupported_adapter final : public adapter {
 public:
   caf::expected<upstream_request>
-  to_provider_request(const nlohmann::ordered_json&,
+  to_provider_request(const chat_payload&,
                       const model_config& model) const override {
     return make_error(errc::unsupported,
                       "Model '" + model.alias + "' uses provider "
-                          + std::string{to_string(model.provider)}
-                          + ", which this build cannot call yet");
+                        + std::string{to_string(model.provider)}
+                        + ", which this build cannot call yet");
   }
 
   caf::expected<chat_response>
@@ -27,18 +28,18 @@ public:
                          const model_config& model) const override {
     return make_error(errc::unsupported,
                       "provider " + std::string{to_string(model.provider)}
-                          + " is not supported yet");
+                        + " is not supported yet");
   }
 };
 
 } // namespace
 
-caf::expected<chat_response>
-adapter::respond_locally(const nlohmann::ordered_json&,
-                         const model_config& model, std::string_view) const {
+caf::expected<chat_response> adapter::respond_locally(const chat_payload&,
+                                                      const model_config& model,
+                                                      std::string_view) const {
   return make_error(errc::internal, "provider "
-                                        + std::string{to_string(model.provider)}
-                                        + " does not answer locally");
+                                      + std::string{to_string(model.provider)}
+                                      + " does not answer locally");
 }
 
 const adapter& adapter_for(provider_kind provider) {
@@ -67,6 +68,16 @@ void scrub(std::string& text, const std::string& secret) {
   for (auto pos = text.find(secret); pos != std::string::npos;
        pos = text.find(secret, pos))
     text.replace(pos, secret.size(), "***");
+}
+
+/// Cuts `text` to at most `max` bytes, on a UTF-8 character boundary.
+void truncate_utf8(std::string& text, size_t max) {
+  if (text.size() <= max)
+    return;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80)
+    --cut;
+  text.resize(cut);
 }
 
 std::string status_text(unsigned status) {
@@ -137,24 +148,28 @@ api_error upstream_error(const upstream_result& result,
                 + "' rejected the request (" + status_text(s) + ")";
   auto doc = nlohmann::ordered_json::parse(result.body, nullptr, false);
   if (doc.is_object()) {
+    auto take = [](const nlohmann::ordered_json& obj, const char* key,
+                   std::string& out) {
+      if (auto it = obj.find(key); it != obj.end() && it->is_string())
+        out = it->get<std::string>();
+    };
     auto e = doc.find("error");
     if (e != doc.end() && e->is_object()) {
-      if (auto m = e->find("message"); m != e->end() && m->is_string())
-        err.message = m->get<std::string>();
-      if (auto t = e->find("type"); t != e->end() && t->is_string())
-        err.type = t->get<std::string>();
-      if (auto c = e->find("code"); c != e->end() && c->is_string())
-        err.code_text = c->get<std::string>();
-      if (auto p = e->find("param"); p != e->end() && p->is_string())
-        err.param = p->get<std::string>();
+      take(*e, "message", err.message);
+      take(*e, "type", err.type);
+      take(*e, "code", err.code_text);
+      take(*e, "param", err.param);
     } else if (e != doc.end() && e->is_string()) {
       err.message = e->get<std::string>();
     }
   }
-  constexpr size_t max_message = 2000;
-  if (err.message.size() > max_message)
-    err.message.resize(max_message);
-  scrub(err.message, model.api_key.reveal());
+  // Every relayed field is scrubbed of the key first, then bounded, so a
+  // key cut by the bound cannot survive in part.
+  const auto& key = model.api_key.reveal();
+  for (auto* field : {&err.message, &err.type, &err.code_text, &err.param}) {
+    scrub(*field, key);
+    truncate_utf8(*field, field == &err.message ? 2000 : 128);
+  }
   return err;
 }
 
@@ -164,21 +179,26 @@ constexpr auto json_replace = nlohmann::ordered_json::error_handler_t::replace;
 
 } // namespace
 
-std::string dump_with_model(const nlohmann::ordered_json& request,
+std::string body_with_model(const chat_payload& request,
                             std::string_view model) {
+  if (!request.raw().empty())
+    if (auto spliced = with_top_level_string(request.raw(), "model", model))
+      return std::move(*spliced);
+  // Re-serialise member by member, so the document is never copied.
+  const auto& doc = request.json();
   std::string out;
-  out.reserve(512);
+  out.reserve(request.raw().size() + 64);
   out.push_back('{');
   bool first = true;
   bool wrote_model = false;
-  for (auto it = request.begin(); it != request.end(); ++it) {
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
     if (!first)
       out.push_back(',');
     first = false;
-    out += nlohmann::ordered_json(it.key()).dump();
+    append_json_string(out, it.key());
     out.push_back(':');
     if (it.key() == "model") {
-      out += nlohmann::ordered_json(model).dump();
+      append_json_string(out, model);
       wrote_model = true;
     } else {
       out += it.value().dump(-1, ' ', false, json_replace);
@@ -188,7 +208,7 @@ std::string dump_with_model(const nlohmann::ordered_json& request,
     if (!first)
       out.push_back(',');
     out += "\"model\":";
-    out += nlohmann::ordered_json(model).dump();
+    append_json_string(out, model);
   }
   out.push_back('}');
   return out;

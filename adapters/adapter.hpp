@@ -4,6 +4,7 @@
 // format and a provider's wire format. Adapters never touch sockets; the
 // SESSION hands what they build to an io thread through upstream_fn.
 
+#include "core/chat_request.hpp"
 #include "core/config.hpp"
 #include "core/exchange.hpp"
 
@@ -15,9 +16,10 @@
 
 namespace pw::adapters {
 
-/// A completed chat answer in OpenAI shape, plus its token usage.
+/// A completed chat answer: an OpenAI chat.completion as JSON text, plus
+/// its token usage.
 struct chat_response {
-  nlohmann::ordered_json body;
+  std::string body;
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
 };
@@ -31,12 +33,12 @@ public:
 
   /// Answers a request inside the gateway (local providers only).
   virtual caf::expected<chat_response>
-  respond_locally(const nlohmann::ordered_json& request,
-                  const model_config& model, std::string_view request_id) const;
+  respond_locally(const chat_payload& request, const model_config& model,
+                  std::string_view request_id) const;
 
   /// Builds the provider request for an OpenAI chat completion request.
   virtual caf::expected<upstream_request>
-  to_provider_request(const nlohmann::ordered_json& request,
+  to_provider_request(const chat_payload& request,
                       const model_config& model) const = 0;
 
   /// Translates a 2xx provider answer into an OpenAI chat.completion whose
@@ -63,7 +65,10 @@ api_error upstream_error(const upstream_result& result,
 bool is_model_failure(const upstream_result& result);
 
 /// Serialises `request` with `model` replaced, without copying the request.
-std::string dump_with_model(const nlohmann::ordered_json& request,
+/// The request body with `model` set to the provider's id: the received
+/// bytes with one field spliced when possible, else the document
+/// re-serialised (without copying it).
+std::string body_with_model(const chat_payload& request,
                             std::string_view model);
 
 } // namespace pw::adapters

@@ -6,82 +6,233 @@ namespace pw {
 
 namespace {
 
-caf::error invalid(std::string message, std::string param = {}) {
-  return make_error(errc::invalid_request, std::move(message),
-                    std::move(param));
-}
+using json = nlohmann::ordered_json;
+
+/// A SAX handler that checks the request shape as the parser streams it.
+/// It records the first shape problem and lets the parse go on, so that a
+/// body that is also invalid JSON reports the JSON error.
+class shape_checker : public nlohmann::json_sax<json> {
+public:
+  chat_summary summary;
+  caf::error problem;
+  bool too_deep = false;
+
+  /// Called after the parse: the verdict on the whole document.
+  [[nodiscard]] caf::error finish() {
+    if (problem)
+      return std::move(problem);
+    if (!saw_messages_)
+      return invalid("'messages' is a required property.", "messages");
+    return {};
+  }
+
+  // -- nlohmann::json_sax ----------------------------------------------------
+
+  bool null() override {
+    value_at_key(kind::null_value);
+    return true;
+  }
+
+  bool boolean(bool val) override {
+    if (value_at_key(kind::boolean) == slot::stream)
+      summary.stream = val;
+    return true;
+  }
+
+  bool number_integer(number_integer_t) override {
+    value_at_key(kind::other);
+    return true;
+  }
+
+  bool number_unsigned(number_unsigned_t) override {
+    value_at_key(kind::other);
+    return true;
+  }
+
+  bool number_float(number_float_t, const string_t&) override {
+    value_at_key(kind::other);
+    return true;
+  }
+
+  bool string(string_t& val) override {
+    if (value_at_key(kind::string) == slot::model)
+      summary.model = val;
+    return true;
+  }
+
+  bool binary(binary_t&) override {
+    value_at_key(kind::other);
+    return true;
+  }
+
+  bool start_object(std::size_t) override {
+    auto s = value_at_key(kind::object);
+    if (s == slot::message) {
+      saw_role_ = false;
+      in_message_ = true;
+    }
+    return push(false);
+  }
+
+  bool key(string_t& val) override {
+    auto depth = frames_.size();
+    if (depth == 1)
+      current_key_ = val;
+    else if (depth == 3 && in_message_)
+      message_key_is_role_ = val == "role";
+    return true;
+  }
+
+  bool end_object() override {
+    frames_.pop_back();
+    if (frames_.size() == 2 && in_message_) {
+      in_message_ = false;
+      if (!saw_role_)
+        fail("'" + message_path() + ".role' must be a string.",
+             message_path() + ".role");
+    }
+    return true;
+  }
+
+  bool start_array(std::size_t) override {
+    auto s = value_at_key(kind::array);
+    if (s == slot::messages)
+      message_count_ = 0;
+    return push(true);
+  }
+
+  bool end_array() override {
+    frames_.pop_back();
+    if (frames_.size() == 1 && in_messages_) {
+      in_messages_ = false;
+      if (message_count_ == 0)
+        fail("'messages' must contain at least one message.", "messages");
+    }
+    return true;
+  }
+
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+private:
+  enum class kind { null_value, boolean, string, object, array, other };
+  enum class slot { none, model, messages, message, stream };
+
+  static caf::error invalid(std::string message, std::string param = {}) {
+    return make_error(errc::invalid_request, std::move(message),
+                      std::move(param));
+  }
+
+  void fail(std::string message, std::string param) {
+    if (!problem)
+      problem = invalid(std::move(message), std::move(param));
+  }
+
+  bool push(bool is_array) {
+    if (frames_.size() >= max_json_depth) {
+      too_deep = true;
+      return false; // stops the parser
+    }
+    frames_.push_back(is_array);
+    return true;
+  }
+
+  std::string message_path() const {
+    return "messages[" + std::to_string(message_count_ - 1) + "]";
+  }
+
+  /// Classifies a value by where it sits and checks its kind.
+  slot value_at_key(kind k) {
+    auto depth = frames_.size();
+    if (depth == 0) {
+      if (k != kind::object)
+        fail("The request body must be a JSON object.", "");
+      return slot::none;
+    }
+    if (depth == 1) {
+      if (current_key_ == "model") {
+        if (k != kind::string && k != kind::null_value)
+          fail("'model' must be a string.", "model");
+        if (k == kind::null_value)
+          summary.model.clear();
+        return slot::model;
+      }
+      if (current_key_ == "messages") {
+        saw_messages_ = true;
+        if (k != kind::array)
+          fail("'messages' must be an array.", "messages");
+        else
+          in_messages_ = true;
+        return slot::messages;
+      }
+      if (current_key_ == "stream") {
+        if (k != kind::boolean && k != kind::null_value)
+          fail("'stream' must be a boolean.", "stream");
+        if (k == kind::null_value)
+          summary.stream = false;
+        return slot::stream;
+      }
+      return slot::none;
+    }
+    if (depth == 2 && in_messages_) {
+      ++message_count_;
+      if (k != kind::object) {
+        fail("'" + message_path() + "' must be an object.", message_path());
+        return slot::none;
+      }
+      return slot::message;
+    }
+    if (depth == 3 && in_message_ && message_key_is_role_) {
+      message_key_is_role_ = false;
+      if (k == kind::string)
+        saw_role_ = true;
+    }
+    return slot::none;
+  }
+
+  /// true = array, false = object; the top level is frames_[0].
+  std::vector<bool> frames_;
+  std::string current_key_;
+  bool saw_messages_ = false;
+  bool in_messages_ = false;
+  bool in_message_ = false;
+  bool message_key_is_role_ = false;
+  bool saw_role_ = false;
+  size_t message_count_ = 0;
+};
 
 } // namespace
 
-bool json_depth_ok(std::string_view text, size_t limit) {
-  size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
-    switch (c) {
-    case '"':
-      in_string = true;
-      break;
-    case '[':
-    case '{':
-      if (++depth > limit)
-        return false;
-      break;
-    case ']':
-    case '}':
-      if (depth > 0)
-        --depth;
-      break;
-    default:
-      break;
-    }
-  }
-  return true;
+caf::expected<chat_summary> check_chat_request(std::string_view body) {
+  shape_checker checker;
+  bool ok = json::sax_parse(body, &checker);
+  if (checker.too_deep)
+    return make_error(errc::invalid_request,
+                      "The request body nests deeper than "
+                        + std::to_string(max_json_depth) + " levels.",
+                      std::string{});
+  if (!ok)
+    return make_error(errc::invalid_request,
+                      "We could not parse the JSON body of your request. The "
+                      "body must be valid JSON (UTF-8).",
+                      std::string{});
+  if (auto err = checker.finish())
+    return err;
+  return std::move(checker.summary);
 }
 
-caf::expected<nlohmann::ordered_json>
-parse_chat_request(std::string_view body) {
-  if (!json_depth_ok(body))
-    return invalid("The request body nests deeper than "
-                   + std::to_string(max_json_depth) + " levels.");
-  auto doc = nlohmann::ordered_json::parse(body, nullptr, false);
-  if (doc.is_discarded())
-    return invalid("We could not parse the JSON body of your request. The "
-                   "body must be valid JSON (UTF-8).");
-  if (!doc.is_object())
-    return invalid("The request body must be a JSON object.");
-  if (auto it = doc.find("model");
-      it != doc.end() && !it->is_string() && !it->is_null())
-    return invalid("'model' must be a string.", "model");
-  auto messages = doc.find("messages");
-  if (messages == doc.end())
-    return invalid("'messages' is a required property.", "messages");
-  if (!messages->is_array())
-    return invalid("'messages' must be an array.", "messages");
-  if (messages->empty())
-    return invalid("'messages' must contain at least one message.", "messages");
-  for (size_t i = 0; i < messages->size(); ++i) {
-    const auto& m = (*messages)[i];
-    auto where = "messages[" + std::to_string(i) + "]";
-    if (!m.is_object())
-      return invalid("'" + where + "' must be an object.", where);
-    auto role = m.find("role");
-    if (role == m.end() || !role->is_string())
-      return invalid("'" + where + ".role' must be a string.", where + ".role");
-  }
-  if (auto it = doc.find("stream");
-      it != doc.end() && !it->is_boolean() && !it->is_null())
-    return invalid("'stream' must be a boolean.", "stream");
-  return doc;
+const nlohmann::ordered_json& chat_payload::json() const {
+  if (!doc_)
+    doc_ = nlohmann::ordered_json::parse(raw_, nullptr, false);
+  return *doc_;
+}
+
+nlohmann::ordered_json& chat_payload::mutable_json() {
+  (void)json(); // parse before the bytes go
+  raw_.clear();
+  return *doc_;
 }
 
 } // namespace pw

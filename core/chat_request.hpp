@@ -1,33 +1,62 @@
 #pragma once
 
-// A parsed and checked `POST /v1/chat/completions` request, and the context
-// an io thread hands to a SESSION.
-
-#include "core/config.hpp"
+// A `POST /v1/chat/completions` request: the shape check an io thread runs
+// on the raw body, the body itself (parsed only when someone needs the
+// document), and the context an io thread hands to a SESSION.
 
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pw {
 
-/// Deepest JSON nesting a request may have; deeper input is rejected before
-/// the parser sees it, so no input can exhaust the stack.
+/// Deepest JSON nesting a request may have; deeper input is rejected while
+/// parsing, so no input can exhaust the stack or memory of a later step.
 constexpr size_t max_json_depth = 64;
 
-/// Returns false if `text` nests arrays/objects deeper than `limit`. Runs in
-/// one linear pass and skips string contents.
-bool json_depth_ok(std::string_view text, size_t limit = max_json_depth);
+/// What the shape check learns about a request body.
+struct chat_summary {
+  /// The `model` field ("" when absent or null).
+  std::string model;
+  bool stream = false;
+};
 
-/// Parses a chat completion request body and checks its shape: an object;
-/// `model` a string or absent/null; `messages` a non-empty list of objects
-/// with a string `role`; `stream` a boolean if present. Errors are
+/// Checks a chat completion body in one streaming pass, without building a
+/// document: valid JSON (UTF-8, no lone surrogates), at most max_json_depth
+/// deep, an object; `model` a string or null; `messages` a non-empty list of
+/// objects with a string `role`; `stream` a boolean or null. Errors are
 /// `invalid_request` with OpenAI's wording and the field as `param_of`.
-caf::expected<nlohmann::ordered_json> parse_chat_request(std::string_view body);
+caf::expected<chat_summary> check_chat_request(std::string_view body);
+
+/// A chat request body: the bytes as received, and the parsed document on
+/// first use. Owned by one SESSION at a time.
+class chat_payload {
+public:
+  chat_payload() = default;
+
+  explicit chat_payload(std::string raw) : raw_(std::move(raw)) {
+    // nop
+  }
+
+  /// The body as received; empty once the document was changed.
+  [[nodiscard]] const std::string& raw() const { return raw_; }
+
+  /// The parsed document. The body passed check_chat_request, so this
+  /// parse cannot fail.
+  [[nodiscard]] const nlohmann::ordered_json& json() const;
+
+  /// The document for changing (pre plugins): `raw()` is stale afterwards.
+  nlohmann::ordered_json& mutable_json();
+
+private:
+  std::string raw_;
+  mutable std::optional<nlohmann::ordered_json> doc_;
+};
 
 /// Everything a SESSION needs to serve one chat request.
 struct chat_context {
@@ -36,7 +65,7 @@ struct chat_context {
   std::string client;
   /// Index of the key in `server.api_keys` of the current config.
   size_t key_index = 0;
-  nlohmann::ordered_json body;
+  chat_payload body;
   /// The `model` the client asked for ("" = none).
   std::string requested_model;
   bool stream = false;

@@ -46,9 +46,10 @@ struct server_config {
   std::string host = "0.0.0.0";
   uint16_t port = 8100;
   std::vector<api_key_config> api_keys;
-  /// Number of io threads, each with its own io_context (default: cores).
+  /// Number of io threads, each with its own io_context (default: the
+  /// CPUs the process may run on).
   unsigned io_threads = 1;
-  /// Number of CAF scheduler threads (default: cores).
+  /// Number of CAF scheduler threads (default: as io_threads).
   unsigned actor_threads = 1;
   uint64_t max_body_bytes = 10 * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;
@@ -65,6 +66,14 @@ struct server_config {
   /// On SIGTERM/SIGINT: how long in-flight requests may finish before the
   /// remaining ones are cut.
   seconds_d drain{10};
+  /// Run the io and actor threads under SCHED_BATCH: the kernel then does
+  /// not preempt a running thread each time it wakes another, so threads
+  /// hand work over in batches (docs/performance.md).
+  bool sched_batch = true;
+  /// Total time one request may take inside the gateway, all attempts
+  /// included; past it the client gets 504. Default: the longest model
+  /// `timeout_seconds` plus 10 s.
+  seconds_d request_deadline{0};
 };
 
 enum class provider_kind : uint8_t { openai, vllm, ollama, anthropic, echo };
@@ -195,6 +204,10 @@ caf::expected<gateway_config> load_config(const std::string& path);
 
 /// Same as load_config, from YAML text (tests, fuzzing).
 caf::expected<gateway_config> load_config_text(std::string_view yaml);
+
+/// CPUs this process may run on (its affinity mask): the default for
+/// `server.io_threads` and `server.actor_threads`.
+unsigned available_cores();
 
 /// Parses an http(s) URL into an endpoint; nullopt with `why` on failure.
 std::optional<endpoint> parse_base_url(std::string_view url, std::string& why);

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <fstream>
 #include <initializer_list>
+#include <sched.h>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -62,6 +63,16 @@ const chain_config* gateway_config::find_chain(std::string_view name) const {
   return nullptr;
 }
 
+unsigned available_cores() {
+  // The CPUs this process may run on (taskset, cgroup cpusets), not the
+  // machine's: a gateway pinned to one core should not start two io threads.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+    return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 std::optional<endpoint> parse_base_url(std::string_view url, std::string& why) {
   endpoint ep;
   if (url.starts_with("https://")) {
@@ -78,8 +89,8 @@ std::optional<endpoint> parse_base_url(std::string_view url, std::string& why) {
   }
   auto slash = url.find('/');
   auto authority = url.substr(0, slash);
-  auto path = slash == std::string_view::npos ? std::string_view{}
-                                              : url.substr(slash);
+  auto path
+    = slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
   if (authority.find('@') != std::string_view::npos) {
     why = "must not contain credentials (use api_key)";
     return std::nullopt;
@@ -122,7 +133,7 @@ std::optional<endpoint> parse_base_url(std::string_view url, std::string& why) {
   if (!port.empty() || authority.ends_with(":")) {
     unsigned value = 0;
     auto [ptr, ec]
-        = std::from_chars(port.data(), port.data() + port.size(), value);
+      = std::from_chars(port.data(), port.data() + port.size(), value);
     if (ec != std::errc{} || ptr != port.data() + port.size() || value == 0
         || value > 65535) {
       why = "has an invalid port";
@@ -310,16 +321,16 @@ std::optional<T> get_int(diagnostics& diag, const YAML::Node& map,
   const auto& text = n.Scalar();
   long long value = 0;
   auto [ptr, ec]
-      = std::from_chars(text.data(), text.data() + text.size(), value);
+    = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc{} || ptr != text.data() + text.size()) {
     diag.fail(where, "expected an integer (got " + quoted(text) + ")");
     return std::nullopt;
   }
   if (value < static_cast<long long>(min)
       || static_cast<unsigned long long>(value)
-             > static_cast<unsigned long long>(max)) {
+           > static_cast<unsigned long long>(max)) {
     diag.fail(where, "must be between " + std::to_string(min) + " and "
-                         + std::to_string(max) + " (got " + text + ")");
+                       + std::to_string(max) + " (got " + text + ")");
     return std::nullopt;
   }
   return static_cast<T>(value);
@@ -342,7 +353,7 @@ std::optional<seconds_d> get_seconds(diagnostics& diag, const YAML::Node& map,
   const auto& text = n.Scalar();
   double value = 0;
   auto [ptr, ec]
-      = std::from_chars(text.data(), text.data() + text.size(), value);
+    = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc{} || ptr != text.data() + text.size()
       || !std::isfinite(value)) {
     diag.fail(where, "expected a number (got " + quoted(text) + ")");
@@ -350,7 +361,7 @@ std::optional<seconds_d> get_seconds(diagnostics& diag, const YAML::Node& map,
   }
   if (!allow_negative && (value < 0 || (value == 0 && !allow_zero))) {
     diag.fail(where, std::string{"must be "} + (allow_zero ? ">= 0" : "> 0")
-                         + " (got " + text + ")");
+                       + " (got " + text + ")");
     return std::nullopt;
   }
   if (value > 86400.0 * 365) {
@@ -424,7 +435,8 @@ void load_server(diagnostics& diag, const YAML::Node& node,
                   "max_body_bytes", "max_header_bytes",
                   "header_timeout_seconds", "body_timeout_seconds",
                   "keepalive_timeout_seconds", "write_timeout_seconds",
-                  "max_connections", "drain_seconds"}))
+                  "max_connections", "drain_seconds",
+                  "request_deadline_seconds", "sched_batch"}))
     return;
   if (auto host = get_string(diag, node, "host", path)) {
     if (host->empty())
@@ -433,12 +445,11 @@ void load_server(diagnostics& diag, const YAML::Node& node,
   }
   if (auto port = get_int<uint16_t>(diag, node, "port", path, 0, 65535))
     out.port = *port;
-  auto hw = std::max(1u, std::thread::hardware_concurrency());
+  auto hw = available_cores();
   out.io_threads
-      = get_int<unsigned>(diag, node, "io_threads", path, 1, 256).value_or(hw);
+    = get_int<unsigned>(diag, node, "io_threads", path, 1, 256).value_or(hw);
   out.actor_threads
-      = get_int<unsigned>(diag, node, "actor_threads", path, 1, 256)
-            .value_or(hw);
+    = get_int<unsigned>(diag, node, "actor_threads", path, 1, 256).value_or(hw);
   if (auto v = get_int<uint64_t>(diag, node, "max_body_bytes", path, 1,
                                  uint64_t{1} << 32))
     out.max_body_bytes = *v;
@@ -458,6 +469,10 @@ void load_server(diagnostics& diag, const YAML::Node& node,
     out.max_connections = *v;
   if (auto v = get_seconds(diag, node, "drain_seconds", path, true))
     out.drain = *v;
+  if (auto v = get_seconds(diag, node, "request_deadline_seconds", path))
+    out.request_deadline = *v;
+  if (auto v = get_bool(diag, node, "sched_batch", path))
+    out.sched_batch = *v;
   auto keys = node["api_keys"];
   auto keys_path = join(path, "api_keys");
   if (is_absent(keys)) {
@@ -548,12 +563,12 @@ void load_model(diagnostics& diag, const std::string& alias,
       m->provider = *p;
     } else {
       auto hint = provider == "custom_http"
-                      ? std::string{" (custom_http is not supported; an "
-                                    "OpenAI-compatible server works as openai)"}
-                      : std::string{};
+                    ? std::string{" (custom_http is not supported; an "
+                                  "OpenAI-compatible server works as openai)"}
+                    : std::string{};
       diag.fail(join(path, "provider"),
                 "unknown provider " + quoted(provider)
-                    + " (known: openai, vllm, ollama, anthropic, echo)" + hint);
+                  + " (known: openai, vllm, ollama, anthropic, echo)" + hint);
       // Keep the model, so routing entries naming it add no false errors.
     }
   }
@@ -563,13 +578,13 @@ void load_model(diagnostics& diag, const std::string& alias,
   else
     m->model = require_string(diag, node, "model", path);
   m->api_key
-      = redacted_string{get_string(diag, node, "api_key", path).value_or("")};
+    = redacted_string{get_string(diag, node, "api_key", path).value_or("")};
   auto base_url = get_string(diag, node, "base_url", path);
   if (is_echo && base_url && !base_url->empty())
     diag.fail(join(path, "base_url"), "the echo provider takes no base_url");
   m->base_url = base_url && !base_url->empty()
-                    ? *base_url
-                    : std::string{default_base_url(m->provider)};
+                  ? *base_url
+                  : std::string{default_base_url(m->provider)};
   if (!is_echo) {
     std::string why;
     if (auto ep = parse_base_url(m->base_url, why))
@@ -638,9 +653,9 @@ void load_routing(diagnostics& diag, const YAML::Node& node,
   out.default_model = require_string(diag, node, "default_model", path);
   if (!out.default_model.empty() && !models.empty()
       && !is_model(out.default_model))
-    diag.fail("routing.default_model",
-              "unknown model " + quoted(out.default_model)
-                  + " (models: " + list_of(names) + ")");
+    diag.fail("routing.default_model", "unknown model "
+                                         + quoted(out.default_model)
+                                         + " (models: " + list_of(names) + ")");
   auto chains = node["fallback_chains"];
   auto chains_path = join(path, "fallback_chains");
   if (!is_absent(chains) && check_named_map(diag, chains, chains_path)) {
@@ -658,7 +673,7 @@ void load_routing(diagnostics& diag, const YAML::Node& node,
       auto list = it->second; // a copy: the iterator's value is a temporary
       if (!list.IsSequence()) {
         diag.fail(chain_path, std::string{"expected a list of models, got "}
-                                  + kind_name(list));
+                                + kind_name(list));
         continue;
       }
       if (list.size() == 0)
@@ -672,7 +687,7 @@ void load_routing(diagnostics& diag, const YAML::Node& node,
         const auto& member = list[i].Scalar();
         if (!is_model(member))
           diag.fail(member_path, "unknown model " + quoted(member)
-                                     + " (models: " + list_of(names) + ")");
+                                   + " (models: " + list_of(names) + ")");
         else if (std::find(chain.members.begin(), chain.members.end(), member)
                  != chain.members.end())
           diag.fail(member_path, "model " + quoted(member) + " listed twice");
@@ -704,9 +719,9 @@ void load_routing(diagnostics& diag, const YAML::Node& node,
       out_rule.tag = require_string(diag, match, "tag", match_path);
     out_rule.chain = require_string(diag, rule, "route_to_chain", rule_path);
     if (!out_rule.chain.empty()) {
-      auto found = std::any_of(
-          out.fallback_chains.begin(), out.fallback_chains.end(),
-          [&](const auto& c) { return c.name == out_rule.chain; });
+      auto found
+        = std::any_of(out.fallback_chains.begin(), out.fallback_chains.end(),
+                      [&](const auto& c) { return c.name == out_rule.chain; });
       if (!found)
         diag.fail(join(rule_path, "route_to_chain"),
                   "unknown chain " + quoted(out_rule.chain));
@@ -819,7 +834,7 @@ void load_logging(diagnostics& diag, const YAML::Node& node,
     else
       diag.fail("logging.level", "expected one of debug, info, warning, "
                                  "error (got "
-                                     + quoted(*level) + ")");
+                                   + quoted(*level) + ")");
   }
   if (auto format = get_string(diag, node, "format", path);
       format && *format != "json")
@@ -850,8 +865,8 @@ caf::expected<gateway_config> load_config_text(std::string_view yaml) {
     root = YAML::Load(std::string{yaml});
   } catch (const YAML::Exception& e) {
     diag.fail("config", "invalid YAML at line "
-                            + std::to_string(e.mark.line + 1) + ", column "
-                            + std::to_string(e.mark.column + 1) + ": " + e.msg);
+                          + std::to_string(e.mark.line + 1) + ", column "
+                          + std::to_string(e.mark.column + 1) + ": " + e.msg);
     return to_error(diag);
   }
   if (is_absent(root) || !root.IsMap()) {
@@ -872,6 +887,12 @@ caf::expected<gateway_config> load_config_text(std::string_view yaml) {
     load_rate_limit(diag, root["rate_limit"], cfg.rate_limit);
     load_middleware(diag, root["middleware"], cfg.middleware);
     load_logging(diag, root["logging"], cfg.logging);
+    if (cfg.server.request_deadline.count() <= 0) {
+      seconds_d longest{0};
+      for (const auto& m : cfg.models)
+        longest = std::max(longest, m->timeout);
+      cfg.server.request_deadline = longest + seconds_d{10};
+    }
   } catch (const YAML::Exception& e) {
     // yaml-cpp throws only on misuse; keep it from escaping as a crash.
     diag.fail("config", std::string{"unexpected YAML structure: "} + e.msg);

@@ -1,10 +1,13 @@
 #include "core/log.hpp"
 
+#include "core/json_text.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <unistd.h>
 
@@ -55,29 +58,86 @@ std::string timestamp() {
   auto now = system_clock::now();
   auto secs = system_clock::to_time_t(now);
   auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
+  // The date part changes once a second: format it once per second and
+  // thread.
+  thread_local std::time_t cached_secs = -1;
+  thread_local char cached[24];
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_secs = secs;
+  }
   char buf[32];
-  auto n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(ms));
+  std::snprintf(buf, sizeof(buf), "%s.%03dZ", cached, static_cast<int>(ms));
   return buf;
+}
+
+line::line(log_level level, std::string_view event) {
+  buf_.reserve(384);
+  buf_ += "{\"ts\":\"";
+  buf_ += timestamp();
+  buf_ += "\",\"level\":\"";
+  buf_ += level_name(level);
+  buf_ += "\",\"event\":";
+  append_json_string(buf_, event);
+}
+
+void line::key(std::string_view k) {
+  buf_.push_back(',');
+  append_json_string(buf_, k);
+  buf_.push_back(':');
+}
+
+line& line::str(std::string_view k, std::string_view value) {
+  key(k);
+  append_json_string(buf_, value);
+  return *this;
+}
+
+line& line::num(std::string_view k, uint64_t value) {
+  key(k);
+  buf_ += std::to_string(value);
+  return *this;
+}
+
+line& line::millis(std::string_view k, std::chrono::microseconds value) {
+  key(k);
+  char out[32];
+  auto us = value.count() < 0 ? 0 : value.count();
+  std::snprintf(out, sizeof(out), "%lld.%03lld",
+                static_cast<long long>(us / 1000),
+                static_cast<long long>(us % 1000));
+  buf_ += out;
+  return *this;
+}
+
+line& line::null(std::string_view k) {
+  key(k);
+  buf_ += "null";
+  return *this;
+}
+
+void line::write() {
+  buf_ += "}\n";
+  write_all(buf_);
 }
 
 void write(log_level level, std::string_view event,
            nlohmann::ordered_json fields) {
   if (!enabled(level))
     return;
-  nlohmann::ordered_json line = nlohmann::ordered_json::object();
-  line["ts"] = timestamp();
-  line["level"] = level_name(level);
-  line["event"] = event;
+  nlohmann::ordered_json doc = nlohmann::ordered_json::object();
+  doc["ts"] = timestamp();
+  doc["level"] = level_name(level);
+  doc["event"] = event;
   if (fields.is_object())
     for (auto& [k, v] : fields.items())
-      line[k] = std::move(v);
+      doc[k] = std::move(v);
   // Replace invalid UTF-8 instead of throwing: a log line never kills a
   // request.
-  auto text = line.dump(-1, ' ', false,
-                        nlohmann::ordered_json::error_handler_t::replace);
+  auto text = doc.dump(-1, ' ', false,
+                       nlohmann::ordered_json::error_handler_t::replace);
   text.push_back('\n');
   write_all(text);
 }

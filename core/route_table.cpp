@@ -52,13 +52,13 @@ route_table::resolve(std::string_view requested,
   auto all = candidates(requested, tags);
   if (!all)
     return all.error();
-  bool is_model = !requested.empty()
-                  && std::find(models_.begin(), models_.end(), requested)
-                         != models_.end();
+  bool is_model
+    = !requested.empty()
+      && std::find(models_.begin(), models_.end(), requested) != models_.end();
   if (is_model && !glob_any(globs, requested))
     return make_error(errc::model_not_allowed,
                       "The model '" + std::string{requested}
-                          + "' is not allowed for this API key");
+                        + "' is not allowed for this API key");
   std::vector<std::string> allowed;
   for (auto& alias : *all)
     if (glob_any(globs, alias))

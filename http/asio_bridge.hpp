@@ -12,9 +12,10 @@
 //   connection pool; publish_fn posts a new generation to every io thread.
 //
 // Every completion runs exactly once. If the actor side drops a reply_fn
-// without calling it (the actor died), the connection gets a 500; if an
-// io_context drops an upstream call (shutdown), the SESSION gets a
-// `cancelled` result. Nothing is ever left suspended.
+// without calling it (the actor died), the connection gets a 500; if it
+// does not answer within the request deadline, a 504; if an io_context
+// drops an upstream call (shutdown), the SESSION gets a `cancelled` result.
+// Nothing is ever left suspended.
 
 #include "actors/gateway_api.hpp"
 #include "core/exchange.hpp"
@@ -26,8 +27,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -41,12 +44,15 @@ namespace net = boost::asio;
 namespace detail {
 
 /// Holds a suspended connection's completion handler until the actor side
-/// answers. complete() runs once; the destructor answers 500 otherwise.
+/// answers or the deadline passes. complete() takes effect once; the
+/// destructor answers 500 if nothing did.
 template <class Handler, class WorkExecutor>
 class bridge_state {
 public:
-  bridge_state(Handler handler, WorkExecutor work)
-      : handler_(std::move(handler)), work_(std::move(work)) {
+  bridge_state(Handler handler, WorkExecutor work,
+               std::shared_ptr<net::steady_timer> timer)
+      : handler_(std::move(handler)), work_(std::move(work)),
+        timer_(std::move(timer)) {
     // nop
   }
 
@@ -61,12 +67,16 @@ public:
     complete(std::move(r));
   }
 
+  /// Called from an actor thread (the answer) or from the io thread (the
+  /// deadline); the first call wins.
   void complete(http_reply reply) {
     if (done_.exchange(true))
       return;
-    // Post, never dispatch: the caller is an actor thread, and the handler
-    // must resume the coroutine on the connection's own io thread.
-    net::post(work_, [h = std::move(handler_), r = std::move(reply)]() mutable {
+    // Post, never dispatch: the handler must resume the coroutine on the
+    // connection's own io thread, which also owns the timer.
+    net::post(work_, [h = std::move(handler_), r = std::move(reply),
+                      t = std::move(timer_)]() mutable {
+      t->cancel();
       std::move(h)(std::move(r));
     });
   }
@@ -75,6 +85,7 @@ private:
   std::atomic<bool> done_{false};
   Handler handler_;
   WorkExecutor work_;
+  std::shared_ptr<net::steady_timer> timer_;
 };
 
 /// Calls an upstream_done once; the destructor reports `cancelled`.
@@ -109,23 +120,40 @@ private:
 } // namespace detail
 
 /// Runs `initiate(reply_fn)` (which hands the reply_fn to the actor side)
-/// and completes with the http_reply the actor side delivers. Usage:
-/// `auto reply = co_await async_actor_call(init, net::use_awaitable);`
+/// and completes with the http_reply the actor side delivers, or with a 504
+/// once `deadline` has passed (a timer on the connection's io thread: no
+/// actor needs a timer of its own). Usage:
+/// `auto reply = co_await async_actor_call(init, deadline, use_awaitable);`
 template <class Initiate, class CompletionToken>
-auto async_actor_call(Initiate initiate, CompletionToken&& token) {
+auto async_actor_call(Initiate initiate, std::chrono::milliseconds deadline,
+                      CompletionToken&& token) {
   return net::async_initiate<CompletionToken, void(http_reply)>(
-      [](auto handler, Initiate init) {
-        auto ex = net::get_associated_executor(handler);
-        // An actor holding the handler is not outstanding work to Asio;
-        // track it, or the io_context could run out of work and return.
-        auto work = net::prefer(ex, net::execution::outstanding_work.tracked);
-        using state_t = detail::bridge_state<decltype(handler), decltype(work)>;
-        auto state
-            = std::make_shared<state_t>(std::move(handler), std::move(work));
-        init(
-            reply_fn{[state](http_reply r) { state->complete(std::move(r)); }});
-      },
-      token, std::move(initiate));
+    [](auto handler, Initiate init, std::chrono::milliseconds limit) {
+      auto ex = net::get_associated_executor(handler);
+      // An actor holding the handler is not outstanding work to Asio;
+      // track it, or the io_context could run out of work and return.
+      auto work = net::prefer(ex, net::execution::outstanding_work.tracked);
+      auto timer = std::make_shared<net::steady_timer>(ex, limit);
+      using state_t = detail::bridge_state<decltype(handler), decltype(work)>;
+      auto state
+        = std::make_shared<state_t>(std::move(handler), std::move(work), timer);
+      // The timer holds the state weakly: it must not keep an answer alive.
+      timer->async_wait([weak = std::weak_ptr<state_t>{state},
+                         limit](boost::system::error_code ec) {
+        if (ec)
+          return; // cancelled: the answer came first
+        if (auto s = weak.lock()) {
+          http_reply r;
+          r.error = error_of(errc::deadline_exceeded,
+                             "The request did not finish within "
+                               + std::to_string(limit.count() / 1000)
+                               + " s (server.request_deadline_seconds)");
+          s->complete(std::move(r));
+        }
+      });
+      init(reply_fn{[state](http_reply r) { state->complete(std::move(r)); }});
+    },
+    token, std::move(initiate), deadline);
 }
 
 /// Returns an upstream_fn that runs `call(request)` (an awaitable producing
@@ -154,9 +182,9 @@ upstream_fn make_upstream_fn(net::io_context& ioc, Call call) {
 /// Returns a publish_fn that hands each new generation to every io thread
 /// by posting `apply(gen)` onto its io_context.
 inline actors::publish_fn make_publish_fn(
-    std::vector<std::pair<net::io_context*,
-                          std::function<void(actors::generation_ptr)>>>
-        targets) {
+  std::vector<
+    std::pair<net::io_context*, std::function<void(actors::generation_ptr)>>>
+    targets) {
   return [targets = std::move(targets)](actors::generation_ptr gen) {
     for (const auto& [ioc, apply] : targets)
       // Each io thread swaps its own copy; no shared mutable pointer.

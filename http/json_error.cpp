@@ -7,32 +7,29 @@ namespace pw::http {
 namespace {
 
 constexpr error_row table[] = {
-    {errc::none, 500, "internal_error", "internal_error"},
-    {errc::invalid_request, 400, "invalid_request_error", "invalid_request"},
-    {errc::unsupported, 400, "invalid_request_error", "unsupported"},
-    {errc::missing_api_key, 401, "authentication_error", "missing_api_key"},
-    {errc::invalid_api_key, 401, "authentication_error", "invalid_api_key"},
-    {errc::model_not_allowed, 403, "permission_error", "model_not_allowed"},
-    {errc::no_allowed_model, 403, "permission_error", "no_allowed_model"},
-    {errc::model_not_found, 404, "not_found_error", "model_not_found"},
-    {errc::not_found, 404, "not_found_error", "not_found"},
-    {errc::method_not_allowed, 405, "invalid_request_error",
-     "method_not_allowed"},
-    {errc::payload_too_large, 413, "invalid_request_error",
-     "payload_too_large"},
-    {errc::headers_too_large, 431, "invalid_request_error",
-     "headers_too_large"},
-    {errc::rate_limited, 429, "rate_limit_error", "rate_limit_exceeded"},
-    {errc::upstream_rate_limited, 429, "rate_limit_error",
-     "upstream_rate_limited"},
-    {errc::upstream_rejected, 0, "invalid_request_error", "upstream_rejected"},
-    {errc::upstream_failed, 502, "upstream_error", "upstream_failed"},
-    {errc::no_model_available, 503, "service_unavailable",
-     "no_model_available"},
-    {errc::overloaded, 503, "service_unavailable", "overloaded"},
-    {errc::deadline_exceeded, 504, "timeout_error", "deadline_exceeded"},
-    {errc::internal, 500, "internal_error", "internal_error"},
-    {errc::invalid_config, 500, "internal_error", "invalid_config"},
+  {errc::none, 500, "internal_error", "internal_error"},
+  {errc::invalid_request, 400, "invalid_request_error", "invalid_request"},
+  {errc::unsupported, 400, "invalid_request_error", "unsupported"},
+  {errc::missing_api_key, 401, "authentication_error", "missing_api_key"},
+  {errc::invalid_api_key, 401, "authentication_error", "invalid_api_key"},
+  {errc::model_not_allowed, 403, "permission_error", "model_not_allowed"},
+  {errc::no_allowed_model, 403, "permission_error", "no_allowed_model"},
+  {errc::model_not_found, 404, "not_found_error", "model_not_found"},
+  {errc::not_found, 404, "not_found_error", "not_found"},
+  {errc::method_not_allowed, 405, "invalid_request_error",
+   "method_not_allowed"},
+  {errc::payload_too_large, 413, "invalid_request_error", "payload_too_large"},
+  {errc::headers_too_large, 431, "invalid_request_error", "headers_too_large"},
+  {errc::rate_limited, 429, "rate_limit_error", "rate_limit_exceeded"},
+  {errc::upstream_rate_limited, 429, "rate_limit_error",
+   "upstream_rate_limited"},
+  {errc::upstream_rejected, 0, "invalid_request_error", "upstream_rejected"},
+  {errc::upstream_failed, 502, "upstream_error", "upstream_failed"},
+  {errc::no_model_available, 503, "service_unavailable", "no_model_available"},
+  {errc::overloaded, 503, "service_unavailable", "overloaded"},
+  {errc::deadline_exceeded, 504, "timeout_error", "deadline_exceeded"},
+  {errc::internal, 500, "internal_error", "internal_error"},
+  {errc::invalid_config, 500, "internal_error", "invalid_config"},
 };
 
 static_assert(std::size(table) == errc_count, "one row per errc");
@@ -55,13 +52,13 @@ rendered_error render_error(const api_error& err) {
   if (status == 0)
     status = err.status >= 400 && err.status < 500 ? err.status : 400;
   nlohmann::ordered_json e = {
-      {"message",
-       err.message.empty() ? std::string{to_string(err.code)} : err.message},
-      {"type", err.type.empty() ? std::string{row.type} : err.type},
-      {"param", err.param.empty() ? nlohmann::ordered_json(nullptr)
-                                  : nlohmann::ordered_json(err.param)},
-      {"code",
-       err.code_text.empty() ? std::string{row.code_text} : err.code_text},
+    {"message",
+     err.message.empty() ? std::string{to_string(err.code)} : err.message},
+    {"type", err.type.empty() ? std::string{row.type} : err.type},
+    {"param", err.param.empty() ? nlohmann::ordered_json(nullptr)
+                                : nlohmann::ordered_json(err.param)},
+    {"code",
+     err.code_text.empty() ? std::string{row.code_text} : err.code_text},
   };
   nlohmann::ordered_json body = {{"error", std::move(e)}};
   return {status, body.dump(-1, ' ', false,

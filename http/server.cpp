@@ -26,6 +26,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -43,7 +44,7 @@ namespace {
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 using reuse_port
-    = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+  = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 using request_t = bhttp::request<bhttp::string_body>;
 using response_t = bhttp::response<bhttp::string_body>;
 
@@ -164,32 +165,31 @@ response_t make_response(http_reply& reply, const std::string& request_id,
 void log_request(const request_log& info, const http_reply& reply) {
   if (!log::enabled(log_level::info))
     return;
-  using namespace std::chrono;
-  auto latency = duration_cast<microseconds>(clock_type::now() - info.start);
-  nlohmann::ordered_json fields = {
-      {"request_id", info.request_id},
-      {"remote", info.remote},
-      {"method", info.method},
-      {"path", info.path},
-      {"status", reply.status},
-      {"client", info.client.empty() ? nlohmann::ordered_json(nullptr)
-                                     : nlohmann::ordered_json(info.client)},
-      {"latency_ms", static_cast<double>(latency.count()) / 1000.0},
-  };
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  log::line out{log_level::info, "request"};
+  out.str("request_id", info.request_id)
+    .str("remote", info.remote)
+    .str("method", info.method)
+    .str("path", info.path)
+    .num("status", reply.status);
+  if (info.client.empty())
+    out.null("client");
+  else
+    out.str("client", info.client);
+  out.millis("latency_ms",
+             duration_cast<microseconds>(clock_type::now() - info.start));
   if (!reply.model.empty())
-    fields["model"] = reply.model;
-  if (reply.upstream_status != 0) {
-    fields["upstream_status"] = reply.upstream_status;
-    fields["upstream_ms"]
-        = static_cast<double>(reply.upstream_time.count()) / 1000.0;
-  }
-  if (reply.prompt_tokens + reply.completion_tokens > 0) {
-    fields["prompt_tokens"] = reply.prompt_tokens;
-    fields["completion_tokens"] = reply.completion_tokens;
-  }
+    out.str("model", reply.model);
+  if (reply.upstream_status != 0)
+    out.num("upstream_status", reply.upstream_status)
+      .millis("upstream_ms", reply.upstream_time);
+  if (reply.prompt_tokens + reply.completion_tokens > 0)
+    out.num("prompt_tokens", reply.prompt_tokens)
+      .num("completion_tokens", reply.completion_tokens);
   if (reply.error)
-    fields["error"] = to_string(reply.error->code);
-  log::write(log_level::info, "request", std::move(fields));
+    out.str("error", to_string(reply.error->code));
+  out.write();
 }
 
 /// Authenticates; on failure fills `reply` and returns nullptr.
@@ -207,7 +207,7 @@ const api_key_config* authorize(const gateway_config& cfg, const request_t& req,
 http_reply method_not_allowed(std::string_view path, std::string_view allow) {
   auto r = error_reply(errc::method_not_allowed,
                        "Method not allowed for " + std::string{path} + "; use "
-                           + std::string{allow});
+                         + std::string{allow});
   r.headers.push_back({"Allow", std::string{allow}});
   return r;
 }
@@ -241,18 +241,15 @@ net::awaitable<http_reply> handle_chat(worker& w, request_t& req,
   if (key == nullptr)
     co_return reply;
   info.client = key->name;
-  auto body = parse_chat_request(req.body());
-  if (!body)
-    co_return error_reply(to_api_error(body.error()));
+  auto summary = check_chat_request(req.body());
+  if (!summary)
+    co_return error_reply(to_api_error(summary.error()));
   chat_context ctx;
   ctx.request_id = info.request_id;
   ctx.client = key->name;
   ctx.key_index = static_cast<size_t>(key - cfg.server.api_keys.data());
-  ctx.body = std::move(*body);
-  if (auto m = ctx.body.find("model"); m != ctx.body.end() && m->is_string())
-    ctx.requested_model = m->get<std::string>();
-  if (auto s = ctx.body.find("stream"); s != ctx.body.end() && s->is_boolean())
-    ctx.stream = s->get<bool>();
+  ctx.requested_model = std::move(summary->model);
+  ctx.stream = summary->stream;
   if (ctx.stream) {
     auto err = error_of(errc::unsupported,
                         "Streaming (\"stream\": true) is not supported by "
@@ -261,10 +258,13 @@ net::awaitable<http_reply> handle_chat(worker& w, request_t& req,
     co_return error_reply(std::move(err));
   }
   ctx.received = info.start;
+  // The body moves on as received; nothing here built a document of it.
+  ctx.body = chat_payload{std::move(req.body())};
   auto start_session = [&](reply_fn fn) {
     actors::start_chat(gen, std::move(ctx), std::move(fn), w.upstream);
   };
-  co_return co_await async_actor_call(start_session, net::use_awaitable);
+  co_return co_await async_actor_call(
+    start_session, to_ms(cfg.server.request_deadline), net::use_awaitable);
 }
 
 /// Routes one request to its endpoint.
@@ -295,7 +295,8 @@ net::awaitable<http_reply> handle(worker& w, request_t& req, request_log& info,
       co_return method_not_allowed(path, "GET");
     auto gen = w.gen;
     auto ask = [&](reply_fn fn) { actors::start_health(gen, std::move(fn)); };
-    co_return co_await async_actor_call(ask, net::use_awaitable);
+    co_return co_await async_actor_call(ask, std::chrono::seconds{10},
+                                        net::use_awaitable);
   }
   co_return error_reply(errc::not_found,
                         "Unknown path " + std::string{path.substr(0, 256)});
@@ -308,10 +309,24 @@ net::awaitable<void> reject(beast::tcp_stream& stream, errc code,
   auto res = make_response(reply, info.request_id, false, 11, false);
   res.keep_alive(false);
   stream.expires_after(std::chrono::seconds{5});
-  co_await bhttp::async_write(stream, res, nothrow);
+  auto [wec, wn] = co_await bhttp::async_write(stream, res, nothrow);
+  log_request(info, reply);
+  if (wec)
+    co_return;
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  log_request(info, reply);
+  // A lingering close: closing with unread input makes the kernel send a
+  // reset, which can destroy the answer before the client reads it. Read
+  // and drop what the client still sends, for a bounded time and amount.
+  constexpr size_t max_drained = 1024 * 1024;
+  stream.expires_after(std::chrono::seconds{2});
+  std::array<char, 4096> sink;
+  for (size_t drained = 0; drained < max_drained;) {
+    auto [rec, n] = co_await stream.async_read_some(net::buffer(sink), nothrow);
+    if (rec)
+      break;
+    drained += n;
+  }
 }
 
 /// One client connection, for its whole life.
@@ -347,7 +362,7 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
       stream.expires_after(first ? header_timeout
                                  : to_ms(server_cfg.keepalive_timeout));
       auto [ec, n]
-          = co_await stream.async_read_some(buffer.prepare(8192), nothrow);
+        = co_await stream.async_read_some(buffer.prepare(8192), nothrow);
       entry.idle = false;
       if (ec)
         co_return; // closed by the client, idle too long, or draining
@@ -364,22 +379,22 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     // extend it.
     stream.expires_after(header_timeout);
     auto [hec, hn]
-        = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
+      = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
     if (hec) {
       info.request_id = new_request_id();
       if (hec == bhttp::error::header_limit)
         co_await reject(stream, errc::headers_too_large,
                         "The request headers exceed "
-                            + std::to_string(server_cfg.max_header_bytes)
-                            + " bytes",
+                          + std::to_string(server_cfg.max_header_bytes)
+                          + " bytes",
                         info);
       else if (hec == bhttp::error::body_limit)
         // Beast checks Content-Length against the limit with the headers,
         // so the body is refused before a byte of it is read.
         co_await reject(stream, errc::payload_too_large,
                         "The request body exceeds "
-                            + std::to_string(server_cfg.max_body_bytes)
-                            + " bytes",
+                          + std::to_string(server_cfg.max_body_bytes)
+                          + " bytes",
                         info);
       else if (hec != beast::error::timeout
                && hec != bhttp::error::end_of_stream && hec != net::error::eof
@@ -392,39 +407,38 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     auto& header = parser->get();
     info.method = std::string{header.method_string()};
     info.path = std::string{header.target().substr(
-        0, std::min<size_t>(header.target().find('?'), 256))};
+      0, std::min<size_t>(header.target().find('?'), 256))};
     auto client_id = header["X-Request-Id"];
-    info.request_id = sane_request_id(client_id) ? std::string{client_id}
-                                                 : new_request_id();
+    info.request_id
+      = sane_request_id(client_id) ? std::string{client_id} : new_request_id();
     // The body limit is checked against Content-Length before reading it.
     if (auto len = parser->content_length();
         len && *len > server_cfg.max_body_bytes) {
       co_await reject(stream, errc::payload_too_large,
                       "The request body exceeds "
-                          + std::to_string(server_cfg.max_body_bytes)
-                          + " bytes",
+                        + std::to_string(server_cfg.max_body_bytes) + " bytes",
                       info);
       co_return;
     }
     if (!parser->is_done()) {
       if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
         static constexpr std::string_view go_on
-            = "HTTP/1.1 100 Continue\r\n\r\n";
+          = "HTTP/1.1 100 Continue\r\n\r\n";
         stream.expires_after(to_ms(server_cfg.write_timeout));
         auto [cec, cn] = co_await net::async_write(
-            stream, net::buffer(go_on.data(), go_on.size()), nothrow);
+          stream, net::buffer(go_on.data(), go_on.size()), nothrow);
         if (cec)
           co_return;
       }
       stream.expires_after(to_ms(server_cfg.body_timeout));
       auto [bec, bn]
-          = co_await bhttp::async_read(stream, buffer, *parser, nothrow);
+        = co_await bhttp::async_read(stream, buffer, *parser, nothrow);
       if (bec) {
         if (bec == bhttp::error::body_limit)
           co_await reject(stream, errc::payload_too_large,
                           "The request body exceeds "
-                              + std::to_string(server_cfg.max_body_bytes)
-                              + " bytes",
+                            + std::to_string(server_cfg.max_body_bytes)
+                            + " bytes",
                           info);
         else if (bec != beast::error::timeout
                  && bec != bhttp::error::end_of_stream
@@ -514,8 +528,8 @@ caf::expected<std::unique_ptr<server>> server::bind(gateway_config_ptr config,
   auto p = std::make_unique<impl>();
   p->config = config;
   p->started_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
   boost::system::error_code ec;
   tcp::endpoint ep;
   auto address = net::ip::make_address(host, ec);
@@ -530,9 +544,24 @@ caf::expected<std::unique_ptr<server>> server::bind(gateway_config_ptr config,
                         "cannot resolve listen host '" + host + "'");
     ep = results.begin()->endpoint();
   }
+  if (ep.port() != 0) {
+    // SO_REUSEPORT would let this process share a port another process
+    // listens on; a plain bind first makes "address in use" an error.
+    net::io_context probe_ioc;
+    tcp::acceptor probe{probe_ioc};
+    probe.open(ep.protocol(), ec);
+    if (!ec)
+      probe.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec)
+      probe.bind(ep, ec);
+    if (ec)
+      return make_error(errc::invalid_config, "cannot listen on " + host + ":"
+                                                + std::to_string(ep.port())
+                                                + ": " + ec.message());
+  }
   auto threads = std::max(1u, config->server.io_threads);
   auto per_thread = std::max<uint32_t>(
-      1, (config->server.max_connections + threads - 1) / threads);
+    1, (config->server.max_connections + threads - 1) / threads);
   for (unsigned i = 0; i < threads; ++i) {
     auto w = std::make_unique<worker>();
     w->max_connections = per_thread;
@@ -540,8 +569,8 @@ caf::expected<std::unique_ptr<server>> server::bind(gateway_config_ptr config,
     auto fail = [&](const char* step) {
       return make_error(errc::invalid_config,
                         std::string{"cannot listen on "} + host + ":"
-                            + std::to_string(ep.port()) + " (" + step
-                            + "): " + ec.message());
+                          + std::to_string(ep.port()) + " (" + step
+                          + "): " + ec.message());
     };
     acc.open(ep.protocol(), ec);
     if (ec)
@@ -580,8 +609,8 @@ std::string server::address() const {
 
 actors::publish_fn server::publisher() {
   std::vector<
-      std::pair<net::io_context*, std::function<void(actors::generation_ptr)>>>
-      targets;
+    std::pair<net::io_context*, std::function<void(actors::generation_ptr)>>>
+    targets;
   for (auto& w : impl_->workers) {
     auto* raw = w.get();
     targets.emplace_back(&raw->ioc, [raw](actors::generation_ptr gen) {
@@ -624,10 +653,12 @@ void server::drain(std::chrono::milliseconds grace) {
       std::this_thread::sleep_for(10ms);
   };
   wait_until(clock_type::now() + grace);
-  if (live() == 0)
-    return;
-  log::write(log_level::warning, "drain_timeout",
-             {{"open_connections", live()}});
+  if (live() > 0)
+    log::write(log_level::warning, "drain_timeout",
+               {{"open_connections", live()}});
+  // Whatever is left is cut: remaining connections close, and upstream
+  // calls still running (also those whose client already got its answer,
+  // e.g. a 504) end at once with `cancelled`, so no SESSION outlives this.
   for (auto& w : impl_->workers) {
     auto* raw = w.get();
     net::post(raw->ioc, [raw] { raw->close_all(); });

@@ -3,12 +3,14 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
 #include <cerrno>
+#include <optional>
 #include <sys/socket.h>
 
 namespace pw::http {
@@ -48,6 +50,18 @@ bool is_closed(const boost::system::error_code& ec) {
 
 } // namespace
 
+/// One name resolution in progress, with its deadline.
+struct upstream_pool::resolving {
+  tcp::resolver resolver;
+  net::steady_timer timer;
+  bool timed_out = false;
+
+  resolving(net::io_context& ioc, clock_type::time_point deadline)
+      : resolver(ioc), timer(ioc, deadline) {
+    // nop
+  }
+};
+
 struct upstream_pool::connection {
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
@@ -79,8 +93,8 @@ struct upstream_pool::tls_contexts {
     auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
     boost::system::error_code ec;
     ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
-                         | ssl::context::no_sslv3 | ssl::context::no_tlsv1
-                         | ssl::context::no_tlsv1_1,
+                       | ssl::context::no_sslv3 | ssl::context::no_tlsv1
+                       | ssl::context::no_tlsv1_1,
                      ec);
     if (!ec)
       ctx->set_verify_mode(ssl::verify_peer, ec);
@@ -131,29 +145,38 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
     co_return failure(upstream_failure::protocol,
                       "sending the request failed: " + wec.message());
   }
-  bhttp::response_parser<bhttp::string_body> parser;
-  parser.header_limit(max_response_header_bytes);
-  parser.body_limit(upstream_pool::max_response_bytes);
-  auto [rec, read]
-      = co_await bhttp::async_read(stream, buffer, parser, nothrow);
-  if (rec) {
-    if (rec == beast::error::timeout)
-      co_return failure(upstream_failure::timeout,
-                        parser.got_some()
+  // Interim 1xx answers (100 Continue, 103 Early Hints) are skipped: only a
+  // final response completes the exchange, so one client's answer can never
+  // be left in a pooled connection for the next.
+  std::optional<bhttp::response_parser<bhttp::string_body>> parser;
+  for (;;) {
+    parser.emplace();
+    parser->header_limit(max_response_header_bytes);
+    parser->body_limit(upstream_pool::max_response_bytes);
+    auto [rec, read]
+      = co_await bhttp::async_read(stream, buffer, *parser, nothrow);
+    if (rec) {
+      if (rec == beast::error::timeout)
+        co_return failure(upstream_failure::timeout,
+                          parser->got_some()
                             ? "timed out reading the response"
                             : "timed out waiting for the response");
-    if (!parser.got_some() && is_closed(rec)) {
-      retryable = true;
+      if (!parser->got_some() && is_closed(rec)) {
+        retryable = true;
+        co_return failure(upstream_failure::protocol,
+                          "the connection closed before a response");
+      }
+      if (rec == bhttp::error::body_limit)
+        co_return failure(upstream_failure::protocol,
+                          "the response body is too large");
       co_return failure(upstream_failure::protocol,
-                        "the connection closed before a response");
+                        "malformed HTTP response: " + rec.message());
     }
-    if (rec == bhttp::error::body_limit)
-      co_return failure(upstream_failure::protocol,
-                        "the response body is too large");
-    co_return failure(upstream_failure::protocol,
-                      "malformed HTTP response: " + rec.message());
+    auto status = parser->get().result_int();
+    if (status >= 200 || status == 101)
+      break;
   }
-  auto res = parser.release();
+  auto res = parser->release();
   upstream_result r;
   r.status = res.result_int();
   if (auto it = res.find(bhttp::field::content_type); it != res.end())
@@ -161,7 +184,9 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
   if (auto it = res.find(bhttp::field::retry_after); it != res.end())
     r.retry_after = std::string{it->value()};
   r.body = std::move(res.body());
-  reusable = res.keep_alive() && !res.need_eof();
+  // Pool it only if the exchange ended cleanly: nothing unread is left.
+  reusable = r.status >= 200 && res.keep_alive() && !res.need_eof()
+             && buffer.size() == 0;
   co_return r;
 }
 
@@ -188,6 +213,8 @@ void upstream_pool::clear() {
 void upstream_pool::cancel_all() {
   stopping_ = true;
   idle_.clear();
+  for (auto* r : resolving_)
+    r->resolver.cancel();
   for (auto* c : active_) {
     boost::system::error_code ec;
     c->lowest().socket().close(ec);
@@ -228,11 +255,12 @@ net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
   upstream_result result;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (stopping_) {
-      result = failure(upstream_failure::cancelled,
-                       "the gateway is shutting down");
+      result
+        = failure(upstream_failure::cancelled, "the gateway is shutting down");
       break;
     }
-    auto conn = take_idle(key);
+    // The retry after a stale pooled connection always dials afresh.
+    auto conn = attempt == 0 ? take_idle(key) : nullptr;
     bool reused = conn != nullptr;
     // Tracks the connection while in use, so cancel_all() can close it;
     // declared after `conn`, so it lets go first.
@@ -253,7 +281,7 @@ net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
     if (!conn) {
       // -- connect: resolve -> connect -> handshake ---------------------------
       auto connect_deadline
-          = std::min(deadline, clock_type::now() + req.connect_timeout);
+        = std::min(deadline, clock_type::now() + req.connect_timeout);
       const auto& host = req.target.host;
       std::vector<tcp::endpoint> endpoints;
       boost::system::error_code aec;
@@ -261,12 +289,28 @@ net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
       if (!aec) {
         endpoints.emplace_back(address, req.target.port);
       } else {
-        tcp::resolver resolver{ioc_};
-        auto [rec, results] = co_await resolver.async_resolve(
-            host, std::to_string(req.target.port), nothrow);
+        // Name resolution counts against the connect timeout, and
+        // cancel_all() can cut it: the resolver is shared with a timer
+        // that cancels it at the deadline.
+        auto lookup = std::make_shared<resolving>(ioc_, connect_deadline);
+        lookup->timer.async_wait([lookup](boost::system::error_code ec) {
+          if (!ec) {
+            lookup->timed_out = true;
+            lookup->resolver.cancel();
+          }
+        });
+        resolving_.insert(lookup.get());
+        auto [rec, results] = co_await lookup->resolver.async_resolve(
+          host, std::to_string(req.target.port), nothrow);
+        resolving_.erase(lookup.get());
+        lookup->timer.cancel();
         if (rec) {
-          result = failure(upstream_failure::connect,
-                           "cannot resolve " + host + ": " + rec.message());
+          if (lookup->timed_out)
+            result = failure(upstream_failure::timeout,
+                             "resolving the host name timed out");
+          else
+            result = failure(upstream_failure::connect,
+                             "cannot resolve the host name: " + rec.message());
           break;
         }
         for (const auto& found : results)
@@ -285,8 +329,8 @@ net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
           result = failure(upstream_failure::tls, why);
           break;
         }
-        conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(
-            ioc_, *ctx);
+        conn->tls
+          = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc_, *ctx);
       } else {
         conn->plain = std::make_unique<beast::tcp_stream>(ioc_);
       }
@@ -296,13 +340,10 @@ net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
       auto [cec, ep] = co_await low.async_connect(endpoints, nothrow);
       if (cec) {
         if (cec == beast::error::timeout)
-          result = failure(upstream_failure::timeout,
-                           "connecting to " + req.target.host_header()
-                               + " timed out");
+          result = failure(upstream_failure::timeout, "connecting timed out");
         else
           result = failure(upstream_failure::connect,
-                           "connecting to " + req.target.host_header()
-                               + " failed: " + cec.message());
+                           "connecting failed: " + cec.message());
         break;
       }
       boost::system::error_code nec;
@@ -318,16 +359,14 @@ net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
         }
         conn->tls->set_verify_callback(ssl::host_name_verification(host));
         auto [hec] = co_await conn->tls->async_handshake(
-            ssl::stream_base::client, nothrow);
+          ssl::stream_base::client, nothrow);
         if (hec) {
           if (hec == beast::error::timeout)
             result = failure(upstream_failure::timeout,
-                             "TLS handshake with " + req.target.host_header()
-                                 + " timed out");
+                             "the TLS handshake timed out");
           else
             result = failure(upstream_failure::tls,
-                             "TLS handshake with " + req.target.host_header()
-                                 + " failed: " + hec.message());
+                             "the TLS handshake failed: " + hec.message());
           break;
         }
       }
@@ -355,9 +394,9 @@ net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
   // produced, the truth is "cancelled by shutdown", not a provider failure.
   if (stopping_ && result.failure != upstream_failure::none)
     result
-        = failure(upstream_failure::cancelled, "the gateway is shutting down");
+      = failure(upstream_failure::cancelled, "the gateway is shutting down");
   result.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-      clock_type::now() - start);
+    clock_type::now() - start);
   co_return result;
 }
 

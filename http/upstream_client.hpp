@@ -57,9 +57,12 @@ private:
   boost::asio::io_context& ioc_;
   /// Connections with an exchange in progress (closed by cancel_all).
   std::unordered_set<connection*> active_;
+  /// Name resolutions in progress (cancelled by cancel_all).
+  struct resolving;
+  std::unordered_set<resolving*> resolving_;
   bool stopping_ = false;
   std::unordered_map<std::string, std::vector<std::unique_ptr<connection>>>
-      idle_;
+    idle_;
   struct tls_contexts;
   std::unique_ptr<tls_contexts> tls_;
 };

@@ -33,12 +33,12 @@ uint64_t estimate_tokens(std::string_view text) {
 }
 
 caf::expected<chat_response>
-echo_adapter::respond_locally(const nlohmann::ordered_json& request,
+echo_adapter::respond_locally(const chat_payload& request,
                               const model_config& model,
                               std::string_view request_id) const {
   std::string reply;
   uint64_t prompt_tokens = 0;
-  const auto& messages = request.at("messages");
+  const auto& messages = request.json().at("messages");
   for (const auto& m : messages) {
     auto text = message_text(m);
     prompt_tokens += estimate_tokens(text);
@@ -46,32 +46,33 @@ echo_adapter::respond_locally(const nlohmann::ordered_json& request,
       reply = std::move(text);
   }
   auto created = std::chrono::duration_cast<std::chrono::seconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
   chat_response out;
   out.prompt_tokens = prompt_tokens;
   out.completion_tokens = estimate_tokens(reply);
-  out.body = {
-      {"id", "chatcmpl-echo-" + std::string{request_id}},
-      {"object", "chat.completion"},
-      {"created", created},
-      {"model", model.alias},
-      {"choices",
-       nlohmann::ordered_json::array(
-           {{{"index", 0},
-             {"message", {{"role", "assistant"}, {"content", reply}}},
-             {"logprobs", nullptr},
-             {"finish_reason", "stop"}}})},
-      {"usage",
-       {{"prompt_tokens", out.prompt_tokens},
-        {"completion_tokens", out.completion_tokens},
-        {"total_tokens", out.prompt_tokens + out.completion_tokens}}},
+  nlohmann::ordered_json body = {
+    {"id", "chatcmpl-echo-" + std::string{request_id}},
+    {"object", "chat.completion"},
+    {"created", created},
+    {"model", model.alias},
+    {"choices", nlohmann::ordered_json::array(
+                  {{{"index", 0},
+                    {"message", {{"role", "assistant"}, {"content", reply}}},
+                    {"logprobs", nullptr},
+                    {"finish_reason", "stop"}}})},
+    {"usage",
+     {{"prompt_tokens", out.prompt_tokens},
+      {"completion_tokens", out.completion_tokens},
+      {"total_tokens", out.prompt_tokens + out.completion_tokens}}},
   };
+  out.body = body.dump(-1, ' ', false,
+                       nlohmann::ordered_json::error_handler_t::replace);
   return out;
 }
 
 caf::expected<upstream_request>
-echo_adapter::to_provider_request(const nlohmann::ordered_json&,
+echo_adapter::to_provider_request(const chat_payload&,
                                   const model_config&) const {
   return make_error(errc::internal, "the echo provider makes no upstream call");
 }

@@ -16,12 +16,11 @@ public:
   [[nodiscard]] bool local() const override { return true; }
 
   caf::expected<chat_response>
-  respond_locally(const nlohmann::ordered_json& request,
-                  const model_config& model,
+  respond_locally(const chat_payload& request, const model_config& model,
                   std::string_view request_id) const override;
 
   caf::expected<upstream_request>
-  to_provider_request(const nlohmann::ordered_json& request,
+  to_provider_request(const chat_payload& request,
                       const model_config& model) const override;
 
   caf::expected<chat_response>

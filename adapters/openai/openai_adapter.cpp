@@ -1,23 +1,102 @@
 #include "adapters/openai/openai_adapter.hpp"
 
 #include "adapters/openai/openai_wire.hpp"
+#include "core/json_text.hpp"
 
 namespace pw::adapters::openai {
 
 namespace {
 
-uint64_t token_count(const nlohmann::ordered_json& usage,
-                     std::string_view key) {
-  auto it = usage.find(key);
-  if (it == usage.end() || !it->is_number_unsigned())
-    return 0;
-  return it->get<uint64_t>();
+using json = nlohmann::ordered_json;
+
+/// Reads what the gateway needs from a chat.completion in one streaming
+/// pass, without building a document: is it an object with a `choices`
+/// list, and the `usage` token counts.
+class completion_scanner : public nlohmann::json_sax<json> {
+public:
+  bool is_object = false;
+  bool has_choices = false;
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+
+  // -- nlohmann::json_sax ----------------------------------------------------
+
+  bool null() override { return true; }
+
+  bool boolean(bool) override { return true; }
+
+  bool number_integer(number_integer_t) override { return true; }
+
+  bool number_unsigned(number_unsigned_t val) override {
+    if (depth_ == 2 && in_usage_) {
+      if (key_ == wire::prompt_tokens)
+        prompt_tokens = val;
+      else if (key_ == wire::completion_tokens)
+        completion_tokens = val;
+    }
+    return true;
+  }
+
+  bool number_float(number_float_t, const string_t&) override { return true; }
+
+  bool string(string_t&) override { return true; }
+
+  bool binary(binary_t&) override { return true; }
+
+  bool start_object(std::size_t) override {
+    if (depth_ == 0)
+      is_object = true;
+    else if (depth_ == 1 && key_ == wire::usage)
+      in_usage_ = true;
+    ++depth_;
+    return true;
+  }
+
+  bool key(string_t& val) override {
+    if (depth_ <= 2)
+      key_ = val;
+    return true;
+  }
+
+  bool end_object() override {
+    if (--depth_ == 1)
+      in_usage_ = false;
+    return true;
+  }
+
+  bool start_array(std::size_t) override {
+    if (depth_ == 1 && key_ == wire::choices)
+      has_choices = true;
+    ++depth_;
+    return true;
+  }
+
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+private:
+  size_t depth_ = 0;
+  bool in_usage_ = false;
+  std::string key_;
+};
+
+caf::error malformed(const model_config& model, const char* why) {
+  return make_error(errc::upstream_failed,
+                    "The upstream provider for model '" + model.alias
+                      + "' returned a malformed response (" + why + ")");
 }
 
 } // namespace
 
 caf::expected<upstream_request>
-openai_adapter::to_provider_request(const nlohmann::ordered_json& request,
+openai_adapter::to_provider_request(const chat_payload& request,
                                     const model_config& model) const {
   upstream_request out;
   out.target = model.target;
@@ -29,9 +108,9 @@ openai_adapter::to_provider_request(const nlohmann::ordered_json& request,
   // A model without a key (self-hosted vLLM, Ollama) sends no credentials.
   if (!model.api_key.empty())
     out.headers.push_back(
-        {"Authorization", "Bearer " + model.api_key.reveal()});
+      {"Authorization", "Bearer " + model.api_key.reveal()});
   // Every field the client sent goes through; only the model id changes.
-  out.body = dump_with_model(request, model.model);
+  out.body = body_with_model(request, model.model);
   out.connect_timeout = to_ms(model.connect_timeout);
   out.timeout = to_ms(model.timeout);
   return out;
@@ -40,25 +119,25 @@ openai_adapter::to_provider_request(const nlohmann::ordered_json& request,
 caf::expected<chat_response>
 openai_adapter::from_provider_response(const upstream_result& result,
                                        const model_config& model) const {
-  auto doc = nlohmann::ordered_json::parse(result.body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object())
-    return make_error(errc::upstream_failed,
-                      "The upstream provider for model '" + model.alias
-                          + "' returned a malformed response (not a JSON "
-                            "object)");
-  auto choices = doc.find(wire::choices);
-  if (choices == doc.end() || !choices->is_array())
-    return make_error(errc::upstream_failed,
-                      "The upstream provider for model '" + model.alias
-                          + "' returned a malformed response (no 'choices')");
+  completion_scanner scan;
+  if (!json::sax_parse(result.body, &scan))
+    return malformed(model, "not valid JSON");
+  if (!scan.is_object)
+    return malformed(model, "not a JSON object");
+  if (!scan.has_choices)
+    return malformed(model, "no 'choices'");
+  // The answer goes back byte for byte, with `model` set to the alias.
+  auto body = with_top_level_string(result.body, wire::model, model.alias);
   chat_response out;
-  if (auto usage = doc.find(wire::usage);
-      usage != doc.end() && usage->is_object()) {
-    out.prompt_tokens = token_count(*usage, wire::prompt_tokens);
-    out.completion_tokens = token_count(*usage, wire::completion_tokens);
+  if (body) {
+    out.body = std::move(*body);
+  } else {
+    auto doc = json::parse(result.body);
+    doc[wire::model] = model.alias;
+    out.body = doc.dump(-1, ' ', false, json::error_handler_t::replace);
   }
-  doc[wire::model] = model.alias;
-  out.body = std::move(doc);
+  out.prompt_tokens = scan.prompt_tokens;
+  out.completion_tokens = scan.completion_tokens;
   return out;
 }
 

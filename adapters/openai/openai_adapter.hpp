@@ -13,7 +13,7 @@ public:
   // -- pw::adapters::adapter --------------------------------------------------
 
   caf::expected<upstream_request>
-  to_provider_request(const nlohmann::ordered_json& request,
+  to_provider_request(const chat_payload& request,
                       const model_config& model) const override;
 
   caf::expected<chat_response>

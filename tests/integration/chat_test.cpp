@@ -8,33 +8,33 @@ TEST_CASE("a chat request reaches the upstream with every field and comes "
           "back under the alias") {
   fake_upstream upstream{answer_ok("hi from upstream")};
   gateway_process gw{
-      make_config(openai_model("gpt", upstream.base_url() + "/v1"), "gpt")};
+    make_config(openai_model("gpt", upstream.base_url() + "/v1"), "gpt")};
   nlohmann::json sent = {
-      {"model", "gpt"},
-      {"messages",
-       {{{"role", "system"}, {"content", "be brief"}},
-        {{"role", "user"}, {"content", "what is the weather?"}}}},
-      {"temperature", 0.25},
-      {"top_p", 0.9},
-      {"n", 1},
-      {"seed", 42},
-      {"logprobs", true},
-      {"top_logprobs", 2},
-      {"user", "user-1234"},
-      {"max_completion_tokens", 77},
-      {"response_format", {{"type", "json_object"}}},
-      {"stream_options", {{"include_usage", true}}},
-      {"tool_choice", "auto"},
-      {"parallel_tool_calls", false},
-      {"metadata", {{"ticket", "T-1"}}},
-      {"tools",
-       {{{"type", "function"},
-         {"function",
-          {{"name", "get_weather"},
-           {"description", "Weather for a city"},
-           {"parameters",
-            {{"type", "object"},
-             {"properties", {{"city", {{"type", "string"}}}}}}}}}}}},
+    {"model", "gpt"},
+    {"messages",
+     {{{"role", "system"}, {"content", "be brief"}},
+      {{"role", "user"}, {"content", "what is the weather?"}}}},
+    {"temperature", 0.25},
+    {"top_p", 0.9},
+    {"n", 1},
+    {"seed", 42},
+    {"logprobs", true},
+    {"top_logprobs", 2},
+    {"user", "user-1234"},
+    {"max_completion_tokens", 77},
+    {"response_format", {{"type", "json_object"}}},
+    {"stream_options", {{"include_usage", true}}},
+    {"tool_choice", "auto"},
+    {"parallel_tool_calls", false},
+    {"metadata", {{"ticket", "T-1"}}},
+    {"tools",
+     {{{"type", "function"},
+       {"function",
+        {{"name", "get_weather"},
+         {"description", "Weather for a city"},
+         {"parameters",
+          {{"type", "object"},
+           {"properties", {{"city", {{"type", "string"}}}}}}}}}}}},
   };
   auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
                           sent.dump(), auth_json(full_key));
@@ -78,16 +78,16 @@ TEST_CASE("ollama and vllm models use the OpenAI-compatible path of their "
           "base_url") {
   fake_upstream upstream{answer_ok()};
   auto models
-      = openai_model("olla", upstream.base_url() + "/v1/", "", "ollama")
-        + openai_model("vl", upstream.base_url() + "/prefix/v1", "", "vllm");
+    = openai_model("olla", upstream.base_url() + "/v1/", "", "ollama")
+      + openai_model("vl", upstream.base_url() + "/prefix/v1", "", "vllm");
   gateway_process gw{make_config(models, "olla")};
   REQUIRE(http_request(gw.port(), "POST", "/v1/chat/completions",
                        chat_body("olla"), auth_json(full_key))
-              .status
+            .status
           == 200);
   REQUIRE(http_request(gw.port(), "POST", "/v1/chat/completions",
                        chat_body("vl"), auth_json(full_key))
-              .status
+            .status
           == 200);
   auto got = upstream.requests();
   REQUIRE(got.size() == 2);
@@ -97,8 +97,8 @@ TEST_CASE("ollama and vllm models use the OpenAI-compatible path of their "
 
 TEST_CASE("a request without a model goes to the default model") {
   fake_upstream upstream{answer_ok()};
-  gateway_process gw{make_config(
-      echo_model + openai_model("gpt", upstream.base_url()), "gpt")};
+  gateway_process gw{
+    make_config(echo_model + openai_model("gpt", upstream.base_url()), "gpt")};
   auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
                           chat_body(""), auth_json(full_key));
   REQUIRE(res.status == 200);
@@ -111,8 +111,8 @@ TEST_CASE("a fallback chain named as the model routes to its first member") {
   auto models = openai_model("primary", upstream.base_url())
                 + openai_model("secondary", upstream.base_url());
   gateway_process gw{make_config(
-      models, "primary", "",
-      "  fallback_chains:\n    main: [\"secondary\", \"primary\"]\n")};
+    models, "primary", "",
+    "  fallback_chains:\n    main: [\"secondary\", \"primary\"]\n")};
   auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
                           chat_body("main"), auth_json(full_key));
   REQUIRE(res.status == 200);
@@ -125,12 +125,12 @@ TEST_CASE("a fallback chain named as the model routes to its first member") {
 TEST_CASE("the echo model answers locally with the last user message") {
   gateway_process gw{make_config(echo_model, "echo")};
   nlohmann::json body
-      = {{"model", "echo"},
-         {"messages",
-          {{{"role", "user"}, {"content", "first"}},
-           {{"role", "assistant"}, {"content", "ok"}},
-           {{"role", "user"},
-            {"content", {{{"type", "text"}, {"text", "second"}}}}}}}};
+    = {{"model", "echo"},
+       {"messages",
+        {{{"role", "user"}, {"content", "first"}},
+         {{"role", "assistant"}, {"content", "ok"}},
+         {{"role", "user"},
+          {"content", {{{"type", "text"}, {"text", "second"}}}}}}}};
   auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
                           body.dump(), auth_json(full_key));
   REQUIRE(res.status == 200);
@@ -146,7 +146,7 @@ TEST_CASE("the echo model answers locally with the last user message") {
 TEST_CASE("stream: true gets a clear 400 and never reaches the upstream") {
   fake_upstream upstream{answer_ok()};
   gateway_process gw{
-      make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
   auto body = nlohmann::json::parse(chat_body("gpt"));
   body["stream"] = true;
   auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
@@ -181,7 +181,7 @@ TEST_CASE("logs carry one line per request and never a key") {
     return r;
   }};
   gateway_process gw{
-      make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
   http_request(gw.port(), "POST", "/v1/chat/completions", chat_body("gpt"),
                auth_json(full_key));
   http_request(gw.port(), "POST", "/v1/chat/completions", chat_body("gpt"),

@@ -19,11 +19,11 @@ TEST_CASE("check-config exits 0 for a valid file and 2 with every "
   CHECK(ok.exit_code == 0);
   CHECK(ok.out.find("is valid") != std::string::npos);
   auto bad = write_temp_file(
-      make_config(echo_model
-                      + "  gpt:\n    provider: openai\n    model: m\n"
-                        "    timeout_seconds: 0\n    colour: blue\n",
-                  "missing")
-      + "  fallback_chains:\n    main: [\"echo\", \"ghost\"]\n");
+    make_config(echo_model
+                  + "  gpt:\n    provider: openai\n    model: m\n"
+                    "    timeout_seconds: 0\n    colour: blue\n",
+                "missing")
+    + "  fallback_chains:\n    main: [\"echo\", \"ghost\"]\n");
   auto r = run_pw_router({"--check-config", bad});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("models.gpt.timeout_seconds: must be > 0 (got 0)")
@@ -39,11 +39,11 @@ TEST_CASE("check-config exits 0 for a valid file and 2 with every "
 
 TEST_CASE("an unset variable names its YAML path; a default fills it") {
   auto cfg = write_temp_file(
-      "server:\n  port: ${PW_TEST_PORT:-8123}\n  api_keys:\n"
-      "    - key: \"${PW_TEST_UNSET_KEY_VAR}\"\n      name: a\n"
-      "      allowed_models: [\"*\"]\n"
-      "models:\n  echo:\n    provider: echo\nrouting:\n  default_model: "
-      "echo\n");
+    "server:\n  port: ${PW_TEST_PORT:-8123}\n  api_keys:\n"
+    "    - key: \"${PW_TEST_UNSET_KEY_VAR}\"\n      name: a\n"
+    "      allowed_models: [\"*\"]\n"
+    "models:\n  echo:\n    provider: echo\nrouting:\n  default_model: "
+    "echo\n");
   auto r = run_pw_router({"--check-config", cfg});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("server.api_keys[0].key: environment variable "
@@ -103,7 +103,7 @@ TEST_CASE("SIGTERM lets an in-flight request finish before exiting") {
     return r;
   }};
   gateway_process gw{
-      make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
   http_client client{gw.port()};
   // Catch2 assertions stay on this thread; the caller only records.
   http_response res;
@@ -118,4 +118,17 @@ TEST_CASE("SIGTERM lets an in-flight request finish before exiting") {
   CHECK(res.json()["choices"][0]["message"]["content"] == "late but complete");
   CHECK_FALSE(res.keep_alive);
   CHECK(gw.stop() == 0);
+}
+
+TEST_CASE("a port another process listens on is an error, not a shared "
+          "port") {
+  gateway_process first{make_config(echo_model, "echo")};
+  auto cfg = write_temp_file(make_config(echo_model, "echo"));
+  auto r = run_pw_router({"--config", cfg, "--host", "127.0.0.1", "--port",
+                          std::to_string(first.port())});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(first.port()))
+        != std::string::npos);
+  CHECK(r.out.find("listening") == std::string::npos);
+  std::remove(cfg.c_str());
 }

@@ -20,7 +20,7 @@ TEST_CASE("keep-alive holds on both sides: one client connection, one "
           "upstream connection") {
   fake_upstream upstream{answer_ok()};
   gateway_process gw{
-      make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
   http_client client{gw.port()};
   for (int i = 0; i < 3; ++i) {
     auto res = client.request("POST", "/v1/chat/completions", chat_body("gpt"),
@@ -37,7 +37,7 @@ TEST_CASE("keep-alive holds on both sides: one client connection, one "
 TEST_CASE("an oversized body is refused from its Content-Length, before it "
           "is sent") {
   gateway_process gw{
-      make_config(echo_model, "echo", "  max_body_bytes: 2048\n")};
+    make_config(echo_model, "echo", "  max_body_bytes: 2048\n")};
   raw_connection conn{gw.port()};
   REQUIRE(conn.send(post_head("", 1'000'000)));
   bool closed = false;
@@ -47,9 +47,21 @@ TEST_CASE("an oversized body is refused from its Content-Length, before it "
   CHECK(closed);
 }
 
+TEST_CASE("a client still uploading an oversized body reads the 413") {
+  gateway_process gw{
+    make_config(echo_model, "echo", "  max_body_bytes: 2048\n")};
+  raw_connection conn{gw.port()};
+  // Headers and a first part of the body in one go, as SDKs send them.
+  REQUIRE(conn.send(post_head("", 1'000'000) + std::string(64 * 1024, 'x')));
+  bool closed = false;
+  auto reply = conn.read_until_close(std::chrono::seconds{10}, closed);
+  CHECK(reply.starts_with("HTTP/1.1 413"));
+  CHECK(reply.find("payload_too_large") != std::string::npos);
+}
+
 TEST_CASE("an oversized chunked body is cut as it arrives") {
   gateway_process gw{
-      make_config(echo_model, "echo", "  max_body_bytes: 2048\n")};
+    make_config(echo_model, "echo", "  max_body_bytes: 2048\n")};
   raw_connection conn{gw.port()};
   std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
                      "Authorization: Bearer "
@@ -63,7 +75,7 @@ TEST_CASE("an oversized chunked body is cut as it arrives") {
 
 TEST_CASE("oversized headers get 431") {
   gateway_process gw{
-      make_config(echo_model, "echo", "  max_header_bytes: 2048\n")};
+    make_config(echo_model, "echo", "  max_header_bytes: 2048\n")};
   raw_connection conn{gw.port()};
   REQUIRE(conn.send("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "
                     + std::string(4096, 'b') + "\r\n\r\n"));
@@ -104,15 +116,15 @@ TEST_CASE("a slow client cannot pin a connection, and others are still "
 }
 
 TEST_CASE("over the connection limit a client gets 503 and a close") {
-  gateway_process gw{make_config(echo_model, "echo",
-                                 "  io_threads: 1\n  max_connections: 2\n")};
+  gateway_process gw{
+    make_config(echo_model, "echo", "  io_threads: 1\n  max_connections: 2\n")};
   raw_connection first{gw.port()};
   raw_connection second{gw.port()};
   // Both are accepted: each answers a request on its connection.
   for (auto* c : {&first, &second}) {
     REQUIRE(c->send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
     CHECK(c->read_until("\"status\":\"healthy\"", std::chrono::seconds{10})
-              .starts_with("HTTP/1.1 200"));
+            .starts_with("HTTP/1.1 200"));
   }
   raw_connection third{gw.port()};
   bool closed = false;
@@ -143,7 +155,7 @@ TEST_CASE("Expect: 100-continue gets a 100 before the body is sent") {
   auto body = chat_body("echo", "continued");
   REQUIRE(conn.send(post_head("Expect: 100-continue\r\n", body.size())));
   CHECK(conn.read_until("\r\n\r\n", std::chrono::seconds{10})
-            .starts_with("HTTP/1.1 100 Continue"));
+          .starts_with("HTTP/1.1 100 Continue"));
   REQUIRE(conn.send(body));
   auto reply = conn.read_until("\"continued\"", std::chrono::seconds{10});
   CHECK(reply.starts_with("HTTP/1.1 200"));

@@ -8,8 +8,8 @@ using namespace pw::test;
 TEST_CASE("/health shows every model's actor state without calling an "
           "upstream") {
   fake_upstream upstream{answer_ok()};
-  gateway_process gw{make_config(
-      echo_model + openai_model("gpt", upstream.base_url()), "echo")};
+  gateway_process gw{
+    make_config(echo_model + openai_model("gpt", upstream.base_url()), "echo")};
   auto res = http_request(gw.port(), "GET", "/health");
   REQUIRE(res.status == 200);
   auto j = res.json();
@@ -28,7 +28,7 @@ TEST_CASE("/health shows every model's actor state without calling an "
   CHECK(upstream.requests().empty());
   REQUIRE(http_request(gw.port(), "POST", "/v1/chat/completions",
                        chat_body("gpt"), auth_json(full_key))
-              .status
+            .status
           == 200);
   auto after = http_request(gw.port(), "GET", "/health").json();
   CHECK(after["models"]["gpt"]["requests"] == 1);
@@ -44,8 +44,8 @@ TEST_CASE("/health shows every model's actor state without calling an "
 
 TEST_CASE("unknown paths and wrong methods get 404 and 405 envelopes") {
   gateway_process gw{make_config(echo_model, "echo")};
-  auto res = http_request(gw.port(), "GET", "/v1/embeddings", "",
-                          auth_json(full_key));
+  auto res
+    = http_request(gw.port(), "GET", "/v1/embeddings", "", auth_json(full_key));
   CHECK(res.status == 404);
   CHECK(error_of(res)["type"] == "not_found_error");
   res = http_request(gw.port(), "GET", "/v1/chat/completions", "",
@@ -101,7 +101,7 @@ TEST_CASE("every response carries the request id and the security headers") {
 TEST_CASE("malformed chat bodies get 400 with the field at fault") {
   fake_upstream upstream{answer_ok()};
   gateway_process gw{
-      make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
   auto post = [&](const std::string& body) {
     return http_request(gw.port(), "POST", "/v1/chat/completions", body,
                         auth_json(full_key));
@@ -111,21 +111,21 @@ TEST_CASE("malformed chat bodies get 400 with the field at fault") {
     std::string param;
   };
   std::vector<bad_case> cases = {
-      {"{not json", ""},
-      {"[1,2,3]", ""},
-      {"\"just a string\"", ""},
-      {R"({"model":"gpt"})", "messages"},
-      {R"({"model":"gpt","messages":[]})", "messages"},
-      {R"({"model":"gpt","messages":"hi"})", "messages"},
-      {R"({"model":"gpt","messages":[42]})", "messages[0]"},
-      {R"({"model":"gpt","messages":[{"content":"x"}]})", "messages[0].role"},
-      {R"({"model":7,"messages":[{"role":"user","content":"x"}]})", "model"},
-      {R"({"model":"gpt","stream":"yes","messages":[{"role":"user","content":"x"}]})",
-       "stream"},
-      {"{\"model\":\"gpt\",\"messages\":[{\"role\":\"user\",\"content\":"
-       "\"\xff\"}]}",
-       ""},
-      {std::string(100, '[') + std::string(100, ']'), ""},
+    {"{not json", ""},
+    {"[1,2,3]", ""},
+    {"\"just a string\"", ""},
+    {R"({"model":"gpt"})", "messages"},
+    {R"({"model":"gpt","messages":[]})", "messages"},
+    {R"({"model":"gpt","messages":"hi"})", "messages"},
+    {R"({"model":"gpt","messages":[42]})", "messages[0]"},
+    {R"({"model":"gpt","messages":[{"content":"x"}]})", "messages[0].role"},
+    {R"({"model":7,"messages":[{"role":"user","content":"x"}]})", "model"},
+    {R"({"model":"gpt","stream":"yes","messages":[{"role":"user","content":"x"}]})",
+     "stream"},
+    {"{\"model\":\"gpt\",\"messages\":[{\"role\":\"user\",\"content\":"
+     "\"\xff\"}]}",
+     ""},
+    {std::string(100, '[') + std::string(100, ']'), ""},
   };
   for (const auto& c : cases) {
     INFO(c.body.substr(0, 80));

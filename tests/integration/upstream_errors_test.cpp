@@ -31,7 +31,7 @@ http_response ask(const gateway_process& gw) {
 uint16_t closed_port() {
   boost::asio::io_context ioc;
   boost::asio::ip::tcp::acceptor acc{
-      ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+    ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
   auto port = acc.local_endpoint().port();
   acc.close();
   return port;
@@ -42,11 +42,11 @@ uint16_t closed_port() {
 TEST_CASE("upstream client errors are relayed with their status and message") {
   fake_upstream upstream{answer_ok()};
   gateway_process gw{
-      make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
   SECTION("400 with an OpenAI envelope keeps message, type, param, code") {
     upstream.set_handler(answer(
-        400,
-        R"({"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}})"));
+      400,
+      R"({"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}})"));
     auto res = ask(gw);
     CHECK(res.status == 400);
     auto e = error_of(res);
@@ -57,7 +57,7 @@ TEST_CASE("upstream client errors are relayed with their status and message") {
   }
   SECTION("404 and 422 keep their status") {
     upstream.set_handler(
-        answer(404, R"({"error":{"message":"no such model"}})"));
+      answer(404, R"({"error":{"message":"no such model"}})"));
     auto res = ask(gw);
     CHECK(res.status == 404);
     CHECK(error_of(res)["message"] == "no such model");
@@ -69,8 +69,8 @@ TEST_CASE("upstream client errors are relayed with their status and message") {
   SECTION("401 from the provider is about the gateway's key and never "
           "echoes it") {
     upstream.set_handler(
-        answer(401, R"({"error":{"message":"Incorrect API key provided: )"
-                        + upstream_key + R"("}})"));
+      answer(401, R"({"error":{"message":"Incorrect API key provided: )"
+                    + upstream_key + R"("}})"));
     auto res = ask(gw);
     CHECK(res.status == 401);
     auto e = error_of(res);
@@ -79,8 +79,8 @@ TEST_CASE("upstream client errors are relayed with their status and message") {
   }
   SECTION("a provider message that contains the key is scrubbed") {
     upstream.set_handler(
-        answer(400, R"({"error":{"message":"bad request with key )"
-                        + upstream_key + R"( inside"}})"));
+      answer(400, R"({"error":{"message":"bad request with key )" + upstream_key
+                    + R"( inside"}})"));
     auto res = ask(gw);
     CHECK(res.status == 400);
     CHECK(res.body.find(upstream_key) == std::string::npos);
@@ -111,7 +111,7 @@ TEST_CASE("upstream client errors are relayed with their status and message") {
     CHECK(error_of(res)["message"].get<std::string>().find("malformed")
           != std::string::npos);
     upstream.set_handler(
-        answer(200, R"({"id":"x","object":"chat.completion"})"));
+      answer(200, R"({"id":"x","object":"chat.completion"})"));
     CHECK(ask(gw).status == 502);
   }
   SECTION("an upstream that closes without answering becomes 502") {
@@ -137,8 +137,8 @@ TEST_CASE("a slow upstream times out with 502 after timeout_seconds") {
     return r;
   }};
   gateway_process gw{make_config(
-      openai_model("gpt", upstream.base_url(), "    timeout_seconds: 0.3\n"),
-      "gpt")};
+    openai_model("gpt", upstream.base_url(), "    timeout_seconds: 0.3\n"),
+    "gpt")};
   auto res = ask(gw);
   CHECK(res.status == 502);
   CHECK(error_of(res)["message"].get<std::string>().find("timed out")
@@ -151,11 +151,45 @@ TEST_CASE("a slow upstream times out with 502 after timeout_seconds") {
 TEST_CASE("an unreachable upstream gives 502") {
   auto port = closed_port();
   gateway_process gw{make_config(
-      openai_model("gpt", "http://127.0.0.1:" + std::to_string(port) + "/v1"),
-      "gpt")};
+    openai_model("gpt", "http://127.0.0.1:" + std::to_string(port) + "/v1"),
+    "gpt")};
   auto res = ask(gw);
   CHECK(res.status == 502);
   auto e = error_of(res);
   CHECK(e["code"] == "upstream_failed");
   CHECK(e["message"].get<std::string>().find("refused") != std::string::npos);
+}
+
+TEST_CASE("interim 1xx answers are skipped and never left in the pool") {
+  fake_upstream upstream{[](const fake_request& req) {
+    auto r = answer_ok("final answer")(req);
+    r.interim = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n";
+    return r;
+  }};
+  gateway_process gw{
+    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+  http_client client{gw.port()};
+  for (int i = 0; i < 3; ++i) {
+    auto res = client.request("POST", "/v1/chat/completions", chat_body("gpt"),
+                              auth_json(full_key));
+    REQUIRE(res.status == 200);
+    CHECK(res.json()["choices"][0]["message"]["content"] == "final answer");
+  }
+  CHECK(upstream.requests().size() == 3);
+}
+
+TEST_CASE("the request deadline answers 504 while the upstream is still "
+          "busy") {
+  fake_upstream upstream{[](const fake_request& req) {
+    auto r = answer_ok()(req);
+    r.delay = std::chrono::seconds{5};
+    return r;
+  }};
+  gateway_process gw{make_config(openai_model("gpt", upstream.base_url()),
+                                 "gpt", "  request_deadline_seconds: 0.3\n")};
+  auto res = ask(gw);
+  CHECK(res.status == 504);
+  CHECK(error_of(res)["type"] == "timeout_error");
+  // The gateway keeps serving.
+  CHECK(http_request(gw.port(), "GET", "/health").status == 200);
 }

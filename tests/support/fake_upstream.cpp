@@ -7,6 +7,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -61,7 +62,7 @@ struct fake_upstream::impl {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.body_limit(64 * 1024 * 1024);
       auto [ec, n]
-          = co_await bhttp::async_read(stream, buffer, parser, nothrow);
+        = co_await bhttp::async_read(stream, buffer, parser, nothrow);
       if (ec)
         co_return;
       req = parser.release();
@@ -85,8 +86,14 @@ struct fake_upstream::impl {
       }
       if (response.drop)
         co_return;
+      if (!response.interim.empty()) {
+        auto [iec, in] = co_await net::async_write(
+          stream, net::buffer(response.interim), nothrow);
+        if (iec)
+          co_return;
+      }
       bhttp::response<bhttp::string_body> res{
-          static_cast<bhttp::status>(response.status), req.version()};
+        static_cast<bhttp::status>(response.status), req.version()};
       res.set(bhttp::field::content_type, response.content_type);
       for (const auto& [k, v] : response.headers)
         res.set(k, v);
@@ -107,11 +114,11 @@ struct fake_upstream::impl {
     }
     beast::ssl_stream<beast::tcp_stream> stream{std::move(sock), *tls};
     auto [hec]
-        = co_await stream.async_handshake(ssl::stream_base::server, nothrow);
+      = co_await stream.async_handshake(ssl::stream_base::server, nothrow);
     if (hec)
       co_return;
     const char* name
-        = SSL_get_servername(stream.native_handle(), TLSEXT_NAMETYPE_host_name);
+      = SSL_get_servername(stream.native_handle(), TLSEXT_NAMETYPE_host_name);
     co_await serve_on(stream, conn_id, name ? name : "");
   }
 
@@ -186,17 +193,16 @@ void fake_upstream::set_handler(fake_handler handler) {
 std::string openai_completion(const std::string& model,
                               const std::string& content) {
   nlohmann::ordered_json body = {
-      {"id", "chatcmpl-fake-1"},
-      {"object", "chat.completion"},
-      {"created", 1700000000},
-      {"model", model},
-      {"choices",
-       nlohmann::ordered_json::array(
-           {{{"index", 0},
-             {"message", {{"role", "assistant"}, {"content", content}}},
-             {"finish_reason", "stop"}}})},
-      {"usage",
-       {{"prompt_tokens", 12}, {"completion_tokens", 5}, {"total_tokens", 17}}},
+    {"id", "chatcmpl-fake-1"},
+    {"object", "chat.completion"},
+    {"created", 1700000000},
+    {"model", model},
+    {"choices", nlohmann::ordered_json::array(
+                  {{{"index", 0},
+                    {"message", {{"role", "assistant"}, {"content", content}}},
+                    {"finish_reason", "stop"}}})},
+    {"usage",
+     {{"prompt_tokens", 12}, {"completion_tokens", 5}, {"total_tokens", 17}}},
   };
   return body.dump();
 }

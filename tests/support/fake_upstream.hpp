@@ -42,6 +42,8 @@ struct fake_response {
   std::chrono::milliseconds delay{0};
   /// Close the connection without answering.
   bool drop = false;
+  /// Raw bytes written before the response (e.g. an interim 1xx answer).
+  std::string interim;
 };
 
 using fake_handler = std::function<fake_response(const fake_request&)>;

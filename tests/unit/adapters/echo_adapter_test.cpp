@@ -10,15 +10,15 @@ TEST_CASE("echo answers with the text of the last user message") {
   model_config m;
   m.alias = "echo";
   m.provider = provider_kind::echo;
-  auto in = nlohmann::ordered_json::parse(R"({"messages":[
+  chat_payload in{R"({"messages":[
     {"role":"system","content":"sys"},
     {"role":"user","content":"one"},
     {"role":"assistant","content":"reply"},
     {"role":"user","content":[{"type":"text","text":"two"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"three"}]}
-  ]})");
+  ]})"};
   auto out = adapter.respond_locally(in, m, "req-1");
   REQUIRE(out);
-  const auto& body = out->body;
+  auto body = nlohmann::json::parse(out->body);
   CHECK(body["id"] == "chatcmpl-echo-req-1");
   CHECK(body["object"] == "chat.completion");
   CHECK(body["model"] == "echo");
@@ -34,9 +34,9 @@ TEST_CASE("echo with no user message answers an empty string") {
   const auto& adapter = adapters::adapter_for(provider_kind::echo);
   model_config m;
   m.alias = "e";
-  auto in = nlohmann::ordered_json::parse(
-      R"({"messages":[{"role":"system","content":"only"}]})");
+  chat_payload in{R"({"messages":[{"role":"system","content":"only"}]})"};
   auto out = adapter.respond_locally(in, m, "r");
   REQUIRE(out);
-  CHECK(out->body["choices"][0]["message"]["content"] == "");
+  CHECK(nlohmann::json::parse(out->body)["choices"][0]["message"]["content"]
+        == "");
 }

@@ -46,7 +46,7 @@ std::string header(const upstream_request& r, const std::string& name) {
 TEST_CASE("the OpenAI request passes through with only the model id "
           "replaced") {
   const auto& adapter = adapters::adapter_for(provider_kind::openai);
-  auto in = nlohmann::ordered_json::parse(golden("chat_request.json"));
+  chat_payload in{golden("chat_request.json")};
   auto req = adapter.to_provider_request(in, gpt());
   REQUIRE(req);
   CHECK(req->method == "POST");
@@ -61,17 +61,26 @@ TEST_CASE("the OpenAI request passes through with only the model id "
 
 TEST_CASE("a model without a key sends no Authorization header") {
   const auto& adapter = adapters::adapter_for(provider_kind::vllm);
-  auto in = nlohmann::ordered_json::parse(golden("chat_request.json"));
+  chat_payload in{golden("chat_request.json")};
   auto req = adapter.to_provider_request(in, gpt(""));
   REQUIRE(req);
   CHECK(header(*req, "Authorization").empty());
 }
 
 TEST_CASE("a request without a model gets the provider's model id") {
-  auto in = nlohmann::ordered_json::parse(
-      R"({"messages":[{"role":"user","content":"x"}]})");
-  CHECK(adapters::dump_with_model(in, "m1")
-        == R"({"messages":[{"role":"user","content":"x"}],"model":"m1"})");
+  chat_payload in{R"({"messages":[{"role":"user","content":"x"}]})"};
+  CHECK(adapters::body_with_model(in, "m1")
+        == R"({"model":"m1","messages":[{"role":"user","content":"x"}]})");
+}
+
+TEST_CASE("a changed or ambiguous body is serialised from the document") {
+  chat_payload dup{R"({"model":"a","messages":[],"model":"b"})"};
+  CHECK(adapters::body_with_model(dup, "m1")
+        == R"({"model":"m1","messages":[]})");
+  chat_payload changed{R"({"model":"a","x":1})"};
+  changed.mutable_json()["y"] = "\xc3\xa9";
+  CHECK(adapters::body_with_model(changed, "m1")
+        == "{\"model\":\"m1\",\"x\":1,\"y\":\"\xc3\xa9\"}");
 }
 
 TEST_CASE("the OpenAI response comes back under the alias, usage read") {
@@ -81,15 +90,29 @@ TEST_CASE("the OpenAI response comes back under the alias, usage read") {
   r.body = golden("chat_response.wire.json");
   auto out = adapter.from_provider_response(r, gpt());
   REQUIRE(out);
-  CHECK(out->body.dump() == golden("chat_response.json"));
+  CHECK(out->body == golden("chat_response.json"));
   CHECK(out->prompt_tokens == 31);
   CHECK(out->completion_tokens == 9);
+}
+
+TEST_CASE("usage is read from the top-level usage object only") {
+  const auto& adapter = adapters::adapter_for(provider_kind::openai);
+  upstream_result r;
+  r.status = 200;
+  r.body
+    = R"({"choices":[{"usage":{"prompt_tokens":99}}],"usage":{"prompt_tokens":4,"completion_tokens":6,"details":{"prompt_tokens":7}}})";
+  auto out = adapter.from_provider_response(r, gpt());
+  REQUIRE(out);
+  CHECK(out->prompt_tokens == 4);
+  CHECK(out->completion_tokens == 6);
+  CHECK(nlohmann::json::parse(out->body)["model"] == "gpt");
 }
 
 TEST_CASE("a malformed 2xx answer is an upstream failure") {
   const auto& adapter = adapters::adapter_for(provider_kind::openai);
   for (auto body : {"", "not json", "[]", R"({"object":"chat.completion"})",
-                    R"({"choices":{}})"}) {
+                    R"({"choices":{}})", R"({"usage":{"choices":[]}})",
+                    "{\"choices\":[],\"x\":\"\xff\"}"}) {
     upstream_result r;
     r.status = 200;
     r.body = body;

@@ -128,7 +128,7 @@ routing: {default_model: a}
 )");
   REQUIRE(cfg);
   auto url
-      = [&](const char* alias) { return (*cfg->find_model(alias))->base_url; };
+    = [&](const char* alias) { return (*cfg->find_model(alias))->base_url; };
   CHECK(url("a") == "https://api.openai.com/v1");
   CHECK(url("b") == "http://localhost:8000/v1");
   CHECK(url("c") == "http://localhost:11434/v1");
@@ -183,19 +183,19 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
   SECTION("unset variable") {
     unsetenv("PW_UNIT_NOPE");
     CHECK_ERROR(keys
-                    + "models:\n  m:\n    provider: openai\n    model: x\n"
-                      "    api_key: ${PW_UNIT_NOPE}\n"
-                    + "routing:\n  default_model: m\n",
+                  + "models:\n  m:\n    provider: openai\n    model: x\n"
+                    "    api_key: ${PW_UNIT_NOPE}\n"
+                  + "routing:\n  default_model: m\n",
                 "models.m.api_key: environment variable PW_UNIT_NOPE is not "
                 "set");
   }
   SECTION("malformed variable reference") {
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "logging:\n  level: \"${1BAD}\"\n",
+                  + "logging:\n  level: \"${1BAD}\"\n",
                 "logging.level: malformed variable reference: '${' must be "
                 "followed by a name of letters, digits and '_'");
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "logging:\n  level: \"${OPEN\"\n",
+                  + "logging:\n  level: \"${OPEN\"\n",
                 "logging.level: unterminated variable reference '${' "
                 "(missing '}')");
   }
@@ -214,46 +214,47 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
     CHECK_ERROR(keys + "  io_threads: 0\n" + echo_models + echo_routing,
                 "server.io_threads: must be between 1 and 256 (got 0)");
     CHECK_ERROR(keys + "  header_timeout_seconds: -1\n" + echo_models
-                    + echo_routing,
+                  + echo_routing,
                 "server.header_timeout_seconds: must be > 0 (got -1)");
     CHECK_ERROR(keys + "  listen: 1\n" + echo_models + echo_routing,
                 "server.listen: unknown key (allowed: host, port, api_keys, "
                 "io_threads, actor_threads, max_body_bytes, max_header_bytes, "
                 "header_timeout_seconds, body_timeout_seconds, "
                 "keepalive_timeout_seconds, write_timeout_seconds, "
-                "max_connections, drain_seconds)");
+                "max_connections, drain_seconds, request_deadline_seconds, "
+                "sched_batch)");
   }
   SECTION("api keys") {
     auto entry = [](const std::string& body) {
       return "server:\n  api_keys:\n    - " + body + "\n";
     };
     CHECK_ERROR(entry("{name: a, allowed_models: ['*']}") + echo_models
-                    + echo_routing,
+                  + echo_routing,
                 "server.api_keys[0].key: required");
     CHECK_ERROR(entry("{key: '', name: a, allowed_models: ['*']}") + echo_models
-                    + echo_routing,
+                  + echo_routing,
                 "server.api_keys[0].key: must not be empty");
     CHECK_ERROR(entry("{key: k, allowed_models: ['*']}") + echo_models
-                    + echo_routing,
+                  + echo_routing,
                 "server.api_keys[0].name: required");
     CHECK_ERROR(entry("{key: k, name: a}") + echo_models + echo_routing,
                 "server.api_keys[0].allowed_models: required (use [\"*\"] to "
                 "allow every model)");
     CHECK_ERROR(entry("{key: k, name: a, allowed_models: []}") + echo_models
-                    + echo_routing,
+                  + echo_routing,
                 "server.api_keys[0].allowed_models: must not be empty (use "
                 "[\"*\"] to allow every model)");
     CHECK_ERROR(entry("{key: k, name: a, allowed_models: ['*'], admin: 1}")
-                    + echo_models + echo_routing,
+                  + echo_models + echo_routing,
                 "server.api_keys[0].admin: unknown key (allowed: key, name, "
                 "allowed_models)");
   }
   SECTION("a duplicated key is named by path, never by value") {
     auto text = errors_of(
-        "server:\n  api_keys:\n"
-        "    - {key: sk-dup-secret-77, name: a, allowed_models: ['*']}\n"
-        "    - {key: sk-dup-secret-77, name: b, allowed_models: ['*']}\n"
-        + echo_models + echo_routing);
+      "server:\n  api_keys:\n"
+      "    - {key: sk-dup-secret-77, name: a, allowed_models: ['*']}\n"
+      "    - {key: sk-dup-secret-77, name: b, allowed_models: ['*']}\n"
+      + echo_models + echo_routing);
     CHECK(has_line(text, "server.api_keys[1].key: same key as "
                          "server.api_keys[0]"));
     CHECK(text.find("sk-dup-secret-77") == std::string::npos);
@@ -274,8 +275,8 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
     CHECK_ERROR(keys + model("    provider: openai\n"),
                 "models.m.model: required");
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    base_url: ftp://host/v1\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    base_url: ftp://host/v1\n"),
                 "models.m.base_url: must start with http:// or https:// (got "
                 "\"ftp://host/v1\")");
     auto creds = errors_of(keys
@@ -285,45 +286,45 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                           "(use api_key)"));
     CHECK(creds.find("user:pw") == std::string::npos);
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    base_url: http://host:0/v1\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    base_url: http://host:0/v1\n"),
                 "models.m.base_url: has an invalid port (got "
                 "\"http://host:0/v1\")");
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    timeout_seconds: 0\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    timeout_seconds: 0\n"),
                 "models.m.timeout_seconds: must be > 0 (got 0)");
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    timeout_seconds: soon\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    timeout_seconds: soon\n"),
                 "models.m.timeout_seconds: expected a number (got \"soon\")");
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    timeout_seconds: .nan\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    timeout_seconds: .nan\n"),
                 "models.m.timeout_seconds: expected a number (got \".nan\")");
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    max_retries: -1\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    max_retries: -1\n"),
                 "models.m.max_retries: must be between 0 and 10 (got -1)");
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    tags: external\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    tags: external\n"),
                 "models.m.tags: expected a list, got a scalar");
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    ca_file: /nonexistent/ca.pem\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    ca_file: /nonexistent/ca.pem\n"),
                 "models.m.ca_file: cannot read \"/nonexistent/ca.pem\"");
     CHECK_ERROR(keys + model("    provider: echo\n    base_url: http://x\n"),
                 "models.m.base_url: the echo provider takes no base_url");
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    temperature: 1\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    temperature: 1\n"),
                 "models.m.temperature: unknown key (allowed: provider, model, "
                 "api_key, base_url, timeout_seconds, connect_timeout_seconds, "
                 "max_retries, tags, ca_file)");
     CHECK_ERROR(keys
-                    + model("    provider: openai\n    model: x\n"
-                            "    api_key: [a, b]\n"),
+                  + model("    provider: openai\n    model: x\n"
+                          "    api_key: [a, b]\n"),
                 "models.m.api_key: expected a string, got a list");
   }
   SECTION("routing") {
@@ -351,47 +352,47 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                 "routing.fallback_chains.main: expected a list of models, got "
                 "a scalar");
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "  rules:\n    - match: {tag: pii}\n"
-                      "      route_to_chain: nowhere\n",
+                  + "  rules:\n    - match: {tag: pii}\n"
+                    "      route_to_chain: nowhere\n",
                 "routing.rules[0].route_to_chain: unknown chain \"nowhere\"");
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "  rules:\n    - route_to_chain: x\n",
+                  + "  rules:\n    - route_to_chain: x\n",
                 "routing.rules[0].match: required");
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "  rules:\n    - match: {label: pii}\n"
-                      "      route_to_chain: x\n",
+                  + "  rules:\n    - match: {label: pii}\n"
+                    "      route_to_chain: x\n",
                 "routing.rules[0].match.label: unknown key (allowed: tag)");
   }
   SECTION("health and rate_limit") {
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "health:\n  unhealthy_threshold: 0\n",
+                  + "health:\n  unhealthy_threshold: 0\n",
                 "health.unhealthy_threshold: must be between 1 and 1000 (got "
                 "0)");
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "rate_limit:\n  max_requests: 0\n",
+                  + "rate_limit:\n  max_requests: 0\n",
                 "rate_limit.max_requests: must be between 1 and 1099511627776 "
                 "(got 0)");
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "rate_limit:\n  window_seconds: 0\n",
+                  + "rate_limit:\n  window_seconds: 0\n",
                 "rate_limit.window_seconds: must be > 0 (got 0)");
   }
   SECTION("middleware and logging") {
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "middleware:\n  pre_request:\n    - config: {}\n",
+                  + "middleware:\n  pre_request:\n    - config: {}\n",
                 "middleware.pre_request[0].plugin: required");
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "middleware:\n  pre_request:\n    - plugin: regex\n"
-                      "      config: [1]\n",
+                  + "middleware:\n  pre_request:\n    - plugin: regex\n"
+                    "      config: [1]\n",
                 "middleware.pre_request[0].config: expected a mapping, got a "
                 "list");
     CHECK_ERROR(keys + echo_models + echo_routing + "logging:\n  level: LOUD\n",
                 "logging.level: expected one of debug, info, warning, error "
                 "(got \"LOUD\")");
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "logging:\n  format: text\n",
+                  + "logging:\n  format: text\n",
                 "logging.format: only \"json\" is supported (got \"text\")");
     CHECK_ERROR(keys + echo_models + echo_routing
-                    + "logging:\n  log_request_body: maybe\n",
+                  + "logging:\n  log_request_body: maybe\n",
                 "logging.log_request_body: expected true or false (got "
                 "\"maybe\")");
   }
@@ -411,8 +412,8 @@ TEST_CASE("health cooldown follows pw-router's rule") {
 
 TEST_CASE("a rate_limit section turns the limit on with pw-router's "
           "defaults") {
-  auto cfg = load_config_text(keys + echo_models + echo_routing
-                              + "rate_limit: {}\n");
+  auto cfg
+    = load_config_text(keys + echo_models + echo_routing + "rate_limit: {}\n");
   REQUIRE(cfg);
   CHECK(cfg->rate_limit.enabled);
   CHECK(cfg->rate_limit.max_requests == 60);
