@@ -108,8 +108,10 @@ void on_upstream(session_ptr self, upstream_result& r) {
     return;
   }
   auto err = adapters::upstream_error(r, model);
-  auto result = adapters::is_model_failure(r) ? call_result::failure
-                                              : call_result::rejected;
+  auto result = r.failure == upstream_failure::cancelled
+                  ? call_result::cancelled
+                : adapters::is_model_failure(r) ? call_result::failure
+                                                : call_result::rejected;
   auto summary = r.failure != upstream_failure::none
                    ? std::string{to_string(r.failure)} + ": " + r.detail
                    : "HTTP " + std::to_string(r.status);

@@ -49,7 +49,8 @@ struct server_config {
   /// Number of io threads, each with its own io_context (default: the
   /// CPUs the process may run on).
   unsigned io_threads = 1;
-  /// Number of CAF scheduler threads (default: as io_threads).
+  /// Number of CAF scheduler threads (default: the CPUs the process may
+  /// run on).
   unsigned actor_threads = 1;
   uint64_t max_body_bytes = 10 * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;

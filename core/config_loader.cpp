@@ -169,8 +169,11 @@ std::string index(const std::string& path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
 }
 
-/// Quotes a user value for an error message, shortened.
+/// Quotes a user value for an error message, shortened. A value whose
+/// `${...}` could not be expanded is not shown: its text may be a secret.
 std::string quoted(std::string_view value) {
+  if (value.find("${") != std::string_view::npos)
+    return "<value with an unexpanded ${...}>";
   constexpr size_t max_len = 40;
   std::string out = "\"";
   out.append(value.substr(0, max_len));

@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -144,10 +145,13 @@ auto async_actor_call(Initiate initiate, std::chrono::milliseconds deadline,
           return; // cancelled: the answer came first
         if (auto s = weak.lock()) {
           http_reply r;
+          char secs[32];
+          std::snprintf(secs, sizeof(secs), "%.3g",
+                        static_cast<double>(limit.count()) / 1000.0);
           r.error = error_of(errc::deadline_exceeded,
-                             "The request did not finish within "
-                               + std::to_string(limit.count() / 1000)
-                               + " s (server.request_deadline_seconds)");
+                             std::string{"The request did not finish within "
+                                         "its deadline ("}
+                               + secs + " s)");
           s->complete(std::move(r));
         }
       });

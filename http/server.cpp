@@ -452,7 +452,8 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
       }
     }
     auto req = parser->release();
-    stream.expires_never(); // the SESSION's own deadlines bound the wait
+    // The bridge's deadline timer bounds the wait for the actors.
+    stream.expires_never();
     auto reply = co_await handle(w, req, info, started_unix);
     auto is_v1 = info.path.starts_with("/v1/");
     auto res = make_response(reply, info.request_id, is_v1, req.version(),
