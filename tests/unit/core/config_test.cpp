@@ -200,11 +200,11 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                 "(missing '}')");
   }
   SECTION("a malformed reference is never echoed, not even by later checks") {
-    auto text = errors_of(
-      keys + "  port: \"${sk-secret-port}\"\n"
-      + "models:\n  m:\n    provider: openai\n    model: x\n"
-        "    base_url: \"https://${sk-secret-token}/v1\"\n"
-      + "routing:\n  default_model: m\n");
+    auto text
+      = errors_of(keys + "  port: \"${sk-secret-port}\"\n"
+                  + "models:\n  m:\n    provider: openai\n    model: x\n"
+                    "    base_url: \"https://${sk-secret-token}/v1\"\n"
+                  + "routing:\n  default_model: m\n");
     CHECK(text.find("sk-secret") == std::string::npos);
     CHECK(has_line(text, "models.m.base_url: malformed variable reference: "
                          "'${' must be followed by a name of letters, "
