@@ -1,5 +1,6 @@
 #include "adapters/adapter.hpp"
 
+#include "adapters/anthropic/anthropic_adapter.hpp"
 #include "adapters/echo/echo_adapter.hpp"
 #include "adapters/openai/openai_adapter.hpp"
 #include "core/json_text.hpp"
@@ -7,32 +8,6 @@
 namespace pw::adapters {
 
 adapter::~adapter() = default;
-
-namespace {
-
-/// Stands in for providers whose translation is not built yet: every
-/// request gets a clear 400 instead of a wrong-format upstream call.
-class unsupported_adapter final : public adapter {
-public:
-  caf::expected<upstream_request>
-  to_provider_request(const chat_payload&,
-                      const model_config& model) const override {
-    return make_error(errc::unsupported,
-                      "Model '" + model.alias + "' uses provider "
-                        + std::string{to_string(model.provider)}
-                        + ", which this build cannot call yet");
-  }
-
-  caf::expected<chat_response>
-  from_provider_response(const upstream_result&,
-                         const model_config& model) const override {
-    return make_error(errc::unsupported,
-                      "provider " + std::string{to_string(model.provider)}
-                        + " is not supported yet");
-  }
-};
-
-} // namespace
 
 caf::expected<chat_response> adapter::respond_locally(const chat_payload&,
                                                       const model_config& model,
@@ -45,7 +20,7 @@ caf::expected<chat_response> adapter::respond_locally(const chat_payload&,
 const adapter& adapter_for(provider_kind provider) {
   static const openai::openai_adapter openai_like;
   static const echo::echo_adapter echo_local;
-  static const unsupported_adapter not_yet;
+  static const anthropic::anthropic_adapter anthropic_messages;
   switch (provider) {
   case provider_kind::echo:
     return echo_local;
@@ -54,7 +29,7 @@ const adapter& adapter_for(provider_kind provider) {
   case provider_kind::ollama:
     return openai_like;
   case provider_kind::anthropic:
-    return not_yet;
+    return anthropic_messages;
   }
   return openai_like;
 }
@@ -85,6 +60,12 @@ std::string status_text(unsigned status) {
 }
 
 } // namespace
+
+std::string scrubbed(std::string text, const model_config& model, size_t max) {
+  scrub(text, model.api_key.reveal());
+  truncate_utf8(text, max);
+  return text;
+}
 
 bool is_model_failure(const upstream_result& result) {
   if (result.failure != upstream_failure::none)
@@ -128,6 +109,13 @@ api_error upstream_error(const upstream_result& result,
     err.retry_after = retry;
     return err;
   }
+  if (s == 529) {
+    // Anthropic's "overloaded": the provider asks for patience, not a fix.
+    err.code = errc::upstream_overloaded;
+    err.message = "The upstream provider for model '" + alias
+                  + "' is overloaded; retry later";
+    return err;
+  }
   if (is_model_failure(result)) {
     err.code = errc::upstream_failed;
     err.message = "The upstream provider for model '" + alias + "' failed ("
@@ -165,11 +153,9 @@ api_error upstream_error(const upstream_result& result,
   }
   // Every relayed field is scrubbed of the key first, then bounded, so a
   // key cut by the bound cannot survive in part.
-  const auto& key = model.api_key.reveal();
-  for (auto* field : {&err.message, &err.type, &err.code_text, &err.param}) {
-    scrub(*field, key);
-    truncate_utf8(*field, field == &err.message ? 2000 : 128);
-  }
+  for (auto* field : {&err.message, &err.type, &err.code_text, &err.param})
+    *field
+      = scrubbed(std::move(*field), model, field == &err.message ? 2000 : 128);
   return err;
 }
 

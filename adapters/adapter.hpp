@@ -7,6 +7,7 @@
 #include "core/chat_request.hpp"
 #include "core/config.hpp"
 #include "core/exchange.hpp"
+#include "core/stream.hpp"
 
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
@@ -46,6 +47,10 @@ public:
   virtual caf::expected<chat_response>
   from_provider_response(const upstream_result& result,
                          const model_config& model) const = 0;
+
+  /// Makes the translator for a streamed answer (`"stream": true`).
+  virtual std::unique_ptr<stream_decoder>
+  make_stream_decoder(model_config_ptr model, stream_options options) const = 0;
 };
 
 /// Returns the adapter for `provider` (adapters are stateless singletons).
@@ -59,6 +64,11 @@ const adapter& adapter_for(provider_kind provider);
 /// and 5xx become `upstream_failed` (502). Never echoes secrets.
 api_error upstream_error(const upstream_result& result,
                          const model_config& model);
+
+/// `text` with the model's key replaced by "***", cut to `max` bytes on a
+/// UTF-8 boundary: for any provider text relayed to a client.
+std::string scrubbed(std::string text, const model_config& model,
+                     size_t max = 2000);
 
 /// True if `result` is a failure that counts against the model (breaker):
 /// transport failures, timeouts, 408, 429, 5xx, unexpected 1xx/3xx.

@@ -111,11 +111,17 @@ struct model_config {
   seconds_d timeout{120};
   /// Time to connect (TCP and TLS) to the upstream.
   seconds_d connect_timeout{10};
+  /// Streams: the longest gap between two pieces of the answer (default:
+  /// timeout_seconds).
+  seconds_d idle_timeout{0};
   /// Retries on the same model (accepted; used by the resilience work).
   uint32_t max_retries = 0;
   std::vector<std::string> tags;
   /// PEM file with the CAs that verify this upstream (default: system store).
   std::string ca_file;
+  /// `max_tokens` sent to providers that require one (Anthropic) when the
+  /// client gave none.
+  uint64_t default_max_tokens = 4096;
 };
 
 using model_config_ptr = std::shared_ptr<const model_config>;

@@ -554,7 +554,8 @@ void load_model(diagnostics& diag, const std::string& alias,
                 std::vector<model_config_ptr>& out) {
   if (!check_map(diag, node, path,
                  {"provider", "model", "api_key", "base_url", "timeout_seconds",
-                  "connect_timeout_seconds", "max_retries", "tags", "ca_file"}))
+                  "connect_timeout_seconds", "idle_timeout_seconds",
+                  "max_retries", "tags", "ca_file", "default_max_tokens"}))
     return;
   auto m = std::make_shared<model_config>();
   m->alias = alias;
@@ -602,10 +603,15 @@ void load_model(diagnostics& diag, const std::string& alias,
     m->timeout = *v;
   if (auto v = get_seconds(diag, node, "connect_timeout_seconds", path))
     m->connect_timeout = *v;
+  m->idle_timeout = get_seconds(diag, node, "idle_timeout_seconds", path)
+                      .value_or(m->timeout);
   if (auto v = get_int<uint32_t>(diag, node, "max_retries", path, 0, 10))
     m->max_retries = *v;
   if (auto v = get_string_list(diag, node, "tags", path))
     m->tags = std::move(*v);
+  if (auto v
+      = get_int<uint64_t>(diag, node, "default_max_tokens", path, 1, 1000000))
+    m->default_max_tokens = *v;
   if (auto v = get_string(diag, node, "ca_file", path); v && !v->empty()) {
     if (is_echo)
       diag.fail(join(path, "ca_file"), "the echo provider takes no ca_file");

@@ -48,6 +48,8 @@ enum class errc : uint8_t {
   upstream_rejected,
   /// The upstream failed: connect/TLS error, timeout, 5xx, malformed answer.
   upstream_failed,
+  /// The upstream said it is overloaded (Anthropic's 529).
+  upstream_overloaded,
   /// No candidate model admitted the request.
   no_model_available,
   /// The gateway is at its connection limit or shutting down.

@@ -25,6 +25,8 @@ constexpr error_row table[] = {
    "upstream_rate_limited"},
   {errc::upstream_rejected, 0, "invalid_request_error", "upstream_rejected"},
   {errc::upstream_failed, 502, "upstream_error", "upstream_failed"},
+  {errc::upstream_overloaded, 503, "service_unavailable",
+   "upstream_overloaded"},
   {errc::no_model_available, 503, "service_unavailable", "no_model_available"},
   {errc::overloaded, 503, "service_unavailable", "overloaded"},
   {errc::deadline_exceeded, 504, "timeout_error", "deadline_exceeded"},

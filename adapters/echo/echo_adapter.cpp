@@ -1,5 +1,7 @@
 #include "adapters/echo/echo_adapter.hpp"
 
+#include "core/json_get.hpp"
+
 #include <chrono>
 
 namespace pw::adapters::echo {
@@ -42,7 +44,7 @@ echo_adapter::respond_locally(const chat_payload& request,
   for (const auto& m : messages) {
     auto text = message_text(m);
     prompt_tokens += estimate_tokens(text);
-    if (m.value("role", "") == "user")
+    if (string_or(m, "role") == "user")
       reply = std::move(text);
   }
   auto created = std::chrono::duration_cast<std::chrono::seconds>(
@@ -81,6 +83,11 @@ caf::expected<chat_response>
 echo_adapter::from_provider_response(const upstream_result&,
                                      const model_config&) const {
   return make_error(errc::internal, "the echo provider makes no upstream call");
+}
+
+std::unique_ptr<stream_decoder>
+echo_adapter::make_stream_decoder(model_config_ptr, stream_options) const {
+  return nullptr;
 }
 
 } // namespace pw::adapters::echo

@@ -26,6 +26,11 @@ public:
   caf::expected<chat_response>
   from_provider_response(const upstream_result& result,
                          const model_config& model) const override;
+
+  /// Never called: a local answer is streamed whole (completion_to_sse).
+  std::unique_ptr<stream_decoder>
+  make_stream_decoder(model_config_ptr model,
+                      stream_options options) const override;
 };
 
 /// The text of a message's `content`: the string itself, or the `text` parts

@@ -1,6 +1,8 @@
 #include "adapters/openai/openai_adapter.hpp"
 
+#include "adapters/json_scan.hpp"
 #include "adapters/openai/openai_wire.hpp"
+#include "adapters/sse.hpp"
 #include "core/json_text.hpp"
 
 namespace pw::adapters::openai {
@@ -87,6 +89,101 @@ private:
   std::string key_;
 };
 
+/// Reads one `chat.completion.chunk` (or an error object some servers send
+/// mid-stream) for the stream summary.
+class chunk_scan : public json_scan {
+public:
+  bool is_object = false;
+  bool has_error = false;
+  std::string content;
+  std::string finish_reason;
+  std::string error_message;
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+
+protected:
+  void on_object_start() override {
+    if (path().empty())
+      is_object = true;
+    else if (at({"error"}))
+      has_error = true;
+  }
+
+  void on_string(const std::string& value) override {
+    if (at({"choices", "[0]", "delta", "content"}))
+      content += value;
+    else if (at({"choices", "[0]", "finish_reason"}))
+      finish_reason = value;
+    else if (at({"error", "message"}))
+      error_message = value;
+    else if (at({"error"})) {
+      has_error = true;
+      error_message = value;
+    }
+  }
+
+  void on_unsigned(uint64_t value) override {
+    if (at({"usage", "prompt_tokens"}))
+      prompt_tokens = value;
+    else if (at({"usage", "completion_tokens"}))
+      completion_tokens = value;
+  }
+};
+
+/// OpenAI-compatible streams pass through event by event: each chunk is
+/// checked, its `model` set to the alias, and `[DONE]` ends the stream.
+class openai_stream_decoder final : public stream_decoder {
+public:
+  openai_stream_decoder(model_config_ptr model, stream_options options)
+      : model_(std::move(model)), options_(std::move(options)) {
+    // nop
+  }
+
+protected:
+  stream_state on_bytes(std::string_view bytes, std::string& out) override {
+    events_.clear();
+    if (!parser_.feed(bytes, events_))
+      return fail(out, "An upstream stream event exceeds 1 MiB");
+    for (auto& ev : events_) {
+      if (ev.data == "[DONE]")
+        return end(out);
+      chunk_scan scan;
+      if (!scan.run(ev.data) || !scan.is_object)
+        return fail(out, "The upstream sent a malformed stream event");
+      if (scan.has_error) {
+        summary_.provider_error = true;
+        auto message = scan.error_message.empty()
+                         ? std::string{"The upstream reported an error"}
+                         : scrubbed(scan.error_message, *model_);
+        return fail(out, std::move(message), "upstream_error",
+                    "upstream_stream_error");
+      }
+      summary_.text += scan.content;
+      if (!scan.finish_reason.empty())
+        summary_.finish_reason = scan.finish_reason;
+      if (scan.prompt_tokens + scan.completion_tokens > 0) {
+        summary_.prompt_tokens = scan.prompt_tokens;
+        summary_.completion_tokens = scan.completion_tokens;
+      }
+      if (auto spliced
+          = with_top_level_string(ev.data, wire::model, options_.alias)) {
+        emit(out, *spliced);
+      } else {
+        auto doc = json::parse(ev.data);
+        doc[wire::model] = options_.alias;
+        emit(out, doc.dump(-1, ' ', false, json::error_handler_t::replace));
+      }
+    }
+    return stream_state::open;
+  }
+
+private:
+  model_config_ptr model_;
+  stream_options options_;
+  sse_parser parser_;
+  std::vector<sse_event> events_;
+};
+
 caf::error malformed(const model_config& model, const char* why) {
   return make_error(errc::upstream_failed,
                     "The upstream provider for model '" + model.alias
@@ -139,6 +236,13 @@ openai_adapter::from_provider_response(const upstream_result& result,
   out.prompt_tokens = scan.prompt_tokens;
   out.completion_tokens = scan.completion_tokens;
   return out;
+}
+
+std::unique_ptr<stream_decoder>
+openai_adapter::make_stream_decoder(model_config_ptr model,
+                                    stream_options options) const {
+  return std::make_unique<openai_stream_decoder>(std::move(model),
+                                                 std::move(options));
 }
 
 } // namespace pw::adapters::openai

@@ -19,6 +19,10 @@ public:
   caf::expected<chat_response>
   from_provider_response(const upstream_result& result,
                          const model_config& model) const override;
+
+  std::unique_ptr<stream_decoder>
+  make_stream_decoder(model_config_ptr model,
+                      stream_options options) const override;
 };
 
 } // namespace pw::adapters::openai

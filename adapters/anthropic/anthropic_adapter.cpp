@@ -1,0 +1,692 @@
+#include "adapters/anthropic/anthropic_adapter.hpp"
+
+#include "adapters/anthropic/anthropic_wire.hpp"
+#include "adapters/sse.hpp"
+#include "core/errc.hpp"
+#include "core/json_get.hpp"
+#include "core/json_text.hpp"
+
+#include <chrono>
+#include <unordered_map>
+
+namespace pw::adapters::anthropic {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+constexpr auto replace = json::error_handler_t::replace;
+
+caf::error invalid(std::string message, std::string param) {
+  return make_error(errc::invalid_request, std::move(message),
+                    std::move(param));
+}
+
+int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+json text_block(std::string text) {
+  return json{{"type", wire::text}, {"text", std::move(text)}};
+}
+
+/// `image_url` -> an Anthropic image block: data URLs become base64
+/// sources, http(s) URLs url sources.
+caf::expected<json> image_block(const json& part, const std::string& where) {
+  const json* url = nullptr;
+  if (auto it = part.find("image_url"); it != part.end()) {
+    if (it->is_string())
+      url = &*it;
+    else if (it->is_object())
+      if (auto u = it->find("url"); u != it->end() && u->is_string())
+        url = &*u;
+  }
+  if (url == nullptr)
+    return invalid("'" + where + ".image_url.url' must be a string.",
+                   where + ".image_url.url");
+  const auto& text = url->get_ref<const std::string&>();
+  if (text.starts_with("data:")) {
+    auto semi = text.find(';');
+    auto comma = text.find(',');
+    if (semi == std::string::npos || comma == std::string::npos || semi > comma
+        || text.substr(semi, comma - semi) != ";base64")
+      return invalid("'" + where
+                       + ".image_url.url' must be a base64 data URL or an "
+                         "http(s) URL.",
+                     where + ".image_url.url");
+    return json{{"type", wire::image},
+                {"source",
+                 {{"type", "base64"},
+                  {"media_type", text.substr(5, semi - 5)},
+                  {"data", text.substr(comma + 1)}}}};
+  }
+  if (text.starts_with("https://") || text.starts_with("http://"))
+    return json{{"type", wire::image},
+                {"source", {{"type", "url"}, {"url", text}}}};
+  return invalid("'" + where
+                   + ".image_url.url' must be a base64 data URL or an "
+                     "http(s) URL.",
+                 where + ".image_url.url");
+}
+
+/// The blocks of a message's `content`: a string, null, or typed parts.
+/// `images` says whether image parts are allowed here.
+caf::expected<json> content_blocks(const json& message,
+                                   const std::string& where, bool images) {
+  json blocks = json::array();
+  auto content = message.find("content");
+  if (content == message.end() || content->is_null())
+    return blocks;
+  if (content->is_string()) {
+    if (!content->get_ref<const std::string&>().empty())
+      blocks.push_back(text_block(content->get<std::string>()));
+    return blocks;
+  }
+  if (!content->is_array())
+    return invalid("'" + where + ".content' must be a string or an array.",
+                   where + ".content");
+  for (size_t i = 0; i < content->size(); ++i) {
+    const auto& part = (*content)[i];
+    auto part_where = where + ".content[" + std::to_string(i) + "]";
+    auto type = part.is_object() ? string_or(part, "type") : std::string{};
+    if (type == "text") {
+      auto t = part.find("text");
+      if (t == part.end() || !t->is_string())
+        return invalid("'" + part_where + ".text' must be a string.",
+                       part_where + ".text");
+      blocks.push_back(text_block(t->get<std::string>()));
+    } else if (type == "image_url" && images) {
+      auto img = image_block(part, part_where);
+      if (!img)
+        return img.error();
+      blocks.push_back(std::move(*img));
+    } else if (type == "refusal") {
+      // An assistant's earlier refusal goes back as text.
+      blocks.push_back(text_block(string_or(part, "refusal")));
+    } else {
+      return invalid("Content parts of type '" + type
+                       + "' are not supported by Anthropic models here.",
+                     part_where + ".type");
+    }
+  }
+  return blocks;
+}
+
+/// Appends blocks as a turn of `role`, merged into the previous turn when
+/// it has the same role (Anthropic requires alternating turns).
+void append_turn(json& messages, const char* role, json blocks) {
+  if (blocks.empty())
+    return;
+  if (!messages.empty() && messages.back()["role"] == role) {
+    auto& content = messages.back()["content"];
+    for (auto& b : blocks)
+      content.push_back(std::move(b));
+    return;
+  }
+  messages.push_back(json{{"role", role}, {"content", std::move(blocks)}});
+}
+
+caf::expected<json> tool_use_blocks(const json& message,
+                                    const std::string& where) {
+  json blocks = json::array();
+  auto calls = message.find("tool_calls");
+  if (calls == message.end() || calls->is_null())
+    return blocks;
+  if (!calls->is_array())
+    return invalid("'" + where + ".tool_calls' must be an array.",
+                   where + ".tool_calls");
+  for (size_t i = 0; i < calls->size(); ++i) {
+    const auto& call = (*calls)[i];
+    auto call_where = where + ".tool_calls[" + std::to_string(i) + "]";
+    const json* fn = nullptr;
+    if (call.is_object())
+      if (auto f = call.find("function"); f != call.end() && f->is_object())
+        fn = &*f;
+    if (fn == nullptr || !call.contains("id") || !call["id"].is_string())
+      return invalid("'" + call_where
+                       + "' must have a string 'id' and a 'function'.",
+                     call_where);
+    auto name = fn->find("name");
+    if (name == fn->end() || !name->is_string())
+      return invalid("'" + call_where + ".function.name' must be a string.",
+                     call_where + ".function.name");
+    json input = json::object();
+    if (auto args = fn->find("arguments"); args != fn->end()) {
+      if (!args->is_string())
+        return invalid("'" + call_where
+                         + ".function.arguments' must be a JSON string.",
+                       call_where + ".function.arguments");
+      const auto& text = args->get_ref<const std::string&>();
+      if (!text.empty()) {
+        input = json::parse(text, nullptr, false);
+        if (input.is_discarded() || !input.is_object())
+          return invalid("'" + call_where
+                           + ".function.arguments' must be a JSON object.",
+                         call_where + ".function.arguments");
+      }
+    }
+    blocks.push_back(json{{"type", wire::tool_use},
+                          {"id", call["id"]},
+                          {"name", *name},
+                          {"input", std::move(input)}});
+  }
+  return blocks;
+}
+
+caf::expected<json> tool_result_block(const json& message,
+                                      const std::string& where) {
+  auto id = message.find("tool_call_id");
+  if (id == message.end() || !id->is_string())
+    return invalid("'" + where + ".tool_call_id' must be a string.",
+                   where + ".tool_call_id");
+  json block = {{"type", wire::tool_result}, {"tool_use_id", *id}};
+  auto content = message.find("content");
+  if (content != message.end() && content->is_string()) {
+    block["content"] = *content;
+  } else {
+    auto blocks = content_blocks(message, where, false);
+    if (!blocks)
+      return blocks.error();
+    block["content"] = std::move(*blocks);
+  }
+  return block;
+}
+
+caf::expected<json> translate_tools(const json& tools) {
+  if (!tools.is_array())
+    return invalid("'tools' must be an array.", "tools");
+  json out = json::array();
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const auto& tool = tools[i];
+    auto where = "tools[" + std::to_string(i) + "]";
+    if (!tool.is_object() || string_or(tool, "type") != "function"
+        || !tool.contains("function") || !tool["function"].is_object())
+      return invalid("'" + where
+                       + "' must be a function tool; Anthropic models take "
+                         "no other kinds here.",
+                     where);
+    const auto& fn = tool["function"];
+    if (!fn.contains("name") || !fn["name"].is_string())
+      return invalid("'" + where + ".function.name' must be a string.",
+                     where + ".function.name");
+    json t = {{"name", fn["name"]}};
+    if (auto d = fn.find("description"); d != fn.end() && d->is_string())
+      t["description"] = *d;
+    if (auto p = fn.find("parameters"); p != fn.end() && p->is_object())
+      t["input_schema"] = *p;
+    else
+      t["input_schema"]
+        = json{{"type", "object"}, {"properties", json::object()}};
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+caf::expected<json> translate_tool_choice(const json& choice) {
+  if (choice.is_string()) {
+    const auto& c = choice.get_ref<const std::string&>();
+    if (c == "auto")
+      return json{{"type", "auto"}};
+    if (c == "none")
+      return json{{"type", "none"}};
+    if (c == "required")
+      return json{{"type", "any"}};
+  } else if (choice.is_object() && string_or(choice, "type") == "function"
+             && choice.contains("function") && choice["function"].is_object()
+             && choice["function"].contains("name")
+             && choice["function"]["name"].is_string()) {
+    return json{{"type", "tool"}, {"name", choice["function"]["name"]}};
+  }
+  return invalid("'tool_choice' must be \"auto\", \"none\", \"required\" or "
+                 "a named function.",
+                 "tool_choice");
+}
+
+/// OpenAI's prompt tokens include cached ones; Anthropic counts them apart.
+uint64_t prompt_tokens_of(const json& usage) {
+  uint64_t total = 0;
+  for (const auto* key : {"input_tokens", "cache_creation_input_tokens",
+                          "cache_read_input_tokens"})
+    if (auto it = usage.find(key);
+        it != usage.end() && it->is_number_unsigned())
+      total += it->get<uint64_t>();
+  return total;
+}
+
+uint64_t output_tokens_of(const json& usage) {
+  auto it = usage.find("output_tokens");
+  return it != usage.end() && it->is_number_unsigned() ? it->get<uint64_t>()
+                                                       : 0;
+}
+
+json usage_json(uint64_t prompt, uint64_t completion) {
+  return json{{"prompt_tokens", prompt},
+              {"completion_tokens", completion},
+              {"total_tokens", prompt + completion}};
+}
+
+} // namespace
+
+std::string_view finish_reason_of(std::string_view stop_reason) {
+  if (stop_reason == "max_tokens")
+    return "length";
+  if (stop_reason == "tool_use")
+    return "tool_calls";
+  if (stop_reason == "refusal")
+    return "content_filter";
+  // end_turn, stop_sequence, pause_turn and anything new
+  return "stop";
+}
+
+caf::expected<json> to_messages_request(const json& request,
+                                        const model_config& model) {
+  json out = json::object();
+  out["model"] = model.model;
+  json system = json::array();
+  json messages = json::array();
+  const auto& in_messages = request.at("messages");
+  for (size_t i = 0; i < in_messages.size(); ++i) {
+    const auto& m = in_messages[i];
+    auto where = "messages[" + std::to_string(i) + "]";
+    auto role = string_or(m, "role");
+    if (role == "system" || role == "developer") {
+      // Every system and developer message, in order, becomes `system`.
+      auto blocks = content_blocks(m, where, false);
+      if (!blocks)
+        return blocks.error();
+      for (auto& b : *blocks)
+        system.push_back(std::move(b));
+    } else if (role == "user") {
+      auto blocks = content_blocks(m, where, true);
+      if (!blocks)
+        return blocks.error();
+      append_turn(messages, "user", std::move(*blocks));
+    } else if (role == "assistant") {
+      auto blocks = content_blocks(m, where, false);
+      if (!blocks)
+        return blocks.error();
+      auto tools = tool_use_blocks(m, where);
+      if (!tools)
+        return tools.error();
+      for (auto& t : *tools)
+        blocks->push_back(std::move(t));
+      append_turn(messages, "assistant", std::move(*blocks));
+    } else if (role == "tool") {
+      auto block = tool_result_block(m, where);
+      if (!block)
+        return block.error();
+      append_turn(messages, "user", json::array({std::move(*block)}));
+    } else {
+      return invalid("Role '" + role
+                       + "' is not supported by Anthropic models (use "
+                         "system, developer, user, assistant or tool).",
+                     where + ".role");
+    }
+  }
+  if (system.size() == 1)
+    out["system"] = system[0]["text"];
+  else if (!system.empty())
+    out["system"] = std::move(system);
+  out["messages"] = std::move(messages);
+  // max_tokens is required by Anthropic; the model's default fills it.
+  uint64_t max_tokens = model.default_max_tokens;
+  for (const auto* key : {"max_completion_tokens", "max_tokens"})
+    if (auto it = request.find(key); it != request.end() && !it->is_null()) {
+      if (!it->is_number_unsigned() || it->get<uint64_t>() == 0)
+        return invalid(std::string{"'"} + key + "' must be a positive integer.",
+                       key);
+      max_tokens = it->get<uint64_t>();
+      break;
+    }
+  out["max_tokens"] = max_tokens;
+  for (const auto* key : {"temperature", "top_p"})
+    if (auto it = request.find(key); it != request.end() && !it->is_null()) {
+      if (!it->is_number())
+        return invalid(std::string{"'"} + key + "' must be a number.", key);
+      out[key] = *it;
+    }
+  if (auto stop = request.find("stop");
+      stop != request.end() && !stop->is_null()) {
+    if (stop->is_string())
+      out["stop_sequences"] = json::array({*stop});
+    else if (stop->is_array())
+      out["stop_sequences"] = *stop;
+    else
+      return invalid("'stop' must be a string or an array of strings.", "stop");
+  }
+  if (auto user = request.find("user");
+      user != request.end() && user->is_string())
+    out["metadata"] = json{{"user_id", *user}};
+  if (auto n = request.find("n");
+      n != request.end() && n->is_number_unsigned() && n->get<uint64_t>() > 1)
+    return invalid("'n' greater than 1 is not supported by Anthropic models.",
+                   "n");
+  if (auto tools = request.find("tools");
+      tools != request.end() && !tools->is_null()) {
+    auto t = translate_tools(*tools);
+    if (!t)
+      return t.error();
+    if (!t->empty())
+      out["tools"] = std::move(*t);
+  }
+  json choice;
+  if (auto c = request.find("tool_choice");
+      c != request.end() && !c->is_null()) {
+    auto t = translate_tool_choice(*c);
+    if (!t)
+      return t.error();
+    choice = std::move(*t);
+  }
+  if (auto p = request.find("parallel_tool_calls");
+      p != request.end() && p->is_boolean() && !p->get<bool>()) {
+    if (choice.is_null())
+      choice = json{{"type", "auto"}};
+    if (choice["type"] != "none")
+      choice["disable_parallel_tool_use"] = true;
+  }
+  if (!choice.is_null())
+    out["tool_choice"] = std::move(choice);
+  if (auto s = request.find("stream");
+      s != request.end() && s->is_boolean() && s->get<bool>())
+    out["stream"] = true;
+  return out;
+}
+
+caf::expected<json> to_chat_completion(const json& message,
+                                       const model_config& model,
+                                       int64_t created) {
+  auto malformed = [&](const char* why) {
+    return make_error(errc::upstream_failed,
+                      "The upstream provider for model '" + model.alias
+                        + "' returned a malformed response (" + why + ")");
+  };
+  if (!message.is_object())
+    return malformed("not a JSON object");
+  auto content = message.find("content");
+  if (content == message.end() || !content->is_array())
+    return malformed("no 'content' list");
+  std::string text;
+  bool has_text = false;
+  json tool_calls = json::array();
+  for (const auto& block : *content) {
+    if (!block.is_object())
+      continue;
+    auto type = string_or(block, "type");
+    if (type == wire::text) {
+      text += string_or(block, "text");
+      has_text = true;
+    } else if (type == wire::tool_use) {
+      auto input = block.find("input");
+      auto arguments = input != block.end()
+                         ? input->dump(-1, ' ', false, replace)
+                         : std::string{"{}"};
+      json function = {{"name", string_or(block, "name")},
+                       {"arguments", std::move(arguments)}};
+      tool_calls.push_back(json{{"id", string_or(block, "id")},
+                                {"type", "function"},
+                                {"function", std::move(function)}});
+    }
+    // thinking and other blocks have no OpenAI counterpart.
+  }
+  json msg = {{"role", "assistant"}};
+  if (has_text || tool_calls.empty())
+    msg["content"] = text;
+  else
+    msg["content"] = nullptr;
+  if (!tool_calls.empty())
+    msg["tool_calls"] = std::move(tool_calls);
+  auto stop = message.find("stop_reason");
+  std::string stop_reason = stop != message.end() && stop->is_string()
+                              ? stop->get<std::string>()
+                              : std::string{};
+  json usage = json::object();
+  if (auto u = message.find("usage"); u != message.end() && u->is_object())
+    usage = *u;
+  std::string id = string_or(message, "id");
+  return json{
+    {"id", "chatcmpl-" + id},
+    {"object", "chat.completion"},
+    {"created", created},
+    {"model", model.alias},
+    {"choices",
+     json::array({{{"index", 0},
+                   {"message", std::move(msg)},
+                   {"logprobs", nullptr},
+                   {"finish_reason", finish_reason_of(stop_reason)}}})},
+    {"usage", usage_json(prompt_tokens_of(usage), output_tokens_of(usage))},
+  };
+}
+
+namespace {
+
+/// Anthropic events in, OpenAI chunks out.
+class anthropic_stream_decoder final : public stream_decoder {
+public:
+  anthropic_stream_decoder(model_config_ptr model, stream_options options,
+                           int64_t created)
+      : model_(std::move(model)), options_(std::move(options)),
+        created_(created) {
+    // nop
+  }
+
+protected:
+  stream_state on_bytes(std::string_view bytes, std::string& out) override {
+    events_.clear();
+    if (!parser_.feed(bytes, events_))
+      return fail(out, "An upstream stream event exceeds 1 MiB");
+    for (auto& ev : events_) {
+      auto data = json::parse(ev.data, nullptr, false);
+      if (data.is_discarded() || !data.is_object())
+        return fail(out, "The upstream sent a malformed stream event");
+      auto type = string_or(data, "type", ev.event);
+      if (type == wire::message_start) {
+        on_message_start(data, out);
+      } else if (type == wire::content_block_start) {
+        on_block_start(data, out);
+      } else if (type == wire::content_block_delta) {
+        on_block_delta(data, out);
+      } else if (type == wire::message_delta) {
+        on_message_delta(data, out);
+      } else if (type == wire::message_stop) {
+        if (options_.include_usage)
+          emit_usage(out);
+        return end(out);
+      } else if (type == wire::error) {
+        return on_error(data, out);
+      }
+      // ping, content_block_stop and future event types: nothing to send.
+    }
+    return stream_state::open;
+  }
+
+private:
+  json chunk(json delta, json finish_reason = nullptr) const {
+    return json{{"id", id_},
+                {"object", "chat.completion.chunk"},
+                {"created", created_},
+                {"model", options_.alias},
+                {"choices",
+                 json::array({{{"index", 0},
+                               {"delta", std::move(delta)},
+                               {"logprobs", nullptr},
+                               {"finish_reason", std::move(finish_reason)}}})}};
+  }
+
+  void send(std::string& out, const json& value) {
+    emit(out, value.dump(-1, ' ', false, replace));
+  }
+
+  void on_message_start(const json& data, std::string& out) {
+    auto message = data.find("message");
+    if (message != data.end() && message->is_object()) {
+      id_ = "chatcmpl-" + string_or(*message, "id", options_.request_id);
+      if (auto u = message->find("usage");
+          u != message->end() && u->is_object()) {
+        summary_.prompt_tokens = prompt_tokens_of(*u);
+        summary_.completion_tokens = output_tokens_of(*u);
+      }
+    }
+    send(out, chunk(json{{"role", "assistant"}, {"content", ""}}));
+  }
+
+  void on_block_start(const json& data, std::string& out) {
+    auto block = data.find("content_block");
+    if (block == data.end() || !block->is_object())
+      return;
+    auto type = string_or(*block, "type");
+    if (type == wire::text) {
+      auto text = string_or(*block, "text");
+      if (!text.empty()) {
+        summary_.text += text;
+        send(out, chunk(json{{"content", text}}));
+      }
+    } else if (type == wire::tool_use) {
+      auto index = uint_or(data, "index");
+      auto tool_index = tool_calls_.size();
+      tool_calls_.emplace(index, tool_index);
+      send(out, chunk(json{{"tool_calls",
+                            json::array({{{"index", tool_index},
+                                          {"id", string_or(*block, "id")},
+                                          {"type", "function"},
+                                          {"function",
+                                           {{"name", string_or(*block, "name")},
+                                            {"arguments", ""}}}}})}}));
+    }
+  }
+
+  void on_block_delta(const json& data, std::string& out) {
+    auto delta = data.find("delta");
+    if (delta == data.end() || !delta->is_object())
+      return;
+    auto type = string_or(*delta, "type");
+    if (type == wire::text_delta) {
+      auto text = string_or(*delta, "text");
+      summary_.text += text;
+      send(out, chunk(json{{"content", std::move(text)}}));
+    } else if (type == wire::input_json_delta) {
+      auto it = tool_calls_.find(uint_or(data, "index"));
+      if (it == tool_calls_.end())
+        return;
+      send(out,
+           chunk(json{
+             {"tool_calls",
+              json::array(
+                {{{"index", it->second},
+                  {"function",
+                   {{"arguments", string_or(*delta, "partial_json")}}}}})}}));
+    }
+    // thinking and signature deltas have no OpenAI counterpart.
+  }
+
+  void on_message_delta(const json& data, std::string& out) {
+    if (auto u = data.find("usage"); u != data.end() && u->is_object()) {
+      if (u->contains("output_tokens"))
+        summary_.completion_tokens = output_tokens_of(*u);
+      if (u->contains("input_tokens"))
+        summary_.prompt_tokens = prompt_tokens_of(*u);
+    }
+    auto delta = data.find("delta");
+    if (delta == data.end() || !delta->is_object())
+      return;
+    auto stop = delta->find("stop_reason");
+    if (stop == delta->end() || !stop->is_string())
+      return;
+    auto reason = std::string{finish_reason_of(stop->get<std::string>())};
+    summary_.finish_reason = reason;
+    send(out, chunk(json::object(), reason));
+  }
+
+  void emit_usage(std::string& out) {
+    json usage_chunk = {{"id", id_},
+                        {"object", "chat.completion.chunk"},
+                        {"created", created_},
+                        {"model", options_.alias},
+                        {"choices", json::array()},
+                        {"usage", usage_json(summary_.prompt_tokens,
+                                             summary_.completion_tokens)}};
+    send(out, usage_chunk);
+  }
+
+  stream_state on_error(const json& data, std::string& out) {
+    summary_.provider_error = true;
+    std::string message = "The upstream reported an error";
+    std::string type = "upstream_error";
+    if (auto e = data.find("error"); e != data.end() && e->is_object()) {
+      if (auto m = e->find("message"); m != e->end() && m->is_string())
+        message = scrubbed(m->get<std::string>(), *model_);
+      if (auto t = e->find("type"); t != e->end() && t->is_string())
+        type = scrubbed(t->get<std::string>(), *model_, 128);
+    }
+    return fail(out, std::move(message), type, "upstream_stream_error");
+  }
+
+  model_config_ptr model_;
+  stream_options options_;
+  int64_t created_;
+  std::string id_ = "chatcmpl-";
+  sse_parser parser_;
+  std::vector<sse_event> events_;
+  /// Anthropic content block index -> OpenAI tool call index.
+  std::unordered_map<uint64_t, size_t> tool_calls_;
+};
+
+} // namespace
+
+std::unique_ptr<stream_decoder>
+make_decoder(model_config_ptr model, stream_options options, int64_t created) {
+  return std::make_unique<anthropic_stream_decoder>(
+    std::move(model), std::move(options), created);
+}
+
+caf::expected<upstream_request>
+anthropic_adapter::to_provider_request(const chat_payload& request,
+                                       const model_config& model) const {
+  auto body = to_messages_request(request.json(), model);
+  if (!body)
+    return body.error();
+  upstream_request out;
+  out.target = model.target;
+  out.ca_file = model.ca_file;
+  out.method = "POST";
+  out.path = model.target.base_path + std::string{wire::messages_path};
+  out.headers.push_back({"Content-Type", "application/json"});
+  out.headers.push_back({"Accept", body->contains("stream")
+                                     ? "text/event-stream"
+                                     : "application/json"});
+  out.headers.push_back(
+    {std::string{wire::version_header}, std::string{wire::version}});
+  if (!model.api_key.empty())
+    out.headers.push_back(
+      {std::string{wire::key_header}, model.api_key.reveal()});
+  out.body = body->dump(-1, ' ', false, replace);
+  out.connect_timeout = to_ms(model.connect_timeout);
+  out.timeout = to_ms(model.timeout);
+  return out;
+}
+
+caf::expected<chat_response>
+anthropic_adapter::from_provider_response(const upstream_result& result,
+                                          const model_config& model) const {
+  auto message = json::parse(result.body, nullptr, false);
+  if (message.is_discarded())
+    return make_error(errc::upstream_failed,
+                      "The upstream provider for model '" + model.alias
+                        + "' returned a malformed response (not valid JSON)");
+  auto doc = to_chat_completion(message, model, now_seconds());
+  if (!doc)
+    return doc.error();
+  chat_response out;
+  out.prompt_tokens = (*doc)["usage"]["prompt_tokens"].get<uint64_t>();
+  out.completion_tokens = (*doc)["usage"]["completion_tokens"].get<uint64_t>();
+  out.body = doc->dump(-1, ' ', false, replace);
+  return out;
+}
+
+std::unique_ptr<stream_decoder>
+anthropic_adapter::make_stream_decoder(model_config_ptr model,
+                                       stream_options options) const {
+  return make_decoder(std::move(model), std::move(options), now_seconds());
+}
+
+} // namespace pw::adapters::anthropic

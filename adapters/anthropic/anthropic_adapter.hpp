@@ -1,0 +1,47 @@
+#pragma once
+
+// The Anthropic adapter: OpenAI chat completions <-> Anthropic Messages,
+// requests, answers and streams.
+
+#include "adapters/adapter.hpp"
+
+namespace pw::adapters::anthropic {
+
+class anthropic_adapter final : public adapter {
+public:
+  // -- pw::adapters::adapter --------------------------------------------------
+
+  caf::expected<upstream_request>
+  to_provider_request(const chat_payload& request,
+                      const model_config& model) const override;
+
+  caf::expected<chat_response>
+  from_provider_response(const upstream_result& result,
+                         const model_config& model) const override;
+
+  std::unique_ptr<stream_decoder>
+  make_stream_decoder(model_config_ptr model,
+                      stream_options options) const override;
+};
+
+/// Translates an OpenAI chat request document into an Anthropic Messages
+/// request body (without `model`'s transport details). Errors are
+/// `invalid_request` with the OpenAI field as `param`.
+caf::expected<nlohmann::ordered_json>
+to_messages_request(const nlohmann::ordered_json& request,
+                    const model_config& model);
+
+/// Translates an Anthropic Messages answer into an OpenAI chat.completion
+/// (`created` given, so tests are deterministic).
+caf::expected<nlohmann::ordered_json>
+to_chat_completion(const nlohmann::ordered_json& message,
+                   const model_config& model, int64_t created);
+
+/// Anthropic's `stop_reason` as an OpenAI `finish_reason`.
+std::string_view finish_reason_of(std::string_view stop_reason);
+
+/// Makes a stream decoder with a fixed `created` (tests).
+std::unique_ptr<stream_decoder>
+make_decoder(model_config_ptr model, stream_options options, int64_t created);
+
+} // namespace pw::adapters::anthropic

@@ -1,0 +1,131 @@
+#include "core/stream.hpp"
+
+#include "core/json_get.hpp"
+#include "core/json_text.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace pw {
+
+stream_decoder::~stream_decoder() = default;
+
+stream_state stream_decoder::feed(std::string_view bytes, std::string& out) {
+  if (state_ != stream_state::open)
+    return state_;
+  state_ = on_bytes(bytes, out);
+  return state_;
+}
+
+stream_state stream_decoder::finish(std::string& out) {
+  if (state_ != stream_state::open)
+    return state_;
+  state_ = fail(out, "The upstream stream ended before it was complete");
+  return state_;
+}
+
+stream_state stream_decoder::abort(std::string& out, std::string why) {
+  if (state_ != stream_state::open)
+    return state_;
+  return fail(out, std::move(why));
+}
+
+stream_state stream_decoder::fail(std::string& out, std::string message,
+                                  std::string_view type,
+                                  std::string_view code) {
+  out += stream_error_event(message, type, code);
+  summary_.complete = false;
+  summary_.error = std::move(message);
+  state_ = stream_state::failed;
+  return state_;
+}
+
+void stream_decoder::emit(std::string& out, std::string_view json) {
+  out += "data: ";
+  auto start = out.size();
+  out.append(json);
+  for (auto i = start; i < out.size(); ++i)
+    if (out[i] == '\n' || out[i] == '\r')
+      out[i] = ' '; // only JSON whitespace can be a raw line break
+  out += "\n\n";
+}
+
+stream_state stream_decoder::end(std::string& out) {
+  out += "data: [DONE]\n\n";
+  summary_.complete = true;
+  state_ = stream_state::done;
+  return state_;
+}
+
+std::string completion_to_sse(std::string_view completion,
+                              const stream_options& options) {
+  using json = nlohmann::ordered_json;
+  auto doc = json::parse(completion, nullptr, false);
+  std::string out;
+  if (!doc.is_object()) {
+    out += stream_error_event("The answer could not be streamed");
+    return out;
+  }
+  auto base = [&](json delta, json finish) {
+    return json{
+      {"id", string_or(doc, "id", "chatcmpl-" + options.request_id)},
+      {"object", "chat.completion.chunk"},
+      {"created", int_or(doc, "created")},
+      {"model", options.alias},
+      {"choices", json::array({{{"index", 0},
+                                {"delta", std::move(delta)},
+                                {"logprobs", nullptr},
+                                {"finish_reason", std::move(finish)}}})}};
+  };
+  auto send = [&](const json& chunk) {
+    out += "data: ";
+    out += chunk.dump(-1, ' ', false, json::error_handler_t::replace);
+    out += "\n\n";
+  };
+  json message = json::object();
+  json finish = "stop";
+  if (auto c = doc.find("choices");
+      c != doc.end() && c->is_array() && !c->empty() && (*c)[0].is_object()) {
+    message = object_or_empty((*c)[0], "message");
+    if (auto f = (*c)[0].find("finish_reason");
+        f != (*c)[0].end() && f->is_string())
+      finish = *f;
+  }
+  send(base(json{{"role", "assistant"}, {"content", ""}}, nullptr));
+  if (auto content = message.find("content");
+      content != message.end() && content->is_string()
+      && !content->get_ref<const std::string&>().empty())
+    send(base(json{{"content", *content}}, nullptr));
+  if (auto calls = message.find("tool_calls");
+      calls != message.end() && calls->is_array()) {
+    json indexed = json::array();
+    for (size_t i = 0; i < calls->size(); ++i) {
+      auto call = (*calls)[i];
+      call["index"] = i;
+      indexed.push_back(std::move(call));
+    }
+    send(base(json{{"tool_calls", std::move(indexed)}}, nullptr));
+  }
+  send(base(json::object(), finish));
+  if (options.include_usage && doc.contains("usage")) {
+    auto chunk = base(json::object(), nullptr);
+    chunk["choices"] = json::array();
+    chunk["usage"] = doc["usage"];
+    send(chunk);
+  }
+  out += "data: [DONE]\n\n";
+  return out;
+}
+
+std::string stream_error_event(std::string_view message, std::string_view type,
+                               std::string_view code) {
+  std::string out = "data: {\"error\":{\"message\":";
+  append_json_string(out, message);
+  out += ",\"type\":";
+  append_json_string(out, type);
+  out += ",\"param\":null,\"code\":";
+  append_json_string(out, code);
+  out += "}}\n\n";
+  return out;
+}
+
+} // namespace pw

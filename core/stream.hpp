@@ -1,0 +1,104 @@
+#pragma once
+
+// Incremental stream translation: a provider's streamed body in, OpenAI
+// `chat.completion.chunk` server-sent events out. One decoder per stream,
+// used by the io thread that relays it (no actor per chunk).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace pw {
+
+/// What a translated stream added up to, for the log line, the MODEL's
+/// outcome and the post stage.
+struct stream_summary {
+  /// The assistant text, assembled from the deltas.
+  std::string text;
+  /// The last finish reason the stream gave ("" if none).
+  std::string finish_reason;
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+  /// True once the provider ended the stream properly.
+  bool complete = false;
+  /// Why the stream failed, when it did (no secrets).
+  std::string error;
+  /// True when the failure was the provider's own error event (a provider
+  /// failure) rather than a broken stream.
+  bool provider_error = false;
+};
+
+enum class stream_state {
+  /// More bytes are expected.
+  open,
+  /// The provider ended the stream; `data: [DONE]` was emitted.
+  done,
+  /// Malformed input or a provider error: one error event was emitted and
+  /// the stream must end without `[DONE]`.
+  failed,
+};
+
+/// What every decoder needs from the request.
+struct stream_options {
+  /// The alias the client asked for: every chunk's `model`.
+  std::string alias;
+  /// `stream_options.include_usage`: end with a usage chunk.
+  bool include_usage = false;
+  /// Used to build chunk ids when the provider gives none.
+  std::string request_id;
+};
+
+class stream_decoder {
+public:
+  virtual ~stream_decoder();
+
+  /// Feeds the next bytes of the provider's body (any boundaries) and
+  /// appends complete OpenAI events to `out`. Once `done` or `failed`, the
+  /// rest is ignored.
+  stream_state feed(std::string_view bytes, std::string& out);
+
+  /// The provider's body ended. A stream that did not end properly gets an
+  /// error event and `failed`; it is never reported as complete.
+  stream_state finish(std::string& out);
+
+  /// The transport failed (reset, idle timeout): ends an open stream with
+  /// one error event saying why.
+  stream_state abort(std::string& out, std::string why);
+
+  [[nodiscard]] const stream_summary& summary() const { return summary_; }
+
+  [[nodiscard]] stream_state state() const { return state_; }
+
+protected:
+  /// Translates bytes; implemented per provider.
+  virtual stream_state on_bytes(std::string_view bytes, std::string& out) = 0;
+
+  /// Ends the stream with one error event.
+  stream_state fail(std::string& out, std::string message,
+                    std::string_view type = "upstream_error",
+                    std::string_view code = "stream_failed");
+
+  /// Appends "data: <json>\n\n" (raw line breaks in `json` become spaces,
+  /// so the event stays one line).
+  static void emit(std::string& out, std::string_view json);
+
+  /// Appends "data: [DONE]\n\n" and marks the stream complete.
+  stream_state end(std::string& out);
+
+  stream_summary summary_;
+  stream_state state_ = stream_state::open;
+};
+
+/// A whole chat.completion turned into the events of a stream (role,
+/// content, tool calls, finish reason, usage when asked, `[DONE]`), for
+/// answers made inside the gateway.
+std::string completion_to_sse(std::string_view completion,
+                              const stream_options& options);
+
+/// The OpenAI error event that ends a failed stream.
+std::string stream_error_event(std::string_view message,
+                               std::string_view type = "upstream_error",
+                               std::string_view code = "stream_failed");
+
+} // namespace pw

@@ -1,0 +1,145 @@
+// The SSE parser, the OpenAI stream pass-through, and whole answers turned
+// into streams.
+
+#include "adapters/adapter.hpp"
+#include "adapters/sse.hpp"
+#include "core/stream.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace pw;
+using adapters::sse_event;
+using adapters::sse_parser;
+
+namespace {
+
+std::vector<sse_event> parse_all(std::string_view text, size_t step = 0) {
+  sse_parser p;
+  std::vector<sse_event> out;
+  if (step == 0) {
+    REQUIRE(p.feed(text, out));
+  } else {
+    for (size_t i = 0; i < text.size(); i += step)
+      REQUIRE(p.feed(text.substr(i, step), out));
+  }
+  return out;
+}
+
+model_config_ptr gpt() {
+  auto m = std::make_shared<model_config>();
+  m->alias = "gpt";
+  m->api_key = redacted_string{"sk-openai-secret"};
+  return m;
+}
+
+std::string relay(std::string_view input, stream_summary* summary = nullptr,
+                  size_t step = 0) {
+  auto decoder = adapters::adapter_for(provider_kind::openai)
+                   .make_stream_decoder(gpt(), {"gpt", false, "r"});
+  std::string out;
+  if (step == 0) {
+    decoder->feed(input, out);
+  } else {
+    for (size_t i = 0; i < input.size(); i += step)
+      decoder->feed(input.substr(i, step), out);
+  }
+  decoder->finish(out);
+  if (summary != nullptr)
+    *summary = decoder->summary();
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("SSE events are parsed across any line ending and boundary") {
+  std::string text = "\xef\xbb\xbf: comment\nevent: a\ndata: one\ndata:two\n\n"
+                     "data: three\r\n\r\nid: 5\nretry: 10\ndata: four\r\r"
+                     "event: no-data\n\n";
+  for (size_t step : {0u, 1u, 2u, 3u, 7u}) {
+    INFO("step " << step);
+    auto events = parse_all(text, step);
+    REQUIRE(events.size() == 3);
+    CHECK(events[0].event == "a");
+    CHECK(events[0].data == "one\ntwo");
+    CHECK(events[1].event.empty());
+    CHECK(events[1].data == "three");
+    CHECK(events[2].data == "four");
+  }
+}
+
+TEST_CASE("an oversized SSE event fails the parser") {
+  sse_parser p{64};
+  std::vector<sse_event> out;
+  CHECK_FALSE(p.feed("data: " + std::string(100, 'x'), out));
+  CHECK_FALSE(p.feed("\n\n", out));
+}
+
+TEST_CASE("OpenAI chunks pass through with the alias, [DONE] once") {
+  std::string input
+    = "data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,"
+      "\"delta\":{\"content\":\"Hel\"}}]}\n\n"
+      ": keep-alive\n\n"
+      "data: {\"id\":\"c\",\"model\":\"gpt-4o-2024\",\"choices\":[{\"index\":0,"
+      "\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n"
+      "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+      "\"completion_tokens\":2}}\n\n"
+      "data: [DONE]\n\ndata: [DONE]\n\n";
+  for (size_t step : {0u, 1u, 5u}) {
+    stream_summary summary;
+    auto out = relay(input, &summary, step);
+    CHECK(out.find("\"model\":\"gpt\"") != std::string::npos);
+    CHECK(out.find("gpt-4o-2024") == std::string::npos);
+    auto first = out.find("data: [DONE]");
+    CHECK(first != std::string::npos);
+    CHECK(out.find("data: [DONE]", first + 1) == std::string::npos);
+    CHECK(summary.complete);
+    CHECK(summary.text == "Hello");
+    CHECK(summary.finish_reason == "stop");
+    CHECK(summary.prompt_tokens == 3);
+    CHECK(summary.completion_tokens == 2);
+  }
+}
+
+TEST_CASE("a broken OpenAI stream ends with one error event, never [DONE]") {
+  SECTION("cut before [DONE]") {
+    stream_summary summary;
+    auto out = relay("data: {\"choices\":[]}\n\n", &summary);
+    CHECK(out.find("[DONE]") == std::string::npos);
+    CHECK(out.find("\"error\"") != std::string::npos);
+    CHECK_FALSE(summary.complete);
+  }
+  SECTION("a malformed event") {
+    auto out = relay("data: {\"choices\":[]}\n\ndata: {oops}\n\n"
+                     "data: [DONE]\n\n");
+    CHECK(out.find("malformed") != std::string::npos);
+    CHECK(out.find("[DONE]") == std::string::npos);
+  }
+  SECTION("a provider error object, with the key scrubbed") {
+    stream_summary summary;
+    auto out = relay("data: {\"error\":{\"message\":\"bad key "
+                     "sk-openai-secret\"}}\n\ndata: [DONE]\n\n",
+                     &summary);
+    CHECK(out.find("sk-openai-secret") == std::string::npos);
+    CHECK(out.find("bad key ***") != std::string::npos);
+    CHECK(summary.provider_error);
+    CHECK(out.find("[DONE]") == std::string::npos);
+  }
+  SECTION("multi-line data stays one line") {
+    auto out = relay("data: {\"choices\":\ndata: []}\n\ndata: [DONE]\n\n");
+    CHECK(out.starts_with("data: {\"model\":\"gpt\",\"choices\": []}\n\n"));
+  }
+}
+
+TEST_CASE("a whole answer becomes a stream") {
+  std::string completion
+    = R"({"id":"c1","object":"chat.completion","created":5,"model":"echo","choices":[{"index":0,"message":{"role":"assistant","content":"hi there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})";
+  auto out = completion_to_sse(completion, {"echo", true, "r"});
+  CHECK(out.find("\"delta\":{\"role\":\"assistant\",\"content\":\"\"}")
+        != std::string::npos);
+  CHECK(out.find("\"delta\":{\"content\":\"hi there\"}") != std::string::npos);
+  CHECK(out.find("\"finish_reason\":\"stop\"") != std::string::npos);
+  CHECK(out.find("\"usage\":{\"prompt_tokens\":1") != std::string::npos);
+  CHECK(out.ends_with("data: [DONE]\n\n"));
+  auto no_usage = completion_to_sse(completion, {"echo", false, "r"});
+  CHECK(no_usage.find("usage") == std::string::npos);
+}
