@@ -75,16 +75,53 @@ http_reply success_reply(adapters::chat_response response,
   return reply;
 }
 
+stream_options stream_options_of(session_ptr self) {
+  const auto& st = self->state;
+  return {st.decision->alias, st.ctx.include_usage, st.ctx.request_id};
+}
+
 void answer(session_ptr self, adapters::chat_response response,
             unsigned upstream_status, microseconds upstream_time) {
   run_post_stage(self, response);
-  finish(self, success_reply(std::move(response), upstream_status,
-                             upstream_time, self->state.decision->alias));
+  auto out = success_reply(std::move(response), upstream_status, upstream_time,
+                           self->state.decision->alias);
+  if (self->state.ctx.stream) {
+    // Asked for a stream, got a whole answer: send it as one.
+    out.body = completion_to_sse(out.body, stream_options_of(self));
+    out.content_type = "text/event-stream";
+  }
+  finish(self, std::move(out));
 }
 
 bool is_success(const upstream_result& r) {
   return r.failure == upstream_failure::none && r.status >= 200
          && r.status < 300;
+}
+
+/// The reply for a stream the io thread already relayed: nothing to write,
+/// only facts for the log line and the keep-alive decision.
+http_reply streamed_reply(const upstream_result& r, std::string model) {
+  http_reply reply;
+  reply.status = r.status;
+  reply.streamed = true;
+  reply.stream_complete = r.summary.complete && !r.client_gone;
+  reply.model = std::move(model);
+  reply.upstream_status = r.status;
+  reply.upstream_time = r.elapsed;
+  reply.prompt_tokens = r.summary.prompt_tokens;
+  reply.completion_tokens = r.summary.completion_tokens;
+  return reply;
+}
+
+/// How a relayed stream ended, for the MODEL: complete, cut by the client
+/// (not the model's fault), or broken by the upstream.
+call_outcome stream_outcome(const upstream_result& r) {
+  if (r.summary.complete)
+    return {call_result::success, r.status, r.elapsed.count(), {}};
+  if (r.client_gone)
+    return {call_result::cancelled, r.status, r.elapsed.count(), {}};
+  return {call_result::failure, r.status, r.elapsed.count(),
+          "stream: " + r.summary.error};
 }
 
 /// Handles a finished upstream exchange.
@@ -95,6 +132,12 @@ void on_upstream(session_ptr self, upstream_result& r) {
   const auto& model = *st.decision->settings;
   const auto& adapter = adapters::adapter_for(model.provider);
   auto latency = r.elapsed.count();
+  if (r.streamed) {
+    // The post stage may record a streamed answer; it cannot change it.
+    report(self, stream_outcome(r));
+    finish(self, streamed_reply(r, model.alias));
+    return;
+  }
   if (is_success(r)) {
     auto response = adapter.from_provider_response(r, model);
     if (!response) {
@@ -143,6 +186,7 @@ void call_model(session_ptr self, route_decision d) {
       return;
     }
     report(self, {call_result::success, 200, elapsed.count(), {}});
+    // A stream request gets the whole local answer as one event stream.
     answer(self, std::move(*response), 0, microseconds{0});
     return;
   }
@@ -151,6 +195,12 @@ void call_model(session_ptr self, route_decision d) {
     report(self, {call_result::cancelled, 0, 0, {}});
     finish_with(self, to_api_error(request.error()));
     return;
+  }
+  if (st.ctx.stream) {
+    // The io thread relays a 2xx answer through this translator.
+    request->stream = adapter.make_stream_decoder(st.decision->settings,
+                                                  stream_options_of(self));
+    request->idle_timeout = to_ms(model.idle_timeout);
   }
   // No timer here: the io thread bounds the call by the model's timeout and
   // the whole request by server.request_deadline_seconds.
@@ -166,15 +216,30 @@ void call_model(session_ptr self, route_decision d) {
   // then only records the outcome. Anything else comes back here.
   auto reply = st.reply; // shares the once-only bridge state
   auto settings = st.decision->settings;
-  st.upstream(std::move(*request), [handle, reply,
-                                    settings](upstream_result r) {
+  auto options = st.ctx.stream
+                   ? std::optional<stream_options>{stream_options_of(self)}
+                   : std::nullopt;
+  st.upstream(std::move(*request), [handle, reply, settings,
+                                    options](upstream_result r) {
+    if (r.streamed) {
+      // The client already has the stream; only facts remain.
+      reply(streamed_reply(r, settings->alias));
+      caf::anon_send(handle, atom::outcome_v, stream_outcome(r));
+      return;
+    }
     if (is_success(r)) {
       const auto& model = *settings;
       auto response = adapters::adapter_for(model.provider)
                         .from_provider_response(r, model);
       if (response) {
-        reply(success_reply(std::move(*response), r.status, r.elapsed,
-                            model.alias));
+        auto out = success_reply(std::move(*response), r.status, r.elapsed,
+                                 model.alias);
+        if (options) {
+          // Asked for a stream, got a whole answer: send it as a stream.
+          out.body = completion_to_sse(out.body, *options);
+          out.content_type = "text/event-stream";
+        }
+        reply(std::move(out));
         caf::anon_send(
           handle, atom::outcome_v,
           call_outcome{call_result::success, r.status, r.elapsed.count(), {}});

@@ -36,6 +36,9 @@ public:
   bool boolean(bool val) override {
     if (value_at_key(kind::boolean) == slot::stream)
       summary.stream = val;
+    else if (frames_.size() == 2 && in_stream_options_
+             && nested_key_ == "include_usage")
+      summary.include_usage = val;
     return true;
   }
 
@@ -67,6 +70,8 @@ public:
 
   bool start_object(std::size_t) override {
     auto s = value_at_key(kind::object);
+    if (frames_.size() == 1 && current_key_ == "stream_options")
+      in_stream_options_ = true;
     if (s == slot::message) {
       saw_role_ = false;
       in_message_ = true;
@@ -78,6 +83,8 @@ public:
     auto depth = frames_.size();
     if (depth == 1)
       current_key_ = val;
+    else if (depth == 2 && in_stream_options_)
+      nested_key_ = val;
     else if (depth == 3 && in_message_)
       message_key_is_role_ = val == "role";
     return true;
@@ -85,6 +92,8 @@ public:
 
   bool end_object() override {
     frames_.pop_back();
+    if (frames_.size() == 1)
+      in_stream_options_ = false;
     if (frames_.size() == 2 && in_message_) {
       in_message_ = false;
       if (!saw_role_)
@@ -200,6 +209,8 @@ private:
   bool in_message_ = false;
   bool message_key_is_role_ = false;
   bool saw_role_ = false;
+  bool in_stream_options_ = false;
+  std::string nested_key_;
   size_t message_count_ = 0;
 };
 

@@ -24,6 +24,8 @@ struct chat_summary {
   /// The `model` field ("" when absent or null).
   std::string model;
   bool stream = false;
+  /// `stream_options.include_usage`.
+  bool include_usage = false;
 };
 
 /// Checks a chat completion body in one streaming pass, without building a
@@ -69,6 +71,7 @@ struct chat_context {
   /// The `model` the client asked for ("" = none).
   std::string requested_model;
   bool stream = false;
+  bool include_usage = false;
   /// Set by pre plugins; empty until the plugin work lands.
   std::vector<std::string> tags;
   std::chrono::steady_clock::time_point received;

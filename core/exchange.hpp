@@ -7,6 +7,7 @@
 
 #include "core/config.hpp"
 #include "core/errc.hpp"
+#include "core/stream.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -51,8 +52,14 @@ api_error to_api_error(const caf::error& err);
 /// What the gateway answers to one request, plus what the access log needs.
 struct http_reply {
   unsigned status = 200;
-  /// JSON body; ignored when `error` is set.
+  /// The body; ignored when `error` is set.
   std::string body;
+  /// Its media type ("" = application/json).
+  std::string content_type;
+  /// The io thread already streamed the answer to the client: write
+  /// nothing, only log (and close unless `stream_complete`).
+  bool streamed = false;
+  bool stream_complete = false;
   std::optional<api_error> error;
   /// Extra response headers (Allow, WWW-Authenticate, ...).
   std::vector<header_field> headers;
@@ -78,8 +85,15 @@ struct upstream_request {
   std::vector<header_field> headers;
   std::string body;
   std::chrono::milliseconds connect_timeout{10'000};
-  /// Total time for the whole exchange (connect to last body byte).
+  /// Non-streaming: total time for the whole exchange (connect to last
+  /// body byte). Streaming: time until the response headers.
   std::chrono::milliseconds timeout{120'000};
+  /// Streaming only: the longest gap between two reads of the body.
+  std::chrono::milliseconds idle_timeout{120'000};
+  /// Set for `"stream": true`: a 2xx answer is relayed to the client
+  /// through this translator as it arrives (on the io thread); anything
+  /// else is read whole and returned as usual.
+  std::shared_ptr<stream_decoder> stream;
 };
 
 /// Why an upstream exchange failed before a complete response arrived.
@@ -109,6 +123,12 @@ struct upstream_result {
   std::string content_type;
   std::string retry_after;
   std::chrono::microseconds elapsed{0};
+  /// The answer was relayed to the client as a stream (status 200 sent).
+  bool streamed = false;
+  /// The client went away during the stream; the upstream was cut.
+  bool client_gone = false;
+  /// What the relayed stream added up to.
+  stream_summary summary;
 };
 
 /// Delivers the result of an upstream call; called exactly once.

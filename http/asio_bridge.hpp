@@ -75,8 +75,11 @@ public:
       return;
     // Post, never dispatch: the handler must resume the coroutine on the
     // connection's own io thread, which also owns the timer.
-    net::post(work_, [h = std::move(handler_), r = std::move(reply),
-                      t = std::move(timer_)]() mutable {
+    // The work guard moves along: once answered, the io_context no longer
+    // waits for the actor side to let go of its reply_fn.
+    auto work = std::move(work_);
+    net::post(work, [h = std::move(handler_), r = std::move(reply),
+                     t = std::move(timer_), w = work]() mutable {
       t->cancel();
       std::move(h)(std::move(r));
     });
@@ -122,32 +125,35 @@ private:
 
 /// Runs `initiate(reply_fn)` (which hands the reply_fn to the actor side)
 /// and completes with the http_reply the actor side delivers, or with a 504
-/// once `deadline` has passed (a timer on the connection's io thread: no
-/// actor needs a timer of its own). Usage:
-/// `auto reply = co_await async_actor_call(init, deadline, use_awaitable);`
+/// when `deadline` (a timer on the connection's io thread, armed by the
+/// caller) fires first: no actor needs a timer of its own. Whoever cancels
+/// the timer (a stream that started) takes the deadline away. Usage:
+/// `auto reply = co_await async_actor_call(init, timer, use_awaitable);`
 template <class Initiate, class CompletionToken>
-auto async_actor_call(Initiate initiate, std::chrono::milliseconds deadline,
+auto async_actor_call(Initiate initiate,
+                      std::shared_ptr<net::steady_timer> deadline,
                       CompletionToken&& token) {
   return net::async_initiate<CompletionToken, void(http_reply)>(
-    [](auto handler, Initiate init, std::chrono::milliseconds limit) {
+    [](auto handler, Initiate init, std::shared_ptr<net::steady_timer> timer) {
       auto ex = net::get_associated_executor(handler);
       // An actor holding the handler is not outstanding work to Asio;
       // track it, or the io_context could run out of work and return.
       auto work = net::prefer(ex, net::execution::outstanding_work.tracked);
-      auto timer = std::make_shared<net::steady_timer>(ex, limit);
       using state_t = detail::bridge_state<decltype(handler), decltype(work)>;
       auto state
         = std::make_shared<state_t>(std::move(handler), std::move(work), timer);
+      auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(
+        timer->expiry() - net::steady_timer::clock_type::now());
       // The timer holds the state weakly: it must not keep an answer alive.
       timer->async_wait([weak = std::weak_ptr<state_t>{state},
                          limit](boost::system::error_code ec) {
         if (ec)
-          return; // cancelled: the answer came first
+          return; // cancelled: answered, or a stream took over
         if (auto s = weak.lock()) {
-          http_reply r;
           char secs[32];
           std::snprintf(secs, sizeof(secs), "%.3g",
                         static_cast<double>(limit.count()) / 1000.0);
+          http_reply r;
           r.error = error_of(errc::deadline_exceeded,
                              std::string{"The request did not finish within "
                                          "its deadline ("}
@@ -157,7 +163,17 @@ auto async_actor_call(Initiate initiate, std::chrono::milliseconds deadline,
       });
       init(reply_fn{[state](http_reply r) { state->complete(std::move(r)); }});
     },
-    token, std::move(initiate), deadline);
+    token, std::move(initiate), std::move(deadline));
+}
+
+/// As above, with a timer of `deadline` armed here.
+template <class Initiate, class Executor, class CompletionToken>
+auto async_actor_call(Initiate initiate, const Executor& ex,
+                      std::chrono::milliseconds deadline,
+                      CompletionToken&& token) {
+  auto timer = std::make_shared<net::steady_timer>(ex, deadline);
+  return async_actor_call(std::move(initiate), std::move(timer),
+                          std::forward<CompletionToken>(token));
 }
 
 /// Returns an upstream_fn that runs `call(request)` (an awaitable producing

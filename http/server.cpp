@@ -12,6 +12,7 @@
 #include "core/log.hpp"
 #include "core/request_id.hpp"
 #include "http/asio_bridge.hpp"
+#include "http/downstream_sink.hpp"
 #include "http/json_error.hpp"
 #include "http/upstream_client.hpp"
 
@@ -143,7 +144,9 @@ response_t make_response(http_reply& reply, const std::string& request_id,
   }
   reply.status = status;
   res.result(status);
-  res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::content_type, reply.content_type.empty() || reply.error
+                                        ? "application/json"
+                                        : reply.content_type);
   res.set("X-Request-Id", request_id);
   res.set("X-Content-Type-Options", "nosniff");
   res.set("X-Frame-Options", "DENY");
@@ -231,9 +234,11 @@ http_reply list_models(const gateway_config& cfg, const api_key_config& key,
 
 /// POST /v1/chat/completions: authenticate and check on the io thread, then
 /// hand the request to a SESSION and wait for its reply.
-net::awaitable<http_reply> handle_chat(worker& w, request_t& req,
-                                       request_log& info) {
-  // `w` and `req` outlive this coroutine: the connection awaits it directly.
+net::awaitable<http_reply> handle_chat(worker& w, beast::tcp_stream& stream,
+                                       request_t& req, request_log& info,
+                                       std::shared_ptr<downstream_sink>& sink) {
+  // `w`, `stream` and `req` outlive this coroutine: the connection awaits
+  // it directly.
   auto gen = w.gen;
   const auto& cfg = actors::config_of(gen);
   http_reply reply;
@@ -250,33 +255,43 @@ net::awaitable<http_reply> handle_chat(worker& w, request_t& req,
   ctx.key_index = static_cast<size_t>(key - cfg.server.api_keys.data());
   ctx.requested_model = std::move(summary->model);
   ctx.stream = summary->stream;
-  if (ctx.stream) {
-    auto err = error_of(errc::unsupported,
-                        "Streaming (\"stream\": true) is not supported by "
-                        "this gateway build yet");
-    err.param = "stream";
-    co_return error_reply(std::move(err));
-  }
+  ctx.include_usage = summary->include_usage;
   ctx.received = info.start;
   // The body moves on as received; nothing here built a document of it.
   ctx.body = chat_payload{std::move(req.body())};
+  auto deadline = std::make_shared<net::steady_timer>(
+    w.ioc, to_ms(cfg.server.request_deadline));
+  auto upstream = w.upstream;
+  if (ctx.stream) {
+    // A stream is relayed by the upstream call itself, straight into this
+    // connection; the sink takes the deadline away once it starts.
+    sink = std::make_shared<downstream_sink>(
+      stream, req.version(), info.request_id, to_ms(cfg.server.write_timeout),
+      deadline);
+    auto* pool = &*w.pool;
+    upstream = make_upstream_fn(w.ioc, [pool, s = sink](upstream_request r) {
+      return pool->call(std::move(r), s);
+    });
+  }
   auto start_session = [&](reply_fn fn) {
-    actors::start_chat(gen, std::move(ctx), std::move(fn), w.upstream);
+    actors::start_chat(gen, std::move(ctx), std::move(fn), std::move(upstream));
   };
-  co_return co_await async_actor_call(
-    start_session, to_ms(cfg.server.request_deadline), net::use_awaitable);
+  co_return co_await async_actor_call(start_session, deadline,
+                                      net::use_awaitable);
 }
 
 /// Routes one request to its endpoint.
-net::awaitable<http_reply> handle(worker& w, request_t& req, request_log& info,
-                                  int64_t started_unix) {
+net::awaitable<http_reply> handle(worker& w, beast::tcp_stream& stream,
+                                  request_t& req, request_log& info,
+                                  int64_t started_unix,
+                                  std::shared_ptr<downstream_sink>& sink) {
   auto target = std::string_view{req.target()};
   auto path = target.substr(0, target.find('?'));
   auto method = req.method();
   if (path == "/v1/chat/completions") {
     if (method != bhttp::verb::post)
       co_return method_not_allowed(path, "POST");
-    co_return co_await handle_chat(w, req, info);
+    co_return co_await handle_chat(w, stream, req, info, sink);
   }
   if (path == "/v1/models") {
     if (method != bhttp::verb::get && method != bhttp::verb::head)
@@ -295,8 +310,8 @@ net::awaitable<http_reply> handle(worker& w, request_t& req, request_log& info,
       co_return method_not_allowed(path, "GET");
     auto gen = w.gen;
     auto ask = [&](reply_fn fn) { actors::start_health(gen, std::move(fn)); };
-    co_return co_await async_actor_call(ask, std::chrono::seconds{10},
-                                        net::use_awaitable);
+    co_return co_await async_actor_call(
+      ask, w.ioc.get_executor(), std::chrono::seconds{10}, net::use_awaitable);
   }
   co_return error_reply(errc::not_found,
                         "Unknown path " + std::string{path.substr(0, 256)});
@@ -454,7 +469,26 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     auto req = parser->release();
     // The bridge's deadline timer bounds the wait for the actors.
     stream.expires_never();
-    auto reply = co_await handle(w, req, info, started_unix);
+    std::shared_ptr<downstream_sink> sink;
+    auto reply = co_await handle(w, stream, req, info, started_unix, sink);
+    bool started_stream = sink && sink->started();
+    if (sink)
+      sink->detach(); // the connection owns its socket again
+    if (reply.streamed || started_stream) {
+      // The answer went out as a stream; only the log line is left. A
+      // stream that did not end cleanly (or a SESSION that died while it
+      // ran) leaves the connection in no state for another request.
+      if (!reply.streamed)
+        reply.status = 200;
+      log_request(info, reply);
+      if (!reply.stream_complete || !req.keep_alive() || w.draining
+          || req.version() < 11) {
+        boost::system::error_code ec;
+        stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+        co_return;
+      }
+      continue;
+    }
     auto is_v1 = info.path.starts_with("/v1/");
     auto res = make_response(reply, info.request_id, is_v1, req.version(),
                              req.method() == bhttp::verb::head);

@@ -1,5 +1,7 @@
 #include "http/upstream_client.hpp"
 
+#include "http/downstream_sink.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -9,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <array>
 #include <cerrno>
 #include <optional>
 #include <sys/socket.h>
@@ -190,6 +193,181 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
   co_return r;
 }
 
+/// Largest error body read from a streaming request's non-2xx answer.
+constexpr size_t max_stream_error_bytes = 1024 * 1024;
+
+/// The streaming variant of exchange(): writes the request, waits for the
+/// response headers until `deadline`; a 2xx answer is relayed to `sink`
+/// piece by piece through `req.stream` (the translator), with
+/// `req.idle_timeout` between reads; anything else is read whole and
+/// returned like exchange() does. The client is watched throughout: if it
+/// leaves, the upstream connection is closed at once.
+template <class Stream>
+net::awaitable<upstream_result>
+stream_exchange(Stream& stream, beast::tcp_stream& lowest,
+                beast::flat_buffer& buffer, const upstream_request& req,
+                clock_type::time_point deadline, downstream_sink& sink,
+                bool& reusable, bool& retryable) {
+  reusable = false;
+  retryable = false;
+  upstream_result r;
+  // A client that leaves cancels the upstream call: closing the socket
+  // ends whatever read or write is pending on it.
+  sink.watch([&lowest] {
+    boost::system::error_code ec;
+    lowest.socket().close(ec);
+  });
+  struct stop_watch {
+    downstream_sink& sink;
+    ~stop_watch() { sink.stop_watching(); }
+  } guard{sink};
+  auto gone = [&] {
+    upstream_result g = failure(upstream_failure::cancelled,
+                                "the client closed the connection");
+    g.client_gone = true;
+    return g;
+  };
+  auto verb = bhttp::string_to_verb(req.method);
+  bhttp::request<bhttp::string_body> msg{verb, req.path, 11};
+  msg.set(bhttp::field::host, req.target.host_header());
+  msg.set(bhttp::field::user_agent, "pw-router/" PW_VERSION);
+  for (const auto& h : req.headers)
+    msg.set(h.name, h.value);
+  msg.body() = req.body;
+  msg.prepare_payload();
+  lowest.expires_at(deadline);
+  auto [wec, written] = co_await bhttp::async_write(stream, msg, nothrow);
+  if (wec) {
+    if (sink.client_gone())
+      co_return gone();
+    if (wec == beast::error::timeout)
+      co_return failure(upstream_failure::timeout,
+                        "timed out sending the request");
+    retryable = is_closed(wec);
+    co_return failure(upstream_failure::protocol,
+                      "sending the request failed: " + wec.message());
+  }
+  std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
+  for (;;) {
+    parser.emplace();
+    parser->header_limit(max_response_header_bytes);
+    parser->body_limit(boost::none); // a stream is bounded by time
+    lowest.expires_at(deadline);
+    auto [hec, hn]
+      = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
+    if (hec) {
+      if (sink.client_gone())
+        co_return gone();
+      if (hec == beast::error::timeout)
+        co_return failure(upstream_failure::timeout,
+                          "timed out waiting for the response");
+      if (!parser->got_some() && is_closed(hec)) {
+        retryable = true;
+        co_return failure(upstream_failure::protocol,
+                          "the connection closed before a response");
+      }
+      co_return failure(upstream_failure::protocol,
+                        "malformed HTTP response: " + hec.message());
+    }
+    auto status = parser->get().result_int();
+    if (status >= 200 || status == 101)
+      break;
+    // An interim 1xx: its (empty) body is done; read the next header.
+    if (!parser->is_done())
+      co_return failure(upstream_failure::protocol,
+                        "malformed interim response");
+  }
+  const auto& head = parser->get();
+  r.status = head.result_int();
+  if (auto it = head.find(bhttp::field::content_type); it != head.end())
+    r.content_type = std::string{it->value()};
+  if (auto it = head.find(bhttp::field::retry_after); it != head.end())
+    r.retry_after = std::string{it->value()};
+  std::array<char, 16 * 1024> piece;
+  auto read_piece
+    = [&]() -> net::awaitable<std::pair<boost::system::error_code, size_t>> {
+    parser->get().body().data = piece.data();
+    parser->get().body().size = piece.size();
+    auto [ec, n]
+      = co_await bhttp::async_read_some(stream, buffer, *parser, nothrow);
+    if (ec == bhttp::error::need_buffer)
+      ec = {};
+    co_return std::make_pair(ec, piece.size() - parser->get().body().size);
+  };
+  // A 2xx that is not an event stream (a server that ignores "stream")
+  // is read whole too; the SESSION turns it into a stream.
+  bool event_stream
+    = r.content_type.find("text/event-stream") != std::string::npos;
+  if (r.status < 200 || r.status >= 300 || !event_stream) {
+    // Not a stream: read the answer whole, for the SESSION.
+    while (!parser->is_done()) {
+      auto [ec, n] = co_await read_piece();
+      if (ec) {
+        if (sink.client_gone())
+          co_return gone();
+        if (ec == beast::error::timeout)
+          co_return failure(upstream_failure::timeout,
+                            "timed out reading the response");
+        co_return failure(upstream_failure::protocol,
+                          "reading the response failed: " + ec.message());
+      }
+      if (r.body.size() + n > max_stream_error_bytes)
+        co_return failure(upstream_failure::protocol,
+                          "the response body is too large");
+      r.body.append(piece.data(), n);
+    }
+    reusable = head.keep_alive() && buffer.size() == 0;
+    co_return r;
+  }
+  // -- relay: the client gets 200 only now ------------------------------------
+  auto& decoder = *req.stream;
+  if (!co_await sink.begin())
+    co_return gone();
+  r.streamed = true;
+  std::string out;
+  bool clean = false;
+  while (!parser->is_done()) {
+    lowest.expires_after(req.idle_timeout);
+    auto [ec, n] = co_await read_piece();
+    out.clear();
+    if (n > 0)
+      decoder.feed(std::string_view{piece.data(), n}, out);
+    if (ec && decoder.state() == stream_state::open) {
+      if (sink.client_gone())
+        break;
+      decoder.abort(out, ec == beast::error::timeout
+                           ? "The upstream stream stalled (idle timeout)"
+                           : "The upstream stream broke off: " + ec.message());
+    }
+    if (!out.empty() && !co_await sink.write(out))
+      break;
+    if (ec || decoder.state() != stream_state::open)
+      break;
+  }
+  if (parser->is_done() && decoder.state() == stream_state::open
+      && !sink.client_gone()) {
+    out.clear();
+    decoder.finish(out);
+    if (!out.empty())
+      co_await sink.write(out);
+  }
+  clean = decoder.state() == stream_state::done && parser->is_done();
+  if (!sink.client_gone())
+    co_await sink.end();
+  r.summary = decoder.summary();
+  if (sink.client_gone()) {
+    r.client_gone = true;
+    r.failure = upstream_failure::cancelled;
+    r.detail = "the client closed the connection";
+  } else if (!r.summary.complete) {
+    r.failure = upstream_failure::protocol;
+    r.detail = r.summary.error;
+  }
+  // Reused only after a clean end with nothing left unread.
+  reusable = clean && head.keep_alive() && buffer.size() == 0;
+  co_return r;
+}
+
 } // namespace
 
 upstream_pool::upstream_pool(net::io_context& ioc)
@@ -248,7 +426,9 @@ void upstream_pool::give_back(const std::string& key,
   list.push_back(std::move(c));
 }
 
-net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
+net::awaitable<upstream_result>
+upstream_pool::call(upstream_request req,
+                    std::shared_ptr<downstream_sink> sink) {
   auto start = clock_type::now();
   auto deadline = start + req.timeout;
   auto key = req.target.origin() + "|" + req.ca_file;
@@ -374,13 +554,23 @@ net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
     // -- write -> read --------------------------------------------------------
     bool reusable = false;
     bool retryable = false;
-    if (conn->tls)
+    if (req.stream && sink) {
+      if (conn->tls)
+        result
+          = co_await stream_exchange(*conn->tls, conn->lowest(), conn->buffer,
+                                     req, deadline, *sink, reusable, retryable);
+      else
+        result
+          = co_await stream_exchange(*conn->plain, conn->lowest(), conn->buffer,
+                                     req, deadline, *sink, reusable, retryable);
+    } else if (conn->tls) {
       result = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, req,
                                  deadline, reusable, retryable);
-    else
+    } else {
       result = co_await exchange(*conn->plain, conn->lowest(), conn->buffer,
                                  req, deadline, reusable, retryable);
-    if (result.failure == upstream_failure::none) {
+    }
+    if (result.failure == upstream_failure::none || result.streamed) {
       if (reusable)
         give_back(key, std::move(conn));
       break;
@@ -392,7 +582,7 @@ net::awaitable<upstream_result> upstream_pool::call(upstream_request req) {
   }
   // cancel_all() closed the socket under the exchange: whatever error that
   // produced, the truth is "cancelled by shutdown", not a provider failure.
-  if (stopping_ && result.failure != upstream_failure::none)
+  if (stopping_ && result.failure != upstream_failure::none && !result.streamed)
     result
       = failure(upstream_failure::cancelled, "the gateway is shutting down");
   result.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(

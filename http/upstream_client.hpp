@@ -18,6 +18,8 @@
 
 namespace pw::http {
 
+class downstream_sink;
+
 class upstream_pool {
 public:
   /// Idle connections kept per origin; more are closed after use.
@@ -35,8 +37,10 @@ public:
 
   /// Sends `req` and reads the whole response. A pooled connection that
   /// turns out to be closed by the peer before any response byte is
-  /// retried once on a fresh connection. Never throws.
-  boost::asio::awaitable<upstream_result> call(upstream_request req);
+  /// retried once on a fresh connection. Never throws. With `req.stream`
+  /// and a `sink`, a 2xx answer is relayed to the client as it arrives.
+  boost::asio::awaitable<upstream_result>
+  call(upstream_request req, std::shared_ptr<downstream_sink> sink = nullptr);
 
   /// Idle connections currently pooled (for tests and /health).
   [[nodiscard]] size_t idle_count() const;

@@ -143,33 +143,36 @@ TEST_CASE("the echo model answers locally with the last user message") {
   CHECK(j["usage"]["total_tokens"].get<int>() > 0);
 }
 
-TEST_CASE("stream: true gets a clear 400 and never reaches the upstream") {
-  fake_upstream upstream{answer_ok()};
-  gateway_process gw{
-    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
-  auto body = nlohmann::json::parse(chat_body("gpt"));
-  body["stream"] = true;
+TEST_CASE("an anthropic model answers through the Messages API") {
+  fake_upstream upstream{[](const fake_request&) {
+    fake_response r;
+    r.body
+      = R"({"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Salut"}],"stop_reason":"end_turn","usage":{"input_tokens":4,"output_tokens":2}})";
+    return r;
+  }};
+  auto model = "  claude:\n    provider: anthropic\n    model: \"c\"\n"
+               "    api_key: \""
+               + upstream_key + "\"\n    base_url: \"" + upstream.base_url()
+               + "\"\n";
+  gateway_process gw{make_config(model, "claude")};
+  auto body = nlohmann::json::parse(chat_body("claude"));
+  nlohmann::json system = {{"role", "system"}, {"content", "be nice"}};
+  body["messages"].insert(body["messages"].begin(), system);
   auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
                           body.dump(), auth_json(full_key));
-  CHECK(res.status == 400);
-  auto e = error_of(res);
-  CHECK(e["param"] == "stream");
-  CHECK(upstream.requests().empty());
-  // The process is unharmed.
-  CHECK(http_request(gw.port(), "GET", "/health").status == 200);
-}
-
-TEST_CASE("an anthropic model gets a clear 400 until its adapter lands") {
-  fake_upstream upstream{answer_ok()};
-  auto model = "  claude:\n    provider: anthropic\n    model: \"c\"\n"
-               "    base_url: \""
-               + upstream.base_url() + "\"\n";
-  gateway_process gw{make_config(model, "claude")};
-  auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
-                          chat_body("claude"), auth_json(full_key));
-  CHECK(res.status == 400);
-  CHECK(error_of(res)["code"] == "unsupported");
-  CHECK(upstream.requests().empty());
+  INFO(res.body);
+  REQUIRE(res.status == 200);
+  auto j = res.json();
+  CHECK(j["model"] == "claude");
+  CHECK(j["choices"][0]["message"]["content"] == "Salut");
+  CHECK(j["choices"][0]["finish_reason"] == "stop");
+  CHECK(j["usage"]["total_tokens"] == 6);
+  REQUIRE(upstream.requests().size() == 1);
+  auto sent = nlohmann::json::parse(upstream.requests()[0].body);
+  CHECK(sent["model"] == "c");
+  CHECK(sent["system"] == "be nice");
+  CHECK(sent["max_tokens"] == 4096);
+  CHECK(upstream.requests()[0].headers["x-api-key"] == upstream_key);
 }
 
 TEST_CASE("logs carry one line per request and never a key") {

@@ -37,22 +37,85 @@ const budget = setTimeout(() => {
 
 // -- a fake OpenAI-compatible upstream -----------------------------------------
 const seen = [];
+const words = ["from", " up", "stream"];
+const sse = (res, events) => {
+  res.writeHead(200, { "Content-Type": "text/event-stream" });
+  for (const [event, data] of events)
+    res.write((event ? `event: ${event}\n` : "") + `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+  res.end();
+};
+// An OpenAI-compatible answer: JSON, or SSE chunks for "stream": true.
+function openai(request, res) {
+  if (!request.stream) {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({
+      id: "chatcmpl-fake", object: "chat.completion", created: 1700000000,
+      model: request.model,
+      choices: [{ index: 0, message: { role: "assistant", content: words.join("") },
+                  finish_reason: "stop" }],
+      usage: { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6 },
+    }));
+    return;
+  }
+  const chunk = (delta, finish = null) => ({
+    id: "chatcmpl-fake", object: "chat.completion.chunk", created: 1700000000,
+    model: request.model, choices: [{ index: 0, delta, finish_reason: finish }] });
+  sse(res, [[null, chunk({ role: "assistant", content: "" })],
+            ...words.map((w) => [null, chunk({ content: w })]),
+            [null, chunk({}, "stop")], [null, "[DONE]"]]);
+}
+// An Anthropic Messages answer: text, or a tool call when tools are offered
+// and no tool result is in the conversation yet.
+function anthropic(request, res) {
+  const last = request.messages.at(-1);
+  const hasResult = Array.isArray(last.content)
+    && last.content.some((b) => b.type === "tool_result");
+  const useTool = request.tools && !hasResult;
+  const text = hasResult ? "It is 18C in Paris." : words.join("");
+  if (!request.stream) {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({
+      id: "msg_fake", type: "message", role: "assistant", model: request.model,
+      content: useTool
+        ? [{ type: "tool_use", id: "toolu_1", name: "get_weather", input: { city: "Paris" } }]
+        : [{ type: "text", text }],
+      stop_reason: useTool ? "tool_use" : "end_turn",
+      usage: { input_tokens: 9, output_tokens: 3 },
+    }));
+    return;
+  }
+  const events = [["message_start", { type: "message_start", message: {
+    id: "msg_fake", type: "message", role: "assistant", content: [], model: request.model,
+    usage: { input_tokens: 9, output_tokens: 1 } } }]];
+  if (useTool) {
+    events.push(["content_block_start", { type: "content_block_start", index: 0,
+      content_block: { type: "tool_use", id: "toolu_1", name: "get_weather", input: {} } }]);
+    for (const part of ['{"city"', ': "Paris"}'])
+      events.push(["content_block_delta", { type: "content_block_delta", index: 0,
+        delta: { type: "input_json_delta", partial_json: part } }]);
+  } else {
+    events.push(["content_block_start", { type: "content_block_start", index: 0,
+      content_block: { type: "text", text: "" } }]);
+    events.push(["ping", { type: "ping" }]);
+    for (const w of hasResult ? [text] : words)
+      events.push(["content_block_delta", { type: "content_block_delta", index: 0,
+        delta: { type: "text_delta", text: w } }]);
+  }
+  events.push(["content_block_stop", { type: "content_block_stop", index: 0 }]);
+  events.push(["message_delta", { type: "message_delta",
+    delta: { stop_reason: useTool ? "tool_use" : "end_turn" }, usage: { output_tokens: 3 } }]);
+  events.push(["message_stop", { type: "message_stop" }]);
+  sse(res, events);
+}
 const upstream = http.createServer((req, res) => {
   let body = "";
   req.on("data", (c) => (body += c));
   req.on("end", () => {
-    seen.push({ url: req.url, auth: req.headers.authorization, body });
+    seen.push({ url: req.url, auth: req.headers.authorization,
+                key: req.headers["x-api-key"], body });
     const request = JSON.parse(body);
-    res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(JSON.stringify({
-      id: "chatcmpl-fake",
-      object: "chat.completion",
-      created: 1700000000,
-      model: request.model,
-      choices: [{ index: 0, message: { role: "assistant", content: "from upstream" },
-                  finish_reason: "stop" }],
-      usage: { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6 },
-    }));
+    if (req.url.endsWith("/v1/messages")) anthropic(request, res);
+    else openai(request, res);
   });
 });
 await new Promise((r) => upstream.listen(0, "127.0.0.1", r));
@@ -75,6 +138,11 @@ models:
     model: "gpt-fake-upstream"
     api_key: "${upstreamKey}"
     base_url: "http://127.0.0.1:${upstreamPort}/v1"
+  fake-claude:
+    provider: anthropic
+    model: "claude-fake-upstream"
+    api_key: "${upstreamKey}"
+    base_url: "http://127.0.0.1:${upstreamPort}"
 routing:
   default_model: echo
 `);
@@ -134,7 +202,65 @@ await check("chat through an OpenAI-compatible upstream", async () => {
 await check("models list", async () => {
   const ids = [];
   for await (const m of client.models.list()) ids.push(m.id);
-  assert.deepEqual(ids, ["echo", "fake-gpt"]);
+  assert.deepEqual(ids, ["echo", "fake-gpt", "fake-claude"]);
+});
+
+// Streams give the same text and finish reason as the non-streaming call.
+for (const model of ["fake-gpt", "fake-claude", "echo"]) {
+  await check(`streaming on ${model} matches the non-streaming answer`, async () => {
+    const messages = [{ role: "user", content: "from upstream" }];
+    const whole = await client.chat.completions.create({ model, messages });
+    const stream = await client.chat.completions.create({
+      model, messages, stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    let finish = null;
+    let usage = null;
+    for await (const chunk of stream) {
+      assert.equal(chunk.model, model);
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices) {
+        text += choice.delta?.content ?? "";
+        if (choice.finish_reason) finish = choice.finish_reason;
+      }
+    }
+    assert.equal(text, whole.choices[0].message.content);
+    assert.equal(finish, whole.choices[0].finish_reason);
+    if (model !== "fake-gpt") assert.ok(usage && usage.total_tokens > 0);
+  });
+}
+
+await check("a tool-calling round trip through the Anthropic model", async () => {
+  const tools = [{ type: "function", function: { name: "get_weather",
+    description: "Weather for a city",
+    parameters: { type: "object", properties: { city: { type: "string" } },
+                  required: ["city"] } } }];
+  const messages = [{ role: "user", content: "Weather in Paris?" }];
+  const first = await client.chat.completions.create({ model: "fake-claude", messages, tools });
+  const call = first.choices[0].message.tool_calls?.[0];
+  assert.equal(first.choices[0].finish_reason, "tool_calls");
+  assert.equal(call.function.name, "get_weather");
+  assert.deepEqual(JSON.parse(call.function.arguments), { city: "Paris" });
+  // The same call, streamed, assembles to the same arguments.
+  const stream = await client.chat.completions.create({
+    model: "fake-claude", messages, tools, stream: true });
+  let args = "";
+  let streamedName = "";
+  for await (const chunk of stream)
+    for (const tc of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      if (tc.function?.name) streamedName = tc.function.name;
+      args += tc.function?.arguments ?? "";
+    }
+  assert.equal(streamedName, "get_weather");
+  assert.deepEqual(JSON.parse(args), { city: "Paris" });
+  messages.push(first.choices[0].message);
+  messages.push({ role: "tool", tool_call_id: call.id, content: "18C" });
+  const second = await client.chat.completions.create({ model: "fake-claude", messages, tools });
+  assert.equal(second.choices[0].message.content, "It is 18C in Paris.");
+  const sent = JSON.parse(seen.at(-1).body);
+  assert.equal(sent.messages[1].content[0].type, "tool_use");
+  assert.equal(sent.messages[2].content[0].type, "tool_result");
+  assert.equal(sent.messages[2].content[0].tool_use_id, "toolu_1");
+  assert.equal(seen.at(-1).key, upstreamKey);
 });
 
 await check("a wrong key is an AuthenticationError", async () => {

@@ -13,6 +13,7 @@
 #include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/socket.h>
 #include <thread>
 
 namespace pw::test {
@@ -39,6 +40,7 @@ struct fake_upstream::impl {
   fake_handler handler;
   std::vector<fake_request> received;
   size_t connections = 0;
+  size_t stream_cuts = 0;
 
   fake_handler current_handler() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -51,6 +53,83 @@ struct fake_upstream::impl {
       received.push_back(req);
     }
     cv.notify_all();
+  }
+
+  /// Waits `delay`; true if the peer closed the connection meanwhile.
+  template <class Stream>
+  net::awaitable<bool> wait_or_cut(Stream& stream,
+                                   std::chrono::milliseconds delay) {
+    auto& sock = beast::get_lowest_layer(stream).socket();
+    net::steady_timer timer{ioc, delay};
+    bool cut = false;
+    // Watch for the peer's close while waiting: a read-side wait that
+    // never consumes data.
+    sock.async_wait(
+      net::socket_base::wait_read,
+      [&cut, &timer, &sock](boost::system::error_code ec) {
+        if (ec)
+          return;
+        char byte = 0;
+        if (::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT)
+            == 0) {
+          cut = true;
+          timer.cancel();
+        }
+      });
+    co_await timer.async_wait(nothrow);
+    boost::system::error_code ec;
+    sock.cancel(ec);
+    // Let the cancelled wait's handler run before its captures go.
+    co_await net::post(ioc, net::use_awaitable);
+    co_return cut;
+  }
+
+  void record_cut() {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      ++stream_cuts;
+    }
+    cv.notify_all();
+  }
+
+  /// Sends a chunked answer piece by piece; false once the peer is gone.
+  template <class Stream>
+  net::awaitable<bool> stream_chunks(Stream& stream, unsigned version,
+                                     const fake_response& response) {
+    bhttp::response<bhttp::empty_body> res{
+      static_cast<bhttp::status>(response.status), version};
+    res.set(bhttp::field::content_type, response.content_type);
+    for (const auto& [k, v] : response.headers)
+      res.set(k, v);
+    res.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    auto [hec, hn] = co_await bhttp::async_write_header(stream, sr, nothrow);
+    if (hec)
+      co_return false;
+    for (const auto& chunk : response.chunks) {
+      if (chunk.delay.count() > 0
+          && co_await wait_or_cut(stream, chunk.delay)) {
+        record_cut();
+        co_return false;
+      }
+      auto [wec, wn] = co_await net::async_write(
+        stream, bhttp::make_chunk(net::buffer(chunk.data)), nothrow);
+      if (wec) {
+        record_cut();
+        co_return false;
+      }
+    }
+    if (response.stall.count() > 0) {
+      if (co_await wait_or_cut(stream, response.stall)) {
+        record_cut();
+        co_return false;
+      }
+    }
+    if (!response.finish)
+      co_return true;
+    auto [lec, ln]
+      = co_await net::async_write(stream, bhttp::make_chunk_last(), nothrow);
+    co_return !lec;
   }
 
   template <class Stream>
@@ -86,6 +165,13 @@ struct fake_upstream::impl {
       }
       if (response.drop)
         co_return;
+      if (!response.chunks.empty()) {
+        if (!co_await stream_chunks(stream, req.version(), response))
+          co_return;
+        if (!response.finish)
+          co_return;
+        continue;
+      }
       if (!response.interim.empty()) {
         auto [iec, in] = co_await net::async_write(
           stream, net::buffer(response.interim), nothrow);
@@ -185,9 +271,79 @@ size_t fake_upstream::connections_opened() const {
   return impl_->connections;
 }
 
+bool fake_upstream::wait_for_stream_cut(
+  std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> guard{impl_->mtx};
+  return impl_->cv.wait_for(guard, timeout,
+                            [&] { return impl_->stream_cuts > 0; });
+}
+
 void fake_upstream::set_handler(fake_handler handler) {
   std::lock_guard<std::mutex> guard{impl_->mtx};
   impl_->handler = std::move(handler);
+}
+
+std::string sse(const std::string& data, const std::string& event) {
+  std::string out;
+  if (!event.empty())
+    out += "event: " + event + "\n";
+  return out + "data: " + data + "\n\n";
+}
+
+std::vector<fake_chunk> openai_stream(const std::vector<std::string>& pieces,
+                                      std::chrono::milliseconds gap) {
+  std::vector<fake_chunk> out;
+  auto chunk = [](nlohmann::json delta, nlohmann::json finish) {
+    nlohmann::ordered_json c
+      = {{"id", "chatcmpl-fake-stream"},
+         {"object", "chat.completion.chunk"},
+         {"created", 1700000000},
+         {"model", "upstream-model"},
+         {"choices",
+          nlohmann::json::array({{{"index", 0},
+                                  {"delta", std::move(delta)},
+                                  {"finish_reason", std::move(finish)}}})}};
+    return sse(c.dump());
+  };
+  out.push_back(
+    {gap, chunk({{"role", "assistant"}, {"content", ""}}, nullptr)});
+  for (const auto& p : pieces)
+    out.push_back({gap, chunk({{"content", p}}, nullptr)});
+  out.push_back({gap, chunk(nlohmann::json::object(), "stop")});
+  out.push_back({gap, sse("[DONE]")});
+  return out;
+}
+
+std::vector<fake_chunk> anthropic_stream(const std::vector<std::string>& pieces,
+                                         std::chrono::milliseconds gap) {
+  std::vector<fake_chunk> out;
+  auto ev = [](const std::string& type, nlohmann::json data) {
+    data["type"] = type;
+    return sse(data.dump(), type);
+  };
+  out.push_back(
+    {gap, ev("message_start",
+             {{"message",
+               {{"id", "msg_fake"},
+                {"type", "message"},
+                {"role", "assistant"},
+                {"content", nlohmann::json::array()},
+                {"usage", {{"input_tokens", 11}, {"output_tokens", 1}}}}}})});
+  out.push_back(
+    {gap,
+     ev("content_block_start",
+        {{"index", 0}, {"content_block", {{"type", "text"}, {"text", ""}}}})});
+  for (const auto& p : pieces)
+    out.push_back(
+      {gap,
+       ev("content_block_delta",
+          {{"index", 0}, {"delta", {{"type", "text_delta"}, {"text", p}}}})});
+  out.push_back({gap, ev("content_block_stop", {{"index", 0}})});
+  out.push_back(
+    {gap, ev("message_delta", {{"delta", {{"stop_reason", "end_turn"}}},
+                               {"usage", {{"output_tokens", 7}}}})});
+  out.push_back({gap, ev("message_stop", nlohmann::json::object())});
+  return out;
 }
 
 std::string openai_completion(const std::string& model,

@@ -33,6 +33,12 @@ struct fake_request {
   }
 };
 
+/// One piece of a streamed (chunked) answer, written after `delay`.
+struct fake_chunk {
+  std::chrono::milliseconds delay{0};
+  std::string data;
+};
+
 struct fake_response {
   unsigned status = 200;
   std::string body = "{}";
@@ -44,6 +50,14 @@ struct fake_response {
   bool drop = false;
   /// Raw bytes written before the response (e.g. an interim 1xx answer).
   std::string interim;
+  /// When set, the body is sent chunked, piece by piece (`body` unused).
+  std::vector<fake_chunk> chunks;
+  /// Streams only: false closes the connection after the chunks, without
+  /// ending the body (a stream that breaks off).
+  bool finish = true;
+  /// Streams only: after the chunks, keep the connection open this long
+  /// without sending anything (a stalled stream).
+  std::chrono::milliseconds stall{0};
 };
 
 using fake_handler = std::function<fake_response(const fake_request&)>;
@@ -78,6 +92,10 @@ public:
   /// Connections accepted so far.
   [[nodiscard]] size_t connections_opened() const;
 
+  /// Blocks until the gateway closed a connection in the middle of a
+  /// streamed answer, or `timeout` passed.
+  bool wait_for_stream_cut(std::chrono::milliseconds timeout) const;
+
   /// Replaces the handler (thread-safe).
   void set_handler(fake_handler handler);
 
@@ -86,6 +104,19 @@ public:
 private:
   std::unique_ptr<impl> impl_;
 };
+
+/// An SSE event: "data: <json>\n\n" (or with an `event:` line).
+std::string sse(const std::string& data, const std::string& event = "");
+
+/// The chunks of an OpenAI stream that says `pieces`, then [DONE].
+std::vector<fake_chunk> openai_stream(const std::vector<std::string>& pieces,
+                                      std::chrono::milliseconds gap
+                                      = std::chrono::milliseconds{0});
+
+/// The chunks of an Anthropic Messages stream that says `pieces`.
+std::vector<fake_chunk> anthropic_stream(const std::vector<std::string>& pieces,
+                                         std::chrono::milliseconds gap
+                                         = std::chrono::milliseconds{0});
 
 /// A chat.completion body as an OpenAI-compatible server returns it.
 std::string openai_completion(const std::string& model,

@@ -29,7 +29,7 @@ struct outcome {
 template <class Take>
 void start(net::io_context& ioc, outcome& out, Take take,
            std::chrono::milliseconds deadline = 10s) {
-  http::async_actor_call(take, deadline,
+  http::async_actor_call(take, ioc.get_executor(), deadline,
                          net::bind_executor(ioc, [&out](http_reply r) {
                            out.reply = std::move(r);
                            out.thread = std::this_thread::get_id();

@@ -1,0 +1,139 @@
+#include "http/downstream_sink.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http.hpp>
+
+#include <cerrno>
+#include <sys/socket.h>
+
+namespace pw::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+
+namespace {
+
+constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
+} // namespace
+
+downstream_sink::downstream_sink(beast::tcp_stream& stream,
+                                 unsigned http_version, std::string request_id,
+                                 std::chrono::milliseconds write_timeout,
+                                 std::shared_ptr<net::steady_timer> deadline)
+    : stream_(stream), version_(http_version),
+      request_id_(std::move(request_id)), write_timeout_(write_timeout),
+      deadline_(std::move(deadline)) {
+  // nop
+}
+
+void downstream_sink::detach() {
+  stop_watching();
+  attached_ = false;
+}
+
+void downstream_sink::watch(std::function<void()> on_gone) {
+  if (!attached_ || watching_)
+    return;
+  on_gone_ = std::move(on_gone);
+  watching_ = true;
+  // Waits for readability without reading: a closed connection shows as
+  // an empty peek, a pipelined request stays in the socket.
+  stream_.socket().async_wait(
+    net::socket_base::wait_read,
+    [self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || !self->attached_ || !self->watching_)
+        return;
+      self->watching_ = false;
+      char byte = 0;
+      auto fd = self->stream_.socket().native_handle();
+      auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        self->gone_ = true;
+        if (auto f = std::move(self->on_gone_))
+          f();
+      }
+    });
+}
+
+void downstream_sink::stop_watching() {
+  if (!watching_)
+    return;
+  watching_ = false;
+  on_gone_ = nullptr;
+  if (attached_) {
+    boost::system::error_code ec;
+    stream_.socket().cancel(ec); // only the wait is pending on the socket
+  }
+}
+
+net::awaitable<bool> downstream_sink::begin() {
+  if (!attached_ || gone_)
+    co_return false;
+  // The stream has its own timeouts now; the request deadline would cut a
+  // long answer that is flowing fine.
+  deadline_->cancel();
+  bhttp::response<bhttp::empty_body> res{bhttp::status::ok, version_};
+  res.set(bhttp::field::content_type, "text/event-stream");
+  res.set(bhttp::field::cache_control, "no-cache");
+  res.set("X-Request-Id", request_id_);
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("X-Frame-Options", "DENY");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("Permissions-Policy", "interest-cohort=()");
+  res.set("X-Accel-Buffering", "no");
+  if (version_ >= 11) {
+    res.chunked(true);
+  } else {
+    res.keep_alive(false); // HTTP/1.0: the body ends when we close
+  }
+  started_ = true;
+  bhttp::response_serializer<bhttp::empty_body> sr{res};
+  stream_.expires_after(write_timeout_);
+  auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, nothrow);
+  if (ec) {
+    gone_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<bool> downstream_sink::write(std::string_view events) {
+  if (!attached_ || gone_)
+    co_return false;
+  // A client that cannot take one piece within the write timeout is cut:
+  // the gateway never buffers more of a stream than one piece.
+  stream_.expires_after(write_timeout_);
+  boost::system::error_code ec;
+  if (version_ >= 11) {
+    auto [wec, n] = co_await net::async_write(
+      stream_, bhttp::make_chunk(net::buffer(events.data(), events.size())),
+      nothrow);
+    ec = wec;
+  } else {
+    auto [wec, n] = co_await net::async_write(
+      stream_, net::buffer(events.data(), events.size()), nothrow);
+    ec = wec;
+  }
+  if (ec || !attached_) {
+    gone_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<void> downstream_sink::end() {
+  stop_watching();
+  if (!attached_ || gone_ || version_ < 11)
+    co_return;
+  stream_.expires_after(write_timeout_);
+  auto [ec, n]
+    = co_await net::async_write(stream_, bhttp::make_chunk_last(), nothrow);
+  if (ec)
+    gone_ = true;
+}
+
+} // namespace pw::http

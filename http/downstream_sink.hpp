@@ -1,0 +1,71 @@
+#pragma once
+
+// Where a streamed answer goes: the client connection that waits for it.
+// The upstream client writes the SSE response through this, on the same
+// io thread, while the connection coroutine waits for the SESSION's reply.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace pw::http {
+
+class downstream_sink : public std::enable_shared_from_this<downstream_sink> {
+public:
+  downstream_sink(boost::beast::tcp_stream& stream, unsigned http_version,
+                  std::string request_id,
+                  std::chrono::milliseconds write_timeout,
+                  std::shared_ptr<boost::asio::steady_timer> deadline);
+
+  /// The connection moved on (answered, or gave up): the socket is never
+  /// touched through this sink again.
+  void detach();
+
+  [[nodiscard]] bool attached() const { return attached_; }
+
+  /// The response headers went out.
+  [[nodiscard]] bool started() const { return started_; }
+
+  /// The client closed its connection (or could not keep up).
+  [[nodiscard]] bool client_gone() const { return gone_; }
+
+  /// Watches the client while the upstream works: `on_gone` runs once if
+  /// the client closes its connection. Data the client sends meanwhile (a
+  /// pipelined request) stays unread for the connection.
+  void watch(std::function<void()> on_gone);
+
+  /// Stops watching; `on_gone` will not run any more.
+  void stop_watching();
+
+  /// Sends `200` with `text/event-stream` headers (chunked) and takes the
+  /// request deadline away: from now on the stream's own timeouts apply.
+  /// False if the client is gone.
+  boost::asio::awaitable<bool> begin();
+
+  /// Sends one piece of the event stream; false if the client is gone or
+  /// did not take it within the write timeout.
+  boost::asio::awaitable<bool> write(std::string_view events);
+
+  /// Ends the response body.
+  boost::asio::awaitable<void> end();
+
+private:
+  boost::beast::tcp_stream& stream_;
+  unsigned version_;
+  std::string request_id_;
+  std::chrono::milliseconds write_timeout_;
+  std::shared_ptr<boost::asio::steady_timer> deadline_;
+  std::function<void()> on_gone_;
+  bool attached_ = true;
+  bool started_ = false;
+  bool gone_ = false;
+  bool watching_ = false;
+};
+
+} // namespace pw::http

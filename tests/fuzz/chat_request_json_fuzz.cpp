@@ -1,0 +1,24 @@
+// Fuzz target: the chat request shape check the io threads run on every
+// body, then the translations a valid body goes through.
+
+#include "adapters/adapter.hpp"
+#include "adapters/anthropic/anthropic_adapter.hpp"
+#include "core/chat_request.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view body{reinterpret_cast<const char*>(data), size};
+  auto summary = pw::check_chat_request(body);
+  if (!summary)
+    return 0;
+  pw::chat_payload payload{std::string{body}};
+  pw::model_config model;
+  model.alias = "m";
+  model.model = "upstream";
+  pw::adapters::body_with_model(payload, "upstream-id");
+  pw::adapters::anthropic::to_messages_request(payload.json(), model);
+  return 0;
+}

@@ -1,0 +1,283 @@
+// "stream": true through the real binary: pass-through and translation for
+// every provider, errors before and after the first byte, idle upstreams,
+// clients that leave, clients that do not read.
+
+#include "tests/integration/common.hpp"
+
+using namespace pw::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A raw HTTP response, with a chunked body decoded.
+struct raw_response {
+  std::string head;
+  std::string body;
+  bool closed = false;
+
+  [[nodiscard]] bool has(const std::string& text) const {
+    return body.find(text) != std::string::npos;
+  }
+
+  [[nodiscard]] size_t count(const std::string& text) const {
+    size_t n = 0;
+    for (auto pos = body.find(text); pos != std::string::npos;
+         pos = body.find(text, pos + 1))
+      ++n;
+    return n;
+  }
+
+  /// The assistant text assembled from the content deltas.
+  [[nodiscard]] std::string text() const {
+    std::string out;
+    size_t pos = 0;
+    while ((pos = body.find("data: ", pos)) != std::string::npos) {
+      auto end = body.find("\n\n", pos);
+      auto data = body.substr(pos + 6, end - pos - 6);
+      pos = end;
+      auto j = nlohmann::json::parse(data, nullptr, false);
+      if (!j.is_object() || !j.contains("choices") || j["choices"].empty())
+        continue;
+      auto delta = j["choices"][0].value("delta", nlohmann::json::object());
+      if (delta.contains("content") && delta["content"].is_string())
+        out += delta["content"].get<std::string>();
+    }
+    return out;
+  }
+};
+
+std::string dechunk(const std::string& raw) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < raw.size()) {
+    auto eol = raw.find("\r\n", pos);
+    if (eol == std::string::npos)
+      break;
+    auto size = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
+    if (size == 0)
+      break;
+    out += raw.substr(eol + 2, size);
+    pos = eol + 2 + size + 2;
+  }
+  return out;
+}
+
+raw_response split(const std::string& raw, bool closed) {
+  raw_response r;
+  r.closed = closed;
+  auto end = raw.find("\r\n\r\n");
+  r.head = raw.substr(0, end);
+  auto body = end == std::string::npos ? std::string{} : raw.substr(end + 4);
+  r.body = r.head.find("chunked") != std::string::npos ? dechunk(body) : body;
+  return r;
+}
+
+std::string stream_request(const std::string& model, bool usage = false,
+                           const std::string& connection = "close") {
+  nlohmann::json body = {{"model", model},
+                         {"stream", true},
+                         {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+  if (usage)
+    body["stream_options"] = {{"include_usage", true}};
+  auto text = body.dump();
+  return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: "
+         "Bearer "
+         + full_key + "\r\nContent-Type: application/json\r\nConnection: "
+         + connection + "\r\nContent-Length: " + std::to_string(text.size())
+         + "\r\n\r\n" + text;
+}
+
+/// Sends a stream request on a new connection and reads until it closes.
+raw_response stream_once(uint16_t port, const std::string& model,
+                         bool usage = false) {
+  raw_connection conn{port};
+  REQUIRE(conn.send(stream_request(model, usage)));
+  bool closed = false;
+  auto raw = conn.read_until_close(20s, closed);
+  return split(raw, closed);
+}
+
+fake_handler stream_with(std::vector<fake_chunk> chunks, bool finish = true,
+                         std::chrono::milliseconds stall = 0ms) {
+  return [=](const fake_request&) {
+    fake_response r;
+    r.content_type = "text/event-stream";
+    r.chunks = chunks;
+    r.finish = finish;
+    r.stall = stall;
+    return r;
+  };
+}
+
+} // namespace
+
+TEST_CASE("OpenAI-compatible streams pass through with the alias and one "
+          "[DONE]") {
+  fake_upstream upstream{stream_with(openai_stream({"Hel", "lo", " there"}))};
+  for (const auto* provider : {"openai", "vllm", "ollama"}) {
+    INFO(provider);
+    gateway_process gw{make_config(
+      openai_model("m", upstream.base_url() + "/v1", "", provider), "m")};
+    auto r = stream_once(gw.port(), "m");
+    CHECK(r.head.starts_with("HTTP/1.1 200"));
+    CHECK(r.head.find("Content-Type: text/event-stream") != std::string::npos);
+    CHECK(r.head.find("Cache-Control: no-cache") != std::string::npos);
+    CHECK(r.head.find("Content-Length") == std::string::npos);
+    CHECK(r.text() == "Hello there");
+    CHECK(r.count("data: [DONE]") == 1);
+    CHECK(r.body.ends_with("data: [DONE]\n\n"));
+    CHECK(r.count("\"model\":\"m\"") == 5);
+    CHECK_FALSE(r.has("upstream-model"));
+  }
+  auto forwarded = nlohmann::json::parse(upstream.requests().back().body);
+  CHECK(forwarded["stream"] == true);
+}
+
+TEST_CASE("Anthropic streams are translated, with usage when asked") {
+  fake_upstream upstream{stream_with(anthropic_stream({"Bon", "jour"}))};
+  gateway_process gw{make_config(
+    "  claude:\n    provider: anthropic\n    model: \"claude-x\"\n"
+    "    api_key: \""
+      + upstream_key + "\"\n    base_url: \"" + upstream.base_url() + "\"\n",
+    "claude")};
+  auto r = stream_once(gw.port(), "claude", true);
+  CHECK(r.head.starts_with("HTTP/1.1 200"));
+  CHECK(r.text() == "Bonjour");
+  CHECK(r.has("\"finish_reason\":\"stop\""));
+  CHECK(r.has("\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7,"
+              "\"total_tokens\":18}"));
+  CHECK(r.count("data: [DONE]") == 1);
+  auto got = upstream.requests().at(0);
+  CHECK(got.target == "/v1/messages");
+  CHECK(got.headers["x-api-key"] == upstream_key);
+  CHECK(got.headers["anthropic-version"] == "2023-06-01");
+  CHECK(nlohmann::json::parse(got.body)["stream"] == true);
+  // The log line carries the stream's tokens.
+  REQUIRE(gw.wait_for_output("\"completion_tokens\":7"));
+}
+
+TEST_CASE("an upstream that ignores \"stream\" still gives the client a "
+          "stream") {
+  fake_upstream upstream{answer_ok("whole answer")};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
+  auto r = stream_once(gw.port(), "m", true);
+  CHECK(r.head.starts_with("HTTP/1.1 200"));
+  CHECK(r.head.find("text/event-stream") != std::string::npos);
+  CHECK(r.text() == "whole answer");
+  CHECK(r.has("\"usage\""));
+  CHECK(r.count("data: [DONE]") == 1);
+}
+
+TEST_CASE("the echo model streams too") {
+  gateway_process gw{make_config(echo_model, "echo")};
+  auto r = stream_once(gw.port(), "echo", true);
+  CHECK(r.head.starts_with("HTTP/1.1 200"));
+  CHECK(r.head.find("text/event-stream") != std::string::npos);
+  CHECK(r.text() == "hi");
+  CHECK(r.has("\"usage\""));
+  CHECK(r.count("data: [DONE]") == 1);
+}
+
+TEST_CASE("an upstream failure before the first byte is a plain HTTP error") {
+  fake_upstream upstream{[](const fake_request&) {
+    fake_response r;
+    r.status = 503;
+    r.body = R"({"error":{"message":"busy"}})";
+    return r;
+  }};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
+  auto r = stream_once(gw.port(), "m");
+  CHECK(r.head.starts_with("HTTP/1.1 502"));
+  CHECK(r.head.find("application/json") != std::string::npos);
+  CHECK(nlohmann::json::parse(r.body)["error"]["type"] == "upstream_error");
+  upstream.set_handler([](const fake_request&) {
+    fake_response r;
+    r.status = 429;
+    r.headers = {{"Retry-After", "3"}};
+    return r;
+  });
+  auto limited = stream_once(gw.port(), "m");
+  CHECK(limited.head.starts_with("HTTP/1.1 429"));
+  CHECK(limited.head.find("Retry-After: 3") != std::string::npos);
+}
+
+TEST_CASE("a stream that breaks off ends with one error event, never "
+          "[DONE]") {
+  auto chunks = openai_stream({"par", "tial"});
+  chunks.resize(3); // role, "par", "tial": no finish, no [DONE]
+  fake_upstream upstream{stream_with(chunks, false)};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
+  auto r = stream_once(gw.port(), "m");
+  CHECK(r.head.starts_with("HTTP/1.1 200"));
+  CHECK(r.text() == "partial");
+  CHECK(r.count("\"error\"") == 1);
+  CHECK_FALSE(r.has("[DONE]"));
+  CHECK_FALSE(r.has("\"finish_reason\":\"stop\""));
+  CHECK(r.closed);
+  auto health = http_request(gw.port(), "GET", "/health").json();
+  CHECK(health["models"]["m"]["failures"] == 1);
+}
+
+TEST_CASE("an upstream stream that goes quiet is cut at the idle timeout") {
+  auto chunks = openai_stream({"slow"});
+  chunks.resize(2);
+  fake_upstream upstream{stream_with(chunks, true, 10s)};
+  gateway_process gw{make_config(
+    openai_model("m", upstream.base_url(), "    idle_timeout_seconds: 0.3\n"),
+    "m")};
+  auto r = stream_once(gw.port(), "m");
+  CHECK(r.text() == "slow");
+  CHECK(r.has("idle timeout"));
+  CHECK_FALSE(r.has("[DONE]"));
+  CHECK(r.closed);
+  // The gateway closed its side of the upstream connection.
+  CHECK(upstream.wait_for_stream_cut(10s));
+}
+
+TEST_CASE("a client that leaves mid-stream cancels the upstream at once") {
+  fake_upstream upstream{
+    stream_with(openai_stream(std::vector<std::string>(200, "tok"), 25ms))};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
+  {
+    raw_connection conn{gw.port()};
+    REQUIRE(conn.send(stream_request("m")));
+    auto first = conn.read_until("\"tok\"", 10s);
+    REQUIRE(first.find("\"tok\"") != std::string::npos);
+  } // the client closes its connection here
+  CHECK(upstream.wait_for_stream_cut(100ms));
+  auto health = http_request(gw.port(), "GET", "/health").json();
+  CHECK(health["models"]["m"]["failures"] == 0);
+  CHECK(health["models"]["m"]["in_flight"] == 0);
+}
+
+TEST_CASE("a client that does not read is cut, not buffered for") {
+  // 16 MiB of events as fast as the upstream can send them.
+  std::vector<std::string> big(2048, std::string(8192, 'x'));
+  fake_upstream upstream{stream_with(openai_stream(big))};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m",
+                                 "  write_timeout_seconds: 0.5\n")};
+  raw_connection conn{gw.port()};
+  REQUIRE(conn.send(stream_request("m")));
+  // The client reads nothing. The gateway stops reading the upstream when
+  // the client's socket is full, then cuts both after the write timeout.
+  CHECK(upstream.wait_for_stream_cut(20s));
+  CHECK(gw.running());
+  CHECK(http_request(gw.port(), "GET", "/health").status == 200);
+}
+
+TEST_CASE("a flowing stream outlives the request deadline; keep-alive "
+          "holds after it") {
+  fake_upstream upstream{
+    stream_with(openai_stream({"a", "b", "c", "d", "e", "f"}, 100ms))};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m",
+                                 "  request_deadline_seconds: 0.3\n")};
+  raw_connection conn{gw.port()};
+  REQUIRE(conn.send(stream_request("m", false, "keep-alive")));
+  auto first = conn.read_until("data: [DONE]\n\n\r\n0\r\n\r\n", 20s);
+  auto r = split(first, false);
+  CHECK(r.text() == "abcdef");
+  CHECK(r.count("data: [DONE]") == 1);
+  // The same connection serves the next request.
+  REQUIRE(conn.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(conn.read_until("\"status\"", 10s).starts_with("HTTP/1.1 200"));
+}
