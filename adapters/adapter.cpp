@@ -78,6 +78,11 @@ api_error upstream_error(const upstream_result& result,
                          const model_config& model) {
   api_error err;
   const auto& alias = model.alias;
+  if (result.client_gone) {
+    err.code = errc::client_closed;
+    err.message = "The client closed the connection";
+    return err;
+  }
   if (result.failure == upstream_failure::cancelled) {
     err.code = errc::overloaded;
     err.message = "The gateway is shutting down; retry the request";
@@ -164,6 +169,21 @@ namespace {
 constexpr auto json_replace = nlohmann::ordered_json::error_handler_t::replace;
 
 } // namespace
+
+upstream_request json_post(const model_config& model, std::string_view path,
+                           std::string body) {
+  upstream_request out;
+  out.target = model.target;
+  out.ca_file = model.ca_file;
+  out.method = "POST";
+  out.path = model.target.base_path + std::string{path};
+  out.headers.push_back({"Content-Type", "application/json"});
+  out.headers.push_back({"Accept", "application/json"});
+  out.body = std::move(body);
+  out.connect_timeout = to_ms(model.connect_timeout);
+  out.timeout = to_ms(model.timeout);
+  return out;
+}
 
 std::string body_with_model(const chat_payload& request,
                             std::string_view model) {

@@ -75,6 +75,11 @@ std::string scrubbed(std::string text, const model_config& model,
 bool is_model_failure(const upstream_result& result);
 
 /// Serialises `request` with `model` replaced, without copying the request.
+/// A JSON POST to `path` under the model's base_url, with its timeouts and
+/// CA file; the adapter adds the credentials.
+upstream_request json_post(const model_config& model, std::string_view path,
+                           std::string body);
+
 /// The request body with `model` set to the provider's id: the received
 /// bytes with one field spliced when possible, else the document
 /// re-serialised (without copying it).

@@ -119,6 +119,33 @@ struct upstream_pool::tls_contexts {
 
 namespace {
 
+/// Writes the request; on failure returns what went wrong and sets
+/// `retryable` when the peer had closed the connection.
+template <class Stream>
+net::awaitable<std::optional<upstream_result>>
+send_request(Stream& stream, beast::tcp_stream& lowest,
+             const upstream_request& req, clock_type::time_point deadline,
+             bool& retryable) {
+  auto verb = bhttp::string_to_verb(req.method);
+  bhttp::request<bhttp::string_body> msg{verb, req.path, 11};
+  msg.set(bhttp::field::host, req.target.host_header());
+  msg.set(bhttp::field::user_agent, "pw-router/" PW_VERSION);
+  for (const auto& h : req.headers)
+    msg.set(h.name, h.value);
+  msg.body() = req.body;
+  msg.prepare_payload();
+  lowest.expires_at(deadline);
+  auto [ec, written] = co_await bhttp::async_write(stream, msg, nothrow);
+  if (!ec)
+    co_return std::nullopt;
+  if (ec == beast::error::timeout)
+    co_return failure(upstream_failure::timeout,
+                      "timed out sending the request");
+  retryable = is_closed(ec);
+  co_return failure(upstream_failure::protocol,
+                    "sending the request failed: " + ec.message());
+}
+
 /// Writes the request and reads the whole response on an open connection.
 /// Sets `reusable` if the connection may go back to the pool, and
 /// `retryable` if it failed before any response byte because the peer had
@@ -130,24 +157,9 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
          bool& reusable, bool& retryable) {
   reusable = false;
   retryable = false;
-  auto verb = bhttp::string_to_verb(req.method);
-  bhttp::request<bhttp::string_body> msg{verb, req.path, 11};
-  msg.set(bhttp::field::host, req.target.host_header());
-  msg.set(bhttp::field::user_agent, "pw-router/" PW_VERSION);
-  for (const auto& h : req.headers)
-    msg.set(h.name, h.value);
-  msg.body() = req.body;
-  msg.prepare_payload();
-  lowest.expires_at(deadline);
-  auto [wec, written] = co_await bhttp::async_write(stream, msg, nothrow);
-  if (wec) {
-    if (wec == beast::error::timeout)
-      co_return failure(upstream_failure::timeout,
-                        "timed out sending the request");
-    retryable = is_closed(wec);
-    co_return failure(upstream_failure::protocol,
-                      "sending the request failed: " + wec.message());
-  }
+  if (auto failed
+      = co_await send_request(stream, lowest, req, deadline, retryable))
+    co_return std::move(*failed);
   // Interim 1xx answers (100 Continue, 103 Early Hints) are skipped: only a
   // final response completes the exchange, so one client's answer can never
   // be left in a pooled connection for the next.
@@ -193,7 +205,8 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
   co_return r;
 }
 
-/// Largest error body read from a streaming request's non-2xx answer.
+/// Largest error body read from a streaming request's non-2xx answer (a
+/// whole 2xx answer may be as large as any other response).
 constexpr size_t max_stream_error_bytes = 1024 * 1024;
 
 /// The streaming variant of exchange(): writes the request, waits for the
@@ -227,26 +240,9 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
     g.client_gone = true;
     return g;
   };
-  auto verb = bhttp::string_to_verb(req.method);
-  bhttp::request<bhttp::string_body> msg{verb, req.path, 11};
-  msg.set(bhttp::field::host, req.target.host_header());
-  msg.set(bhttp::field::user_agent, "pw-router/" PW_VERSION);
-  for (const auto& h : req.headers)
-    msg.set(h.name, h.value);
-  msg.body() = req.body;
-  msg.prepare_payload();
-  lowest.expires_at(deadline);
-  auto [wec, written] = co_await bhttp::async_write(stream, msg, nothrow);
-  if (wec) {
-    if (sink.client_gone())
-      co_return gone();
-    if (wec == beast::error::timeout)
-      co_return failure(upstream_failure::timeout,
-                        "timed out sending the request");
-    retryable = is_closed(wec);
-    co_return failure(upstream_failure::protocol,
-                      "sending the request failed: " + wec.message());
-  }
+  if (auto failed
+      = co_await send_request(stream, lowest, req, deadline, retryable))
+    co_return sink.client_gone() ? gone() : std::move(*failed);
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
   for (;;) {
     parser.emplace();
@@ -300,6 +296,9 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
     = r.content_type.find("text/event-stream") != std::string::npos;
   if (r.status < 200 || r.status >= 300 || !event_stream) {
     // Not a stream: read the answer whole, for the SESSION.
+    auto limit = r.status >= 200 && r.status < 300
+                   ? upstream_pool::max_response_bytes
+                   : max_stream_error_bytes;
     while (!parser->is_done()) {
       auto [ec, n] = co_await read_piece();
       if (ec) {
@@ -311,12 +310,12 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
         co_return failure(upstream_failure::protocol,
                           "reading the response failed: " + ec.message());
       }
-      if (r.body.size() + n > max_stream_error_bytes)
+      if (r.body.size() + n > limit)
         co_return failure(upstream_failure::protocol,
                           "the response body is too large");
       r.body.append(piece.data(), n);
     }
-    reusable = head.keep_alive() && buffer.size() == 0;
+    reusable = head.keep_alive() && !head.need_eof() && buffer.size() == 0;
     co_return r;
   }
   // -- relay: the client gets 200 only now ------------------------------------

@@ -6,6 +6,7 @@
 #include "core/json_get.hpp"
 #include "core/json_text.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_map>
 
@@ -348,9 +349,13 @@ caf::expected<json> to_messages_request(const json& request,
     }
   if (auto stop = request.find("stop");
       stop != request.end() && !stop->is_null()) {
+    auto strings = [](const json& list) {
+      return std::all_of(list.begin(), list.end(),
+                         [](const json& x) { return x.is_string(); });
+    };
     if (stop->is_string())
       out["stop_sequences"] = json::array({*stop});
-    else if (stop->is_array())
+    else if (stop->is_array() && strings(*stop))
       out["stop_sequences"] = *stop;
     else
       return invalid("'stop' must be a string or an array of strings.", "stop");
@@ -645,23 +650,13 @@ anthropic_adapter::to_provider_request(const chat_payload& request,
   auto body = to_messages_request(request.json(), model);
   if (!body)
     return body.error();
-  upstream_request out;
-  out.target = model.target;
-  out.ca_file = model.ca_file;
-  out.method = "POST";
-  out.path = model.target.base_path + std::string{wire::messages_path};
-  out.headers.push_back({"Content-Type", "application/json"});
-  out.headers.push_back({"Accept", body->contains("stream")
-                                     ? "text/event-stream"
-                                     : "application/json"});
+  auto out = json_post(model, wire::messages_path,
+                       body->dump(-1, ' ', false, replace));
   out.headers.push_back(
     {std::string{wire::version_header}, std::string{wire::version}});
   if (!model.api_key.empty())
     out.headers.push_back(
       {std::string{wire::key_header}, model.api_key.reveal()});
-  out.body = body->dump(-1, ' ', false, replace);
-  out.connect_timeout = to_ms(model.connect_timeout);
-  out.timeout = to_ms(model.timeout);
   return out;
 }
 

@@ -195,21 +195,13 @@ caf::error malformed(const model_config& model, const char* why) {
 caf::expected<upstream_request>
 openai_adapter::to_provider_request(const chat_payload& request,
                                     const model_config& model) const {
-  upstream_request out;
-  out.target = model.target;
-  out.ca_file = model.ca_file;
-  out.method = "POST";
-  out.path = model.target.base_path + std::string{wire::chat_path};
-  out.headers.push_back({"Content-Type", "application/json"});
-  out.headers.push_back({"Accept", "application/json"});
+  // Every field the client sent goes through; only the model id changes.
+  auto out
+    = json_post(model, wire::chat_path, body_with_model(request, model.model));
   // A model without a key (self-hosted vLLM, Ollama) sends no credentials.
   if (!model.api_key.empty())
     out.headers.push_back(
       {"Authorization", "Bearer " + model.api_key.reveal()});
-  // Every field the client sent goes through; only the model id changes.
-  out.body = body_with_model(request, model.model);
-  out.connect_timeout = to_ms(model.connect_timeout);
-  out.timeout = to_ms(model.timeout);
   return out;
 }
 
