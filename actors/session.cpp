@@ -102,7 +102,7 @@ bool is_success(const upstream_result& r) {
 /// only facts for the log line and the keep-alive decision.
 http_reply streamed_reply(const upstream_result& r, std::string model) {
   http_reply reply;
-  reply.status = r.status;
+  reply.status = 200; // what the client got, whatever 2xx the upstream sent
   reply.streamed = true;
   reply.stream_complete = r.summary.complete && !r.client_gone;
   reply.model = std::move(model);
@@ -110,6 +110,10 @@ http_reply streamed_reply(const upstream_result& r, std::string model) {
   reply.upstream_time = r.elapsed;
   reply.prompt_tokens = r.summary.prompt_tokens;
   reply.completion_tokens = r.summary.completion_tokens;
+  if (r.client_gone)
+    reply.log_error = "client_closed";
+  else if (!r.summary.complete)
+    reply.log_error = "stream_failed";
   return reply;
 }
 
@@ -201,6 +205,9 @@ void call_model(session_ptr self, route_decision d) {
     request->stream = adapter.make_stream_decoder(st.decision->settings,
                                                   stream_options_of(self));
     request->idle_timeout = to_ms(model.idle_timeout);
+    for (auto& h : request->headers)
+      if (h.name == "Accept")
+        h.value = "text/event-stream";
   }
   // No timer here: the io thread bounds the call by the model's timeout and
   // the whole request by server.request_deadline_seconds.

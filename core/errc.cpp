@@ -10,8 +10,6 @@ std::string_view to_string(errc x) {
     return "none";
   case errc::invalid_request:
     return "invalid_request";
-  case errc::unsupported:
-    return "unsupported";
   case errc::missing_api_key:
     return "missing_api_key";
   case errc::invalid_api_key:
@@ -46,6 +44,8 @@ std::string_view to_string(errc x) {
     return "overloaded";
   case errc::deadline_exceeded:
     return "deadline_exceeded";
+  case errc::client_closed:
+    return "client_closed";
   case errc::internal:
     return "internal";
   case errc::invalid_config:

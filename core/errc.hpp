@@ -20,8 +20,6 @@ enum class errc : uint8_t {
   none = 0,
   /// The request body is not valid JSON, not an object, or a field is wrong.
   invalid_request,
-  /// The request asks for something this build does not do yet.
-  unsupported,
   /// No `Authorization` header, or one that is not `Bearer <token>`.
   missing_api_key,
   /// A bearer token that matches no configured key.
@@ -56,6 +54,9 @@ enum class errc : uint8_t {
   overloaded,
   /// The request's total deadline passed.
   deadline_exceeded,
+  /// The client closed its connection before the answer (logged as 499;
+  /// nobody reads the body).
+  client_closed,
   /// A bug or a dead actor: the gateway could not finish the request.
   internal,
   /// A configuration file is invalid (startup and --check-config only).

@@ -60,6 +60,9 @@ struct http_reply {
   /// nothing, only log (and close unless `stream_complete`).
   bool streamed = false;
   bool stream_complete = false;
+  /// For the log line of a streamed answer that did not end well
+  /// ("stream_failed", "client_closed"); empty otherwise.
+  std::string log_error;
   std::optional<api_error> error;
   /// Extra response headers (Allow, WWW-Authenticate, ...).
   std::vector<header_field> headers;

@@ -9,7 +9,6 @@ namespace {
 constexpr error_row table[] = {
   {errc::none, 500, "internal_error", "internal_error"},
   {errc::invalid_request, 400, "invalid_request_error", "invalid_request"},
-  {errc::unsupported, 400, "invalid_request_error", "unsupported"},
   {errc::missing_api_key, 401, "authentication_error", "missing_api_key"},
   {errc::invalid_api_key, 401, "authentication_error", "invalid_api_key"},
   {errc::model_not_allowed, 403, "permission_error", "model_not_allowed"},
@@ -30,6 +29,7 @@ constexpr error_row table[] = {
   {errc::no_model_available, 503, "service_unavailable", "no_model_available"},
   {errc::overloaded, 503, "service_unavailable", "overloaded"},
   {errc::deadline_exceeded, 504, "timeout_error", "deadline_exceeded"},
+  {errc::client_closed, 499, "client_closed", "client_closed"},
   {errc::internal, 500, "internal_error", "internal_error"},
   {errc::invalid_config, 500, "internal_error", "invalid_config"},
 };

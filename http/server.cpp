@@ -156,7 +156,13 @@ response_t make_response(http_reply& reply, const std::string& request_id,
     res.set(bhttp::field::cache_control, "no-store");
   for (const auto& h : reply.headers)
     res.set(h.name, h.value);
-  if (head) {
+  bool event_stream = !reply.error && reply.content_type == "text/event-stream";
+  if (event_stream) {
+    // Sent like a relayed stream: chunked, no length, not cached.
+    res.set(bhttp::field::cache_control, "no-cache");
+    res.body() = std::move(reply.body);
+    res.chunked(true);
+  } else if (head) {
     res.content_length(reply.body.size());
   } else {
     res.body() = std::move(reply.body);
@@ -192,6 +198,8 @@ void log_request(const request_log& info, const http_reply& reply) {
       .num("completion_tokens", reply.completion_tokens);
   if (reply.error)
     out.str("error", to_string(reply.error->code));
+  else if (!reply.log_error.empty())
+    out.str("error", reply.log_error);
   out.write();
 }
 

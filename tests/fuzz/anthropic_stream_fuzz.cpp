@@ -1,5 +1,6 @@
 // Fuzz target: the Anthropic stream translator, fed the input in two
-// pieces (the first byte picks the split).
+// pieces. The first byte picks the split (and include_usage) and is not
+// part of the stream (corpus files start with one such byte).
 
 #include "adapters/anthropic/anthropic_adapter.hpp"
 

@@ -1,5 +1,6 @@
 // Fuzz target: the SSE parser and the OpenAI stream pass-through, fed the
-// input in two pieces (the first byte picks the split).
+// input in two pieces. The first byte picks the split and is not part of
+// the stream (corpus files start with one such byte).
 
 #include "adapters/adapter.hpp"
 #include "adapters/sse.hpp"

@@ -173,6 +173,8 @@ TEST_CASE("the echo model streams too") {
   auto r = stream_once(gw.port(), "echo", true);
   CHECK(r.head.starts_with("HTTP/1.1 200"));
   CHECK(r.head.find("text/event-stream") != std::string::npos);
+  CHECK(r.head.find("Content-Length") == std::string::npos);
+  CHECK(r.head.find("Cache-Control: no-cache") != std::string::npos);
   CHECK(r.text() == "hi");
   CHECK(r.has("\"usage\""));
   CHECK(r.count("data: [DONE]") == 1);
@@ -216,6 +218,9 @@ TEST_CASE("a stream that breaks off ends with one error event, never "
   CHECK(r.closed);
   auto health = http_request(gw.port(), "GET", "/health").json();
   CHECK(health["models"]["m"]["failures"] == 1);
+  // The log line says the client got 200 and the stream failed.
+  CHECK(gw.wait_for_output("\"status\":200"));
+  CHECK(gw.wait_for_output("\"error\":\"stream_failed\""));
 }
 
 TEST_CASE("an upstream stream that goes quiet is cut at the idle timeout") {
@@ -245,6 +250,7 @@ TEST_CASE("a client that leaves mid-stream cancels the upstream at once") {
     REQUIRE(first.find("\"tok\"") != std::string::npos);
   } // the client closes its connection here
   CHECK(upstream.wait_for_stream_cut(100ms));
+  CHECK(gw.wait_for_output("\"error\":\"client_closed\""));
   auto health = http_request(gw.port(), "GET", "/health").json();
   CHECK(health["models"]["m"]["failures"] == 0);
   CHECK(health["models"]["m"]["in_flight"] == 0);

@@ -1,6 +1,8 @@
-// The official `openai` npm client against the real pw-router binary: a
-// non-streaming chat on the echo model and on an OpenAI-compatible fake
-// upstream, the models list, and the SDK's error classes for our envelope.
+// The official `openai` npm client against the real pw-router binary: chats
+// on the echo model, an OpenAI-compatible and an Anthropic fake upstream,
+// streamed and not (same text and finish reason both ways), a tool-calling
+// round trip through the Anthropic model, the models list, and the SDK's
+// error classes for our envelope.
 //
 // Usage: node openai_client_test.mjs /path/to/pw-router
 // Needs `npm ci` in this folder (make test does it).
