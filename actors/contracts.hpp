@@ -46,6 +46,15 @@ constexpr health health_v{};
 /// An upstream exchange finished (io thread -> SESSION).
 using upstream = caf::atom_constant<caf::atom("upstream")>;
 constexpr upstream upstream_v{};
+/// Time for a MODEL's health check (MODEL to itself).
+using probe = caf::atom_constant<caf::atom("probe")>;
+constexpr probe probe_v{};
+/// A health check finished (io thread -> MODEL).
+using checked = caf::atom_constant<caf::atom("checked")>;
+constexpr checked checked_v{};
+/// Time for a SESSION's next attempt after a backoff (SESSION to itself).
+using retry = caf::atom_constant<caf::atom("retry")>;
+constexpr retry retry_v{};
 using get = caf::get_atom;
 constexpr get get_v{};
 using update = caf::update_atom;
@@ -74,6 +83,11 @@ struct admission {
   /// Why not, when refused (e.g. "circuit open").
   std::string reason;
   model_config_ptr settings;
+  /// Refused by an open breaker: milliseconds until it admits a probe.
+  int64_t retry_after_ms = 0;
+  /// Admitted as the half-open breaker's single probe: the outcome report
+  /// must say so.
+  bool probe = false;
 };
 
 /// How an admitted call ended.
@@ -97,6 +111,8 @@ struct call_outcome {
   int64_t latency_us = 0;
   /// Failure summary for /health; never contains secrets.
   std::string error;
+  /// Echoes admission::probe.
+  bool probe = false;
 };
 
 std::string to_string(call_result x);
@@ -104,7 +120,7 @@ std::string to_string(call_result x);
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
   return f(caf::meta::type_name("call_outcome"), x.result, x.status,
-           x.latency_us, x.error);
+           x.latency_us, x.error, x.probe);
 }
 
 /// MODEL -> SUPERVISOR: one model's state for /health.
@@ -124,6 +140,13 @@ struct model_status {
   std::string last_error;
   int64_t last_latency_us = 0;
   int64_t mean_latency_us = 0;
+  int64_t p50_latency_us = 0;
+  int64_t p99_latency_us = 0;
+  uint32_t consecutive_failures = 0;
+  /// Last health check: when (RFC 3339, "" if none yet), and its result.
+  std::string last_check;
+  bool last_check_ok = false;
+  std::string last_check_error;
 };
 
 template <class Inspector>
@@ -131,7 +154,9 @@ typename Inspector::result_type inspect(Inspector& f, model_status& x) {
   return f(caf::meta::type_name("model_status"), x.alias, x.provider, x.model,
            x.circuit, x.in_flight, x.requests, x.successes, x.failures,
            x.rejected, x.cancelled, x.last_status, x.last_error,
-           x.last_latency_us, x.mean_latency_us);
+           x.last_latency_us, x.mean_latency_us, x.p50_latency_us,
+           x.p99_latency_us, x.consecutive_failures, x.last_check,
+           x.last_check_ok, x.last_check_error);
 }
 
 /// SUPERVISOR -> io thread: every model's state, in config order.
@@ -172,7 +197,11 @@ using model_actor = caf::typed_actor<
   // Records how an admitted call ended (releases its in-flight slot).
   caf::reacts_to<atom::outcome, call_outcome>,
   // Reports the model's state for /health.
-  caf::replies_to<atom::status>::with<model_status>>;
+  caf::replies_to<atom::status>::with<model_status>,
+  // INTERNAL: runs one health check and re-arms the timer.
+  caf::reacts_to<atom::probe>,
+  // INTERNAL: a health check finished (from the io thread).
+  caf::reacts_to<atom::checked, upstream_result>>;
 
 /// One model of a route: its alias and its actor.
 struct candidate {
@@ -185,6 +214,8 @@ struct route_decision {
   std::string alias;
   model_actor model;
   model_config_ptr settings;
+  /// Admitted as the half-open probe (echoed in the outcome).
+  bool probe = false;
   /// Candidates after the chosen one, in order (for fallback).
   std::vector<candidate> remaining;
 };
@@ -210,15 +241,17 @@ using supervisor_actor = caf::typed_actor<
 /// The SESSION actor interface: one per chat request. It is spawned by an io
 /// thread and drives pre stage -> resolve -> upstream call -> outcome ->
 /// post stage -> reply.
-/// The request's total deadline is kept by the io thread (the bridge), so a
-/// SESSION arms no timer of its own.
+/// The request's total deadline is kept by the io thread (the bridge); a
+/// SESSION arms a timer only to back off before a retry.
 using session_actor = caf::typed_actor<
   // An upstream exchange finished; the SESSION decides what the client gets
   // (sent from the io thread).
   caf::reacts_to<atom::upstream, upstream_result>,
   // The io thread already answered the client with a successful response
   // (no post stage had to see it); record this outcome and end.
-  caf::reacts_to<atom::outcome, call_outcome>>;
+  caf::reacts_to<atom::outcome, call_outcome>,
+  // INTERNAL: the backoff before retrying the same model is over.
+  caf::reacts_to<atom::retry>>;
 
 } // namespace pw::actors
 

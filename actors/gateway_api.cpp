@@ -35,8 +35,18 @@ std::string render_health(const health_report& report) {
       {"last_error", m.last_error.empty()
                        ? nlohmann::ordered_json(nullptr)
                        : nlohmann::ordered_json(m.last_error)},
+      {"consecutive_failures", m.consecutive_failures},
       {"last_latency_ms", static_cast<double>(m.last_latency_us) / 1000.0},
       {"mean_latency_ms", static_cast<double>(m.mean_latency_us) / 1000.0},
+      {"p50_latency_ms", static_cast<double>(m.p50_latency_us) / 1000.0},
+      {"p99_latency_ms", static_cast<double>(m.p99_latency_us) / 1000.0},
+      {"last_check", m.last_check.empty()
+                       ? nlohmann::ordered_json(nullptr)
+                       : nlohmann::ordered_json(m.last_check)},
+      {"last_check_ok", m.last_check_ok},
+      {"last_check_error", m.last_check_error.empty()
+                             ? nlohmann::ordered_json(nullptr)
+                             : nlohmann::ordered_json(m.last_check_error)},
     };
   }
   nlohmann::ordered_json body = {

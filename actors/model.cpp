@@ -1,6 +1,10 @@
 #include "actors/model.hpp"
 
+#include "adapters/adapter.hpp"
+#include "core/log.hpp"
+
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 
 namespace pw::actors {
 
@@ -40,14 +44,15 @@ void model_state::record(const call_outcome& x) {
   }
   last_latency_us = x.latency_us;
   total_latency_us += x.latency_us;
+  latencies.add(x.latency_us);
 }
 
-model_status model_state::status() const {
+model_status model_state::status(circuit_breaker::clock::time_point now) const {
   model_status out;
   out.alias = settings->alias;
   out.provider = std::string{to_string(settings->provider)};
   out.model = settings->model;
-  out.circuit = "closed";
+  out.circuit = std::string{to_string(breaker.state(now))};
   out.in_flight = in_flight;
   out.requests = requests;
   out.successes = successes;
@@ -60,24 +65,137 @@ model_status model_state::status() const {
   auto finished = successes + failures + rejected;
   out.mean_latency_us
     = finished == 0 ? 0 : total_latency_us / static_cast<int64_t>(finished);
+  out.p50_latency_us = latencies.quantile(0.5);
+  out.p99_latency_us = latencies.quantile(0.99);
+  out.consecutive_failures = breaker.consecutive_failures();
+  out.last_check = last_check;
+  out.last_check_ok = last_check_ok;
+  out.last_check_error = last_check_error;
   return out;
 }
 
+namespace {
+
+using model_ptr = model_actor::stateful_pointer<model_state>;
+
+/// Logs a breaker transition (the actor's log line reads as a trace).
+void log_transition(model_ptr self, std::string_view cause) {
+  auto& st = self->state;
+  if (!st.breaker.changed())
+    return;
+  auto state = st.breaker.state(self->clock().now());
+  log::write(state == circuit_state::closed ? log_level::info
+                                            : log_level::warning,
+             "breaker",
+             {{"model", st.settings->alias},
+              {"circuit", to_string(state)},
+              {"cause", cause},
+              {"consecutive_failures", st.breaker.consecutive_failures()}});
+}
+
+void run_check(model_ptr self) {
+  auto& st = self->state;
+  if (st.check_in_flight || !st.check)
+    return;
+  const auto& m = *st.settings;
+  auto req = adapters::adapter_for(m.provider).health_request(m);
+  if (!req)
+    return;
+  req->connect_timeout = std::min(req->connect_timeout, st.check_timeout);
+  req->timeout = st.check_timeout;
+  req->first_byte_timeout = st.check_timeout;
+  st.check_in_flight = true;
+  auto handle = caf::actor_cast<model_actor>(self);
+  st.check(std::move(*req), [handle](upstream_result r) {
+    caf::anon_send(handle, atom::checked_v, std::move(r));
+  });
+}
+
+void on_checked(model_ptr self, const upstream_result& r) {
+  auto& st = self->state;
+  st.check_in_flight = false;
+  st.last_check = log::timestamp();
+  auto now = self->clock().now();
+  if (r.failure == upstream_failure::cancelled)
+    return;
+  st.last_check_ok
+    = r.failure == upstream_failure::none && r.status >= 200 && r.status < 300;
+  if (st.last_check_ok) {
+    st.last_check_error.clear();
+    st.breaker.health_success();
+    log_transition(self, "health check passed");
+    return;
+  }
+  st.last_check_error = r.failure != upstream_failure::none
+                          ? std::string{to_string(r.failure)} + ": " + r.detail
+                          : "HTTP " + std::to_string(r.status);
+  st.breaker.health_failure(now);
+  log_transition(self, "health check failed");
+}
+
+} // namespace
+
 model_actor::behavior_type
 model(model_actor::stateful_pointer<model_state> self,
-      model_config_ptr settings) {
-  self->state.settings = std::move(settings);
+      model_config_ptr settings, health_config health, upstream_fn check) {
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  st.breaker = circuit_breaker{breaker_settings{
+    health.unhealthy_threshold, health.healthy_threshold,
+    std::chrono::duration_cast<circuit_breaker::clock::duration>(
+      health.cooldown)}};
+  st.check = std::move(check);
+  st.check_interval = to_ms(health.check_interval);
+  st.check_timeout = to_ms(health.check_timeout);
+  // The first check runs at once, then one every interval: one timer per
+  // model, never per request.
+  if (st.check && st.check_interval.count() > 0)
+    self->send(self, atom::probe_v);
   return {
-    [=](atom::admit, const admit_request&) -> admission {
-      // The breaker (resilience work) will refuse here; for now every call
-      // is admitted and counted.
+    [self](atom::admit, const admit_request&) -> admission {
       auto& st = self->state;
+      auto now = self->clock().now();
+      if (st.settings->max_concurrent > 0
+          && st.in_flight >= st.settings->max_concurrent)
+        return admission{false, "at max_concurrent", st.settings, 0, false};
+      bool probe = false;
+      if (!st.breaker.try_admit(now, probe)) {
+        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+          st.breaker.retry_at() - now);
+        return admission{false, "circuit open", st.settings,
+                         std::max<int64_t>(wait.count(), 1), false};
+      }
+      log_transition(self, "cooldown over: probing");
       ++st.in_flight;
       ++st.requests;
-      return admission{true, {}, st.settings};
+      return admission{true, {}, st.settings, 0, probe};
     },
-    [=](atom::outcome, const call_outcome& x) { self->state.record(x); },
-    [=](atom::status) { return self->state.status(); },
+    [self](atom::outcome, const call_outcome& x) {
+      auto& st = self->state;
+      st.record(x);
+      auto now = self->clock().now();
+      switch (x.result) {
+      case call_result::success:
+      case call_result::rejected:
+        // A 4xx still proves the upstream answers.
+        st.breaker.record_success(x.probe);
+        log_transition(self, "request succeeded");
+        break;
+      case call_result::failure:
+        st.breaker.record_failure(now, x.probe);
+        log_transition(self, x.error);
+        break;
+      case call_result::cancelled:
+        st.breaker.record_cancelled(x.probe);
+        break;
+      }
+    },
+    [self](atom::status) { return self->state.status(self->clock().now()); },
+    [self](atom::probe) {
+      run_check(self);
+      self->delayed_send(self, self->state.check_interval, atom::probe_v);
+    },
+    [self](atom::checked, const upstream_result& r) { on_checked(self, r); },
   };
 }
 

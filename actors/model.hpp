@@ -1,11 +1,13 @@
 #pragma once
 
-// The MODEL actor: one per configured model. It owns the model's admission
-// decision, in-flight count and counters; the resilience work adds the
-// circuit breaker and the health loop here.
+// The MODEL actor: one per configured model. It owns the model's circuit
+// breaker, its admission decision (breaker, max_concurrent), its health
+// loop, its in-flight count and the counters /health shows.
 
 #include "actors/contracts.hpp"
+#include "core/circuit_breaker.hpp"
 #include "core/config.hpp"
+#include "core/latency_window.hpp"
 
 #include <cstdint>
 #include <string>
@@ -15,8 +17,19 @@ namespace pw::actors {
 struct model_state {
   static inline const char* name = "model";
 
+  explicit model_state(breaker_settings b = {}) : breaker(b) {
+    // nop
+  }
+
   /// The model's validated settings, shared with SESSIONs it admits.
   model_config_ptr settings;
+  circuit_breaker breaker;
+  /// Runs health checks on an io thread (empty: no checks).
+  upstream_fn check;
+  /// Time between health checks (0: none).
+  std::chrono::milliseconds check_interval{0};
+  std::chrono::milliseconds check_timeout{5000};
+  bool check_in_flight = false;
   /// Admitted calls whose outcome has not arrived.
   uint64_t in_flight = 0;
   uint64_t requests = 0;
@@ -30,17 +43,23 @@ struct model_state {
   int64_t last_latency_us = 0;
   /// Sum of latencies of finished calls, for the mean.
   int64_t total_latency_us = 0;
+  latency_window<> latencies;
+  std::string last_check;
+  bool last_check_ok = false;
+  std::string last_check_error;
 
-  /// Applies one outcome to the counters.
+  /// Applies one outcome to the counters (not to the breaker).
   void record(const call_outcome& x);
 
-  /// The state as /health shows it.
-  [[nodiscard]] model_status status() const;
+  /// The state as /health shows it at `now`.
+  [[nodiscard]] model_status
+  status(circuit_breaker::clock::time_point now) const;
 };
 
-/// Spawn function of the MODEL actor.
+/// Spawn function of the MODEL actor. `check` runs its health checks (pass
+/// an empty function for none); `health` gives thresholds and intervals.
 model_actor::behavior_type
 model(model_actor::stateful_pointer<model_state> self,
-      model_config_ptr settings);
+      model_config_ptr settings, health_config health, upstream_fn check);
 
 } // namespace pw::actors

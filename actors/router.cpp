@@ -18,17 +18,21 @@ using decision_promise = caf::typed_response_promise<route_decision>;
 /// Asks candidates[i], then the next ones, until one admits.
 void admit_from(router_ptr self, decision_promise rp,
                 std::shared_ptr<const std::vector<std::string>> candidates,
-                size_t i, std::string request_id) {
+                size_t i, std::string request_id, int64_t soonest_ms) {
   if (i == candidates->size()) {
+    // Nobody admitted: tell the client when the first breaker reopens.
+    auto secs = soonest_ms > 0 ? (soonest_ms + 999) / 1000 : 1;
     rp.deliver(make_retry_error(errc::no_model_available,
-                                "All models of the route are unavailable", 1));
+                                "No model of the route is available now "
+                                "(circuit open or at capacity)",
+                                static_cast<uint32_t>(secs)));
     return;
   }
   const auto& alias = (*candidates)[i];
   auto it = self->state.models.find(alias);
   if (it == self->state.models.end()) {
     admit_from(self, std::move(rp), std::move(candidates), i + 1,
-               std::move(request_id));
+               std::move(request_id), soonest_ms);
     return;
   }
   auto handle = it->second;
@@ -38,13 +42,18 @@ void admit_from(router_ptr self, decision_promise rp,
     .then(
       [=](admission& a) mutable {
         if (!a.admitted) {
-          admit_from(self, rp, candidates, i + 1, request_id);
+          auto soonest = soonest_ms;
+          if (a.retry_after_ms > 0
+              && (soonest == 0 || a.retry_after_ms < soonest))
+            soonest = a.retry_after_ms;
+          admit_from(self, rp, candidates, i + 1, request_id, soonest);
           return;
         }
         route_decision d;
         d.alias = alias;
         d.model = handle;
         d.settings = std::move(a.settings);
+        d.probe = a.probe;
         for (size_t j = i + 1; j < candidates->size(); ++j) {
           auto m = self->state.models.find((*candidates)[j]);
           if (m != self->state.models.end())
@@ -54,7 +63,7 @@ void admit_from(router_ptr self, decision_promise rp,
       },
       [=](caf::error&) mutable {
         // A MODEL that does not answer is skipped like a refusing one.
-        admit_from(self, rp, candidates, i + 1, request_id);
+        admit_from(self, rp, candidates, i + 1, request_id, soonest_ms);
       });
 }
 
@@ -100,7 +109,7 @@ router(router_actor::stateful_pointer<router_state> self,
       admit_from(self, rp,
                  std::make_shared<const std::vector<std::string>>(
                    std::move(*candidates)),
-                 0, std::move(req.request_id));
+                 0, std::move(req.request_id), 0);
       return rp;
     },
     [=](atom::update, const std::string& alias, model_actor& handle) {

@@ -5,6 +5,8 @@
 
 #include <caf/all.hpp>
 
+#include <random>
+
 namespace pw::actors {
 
 namespace {
@@ -20,6 +22,7 @@ void report(session_ptr self, call_outcome x) {
   if (!st.outcome_pending || !st.decision)
     return;
   st.outcome_pending = false;
+  x.probe = st.decision->probe;
   self->send(st.decision->model, atom::outcome_v, std::move(x));
 }
 
@@ -128,6 +131,78 @@ call_outcome stream_outcome(const upstream_result& r) {
           "stream: " + r.summary.error};
 }
 
+void next_candidate(session_ptr self);
+
+/// Every attempt failed (or none could start): the client gets the last
+/// failure when there was one attempt, a 429 relayed when the last failure
+/// was the provider's rate limit, else a 502 summarising each attempt.
+void give_up(session_ptr self) {
+  auto& st = self->state;
+  if (!st.last_error) {
+    finish_with(self, error_of(errc::deadline_exceeded,
+                               "The request ran out of time before any model "
+                               "could be tried"));
+    return;
+  }
+  auto err = std::move(*st.last_error);
+  if (st.attempts.size() > 1 && err.code != errc::upstream_rate_limited) {
+    std::string text = "Every model of the route failed: ";
+    for (size_t i = 0; i < st.attempts.size(); ++i) {
+      if (i > 0)
+        text += "; ";
+      text += st.attempts[i];
+    }
+    err = error_of(errc::upstream_failed, std::move(text));
+  }
+  http_reply reply;
+  reply.error = std::move(err);
+  reply.upstream_status = st.last_status;
+  finish(self, std::move(reply));
+}
+
+void call_model(session_ptr self, route_decision d);
+
+/// Asks `c`'s MODEL for admission and calls it, or moves on.
+void admit_and_call(session_ptr self, candidate c) {
+  auto alias = c.alias;
+  auto handle = c.model;
+  self
+    ->request(handle, caf::infinite, atom::admit_v,
+              admit_request{self->state.ctx.request_id})
+    .then(
+      [self, alias, handle](admission& a) {
+        if (!a.admitted) {
+          self->state.attempts.push_back(alias + ": skipped (" + a.reason
+                                         + ")");
+          next_candidate(self);
+          return;
+        }
+        route_decision d;
+        d.alias = alias;
+        d.model = handle;
+        d.settings = std::move(a.settings);
+        d.probe = a.probe;
+        call_model(self, std::move(d));
+      },
+      [self, alias](caf::error&) {
+        self->state.attempts.push_back(alias + ": skipped (not responding)");
+        next_candidate(self);
+      });
+}
+
+/// Falls back to the next candidate of the route, if time is left.
+void next_candidate(session_ptr self) {
+  auto& st = self->state;
+  st.retries = 0;
+  if (st.remaining.empty() || steady_clock::now() >= st.ctx.deadline) {
+    give_up(self);
+    return;
+  }
+  auto c = std::move(st.remaining.front());
+  st.remaining.pop_front();
+  admit_and_call(self, std::move(c));
+}
+
 /// Handles a finished upstream exchange.
 void on_upstream(session_ptr self, upstream_result& r) {
   auto& st = self->state;
@@ -142,32 +217,56 @@ void on_upstream(session_ptr self, upstream_result& r) {
     finish(self, streamed_reply(r, model.alias));
     return;
   }
+  api_error err;
+  call_result result = call_result::failure;
+  std::string summary;
   if (is_success(r)) {
     auto response = adapter.from_provider_response(r, model);
-    if (!response) {
-      auto err = to_api_error(response.error());
-      report(self, {call_result::failure, r.status, latency, err.message});
-      finish_with(self, std::move(err));
+    if (response) {
+      report(self, {call_result::success, r.status, latency, {}});
+      answer(self, std::move(*response), r.status, r.elapsed);
       return;
     }
-    report(self, {call_result::success, r.status, latency, {}});
-    answer(self, std::move(*response), r.status, r.elapsed);
+    // A 2xx that is not a chat answer is the provider's failure.
+    err = to_api_error(response.error());
+    summary = "malformed response";
+  } else {
+    err = adapters::upstream_error(r, model);
+    result = r.failure == upstream_failure::cancelled ? call_result::cancelled
+             : adapters::is_model_failure(r)          ? call_result::failure
+                                                      : call_result::rejected;
+    summary = r.failure != upstream_failure::none
+                ? std::string{to_string(r.failure)} + ": " + r.detail
+                : "HTTP " + std::to_string(r.status);
+  }
+  report(self, {result, r.status, latency, summary});
+  if (result != call_result::failure) {
+    // The client's own mistake (4xx) or nobody left to answer: no fallback.
+    http_reply reply;
+    reply.error = std::move(err);
+    reply.upstream_status = r.status;
+    reply.upstream_time = r.elapsed;
+    finish(self, std::move(reply));
     return;
   }
-  auto err = adapters::upstream_error(r, model);
-  auto result = r.failure == upstream_failure::cancelled
-                  ? call_result::cancelled
-                : adapters::is_model_failure(r) ? call_result::failure
-                                                : call_result::rejected;
-  auto summary = r.failure != upstream_failure::none
-                   ? std::string{to_string(r.failure)} + ": " + r.detail
-                   : "HTTP " + std::to_string(r.status);
-  report(self, {result, r.status, latency, summary});
-  http_reply reply;
-  reply.error = std::move(err);
-  reply.upstream_status = r.status;
-  reply.upstream_time = r.elapsed;
-  finish(self, std::move(reply));
+  // Nothing reached the client yet: retry or fall back, if time is left.
+  st.attempts.push_back(model.alias + ": " + summary);
+  if (steady_clock::now() >= st.ctx.deadline) {
+    finish_with(self, error_of(errc::deadline_exceeded,
+                               "The request did not finish within its "
+                               "deadline"));
+    return;
+  }
+  st.last_error = std::move(err);
+  st.last_status = r.status;
+  if (st.retries < model.max_retries) {
+    auto wait = retry_backoff(++st.retries);
+    if (steady_clock::now() + wait < st.ctx.deadline) {
+      self->delayed_send(self, wait, atom::retry_v);
+      return;
+    }
+  }
+  next_candidate(self);
 }
 
 /// Calls the admitted model: locally (echo) or through the io thread.
@@ -200,6 +299,20 @@ void call_model(session_ptr self, route_decision d) {
     finish_with(self, to_api_error(request.error()));
     return;
   }
+  // No attempt runs past the request's deadline.
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+    st.ctx.deadline - steady_clock::now());
+  if (left.count() <= 0) {
+    report(self, {call_result::cancelled, 0, 0, "deadline"});
+    give_up(self);
+    return;
+  }
+  // The io thread answers 504 at the deadline itself; the attempt may run a
+  // little longer so that answer always comes first.
+  left += std::chrono::milliseconds{100};
+  request->timeout = std::min(request->timeout, left);
+  request->first_byte_timeout = std::min(request->first_byte_timeout, left);
+  request->connect_timeout = std::min(request->connect_timeout, left);
   if (st.ctx.stream) {
     // The io thread relays a 2xx answer through this translator.
     request->stream = adapter.make_stream_decoder(st.decision->settings,
@@ -259,10 +372,20 @@ void call_model(session_ptr self, route_decision d) {
 
 } // namespace
 
+std::chrono::milliseconds retry_backoff(uint32_t n) {
+  // One generator per thread: no sharing, no locks.
+  thread_local std::mt19937 engine{std::random_device{}()};
+  auto base = std::min<int64_t>(
+    2000, int64_t{100} << std::min<uint32_t>(n > 0 ? n - 1 : 0, 5));
+  std::uniform_int_distribution<int64_t> jitter{base / 2, base + base / 2};
+  return std::chrono::milliseconds{jitter(engine)};
+}
+
 session_state::~session_state() {
   if (outcome_pending && decision)
     caf::anon_send(decision->model, atom::outcome_v,
-                   call_outcome{call_result::cancelled, 0, 0, "session ended"});
+                   call_outcome{call_result::cancelled, 0, 0, "session ended",
+                                decision->probe});
 }
 
 session_actor::behavior_type
@@ -279,24 +402,39 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
   // No timeout: the ROUTER always answers, a dead one fails the request at
   // once, and the io thread keeps the request's deadline.
   self->request(st.router, caf::infinite, atom::resolve_v, std::move(req))
-    .then([self](route_decision& d) { call_model(self, std::move(d)); },
-          [self](caf::error& err) {
-            if (err.category() != caf::atom("pw")) {
-              // A CAF error (the ROUTER is down or restarting): never show
-              // CAF's internals to the client.
-              finish_with(self, error_of(errc::overloaded,
-                                         "The gateway's router is not "
-                                         "available; retry the request"));
-              return;
-            }
-            finish_with(self, to_api_error(err));
-          });
+    .then(
+      [self](route_decision& d) {
+        auto& rest = self->state.remaining;
+        rest.assign(std::make_move_iterator(d.remaining.begin()),
+                    std::make_move_iterator(d.remaining.end()));
+        call_model(self, std::move(d));
+      },
+      [self](caf::error& err) {
+        if (err.category() != caf::atom("pw")) {
+          // A CAF error (the ROUTER is down or restarting): never show
+          // CAF's internals to the client.
+          finish_with(self, error_of(errc::overloaded,
+                                     "The gateway's router is not "
+                                     "available; retry the request"));
+          return;
+        }
+        finish_with(self, to_api_error(err));
+      });
   return {
     [self](atom::upstream, upstream_result& r) { on_upstream(self, r); },
     [self](atom::outcome, call_outcome& x) {
       report(self, std::move(x));
       self->state.reply = nullptr; // already answered by the io thread
       self->quit();
+    },
+    [self](atom::retry) {
+      // The backoff is over: the same model again, if it still admits.
+      auto& st = self->state;
+      if (!st.decision || steady_clock::now() >= st.ctx.deadline) {
+        give_up(self);
+        return;
+      }
+      admit_and_call(self, candidate{st.decision->alias, st.decision->model});
     },
   };
 }

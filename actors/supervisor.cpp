@@ -18,7 +18,8 @@ using supervisor_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
 constexpr auto status_timeout = std::chrono::seconds{2};
 
 model_actor spawn_model(supervisor_ptr self, const model_config_ptr& cfg) {
-  auto m = self->spawn(model, cfg);
+  auto m
+    = self->spawn(model, cfg, self->state.config->health, self->state.check);
   self->monitor(m);
   return m;
 }
@@ -81,10 +82,12 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
 
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
-           gateway_config_ptr config, publish_fn publish_to_io) {
+           gateway_config_ptr config, publish_fn publish_to_io,
+           upstream_fn check) {
   auto& st = self->state;
   st.config = std::move(config);
   st.publish = std::move(publish_to_io);
+  st.check = std::move(check);
   st.window_start = std::chrono::steady_clock::now();
   for (const auto& m : st.config->models)
     st.models.emplace_back(m->alias, spawn_model(self, m));

@@ -25,6 +25,8 @@ struct supervisor_state {
   router_actor router;
   /// Tells the io threads about a new ROUTER.
   publish_fn publish;
+  /// Runs the MODELs' health checks on an io thread.
+  upstream_fn check;
   /// Restarts in the current window, to stop a crash loop.
   uint32_t restarts = 0;
   std::chrono::steady_clock::time_point window_start;
@@ -37,6 +39,6 @@ constexpr uint32_t max_restarts_per_minute = 20;
 /// Spawn function of the SUPERVISOR actor.
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
-           gateway_config_ptr config, publish_fn publish);
+           gateway_config_ptr config, publish_fn publish, upstream_fn check);
 
 } // namespace pw::actors

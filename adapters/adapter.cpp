@@ -170,6 +170,11 @@ constexpr auto json_replace = nlohmann::ordered_json::error_handler_t::replace;
 
 } // namespace
 
+std::optional<upstream_request>
+adapter::health_request(const model_config&) const {
+  return std::nullopt;
+}
+
 upstream_request json_post(const model_config& model, std::string_view path,
                            std::string body) {
   upstream_request out;
@@ -182,6 +187,7 @@ upstream_request json_post(const model_config& model, std::string_view path,
   out.body = std::move(body);
   out.connect_timeout = to_ms(model.connect_timeout);
   out.timeout = to_ms(model.timeout);
+  out.first_byte_timeout = to_ms(model.first_byte_timeout);
   return out;
 }
 

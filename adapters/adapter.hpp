@@ -12,6 +12,7 @@
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -47,6 +48,11 @@ public:
   virtual caf::expected<chat_response>
   from_provider_response(const upstream_result& result,
                          const model_config& model) const = 0;
+
+  /// The provider's cheap liveness request (never a chat request), or
+  /// nullopt when there is nothing to check (local providers).
+  [[nodiscard]] virtual std::optional<upstream_request>
+  health_request(const model_config& model) const;
 
   /// Makes the translator for a streamed answer (`"stream": true`).
   virtual std::unique_ptr<stream_decoder>

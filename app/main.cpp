@@ -198,7 +198,8 @@ int run(const options& opts, pw::gateway_config_ptr cfg) {
     // (docs/performance.md).
     sys_cfg.set("scheduler.policy", caf::atom("sharing"));
     caf::actor_system sys{sys_cfg};
-    auto sup = sys.spawn(actors::supervisor, cfg, server.publisher());
+    auto sup = sys.spawn(actors::supervisor, cfg, server.publisher(),
+                         server.health_checker());
     // Whatever happens from here on, the shutdown order holds: io threads
     // drained, actors stopped while the io threads still deliver their last
     // posts, then the io threads stopped and their contexts destroyed

@@ -75,6 +75,9 @@ struct chat_context {
   /// Set by pre plugins; empty until the plugin work lands.
   std::vector<std::string> tags;
   std::chrono::steady_clock::time_point received;
+  /// When the client stops waiting (server.request_deadline_seconds):
+  /// no attempt starts after it, and none runs past it.
+  std::chrono::steady_clock::time_point deadline;
 };
 
 } // namespace pw

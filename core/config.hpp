@@ -66,7 +66,7 @@ struct server_config {
   uint32_t max_connections = 4096;
   /// On SIGTERM/SIGINT: how long in-flight requests may finish before the
   /// remaining ones are cut.
-  seconds_d drain{10};
+  seconds_d drain{30};
   /// Run the io and actor threads under SCHED_BATCH: the kernel then does
   /// not preempt a running thread each time it wakes another, so threads
   /// hand work over in batches (docs/performance.md).
@@ -111,9 +111,14 @@ struct model_config {
   seconds_d timeout{120};
   /// Time to connect (TCP and TLS) to the upstream.
   seconds_d connect_timeout{10};
+  /// Time until the upstream's response headers (default: timeout_seconds).
+  seconds_d first_byte_timeout{0};
   /// Streams: the longest gap between two pieces of the answer (default:
   /// timeout_seconds).
   seconds_d idle_timeout{0};
+  /// Calls in flight at most (0 = no limit); over it the model is skipped
+  /// like an open one.
+  uint32_t max_concurrent = 0;
   /// Retries on the same model (accepted; used by the resilience work).
   uint32_t max_retries = 0;
   std::vector<std::string> tags;

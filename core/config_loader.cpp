@@ -554,8 +554,9 @@ void load_model(diagnostics& diag, const std::string& alias,
                 std::vector<model_config_ptr>& out) {
   if (!check_map(diag, node, path,
                  {"provider", "model", "api_key", "base_url", "timeout_seconds",
-                  "connect_timeout_seconds", "idle_timeout_seconds",
-                  "max_retries", "tags", "ca_file", "default_max_tokens"}))
+                  "connect_timeout_seconds", "first_byte_timeout_seconds",
+                  "idle_timeout_seconds", "max_retries", "max_concurrent",
+                  "tags", "ca_file", "default_max_tokens"}))
     return;
   auto m = std::make_shared<model_config>();
   m->alias = alias;
@@ -603,8 +604,14 @@ void load_model(diagnostics& diag, const std::string& alias,
     m->timeout = *v;
   if (auto v = get_seconds(diag, node, "connect_timeout_seconds", path))
     m->connect_timeout = *v;
+  m->first_byte_timeout
+    = get_seconds(diag, node, "first_byte_timeout_seconds", path)
+        .value_or(m->timeout);
   m->idle_timeout = get_seconds(diag, node, "idle_timeout_seconds", path)
                       .value_or(m->timeout);
+  if (auto v
+      = get_int<uint32_t>(diag, node, "max_concurrent", path, 0, 1'000'000))
+    m->max_concurrent = *v;
   if (auto v = get_int<uint32_t>(diag, node, "max_retries", path, 0, 10))
     m->max_retries = *v;
   if (auto v = get_string_list(diag, node, "tags", path))

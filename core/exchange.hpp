@@ -88,9 +88,11 @@ struct upstream_request {
   std::vector<header_field> headers;
   std::string body;
   std::chrono::milliseconds connect_timeout{10'000};
-  /// Non-streaming: total time for the whole exchange (connect to last
-  /// body byte). Streaming: time until the response headers.
+  /// Total time for the whole exchange (connect to last body byte);
+  /// streams: until the response headers.
   std::chrono::milliseconds timeout{120'000};
+  /// Time until the response headers.
+  std::chrono::milliseconds first_byte_timeout{120'000};
   /// Streaming only: the longest gap between two reads of the body.
   std::chrono::milliseconds idle_timeout{120'000};
   /// Set for `"stream": true`: a 2xx answer is relayed to the client

@@ -265,6 +265,7 @@ net::awaitable<http_reply> handle_chat(worker& w, beast::tcp_stream& stream,
   ctx.stream = summary->stream;
   ctx.include_usage = summary->include_usage;
   ctx.received = info.start;
+  ctx.deadline = info.start + to_ms(cfg.server.request_deadline);
   // The body moves on as received; nothing here built a document of it.
   ctx.body = chat_payload{std::move(req.body())};
   auto deadline = std::make_shared<net::steady_timer>(
@@ -661,6 +662,10 @@ actors::publish_fn server::publisher() {
     });
   }
   return make_publish_fn(std::move(targets));
+}
+
+upstream_fn server::health_checker() {
+  return impl_->workers.front()->upstream;
 }
 
 void server::start(actors::generation_ptr gen) {

@@ -41,6 +41,10 @@ public:
   /// to every io thread.
   [[nodiscard]] actors::publish_fn publisher();
 
+  /// Returns the function MODELs run their health checks with (on the
+  /// first io thread, through its connection pool).
+  [[nodiscard]] upstream_fn health_checker();
+
   /// Starts the io threads serving `gen`.
   void start(actors::generation_ptr gen);
 

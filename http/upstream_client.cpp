@@ -153,8 +153,8 @@ send_request(Stream& stream, beast::tcp_stream& lowest,
 template <class Stream>
 net::awaitable<upstream_result>
 exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
-         const upstream_request& req, clock_type::time_point deadline,
-         bool& reusable, bool& retryable) {
+         const upstream_request& req, clock_type::time_point first_byte,
+         clock_type::time_point deadline, bool& reusable, bool& retryable) {
   reusable = false;
   retryable = false;
   if (auto failed
@@ -168,12 +168,22 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
     parser.emplace();
     parser->header_limit(max_response_header_bytes);
     parser->body_limit(upstream_pool::max_response_bytes);
-    auto [rec, read]
-      = co_await bhttp::async_read(stream, buffer, *parser, nothrow);
+    // The headers must come within the first-byte timeout, the whole
+    // answer within the attempt's total timeout.
+    lowest.expires_at(std::min(first_byte, deadline));
+    auto [hec, hread]
+      = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
+    boost::system::error_code rec = hec;
+    if (!rec) {
+      lowest.expires_at(deadline);
+      auto [bec, bread]
+        = co_await bhttp::async_read(stream, buffer, *parser, nothrow);
+      rec = bec;
+    }
     if (rec) {
       if (rec == beast::error::timeout)
         co_return failure(upstream_failure::timeout,
-                          parser->got_some()
+                          parser->is_header_done()
                             ? "timed out reading the response"
                             : "timed out waiting for the response");
       if (!parser->got_some() && is_closed(rec)) {
@@ -430,6 +440,7 @@ upstream_pool::call(upstream_request req,
                     std::shared_ptr<downstream_sink> sink) {
   auto start = clock_type::now();
   auto deadline = start + req.timeout;
+  auto first_byte = start + req.first_byte_timeout;
   auto key = req.target.origin() + "|" + req.ca_file;
   upstream_result result;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -554,20 +565,23 @@ upstream_pool::call(upstream_request req,
     bool reusable = false;
     bool retryable = false;
     if (req.stream && sink) {
+      // A stream's headers must come within min(timeout, first byte).
+      auto headers_by = std::min(deadline, first_byte);
       if (conn->tls)
-        result
-          = co_await stream_exchange(*conn->tls, conn->lowest(), conn->buffer,
-                                     req, deadline, *sink, reusable, retryable);
+        result = co_await stream_exchange(*conn->tls, conn->lowest(),
+                                          conn->buffer, req, headers_by, *sink,
+                                          reusable, retryable);
       else
-        result
-          = co_await stream_exchange(*conn->plain, conn->lowest(), conn->buffer,
-                                     req, deadline, *sink, reusable, retryable);
+        result = co_await stream_exchange(*conn->plain, conn->lowest(),
+                                          conn->buffer, req, headers_by, *sink,
+                                          reusable, retryable);
     } else if (conn->tls) {
       result = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, req,
-                                 deadline, reusable, retryable);
+                                 first_byte, deadline, reusable, retryable);
     } else {
-      result = co_await exchange(*conn->plain, conn->lowest(), conn->buffer,
-                                 req, deadline, reusable, retryable);
+      result
+        = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, req,
+                            first_byte, deadline, reusable, retryable);
     }
     if (result.failure == upstream_failure::none || result.streamed) {
       if (reusable)

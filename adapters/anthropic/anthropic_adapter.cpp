@@ -678,6 +678,22 @@ anthropic_adapter::from_provider_response(const upstream_result& result,
   return out;
 }
 
+std::optional<upstream_request>
+anthropic_adapter::health_request(const model_config& model) const {
+  upstream_request out;
+  out.target = model.target;
+  out.ca_file = model.ca_file;
+  out.method = "GET";
+  out.path = model.target.base_path + std::string{wire::models_path};
+  out.headers.push_back({"Accept", "application/json"});
+  out.headers.push_back(
+    {std::string{wire::version_header}, std::string{wire::version}});
+  if (!model.api_key.empty())
+    out.headers.push_back(
+      {std::string{wire::key_header}, model.api_key.reveal()});
+  return out;
+}
+
 std::unique_ptr<stream_decoder>
 anthropic_adapter::make_stream_decoder(model_config_ptr model,
                                        stream_options options) const {

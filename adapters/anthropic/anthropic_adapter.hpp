@@ -22,6 +22,9 @@ public:
   std::unique_ptr<stream_decoder>
   make_stream_decoder(model_config_ptr model,
                       stream_options options) const override;
+
+  std::optional<upstream_request>
+  health_request(const model_config& model) const override;
 };
 
 /// Translates an OpenAI chat request document into an Anthropic Messages

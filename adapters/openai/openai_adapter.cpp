@@ -230,6 +230,28 @@ openai_adapter::from_provider_response(const upstream_result& result,
   return out;
 }
 
+std::optional<upstream_request>
+openai_adapter::health_request(const model_config& model) const {
+  upstream_request out;
+  out.target = model.target;
+  out.ca_file = model.ca_file;
+  out.method = "GET";
+  if (model.provider == provider_kind::ollama) {
+    // Ollama's own API sits next to its OpenAI-compatible /v1.
+    std::string_view base = model.target.base_path;
+    if (base.ends_with("/v1"))
+      base.remove_suffix(3);
+    out.path = std::string{base} + "/api/tags";
+  } else {
+    out.path = model.target.base_path + std::string{wire::models_path};
+  }
+  out.headers.push_back({"Accept", "application/json"});
+  if (!model.api_key.empty())
+    out.headers.push_back(
+      {"Authorization", "Bearer " + model.api_key.reveal()});
+  return out;
+}
+
 std::unique_ptr<stream_decoder>
 openai_adapter::make_stream_decoder(model_config_ptr model,
                                     stream_options options) const {

@@ -12,6 +12,8 @@ namespace pw::test {
 
 struct mock_model_log {
   bool admit = true;
+  /// Refusals say a breaker reopens in this many ms.
+  int64_t retry_after_ms = 0;
   size_t admits = 0;
   std::vector<actors::call_outcome> outcomes;
 };
@@ -23,7 +25,8 @@ mock_model(actors::model_actor::pointer, model_config_ptr settings,
     [=](atom::admit, const actors::admit_request&) {
       ++log->admits;
       return actors::admission{log->admit, log->admit ? "" : "refused",
-                               settings};
+                               settings, log->admit ? 0 : log->retry_after_ms,
+                               false};
     },
     [=](atom::outcome, const actors::call_outcome& x) {
       log->outcomes.push_back(x);
@@ -32,6 +35,12 @@ mock_model(actors::model_actor::pointer, model_config_ptr settings,
       actors::model_status s;
       s.alias = settings->alias;
       return s;
+    },
+    [=](atom::probe) {
+      // nop
+    },
+    [=](atom::checked, const upstream_result&) {
+      // nop
     },
   };
 }

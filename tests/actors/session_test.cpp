@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
+
 using namespace pw;
 using namespace pw::actors;
 using namespace pw::test;
@@ -43,6 +45,7 @@ struct session_fixture : actor_fixture {
   session_actor start(std::string body_text) {
     chat_context ctx;
     ctx.request_id = "req-1";
+    ctx.deadline = std::chrono::steady_clock::now() + std::chrono::hours{1};
     ctx.client = "client";
     ctx.requested_model
       = nlohmann::json::parse(body_text).value("model", std::string{});
@@ -161,4 +164,188 @@ TEST_CASE_METHOD(echo_session_fixture, "the echo model answers without an "
     nlohmann::json::parse(replies[0].body)["choices"][0]["message"]["content"]
     == "hi");
   CHECK(model_log->outcomes.at(0).result == call_result::success);
+}
+
+namespace {
+
+/// Two models in one chain: "gpt" falls back to "claude".
+struct fallback_fixture : actor_fixture {
+  std::shared_ptr<gateway_config> config = std::make_shared<gateway_config>();
+  std::map<std::string, std::shared_ptr<mock_model_log>> logs;
+  router_actor router_handle;
+  std::vector<upstream_request> calls;
+  upstream_done answer_upstream;
+  std::vector<http_reply> replies;
+
+  explicit fallback_fixture(uint32_t max_retries = 0) {
+    api_key_config k;
+    k.name = "client";
+    k.key_digest = sha256("sk");
+    k.allowed_models = {"*"};
+    config->server.api_keys = {k};
+    for (const auto* alias : {"gpt", "claude"}) {
+      auto m = std::make_shared<model_config>(*test_model(alias));
+      m->max_retries = max_retries;
+      config->models.push_back(m);
+    }
+    config->routing.default_model = "gpt";
+    config->routing.fallback_chains = {{"main", {"gpt", "claude"}}};
+    std::vector<std::pair<std::string, model_actor>> models;
+    for (const auto& m : config->models) {
+      logs[m->alias] = std::make_shared<mock_model_log>();
+      models.emplace_back(m->alias, spawn(mock_model, m, logs[m->alias]));
+    }
+    router_handle = spawn(router, gateway_config_ptr{config}, models);
+    run();
+  }
+
+  void start() {
+    chat_context ctx;
+    ctx.request_id = "req-1";
+    ctx.client = "client";
+    ctx.deadline = std::chrono::steady_clock::now() + std::chrono::hours{1};
+    ctx.body = chat_payload{chat};
+    ctx.requested_model = "gpt";
+    auto reply = [this](http_reply r) { replies.push_back(std::move(r)); };
+    auto upstream = [this](upstream_request req, upstream_done done) {
+      calls.push_back(std::move(req));
+      answer_upstream = std::move(done);
+    };
+    sys.spawn(session, std::move(ctx), router_handle, reply_fn{reply},
+              upstream_fn{upstream});
+    run();
+  }
+
+  void answer(unsigned status, std::string body = "{}") {
+    REQUIRE(answer_upstream);
+    upstream_result r;
+    r.status = status;
+    r.body = std::move(body);
+    if (status == 429)
+      r.retry_after = "9";
+    auto done = std::move(answer_upstream);
+    answer_upstream = nullptr;
+    done(std::move(r));
+    run();
+  }
+
+  void refuse_connection() {
+    upstream_result r;
+    r.failure = upstream_failure::connect;
+    r.detail = "connecting failed: Connection refused";
+    auto done = std::move(answer_upstream);
+    answer_upstream = nullptr;
+    done(std::move(r));
+    run();
+  }
+
+  std::string target_model(size_t call) {
+    return nlohmann::json::parse(calls.at(call).body)["model"];
+  }
+};
+
+struct retry_fixture : fallback_fixture {
+  retry_fixture() : fallback_fixture(1) {
+    // nop
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(fallback_fixture, "a failure before the first byte falls "
+                                   "back to the next model of the chain") {
+  start();
+  REQUIRE(calls.size() == 1);
+  CHECK(target_model(0) == "upstream-gpt");
+  refuse_connection();
+  REQUIRE(calls.size() == 2);
+  CHECK(target_model(1) == "upstream-claude");
+  CHECK(replies.empty());
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  CHECK(nlohmann::json::parse(replies[0].body)["model"] == "claude");
+  CHECK(logs["gpt"]->outcomes.at(0).result == call_result::failure);
+  CHECK(logs["claude"]->outcomes.at(0).result == call_result::success);
+}
+
+TEST_CASE_METHOD(fallback_fixture, "a model that refuses admission is "
+                                   "skipped during fallback") {
+  start();
+  logs["claude"]->admit = false;
+  answer(503);
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::upstream_failed);
+  CHECK(replies[0].error->message.find("claude: skipped") != std::string::npos);
+  CHECK(calls.size() == 1);
+}
+
+TEST_CASE_METHOD(fallback_fixture, "when every model fails the client gets "
+                                   "502 with each attempt, no secrets") {
+  start();
+  answer(503);
+  refuse_connection();
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  auto& e = *replies[0].error;
+  CHECK(e.code == errc::upstream_failed);
+  CHECK(e.message
+        == "Every model of the route failed: gpt: HTTP 503; claude: connect: "
+           "connecting failed: Connection refused");
+}
+
+TEST_CASE_METHOD(fallback_fixture, "a client error is relayed at once, "
+                                   "without fallback") {
+  start();
+  answer(400, R"({"error":{"message":"bad"}})");
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].error->code == errc::upstream_rejected);
+  CHECK(calls.size() == 1);
+  CHECK(logs["claude"]->admits == 0);
+}
+
+TEST_CASE_METHOD(fallback_fixture, "429 falls back; on the last model it is "
+                                   "relayed with Retry-After") {
+  start();
+  answer(429);
+  REQUIRE(calls.size() == 2);
+  answer(429);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].error->code == errc::upstream_rate_limited);
+  CHECK(replies[0].error->retry_after == 9);
+}
+
+TEST_CASE_METHOD(retry_fixture, "max_retries retries the same model after a "
+                                "backoff before moving on") {
+  start();
+  answer(502);
+  CHECK(calls.size() == 1); // waiting for the backoff
+  sched.advance_time(std::chrono::seconds{1});
+  run();
+  REQUIRE(calls.size() == 2);
+  CHECK(target_model(1) == "upstream-gpt");
+  answer(502);
+  sched.advance_time(std::chrono::seconds{1});
+  run();
+  REQUIRE(calls.size() == 3);
+  CHECK(target_model(2) == "upstream-claude");
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  CHECK(logs["gpt"]->outcomes.size() == 2);
+}
+
+TEST_CASE("retry backoff doubles from 100 ms, capped, with jitter") {
+  for (int i = 0; i < 50; ++i) {
+    auto first = retry_backoff(1).count();
+    CHECK(first >= 50);
+    CHECK(first <= 150);
+    auto third = retry_backoff(3).count();
+    CHECK(third >= 200);
+    CHECK(third <= 600);
+    auto late = retry_backoff(30).count();
+    CHECK(late >= 1000);
+    CHECK(late <= 3000);
+  }
 }

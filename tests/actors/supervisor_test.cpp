@@ -31,7 +31,8 @@ struct supervisor_fixture : actor_fixture {
     aut = spawn(supervisor, gateway_config_ptr{config},
                 publish_fn{[this](generation_ptr g) {
                   published.push_back(std::move(g));
-                }});
+                }},
+                upstream_fn{});
     run();
   }
 

@@ -22,8 +22,8 @@ TEST_CASE("check-config exits 0 for a valid file and 2 with every "
     make_config(echo_model
                   + "  gpt:\n    provider: openai\n    model: m\n"
                     "    timeout_seconds: 0\n    colour: blue\n",
-                "missing")
-    + "  fallback_chains:\n    main: [\"echo\", \"ghost\"]\n");
+                "missing", "",
+                "  fallback_chains:\n    main: [\"echo\", \"ghost\"]\n"));
   auto r = run_pw_router({"--check-config", bad});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("models.gpt.timeout_seconds: must be > 0 (got 0)")

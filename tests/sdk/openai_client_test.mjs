@@ -147,6 +147,8 @@ models:
     base_url: "http://127.0.0.1:${upstreamPort}"
 routing:
   default_model: echo
+health:
+  check_interval_seconds: 0
 `);
 const gw = spawn(binary, ["--config", config, "--host", "127.0.0.1", "--port", "0"],
                  { stdio: ["ignore", "pipe", "pipe"] });

@@ -165,6 +165,10 @@ struct fake_upstream::impl {
       }
       if (response.drop)
         co_return;
+      if (response.raw) {
+        co_await net::async_write(stream, net::buffer(*response.raw), nothrow);
+        co_return;
+      }
       if (!response.chunks.empty()) {
         if (!co_await stream_chunks(stream, req.version(), response))
           co_return;

@@ -50,6 +50,9 @@ struct fake_response {
   bool drop = false;
   /// Raw bytes written before the response (e.g. an interim 1xx answer).
   std::string interim;
+  /// When set, these bytes are written instead of any HTTP response, and
+  /// the connection is closed (garbage, a cut-off answer).
+  std::optional<std::string> raw;
   /// When set, the body is sent chunked, piece by piece (`body` unused).
   std::vector<fake_chunk> chunks;
   /// Streams only: false closes the connection after the chunks, without

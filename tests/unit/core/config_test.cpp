@@ -332,7 +332,8 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                           "    temperature: 1\n"),
                 "models.m.temperature: unknown key (allowed: provider, model, "
                 "api_key, base_url, timeout_seconds, connect_timeout_seconds, "
-                "idle_timeout_seconds, max_retries, tags, ca_file, "
+                "first_byte_timeout_seconds, idle_timeout_seconds, "
+                "max_retries, max_concurrent, tags, ca_file, "
                 "default_max_tokens)");
     CHECK_ERROR(keys
                   + model("    provider: openai\n    model: x\n"

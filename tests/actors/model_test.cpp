@@ -1,0 +1,187 @@
+// The MODEL on the deterministic scheduler: breaker transitions through
+// real admissions and outcomes, the single half-open probe, the health loop
+// on the simulated clock, and the admission limit.
+
+#include "actors/model.hpp"
+#include "tests/support/actor_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace pw;
+using namespace pw::actors;
+using namespace pw::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct model_fixture : actor_fixture {
+  health_config health;
+  model_config_ptr settings = test_model("gpt");
+  /// Health checks the MODEL asked the io thread for, and how to answer.
+  std::vector<upstream_request> checks;
+  upstream_done answer_check;
+  model_actor aut;
+
+  model_fixture() {
+    health.unhealthy_threshold = 2;
+    health.healthy_threshold = 1;
+    health.cooldown = seconds_d{30};
+    health.check_interval = seconds_d{0};
+  }
+
+  ~model_fixture() override {
+    // Stop the MODEL before the members its check function writes to go.
+    self->send_exit(aut, caf::exit_reason::kill);
+    run();
+  }
+
+  /// Moves the simulated clock and runs what became due.
+  void advance(caf::timespan d) {
+    sched.advance_time(d);
+    run();
+  }
+
+  void start(model_config_ptr cfg = nullptr) {
+    upstream_fn check = [this](upstream_request r, upstream_done done) {
+      checks.push_back(std::move(r));
+      answer_check = std::move(done);
+    };
+    aut = spawn(model, cfg ? cfg : settings, health, check);
+    run();
+  }
+
+  admission admit() {
+    admission out;
+    auto h
+      = self->request(aut, caf::infinite, atom::admit_v, admit_request{"r"});
+    run();
+    h.receive([&](admission& a) { out = std::move(a); },
+              [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    return out;
+  }
+
+  void outcome(call_result r, bool probe = false) {
+    self->send(aut, atom::outcome_v, call_outcome{r, 500, 1000, "x", probe});
+    run();
+  }
+
+  model_status status() {
+    model_status out;
+    auto h = self->request(aut, caf::infinite, atom::status_v);
+    run();
+    h.receive([&](model_status& s) { out = std::move(s); },
+              [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    return out;
+  }
+
+  void answer(unsigned status) {
+    REQUIRE(answer_check);
+    upstream_result r;
+    r.status = status;
+    answer_check(std::move(r));
+    run();
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(model_fixture, "failures open the breaker; open refuses "
+                                "with the time to retry") {
+  start();
+  CHECK(admit().admitted);
+  outcome(call_result::failure);
+  CHECK(admit().admitted);
+  outcome(call_result::failure);
+  CHECK(status().circuit == "open");
+  auto refused = admit();
+  CHECK_FALSE(refused.admitted);
+  CHECK(refused.reason == "circuit open");
+  CHECK(refused.retry_after_ms == 30'000);
+  advance(10s);
+  CHECK(admit().retry_after_ms == 20'000);
+}
+
+TEST_CASE_METHOD(model_fixture, "client errors and cancellations never open "
+                                "the breaker") {
+  start();
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(admit().admitted);
+    outcome(i % 2 == 0 ? call_result::rejected : call_result::cancelled);
+  }
+  auto s = status();
+  CHECK(s.circuit == "closed");
+  CHECK(s.rejected == 3);
+  CHECK(s.cancelled == 2);
+  CHECK(s.in_flight == 0);
+}
+
+TEST_CASE_METHOD(model_fixture, "half-open admits exactly one probe; its "
+                                "outcome decides") {
+  start();
+  for (int i = 0; i < 2; ++i) {
+    admit();
+    outcome(call_result::failure);
+  }
+  advance(30s);
+  CHECK(status().circuit == "half_open");
+  auto probe = admit();
+  REQUIRE(probe.admitted);
+  CHECK(probe.probe);
+  CHECK_FALSE(admit().admitted); // the single probe slot is taken
+  SECTION("the probe succeeds") {
+    outcome(call_result::success, true);
+    CHECK(status().circuit == "closed");
+    CHECK(admit().admitted);
+    CHECK(admit().admitted);
+  }
+  SECTION("the probe fails: a fresh cooldown") {
+    outcome(call_result::failure, true);
+    CHECK(status().circuit == "open");
+    advance(29s);
+    CHECK_FALSE(admit().admitted);
+    advance(1s);
+    CHECK(admit().admitted);
+  }
+}
+
+TEST_CASE_METHOD(model_fixture, "the health loop checks on the clock and a "
+                                "success closes an open breaker") {
+  health.check_interval = seconds_d{10};
+  start();
+  REQUIRE(checks.size() == 1); // the first check runs at start
+  CHECK(checks[0].method == "GET");
+  CHECK(checks[0].path == "/v1/models");
+  answer(503);
+  CHECK(status().last_check_ok == false);
+  CHECK(status().last_check_error == "HTTP 503");
+  advance(10s);
+  REQUIRE(checks.size() == 2);
+  answer(503);
+  CHECK(status().circuit == "open");
+  advance(10s);
+  REQUIRE(checks.size() == 3);
+  answer(200);
+  auto s = status();
+  CHECK(s.circuit == "closed");
+  CHECK(s.last_check_ok);
+  CHECK_FALSE(s.last_check.empty());
+  CHECK(admit().admitted);
+  // A check still running when the timer fires is not doubled.
+  advance(10s);
+  advance(10s);
+  CHECK(checks.size() == 4);
+}
+
+TEST_CASE_METHOD(model_fixture, "max_concurrent bounds the calls in flight") {
+  auto limited = std::make_shared<model_config>(*settings);
+  limited->max_concurrent = 2;
+  start(limited);
+  CHECK(admit().admitted);
+  CHECK(admit().admitted);
+  auto full = admit();
+  CHECK_FALSE(full.admitted);
+  CHECK(full.reason == "at max_concurrent");
+  outcome(call_result::success);
+  CHECK(admit().admitted);
+  CHECK(status().in_flight == 2);
+}

@@ -1,0 +1,373 @@
+// Providers fail; clients should hardly notice: fallback along the chain,
+// breakers that open and close, health checks, 503 with Retry-After when
+// nothing admits, the request deadline, and a bounded chaos run.
+
+#include "tests/integration/common.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <random>
+
+using namespace pw::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+uint16_t closed_port() {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acc{
+    ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  auto port = acc.local_endpoint().port();
+  acc.close();
+  return port;
+}
+
+fake_handler fail_with(unsigned status, std::string body = "{}") {
+  return [=](const fake_request&) {
+    fake_response r;
+    r.status = status;
+    r.body = body;
+    return r;
+  };
+}
+
+/// Counts only chat requests (health checks are GETs).
+size_t chats(const fake_upstream& u) {
+  size_t n = 0;
+  for (const auto& r : u.requests())
+    n += r.method == "POST" ? 1 : 0;
+  return n;
+}
+
+std::string chain_config(const std::string& primary_url,
+                         const std::string& secondary_url,
+                         const std::string& extra = "",
+                         const std::string& server = "") {
+  return make_config(openai_model("primary", primary_url)
+                       + openai_model("secondary", secondary_url),
+                     "primary", server,
+                     "  fallback_chains:\n    main: [\"primary\", "
+                     "\"secondary\"]\n"
+                       + extra);
+}
+
+http_response ask(const gateway_process& gw, const std::string& model) {
+  return http_request(gw.port(), "POST", "/v1/chat/completions",
+                      chat_body(model), auth_json(full_key));
+}
+
+nlohmann::json model_health(const gateway_process& gw, const std::string& m) {
+  return http_request(gw.port(), "GET", "/health").json()["models"][m];
+}
+
+long vm_rss_kb(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("VmRSS:"))
+      return std::stol(line.substr(6));
+  return -1;
+}
+
+} // namespace
+
+TEST_CASE("every way a provider fails costs one fallback, not the request") {
+  struct failure_mode {
+    const char* name;
+    fake_handler handler;
+    std::string model_extra;
+  };
+  auto delayed = [](std::chrono::milliseconds d) {
+    return [d](const fake_request& req) {
+      auto r = answer_ok()(req);
+      r.delay = d;
+      return r;
+    };
+  };
+  std::vector<failure_mode> modes = {
+    {"500", fail_with(500), ""},
+    {"502", fail_with(502), ""},
+    {"503", fail_with(503), ""},
+    {"529", fail_with(529), ""},
+    {"429 with Retry-After",
+     [](const fake_request&) {
+       fake_response r;
+       r.status = 429;
+       r.headers = {{"Retry-After", "5"}};
+       return r;
+     },
+     ""},
+    {"accept then close",
+     [](const fake_request&) {
+       fake_response r;
+       r.drop = true;
+       return r;
+     },
+     ""},
+    {"reset mid-body",
+     [](const fake_request&) {
+       fake_response r;
+       r.raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               "Content-Length: 500\r\n\r\n{\"id\":\"partial";
+       return r;
+     },
+     ""},
+    {"never answers", delayed(30s), "    timeout_seconds: 0.4\n"},
+    {"garbage bytes",
+     [](const fake_request&) {
+       fake_response r;
+       r.raw = "\x16\x03\x01 this is not HTTP at all\r\n\r\n";
+       return r;
+     },
+     ""},
+    {"wrong content type", fail_with(200, "<html>maintenance</html>"), ""},
+    {"huge body", fail_with(200, std::string(40u << 20, ' ')), ""},
+  };
+  fake_upstream secondary{answer_ok("from the fallback")};
+  for (auto& mode : modes) {
+    INFO("failure mode: " << mode.name);
+    fake_upstream primary{mode.handler};
+    gateway_process gw{make_config(
+      openai_model("primary", primary.base_url(), mode.model_extra)
+        + openai_model("secondary", secondary.base_url()),
+      "primary", "",
+      "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+    auto res = ask(gw, "primary");
+    CHECK(res.status == 200);
+    CHECK(res.json()["model"] == "secondary");
+    CHECK(res.json()["choices"][0]["message"]["content"]
+          == "from the fallback");
+    auto h = model_health(gw, "primary");
+    CHECK(h["failures"] == 1);
+    CHECK(h["circuit"] == "closed"); // one failure is under the threshold
+    CHECK(model_health(gw, "secondary")["successes"] == 1);
+  }
+}
+
+TEST_CASE("without a fallback the client gets the failure's own status") {
+  struct expectation {
+    fake_handler handler;
+    unsigned status;
+    std::string code;
+  };
+  std::vector<expectation> cases = {
+    {fail_with(503), 502, "upstream_failed"},
+    {fail_with(529), 503, "upstream_overloaded"},
+    {[](const fake_request&) {
+       fake_response r;
+       r.status = 429;
+       r.headers = {{"Retry-After", "5"}};
+       return r;
+     },
+     429, "upstream_rate_limited"},
+    {fail_with(200, "not json"), 502, "upstream_failed"},
+  };
+  for (auto& c : cases) {
+    fake_upstream only{c.handler};
+    gateway_process gw{make_config(openai_model("m", only.base_url()), "m")};
+    auto res = ask(gw, "m");
+    CHECK(res.status == c.status);
+    CHECK(error_of(res)["code"] == c.code);
+    if (c.status == 429)
+      CHECK(res.header("retry-after") == "5");
+  }
+}
+
+TEST_CASE("a dead provider: its breaker opens and traffic moves to the "
+          "fallback at once") {
+  auto dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";
+  fake_upstream secondary{answer_ok()};
+  gateway_process gw{chain_config(dead, secondary.base_url(),
+                                  "health:\n  unhealthy_threshold: 2\n"
+                                  "  cooldown_seconds: 60\n"
+                                  "  check_interval_seconds: 0\n")};
+  for (int i = 0; i < 2; ++i) {
+    auto res = ask(gw, "primary");
+    CHECK(res.status == 200);
+    CHECK(res.json()["model"] == "secondary");
+  }
+  REQUIRE(gw.wait_for_output("\"circuit\":\"open\""));
+  CHECK(model_health(gw, "primary")["circuit"] == "open");
+  CHECK(model_health(gw, "primary")["consecutive_failures"] == 2);
+  // From now on the dead model is skipped without an attempt.
+  for (int i = 0; i < 3; ++i)
+    CHECK(ask(gw, "primary").status == 200);
+  CHECK(model_health(gw, "primary")["requests"] == 2);
+  CHECK(chats(secondary) == 5);
+}
+
+TEST_CASE("nothing admits: 503 with Retry-After until the cooldown ends") {
+  fake_upstream only{fail_with(503)};
+  gateway_process gw{make_config(openai_model("m", only.base_url()), "m", "",
+                                 "health:\n  unhealthy_threshold: 1\n"
+                                 "  cooldown_seconds: 30\n"
+                                 "  check_interval_seconds: 0\n")};
+  CHECK(ask(gw, "m").status == 502);
+  auto res = ask(gw, "m");
+  CHECK(res.status == 503);
+  CHECK(error_of(res)["code"] == "no_model_available");
+  auto retry = std::stoi(res.header("retry-after"));
+  CHECK(retry >= 29);
+  CHECK(retry <= 30);
+  CHECK(chats(only) == 1);
+}
+
+TEST_CASE("a passing health check closes an open breaker") {
+  std::atomic<bool> broken{true};
+  fake_upstream flaky{[&](const fake_request& req) {
+    if (req.method == "GET") // the health check: the server is back
+      return fail_with(broken ? 503 : 200, R"({"data":[]})")(req);
+    return broken ? fail_with(503)(req) : answer_ok()(req);
+  }};
+  gateway_process gw{make_config(openai_model("m", flaky.base_url()), "m", "",
+                                 "health:\n  unhealthy_threshold: 1\n"
+                                 "  cooldown_seconds: 300\n"
+                                 "  check_interval_seconds: 0.2\n")};
+  REQUIRE(gw.wait_for_output("\"circuit\":\"open\""));
+  CHECK(ask(gw, "m").status == 503);
+  broken = false;
+  REQUIRE(gw.wait_for_output("\"circuit\":\"closed\""));
+  CHECK(ask(gw, "m").status == 200);
+  auto h = model_health(gw, "m");
+  CHECK(h["last_check_ok"] == true);
+  for (const auto& r : flaky.requests())
+    if (r.method == "GET")
+      CHECK(r.target == "/models");
+}
+
+TEST_CASE("max_retries retries the same model before falling back") {
+  std::atomic<int> calls{0};
+  fake_upstream primary{[&](const fake_request& req) {
+    return ++calls == 1 ? fail_with(502)(req) : answer_ok()(req);
+  }};
+  fake_upstream secondary{answer_ok()};
+  gateway_process gw{make_config(
+    openai_model("primary", primary.base_url(), "    max_retries: 1\n")
+      + openai_model("secondary", secondary.base_url()),
+    "primary", "",
+    "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+  auto res = ask(gw, "primary");
+  CHECK(res.status == 200);
+  CHECK(res.json()["model"] == "primary");
+  CHECK(chats(primary) == 2);
+  CHECK(chats(secondary) == 0);
+}
+
+TEST_CASE("a stream falls back when the first model fails before its first "
+          "byte") {
+  auto dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";
+  fake_upstream secondary{[](const fake_request&) {
+    fake_response r;
+    r.content_type = "text/event-stream";
+    r.chunks = openai_stream({"saved"});
+    return r;
+  }};
+  gateway_process gw{chain_config(dead, secondary.base_url())};
+  auto body = nlohmann::json::parse(chat_body("primary"));
+  body["stream"] = true;
+  auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
+                          body.dump(), auth_json(full_key));
+  CHECK(res.status == 200);
+  CHECK(res.body.find("\"saved\"") != std::string::npos);
+  CHECK(res.body.find("\"model\":\"secondary\"") != std::string::npos);
+}
+
+TEST_CASE("the request deadline answers 504 within 100 ms of it") {
+  fake_upstream silent{[](const fake_request& req) {
+    auto r = answer_ok()(req);
+    r.delay = 30s; // never answers in time
+    return r;
+  }};
+  gateway_process gw{make_config(openai_model("m", silent.base_url()), "m",
+                                 "  request_deadline_seconds: 0.5\n")};
+  // The client waits at most the deadline plus 100 ms: a later answer is
+  // a read timeout, and the request throws.
+  http_client client{gw.port(), 600ms};
+  auto res = client.request("POST", "/v1/chat/completions", chat_body("m"),
+                            auth_json(full_key));
+  CHECK(res.status == 504);
+  CHECK(error_of(res)["type"] == "timeout_error");
+}
+
+TEST_CASE("chaos: flapping providers, 50 clients, every request answered in "
+          "time") {
+  // Four providers that fail at random in different ways.
+  auto flaky = [](unsigned seed) {
+    auto rng = std::make_shared<std::mt19937>(seed);
+    auto mtx = std::make_shared<std::mutex>();
+    return [rng, mtx](const fake_request& req) {
+      int roll = 0;
+      {
+        std::lock_guard<std::mutex> guard{*mtx};
+        roll = static_cast<int>((*rng)() % 100);
+      }
+      if (roll < 20)
+        return fail_with(503)(req);
+      if (roll < 28) {
+        fake_response r;
+        r.drop = true;
+        return r;
+      }
+      if (roll < 33) {
+        auto r = answer_ok()(req);
+        r.delay = 3s; // beyond the model timeout
+        return r;
+      }
+      if (roll < 36)
+        return fail_with(429)(req);
+      return answer_ok()(req);
+    };
+  };
+  fake_upstream a{flaky(1)}, b{flaky(2)}, c{flaky(3)}, d{flaky(4)};
+  std::string models;
+  for (auto [name, up] : {std::pair{"a", &a}, std::pair{"b", &b},
+                          std::pair{"c", &c}, std::pair{"d", &d}})
+    models += openai_model(name, up->base_url(), "    timeout_seconds: 1\n");
+  gateway_process gw{
+    make_config(models, "a", "  request_deadline_seconds: 4\n",
+                "  fallback_chains:\n    all: [\"a\", \"b\", \"c\", \"d\"]\n"
+                "health:\n  unhealthy_threshold: 3\n  cooldown_seconds: 1\n"
+                "  check_interval_seconds: 0\n"),
+    // A small sanitizer quarantine, so RSS shows what the gateway keeps,
+    // not freed memory the sanitizer holds back.
+    {{"ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:quarantine_size_mb=8"}}};
+  auto rss_before = vm_rss_kb(gw.pid());
+  std::atomic<size_t> ok{0}, enveloped{0}, broken{0};
+  auto until = std::chrono::steady_clock::now() + 20s;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 50; ++i)
+    clients.emplace_back([&] {
+      while (std::chrono::steady_clock::now() < until) {
+        try {
+          // Deadline 4 s plus slack: a later answer counts as a hang.
+          http_client client{gw.port(), 5s};
+          auto res = client.request("POST", "/v1/chat/completions",
+                                    chat_body("all"), auth_json(full_key));
+          auto j = res.json();
+          if (res.status == 200 && j.contains("choices"))
+            ++ok;
+          else if (res.status >= 400 && j.contains("error")
+                   && j["error"].contains("message"))
+            ++enveloped;
+          else
+            ++broken;
+        } catch (const std::exception&) {
+          ++broken;
+        }
+      }
+    });
+  for (auto& t : clients)
+    t.join();
+  auto rss_after = vm_rss_kb(gw.pid());
+  std::printf("chaos: %zu ok, %zu errors in the envelope, %zu broken; RSS "
+              "%ld -> %ld kB\n",
+              ok.load(), enveloped.load(), broken.load(), rss_before,
+              rss_after);
+  CHECK(broken == 0);
+  CHECK(ok > 0);
+  CHECK(gw.running());
+  // Sanitizer builds carry shadow memory; the bound is generous but finite.
+  CHECK(rss_after < rss_before + 128 * 1024);
+}
