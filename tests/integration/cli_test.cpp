@@ -18,12 +18,11 @@ TEST_CASE("check-config exits 0 for a valid file and 2 with every "
   auto ok = run_pw_router({"--check-config", good});
   CHECK(ok.exit_code == 0);
   CHECK(ok.out.find("is valid") != std::string::npos);
-  auto bad = write_temp_file(
-    make_config(echo_model
-                  + "  gpt:\n    provider: openai\n    model: m\n"
-                    "    timeout_seconds: 0\n    colour: blue\n",
-                "missing", "",
-                "  fallback_chains:\n    main: [\"echo\", \"ghost\"]\n"));
+  auto bad = write_temp_file(make_config(
+    echo_model
+      + "  gpt:\n    provider: openai\n    model: m\n"
+        "    timeout_seconds: 0\n    colour: blue\n",
+    "missing", "", "  fallback_chains:\n    main: [\"echo\", \"ghost\"]\n"));
   auto r = run_pw_router({"--check-config", bad});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("models.gpt.timeout_seconds: must be > 0 (got 0)")

@@ -38,7 +38,8 @@ inline std::string make_config(const std::string& models_yaml,
            "      name: \"limited\"\n"
            "      allowed_models: [\"echo\", \"safe-*\"]\n"
          + server_extra + "models:\n" + models_yaml + "routing:\n"
-         + "  default_model: \"" + default_model + "\"\n" + extra
+         + "  default_model: \"" + default_model + "\"\n"
+         + extra
          // Health checks would reach the fakes; tests that want them say so.
          + (extra.find("health:") == std::string::npos
               ? "health:\n  check_interval_seconds: 0\n"
