@@ -55,6 +55,12 @@ constexpr checked checked_v{};
 /// Time for a SESSION's next attempt after a backoff (SESSION to itself).
 using retry = caf::atom_constant<caf::atom("retry")>;
 constexpr retry retry_v{};
+/// A new configuration to serve (main thread -> SUPERVISOR, on SIGHUP).
+using reload = caf::atom_constant<caf::atom("reload")>;
+constexpr reload reload_v{};
+/// Actors of an old generation may end now (SUPERVISOR to itself).
+using retire = caf::atom_constant<caf::atom("retire")>;
+constexpr retire retire_v{};
 using get = caf::get_atom;
 constexpr get get_v{};
 using update = caf::update_atom;
@@ -162,11 +168,15 @@ typename Inspector::result_type inspect(Inspector& f, model_status& x) {
 /// SUPERVISOR -> io thread: every model's state, in config order.
 struct health_report {
   std::vector<model_status> models;
+  /// The running configuration: SHA-256 of its file and when it was loaded.
+  std::string config_sha256;
+  std::string config_loaded_at;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, health_report& x) {
-  return f(caf::meta::type_name("health_report"), x.models);
+  return f(caf::meta::type_name("health_report"), x.models, x.config_sha256,
+           x.config_loaded_at);
 }
 
 /// SESSION -> ROUTER: find a model for this request.
@@ -236,7 +246,15 @@ using supervisor_actor = caf::typed_actor<
   // Returns the current ROUTER (startup).
   caf::replies_to<atom::get>::with<router_actor>,
   // Collects every MODEL's state, in config order.
-  caf::replies_to<atom::health>::with<health_report>>;
+  caf::replies_to<atom::health>::with<health_report>,
+  // Serves a new, already validated configuration: MODELs whose upstream
+  // settings did not change keep running (and their breaker state), a new
+  // ROUTER takes over, io threads get the new generation; requests in
+  // flight finish on the generation they started with.
+  caf::reacts_to<atom::reload, gateway_config_ptr>,
+  // INTERNAL: ends actors of a replaced generation once their requests
+  // had time to finish.
+  caf::reacts_to<atom::retire, std::vector<caf::actor>>>;
 
 /// The SESSION actor interface: one per chat request. It is spawned by an io
 /// thread and drives pre stage -> resolve -> upstream call -> outcome ->
@@ -260,3 +278,4 @@ using session_actor = caf::typed_actor<
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::admission)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::route_decision)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::upstream_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::gateway_config_ptr)

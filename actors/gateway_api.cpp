@@ -52,6 +52,8 @@ std::string render_health(const health_report& report) {
   nlohmann::ordered_json body = {
     {"status", all_closed ? "healthy" : "degraded"},
     {"version", PW_VERSION},
+    {"config_sha256", report.config_sha256},
+    {"config_loaded_at", report.config_loaded_at},
     {"models", std::move(models)},
   };
   return body.dump(-1, ' ', false,

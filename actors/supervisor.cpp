@@ -8,6 +8,8 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace pw::actors {
 
 namespace {
@@ -54,6 +56,14 @@ bool may_restart(supervisor_ptr self) {
 
 void on_down(supervisor_ptr self, caf::down_msg& dm) {
   auto& st = self->state;
+  // Actors of a replaced generation end on purpose.
+  auto retired = std::find_if(
+    st.retiring.begin(), st.retiring.end(),
+    [&](const caf::actor& a) { return a.address() == dm.source; });
+  if (retired != st.retiring.end()) {
+    st.retiring.erase(retired);
+    return;
+  }
   auto reason = caf::to_string(dm.reason);
   if (dm.source == st.router.address()) {
     log::write(log_level::error, "actor_down",
@@ -78,6 +88,52 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
   }
 }
 
+/// Serves `next`: keeps MODELs whose upstream and health settings did not
+/// change, spawns the others and a new ROUTER, publishes the generation,
+/// and retires what was replaced once its requests had time to finish.
+void reload(supervisor_ptr self, gateway_config_ptr next) {
+  auto& st = self->state;
+  auto old_config = st.config;
+  bool health_same = same_health(old_config->health, next->health);
+  std::vector<std::pair<std::string, model_actor>> models;
+  std::vector<caf::actor> replaced;
+  std::vector<std::string> kept;
+  st.config = next; // spawn_model reads the new health settings
+  for (const auto& m : next->models) {
+    auto old = std::find_if(st.models.begin(), st.models.end(),
+                            [&](const auto& p) { return p.first == m->alias; });
+    const auto* old_cfg = old_config->find_model(m->alias);
+    if (old != st.models.end() && old_cfg != nullptr && health_same
+        && same_upstream(**old_cfg, *m)) {
+      models.emplace_back(m->alias, old->second);
+      kept.push_back(m->alias);
+      old->second = model_actor{};
+    } else {
+      models.emplace_back(m->alias, spawn_model(self, m));
+    }
+  }
+  for (auto& [alias, handle] : st.models)
+    if (handle)
+      replaced.push_back(caf::actor_cast<caf::actor>(handle));
+  replaced.push_back(caf::actor_cast<caf::actor>(st.router));
+  for (const auto& a : replaced)
+    st.retiring.push_back(a);
+  st.models = std::move(models);
+  st.router = spawn_router(self);
+  st.loaded_at = log::timestamp();
+  publish(self);
+  log::write(log_level::info, "config_reloaded",
+             {{"config_sha256", next->source_sha256},
+              {"models", next->models.size()},
+              {"models_kept", kept},
+              {"api_keys", next->server.api_keys.size()}});
+  // Sessions that started on the old generation still hold its ROUTER and
+  // MODELs; they end within the request deadline.
+  auto grace
+    = to_ms(old_config->server.request_deadline) + std::chrono::seconds{1};
+  self->delayed_send(self, grace, atom::retire_v, std::move(replaced));
+}
+
 } // namespace
 
 supervisor_actor::behavior_type
@@ -93,11 +149,14 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     st.models.emplace_back(m->alias, spawn_model(self, m));
   st.router = spawn_router(self);
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
+  st.loaded_at = log::timestamp();
   // Children end with the SUPERVISOR: it exits only at shutdown.
   self->set_exit_handler([self](caf::exit_msg& msg) {
     for (auto& [alias, handle] : self->state.models)
       self->send_exit(handle, msg.reason);
     self->send_exit(self->state.router, msg.reason);
+    for (auto& old : self->state.retiring)
+      self->send_exit(old, msg.reason);
     self->quit(msg.reason);
   });
   return {
@@ -107,6 +166,8 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       auto rp = self->make_response_promise<health_report>();
       auto report = std::make_shared<health_report>();
       report->models.resize(models.size());
+      report->config_sha256 = self->state.config->source_sha256;
+      report->config_loaded_at = self->state.loaded_at;
       if (models.empty()) {
         rp.deliver(*report);
         return rp;
@@ -137,6 +198,11 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
             });
       }
       return rp;
+    },
+    [self](atom::reload, gateway_config_ptr& next) { reload(self, next); },
+    [self](atom::retire, std::vector<caf::actor>& old) {
+      for (auto& a : old)
+        self->send_exit(a, caf::exit_reason::user_shutdown);
     },
   };
 }

@@ -27,6 +27,11 @@ struct supervisor_state {
   publish_fn publish;
   /// Runs the MODELs' health checks on an io thread.
   upstream_fn check;
+  /// When the running configuration was loaded (RFC 3339).
+  std::string loaded_at;
+  /// Actors of replaced generations, waiting to be retired (not restarted
+  /// when they go down).
+  std::vector<caf::actor> retiring;
   /// Restarts in the current window, to stop a crash loop.
   uint32_t restarts = 0;
   std::chrono::steady_clock::time_point window_start;

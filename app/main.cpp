@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace {
 
@@ -116,31 +117,76 @@ std::optional<options> parse_flags(int argc, char** argv, int& exit_code) {
   return opts;
 }
 
-/// Loads the config and checks the middleware against the plugin registry.
-/// Prints every problem to stderr.
-std::optional<pw::gateway_config> load(const std::string& path) {
+/// Loads the config and checks the middleware against the plugin registry;
+/// fills `errors` (one line per problem) on failure.
+std::optional<pw::gateway_config>
+load_checked(const std::string& path, std::vector<std::string>& errors) {
   auto cfg = pw::load_config(path);
   if (!cfg) {
-    std::cerr << "pw-router: invalid configuration " << path << ":\n";
     std::string text = pw::message_of(cfg.error());
     size_t pos = 0;
     while (pos <= text.size()) {
       auto nl = text.find('\n', pos);
-      std::cerr << "  " << text.substr(pos, nl - pos) << "\n";
+      errors.push_back(text.substr(pos, nl - pos));
       if (nl == std::string::npos)
         break;
       pos = nl + 1;
     }
     return std::nullopt;
   }
-  auto plugin_errors = pw::plugins::check_middleware(*cfg);
-  if (!plugin_errors.empty()) {
-    std::cerr << "pw-router: invalid configuration " << path << ":\n";
-    for (const auto& e : plugin_errors)
-      std::cerr << "  " << e << "\n";
+  errors = pw::plugins::check_middleware(*cfg);
+  if (!errors.empty())
     return std::nullopt;
-  }
   return std::move(*cfg);
+}
+
+/// Loads the config at start-up; prints every problem to stderr.
+std::optional<pw::gateway_config> load(const std::string& path) {
+  std::vector<std::string> errors;
+  auto cfg = load_checked(path, errors);
+  if (!cfg) {
+    std::cerr << "pw-router: invalid configuration " << path << ":\n";
+    for (const auto& e : errors)
+      std::cerr << "  " << e << "\n";
+  }
+  return cfg;
+}
+
+/// SIGHUP: reads the config file again and hands a valid one to the
+/// SUPERVISOR; an invalid one is rejected with its errors logged, and the
+/// running one keeps serving. Listener and thread settings need a restart.
+/// Returns the configuration now being served.
+pw::gateway_config_ptr reload(const options& opts,
+                              const pw::gateway_config_ptr& running,
+                              const pw::actors::supervisor_actor& sup) {
+  using namespace pw;
+  std::vector<std::string> errors;
+  auto next = load_checked(opts.config, errors);
+  if (!next) {
+    log::write(log_level::error, "reload_rejected",
+               {{"config", opts.config}, {"errors", errors}});
+    return running;
+  }
+  std::vector<std::string> restart_only;
+  const auto& a = running->server;
+  const auto& b = next->server;
+  if (a.host != b.host || a.port != b.port)
+    restart_only.emplace_back("server.host/server.port");
+  if (a.io_threads != b.io_threads || a.actor_threads != b.actor_threads)
+    restart_only.emplace_back("server.io_threads/server.actor_threads");
+  if (a.max_connections != b.max_connections)
+    restart_only.emplace_back("server.max_connections");
+  if (a.sched_batch != b.sched_batch)
+    restart_only.emplace_back("server.sched_batch");
+  if (!restart_only.empty())
+    log::write(log_level::warning, "reload_needs_restart",
+               {{"keys", restart_only},
+                {"message", "these settings keep their running values "
+                            "until a restart"}});
+  log::set_level(next->logging.level);
+  auto served = std::make_shared<const gateway_config>(std::move(*next));
+  caf::anon_send(sup, atom::reload_v, served);
+  return served;
 }
 
 /// Asks the SUPERVISOR for the first ROUTER. Start-up only: blocking here
@@ -212,6 +258,7 @@ int run(const options& opts, pw::gateway_config_ptr cfg) {
       server.stop();
       srv->reset();
     };
+    auto running = cfg;
     try {
       auto router = first_router(sys, sup);
       if (!router) {
@@ -240,9 +287,7 @@ int run(const options& opts, pw::gateway_config_ptr cfg) {
         if (sigwait(&signals, &sig) != 0)
           continue;
         if (sig == SIGHUP) {
-          log::write(log_level::warning, "reload_unsupported",
-                     {{"message", "SIGHUP reload is not supported yet; the "
-                                  "running configuration stays"}});
+          running = reload(opts, running, sup);
           continue;
         }
         log::write(log_level::info, "shutting_down",

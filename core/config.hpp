@@ -217,6 +217,14 @@ caf::expected<gateway_config> load_config(const std::string& path);
 /// Same as load_config, from YAML text (tests, fuzzing).
 caf::expected<gateway_config> load_config_text(std::string_view yaml);
 
+/// True if two models call their upstream the same way (provider, model,
+/// key, URL, CA, timeouts, retries, limits): a reload keeps such a MODEL
+/// running, breaker state included.
+bool same_upstream(const model_config& x, const model_config& y);
+
+/// True if two health sections are equal.
+bool same_health(const health_config& x, const health_config& y);
+
 /// CPUs this process may run on (its affinity mask): the default for
 /// `server.io_threads` and `server.actor_threads`.
 unsigned available_cores();

@@ -63,6 +63,24 @@ const chain_config* gateway_config::find_chain(std::string_view name) const {
   return nullptr;
 }
 
+bool same_upstream(const model_config& x, const model_config& y) {
+  return x.alias == y.alias && x.provider == y.provider && x.model == y.model
+         && x.api_key == y.api_key && x.base_url == y.base_url
+         && x.ca_file == y.ca_file && x.timeout == y.timeout
+         && x.connect_timeout == y.connect_timeout
+         && x.first_byte_timeout == y.first_byte_timeout
+         && x.idle_timeout == y.idle_timeout && x.max_retries == y.max_retries
+         && x.max_concurrent == y.max_concurrent
+         && x.default_max_tokens == y.default_max_tokens && x.tags == y.tags;
+}
+
+bool same_health(const health_config& x, const health_config& y) {
+  return x.check_interval == y.check_interval
+         && x.unhealthy_threshold == y.unhealthy_threshold
+         && x.healthy_threshold == y.healthy_threshold
+         && x.check_timeout == y.check_timeout && x.cooldown == y.cooldown;
+}
+
 unsigned available_cores() {
   // The CPUs this process may run on (taskset, cgroup cpusets), not the
   // machine's: a gateway pinned to one core should not start two io threads.

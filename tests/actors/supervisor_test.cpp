@@ -119,3 +119,43 @@ TEST_CASE_METHOD(supervisor_fixture, "a dead ROUTER is restarted and "
   CHECK(published[0]->router == current_router());
   CHECK(resolve("second").alias == "second");
 }
+
+TEST_CASE_METHOD(supervisor_fixture, "a request in flight when its MODEL "
+                                     "dies gets an answer, never a hang") {
+  auto router = current_router();
+  auto doomed = resolve("first").model;
+  // The MODEL dies while a resolve is on its way to it.
+  auto h = self->request(router, caf::infinite, atom::resolve_v,
+                         resolve_request{"r", "client", 0, "first", {}});
+  self->send_exit(doomed, caf::exit_reason::kill);
+  run();
+  bool answered = false;
+  h.receive([&](route_decision&) { answered = true; },
+            [&](caf::error&) { answered = true; });
+  CHECK(answered);
+  // The restarted MODEL serves the next request.
+  CHECK(resolve("first").model != doomed);
+}
+
+TEST_CASE_METHOD(supervisor_fixture, "a reload keeps unchanged MODELs and "
+                                     "publishes a new ROUTER") {
+  auto before_first = resolve("first").model;
+  auto before_second = resolve("second").model;
+  auto next = std::make_shared<gateway_config>(*config);
+  auto changed = std::make_shared<model_config>(*next->models[1]);
+  changed->timeout = seconds_d{5};
+  next->models[1] = changed;
+  next->source_sha256 = "next";
+  self->send(aut, atom::reload_v, gateway_config_ptr{next});
+  run();
+  REQUIRE(published.size() == 1);
+  CHECK(published[0]->config == next);
+  CHECK(resolve("first").model == before_first);
+  CHECK(resolve("second").model != before_second);
+  CHECK(health().config_sha256 == "next");
+  // The replaced actors are retired after the grace period.
+  sched.advance_time(to_ms(config->server.request_deadline)
+                     + std::chrono::seconds{2});
+  run();
+  CHECK(health().models.size() == 2);
+}

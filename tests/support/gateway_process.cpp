@@ -227,6 +227,16 @@ bool gateway_process::wait_for_output(const std::string& text,
                       [&] { return out_.find(text) != std::string::npos; });
 }
 
+void gateway_process::rewrite_config(const std::string& config_yaml) {
+  std::ofstream out{config_path_, std::ios::trunc | std::ios::binary};
+  out << config_yaml;
+}
+
+void gateway_process::signal(int sig) const {
+  if (pid_ > 0)
+    kill(pid_, sig);
+}
+
 bool gateway_process::running() const {
   if (pid_ <= 0 || exit_code_ >= 0)
     return false;

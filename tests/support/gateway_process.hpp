@@ -65,6 +65,12 @@ public:
   /// True while the process runs.
   [[nodiscard]] bool running() const;
 
+  /// Replaces the config file's contents (for a reload).
+  void rewrite_config(const std::string& config_yaml);
+
+  /// Sends `sig` to the process.
+  void signal(int sig) const;
+
   /// Sends SIGTERM, waits up to `timeout`, then SIGKILL. Returns the exit
   /// code (128 + signal if killed by one). The destructor stops the process
   /// too, and aborts the test binary if it did not exit 0 or a sanitizer

@@ -1,0 +1,120 @@
+// The gateway's life: SIGHUP reloads (valid and invalid), breaker state kept
+// across a reload, and SIGTERM letting a running stream finish.
+
+#include "tests/integration/common.hpp"
+
+#include <csignal>
+
+using namespace pw::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string other_key = "sk-test-reloaded-key-5e6f";
+
+std::string with_key(std::string config, const std::string& key) {
+  auto pos = config.find(full_key);
+  config.replace(pos, full_key.size(), key);
+  return config;
+}
+
+http_response ask(const gateway_process& gw, const std::string& model,
+                  const std::string& key = full_key) {
+  return http_request(gw.port(), "POST", "/v1/chat/completions",
+                      chat_body(model), auth_json(key));
+}
+
+} // namespace
+
+TEST_CASE("SIGHUP swaps models and keys; a broken config keeps the old "
+          "one serving") {
+  fake_upstream first{answer_ok("first")};
+  fake_upstream second{answer_ok("second")};
+  gateway_process gw{make_config(openai_model("one", first.base_url()), "one")};
+  REQUIRE(ask(gw, "one").status == 200);
+  auto sha_before = http_request(gw.port(), "GET", "/health")
+                      .json()["config_sha256"]
+                      .get<std::string>();
+  SECTION("a valid config replaces routing, models and keys") {
+    gw.rewrite_config(with_key(
+      make_config(openai_model("two", second.base_url()), "two"), other_key));
+    gw.signal(SIGHUP);
+    REQUIRE(gw.wait_for_output("\"event\":\"config_reloaded\""));
+    auto res = ask(gw, "two", other_key);
+    REQUIRE(res.status == 200);
+    CHECK(res.json()["choices"][0]["message"]["content"] == "second");
+    CHECK(ask(gw, "two").status == 401);            // the old key is gone
+    CHECK(ask(gw, "one", other_key).status == 404); // and the old model
+    auto health = http_request(gw.port(), "GET", "/health").json();
+    CHECK(health["config_sha256"] != sha_before);
+    CHECK(health["models"].contains("two"));
+    CHECK_FALSE(health["models"].contains("one"));
+  }
+  SECTION("an invalid config is rejected with its errors") {
+    gw.rewrite_config("server:\n  api_keys: []\n");
+    gw.signal(SIGHUP);
+    REQUIRE(gw.wait_for_output("\"event\":\"reload_rejected\""));
+    CHECK(gw.output().find("server.api_keys: must contain at least one key")
+          != std::string::npos);
+    CHECK(ask(gw, "one").status == 200);
+    CHECK(http_request(gw.port(), "GET", "/health").json()["config_sha256"]
+          == sha_before);
+  }
+  CHECK(gw.running());
+}
+
+TEST_CASE("a reload keeps the breaker of a model whose upstream did not "
+          "change") {
+  fake_upstream failing{[](const fake_request&) {
+    fake_response r;
+    r.status = 503;
+    return r;
+  }};
+  auto health = "health:\n  unhealthy_threshold: 1\n  cooldown_seconds: 300\n"
+                "  check_interval_seconds: 0\n";
+  auto config = make_config(openai_model("m", failing.base_url())
+                              + openai_model("n", failing.base_url()),
+                            "m", "", health);
+  gateway_process gw{config};
+  CHECK(ask(gw, "m").status == 502);
+  CHECK(ask(gw, "n").status == 502);
+  REQUIRE(ask(gw, "m").status == 503); // open
+  // Same settings for m, a longer timeout for n, and a new key.
+  gw.rewrite_config(
+    with_key(make_config(openai_model("m", failing.base_url())
+                           + openai_model("n", failing.base_url(),
+                                          "    timeout_seconds: 60\n"),
+                         "m", "", health),
+             other_key));
+  gw.signal(SIGHUP);
+  REQUIRE(gw.wait_for_output("\"models_kept\":[\"m\"]"));
+  CHECK(ask(gw, "m", other_key).status == 503); // still open
+  auto h = http_request(gw.port(), "GET", "/health").json()["models"];
+  CHECK(h["m"]["circuit"] == "open");
+  CHECK(h["n"]["circuit"] == "closed"); // a new MODEL
+  CHECK(ask(gw, "n", other_key).status == 502);
+}
+
+TEST_CASE("SIGTERM lets a running stream finish, then exits 0") {
+  fake_upstream upstream{[](const fake_request&) {
+    fake_response r;
+    r.content_type = "text/event-stream";
+    r.chunks = openai_stream({"one", "two", "three", "four", "five"}, 100ms);
+    return r;
+  }};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
+  raw_connection conn{gw.port()};
+  auto body = nlohmann::json::parse(chat_body("m"));
+  body["stream"] = true;
+  auto text = body.dump();
+  REQUIRE(conn.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    "Authorization: Bearer "
+                    + full_key + "\r\nContent-Length: "
+                    + std::to_string(text.size()) + "\r\n\r\n" + text));
+  REQUIRE(conn.read_until("\"one\"", 10s).find("\"one\"") != std::string::npos);
+  gw.signal(SIGTERM);
+  auto rest = conn.read_until("data: [DONE]", 10s);
+  CHECK(rest.find("\"five\"") != std::string::npos);
+  CHECK(rest.find("data: [DONE]") != std::string::npos);
+  CHECK(gw.stop() == 0);
+}
