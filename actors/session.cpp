@@ -121,12 +121,14 @@ http_reply streamed_reply(const upstream_result& r, std::string model) {
 }
 
 /// How a relayed stream ended, for the MODEL: complete, cut by the client
-/// (not the model's fault), or broken by the upstream.
+/// or by the request's deadline (not the model's fault), or broken by the
+/// upstream (which includes running past the model's own timeout).
 call_outcome stream_outcome(const upstream_result& r) {
   if (r.summary.complete)
     return {call_result::success, r.status, r.elapsed.count(), {}};
-  if (r.client_gone)
-    return {call_result::cancelled, r.status, r.elapsed.count(), {}};
+  if (r.client_gone || r.past_deadline)
+    return {call_result::cancelled, r.status, r.elapsed.count(),
+            r.client_gone ? "client closed" : "deadline"};
   return {call_result::failure, r.status, r.elapsed.count(),
           "stream: " + r.summary.error};
 }
@@ -232,14 +234,23 @@ void on_upstream(session_ptr self, upstream_result& r) {
     summary = "malformed response";
   } else {
     err = adapters::upstream_error(r, model);
-    result = r.failure == upstream_failure::cancelled ? call_result::cancelled
-             : adapters::is_model_failure(r)          ? call_result::failure
-                                                      : call_result::rejected;
+    // Cut by the request's deadline: the model was not given its time.
+    result = r.failure == upstream_failure::cancelled || r.past_deadline
+               ? call_result::cancelled
+             : adapters::is_model_failure(r) ? call_result::failure
+                                             : call_result::rejected;
     summary = r.failure != upstream_failure::none
                 ? std::string{to_string(r.failure)} + ": " + r.detail
                 : "HTTP " + std::to_string(r.status);
   }
   report(self, {result, r.status, latency, summary});
+  if (r.past_deadline) {
+    // The io thread has answered 504 already; this only ends the session.
+    finish_with(self, error_of(errc::deadline_exceeded,
+                               "The request did not finish within its "
+                               "deadline"));
+    return;
+  }
   if (result != call_result::failure) {
     // The client's own mistake (4xx) or nobody left to answer: no fallback.
     http_reply reply;
@@ -259,7 +270,9 @@ void on_upstream(session_ptr self, upstream_result& r) {
   }
   st.last_error = std::move(err);
   st.last_status = r.status;
-  if (st.retries < model.max_retries) {
+  // A rate limit is not retried on the same model: the provider said when
+  // to come back, and that is rarely within this request's time.
+  if (st.retries < model.max_retries && r.status != 429) {
     auto wait = retry_backoff(++st.retries);
     if (steady_clock::now() + wait < st.ctx.deadline) {
       self->delayed_send(self, wait, atom::retry_v);
@@ -313,6 +326,7 @@ void call_model(session_ptr self, route_decision d) {
   request->timeout = std::min(request->timeout, left);
   request->first_byte_timeout = std::min(request->first_byte_timeout, left);
   request->connect_timeout = std::min(request->connect_timeout, left);
+  request->request_deadline = st.ctx.deadline;
   if (st.ctx.stream) {
     // The io thread relays a 2xx answer through this translator.
     request->stream = adapter.make_stream_decoder(st.decision->settings,

@@ -246,19 +246,20 @@ int run(const options& opts, pw::gateway_config_ptr cfg) {
     caf::actor_system sys{sys_cfg};
     auto sup = sys.spawn(actors::supervisor, cfg, server.publisher(),
                          server.health_checker());
+    // The configuration being served; SIGHUP replaces it.
+    auto running = cfg;
     // Whatever happens from here on, the shutdown order holds: io threads
     // drained, actors stopped while the io threads still deliver their last
     // posts, then the io threads stopped and their contexts destroyed
     // before the actor system goes.
     auto shutdown = [&] {
-      server.drain(to_ms(cfg->server.drain));
+      server.drain(to_ms(running->server.drain));
       caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
       sup = nullptr;
       sys.await_all_actors_done();
       server.stop();
       srv->reset();
     };
-    auto running = cfg;
     try {
       auto router = first_router(sys, sup);
       if (!router) {

@@ -88,13 +88,18 @@ struct upstream_request {
   std::vector<header_field> headers;
   std::string body;
   std::chrono::milliseconds connect_timeout{10'000};
-  /// Total time for the whole exchange (connect to last body byte);
-  /// streams: until the response headers.
+  /// Total time for the whole exchange (connect to last body byte),
+  /// streams included.
   std::chrono::milliseconds timeout{120'000};
   /// Time until the response headers.
   std::chrono::milliseconds first_byte_timeout{120'000};
   /// Streaming only: the longest gap between two reads of the body.
   std::chrono::milliseconds idle_timeout{120'000};
+  /// The client request's deadline (server.request_deadline_seconds): a
+  /// stream still flowing then ends with an error event, and a timeout at
+  /// or after it is reported as `past_deadline`.
+  std::chrono::steady_clock::time_point request_deadline
+    = std::chrono::steady_clock::time_point::max();
   /// Set for `"stream": true`: a 2xx answer is relayed to the client
   /// through this translator as it arrives (on the io thread); anything
   /// else is read whole and returned as usual.
@@ -132,6 +137,9 @@ struct upstream_result {
   bool streamed = false;
   /// The client went away during the stream; the upstream was cut.
   bool client_gone = false;
+  /// The exchange was cut because the client request's deadline passed:
+  /// not the provider's fault.
+  bool past_deadline = false;
   /// What the relayed stream added up to.
   stream_summary summary;
 };

@@ -23,10 +23,12 @@ stream_state stream_decoder::finish(std::string& out) {
   return state_;
 }
 
-stream_state stream_decoder::abort(std::string& out, std::string why) {
+stream_state stream_decoder::abort(std::string& out, std::string why,
+                                   std::string_view type,
+                                   std::string_view code) {
   if (state_ != stream_state::open)
     return state_;
-  return fail(out, std::move(why));
+  return fail(out, std::move(why), type, code);
 }
 
 stream_state stream_decoder::fail(std::string& out, std::string message,

@@ -62,9 +62,11 @@ public:
   /// error event and `failed`; it is never reported as complete.
   stream_state finish(std::string& out);
 
-  /// The transport failed (reset, idle timeout): ends an open stream with
-  /// one error event saying why.
-  stream_state abort(std::string& out, std::string why);
+  /// The transport failed (reset, idle timeout) or a time limit passed:
+  /// ends an open stream with one error event saying why.
+  stream_state abort(std::string& out, std::string why,
+                     std::string_view type = "upstream_error",
+                     std::string_view code = "stream_failed");
 
   [[nodiscard]] const stream_summary& summary() const { return summary_; }
 

@@ -31,7 +31,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -142,25 +141,19 @@ auto async_actor_call(Initiate initiate,
       using state_t = detail::bridge_state<decltype(handler), decltype(work)>;
       auto state
         = std::make_shared<state_t>(std::move(handler), std::move(work), timer);
-      auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(
-        timer->expiry() - net::steady_timer::clock_type::now());
       // The timer holds the state weakly: it must not keep an answer alive.
-      timer->async_wait([weak = std::weak_ptr<state_t>{state},
-                         limit](boost::system::error_code ec) {
-        if (ec)
-          return; // cancelled: answered, or a stream took over
-        if (auto s = weak.lock()) {
-          char secs[32];
-          std::snprintf(secs, sizeof(secs), "%.3g",
-                        static_cast<double>(limit.count()) / 1000.0);
-          http_reply r;
-          r.error = error_of(errc::deadline_exceeded,
-                             std::string{"The request did not finish within "
-                                         "its deadline ("}
-                               + secs + " s)");
-          s->complete(std::move(r));
-        }
-      });
+      timer->async_wait(
+        [weak = std::weak_ptr<state_t>{state}](boost::system::error_code ec) {
+          if (ec)
+            return; // cancelled: answered, or a stream took over
+          if (auto s = weak.lock()) {
+            http_reply r;
+            r.error = error_of(errc::deadline_exceeded,
+                               "The request did not finish within its deadline "
+                               "(server.request_deadline_seconds)");
+            s->complete(std::move(r));
+          }
+        });
       init(reply_fn{[state](http_reply r) { state->complete(std::move(r)); }});
     },
     token, std::move(initiate), std::move(deadline));

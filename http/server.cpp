@@ -268,8 +268,8 @@ net::awaitable<http_reply> handle_chat(worker& w, beast::tcp_stream& stream,
   ctx.deadline = info.start + to_ms(cfg.server.request_deadline);
   // The body moves on as received; nothing here built a document of it.
   ctx.body = chat_payload{std::move(req.body())};
-  auto deadline = std::make_shared<net::steady_timer>(
-    w.ioc, to_ms(cfg.server.request_deadline));
+  // The same instant the SESSION counts to: from the request's first byte.
+  auto deadline = std::make_shared<net::steady_timer>(w.ioc, ctx.deadline);
   auto upstream = w.upstream;
   if (ctx.stream) {
     // A stream is relayed by the upstream call itself, straight into this

@@ -222,15 +222,16 @@ constexpr size_t max_stream_error_bytes = 1024 * 1024;
 /// The streaming variant of exchange(): writes the request, waits for the
 /// response headers until `deadline`; a 2xx answer is relayed to `sink`
 /// piece by piece through `req.stream` (the translator), with
-/// `req.idle_timeout` between reads; anything else is read whole and
-/// returned like exchange() does. The client is watched throughout: if it
-/// leaves, the upstream connection is closed at once.
+/// `req.idle_timeout` between reads, until `end_by` (the attempt's or the
+/// request's time limit, whichever comes first); anything else is read
+/// whole and returned like exchange() does. The client is watched
+/// throughout: if it leaves, the upstream connection is closed at once.
 template <class Stream>
 net::awaitable<upstream_result>
 stream_exchange(Stream& stream, beast::tcp_stream& lowest,
                 beast::flat_buffer& buffer, const upstream_request& req,
-                clock_type::time_point deadline, downstream_sink& sink,
-                bool& reusable, bool& retryable) {
+                clock_type::time_point deadline, clock_type::time_point end_by,
+                downstream_sink& sink, bool& reusable, bool& retryable) {
   reusable = false;
   retryable = false;
   upstream_result r;
@@ -335,8 +336,9 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
   r.streamed = true;
   std::string out;
   bool clean = false;
+  bool timed_out = false;
   while (!parser->is_done()) {
-    lowest.expires_after(req.idle_timeout);
+    lowest.expires_at(std::min(clock_type::now() + req.idle_timeout, end_by));
     auto [ec, n] = co_await read_piece();
     out.clear();
     if (n > 0)
@@ -344,9 +346,22 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
     if (ec && decoder.state() == stream_state::open) {
       if (sink.client_gone())
         break;
-      decoder.abort(out, ec == beast::error::timeout
-                           ? "The upstream stream stalled (idle timeout)"
-                           : "The upstream stream broke off: " + ec.message());
+      if (ec != beast::error::timeout)
+        decoder.abort(out, "The upstream stream broke off: " + ec.message());
+      else if (clock_type::now() < end_by)
+        decoder.abort(out, "The upstream stream stalled (idle timeout)");
+      else {
+        // A time limit, not a fault seen in the stream.
+        timed_out = true;
+        r.past_deadline = end_by >= req.request_deadline;
+        decoder.abort(
+          out,
+          r.past_deadline ? "The request reached its deadline "
+                            "(server.request_deadline_seconds) while streaming"
+                          : "The answer took longer than the model's "
+                            "timeout_seconds",
+          "timeout_error", r.past_deadline ? "deadline_exceeded" : "timeout");
+      }
     }
     if (!out.empty() && !co_await sink.write(out))
       break;
@@ -369,7 +384,8 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
     r.failure = upstream_failure::cancelled;
     r.detail = "the client closed the connection";
   } else if (!r.summary.complete) {
-    r.failure = upstream_failure::protocol;
+    r.failure
+      = timed_out ? upstream_failure::timeout : upstream_failure::protocol;
     r.detail = r.summary.error;
   }
   // Reused only after a clean end with nothing left unread.
@@ -565,16 +581,18 @@ upstream_pool::call(upstream_request req,
     bool reusable = false;
     bool retryable = false;
     if (req.stream && sink) {
-      // A stream's headers must come within min(timeout, first byte).
+      // A stream's headers must come within min(timeout, first byte); its
+      // last byte within the attempt's timeout and the request's deadline.
       auto headers_by = std::min(deadline, first_byte);
+      auto end_by = std::min(deadline, req.request_deadline);
       if (conn->tls)
         result = co_await stream_exchange(*conn->tls, conn->lowest(),
-                                          conn->buffer, req, headers_by, *sink,
-                                          reusable, retryable);
+                                          conn->buffer, req, headers_by, end_by,
+                                          *sink, reusable, retryable);
       else
         result = co_await stream_exchange(*conn->plain, conn->lowest(),
-                                          conn->buffer, req, headers_by, *sink,
-                                          reusable, retryable);
+                                          conn->buffer, req, headers_by, end_by,
+                                          *sink, reusable, retryable);
     } else if (conn->tls) {
       result = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, req,
                                  first_byte, deadline, reusable, retryable);
@@ -598,8 +616,13 @@ upstream_pool::call(upstream_request req,
   if (stopping_ && result.failure != upstream_failure::none && !result.streamed)
     result
       = failure(upstream_failure::cancelled, "the gateway is shutting down");
-  result.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-    clock_type::now() - start);
+  auto end = clock_type::now();
+  // A timeout at the request's deadline was the deadline's doing.
+  if (result.failure == upstream_failure::timeout
+      && end >= req.request_deadline)
+    result.past_deadline = true;
+  result.elapsed
+    = std::chrono::duration_cast<std::chrono::microseconds>(end - start);
   co_return result;
 }
 

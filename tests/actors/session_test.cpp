@@ -173,6 +173,7 @@ struct fallback_fixture : actor_fixture {
   std::shared_ptr<gateway_config> config = std::make_shared<gateway_config>();
   std::map<std::string, std::shared_ptr<mock_model_log>> logs;
   router_actor router_handle;
+  std::vector<std::pair<std::string, model_actor>> models;
   std::vector<upstream_request> calls;
   upstream_done answer_upstream;
   std::vector<http_reply> replies;
@@ -190,7 +191,6 @@ struct fallback_fixture : actor_fixture {
     }
     config->routing.default_model = "gpt";
     config->routing.fallback_chains = {{"main", {"gpt", "claude"}}};
-    std::vector<std::pair<std::string, model_actor>> models;
     for (const auto& m : config->models) {
       logs[m->alias] = std::make_shared<mock_model_log>();
       models.emplace_back(m->alias, spawn(mock_model, m, logs[m->alias]));
@@ -334,6 +334,50 @@ TEST_CASE_METHOD(retry_fixture, "max_retries retries the same model after a "
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].status == 200);
   CHECK(logs["gpt"]->outcomes.size() == 2);
+}
+
+TEST_CASE_METHOD(retry_fixture, "a 429 is not retried on the same model; "
+                                "the request falls back at once") {
+  start();
+  answer(429);
+  REQUIRE(calls.size() == 2); // no backoff, no second try on gpt
+  CHECK(target_model(1) == "upstream-claude");
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+}
+
+TEST_CASE_METHOD(fallback_fixture, "an attempt cut by the request deadline "
+                                   "is not the model's failure") {
+  start();
+  upstream_result r;
+  r.failure = upstream_failure::timeout;
+  r.detail = "timed out waiting for the response";
+  r.past_deadline = true;
+  auto done = std::move(answer_upstream);
+  done(std::move(r));
+  run();
+  CHECK(calls.size() == 1); // no fallback after the deadline
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].error->code == errc::deadline_exceeded);
+  REQUIRE(logs["gpt"]->outcomes.size() == 1);
+  CHECK(logs["gpt"]->outcomes[0].result == call_result::cancelled);
+}
+
+TEST_CASE_METHOD(fallback_fixture, "a MODEL that dies during the upstream "
+                                   "call does not stall the request") {
+  start();
+  REQUIRE(calls.size() == 1);
+  self->send_exit(models.at(0).second, caf::exit_reason::kill);
+  run();
+  // The call was admitted before the MODEL died: its failure still falls
+  // back, and the outcome sent to the dead MODEL is simply dropped.
+  answer(503);
+  REQUIRE(calls.size() == 2);
+  CHECK(target_model(1) == "upstream-claude");
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
 }
 
 TEST_CASE("retry backoff doubles from 100 ms, capped, with jitter") {

@@ -4,6 +4,7 @@
 #include "tests/integration/common.hpp"
 
 #include <csignal>
+#include <memory>
 
 using namespace pw::test;
 using namespace std::chrono_literals;
@@ -102,8 +103,20 @@ TEST_CASE("SIGTERM lets a running stream finish, then exits 0") {
     r.chunks = openai_stream({"one", "two", "three", "four", "five"}, 100ms);
     return r;
   }};
-  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
-  raw_connection conn{gw.port()};
+  auto config = make_config(openai_model("m", upstream.base_url()), "m");
+  std::unique_ptr<gateway_process> gw;
+  SECTION("with the drain of the config it started with") {
+    gw = std::make_unique<gateway_process>(config);
+  }
+  SECTION("with the drain of a reloaded config") {
+    // Started without any drain: only the reloaded 30 s save the stream.
+    gw = std::make_unique<gateway_process>(make_config(
+      openai_model("m", upstream.base_url()), "m", "  drain_seconds: 0\n"));
+    gw->rewrite_config(config);
+    gw->signal(SIGHUP);
+    REQUIRE(gw->wait_for_output("\"event\":\"config_reloaded\""));
+  }
+  raw_connection conn{gw->port()};
   auto body = nlohmann::json::parse(chat_body("m"));
   body["stream"] = true;
   auto text = body.dump();
@@ -112,9 +125,9 @@ TEST_CASE("SIGTERM lets a running stream finish, then exits 0") {
                     + full_key + "\r\nContent-Length: "
                     + std::to_string(text.size()) + "\r\n\r\n" + text));
   REQUIRE(conn.read_until("\"one\"", 10s).find("\"one\"") != std::string::npos);
-  gw.signal(SIGTERM);
+  gw->signal(SIGTERM);
   auto rest = conn.read_until("data: [DONE]", 10s);
   CHECK(rest.find("\"five\"") != std::string::npos);
   CHECK(rest.find("data: [DONE]") != std::string::npos);
-  CHECK(gw.stop() == 0);
+  CHECK(gw->stop() == 0);
 }

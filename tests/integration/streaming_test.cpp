@@ -271,19 +271,45 @@ TEST_CASE("a client that does not read is cut, not buffered for") {
   CHECK(http_request(gw.port(), "GET", "/health").status == 200);
 }
 
-TEST_CASE("a flowing stream outlives the request deadline; keep-alive "
-          "holds after it") {
+TEST_CASE("a stream still flowing at the request deadline ends with one "
+          "error event within 100 ms of it") {
   fake_upstream upstream{
-    stream_with(openai_stream({"a", "b", "c", "d", "e", "f"}, 100ms))};
+    stream_with(openai_stream(std::vector<std::string>(200, "tok"), 50ms))};
   gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m",
-                                 "  request_deadline_seconds: 0.3\n")};
+                                 "  request_deadline_seconds: 0.5\n")};
   raw_connection conn{gw.port()};
-  REQUIRE(conn.send(stream_request("m", false, "keep-alive")));
-  auto first = conn.read_until("data: [DONE]\n\n\r\n0\r\n\r\n", 20s);
-  auto r = split(first, false);
-  CHECK(r.text() == "abcdef");
-  CHECK(r.count("data: [DONE]") == 1);
-  // The same connection serves the next request.
-  REQUIRE(conn.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
-  CHECK(conn.read_until("\"status\"", 10s).starts_with("HTTP/1.1 200"));
+  REQUIRE(conn.send(stream_request("m")));
+  // The client waits at most the deadline plus 100 ms for the event.
+  auto first = conn.read_until("deadline_exceeded", 600ms);
+  REQUIRE(first.find("deadline_exceeded") != std::string::npos);
+  bool closed = false;
+  auto rest = conn.read_until_close(10s, closed);
+  auto r = split(first + rest, closed);
+  CHECK(r.text().starts_with("tok"));
+  CHECK(r.count("\"error\"") == 1);
+  CHECK(r.has("\"type\":\"timeout_error\""));
+  CHECK_FALSE(r.has("[DONE]"));
+  CHECK(r.closed);
+  CHECK(upstream.wait_for_stream_cut(10s));
+  // The model was cut off, not at fault.
+  auto health = http_request(gw.port(), "GET", "/health").json();
+  CHECK(health["models"]["m"]["failures"] == 0);
+  CHECK(health["models"]["m"]["in_flight"] == 0);
+}
+
+TEST_CASE("a stream longer than the model's timeout_seconds is cut and "
+          "counts against the model") {
+  fake_upstream upstream{
+    stream_with(openai_stream(std::vector<std::string>(200, "tok"), 50ms))};
+  gateway_process gw{make_config(
+    openai_model("m", upstream.base_url(), "    timeout_seconds: 0.4\n"), "m",
+    "  request_deadline_seconds: 30\n")};
+  auto r = stream_once(gw.port(), "m");
+  CHECK(r.text().starts_with("tok"));
+  CHECK(r.has("\"code\":\"timeout\""));
+  CHECK(r.has("timeout_seconds"));
+  CHECK_FALSE(r.has("[DONE]"));
+  CHECK(upstream.wait_for_stream_cut(10s));
+  auto health = http_request(gw.port(), "GET", "/health").json();
+  CHECK(health["models"]["m"]["failures"] == 1);
 }
