@@ -230,6 +230,17 @@ struct route_decision {
   std::vector<candidate> remaining;
 };
 
+/// The decision for a candidate whose MODEL admitted the call.
+inline route_decision decision_for(std::string alias, model_actor model,
+                                   admission&& a) {
+  route_decision d;
+  d.alias = std::move(alias);
+  d.model = std::move(model);
+  d.settings = std::move(a.settings);
+  d.probe = a.probe;
+  return d;
+}
+
 /// The ROUTER actor interface: owns the routing table, the key allowlists
 /// and the per-client rate limits; asks MODELs for admission in order.
 using router_actor = caf::typed_actor<

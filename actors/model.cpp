@@ -101,7 +101,7 @@ void run_check(model_ptr self) {
   auto req = adapters::adapter_for(m.provider).health_request(m);
   if (!req)
     return;
-  req->connect_timeout = std::min(to_ms(m.connect_timeout), st.check_timeout);
+  req->connect_timeout = std::min(req->connect_timeout, st.check_timeout);
   req->timeout = st.check_timeout;
   req->first_byte_timeout = st.check_timeout;
   st.check_in_flight = true;

@@ -49,11 +49,7 @@ void admit_from(router_ptr self, decision_promise rp,
           admit_from(self, rp, candidates, i + 1, request_id, soonest);
           return;
         }
-        route_decision d;
-        d.alias = alias;
-        d.model = handle;
-        d.settings = std::move(a.settings);
-        d.probe = a.probe;
+        auto d = decision_for(alias, handle, std::move(a));
         for (size_t j = i + 1; j < candidates->size(); ++j) {
           auto m = self->state.models.find((*candidates)[j]);
           if (m != self->state.models.end())

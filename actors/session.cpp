@@ -179,12 +179,7 @@ void admit_and_call(session_ptr self, candidate c) {
           next_candidate(self);
           return;
         }
-        route_decision d;
-        d.alias = alias;
-        d.model = handle;
-        d.settings = std::move(a.settings);
-        d.probe = a.probe;
-        call_model(self, std::move(d));
+        call_model(self, decision_for(alias, handle, std::move(a)));
       },
       [self, alias](caf::error&) {
         self->state.attempts.push_back(alias + ": skipped (not responding)");

@@ -191,6 +191,17 @@ upstream_request json_post(const model_config& model, std::string_view path,
   return out;
 }
 
+upstream_request json_get(const model_config& model, std::string path) {
+  upstream_request out;
+  out.target = model.target;
+  out.ca_file = model.ca_file;
+  out.method = "GET";
+  out.path = std::move(path);
+  out.headers.push_back({"Accept", "application/json"});
+  out.connect_timeout = to_ms(model.connect_timeout);
+  return out;
+}
+
 std::string body_with_model(const chat_payload& request,
                             std::string_view model) {
   if (!request.raw().empty())

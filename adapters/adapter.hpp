@@ -80,11 +80,15 @@ std::string scrubbed(std::string text, const model_config& model,
 /// transport failures, timeouts, 408, 429, 5xx, unexpected 1xx/3xx.
 bool is_model_failure(const upstream_result& result);
 
-/// Serialises `request` with `model` replaced, without copying the request.
 /// A JSON POST to `path` under the model's base_url, with its timeouts and
 /// CA file; the adapter adds the credentials.
 upstream_request json_post(const model_config& model, std::string_view path,
                            std::string body);
+
+/// A GET of `path` (the whole path, on the model's host) that accepts JSON,
+/// with the model's CA file and connect timeout; for health checks. The
+/// adapter adds the credentials, the caller the check's timeouts.
+upstream_request json_get(const model_config& model, std::string path);
 
 /// The request body with `model` set to the provider's id: the received
 /// bytes with one field spliced when possible, else the document

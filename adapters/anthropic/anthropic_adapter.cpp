@@ -636,6 +636,16 @@ private:
   std::unordered_map<uint64_t, size_t> tool_calls_;
 };
 
+/// The API version every request carries, and the key when the model has
+/// one.
+void add_version_and_key(upstream_request& out, const model_config& model) {
+  out.headers.push_back(
+    {std::string{wire::version_header}, std::string{wire::version}});
+  if (!model.api_key.empty())
+    out.headers.push_back(
+      {std::string{wire::key_header}, model.api_key.reveal()});
+}
+
 } // namespace
 
 std::unique_ptr<stream_decoder>
@@ -652,11 +662,7 @@ anthropic_adapter::to_provider_request(const chat_payload& request,
     return body.error();
   auto out = json_post(model, wire::messages_path,
                        body->dump(-1, ' ', false, replace));
-  out.headers.push_back(
-    {std::string{wire::version_header}, std::string{wire::version}});
-  if (!model.api_key.empty())
-    out.headers.push_back(
-      {std::string{wire::key_header}, model.api_key.reveal()});
+  add_version_and_key(out, model);
   return out;
 }
 
@@ -680,17 +686,9 @@ anthropic_adapter::from_provider_response(const upstream_result& result,
 
 std::optional<upstream_request>
 anthropic_adapter::health_request(const model_config& model) const {
-  upstream_request out;
-  out.target = model.target;
-  out.ca_file = model.ca_file;
-  out.method = "GET";
-  out.path = model.target.base_path + std::string{wire::models_path};
-  out.headers.push_back({"Accept", "application/json"});
-  out.headers.push_back(
-    {std::string{wire::version_header}, std::string{wire::version}});
-  if (!model.api_key.empty())
-    out.headers.push_back(
-      {std::string{wire::key_header}, model.api_key.reveal()});
+  auto out
+    = json_get(model, model.target.base_path + std::string{wire::models_path});
+  add_version_and_key(out, model);
   return out;
 }
 

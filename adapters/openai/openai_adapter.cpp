@@ -190,6 +190,13 @@ caf::error malformed(const model_config& model, const char* why) {
                       + "' returned a malformed response (" + why + ")");
 }
 
+/// A model without a key (self-hosted vLLM, Ollama) sends no credentials.
+void add_credentials(upstream_request& out, const model_config& model) {
+  if (!model.api_key.empty())
+    out.headers.push_back(
+      {"Authorization", "Bearer " + model.api_key.reveal()});
+}
+
 } // namespace
 
 caf::expected<upstream_request>
@@ -198,10 +205,7 @@ openai_adapter::to_provider_request(const chat_payload& request,
   // Every field the client sent goes through; only the model id changes.
   auto out
     = json_post(model, wire::chat_path, body_with_model(request, model.model));
-  // A model without a key (self-hosted vLLM, Ollama) sends no credentials.
-  if (!model.api_key.empty())
-    out.headers.push_back(
-      {"Authorization", "Bearer " + model.api_key.reveal()});
+  add_credentials(out, model);
   return out;
 }
 
@@ -232,23 +236,18 @@ openai_adapter::from_provider_response(const upstream_result& result,
 
 std::optional<upstream_request>
 openai_adapter::health_request(const model_config& model) const {
-  upstream_request out;
-  out.target = model.target;
-  out.ca_file = model.ca_file;
-  out.method = "GET";
+  std::string path;
   if (model.provider == provider_kind::ollama) {
     // Ollama's own API sits next to its OpenAI-compatible /v1.
     std::string_view base = model.target.base_path;
     if (base.ends_with("/v1"))
       base.remove_suffix(3);
-    out.path = std::string{base} + "/api/tags";
+    path = std::string{base} + "/api/tags";
   } else {
-    out.path = model.target.base_path + std::string{wire::models_path};
+    path = model.target.base_path + std::string{wire::models_path};
   }
-  out.headers.push_back({"Accept", "application/json"});
-  if (!model.api_key.empty())
-    out.headers.push_back(
-      {"Authorization", "Bearer " + model.api_key.reveal()});
+  auto out = json_get(model, std::move(path));
+  add_credentials(out, model);
   return out;
 }
 

@@ -6,11 +6,23 @@
 #include "tests/support/gateway_process.hpp"
 #include "tests/support/http_client.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
 
 #include <string>
 
 namespace pw::test {
+
+/// A port nobody listens on (bound, then closed again).
+inline uint16_t closed_port() {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acc{
+    ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  auto port = acc.local_endpoint().port();
+  acc.close();
+  return port;
+}
 
 /// A client key allowed every model.
 inline const std::string full_key = "sk-test-full-key-4f1c9a";

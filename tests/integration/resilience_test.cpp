@@ -4,9 +4,6 @@
 
 #include "tests/integration/common.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-
 #include <atomic>
 #include <fstream>
 #include <random>
@@ -15,15 +12,6 @@ using namespace pw::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-uint16_t closed_port() {
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::acceptor acc{
-    ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
-  auto port = acc.local_endpoint().port();
-  acc.close();
-  return port;
-}
 
 fake_handler fail_with(unsigned status, std::string body = "{}") {
   return [=](const fake_request&) {

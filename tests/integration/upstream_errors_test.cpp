@@ -3,9 +3,6 @@
 
 #include "tests/integration/common.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-
 using namespace pw::test;
 
 namespace {
@@ -25,16 +22,6 @@ fake_handler answer(unsigned status, std::string body,
 http_response ask(const gateway_process& gw) {
   return http_request(gw.port(), "POST", "/v1/chat/completions",
                       chat_body("gpt"), auth_json(full_key));
-}
-
-/// A port nobody listens on (bound, then closed again).
-uint16_t closed_port() {
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::acceptor acc{
-    ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
-  auto port = acc.local_endpoint().port();
-  acc.close();
-  return port;
 }
 
 } // namespace
