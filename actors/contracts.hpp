@@ -7,6 +7,7 @@
 //   SESSION --upstream_fn--> io thread --upstream--> SESSION
 //   SESSION --outcome--> MODEL;  SESSION --reply_fn--> io thread
 //   io thread --health--> SUPERVISOR --status--> every MODEL
+//   SESSION --pre--> each pre PLUGIN;  SESSION --post--> each post PLUGIN
 
 #include "actors/fwd.hpp"
 
@@ -18,8 +19,11 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
+#include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -55,6 +59,15 @@ constexpr checked checked_v{};
 /// Time for a SESSION's next attempt after a backoff (SESSION to itself).
 using retry = caf::atom_constant<caf::atom("retry")>;
 constexpr retry retry_v{};
+/// Ask a PLUGIN to check a request (pre stage).
+using pre = caf::atom_constant<caf::atom("pre")>;
+constexpr pre pre_v{};
+/// Show a PLUGIN how a request ended (post stage).
+using post = caf::atom_constant<caf::atom("post")>;
+constexpr post post_v{};
+/// Time to flush buffered work (a PLUGIN to itself, e.g. audit fsync).
+using flush = caf::atom_constant<caf::atom("flush")>;
+constexpr flush flush_v{};
 /// A new configuration to serve (main thread -> SUPERVISOR, on SIGHUP).
 using reload = caf::atom_constant<caf::atom("reload")>;
 constexpr reload reload_v{};
@@ -226,6 +239,9 @@ struct route_decision {
   model_config_ptr settings;
   /// Admitted as the half-open probe (echoed in the outcome).
   bool probe = false;
+  /// Why this route (`X-Route-Reason`), e.g. "model:gpt-4o" or
+  /// "tag:client-data→chain:local".
+  std::string reason;
   /// Candidates after the chosen one, in order (for fallback).
   std::vector<candidate> remaining;
 };
@@ -251,11 +267,109 @@ using router_actor = caf::typed_actor<
   // INTERNAL (from the SUPERVISOR): a MODEL was restarted under a new handle.
   caf::reacts_to<atom::update, std::string, model_actor>>;
 
-/// The SUPERVISOR actor interface: spawns and monitors the MODELs and the
-/// ROUTER, restarts them when they die, and answers /health.
+/// What a PLUGIN sees of a request (pre stage), and of the request part of
+/// an outcome (post stage). Documents are shared and immutable: a PLUGIN
+/// that changes one answers with a new one.
+struct plugin_request {
+  std::string request_id;
+  /// The key's name.
+  std::string client;
+  /// The body as the previous plugins left it.
+  std::shared_ptr<const nlohmann::ordered_json> body;
+  /// Routing tags set so far.
+  std::vector<std::string> tags;
+  /// Facts plugins recorded so far (an object; e.g. "pii": {"email": 1}).
+  nlohmann::ordered_json metadata = nlohmann::ordered_json::object();
+};
+
+/// One attempt of a request: which model and how it went ("ok",
+/// "skipped (circuit open)", "connect: refused", "HTTP 503", ...).
+struct attempt_note {
+  std::string model;
+  std::string outcome;
+};
+
+/// SESSION -> post PLUGIN: a request and how it ended.
+struct plugin_outcome {
+  plugin_request request;
+  /// Hex SHA-256 of the body as the client sent it.
+  std::string request_sha256;
+  /// What the client gets (or got, for a stream).
+  unsigned status = 0;
+  /// A successful non-streamed answer: the body the client gets, which
+  /// post plugins may change (answering with a new document). Null
+  /// otherwise.
+  std::shared_ptr<const std::string> response_body;
+  /// The client asked for a stream.
+  bool stream_requested = false;
+  /// A relayed stream: the assistant text assembled from it (recorded, not
+  /// changeable: the client has it already).
+  bool streamed = false;
+  bool stream_complete = false;
+  std::string stream_text;
+  /// An error answer: its code and message ("" on success).
+  std::string error_code;
+  std::string error_message;
+  /// The model that answered ("" if none), every attempt, and why the
+  /// route was chosen.
+  std::string model;
+  std::vector<attempt_note> attempts;
+  std::string route_reason;
+  /// The pre plugin that blocked the request ("" if none).
+  std::string blocked_by;
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+  std::chrono::microseconds latency{0};
+};
+
+/// A PLUGIN's answer.
+struct plugin_verdict {
+  /// Stop the request with `status` and `message` (pre stage), or replace
+  /// the response with that error (post stage, non-streamed).
+  bool block = false;
+  unsigned status = 0;
+  std::string message;
+  /// A changed document (pre: the request body; post: the response); null
+  /// when unchanged.
+  std::shared_ptr<const nlohmann::ordered_json> body;
+  /// Tags to add.
+  std::vector<std::string> tags;
+  /// Fields to merge into the request's metadata (null = none).
+  nlohmann::ordered_json metadata;
+};
+
+/// The PLUGIN actor interface: one per configured middleware entry. Both
+/// stages are in every interface; a plugin answers `continue` (an empty
+/// verdict) in a stage it does not act in.
+using plugin_actor = caf::typed_actor<
+  caf::replies_to<atom::pre, plugin_request>::with<plugin_verdict>,
+  caf::replies_to<atom::post, plugin_outcome>::with<plugin_verdict>>;
+
+/// One configured plugin as a SESSION calls it.
+struct plugin_slot {
+  /// The plugin's name and the entry's YAML path (for errors and logs).
+  std::string name;
+  std::string path;
+  plugin_actor actor;
+  std::chrono::milliseconds timeout{1000};
+  /// `on_error: continue`: a failure or timeout lets the request pass.
+  bool fail_open = false;
+};
+
+/// The plugins of a generation, in config order per stage.
+struct plugin_set {
+  std::vector<plugin_slot> pre;
+  std::vector<plugin_slot> post;
+};
+
+using plugin_set_ptr = std::shared_ptr<const plugin_set>;
+
+/// The SUPERVISOR actor interface: spawns and monitors the MODELs, the
+/// ROUTER and the PLUGINs, restarts them when they die, and answers
+/// /health.
 using supervisor_actor = caf::typed_actor<
-  // Returns the current ROUTER (startup).
-  caf::replies_to<atom::get>::with<router_actor>,
+  // Returns the current generation: ROUTER and PLUGINs (startup).
+  caf::replies_to<atom::get>::with<generation_ptr>,
   // Collects every MODEL's state, in config order.
   caf::replies_to<atom::health>::with<health_report>,
   // Serves a new, already validated configuration: MODELs whose upstream
@@ -290,3 +404,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::admission)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::route_decision)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::upstream_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::gateway_config_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::generation_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::plugin_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::plugin_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::plugin_verdict)

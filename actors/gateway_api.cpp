@@ -87,8 +87,8 @@ const gateway_config& config_of(const generation_ptr& gen) {
 
 void start_chat(const generation_ptr& gen, chat_context ctx, reply_fn reply,
                 upstream_fn upstream) {
-  gen->system->spawn(session, std::move(ctx), gen->router, std::move(reply),
-                     std::move(upstream));
+  gen->system->spawn(session, std::move(ctx), gen->router, gen->plugins,
+                     std::move(reply), std::move(upstream));
 }
 
 void start_health(const generation_ptr& gen, reply_fn reply) {

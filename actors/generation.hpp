@@ -2,7 +2,7 @@
 
 // One generation of the running gateway: its config and the handles io
 // threads use to reach the actors. Immutable; a new one is published when
-// the ROUTER restarts.
+// the ROUTER or a PLUGIN restarts, and on reload.
 
 #include "actors/fwd.hpp"
 
@@ -18,6 +18,8 @@ struct generation {
   gateway_config_ptr config;
   router_actor router;
   supervisor_actor supervisor;
+  /// The pre and post PLUGINs, in config order.
+  plugin_set_ptr plugins;
 };
 
 } // namespace pw::actors

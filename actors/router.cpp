@@ -18,7 +18,8 @@ using decision_promise = caf::typed_response_promise<route_decision>;
 /// Asks candidates[i], then the next ones, until one admits.
 void admit_from(router_ptr self, decision_promise rp,
                 std::shared_ptr<const std::vector<std::string>> candidates,
-                size_t i, std::string request_id, int64_t soonest_ms) {
+                size_t i, std::string request_id, int64_t soonest_ms,
+                std::string reason) {
   if (i == candidates->size()) {
     // Nobody admitted: tell the client when the first breaker reopens.
     auto secs = soonest_ms > 0 ? (soonest_ms + 999) / 1000 : 1;
@@ -32,7 +33,7 @@ void admit_from(router_ptr self, decision_promise rp,
   auto it = self->state.models.find(alias);
   if (it == self->state.models.end()) {
     admit_from(self, std::move(rp), std::move(candidates), i + 1,
-               std::move(request_id), soonest_ms);
+               std::move(request_id), soonest_ms, std::move(reason));
     return;
   }
   auto handle = it->second;
@@ -46,10 +47,11 @@ void admit_from(router_ptr self, decision_promise rp,
           if (a.retry_after_ms > 0
               && (soonest == 0 || a.retry_after_ms < soonest))
             soonest = a.retry_after_ms;
-          admit_from(self, rp, candidates, i + 1, request_id, soonest);
+          admit_from(self, rp, candidates, i + 1, request_id, soonest, reason);
           return;
         }
         auto d = decision_for(alias, handle, std::move(a));
+        d.reason = reason;
         for (size_t j = i + 1; j < candidates->size(); ++j) {
           auto m = self->state.models.find((*candidates)[j]);
           if (m != self->state.models.end())
@@ -59,7 +61,7 @@ void admit_from(router_ptr self, decision_promise rp,
       },
       [=](caf::error&) mutable {
         // A MODEL that does not answer is skipped like a refusing one.
-        admit_from(self, rp, candidates, i + 1, request_id, soonest_ms);
+        admit_from(self, rp, candidates, i + 1, request_id, soonest_ms, reason);
       });
 }
 
@@ -97,15 +99,14 @@ router(router_actor::stateful_pointer<router_state> self,
           return make_retry_error(errc::rate_limited, msg.str(), retry);
         }
       }
-      auto candidates
-        = st.table->resolve(req.model, req.tags, key.allowed_models);
-      if (!candidates)
-        return std::move(candidates.error());
+      auto found = st.table->resolve(req.model, req.tags, key.allowed_models);
+      if (!found)
+        return std::move(found.error());
       auto rp = self->make_response_promise<route_decision>();
       admit_from(self, rp,
                  std::make_shared<const std::vector<std::string>>(
-                   std::move(*candidates)),
-                 0, std::move(req.request_id), 0);
+                   std::move(found->models)),
+                 0, std::move(req.request_id), 0, std::move(found->reason));
       return rp;
     },
     [=](atom::update, const std::string& alias, model_actor& handle) {

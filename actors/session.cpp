@@ -2,9 +2,14 @@
 
 #include "adapters/adapter.hpp"
 #include "core/errc.hpp"
+#include "core/json_get.hpp"
+#include "core/log.hpp"
+#include "core/sha256.hpp"
+#include "http/json_error.hpp"
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <random>
 
 namespace pw::actors {
@@ -26,11 +31,19 @@ void report(session_ptr self, call_outcome x) {
   self->send(st.decision->model, atom::outcome_v, std::move(x));
 }
 
+stream_options stream_options_of(session_ptr self) {
+  const auto& st = self->state;
+  return {st.decision->alias, st.ctx.include_usage, st.ctx.request_id};
+}
+
 /// Answers the client and ends the session.
-void finish(session_ptr self, http_reply reply) {
+void deliver(session_ptr self, http_reply reply) {
   auto& st = self->state;
-  if (st.decision && reply.model.empty())
-    reply.model = st.decision->alias;
+  if (st.wrap_sse && !reply.error && !reply.streamed && st.decision) {
+    // Asked for a stream, got a whole answer: send it as one.
+    reply.body = completion_to_sse(reply.body, stream_options_of(self));
+    reply.content_type = "text/event-stream";
+  }
   if (st.reply) {
     auto fn = std::move(st.reply);
     st.reply = nullptr;
@@ -39,29 +52,187 @@ void finish(session_ptr self, http_reply reply) {
   self->quit();
 }
 
+/// What a PLUGIN sees of the request now.
+plugin_request plugin_request_of(session_ptr self) {
+  const auto& st = self->state;
+  return {st.ctx.request_id, st.ctx.client, st.ctx.body.shared(), st.ctx.tags,
+          st.metadata};
+}
+
+/// A PLUGIN's error, in words for logs and clients (no secrets: plugin
+/// errors are made by our own code).
+std::string describe(const caf::error& err, const plugin_slot& slot) {
+  if (err == caf::sec::request_timeout)
+    return "did not answer within " + std::to_string(slot.timeout.count())
+           + " ms";
+  if (err.category() == caf::atom("pw"))
+    return message_of(err);
+  return "is not running";
+}
+
+void add_tags(std::vector<std::string>& to,
+              const std::vector<std::string>& tags) {
+  for (const auto& t : tags)
+    if (std::find(to.begin(), to.end(), t) == to.end())
+      to.push_back(t);
+}
+
+void merge_metadata(nlohmann::ordered_json& to,
+                    const nlohmann::ordered_json& from) {
+  if (from.is_object())
+    for (const auto& [k, v] : from.items())
+      to[k] = v;
+}
+
+/// How the request ended, for the post stage.
+plugin_outcome outcome_of(session_ptr self, const http_reply& reply) {
+  const auto& st = self->state;
+  plugin_outcome out;
+  out.request = plugin_request_of(self);
+  out.request_sha256 = st.request_sha256;
+  out.stream_requested = st.ctx.stream;
+  if (reply.error) {
+    out.status = http::render_error(*reply.error).status;
+    auto text = reply.error->code_text.empty()
+                  ? std::string{http::row_of(reply.error->code).code_text}
+                  : reply.error->code_text;
+    out.error_code = std::move(text);
+    out.error_message = reply.error->message;
+  } else {
+    out.status = reply.status;
+    out.model = reply.model;
+    if (reply.streamed) {
+      out.streamed = true;
+      out.stream_complete = reply.stream_complete;
+      out.stream_text = st.stream_text;
+    } else {
+      out.response_body = std::make_shared<const std::string>(reply.body);
+    }
+  }
+  out.attempts = st.attempts;
+  out.route_reason = st.route_reason;
+  out.blocked_by = st.blocked_by;
+  out.prompt_tokens = reply.prompt_tokens;
+  out.completion_tokens = reply.completion_tokens;
+  out.latency = std::chrono::duration_cast<microseconds>(steady_clock::now()
+                                                         - st.ctx.received);
+  return out;
+}
+
+/// A post PLUGIN failed: fail closed unless `on_error: continue`. A
+/// streamed answer has reached the client already; only the log says so.
+void post_failed(session_ptr self, const plugin_slot& slot, http_reply& reply,
+                 plugin_outcome& out, const std::string& why) {
+  auto& st = self->state;
+  bool closed = !slot.fail_open && !reply.streamed;
+  log::write(log_level::error, "plugin_failed",
+             {{"request_id", st.ctx.request_id},
+              {"plugin", slot.name},
+              {"entry", slot.path},
+              {"error", why},
+              {"action", closed           ? "request failed"
+                         : slot.fail_open ? "continued (on_error: continue)"
+                                          : "stream already sent"}});
+  if (!closed)
+    return;
+  http_reply failed;
+  failed.error
+    = error_of(errc::plugin_failed, "The request could not be completed: the "
+                                      + slot.name + " plugin " + why);
+  failed.log_error = "plugin_failed";
+  failed.upstream_status = reply.upstream_status;
+  failed.upstream_time = reply.upstream_time;
+  failed.headers = std::move(reply.headers);
+  reply = std::move(failed);
+  out.status = http::render_error(*reply.error).status;
+  out.error_code = "plugin_unavailable";
+  out.error_message = reply.error->message;
+  out.response_body = nullptr;
+}
+
+/// Applies a post PLUGIN's verdict to the reply and to what later post
+/// PLUGINs see.
+void apply_post(http_reply& reply, plugin_outcome& out, const plugin_slot& slot,
+                plugin_verdict& v) {
+  add_tags(out.request.tags, v.tags);
+  merge_metadata(out.request.metadata, v.metadata);
+  bool changeable = !reply.error && !reply.streamed;
+  if (v.block && changeable) {
+    http_reply blocked;
+    blocked.error = error_of(errc::policy_blocked, v.message);
+    blocked.error->status = v.status;
+    blocked.log_error = "blocked by plugin " + slot.name;
+    blocked.upstream_status = reply.upstream_status;
+    blocked.upstream_time = reply.upstream_time;
+    blocked.headers = std::move(reply.headers);
+    reply = std::move(blocked);
+    out.status = http::render_error(*reply.error).status;
+    out.error_code = "policy_blocked";
+    out.error_message = v.message;
+    out.response_body = nullptr;
+    out.blocked_by = slot.name;
+    return;
+  }
+  if (v.body && changeable) {
+    reply.body = v.body->dump(-1, ' ', false,
+                              nlohmann::ordered_json::error_handler_t::replace);
+    out.response_body = std::make_shared<const std::string>(reply.body);
+  }
+}
+
+/// Runs post PLUGIN `i` and the ones after it, then answers.
+void run_post(session_ptr self, size_t i, http_reply reply,
+              std::shared_ptr<plugin_outcome> out) {
+  auto& st = self->state;
+  if (i >= st.plugins->post.size()) {
+    deliver(self, std::move(reply));
+    return;
+  }
+  const auto& slot = st.plugins->post[i];
+  if (!slot.actor) {
+    post_failed(self, slot, reply, *out, "is not running");
+    run_post(self, i + 1, std::move(reply), std::move(out));
+    return;
+  }
+  auto held = std::make_shared<http_reply>(std::move(reply));
+  self->request(slot.actor, slot.timeout, atom::post_v, *out)
+    .then(
+      [self, i, held, out](plugin_verdict& v) {
+        apply_post(*held, *out, self->state.plugins->post[i], v);
+        run_post(self, i + 1, std::move(*held), out);
+      },
+      [self, i, held, out](caf::error& err) {
+        const auto& slot = self->state.plugins->post[i];
+        post_failed(self, slot, *held, *out, describe(err, slot));
+        run_post(self, i + 1, std::move(*held), out);
+      });
+}
+
+bool post_stage_empty(session_ptr self) {
+  return !self->state.plugins || self->state.plugins->post.empty();
+}
+
+/// Ends the request: the post stage sees how it ended (an answer, an
+/// error, a relayed stream), then the client gets the reply.
+void finish(session_ptr self, http_reply reply) {
+  auto& st = self->state;
+  if (st.decision && reply.model.empty())
+    reply.model = st.decision->alias;
+  if (!st.route_reason.empty())
+    reply.headers.push_back({"X-Route-Reason", st.route_reason});
+  if (post_stage_empty(self) || st.post_started) {
+    deliver(self, std::move(reply));
+    return;
+  }
+  st.post_started = true;
+  auto out = std::make_shared<plugin_outcome>(outcome_of(self, reply));
+  run_post(self, 0, std::move(reply), std::move(out));
+}
+
 void finish_with(session_ptr self, api_error err) {
   http_reply reply;
   reply.error = std::move(err);
   finish(self, std::move(reply));
-}
-
-/// PRE stage: the plugin work runs the pre plugins here, in config order.
-/// Until then the request passes unchanged.
-void run_pre_stage(session_ptr) {
-  // nop
-}
-
-/// POST stage: the plugin work runs the post plugins here on the final
-/// response. Until then the response passes unchanged.
-void run_post_stage(session_ptr, adapters::chat_response&) {
-  // nop
-}
-
-/// True while no post plugin has to see a response: the io thread may then
-/// answer the client itself as soon as the provider's answer is translated.
-/// The plugin work makes this depend on `middleware.post_response`.
-bool post_stage_empty(session_ptr) {
-  return true;
 }
 
 http_reply success_reply(adapters::chat_response response,
@@ -78,22 +249,14 @@ http_reply success_reply(adapters::chat_response response,
   return reply;
 }
 
-stream_options stream_options_of(session_ptr self) {
-  const auto& st = self->state;
-  return {st.decision->alias, st.ctx.include_usage, st.ctx.request_id};
-}
-
 void answer(session_ptr self, adapters::chat_response response,
             unsigned upstream_status, microseconds upstream_time) {
-  run_post_stage(self, response);
-  auto out = success_reply(std::move(response), upstream_status, upstream_time,
-                           self->state.decision->alias);
-  if (self->state.ctx.stream) {
-    // Asked for a stream, got a whole answer: send it as one.
-    out.body = completion_to_sse(out.body, stream_options_of(self));
-    out.content_type = "text/event-stream";
-  }
-  finish(self, std::move(out));
+  auto& st = self->state;
+  st.attempts.push_back({st.decision->alias, "ok"});
+  // The post stage sees the answer as JSON; events come after it.
+  st.wrap_sse = st.ctx.stream;
+  finish(self, success_reply(std::move(response), upstream_status,
+                             upstream_time, st.decision->alias));
 }
 
 bool is_success(const upstream_result& r) {
@@ -152,7 +315,7 @@ void give_up(session_ptr self) {
     for (size_t i = 0; i < st.attempts.size(); ++i) {
       if (i > 0)
         text += "; ";
-      text += st.attempts[i];
+      text += st.attempts[i].model + ": " + st.attempts[i].outcome;
     }
     err = error_of(errc::upstream_failed, std::move(text));
   }
@@ -174,15 +337,14 @@ void admit_and_call(session_ptr self, candidate c) {
     .then(
       [self, alias, handle](admission& a) {
         if (!a.admitted) {
-          self->state.attempts.push_back(alias + ": skipped (" + a.reason
-                                         + ")");
+          self->state.attempts.push_back({alias, "skipped (" + a.reason + ")"});
           next_candidate(self);
           return;
         }
         call_model(self, decision_for(alias, handle, std::move(a)));
       },
       [self, alias](caf::error&) {
-        self->state.attempts.push_back(alias + ": skipped (not responding)");
+        self->state.attempts.push_back({alias, "skipped (not responding)"});
         next_candidate(self);
       });
 }
@@ -210,7 +372,11 @@ void on_upstream(session_ptr self, upstream_result& r) {
   auto latency = r.elapsed.count();
   if (r.streamed) {
     // The post stage may record a streamed answer; it cannot change it.
-    report(self, stream_outcome(r));
+    auto outcome = stream_outcome(r);
+    st.attempts.push_back(
+      {model.alias, outcome.error.empty() ? "ok" : outcome.error});
+    st.stream_text = std::move(r.summary.text);
+    report(self, std::move(outcome));
     finish(self, streamed_reply(r, model.alias));
     return;
   }
@@ -239,6 +405,8 @@ void on_upstream(session_ptr self, upstream_result& r) {
                 : "HTTP " + std::to_string(r.status);
   }
   report(self, {result, r.status, latency, summary});
+  if (result != call_result::failure)
+    st.attempts.push_back({model.alias, summary});
   if (r.past_deadline) {
     // The io thread has answered 504 already; this only ends the session.
     finish_with(self, error_of(errc::deadline_exceeded,
@@ -256,7 +424,7 @@ void on_upstream(session_ptr self, upstream_result& r) {
     return;
   }
   // Nothing reached the client yet: retry or fall back, if time is left.
-  st.attempts.push_back(model.alias + ": " + summary);
+  st.attempts.push_back({model.alias, summary});
   if (steady_clock::now() >= st.ctx.deadline) {
     finish_with(self, error_of(errc::deadline_exceeded,
                                "The request did not finish within its "
@@ -327,6 +495,7 @@ void call_model(session_ptr self, route_decision d) {
     request->stream = adapter.make_stream_decoder(st.decision->settings,
                                                   stream_options_of(self));
     request->idle_timeout = to_ms(model.idle_timeout);
+    request->response_headers.push_back({"X-Route-Reason", st.route_reason});
     for (auto& h : request->headers)
       if (h.name == "Accept")
         h.value = "text/event-stream";
@@ -348,8 +517,9 @@ void call_model(session_ptr self, route_decision d) {
   auto options = st.ctx.stream
                    ? std::optional<stream_options>{stream_options_of(self)}
                    : std::nullopt;
-  st.upstream(std::move(*request), [handle, reply, settings,
-                                    options](upstream_result r) {
+  auto reason = st.route_reason;
+  st.upstream(std::move(*request), [handle, reply, settings, options,
+                                    reason](upstream_result r) {
     if (r.streamed) {
       // The client already has the stream; only facts remain.
       reply(streamed_reply(r, settings->alias));
@@ -363,6 +533,7 @@ void call_model(session_ptr self, route_decision d) {
       if (response) {
         auto out = success_reply(std::move(*response), r.status, r.elapsed,
                                  model.alias);
+        out.headers.push_back({"X-Route-Reason", reason});
         if (options) {
           // Asked for a stream, got a whole answer: send it as a stream.
           out.body = completion_to_sse(out.body, *options);
@@ -377,6 +548,113 @@ void call_model(session_ptr self, route_decision d) {
     }
     caf::anon_send(handle, atom::upstream_v, std::move(r));
   });
+}
+
+/// Asks the ROUTER for the request's route and calls its first model.
+void start_route(session_ptr self) {
+  auto& st = self->state;
+  resolve_request req{st.ctx.request_id, st.ctx.client, st.ctx.key_index,
+                      st.ctx.requested_model, st.ctx.tags};
+  // No timeout: the ROUTER always answers, a dead one fails the request at
+  // once, and the io thread keeps the request's deadline.
+  self->request(st.router, caf::infinite, atom::resolve_v, std::move(req))
+    .then(
+      [self](route_decision& d) {
+        auto& st = self->state;
+        st.route_reason = d.reason;
+        st.remaining.assign(std::make_move_iterator(d.remaining.begin()),
+                            std::make_move_iterator(d.remaining.end()));
+        call_model(self, std::move(d));
+      },
+      [self](caf::error& err) {
+        if (err.category() != caf::atom("pw")) {
+          // A CAF error (the ROUTER is down or restarting): never show
+          // CAF's internals to the client.
+          finish_with(self, error_of(errc::overloaded,
+                                     "The gateway's router is not "
+                                     "available; retry the request"));
+          return;
+        }
+        finish_with(self, to_api_error(err));
+      });
+}
+
+/// A pre PLUGIN blocked the request: it goes no further.
+void blocked(session_ptr self, const plugin_slot& slot, plugin_verdict& v) {
+  auto& st = self->state;
+  st.blocked_by = slot.name;
+  http_reply reply;
+  reply.error = error_of(errc::policy_blocked, v.message);
+  reply.error->status = v.status;
+  reply.log_error = "blocked by plugin " + slot.name;
+  finish(self, std::move(reply));
+}
+
+/// A pre PLUGIN failed or did not answer: fail closed unless the entry
+/// says `on_error: continue`. True when the request may go on.
+bool pre_failed(session_ptr self, const plugin_slot& slot,
+                const std::string& why) {
+  auto& st = self->state;
+  log::write(log_level::error, "plugin_failed",
+             {{"request_id", st.ctx.request_id},
+              {"plugin", slot.name},
+              {"entry", slot.path},
+              {"error", why},
+              {"action", slot.fail_open ? "continued (on_error: continue)"
+                                        : "request refused"}});
+  if (slot.fail_open)
+    return true;
+  http_reply reply;
+  reply.error
+    = error_of(errc::plugin_failed, "The request could not be checked: the "
+                                      + slot.name + " plugin " + why);
+  reply.log_error = "plugin_failed";
+  finish(self, std::move(reply));
+  return false;
+}
+
+/// Applies a pre PLUGIN's changes to the request.
+void apply_pre(session_ptr self, plugin_verdict& v) {
+  auto& st = self->state;
+  add_tags(st.ctx.tags, v.tags);
+  merge_metadata(st.metadata, v.metadata);
+  if (v.body && v.body->is_object()) {
+    // The model is read after the plugins (pw-router's rule); whether the
+    // answer streams was settled with the connection and stays.
+    st.ctx.requested_model = string_or(*v.body, "model");
+    st.ctx.body = chat_payload{std::move(v.body)};
+  }
+}
+
+/// Runs pre PLUGIN `i` and the ones after it, then routes the request.
+void run_pre(session_ptr self, size_t i) {
+  auto& st = self->state;
+  if (!st.plugins || i >= st.plugins->pre.size()) {
+    start_route(self);
+    return;
+  }
+  const auto& slot = st.plugins->pre[i];
+  if (!slot.actor) {
+    if (pre_failed(self, slot, "is not running"))
+      run_pre(self, i + 1);
+    return;
+  }
+  self->request(slot.actor, slot.timeout, atom::pre_v, plugin_request_of(self))
+    .then(
+      [self, i](plugin_verdict& v) {
+        const auto& slot = self->state.plugins->pre[i];
+        if (v.block) {
+          blocked(self, slot, v);
+          return;
+        }
+        apply_pre(self, v);
+        run_pre(self, i + 1);
+      },
+      [self, i](caf::error& err) {
+        const auto& slot = self->state.plugins->pre[i];
+        if (pre_failed(self, slot, describe(err, slot)))
+          run_pre(self, i + 1);
+      });
 }
 
 } // namespace
@@ -399,36 +677,17 @@ session_state::~session_state() {
 
 session_actor::behavior_type
 session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
-        router_actor router, reply_fn reply, upstream_fn upstream) {
+        router_actor router, plugin_set_ptr plugins, reply_fn reply,
+        upstream_fn upstream) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.router = std::move(router);
+  st.plugins = std::move(plugins);
   st.reply = std::move(reply);
   st.upstream = std::move(upstream);
-  run_pre_stage(self);
-  resolve_request req{st.ctx.request_id, st.ctx.client, st.ctx.key_index,
-                      st.ctx.requested_model, st.ctx.tags};
-  // No timeout: the ROUTER always answers, a dead one fails the request at
-  // once, and the io thread keeps the request's deadline.
-  self->request(st.router, caf::infinite, atom::resolve_v, std::move(req))
-    .then(
-      [self](route_decision& d) {
-        auto& rest = self->state.remaining;
-        rest.assign(std::make_move_iterator(d.remaining.begin()),
-                    std::make_move_iterator(d.remaining.end()));
-        call_model(self, std::move(d));
-      },
-      [self](caf::error& err) {
-        if (err.category() != caf::atom("pw")) {
-          // A CAF error (the ROUTER is down or restarting): never show
-          // CAF's internals to the client.
-          finish_with(self, error_of(errc::overloaded,
-                                     "The gateway's router is not "
-                                     "available; retry the request"));
-          return;
-        }
-        finish_with(self, to_api_error(err));
-      });
+  if (!post_stage_empty(self))
+    st.request_sha256 = to_hex(sha256(st.ctx.body.raw()));
+  run_pre(self, 0);
   return {
     [self](atom::upstream, upstream_result& r) { on_upstream(self, r); },
     [self](atom::outcome, call_outcome& x) {

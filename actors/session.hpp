@@ -1,11 +1,13 @@
 #pragma once
 
-// The SESSION actor: one per chat request. It runs the pre stage, asks the
-// ROUTER for a model, makes the provider call through the io thread
-// (upstream_fn), reports each outcome to its MODEL, falls back along the
-// route (retrying a model `max_retries` times with backoff) while nothing
-// has reached the client, runs the post stage and answers through
-// reply_fn exactly once.
+// The SESSION actor: one per chat request. It runs the pre stage (each pre
+// PLUGIN in order, each within its timeout, failing closed unless
+// `on_error: continue`), asks the ROUTER for a model, makes the provider call
+// through the io thread (upstream_fn), reports each outcome to its MODEL, falls
+// back along the route (retrying a model `max_retries` times with backoff)
+// while nothing has reached the client, runs the post stage (each post PLUGIN
+// sees how the request ended, streams included) and answers through reply_fn
+// exactly once.
 
 #include "actors/contracts.hpp"
 #include "core/chat_request.hpp"
@@ -24,6 +26,8 @@ struct session_state {
 
   chat_context ctx;
   router_actor router;
+  /// The pre and post PLUGINs of this request's generation (may be null).
+  plugin_set_ptr plugins;
   reply_fn reply;
   upstream_fn upstream;
   /// The admitted model of the current attempt.
@@ -35,8 +39,22 @@ struct session_state {
   std::chrono::steady_clock::time_point attempt_start;
   /// Retries spent on the current model.
   uint32_t retries = 0;
-  /// "alias: failure" per failed attempt, for the final 502.
-  std::vector<std::string> attempts;
+  /// Every attempt (model and outcome), for the final 502 and the post
+  /// stage.
+  std::vector<attempt_note> attempts;
+  /// Why the route was chosen (`X-Route-Reason`).
+  std::string route_reason;
+  /// Facts pre plugins recorded, and the one that blocked (if any).
+  nlohmann::ordered_json metadata = nlohmann::ordered_json::object();
+  std::string blocked_by;
+  /// Hex SHA-256 of the body as received (only when post plugins run).
+  std::string request_sha256;
+  /// A streamed answer's assembled text, for the post stage.
+  std::string stream_text;
+  /// The client asked for a stream and gets a whole answer as one: turned
+  /// into events after the post stage.
+  bool wrap_sse = false;
+  bool post_started = false;
   /// What the client gets if no attempt succeeds.
   std::optional<api_error> last_error;
   unsigned last_status = 0;
@@ -54,9 +72,10 @@ struct session_state {
 /// up to 2 s, with +-50 % jitter so clients do not retry in step.
 std::chrono::milliseconds retry_backoff(uint32_t n);
 
-/// Spawn function of the SESSION actor.
+/// Spawn function of the SESSION actor. `plugins` may be null (none).
 session_actor::behavior_type
 session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
-        router_actor router, reply_fn reply, upstream_fn upstream);
+        router_actor router, plugin_set_ptr plugins, reply_fn reply,
+        upstream_fn upstream);
 
 } // namespace pw::actors

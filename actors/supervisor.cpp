@@ -4,6 +4,7 @@
 #include "actors/model.hpp"
 #include "actors/router.hpp"
 #include "core/log.hpp"
+#include "plugins/plugin.hpp"
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -32,15 +33,97 @@ router_actor spawn_router(supervisor_ptr self) {
   return r;
 }
 
-void publish(supervisor_ptr self) {
-  if (!self->state.publish)
-    return;
+/// Spawns the PLUGIN of one middleware entry (checked at load) and
+/// monitors it. A null handle means it could not start: the SESSION then
+/// applies the entry's `on_error`.
+plugin_actor spawn_plugin(supervisor_ptr self, const plugin_entry& entry) {
+  const auto* factory = plugins::find_builtin(entry.plugin);
+  plugin_actor out;
+  if (factory != nullptr)
+    out = factory->spawn(self->system(), entry,
+                         plugins::plugin_env{self->state.check});
+  if (!out) {
+    log::write(log_level::error, "plugin_not_started",
+               {{"plugin", entry.plugin}, {"entry", entry.path}});
+    return out;
+  }
+  self->monitor(out);
+  return out;
+}
+
+plugin_slot slot_of(const plugin_entry& entry, plugin_actor actor) {
+  return {entry.plugin, entry.path, std::move(actor), entry.timeout,
+          entry.fail_open};
+}
+
+/// The PLUGINs of `cfg`. A reload passes the running set: an entry that
+/// did not change keeps its PLUGIN (an audit log keeps its one writer);
+/// what is not kept is left in `unused`.
+std::shared_ptr<plugin_set> spawn_plugins(supervisor_ptr self,
+                                          const gateway_config& cfg,
+                                          const gateway_config* old_cfg,
+                                          plugin_set* old,
+                                          std::vector<caf::actor>& unused) {
+  auto out = std::make_shared<plugin_set>();
+  auto fill = [&](const std::vector<plugin_entry>& entries,
+                  const std::vector<plugin_entry>* old_entries,
+                  std::vector<plugin_slot>* old_slots,
+                  std::vector<plugin_slot>& slots) {
+    for (const auto& e : entries) {
+      plugin_actor kept;
+      if (old_entries != nullptr && old_slots != nullptr)
+        for (size_t i = 0; i < old_entries->size() && i < old_slots->size();
+             ++i)
+          if ((*old_slots)[i].actor
+              && (*old_entries)[i].fingerprint == e.fingerprint) {
+            kept = std::move((*old_slots)[i].actor);
+            (*old_slots)[i].actor = plugin_actor{};
+            break;
+          }
+      slots.push_back(
+        slot_of(e, kept ? std::move(kept) : spawn_plugin(self, e)));
+    }
+  };
+  fill(cfg.middleware.pre_request,
+       old_cfg ? &old_cfg->middleware.pre_request : nullptr,
+       old ? &old->pre : nullptr, out->pre);
+  fill(cfg.middleware.post_response,
+       old_cfg ? &old_cfg->middleware.post_response : nullptr,
+       old ? &old->post : nullptr, out->post);
+  if (old != nullptr) {
+    for (auto* slots : {&old->pre, &old->post})
+      for (auto& slot : *slots)
+        if (slot.actor)
+          unused.push_back(caf::actor_cast<caf::actor>(slot.actor));
+  }
+  return out;
+}
+
+generation_ptr current_generation(supervisor_ptr self) {
   auto gen = std::make_shared<generation>();
   gen->system = &self->system();
   gen->config = self->state.config;
   gen->router = self->state.router;
   gen->supervisor = caf::actor_cast<supervisor_actor>(self);
-  self->state.publish(std::move(gen));
+  gen->plugins = self->state.plugins;
+  return gen;
+}
+
+void publish(supervisor_ptr self) {
+  if (!self->state.publish)
+    return;
+  self->state.publish(current_generation(self));
+}
+
+/// Every PLUGIN of the running set.
+std::vector<caf::actor> plugin_actors(const plugin_set_ptr& set) {
+  std::vector<caf::actor> out;
+  if (set)
+    for (const auto* slots : {&set->pre, &set->post})
+      for (const auto& slot : *slots)
+        if (slot.actor)
+          out.push_back(caf::actor_cast<caf::actor>(slot.actor));
+  return out;
 }
 
 /// Counts one restart; false when the crash-loop budget is spent.
@@ -73,6 +156,29 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
     st.router = spawn_router(self);
     publish(self);
     return;
+  }
+  if (st.plugins) {
+    auto set = std::make_shared<plugin_set>(*st.plugins);
+    const auto& mw = st.config->middleware;
+    for (auto [slots, entries] : {std::pair{&set->pre, &mw.pre_request},
+                                  std::pair{&set->post, &mw.post_response}}) {
+      for (size_t i = 0; i < slots->size() && i < entries->size(); ++i) {
+        auto& slot = (*slots)[i];
+        if (!slot.actor || dm.source != slot.actor.address())
+          continue;
+        // Requests waiting on it got an error and their `on_error`.
+        log::write(log_level::error, "actor_down",
+                   {{"actor", "plugin"},
+                    {"plugin", slot.name},
+                    {"entry", slot.path},
+                    {"reason", reason}});
+        slot.actor = may_restart(self) ? spawn_plugin(self, (*entries)[i])
+                                       : plugin_actor{};
+        st.plugins = std::move(set);
+        publish(self);
+        return;
+      }
+    }
   }
   for (size_t i = 0; i < st.models.size(); ++i) {
     auto& [alias, handle] = st.models[i];
@@ -116,6 +222,10 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
     if (handle)
       replaced.push_back(caf::actor_cast<caf::actor>(handle));
   replaced.push_back(caf::actor_cast<caf::actor>(st.router));
+  auto old_plugins = st.plugins ? std::make_shared<plugin_set>(*st.plugins)
+                                : std::make_shared<plugin_set>();
+  st.plugins
+    = spawn_plugins(self, *next, old_config.get(), old_plugins.get(), replaced);
   for (const auto& a : replaced)
     st.retiring.push_back(a);
   st.models = std::move(models);
@@ -148,6 +258,8 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
   for (const auto& m : st.config->models)
     st.models.emplace_back(m->alias, spawn_model(self, m));
   st.router = spawn_router(self);
+  std::vector<caf::actor> none;
+  st.plugins = spawn_plugins(self, *st.config, nullptr, nullptr, none);
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
   st.loaded_at = log::timestamp();
   // Children end with the SUPERVISOR: it exits only at shutdown.
@@ -155,12 +267,14 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     for (auto& [alias, handle] : self->state.models)
       self->send_exit(handle, msg.reason);
     self->send_exit(self->state.router, msg.reason);
+    for (auto& p : plugin_actors(self->state.plugins))
+      self->send_exit(p, msg.reason);
     for (auto& old : self->state.retiring)
       self->send_exit(old, msg.reason);
     self->quit(msg.reason);
   });
   return {
-    [self](atom::get) { return self->state.router; },
+    [self](atom::get) { return current_generation(self); },
     [self](atom::health) -> caf::result<health_report> {
       auto& models = self->state.models;
       auto rp = self->make_response_promise<health_report>();

@@ -1,9 +1,10 @@
 #pragma once
 
-// The SUPERVISOR actor: spawns one MODEL per configured model and the
-// ROUTER, monitors them, restarts a child that dies (a MODEL keeps its
-// alias, the ROUTER learns the new handle; a new ROUTER is published to the
-// io threads), and answers /health by asking every MODEL.
+// The SUPERVISOR actor: spawns one MODEL per configured model, the ROUTER
+// and one PLUGIN per middleware entry, monitors them, restarts a child that
+// dies (a MODEL keeps its alias, the ROUTER learns the new handle; a new
+// ROUTER or PLUGIN is published to the io threads), and answers /health by
+// asking every MODEL.
 
 #include "actors/contracts.hpp"
 #include "actors/gateway_api.hpp"
@@ -23,6 +24,8 @@ struct supervisor_state {
   /// Alias -> MODEL, in config order.
   std::vector<std::pair<std::string, model_actor>> models;
   router_actor router;
+  /// The PLUGINs of the running configuration, in config order.
+  plugin_set_ptr plugins;
   /// Tells the io threads about a new ROUTER.
   publish_fn publish;
   /// Runs the MODELs' health checks on an io thread.

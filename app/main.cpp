@@ -13,6 +13,7 @@
 #include "core/config.hpp"
 #include "core/log.hpp"
 #include "http/server.hpp"
+#include "plugins/audit_log/audit_chain.hpp"
 #include "plugins/plugin.hpp"
 
 #include <caf/all.hpp>
@@ -34,12 +35,16 @@ namespace {
 constexpr std::string_view usage
   = R"(usage: pw-router [--config FILE] [--host HOST] [--port PORT]
        pw-router --check-config [FILE]
+       pw-router verify-audit FILE...
        pw-router --version
 
   --config FILE     configuration file (default: $CONFIG_PATH, else config.yaml)
   --host HOST       listen address (overrides server.host)
   --port PORT       listen port (overrides server.port; 0 picks a free port)
   --check-config    validate the configuration and exit: 0 valid, 2 invalid
+  verify-audit      re-compute an audit log's hash chain (rotated files
+                    oldest first, the live file last): prints "ok N lines"
+                    and exits 0, or names the first broken line and exits 1
   --version         print the version and exit
 )";
 
@@ -167,6 +172,25 @@ pw::gateway_config_ptr reload(const options& opts,
                {{"config", opts.config}, {"errors", errors}});
     return running;
   }
+  // An audit log has one writer: its settings change only with a restart,
+  // so that no two writers ever append to one chain.
+  auto audit_entries = [](const gateway_config& c) {
+    std::vector<std::string> out;
+    for (const auto& e : c.middleware.post_response)
+      if (e.plugin == "audit_log")
+        out.push_back(e.fingerprint);
+    return out;
+  };
+  if (audit_entries(*running) != audit_entries(*next)) {
+    log::write(
+      log_level::error, "reload_rejected",
+      {{"config", opts.config},
+       {"errors", std::vector<std::string>{
+                    "middleware.post_response: audit_log entries changed; "
+                    "restart pw-router to apply them (one writer per audit "
+                    "chain)"}}});
+    return running;
+  }
   std::vector<std::string> restart_only;
   const auto& a = running->server;
   const auto& b = next->server;
@@ -189,14 +213,15 @@ pw::gateway_config_ptr reload(const options& opts,
   return served;
 }
 
-/// Asks the SUPERVISOR for the first ROUTER. Start-up only: blocking here
-/// is fine, no request is being served yet.
-std::optional<pw::actors::router_actor>
-first_router(caf::actor_system& sys, const pw::actors::supervisor_actor& sup) {
-  std::optional<pw::actors::router_actor> out;
+/// Asks the SUPERVISOR for the first generation (ROUTER, PLUGINs).
+/// Start-up only: blocking here is fine, no request is being served yet.
+pw::actors::generation_ptr
+first_generation(caf::actor_system& sys,
+                 const pw::actors::supervisor_actor& sup) {
+  pw::actors::generation_ptr out;
   caf::scoped_actor self{sys};
   self->request(sup, std::chrono::seconds{10}, pw::atom::get_v)
-    .receive([&](pw::actors::router_actor r) { out = std::move(r); },
+    .receive([&](pw::actors::generation_ptr g) { out = std::move(g); },
              [&](caf::error& err) {
                std::cerr << "pw-router: the supervisor did not start: "
                          << caf::to_string(err) << "\n";
@@ -261,19 +286,13 @@ int run(const options& opts, pw::gateway_config_ptr cfg) {
       srv->reset();
     };
     try {
-      auto router = first_router(sys, sup);
-      if (!router) {
+      auto gen = first_generation(sys, sup);
+      if (!gen) {
         shutdown();
         return exit_runtime;
       }
-      auto gen = std::make_shared<actors::generation>();
-      gen->system = &sys;
-      gen->config = cfg;
-      gen->router = *router;
-      gen->supervisor = sup;
       server.start(gen);
       gen.reset();
-      router.reset();
       log::write(log_level::info, "listening",
                  {{"address", server.address()},
                   {"port", server.port()},
@@ -308,6 +327,9 @@ int run(const options& opts, pw::gateway_config_ptr cfg) {
 } // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view{argv[1]} == "verify-audit")
+    return pw::plugins::audit::verify_audit_command(
+      std::vector<std::string>(argv + 2, argv + argc), std::cout, std::cerr);
   int exit_code = 0;
   auto opts = parse_flags(argc, argv, exit_code);
   if (!opts)

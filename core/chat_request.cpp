@@ -235,15 +235,22 @@ caf::expected<chat_summary> check_chat_request(std::string_view body) {
 }
 
 const nlohmann::ordered_json& chat_payload::json() const {
+  return *shared();
+}
+
+std::shared_ptr<const nlohmann::ordered_json> chat_payload::shared() const {
   if (!doc_)
-    doc_ = nlohmann::ordered_json::parse(raw_, nullptr, false);
-  return *doc_;
+    doc_ = std::make_shared<const nlohmann::ordered_json>(
+      nlohmann::ordered_json::parse(raw_, nullptr, false));
+  return doc_;
 }
 
 nlohmann::ordered_json& chat_payload::mutable_json() {
-  (void)json(); // parse before the bytes go
+  // Copy on write: plugins may still hold the shared document.
+  auto own = std::make_shared<nlohmann::ordered_json>(json());
   raw_.clear();
-  return *doc_;
+  doc_ = own;
+  return *own;
 }
 
 } // namespace pw

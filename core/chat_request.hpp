@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,12 @@ public:
     // nop
   }
 
+  /// A body changed by a plugin: sent re-serialised.
+  explicit chat_payload(std::shared_ptr<const nlohmann::ordered_json> doc)
+      : doc_(std::move(doc)) {
+    // nop
+  }
+
   /// The body as received; empty once the document was changed.
   [[nodiscard]] const std::string& raw() const { return raw_; }
 
@@ -52,12 +59,15 @@ public:
   /// parse cannot fail.
   [[nodiscard]] const nlohmann::ordered_json& json() const;
 
-  /// The document for changing (pre plugins): `raw()` is stale afterwards.
+  /// The parsed document, shared (plugins read it without a copy).
+  [[nodiscard]] std::shared_ptr<const nlohmann::ordered_json> shared() const;
+
+  /// The document for changing: `raw()` is empty afterwards.
   nlohmann::ordered_json& mutable_json();
 
 private:
   std::string raw_;
-  mutable std::optional<nlohmann::ordered_json> doc_;
+  mutable std::shared_ptr<const nlohmann::ordered_json> doc_;
 };
 
 /// Everything a SESSION needs to serve one chat request.
@@ -72,7 +82,7 @@ struct chat_context {
   std::string requested_model;
   bool stream = false;
   bool include_usage = false;
-  /// Set by pre plugins; empty until the plugin work lands.
+  /// Routing tags, set by pre plugins.
   std::vector<std::string> tags;
   std::chrono::steady_clock::time_point received;
   /// When the client stops waiting (server.request_deadline_seconds):

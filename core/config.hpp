@@ -141,11 +141,20 @@ struct rule_config {
   std::string chain;
 };
 
+/// What a tag rule does to an explicit model outside its chain.
+enum class tag_override : uint8_t {
+  /// Serve the request with the rule's chain instead.
+  reroute,
+  /// Refuse it: 403 policy_error.
+  reject,
+};
+
 struct routing_config {
   std::string default_model;
   /// In config order: "the first chain containing the model" depends on it.
   std::vector<chain_config> fallback_chains;
   std::vector<rule_config> rules;
+  tag_override on_tag_conflict = tag_override::reroute;
 };
 
 struct health_config {
@@ -170,6 +179,14 @@ struct plugin_entry {
   std::string path;
   /// The entry's `config` mapping (may be null).
   std::shared_ptr<const YAML::Node> config;
+  /// How long the SESSION waits for the plugin (`timeout_ms`).
+  std::chrono::milliseconds timeout{1000};
+  /// `on_error: continue`: a plugin that fails or does not answer in time
+  /// lets the request pass; by default (`block`) it fails closed.
+  bool fail_open = false;
+  /// The entry as written (plugin, config, timeout, on_error), to tell
+  /// whether a reload changed it.
+  std::string fingerprint;
 };
 
 struct middleware_config {

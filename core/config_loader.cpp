@@ -676,8 +676,17 @@ void load_routing(diagnostics& diag, const YAML::Node& node,
     return;
   }
   if (!check_map(diag, node, path,
-                 {"default_model", "fallback_chains", "rules"}))
+                 {"default_model", "fallback_chains", "rules", "tag_override"}))
     return;
+  if (auto v = get_string(diag, node, "tag_override", path)) {
+    if (*v == "reroute")
+      out.on_tag_conflict = tag_override::reroute;
+    else if (*v == "reject")
+      out.on_tag_conflict = tag_override::reject;
+    else
+      diag.fail(join(path, "tag_override"),
+                "expected reroute or reject (got " + quoted(*v) + ")");
+  }
   std::vector<std::string> names;
   for (const auto& m : models)
     names.push_back(m->alias);
@@ -819,11 +828,25 @@ void load_plugins(diagnostics& diag, const YAML::Node& node,
   for (size_t i = 0; i < node.size(); ++i) {
     auto entry_path = index(path, i);
     auto entry = node[i];
-    if (!check_map(diag, entry, entry_path, {"plugin", "config"}))
+    if (!check_map(diag, entry, entry_path,
+                   {"plugin", "config", "timeout_ms", "on_error"}))
       continue;
     plugin_entry p;
     p.path = entry_path;
     p.plugin = require_string(diag, entry, "plugin", entry_path);
+    if (auto v
+        = get_int<uint32_t>(diag, entry, "timeout_ms", entry_path, 1, 600'000))
+      p.timeout = std::chrono::milliseconds{*v};
+    if (auto v = get_string(diag, entry, "on_error", entry_path)) {
+      if (*v == "continue")
+        p.fail_open = true;
+      else if (*v != "block")
+        diag.fail(join(entry_path, "on_error"),
+                  "expected block or continue (got " + quoted(*v) + ")");
+    }
+    YAML::Emitter fingerprint;
+    fingerprint << entry;
+    p.fingerprint = fingerprint.c_str();
     auto cfg = entry["config"];
     if (!is_absent(cfg) && !cfg.IsMap())
       diag.fail(join(entry_path, "config"),

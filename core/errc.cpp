@@ -46,6 +46,12 @@ std::string_view to_string(errc x) {
     return "deadline_exceeded";
   case errc::client_closed:
     return "client_closed";
+  case errc::policy_blocked:
+    return "policy_blocked";
+  case errc::policy_forbidden:
+    return "policy_forbidden";
+  case errc::plugin_failed:
+    return "plugin_failed";
   case errc::internal:
     return "internal";
   case errc::invalid_config:

@@ -57,6 +57,13 @@ enum class errc : uint8_t {
   /// The client closed its connection before the answer (logged as 499;
   /// nobody reads the body).
   client_closed,
+  /// A plugin blocked the request (its status, e.g. 451; default 403).
+  policy_blocked,
+  /// The request's tags allow no model it may use (tag routing, fail
+  /// closed).
+  policy_forbidden,
+  /// A plugin failed or did not answer in time and fails closed.
+  plugin_failed,
   /// A bug or a dead actor: the gateway could not finish the request.
   internal,
   /// A configuration file is invalid (startup and --check-config only).

@@ -104,6 +104,9 @@ struct upstream_request {
   /// through this translator as it arrives (on the io thread); anything
   /// else is read whole and returned as usual.
   std::shared_ptr<stream_decoder> stream;
+  /// Headers the gateway adds to a relayed stream's response (e.g.
+  /// `X-Route-Reason`).
+  std::vector<header_field> response_headers;
 };
 
 /// Why an upstream exchange failed before a complete response arrived.

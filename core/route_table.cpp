@@ -22,30 +22,103 @@ route_table::from_chain_of(const std::string& alias) const {
   return {alias};
 }
 
-caf::expected<std::vector<std::string>>
+caf::expected<route>
 route_table::candidates(std::string_view requested,
                         const std::vector<std::string>& tags) const {
+  route base;
   if (!requested.empty()) {
+    const chain_config* named = nullptr;
     for (const auto& chain : routing_.fallback_chains)
       if (chain.name == requested)
-        return chain.members;
-    auto alias = std::string{requested};
-    if (std::find(models_.begin(), models_.end(), alias) == models_.end())
-      return make_error(errc::model_not_found,
-                        "The model '" + alias + "' does not exist");
-    return from_chain_of(alias);
+        named = &chain;
+    auto name = std::string{requested};
+    if (named != nullptr) {
+      base = {named->members, "chain:" + name};
+    } else {
+      if (std::find(models_.begin(), models_.end(), name) == models_.end())
+        return make_error(errc::model_not_found,
+                          "The model '" + name + "' does not exist");
+      base = {from_chain_of(name), "model:" + name};
+    }
+  } else {
+    base = {from_chain_of(routing_.default_model),
+            "default:" + routing_.default_model};
   }
+  return apply_tag_rules(requested, std::move(base), tags);
+}
+
+caf::expected<route>
+route_table::apply_tag_rules(std::string_view requested, route base,
+                             const std::vector<std::string>& tags) const {
+  // Every matched rule narrows the models that may serve: fail closed.
+  std::vector<std::string> permitted;
+  std::string reason;
+  std::string tag_list;
+  std::string chain_list;
+  bool matched = false;
   for (const auto& rule : routing_.rules) {
     if (std::find(tags.begin(), tags.end(), rule.tag) == tags.end())
       continue;
-    for (const auto& chain : routing_.fallback_chains)
-      if (chain.name == rule.chain && !chain.members.empty())
-        return chain.members;
+    const auto* chain = [&]() -> const chain_config* {
+      for (const auto& c : routing_.fallback_chains)
+        if (c.name == rule.chain)
+          return &c;
+      return nullptr;
+    }();
+    // The loader checks that every rule names a chain; an unknown one
+    // permits nothing.
+    const std::vector<std::string> none;
+    const auto& members = chain != nullptr ? chain->members : none;
+    if (!matched) {
+      permitted = members;
+    } else {
+      std::erase_if(permitted, [&](const std::string& m) {
+        return std::find(members.begin(), members.end(), m) == members.end();
+      });
+    }
+    matched = true;
+    if (!reason.empty()) {
+      reason += ",";
+      tag_list += ", ";
+      chain_list += ", ";
+    }
+    reason += "tag:" + rule.tag + "→chain:" + rule.chain;
+    tag_list += "'" + rule.tag + "'";
+    chain_list += "'" + rule.chain + "'";
   }
-  return from_chain_of(routing_.default_model);
+  if (!matched)
+    return base;
+  if (permitted.empty())
+    return make_error(errc::policy_forbidden,
+                      "The request is tagged " + tag_list
+                        + " and the chains its routing rules allow ("
+                        + chain_list + ") share no model");
+  if (requested.empty())
+    return route{std::move(permitted), std::move(reason)};
+  // The client's own choice, as far as the tags permit it.
+  std::vector<std::string> kept;
+  for (const auto& m : base.models)
+    if (std::find(permitted.begin(), permitted.end(), m) != permitted.end())
+      kept.push_back(m);
+  auto name = std::string{requested};
+  bool is_chain = base.reason.starts_with("chain:");
+  if (!is_chain && !kept.empty() && kept.front() == name) {
+    // A permitted model: tried first, then the rest of the permitted
+    // chain after it.
+    auto pos = std::find(permitted.begin(), permitted.end(), name);
+    return route{{pos, permitted.end()}, std::move(reason)};
+  }
+  if (is_chain && !kept.empty())
+    return route{std::move(kept), reason + " (" + base.reason + ")"};
+  if (routing_.on_tag_conflict == tag_override::reject)
+    return make_error(errc::policy_forbidden,
+                      "The " + std::string{is_chain ? "chain" : "model"} + " '"
+                        + name + "' may not serve a request tagged " + tag_list
+                        + " (routing.rules allow chain " + chain_list + ")");
+  return route{std::move(permitted), reason + " (rerouted from " + name + ")"};
 }
 
-caf::expected<std::vector<std::string>>
+caf::expected<route>
 route_table::resolve(std::string_view requested,
                      const std::vector<std::string>& tags,
                      const std::vector<std::string>& globs) const {
@@ -60,7 +133,7 @@ route_table::resolve(std::string_view requested,
                       "The model '" + std::string{requested}
                         + "' is not allowed for this API key");
   std::vector<std::string> allowed;
-  for (auto& alias : *all)
+  for (auto& alias : all->models)
     if (glob_any(globs, alias))
       allowed.push_back(std::move(alias));
   if (allowed.empty()) {
@@ -69,7 +142,8 @@ route_table::resolve(std::string_view requested,
     return make_error(errc::no_allowed_model,
                       "No model of " + what + " is allowed for this API key");
   }
-  return allowed;
+  all->models = std::move(allowed);
+  return all;
 }
 
 } // namespace pw

@@ -70,7 +70,8 @@ void downstream_sink::stop_watching() {
   }
 }
 
-net::awaitable<bool> downstream_sink::begin() {
+net::awaitable<bool>
+downstream_sink::begin(const std::vector<header_field>& extra) {
   if (!attached_ || gone_)
     co_return false;
   // The stream has its own timeouts now; the request deadline would cut a
@@ -85,6 +86,8 @@ net::awaitable<bool> downstream_sink::begin() {
   res.set("Referrer-Policy", "no-referrer");
   res.set("Permissions-Policy", "interest-cohort=()");
   res.set("X-Accel-Buffering", "no");
+  for (const auto& h : extra)
+    res.set(h.name, h.value);
   if (version_ >= 11) {
     res.chunked(true);
   } else {

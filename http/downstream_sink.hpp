@@ -4,6 +4,8 @@
 // The upstream client writes the SSE response through this, on the same
 // io thread, while the connection coroutine waits for the SESSION's reply.
 
+#include "core/exchange.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -13,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pw::http {
 
@@ -45,8 +48,9 @@ public:
 
   /// Sends `200` with `text/event-stream` headers (chunked) and takes the
   /// request deadline away: from now on the stream's own timeouts apply.
-  /// False if the client is gone.
-  boost::asio::awaitable<bool> begin();
+  /// `extra` headers go out with them. False if the client is gone.
+  boost::asio::awaitable<bool> begin(const std::vector<header_field>& extra
+                                     = {});
 
   /// Sends one piece of the event stream; false if the client is gone or
   /// did not take it within the write timeout.

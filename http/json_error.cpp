@@ -30,6 +30,9 @@ constexpr error_row table[] = {
   {errc::overloaded, 503, "service_unavailable", "overloaded"},
   {errc::deadline_exceeded, 504, "timeout_error", "deadline_exceeded"},
   {errc::client_closed, 499, "client_closed", "client_closed"},
+  {errc::policy_blocked, 0, "policy_error", "policy_blocked"},
+  {errc::policy_forbidden, 403, "policy_error", "policy_forbidden"},
+  {errc::plugin_failed, 503, "policy_error", "plugin_unavailable"},
   {errc::internal, 500, "internal_error", "internal_error"},
   {errc::invalid_config, 500, "internal_error", "invalid_config"},
 };
@@ -51,7 +54,10 @@ const error_row& row_of(errc code) {
 rendered_error render_error(const api_error& err) {
   const auto& row = row_of(err.code);
   unsigned status = row.status;
-  if (status == 0)
+  if (status == 0 && err.code == errc::policy_blocked)
+    // A plugin's own status: any 4xx or 5xx it was configured with.
+    status = err.status >= 400 && err.status < 600 ? err.status : 403;
+  else if (status == 0)
     status = err.status >= 400 && err.status < 500 ? err.status : 400;
   nlohmann::ordered_json e = {
     {"message",

@@ -331,7 +331,7 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
   }
   // -- relay: the client gets 200 only now ------------------------------------
   auto& decoder = *req.stream;
-  if (!co_await sink.begin())
+  if (!co_await sink.begin(req.response_headers))
     co_return gone();
   r.streamed = true;
   std::string out;

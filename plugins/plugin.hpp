@@ -1,23 +1,106 @@
 #pragma once
 
-// The plugin extension point. A plugin is an actor spawned from a
-// `middleware.pre_request[]` / `post_response[]` entry; the SESSION's pre and
-// post stages call them in config order. registry.cpp is the one list of
+// The plugin extension point. A plugin is an actor spawned by the
+// SUPERVISOR from a `middleware.pre_request[]` / `post_response[]` entry;
+// the SESSION's pre and post stages call them in config order (see
+// actors/contracts.hpp for the messages). registry.cpp is the one list of
 // built-in plugins.
+//
+// Most plugins are pure functions of a request: they implement
+// `plugin_logic` and run inside the generic PLUGIN actor (`logic_plugin`).
+// Plugins that wait on something (a file, a remote service) have actors of
+// their own.
 
+#include "actors/contracts.hpp"
 #include "core/config.hpp"
+#include "core/exchange.hpp"
 
+#include <caf/fwd.hpp>
+
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pw::plugins {
 
+/// A plugin's decision logic, with no state that changes: it may be called
+/// from any thread.
+class plugin_logic {
+public:
+  virtual ~plugin_logic();
+
+  /// Pre stage: continue (with changes) or block.
+  [[nodiscard]] virtual actors::plugin_verdict
+  on_request(const actors::plugin_request& req) const;
+
+  /// Post stage: record, change a non-streamed response, or block it.
+  [[nodiscard]] virtual actors::plugin_verdict
+  on_response(const actors::plugin_outcome& out) const;
+};
+
+using plugin_logic_ptr = std::shared_ptr<const plugin_logic>;
+
+/// What a plugin may need from the process to run.
+struct plugin_env {
+  /// Makes HTTP calls on an io thread (the `http` plugin).
+  upstream_fn call;
+};
+
+/// Which stages a plugin may be configured in.
+enum class stage_mask : uint8_t { pre = 1, post = 2, both = 3 };
+
+/// One built-in plugin.
+struct plugin_factory {
+  std::string_view name;
+  stage_mask stages = stage_mask::both;
+  /// Checks the entry's `config`; one message per problem, each starting
+  /// with its YAML path. Empty when the entry is valid.
+  std::function<std::vector<std::string>(const plugin_entry&)> check;
+  /// Spawns the PLUGIN actor for a checked entry.
+  std::function<actors::plugin_actor(caf::actor_system&, const plugin_entry&,
+                                     const plugin_env&)>
+    spawn;
+};
+
+/// The built-in plugins, in registry order.
+const std::vector<plugin_factory>& builtins();
+
 /// The names of the built-in plugins, in registry order.
 std::vector<std::string_view> builtin_names();
 
-/// Checks every middleware entry of `cfg` against the registry. Returns one
-/// message per problem, each starting with the entry's YAML path.
+/// The factory named `name`, or nullptr.
+const plugin_factory* find_builtin(std::string_view name);
+
+/// Checks every middleware entry of `cfg` against the registry: known name,
+/// allowed stage, valid config. Returns one message per problem, each
+/// starting with the entry's YAML path.
 std::vector<std::string> check_middleware(const gateway_config& cfg);
+
+/// Spawns the generic PLUGIN actor around `logic`.
+actors::plugin_actor spawn_logic_plugin(caf::actor_system& sys,
+                                        plugin_logic_ptr logic);
+
+/// The text of every message of a chat request: string `content` and the
+/// `text` parts of array content, with a pointer to each string so a
+/// plugin can find and rewrite it.
+struct text_ref {
+  /// JSON pointer of the string (e.g. "/messages/0/content").
+  nlohmann::ordered_json::json_pointer where;
+  const std::string* text = nullptr;
+};
+
+/// Every message text of a chat request body, in order.
+std::vector<text_ref> request_texts(const nlohmann::ordered_json& body);
+
+/// The non-streamed answer of `out` as a document; null when there is
+/// none (an error, a stream) or it is not JSON.
+std::shared_ptr<const nlohmann::ordered_json>
+response_document(const actors::plugin_outcome& out);
+
+/// Every assistant text of a chat completion response (each choice's
+/// `message.content`, string or text parts).
+std::vector<text_ref> response_texts(const nlohmann::ordered_json& body);
 
 } // namespace pw::plugins

@@ -1,14 +1,42 @@
-// The one list of built-in plugins. The plugin work adds each plugin here
-// (name, config validation, actor factory); until then the list is empty and
-// every middleware entry is a configuration error that says so.
+// The one list of built-in plugins: name, the stages it may run in, how its
+// config is checked and how its actor is spawned.
 
+#include "plugins/audit_log/audit_plugin.hpp"
+#include "plugins/http/http_plugin.hpp"
+#include "plugins/pii/pii_plugin.hpp"
 #include "plugins/plugin.hpp"
+#include "plugins/regex/regex_plugin.hpp"
+
+#include <caf/all.hpp>
 
 #include <algorithm>
 
 namespace pw::plugins {
 
 namespace {
+
+using logic_maker
+  = plugin_logic_ptr (*)(const plugin_entry&, std::vector<std::string>&);
+
+/// A factory for a plugin that is pure logic: checking builds it once.
+plugin_factory logic_factory(std::string_view name, logic_maker make) {
+  plugin_factory f;
+  f.name = name;
+  f.stages = stage_mask::both;
+  f.check = [make](const plugin_entry& e) {
+    std::vector<std::string> errors;
+    (void)make(e, errors);
+    return errors;
+  };
+  f.spawn
+    = [make](caf::actor_system& sys, const plugin_entry& e, const plugin_env&) {
+        std::vector<std::string> errors;
+        auto logic = make(e, errors);
+        return logic ? spawn_logic_plugin(sys, std::move(logic))
+                     : actors::plugin_actor{};
+      };
+  return f;
+}
 
 std::string joined_builtins() {
   std::string out;
@@ -17,35 +45,182 @@ std::string joined_builtins() {
       out += ", ";
     out += name;
   }
-  return out.empty() ? std::string{"none in this build"} : out;
+  return out;
 }
 
-void check_list(const std::vector<plugin_entry>& entries,
+void check_list(const std::vector<plugin_entry>& entries, stage_mask stage,
                 std::vector<std::string>& errors) {
   for (const auto& e : entries) {
-    auto names = builtin_names();
-    if (std::find(names.begin(), names.end(), e.plugin) != names.end())
+    const auto* f = find_builtin(e.plugin);
+    if (f == nullptr) {
+      std::string why = "unknown plugin '" + e.plugin + "'";
+      if (e.plugin.starts_with("plugins."))
+        why += " (pw-router's Python plugin modules do not run here; use a "
+               "built-in plugin: regex for markers and blocks, pii for "
+               "personal data, http for an external detector)";
+      errors.push_back(e.path + ".plugin: " + why
+                       + "; built-in plugins: " + joined_builtins());
       continue;
-    std::string why = "unknown plugin '" + e.plugin + "'";
-    if (e.plugin.starts_with("plugins."))
-      why += " (pw-router's Python plugin modules do not run here; use a "
-             "built-in plugin)";
-    errors.push_back(e.path + ".plugin: " + why
-                     + "; built-in plugins: " + joined_builtins());
+    }
+    if ((static_cast<uint8_t>(f->stages) & static_cast<uint8_t>(stage)) == 0) {
+      errors.push_back(e.path + ".plugin: " + e.plugin + " runs only in "
+                       + (stage == stage_mask::pre ? "middleware.post_response"
+                                                   : "middleware.pre_request"));
+      continue;
+    }
+    auto found = f->check(e);
+    errors.insert(errors.end(), found.begin(), found.end());
+  }
+}
+
+using plugin_ptr = actors::plugin_actor::pointer;
+
+actors::plugin_actor::behavior_type logic_plugin(plugin_ptr,
+                                                 plugin_logic_ptr logic) {
+  return {
+    [logic](atom::pre, const actors::plugin_request& req) {
+      return logic->on_request(req);
+    },
+    [logic](atom::post, const actors::plugin_outcome& out) {
+      return logic->on_response(out);
+    },
+  };
+}
+
+/// Appends the string at `content` (a message's or choice's content) and
+/// the `text` of its text parts.
+void add_content(const nlohmann::ordered_json& content,
+                 const nlohmann::ordered_json::json_pointer& where,
+                 std::vector<text_ref>& out) {
+  if (content.is_string()) {
+    out.push_back({where, content.get_ptr<const std::string*>()});
+    return;
+  }
+  if (!content.is_array())
+    return;
+  for (size_t j = 0; j < content.size(); ++j) {
+    const auto& part = content[j];
+    if (!part.is_object())
+      continue;
+    auto type = part.find("type");
+    auto text = part.find("text");
+    if (type != part.end() && *type == "text" && text != part.end()
+        && text->is_string())
+      out.push_back({where / j / "text", text->get_ptr<const std::string*>()});
   }
 }
 
 } // namespace
 
-std::vector<std::string_view> builtin_names() {
+plugin_logic::~plugin_logic() = default;
+
+actors::plugin_verdict
+plugin_logic::on_request(const actors::plugin_request&) const {
   return {};
+}
+
+actors::plugin_verdict
+plugin_logic::on_response(const actors::plugin_outcome&) const {
+  return {};
+}
+
+const std::vector<plugin_factory>& builtins() {
+  static const std::vector<plugin_factory> list = [] {
+    std::vector<plugin_factory> out;
+    out.push_back(logic_factory("regex", make_regex_plugin));
+    out.push_back(logic_factory("pii", make_pii_plugin));
+    plugin_factory audit;
+    audit.name = "audit_log";
+    audit.stages = stage_mask::post;
+    audit.check = check_audit_log;
+    audit.spawn = [](caf::actor_system& sys, const plugin_entry& e,
+                     const plugin_env&) { return spawn_audit_log(sys, e); };
+    out.push_back(std::move(audit));
+    plugin_factory http;
+    http.name = "http";
+    http.stages = stage_mask::pre;
+    http.check = check_http_plugin;
+    http.spawn = spawn_http_plugin;
+    out.push_back(std::move(http));
+    return out;
+  }();
+  return list;
+}
+
+std::vector<std::string_view> builtin_names() {
+  std::vector<std::string_view> out;
+  for (const auto& f : builtins())
+    out.push_back(f.name);
+  return out;
+}
+
+const plugin_factory* find_builtin(std::string_view name) {
+  for (const auto& f : builtins())
+    if (f.name == name)
+      return &f;
+  return nullptr;
 }
 
 std::vector<std::string> check_middleware(const gateway_config& cfg) {
   std::vector<std::string> errors;
-  check_list(cfg.middleware.pre_request, errors);
-  check_list(cfg.middleware.post_response, errors);
+  check_list(cfg.middleware.pre_request, stage_mask::pre, errors);
+  check_list(cfg.middleware.post_response, stage_mask::post, errors);
   return errors;
+}
+
+actors::plugin_actor spawn_logic_plugin(caf::actor_system& sys,
+                                        plugin_logic_ptr logic) {
+  return sys.spawn(logic_plugin, std::move(logic));
+}
+
+std::vector<text_ref> request_texts(const nlohmann::ordered_json& body) {
+  std::vector<text_ref> out;
+  auto messages = body.find("messages");
+  if (messages == body.end() || !messages->is_array())
+    return out;
+  for (size_t i = 0; i < messages->size(); ++i) {
+    const auto& m = (*messages)[i];
+    if (!m.is_object())
+      continue;
+    auto content = m.find("content");
+    if (content != m.end())
+      add_content(
+        *content,
+        nlohmann::ordered_json::json_pointer{"/messages"} / i / "content", out);
+  }
+  return out;
+}
+
+std::shared_ptr<const nlohmann::ordered_json>
+response_document(const actors::plugin_outcome& out) {
+  if (!out.response_body)
+    return nullptr;
+  auto doc = nlohmann::ordered_json::parse(*out.response_body, nullptr, false);
+  if (doc.is_discarded())
+    return nullptr;
+  return std::make_shared<const nlohmann::ordered_json>(std::move(doc));
+}
+
+std::vector<text_ref> response_texts(const nlohmann::ordered_json& body) {
+  std::vector<text_ref> out;
+  auto choices = body.find("choices");
+  if (choices == body.end() || !choices->is_array())
+    return out;
+  for (size_t i = 0; i < choices->size(); ++i) {
+    const auto& c = (*choices)[i];
+    if (!c.is_object())
+      continue;
+    auto message = c.find("message");
+    if (message == c.end() || !message->is_object())
+      continue;
+    auto content = message->find("content");
+    if (content != message->end())
+      add_content(*content,
+                  nlohmann::ordered_json::json_pointer{"/choices"} / i
+                    / "message" / "content",
+                  out);
+  }
+  return out;
 }
 
 } // namespace pw::plugins

@@ -27,6 +27,8 @@ struct session_fixture : actor_fixture {
   upstream_done answer_upstream;
   /// What the SESSION answered through reply_fn.
   std::vector<http_reply> replies;
+  /// The PLUGINs the SESSION runs (none unless a test sets them).
+  plugin_set_ptr plugins;
 
   explicit session_fixture(provider_kind provider = provider_kind::openai) {
     api_key_config k;
@@ -55,8 +57,8 @@ struct session_fixture : actor_fixture {
       upstream_calls.push_back(std::move(req));
       answer_upstream = std::move(done);
     };
-    auto s = sys.spawn(session, std::move(ctx), router_handle, reply_fn{reply},
-                       upstream_fn{upstream});
+    auto s = sys.spawn(session, std::move(ctx), router_handle, plugins,
+                       reply_fn{reply}, upstream_fn{upstream});
     run();
     return s;
   }
@@ -211,8 +213,8 @@ struct fallback_fixture : actor_fixture {
       calls.push_back(std::move(req));
       answer_upstream = std::move(done);
     };
-    sys.spawn(session, std::move(ctx), router_handle, reply_fn{reply},
-              upstream_fn{upstream});
+    sys.spawn(session, std::move(ctx), router_handle, plugin_set_ptr{},
+              reply_fn{reply}, upstream_fn{upstream});
     run();
   }
 
@@ -392,4 +394,282 @@ TEST_CASE("retry backoff doubles from 100 ms, capped, with jitter") {
     CHECK(late >= 1000);
     CHECK(late <= 3000);
   }
+}
+
+// -- plugins ------------------------------------------------------------------
+
+namespace {
+
+using verdict_fn = std::function<plugin_verdict(const plugin_request&)>;
+using post_fn = std::function<plugin_verdict(const plugin_outcome&)>;
+
+/// A PLUGIN whose pre and post answers the test scripts.
+plugin_actor::behavior_type scripted_plugin(plugin_actor::pointer,
+                                            verdict_fn pre, post_fn post) {
+  return {
+    [pre](atom::pre, const plugin_request& r) {
+      return pre ? pre(r) : plugin_verdict{};
+    },
+    [post](atom::post, const plugin_outcome& o) {
+      return post ? post(o) : plugin_verdict{};
+    },
+  };
+}
+
+/// A PLUGIN that never answers (its promise is dropped).
+// (The unused int: CAF 0.17 dereferences a null argument tuple for spawn
+// functions without arguments, which UBSan reports.)
+plugin_actor::behavior_type silent_plugin(plugin_actor::pointer self, int) {
+  return {
+    [self](atom::pre, const plugin_request&) -> caf::result<plugin_verdict> {
+      return self->make_response_promise<plugin_verdict>();
+    },
+    [self](atom::post, const plugin_outcome&) -> caf::result<plugin_verdict> {
+      return self->make_response_promise<plugin_verdict>();
+    },
+  };
+}
+
+/// A PLUGIN with a bug: its first message throws, which ends the actor.
+plugin_actor::behavior_type crashing_plugin(plugin_actor::pointer, int) {
+  return {
+    [](atom::pre, const plugin_request&) -> plugin_verdict {
+      throw std::runtime_error("plugin bug");
+    },
+    [](atom::post, const plugin_outcome&) -> plugin_verdict {
+      throw std::runtime_error("plugin bug");
+    },
+  };
+}
+
+/// Appends `word` to the first message's content and adds tag `word`.
+verdict_fn append(std::string word, std::vector<std::string>* seen) {
+  return [word, seen](const plugin_request& r) {
+    auto doc = std::make_shared<nlohmann::ordered_json>(*r.body);
+    auto& content = (*doc)["messages"][0]["content"];
+    seen->push_back(content.get<std::string>());
+    content = content.get<std::string>() + " " + word;
+    plugin_verdict v;
+    v.body = std::move(doc);
+    v.tags = {word};
+    v.metadata = {{word, true}};
+    return v;
+  };
+}
+
+struct plugin_fixture : session_fixture {
+  std::vector<plugin_outcome> recorded;
+
+  plugin_slot slot(std::string name, plugin_actor actor,
+                   bool fail_open = false) {
+    return {std::move(name), "middleware.x[0]", std::move(actor),
+            std::chrono::milliseconds{1000}, fail_open};
+  }
+
+  plugin_actor scripted(verdict_fn pre, post_fn post = {}) {
+    return spawn(scripted_plugin, std::move(pre), std::move(post));
+  }
+
+  plugin_actor recorder() {
+    return scripted({}, [this](const plugin_outcome& o) {
+      recorded.push_back(o);
+      return plugin_verdict{};
+    });
+  }
+
+  void use(std::vector<plugin_slot> pre, std::vector<plugin_slot> post) {
+    auto set = std::make_shared<plugin_set>();
+    set->pre = std::move(pre);
+    set->post = std::move(post);
+    plugins = std::move(set);
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(plugin_fixture, "pre plugins run in order and each sees the "
+                                 "changes of the ones before") {
+  std::vector<std::string> seen;
+  use({slot("a", scripted(append("A", &seen))),
+       slot("b", scripted(append("B", &seen)))},
+      {slot("audit", recorder())});
+  start(chat);
+  CHECK(seen == std::vector<std::string>{"hi", "hi A"});
+  REQUIRE(upstream_calls.size() == 1);
+  auto sent = nlohmann::json::parse(upstream_calls[0].body);
+  CHECK(sent["messages"][0]["content"] == "hi A B");
+  CHECK(sent["model"] == "upstream-gpt");
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  REQUIRE(recorded.size() == 1);
+  const auto& o = recorded[0];
+  CHECK(o.status == 200);
+  CHECK(o.model == "gpt");
+  CHECK(o.request.tags == std::vector<std::string>{"A", "B"});
+  CHECK(o.request.metadata["A"] == true);
+  CHECK((*o.request.body)["messages"][0]["content"] == "hi A B");
+  CHECK(o.request_sha256 == to_hex(sha256(chat)));
+  REQUIRE(o.response_body);
+  CHECK(nlohmann::json::parse(*o.response_body)["model"] == "gpt");
+  REQUIRE(o.attempts.size() == 1);
+  CHECK(o.attempts[0].outcome == "ok");
+  CHECK(o.route_reason == "model:gpt");
+}
+
+TEST_CASE_METHOD(plugin_fixture, "a blocking pre plugin ends the request "
+                                 "before any upstream, and is recorded") {
+  use({slot("guard", scripted([](const plugin_request&) {
+              plugin_verdict v;
+              v.block = true;
+              v.status = 451;
+              v.message = "not here";
+              return v;
+            })),
+       // Never asked: the first block ends the stage.
+       slot("never", spawn(crashing_plugin, 0))},
+      {slot("audit", recorder())});
+  start(chat);
+  CHECK(upstream_calls.empty());
+  CHECK(model_log->admits == 0);
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::policy_blocked);
+  CHECK(replies[0].error->status == 451);
+  CHECK(replies[0].error->message == "not here");
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].status == 451);
+  CHECK(recorded[0].blocked_by == "guard");
+  CHECK(recorded[0].error_code == "policy_blocked");
+}
+
+TEST_CASE_METHOD(plugin_fixture, "a pre plugin that does not answer in time "
+                                 "fails closed with 503") {
+  use({slot("slow", spawn(silent_plugin, 0))}, {slot("audit", recorder())});
+  start(chat);
+  CHECK(replies.empty());
+  CHECK(upstream_calls.empty());
+  sched.trigger_timeouts();
+  run();
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::plugin_failed);
+  CHECK(replies[0].error->message
+        == "The request could not be checked: the slow plugin did not "
+           "answer within 1000 ms");
+  CHECK(upstream_calls.empty());
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].status == 503);
+}
+
+TEST_CASE_METHOD(plugin_fixture, "on_error: continue lets a request pass a "
+                                 "silent or crashed plugin") {
+  use({slot("slow", spawn(silent_plugin, 0), true),
+       slot("broken", spawn(crashing_plugin, 0), true)},
+      {});
+  start(chat);
+  sched.trigger_timeouts();
+  run();
+  REQUIRE(upstream_calls.size() == 1);
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  CHECK_FALSE(replies[0].error);
+}
+
+TEST_CASE_METHOD(plugin_fixture, "a crashed pre plugin fails the request "
+                                 "closed, never a hang") {
+  use({slot("broken", spawn(crashing_plugin, 0))}, {});
+  start(chat);
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::plugin_failed);
+  CHECK(replies[0].error->message
+        == "The request could not be checked: the broken plugin is not "
+           "running");
+  CHECK(upstream_calls.empty());
+}
+
+TEST_CASE_METHOD(plugin_fixture, "a plugin that is not running fails "
+                                 "closed") {
+  use({slot("gone", plugin_actor{})}, {});
+  start(chat);
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::plugin_failed);
+}
+
+TEST_CASE_METHOD(plugin_fixture, "post plugins may change or block a whole "
+                                 "answer; later ones see the result") {
+  auto rewrite = scripted({}, [](const plugin_outcome& o) {
+    auto doc = nlohmann::ordered_json::parse(*o.response_body);
+    doc["choices"][0]["message"]["content"] = "changed";
+    plugin_verdict v;
+    v.body = std::make_shared<const nlohmann::ordered_json>(std::move(doc));
+    v.tags = {"rewritten"};
+    return v;
+  });
+  use({}, {slot("rewrite", rewrite), slot("audit", recorder())});
+  start(chat);
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(
+    nlohmann::json::parse(replies[0].body)["choices"][0]["message"]["content"]
+    == "changed");
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].request.tags == std::vector<std::string>{"rewritten"});
+  CHECK(nlohmann::json::parse(
+          *recorded[0].response_body)["choices"][0]["message"]["content"]
+        == "changed");
+}
+
+TEST_CASE_METHOD(plugin_fixture, "a post plugin's block replaces the answer "
+                                 "with its error") {
+  auto guard = scripted({}, [](const plugin_outcome&) {
+    plugin_verdict v;
+    v.block = true;
+    v.status = 403;
+    v.message = "output policy";
+    return v;
+  });
+  use({}, {slot("guard", guard), slot("audit", recorder())});
+  start(chat);
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::policy_blocked);
+  CHECK(replies[0].error->message == "output policy");
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].status == 403);
+  CHECK(recorded[0].response_body == nullptr);
+  // The model answered well: its outcome is a success all the same.
+  REQUIRE(model_log->outcomes.size() == 1);
+  CHECK(model_log->outcomes[0].result == call_result::success);
+}
+
+TEST_CASE_METHOD(plugin_fixture, "a failed post plugin (the audit log) means "
+                                 "the answer is not served") {
+  use({}, {slot("audit", spawn(crashing_plugin, 0))});
+  start(chat);
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::plugin_failed);
+  CHECK(replies[0].error->message
+        == "The request could not be completed: the audit plugin is not "
+           "running");
+}
+
+TEST_CASE_METHOD(plugin_fixture, "post plugins see upstream failures and "
+                                 "every attempt") {
+  use({}, {slot("audit", recorder())});
+  start(chat);
+  answer(503, "{}");
+  REQUIRE(replies.size() == 1);
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].status == 502);
+  CHECK(recorded[0].error_code == "upstream_failed");
+  REQUIRE(recorded[0].attempts.size() == 1);
+  CHECK(recorded[0].attempts[0].model == "gpt");
+  CHECK(recorded[0].attempts[0].outcome == "HTTP 503");
 }

@@ -45,7 +45,7 @@ struct supervisor_fixture : actor_fixture {
     router_actor out;
     auto h = self->request(aut, caf::infinite, atom::get_v);
     run();
-    h.receive([&](router_actor r) { out = std::move(r); },
+    h.receive([&](generation_ptr g) { out = g->router; },
               [&](caf::error& err) { FAIL(caf::to_string(err)); });
     return out;
   }

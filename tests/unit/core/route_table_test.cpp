@@ -31,7 +31,21 @@ strings resolve(const route_table& t, std::string_view model,
                 const strings& tags = {}, const strings& globs = everything) {
   auto r = t.resolve(model, tags, globs);
   REQUIRE(r);
-  return *r;
+  return r->models;
+}
+
+std::string reason(const route_table& t, std::string_view model,
+                   const strings& tags = {}) {
+  auto r = t.resolve(model, tags, everything);
+  REQUIRE(r);
+  return r->reason;
+}
+
+errc tag_refusal(const route_table& t, std::string_view model,
+                 const strings& tags) {
+  auto r = t.resolve(model, tags, everything);
+  REQUIRE_FALSE(r);
+  return code_of(r.error());
 }
 
 errc refusal(const route_table& t, std::string_view model,
@@ -82,4 +96,78 @@ TEST_CASE("the key's allowlist filters candidates and refuses named models") {
   CHECK(resolve(t, "reasoning", {}, locals) == strings{"llama"});
   CHECK(refusal(t, "reasoning", {"mistral"}) == errc::no_allowed_model);
   CHECK(resolve(t, "mistral", {}, locals) == strings{"mistral"});
+}
+
+TEST_CASE("tag rules bind explicit models too: reroute by default") {
+  route_table t{routing_config_of()};
+  // Every SDK names a model; a tagged request still only reaches the
+  // rule's chain.
+  CHECK(resolve(t, "claude", {"client-data"}) == strings{"llama"});
+  CHECK(reason(t, "claude", {"client-data"})
+        == "tag:client-data→chain:client-safe (rerouted from claude)");
+  CHECK(resolve(t, "llama", {"client-data"}) == strings{"llama"});
+  CHECK(reason(t, "llama", {"client-data"})
+        == "tag:client-data→chain:client-safe");
+  // A chain name keeps only its permitted members.
+  CHECK(resolve(t, "reasoning", {"client-data"}) == strings{"llama"});
+  CHECK(resolve(t, "fast", {"client-data", "x"}) == strings{"llama"});
+}
+
+TEST_CASE("tag rules: a permitted model falls back along the permitted "
+          "chain only") {
+  auto cfg = routing_config_of();
+  cfg.routing.fallback_chains.push_back({"eu", {"mistral", "gpt", "llama"}});
+  cfg.routing.rules = {{"eu-only", "eu"}};
+  route_table t{cfg};
+  CHECK(resolve(t, "gpt", {"eu-only"}) == strings{"gpt", "llama"});
+  CHECK(resolve(t, "mistral", {"eu-only"})
+        == strings{"mistral", "gpt", "llama"});
+  CHECK(resolve(t, "", {"eu-only"}) == strings{"mistral", "gpt", "llama"});
+  CHECK(resolve(t, "claude", {"eu-only"})
+        == strings{"mistral", "gpt", "llama"});
+}
+
+TEST_CASE("tag rules with tag_override: reject refuse models outside") {
+  auto cfg = routing_config_of();
+  cfg.routing.on_tag_conflict = tag_override::reject;
+  route_table t{cfg};
+  CHECK(tag_refusal(t, "claude", {"client-data"}) == errc::policy_forbidden);
+  CHECK(tag_refusal(t, "gpt", {"client-data"}) == errc::policy_forbidden);
+  // A chain keeps its permitted members, under either override.
+  CHECK(resolve(t, "fast", {"client-data"}) == strings{"llama"});
+  CHECK(resolve(t, "llama", {"client-data"}) == strings{"llama"});
+  CHECK(resolve(t, "", {"client-data"}) == strings{"llama"});
+}
+
+TEST_CASE("several matching rules: the intersection, never a silent pass") {
+  auto cfg = routing_config_of();
+  cfg.routing.fallback_chains.push_back({"eu", {"mistral", "gpt", "llama"}});
+  cfg.routing.fallback_chains.push_back({"onprem", {"mistral"}});
+  cfg.routing.rules = {{"eu-only", "eu"}, {"secret", "fast"}};
+  route_table t{cfg};
+  CHECK(resolve(t, "", {"secret", "eu-only"}) == strings{"gpt", "llama"});
+  CHECK(reason(t, "", {"secret", "eu-only"})
+        == "tag:eu-only→chain:eu,tag:secret→chain:fast");
+  cfg.routing.rules
+    = {{"eu-only", "eu"}, {"secret", "onprem"}, {"pci", "client-safe"}};
+  route_table u{cfg};
+  CHECK(resolve(u, "", {"secret", "eu-only"}) == strings{"mistral"});
+  CHECK(tag_refusal(u, "", {"secret", "pci"}) == errc::policy_forbidden);
+  CHECK(tag_refusal(u, "mistral", {"secret", "pci"}) == errc::policy_forbidden);
+}
+
+TEST_CASE("the route reason names what chose the route") {
+  route_table t{routing_config_of()};
+  CHECK(reason(t, "gpt") == "model:gpt");
+  CHECK(reason(t, "fast") == "chain:fast");
+  CHECK(reason(t, "") == "default:claude");
+  CHECK(reason(t, "", {"client-data"}) == "tag:client-data→chain:client-safe");
+}
+
+TEST_CASE("the key's allowlist applies after tag rules") {
+  route_table t{routing_config_of()};
+  // The tags permit only llama; a key without llama gets nothing.
+  auto r = t.resolve("", {"client-data"}, {"claude", "gpt"});
+  REQUIRE_FALSE(r);
+  CHECK(code_of(r.error()) == errc::no_allowed_model);
 }

@@ -41,6 +41,8 @@ TEST_CASE("each situation of the design's error table maps as specified") {
          row{errc::upstream_failed, 502, "upstream_error"},
          row{errc::no_model_available, 503, "service_unavailable"},
          row{errc::deadline_exceeded, 504, "timeout_error"},
+         row{errc::policy_forbidden, 403, "policy_error"},
+         row{errc::plugin_failed, 503, "policy_error"},
          row{errc::internal, 500, "internal_error"},
        }) {
     INFO(to_string(code));
@@ -68,4 +70,20 @@ TEST_CASE("relayed upstream errors keep the upstream status and fields") {
   // A relayed status outside 4xx never escapes as such.
   e.status = 302;
   CHECK(render_error(e).status == 400);
+}
+
+TEST_CASE("a plugin's block keeps the plugin's status, 4xx or 5xx") {
+  api_error e = error_of(errc::policy_blocked, "blocked by policy");
+  e.status = 451;
+  auto r = render_error(e);
+  CHECK(r.status == 451);
+  auto j = nlohmann::json::parse(r.body);
+  CHECK(j["error"]["type"] == "policy_error");
+  CHECK(j["error"]["message"] == "blocked by policy");
+  e.status = 503;
+  CHECK(render_error(e).status == 503);
+  e.status = 0; // none configured
+  CHECK(render_error(e).status == 403);
+  e.status = 200; // never a success
+  CHECK(render_error(e).status == 403);
 }

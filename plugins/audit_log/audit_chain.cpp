@@ -1,0 +1,589 @@
+#include "plugins/audit_log/audit_chain.hpp"
+
+#include "core/errc.hpp"
+#include "core/sha256.hpp"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+#include <sys/stat.h>
+#include <system_error>
+#include <unistd.h>
+#include <utility>
+
+namespace pw::plugins::audit {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+constexpr std::string_view prev_key = "prev";
+constexpr std::string_view version_key = "pw_audit";
+
+std::string sys_error(int code) {
+  return std::generic_category().message(code);
+}
+
+caf::error fail(const std::string& path, const std::string& what) {
+  return make_error(errc::internal, "audit log " + path + ": " + what);
+}
+
+std::string base_name(const std::string& path) {
+  return std::filesystem::path{path}.filename().string();
+}
+
+std::string rfc3339_now() {
+  auto now
+    = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  std::array<char, 32> buf{};
+  auto n = std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string{buf.data(), n};
+}
+
+caf::expected<std::string> random_genesis(const std::string& path) {
+  sha256_digest bytes{};
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1)
+    return fail(path, "RAND_bytes failed to make a genesis");
+  return to_hex(bytes);
+}
+
+bool is_hex64(const json& x) {
+  if (!x.is_string())
+    return false;
+  const auto& str = x.get_ref<const std::string&>();
+  if (str.size() != 64)
+    return false;
+  return std::all_of(str.begin(), str.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+}
+
+// Parses one line; returns a discarded value when it is not JSON.
+json parse_line(std::string_view line) {
+  return json::parse(line, nullptr, false);
+}
+
+bool is_record(const json& x) {
+  return x.is_object() && !x.empty() && x.begin().key() == prev_key;
+}
+
+// Returns `record_body` (a compact JSON object) with "prev" spliced in as
+// its first field: byte for byte what dump() gives for the object with
+// "prev" inserted first. Ends with '\n'.
+std::string make_line(const std::string& prev, const std::string& body) {
+  std::string line;
+  line.reserve(body.size() + prev.size() + 12);
+  line += R"({"prev":")";
+  line += prev;
+  line += '"';
+  if (body.size() > 2) {
+    line += ',';
+    line.append(body, 1);
+  } else {
+    line += '}';
+  }
+  line += '\n';
+  return line;
+}
+
+// Reads exactly `n` bytes at `offset`.
+bool pread_full(int fd, char* buf, size_t n, off_t offset) {
+  while (n > 0) {
+    auto got = ::pread(fd, buf, n, offset);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0)
+      return false;
+    buf += got;
+    n -= static_cast<size_t>(got);
+    offset += got;
+  }
+  return true;
+}
+
+// Returns the last line (without '\n') of the non-empty file `fd` of `size`
+// bytes; an error when the file does not end with '\n'.
+caf::expected<std::string> read_last_line(int fd, uint64_t size,
+                                          const std::string& path) {
+  char last = 0;
+  if (!pread_full(fd, &last, 1, static_cast<off_t>(size - 1)))
+    return fail(path, "cannot read: " + sys_error(errno));
+  if (last != '\n')
+    return fail(path, "last line is incomplete (no trailing newline); not "
+                      "appending, check the file");
+  // Walk back in chunks to the '\n' before the last line.
+  auto end = size - 1;
+  auto begin = end;
+  std::array<char, 4096> buf{};
+  bool found = false;
+  while (begin > 0 && !found) {
+    auto chunk = std::min<uint64_t>(buf.size(), begin);
+    auto from = begin - chunk;
+    if (!pread_full(fd, buf.data(), chunk, static_cast<off_t>(from)))
+      return fail(path, "cannot read: " + sys_error(errno));
+    for (auto i = chunk; i > 0; --i) {
+      if (buf[i - 1] == '\n') {
+        begin = from + i;
+        found = true;
+        break;
+      }
+    }
+    if (!found)
+      begin = from;
+  }
+  std::string line(end - begin, '\0');
+  if (!line.empty()
+      && !pread_full(fd, line.data(), line.size(), static_cast<off_t>(begin)))
+    return fail(path, "cannot read: " + sys_error(errno));
+  return line;
+}
+
+// A rotated sibling of the log: `path.NNNNNN`.
+struct rotated_file {
+  uint64_t seq = 0;
+  std::string path;
+};
+
+// Returns the highest numbered rotated file next to `path`, if any.
+std::optional<rotated_file> highest_rotated(const std::string& path) {
+  namespace fs = std::filesystem;
+  auto fs_path = fs::path{path};
+  auto dir = fs_path.parent_path();
+  if (dir.empty())
+    dir = ".";
+  auto prefix = fs_path.filename().string() + ".";
+  std::optional<rotated_file> best;
+  std::error_code ec;
+  for (fs::directory_iterator it{dir, ec}, last; !ec && it != last;
+       it.increment(ec)) {
+    auto name = it->path().filename().string();
+    if (name.size() < prefix.size() + 6
+        || name.compare(0, prefix.size(), prefix) != 0)
+      continue;
+    auto digits = std::string_view{name}.substr(prefix.size());
+    if (digits.size() > 18)
+      continue;
+    uint64_t seq = 0;
+    bool numeric = true;
+    for (char c : digits) {
+      if (c < '0' || c > '9') {
+        numeric = false;
+        break;
+      }
+      seq = seq * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (numeric && (!best || seq > best->seq))
+      best = rotated_file{seq, (dir / name).string()};
+  }
+  return best;
+}
+
+// Syncs the directory holding `path`, so a create or rename survives a
+// crash. Best effort: some file systems refuse fsync on directories.
+void sync_parent_dir(const std::string& path) {
+  auto dir = std::filesystem::path{path}.parent_path();
+  auto fd = ::open(dir.empty() ? "." : dir.c_str(),
+                   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// Opens (creating with mode 0600) the log file for appending.
+caf::expected<int> open_log_file(const std::string& path, uint64_t& size) {
+  auto fd = ::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return fail(path, "cannot open: " + sys_error(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    auto err = errno;
+    ::close(fd);
+    return fail(path, "cannot stat: " + sys_error(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail(path, "not a regular file");
+  }
+  size = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
+
+} // namespace
+
+std::string line_hash(std::string_view line) {
+  return to_hex(sha256(line));
+}
+
+// -- audit_writer -------------------------------------------------------------
+
+audit_writer::audit_writer(writer_options options)
+    : options_(std::move(options)) {
+  // nop
+}
+
+audit_writer::audit_writer(audit_writer&& other) noexcept
+    : options_(std::move(other.options_)), fd_(std::exchange(other.fd_, -1)),
+      last_hash_(std::move(other.last_hash_)),
+      previous_file_(std::move(other.previous_file_)), size_(other.size_),
+      has_records_(other.has_records_), unsynced_(other.unsynced_),
+      dirty_(other.dirty_) {
+  // nop
+}
+
+audit_writer& audit_writer::operator=(audit_writer&& other) noexcept {
+  if (this != &other) {
+    close_file();
+    options_ = std::move(other.options_);
+    fd_ = std::exchange(other.fd_, -1);
+    last_hash_ = std::move(other.last_hash_);
+    previous_file_ = std::move(other.previous_file_);
+    size_ = other.size_;
+    has_records_ = other.has_records_;
+    unsynced_ = other.unsynced_;
+    dirty_ = other.dirty_;
+  }
+  return *this;
+}
+
+audit_writer::~audit_writer() {
+  close_file();
+}
+
+void audit_writer::close_file() noexcept {
+  if (fd_ < 0)
+    return;
+  if (unsynced_)
+    ::fsync(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  unsynced_ = false;
+}
+
+caf::expected<audit_writer> audit_writer::open(writer_options options) {
+  audit_writer result{std::move(options)};
+  const auto& path = result.options_.path;
+  uint64_t size = 0;
+  auto fd = open_log_file(path, size);
+  if (!fd)
+    return std::move(fd.error());
+  result.fd_ = *fd;
+  if (size > 0) {
+    // Continue the chain of the existing file.
+    auto last = read_last_line(result.fd_, size, path);
+    if (!last)
+      return std::move(last.error());
+    auto doc = parse_line(*last);
+    if (!doc.is_object())
+      return fail(path, "last line is not a JSON object; not appending, check "
+                        "the file");
+    if (!is_record(doc) && !doc.contains(version_key))
+      return fail(path, "last line is neither a header nor a record; not "
+                        "appending, check the file");
+    result.last_hash_ = line_hash(*last);
+    result.size_ = size;
+    result.has_records_ = is_record(doc);
+    return result;
+  }
+  // A new (or empty) file: chain to the newest rotated file, if any, in case
+  // a rotation stopped between its rename and the new file.
+  if (auto rotated = highest_rotated(path)) {
+    auto rfd = ::open(rotated->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
+      return fail(rotated->path, "cannot open: " + sys_error(errno));
+    struct stat st {};
+    caf::expected<std::string> last = fail(rotated->path, "empty file");
+    if (::fstat(rfd, &st) == 0 && st.st_size > 0)
+      last
+        = read_last_line(rfd, static_cast<uint64_t>(st.st_size), rotated->path);
+    ::close(rfd);
+    if (!last)
+      return std::move(last.error());
+    result.last_hash_ = line_hash(*last);
+    result.previous_file_ = base_name(rotated->path);
+  }
+  if (auto started = result.start_file(); !started)
+    return started.error();
+  return result;
+}
+
+caf::expected<void> audit_writer::start_file() {
+  const auto& path = options_.path;
+  if (fd_ < 0) {
+    uint64_t size = 0;
+    auto fd = open_log_file(path, size);
+    if (!fd)
+      return std::move(fd.error());
+    if (size > 0) {
+      ::close(*fd);
+      return fail(path, "appeared while rotating; not appending, check the "
+                        "file");
+    }
+    fd_ = *fd;
+    size_ = 0;
+    dirty_ = false;
+  }
+  json header = json::object();
+  header[version_key] = 1;
+  if (previous_file_) {
+    header["genesis"] = last_hash_;
+  } else {
+    auto genesis = random_genesis(path);
+    if (!genesis)
+      return std::move(genesis.error());
+    header["genesis"] = std::move(*genesis);
+  }
+  header["created"] = rfc3339_now();
+  if (previous_file_)
+    header["previous_file"] = *previous_file_;
+  else
+    header["previous_file"] = nullptr;
+  auto line = header.dump(-1, ' ', false, json::error_handler_t::replace);
+  line += '\n';
+  if (auto written = write_line(line, true); !written)
+    return written;
+  sync_parent_dir(path);
+  last_hash_ = line_hash(std::string_view{line}.substr(0, line.size() - 1));
+  has_records_ = false;
+  return {};
+}
+
+caf::expected<void> audit_writer::rotate() {
+  const auto& path = options_.path;
+  if (unsynced_) {
+    if (auto synced = sync(); !synced)
+      return synced;
+  }
+  auto next = highest_rotated(path);
+  auto seq = next ? next->seq + 1 : 1;
+  std::array<char, 32> suffix{};
+  std::snprintf(suffix.data(), suffix.size(), ".%06llu",
+                static_cast<unsigned long long>(seq));
+  auto rotated = path + suffix.data();
+  if (::rename(path.c_str(), rotated.c_str()) != 0)
+    return fail(path, "cannot rename to " + rotated + ": " + sys_error(errno));
+  // From here on the old file is complete and closed; last_hash_ is its last
+  // line. If starting the new file fails, the next append tries again.
+  close_file();
+  previous_file_ = base_name(rotated);
+  size_ = 0;
+  has_records_ = false;
+  return start_file();
+}
+
+caf::expected<void> audit_writer::truncate_back() {
+  if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0)
+    return fail(options_.path,
+                "cannot cut back a partial write: " + sys_error(errno));
+  dirty_ = false;
+  return {};
+}
+
+caf::expected<void> audit_writer::write_line(const std::string& line,
+                                             bool do_sync) {
+  const auto& path = options_.path;
+  ssize_t n = 0;
+  do {
+    n = ::write(fd_, line.data(), line.size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 || static_cast<size_t>(n) != line.size()) {
+    auto what = n < 0 ? "write failed: " + sys_error(errno)
+                      : "short write (" + std::to_string(n) + " of "
+                          + std::to_string(line.size()) + " bytes)";
+    dirty_ = true;
+    if (auto cut = truncate_back(); !cut)
+      what += "; " + message_of(cut.error());
+    return fail(path, what);
+  }
+  if (do_sync) {
+    if (::fsync(fd_) != 0) {
+      auto what = "fsync failed: " + sys_error(errno);
+      dirty_ = true;
+      if (auto cut = truncate_back(); !cut)
+        what += "; " + message_of(cut.error());
+      return fail(path, what);
+    }
+    unsynced_ = false;
+  } else {
+    unsynced_ = true;
+  }
+  size_ += line.size();
+  return {};
+}
+
+caf::expected<std::string> audit_writer::append(nlohmann::ordered_json record) {
+  const auto& path = options_.path;
+  if (!record.is_object())
+    return fail(path, "a record must be a JSON object");
+  if (record.contains(prev_key))
+    return fail(path, "a record must not set \"prev\"; the writer does");
+  if (dirty_) {
+    if (auto cut = truncate_back(); !cut)
+      return cut.error();
+  }
+  if (fd_ < 0 || size_ == 0) {
+    // A rotation or the first header did not finish: start the file again.
+    if (auto started = start_file(); !started)
+      return started.error();
+  }
+  auto body = record.dump(-1, ' ', false, json::error_handler_t::replace);
+  auto line = make_line(last_hash_, body);
+  if (options_.max_bytes > 0 && has_records_
+      && size_ + line.size() > options_.max_bytes) {
+    if (auto rotated = rotate(); !rotated)
+      return rotated.error();
+    line = make_line(last_hash_, body);
+  }
+  if (auto written = write_line(line, options_.sync == fsync_policy::every);
+      !written)
+    return written.error();
+  last_hash_ = line_hash(std::string_view{line}.substr(0, line.size() - 1));
+  has_records_ = true;
+  return last_hash_;
+}
+
+caf::expected<void> audit_writer::sync() {
+  if (fd_ >= 0 && ::fsync(fd_) != 0)
+    return fail(options_.path, "fsync failed: " + sys_error(errno));
+  unsynced_ = false;
+  return {};
+}
+
+const std::string& audit_writer::last_hash() const {
+  return last_hash_;
+}
+
+uint64_t audit_writer::size() const {
+  return size_;
+}
+
+// -- verification -------------------------------------------------------------
+
+namespace {
+
+// Returns why `doc`, line 1 of a file, is not a valid header; "" when it is.
+std::string check_header(const json& doc) {
+  if (is_record(doc) || !doc.contains(version_key))
+    return "missing header: line 1 is not a pw_audit header";
+  const auto& version = doc[version_key];
+  if (!version.is_number_integer() || version.get<int64_t>() != 1)
+    return "unsupported pw_audit version " + version.dump();
+  if (!doc.contains("genesis") || !is_hex64(doc["genesis"]))
+    return "header genesis is not 64 lowercase hex digits";
+  if (!doc.contains("created") || !doc["created"].is_string())
+    return "header created is not a string";
+  if (!doc.contains("previous_file")
+      || !(doc["previous_file"].is_string() || doc["previous_file"].is_null()))
+    return "header previous_file is not a string or null";
+  return {};
+}
+
+// Returns why `doc`, line 1 of a file, is broken; "" when it is fine.
+// `before_hash` and `before_path` describe the previous file, if any.
+std::string check_first_line(const json& doc,
+                             const std::optional<std::string>& before_hash,
+                             const std::string& before_path) {
+  if (!doc.is_object())
+    return "not a JSON object";
+  if (auto why = check_header(doc); !why.empty())
+    return why;
+  if (!before_hash)
+    return {};
+  if (doc["genesis"] != *before_hash)
+    return "genesis does not match the last line of " + before_path
+           + " (a file is missing, out of order, or its last line was "
+             "changed)";
+  auto expected_name = base_name(before_path);
+  if (doc["previous_file"] != expected_name)
+    return "previous_file is " + doc["previous_file"].dump() + ", expected \""
+           + expected_name + "\"";
+  return {};
+}
+
+// Returns why `doc`, line `n` > 1 of a file, is broken; "" when it is fine.
+// `prev_hash` is the hash of line n - 1.
+std::string check_record(const json& doc, uint64_t n,
+                         const std::string& prev_hash) {
+  if (!doc.is_object())
+    return "not a JSON object";
+  if (!is_record(doc))
+    return "not a record (\"prev\" is not its first field)";
+  if (doc.begin().value() != prev_hash)
+    return "prev does not match the hash of line " + std::to_string(n - 1)
+           + " (a line was edited, deleted, inserted or reordered)";
+  return {};
+}
+
+} // namespace
+
+verify_result verify_files(const std::vector<std::string>& paths) {
+  verify_result result;
+  auto broken = [&](const std::string& path, uint64_t line, std::string why) {
+    result.ok = false;
+    result.file = path;
+    result.line = line;
+    result.why = std::move(why);
+    return result;
+  };
+  // The previous file's last line hash and path, once there is one.
+  std::optional<std::string> before_hash;
+  std::string before_path;
+  for (const auto& path : paths) {
+    std::ifstream in{path, std::ios::binary};
+    if (!in)
+      return broken(path, 0, "cannot open");
+    std::string line;
+    std::string prev_hash;
+    uint64_t n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      if (in.eof())
+        return broken(path, n, "incomplete line (no trailing newline)");
+      auto doc = parse_line(line);
+      auto why = n == 1 ? check_first_line(doc, before_hash, before_path)
+                        : check_record(doc, n, prev_hash);
+      if (!why.empty())
+        return broken(path, n, std::move(why));
+      prev_hash = line_hash(line);
+      ++result.lines;
+    }
+    if (in.bad())
+      return broken(path, n + 1, "read error");
+    if (n == 0)
+      return broken(path, 1, "empty file: missing header");
+    before_hash = std::move(prev_hash);
+    before_path = path;
+  }
+  result.ok = true;
+  return result;
+}
+
+int verify_audit_command(const std::vector<std::string>& paths,
+                         std::ostream& out, std::ostream& err) {
+  if (paths.empty()) {
+    err << "usage: pw-router verify-audit FILE...\n"
+           "  verifies audit log files given oldest first "
+           "(audit.jsonl.000001 ... audit.jsonl)\n";
+    return 2;
+  }
+  auto result = verify_files(paths);
+  if (!result.ok) {
+    err << result.file << ':' << result.line << ": " << result.why << '\n';
+    return 1;
+  }
+  out << "ok " << result.lines << " lines\n";
+  return 0;
+}
+
+} // namespace pw::plugins::audit

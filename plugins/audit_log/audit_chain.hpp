@@ -1,0 +1,173 @@
+#pragma once
+
+// The tamper-evident audit log: its file format, the writer that appends to
+// it and the verifier behind `pw-router verify-audit`. Pure code, no actors.
+//
+// File format (version 1):
+//
+// - A file is JSON lines: each line is one compact JSON object
+//   (`nlohmann::ordered_json::dump()`, no raw newline inside) ending with
+//   '\n'. The hash of a line is the lowercase hex SHA-256 of its bytes
+//   without the '\n' (`line_hash`).
+// - Line 1 of every file is a header:
+//   `{"pw_audit":1,"genesis":"<64 hex>","created":"<RFC3339 UTC>",
+//   "previous_file":<string or null>}`.
+//   A brand-new log has 32 random bytes (hex) as genesis and a null
+//   previous_file. A file started by rotation has genesis = hash of the last
+//   line of the previous file, and previous_file = that file's base name.
+// - Every later line is a record: a JSON object whose FIRST field is
+//   `"prev"`, the hash of the line before it (the header, for the first
+//   record). The writer inserts "prev"; the other fields are the caller's,
+//   in the caller's order.
+// - Rotation renames `path` to `path.NNNNNN` (6 digits, one more than the
+//   highest present) and starts a new file at `path`, so the files in
+//   rotation order (oldest first) are the numbered ones ascending, then
+//   `path`. Each file holds at least one record before it rotates, so a
+//   record larger than max_bytes still gets written, into a file of its own.
+//
+// What the chain proves: any edited, deleted, inserted or reordered line,
+// a truncated last line, and a file missing between two given files all
+// break a check. What it cannot prove on its own: that nothing was cut off
+// before the first file given (its genesis is taken on trust) or after the
+// last line of the last file (a dropped or edited final line leaves a valid
+// chain). Anchor those by keeping `last_hash()` somewhere else.
+
+#include <caf/expected.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pw::plugins::audit {
+
+/// When the writer calls fsync(2).
+enum class fsync_policy : uint8_t {
+  /// After every appended record.
+  every,
+  /// Only when the caller calls `sync()` (the caller owns the timer).
+  interval,
+};
+
+/// Where and how an `audit_writer` writes.
+struct writer_options {
+  /// The current log file; rotated files sit next to it.
+  std::string path;
+  /// Rotate before a record would grow the file beyond this; 0 = never.
+  uint64_t max_bytes = 0;
+  /// When to fsync.
+  fsync_policy sync = fsync_policy::every;
+};
+
+/// Returns the lowercase hex SHA-256 of `line` (given without its '\n').
+std::string line_hash(std::string_view line);
+
+/// Appends records to one audit log, keeping the hash chain across appends,
+/// reopens and rotations. Owns the file descriptor; movable, not copyable.
+/// Assumes it is the only writer of the file.
+class audit_writer {
+public:
+  /// Opens (creates with mode 0600, or appends to) `options.path`. An
+  /// existing file continues its chain: the writer reads its last line and
+  /// chains to it. An existing file whose last line is incomplete (no
+  /// trailing '\n') or not a JSON object is not appended to: returns
+  /// errc::internal naming the path, for the operator to look at. When
+  /// `options.path` does not exist but rotated files do (a crash between
+  /// rotation's rename and the new file), the new file chains to the highest
+  /// numbered one.
+  static caf::expected<audit_writer> open(writer_options options);
+
+  audit_writer(audit_writer&& other) noexcept;
+
+  audit_writer& operator=(audit_writer&& other) noexcept;
+
+  audit_writer(const audit_writer&) = delete;
+
+  audit_writer& operator=(const audit_writer&) = delete;
+
+  /// Closes the file, after a best-effort fsync of unsynced records.
+  ~audit_writer();
+
+  /// Appends `record` (a JSON object without a "prev" field) with "prev"
+  /// set as its first field, in one write(2) of the whole line; fsyncs under
+  /// fsync_policy::every; rotates first when the line would take the file
+  /// beyond max_bytes. Returns the line's hash. On a failed or short write,
+  /// or a failed fsync, cuts the file back to its previous size and returns
+  /// an error; the chain has not moved, so a later call may retry.
+  caf::expected<std::string> append(nlohmann::ordered_json record);
+
+  /// Calls fsync(2) now (for fsync_policy::interval).
+  caf::expected<void> sync();
+
+  /// Returns the hash of the last line written (header or record).
+  const std::string& last_hash() const;
+
+  /// Returns the number of bytes in the current file.
+  uint64_t size() const;
+
+private:
+  explicit audit_writer(writer_options options);
+
+  // Creates options_.path with a header chained to last_hash_ (or a random
+  // genesis when last_hash_ is empty).
+  caf::expected<void> start_file();
+
+  // Renames the current file to the next numbered name and starts a new one.
+  caf::expected<void> rotate();
+
+  // Writes `line` at the end of the file; on failure cuts the file back.
+  caf::expected<void> write_line(const std::string& line, bool do_sync);
+
+  // Cuts the file back to size_ after a failed write.
+  caf::expected<void> truncate_back();
+
+  void close_file() noexcept;
+
+  /// Where and how to write.
+  writer_options options_;
+  /// The open log file, or -1 between a rotation's rename and the new file.
+  int fd_ = -1;
+  /// Hash of the last complete line; empty before the first file exists.
+  std::string last_hash_;
+  /// Base name for the next header's previous_file.
+  std::optional<std::string> previous_file_;
+  /// Bytes in the current file, all of them complete lines.
+  uint64_t size_ = 0;
+  /// Whether the current file holds a record after its header.
+  bool has_records_ = false;
+  /// Whether lines were written since the last fsync.
+  bool unsynced_ = false;
+  /// Whether a failed write left bytes beyond size_ that are not yet cut.
+  bool dirty_ = false;
+};
+
+/// The outcome of `verify_files`.
+struct verify_result {
+  /// Whether every check passed.
+  bool ok = false;
+  /// Lines (headers and records) that passed, before any failure.
+  uint64_t lines = 0;
+  /// The file of the first broken line.
+  std::string file;
+  /// The first broken line, 1-based; 0 when the file cannot be read at all.
+  uint64_t line = 0;
+  /// What is wrong with it.
+  std::string why;
+};
+
+/// Verifies `paths` in rotation order (oldest first): every line is complete
+/// JSON, every file starts with a header, each record's prev equals the
+/// previous line's hash, and each file after the first has genesis = hash of
+/// the previous file's last line and previous_file = its base name.
+verify_result verify_files(const std::vector<std::string>& paths);
+
+/// Runs `pw-router verify-audit FILE...`: prints "ok N lines" to `out` and
+/// returns 0, or prints "<file>:<line>: <why>" to `err` and returns 1; with
+/// no files prints usage to `err` and returns 2.
+int verify_audit_command(const std::vector<std::string>& paths,
+                         std::ostream& out, std::ostream& err);
+
+} // namespace pw::plugins::audit

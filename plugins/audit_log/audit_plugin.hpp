@@ -1,0 +1,33 @@
+#pragma once
+
+// The `audit_log` plugin (post stage): one JSON line per request, chained
+// by SHA-256 (see audit_chain.hpp), written by one detached actor so lines
+// never interleave and a slow disk never stalls the scheduler. A line holds
+// what happened and why (models tried, route reason, tags, status, usage,
+// latency) and hashes of the bodies, never keys; bodies only with
+// `include_bodies: true`. When a line cannot be written the plugin fails,
+// and with the default `on_error: block` the request is not served.
+//
+// Config: `path` (required), `fsync: every | interval` (default every),
+// `interval_ms` (default 1000, with `fsync: interval`), `max_bytes`
+// (rotate beyond; default 0 = never), `include_bodies` (default false).
+
+#include "plugins/plugin.hpp"
+
+#include <string>
+#include <vector>
+
+namespace pw::plugins {
+
+/// Checks the entry; one message per problem.
+std::vector<std::string> check_audit_log(const plugin_entry& entry);
+
+/// Spawns the writer actor of a checked entry.
+actors::plugin_actor spawn_audit_log(caf::actor_system& sys,
+                                     const plugin_entry& entry);
+
+/// The audit record of one request (without `prev`, which the writer adds).
+nlohmann::ordered_json audit_record(const actors::plugin_outcome& out,
+                                    bool include_bodies);
+
+} // namespace pw::plugins

@@ -1,0 +1,196 @@
+#include "plugins/http/http_plugin.hpp"
+
+#include "core/errc.hpp"
+#include "core/json_get.hpp"
+#include "plugins/config_reader.hpp"
+
+#include <caf/all.hpp>
+
+#include <unordered_map>
+
+namespace pw::plugins {
+
+namespace {
+
+struct http_settings {
+  endpoint target;
+  std::string path;
+  std::vector<header_field> headers;
+  std::string ca_file;
+  std::chrono::milliseconds timeout{1000};
+};
+
+/// The PLUGIN interface plus the io thread's answer to a call.
+using http_plugin_actor = actors::plugin_actor::extend<
+  caf::reacts_to<atom::upstream, uint64_t, upstream_result>>;
+
+struct http_plugin_state {
+  static inline const char* name = "http_plugin";
+  http_settings settings;
+  upstream_fn call;
+  uint64_t next_id = 0;
+  std::unordered_map<uint64_t,
+                     caf::typed_response_promise<actors::plugin_verdict>>
+    pending;
+};
+
+std::optional<http_settings> read_settings(const plugin_entry& entry,
+                                           std::vector<std::string>& errors) {
+  config_reader cfg{entry, errors};
+  if (!cfg.check_keys(cfg.root(), cfg.path(),
+                      {"url", "timeout_ms", "headers", "ca_file"}))
+    return std::nullopt;
+  http_settings s;
+  if (auto url = cfg.string(cfg.root(), "url", cfg.path(), true)) {
+    std::string why;
+    if (auto target = parse_base_url(*url, why)) {
+      s.target = *target;
+      s.path = target->base_path.empty() ? "/" : target->base_path;
+    } else {
+      cfg.fail(config_reader::join(cfg.path(), "url"), why);
+    }
+  }
+  if (auto ms = cfg.integer(cfg.root(), "timeout_ms", cfg.path(), 1, 600'000))
+    s.timeout = std::chrono::milliseconds{*ms};
+  s.ca_file = cfg.string(cfg.root(), "ca_file", cfg.path()).value_or("");
+  auto headers = cfg.root()["headers"];
+  auto headers_path = config_reader::join(cfg.path(), "headers");
+  if (headers.IsDefined() && !headers.IsNull()) {
+    if (!headers.IsMap()) {
+      cfg.fail(headers_path, "expected a mapping of header names to values");
+    } else {
+      for (const auto& kv : headers) {
+        auto name = kv.first.Scalar();
+        if (!kv.second.IsScalar()) {
+          cfg.fail(config_reader::join(headers_path, name),
+                   "expected a string");
+          continue;
+        }
+        auto value = kv.second.Scalar();
+        if (name.find_first_of(":\r\n ") != std::string::npos
+            || value.find_first_of("\r\n") != std::string::npos) {
+          cfg.fail(config_reader::join(headers_path, name),
+                   "invalid header name or value");
+          continue;
+        }
+        s.headers.push_back({name, value});
+      }
+    }
+  }
+  if (!cfg.ok())
+    return std::nullopt;
+  return s;
+}
+
+/// The decision service's answer as a verdict, or an error.
+caf::expected<actors::plugin_verdict> verdict_of(const upstream_result& r) {
+  if (r.failure != upstream_failure::none)
+    return make_error(errc::plugin_failed,
+                      "decision service: " + std::string{to_string(r.failure)}
+                        + (r.detail.empty() ? "" : ": " + r.detail));
+  if (r.status < 200 || r.status >= 300)
+    return make_error(errc::plugin_failed, "decision service answered HTTP "
+                                             + std::to_string(r.status));
+  auto doc = nlohmann::ordered_json::parse(r.body, nullptr, false);
+  if (!doc.is_object())
+    return make_error(errc::plugin_failed,
+                      "decision service answered no JSON object");
+  actors::plugin_verdict v;
+  auto action = string_or(doc, "action");
+  if (action == "block") {
+    v.block = true;
+    v.status = static_cast<unsigned>(uint_or(doc, "status", 403));
+    if (v.status < 400 || v.status > 599)
+      v.status = 403;
+    v.message = string_or(doc, "message", "blocked by policy");
+  } else if (action != "continue") {
+    return make_error(errc::plugin_failed,
+                      "decision service answered an unknown action");
+  }
+  if (auto tags = doc.find("tags"); tags != doc.end()) {
+    if (!tags->is_array())
+      return make_error(errc::plugin_failed,
+                        "decision service answered tags that are not a list");
+    for (const auto& t : *tags)
+      if (t.is_string() && !t.get_ref<const std::string&>().empty())
+        v.tags.push_back(t.get<std::string>());
+  }
+  return v;
+}
+
+http_plugin_actor::behavior_type
+http_plugin(http_plugin_actor::stateful_pointer<http_plugin_state> self,
+            http_settings settings, upstream_fn call) {
+  self->state.settings = std::move(settings);
+  self->state.call = std::move(call);
+  return {
+    [self](atom::pre, const actors::plugin_request& req)
+      -> caf::result<actors::plugin_verdict> {
+      auto& st = self->state;
+      nlohmann::ordered_json ctx = {
+        {"request_id", req.request_id},
+        {"client", req.client},
+        {"tags", req.tags},
+        {"metadata", req.metadata},
+        {"body", req.body ? *req.body : nlohmann::ordered_json{}},
+      };
+      upstream_request out;
+      out.target = st.settings.target;
+      out.ca_file = st.settings.ca_file;
+      out.method = "POST";
+      out.path = st.settings.path;
+      out.headers = st.settings.headers;
+      out.headers.push_back({"Content-Type", "application/json"});
+      out.headers.push_back({"Accept", "application/json"});
+      out.body = ctx.dump(-1, ' ', false,
+                          nlohmann::ordered_json::error_handler_t::replace);
+      out.connect_timeout = st.settings.timeout;
+      out.first_byte_timeout = st.settings.timeout;
+      out.timeout = st.settings.timeout;
+      auto id = st.next_id++;
+      auto rp = self->make_response_promise<actors::plugin_verdict>();
+      st.pending.emplace(id, rp);
+      auto handle = caf::actor_cast<http_plugin_actor>(self);
+      st.call(std::move(out), [handle, id](upstream_result r) {
+        caf::anon_send(handle, atom::upstream_v, id, std::move(r));
+      });
+      return rp;
+    },
+    [](atom::post, const actors::plugin_outcome&) {
+      return actors::plugin_verdict{};
+    },
+    [self](atom::upstream, uint64_t id, upstream_result& r) {
+      auto it = self->state.pending.find(id);
+      if (it == self->state.pending.end())
+        return;
+      auto rp = std::move(it->second);
+      self->state.pending.erase(it);
+      auto v = verdict_of(r);
+      if (v)
+        rp.deliver(std::move(*v));
+      else
+        rp.deliver(std::move(v.error()));
+    },
+  };
+}
+
+} // namespace
+
+std::vector<std::string> check_http_plugin(const plugin_entry& entry) {
+  std::vector<std::string> errors;
+  (void)read_settings(entry, errors);
+  return errors;
+}
+
+actors::plugin_actor spawn_http_plugin(caf::actor_system& sys,
+                                       const plugin_entry& entry,
+                                       const plugin_env& env) {
+  std::vector<std::string> errors;
+  auto settings = read_settings(entry, errors);
+  if (!settings || !env.call)
+    return {};
+  return caf::actor_cast<actors::plugin_actor>(
+    sys.spawn(http_plugin, std::move(*settings), env.call));
+}
+
+} // namespace pw::plugins

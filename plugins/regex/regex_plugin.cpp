@@ -1,0 +1,134 @@
+#include "plugins/regex/regex_plugin.hpp"
+
+#include "plugins/config_reader.hpp"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace pw::plugins {
+
+namespace {
+
+/// Memory RE2 may use per pattern; a pattern that needs more is a config
+/// error rather than a slow scan.
+constexpr int64_t max_pattern_memory = 8 << 20;
+
+struct regex_rule {
+  std::unique_ptr<const RE2> re;
+  std::string tag;
+  unsigned block = 0;
+  std::string message;
+};
+
+class regex_plugin final : public plugin_logic {
+public:
+  explicit regex_plugin(std::vector<regex_rule> rules)
+      : rules_(std::move(rules)) {
+    // nop
+  }
+
+  actors::plugin_verdict
+  on_request(const actors::plugin_request& req) const override {
+    if (!req.body)
+      return {};
+    return scan(request_texts(*req.body), true);
+  }
+
+  actors::plugin_verdict
+  on_response(const actors::plugin_outcome& out) const override {
+    if (auto doc = response_document(out))
+      return scan(response_texts(*doc), true);
+    if (out.streamed) {
+      // The client has the stream: tags are recorded, a block is noted.
+      text_ref whole{nlohmann::ordered_json::json_pointer{}, &out.stream_text};
+      auto v = scan({whole}, false);
+      return v;
+    }
+    return {};
+  }
+
+private:
+  actors::plugin_verdict scan(const std::vector<text_ref>& texts,
+                              bool may_block) const {
+    actors::plugin_verdict v;
+    for (const auto& rule : rules_) {
+      bool hit = std::any_of(texts.begin(), texts.end(), [&](const auto& t) {
+        return RE2::PartialMatch(*t.text, *rule.re);
+      });
+      if (!hit)
+        continue;
+      if (rule.block != 0) {
+        if (may_block) {
+          v.block = true;
+          v.status = rule.block;
+          v.message = rule.message;
+          v.tags.clear();
+          return v;
+        }
+        v.metadata["regex_block_after_stream"] = rule.message;
+      }
+      if (!rule.tag.empty()
+          && std::find(v.tags.begin(), v.tags.end(), rule.tag) == v.tags.end())
+        v.tags.push_back(rule.tag);
+    }
+    return v;
+  }
+
+  std::vector<regex_rule> rules_;
+};
+
+} // namespace
+
+plugin_logic_ptr make_regex_plugin(const plugin_entry& entry,
+                                   std::vector<std::string>& errors) {
+  config_reader cfg{entry, errors};
+  if (!cfg.check_keys(cfg.root(), cfg.path(), {"rules"}))
+    return nullptr;
+  auto rules = cfg.root()["rules"];
+  auto rules_path = config_reader::join(cfg.path(), "rules");
+  if (!rules.IsDefined() || rules.IsNull()) {
+    cfg.fail(rules_path, "required (a list of {pattern, tag} or {pattern, "
+                         "block, message})");
+    return nullptr;
+  }
+  if (!rules.IsSequence() || rules.size() == 0) {
+    cfg.fail(rules_path, "expected a non-empty list");
+    return nullptr;
+  }
+  std::vector<regex_rule> out;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    auto path = config_reader::index(rules_path, i);
+    auto node = rules[i];
+    if (!cfg.check_keys(node, path, {"pattern", "tag", "block", "message"}))
+      continue;
+    regex_rule rule;
+    auto pattern = cfg.string(node, "pattern", path, true);
+    rule.tag = cfg.string(node, "tag", path).value_or("");
+    if (auto block = cfg.integer(node, "block", path, 400, 599))
+      rule.block = static_cast<unsigned>(*block);
+    rule.message
+      = cfg.string(node, "message", path).value_or("blocked by policy");
+    if (rule.tag.empty() && rule.block == 0 && !node["block"].IsDefined())
+      cfg.fail(path, "needs a tag to add or a block status (400-599)");
+    if (!pattern)
+      continue;
+    RE2::Options options;
+    options.set_log_errors(false);
+    options.set_max_mem(max_pattern_memory);
+    auto re = std::make_unique<const RE2>(*pattern, options);
+    if (!re->ok()) {
+      cfg.fail(config_reader::join(path, "pattern"),
+               "invalid pattern '" + *pattern + "': " + re->error());
+      continue;
+    }
+    rule.re = std::move(re);
+    out.push_back(std::move(rule));
+  }
+  if (!cfg.ok())
+    return nullptr;
+  return std::make_shared<const regex_plugin>(std::move(out));
+}
+
+} // namespace pw::plugins
