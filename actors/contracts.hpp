@@ -278,7 +278,8 @@ struct plugin_request {
   std::shared_ptr<const nlohmann::ordered_json> body;
   /// Routing tags set so far.
   std::vector<std::string> tags;
-  /// Facts plugins recorded so far (an object; e.g. "pii": {"email": 1}).
+  /// Facts plugins recorded so far (an object; e.g.
+  /// "pii_request": {"email": 1}).
   nlohmann::ordered_json metadata = nlohmann::ordered_json::object();
 };
 

@@ -66,7 +66,7 @@ std::string describe(const caf::error& err, const plugin_slot& slot) {
     return "did not answer within " + std::to_string(slot.timeout.count())
            + " ms";
   if (err.category() == caf::atom("pw"))
-    return message_of(err);
+    return "failed: " + message_of(err);
   return "is not running";
 }
 
@@ -644,6 +644,9 @@ void run_pre(session_ptr self, size_t i) {
       [self, i](plugin_verdict& v) {
         const auto& slot = self->state.plugins->pre[i];
         if (v.block) {
+          // What the blocking plugin found is recorded, not sent on.
+          v.body = nullptr;
+          apply_pre(self, v);
           blocked(self, slot, v);
           return;
         }

@@ -62,7 +62,7 @@ bool config_reader::check_keys(const YAML::Node& node, const std::string& path,
     std::string known;
     for (auto k : keys)
       known += (known.empty() ? "" : ", ") + std::string{k};
-    fail(join(path, key), "unknown key (known: " + known + ")");
+    fail(join(path, key), "unknown key (allowed: " + known + ")");
     good = false;
   }
   return good;

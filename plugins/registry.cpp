@@ -8,8 +8,10 @@
 #include "plugins/regex/regex_plugin.hpp"
 
 #include <caf/all.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <filesystem>
 
 namespace pw::plugins {
 
@@ -165,6 +167,22 @@ std::vector<std::string> check_middleware(const gateway_config& cfg) {
   std::vector<std::string> errors;
   check_list(cfg.middleware.pre_request, stage_mask::pre, errors);
   check_list(cfg.middleware.post_response, stage_mask::post, errors);
+  // One writer per audit chain: two entries on one file would interleave
+  // two chains and make the log fail verification.
+  std::vector<std::pair<std::string, std::string>> audit_paths;
+  for (const auto& e : cfg.middleware.post_response) {
+    if (e.plugin != "audit_log" || !e.config || !e.config->IsMap())
+      continue;
+    auto path = (*e.config)["path"];
+    if (!path.IsScalar())
+      continue;
+    auto canonical = std::filesystem::weakly_canonical(path.Scalar()).string();
+    for (const auto& [seen, where] : audit_paths)
+      if (seen == canonical)
+        errors.push_back(e.path + ".config.path: the same file as " + where
+                         + " (one audit_log entry per file)");
+    audit_paths.emplace_back(canonical, e.path);
+  }
   return errors;
 }
 

@@ -71,19 +71,53 @@ struct audit_state {
   std::optional<audit_writer> writer;
   /// Why the file cannot be written (open failed), for each request.
   std::string broken;
-  /// Lines written since the last fsync (interval policy).
+  /// `fsync: every`: requests whose lines are written but not yet synced.
+  /// One fsync answers all of them (group commit): lines that arrive while
+  /// the disk syncs wait for the next one, and none is answered before
+  /// its line is durable.
+  std::vector<caf::typed_response_promise<actors::plugin_verdict>> waiting;
+  /// Lines written since the last fsync.
   bool dirty = false;
+  /// A flush message is on its way (to this actor's own mailbox).
   bool flush_armed = false;
 };
 
 using audit_actor = actors::plugin_actor::extend<caf::reacts_to<atom::flush>>;
+
+/// Syncs the file and answers every request whose line it holds.
+void flush(audit_actor::stateful_pointer<audit_state> self) {
+  auto& st = self->state;
+  st.flush_armed = false;
+  if (!st.writer || !st.dirty)
+    return;
+  st.dirty = false;
+  auto synced = st.writer->sync();
+  if (!synced)
+    log::write(log_level::error, "audit_sync_failed",
+               {{"path", st.settings.writer.path},
+                {"error", message_of(synced.error())},
+                {"requests", st.waiting.size()}});
+  auto waiting = std::move(st.waiting);
+  st.waiting.clear();
+  for (auto& rp : waiting) {
+    if (synced)
+      rp.deliver(actors::plugin_verdict{});
+    else
+      rp.deliver(make_error(errc::plugin_failed,
+                            "the audit log could not be synced to disk"));
+  }
+}
 
 audit_actor::behavior_type
 audit_log(audit_actor::stateful_pointer<audit_state> self,
           audit_settings settings) {
   auto& st = self->state;
   st.settings = std::move(settings);
-  auto opened = audit_writer::open(st.settings.writer);
+  // The writer never syncs by itself: this actor decides when (group
+  // commit for `every`, a timer for `interval`).
+  auto options = st.settings.writer;
+  options.sync = fsync_policy::interval;
+  auto opened = audit_writer::open(options);
   if (opened) {
     st.writer.emplace(std::move(*opened));
   } else {
@@ -98,9 +132,10 @@ audit_log(audit_actor::stateful_pointer<audit_state> self,
     [self](atom::post, const actors::plugin_outcome& out)
       -> caf::result<actors::plugin_verdict> {
       auto& st = self->state;
+      // The path and the OS error are in the log, not in the answer.
       if (!st.writer)
         return make_error(errc::plugin_failed,
-                          "The audit log cannot be written: " + st.broken);
+                          "the audit log cannot be opened");
       auto written
         = st.writer->append(audit_record(out, st.settings.include_bodies));
       if (!written) {
@@ -109,28 +144,28 @@ audit_log(audit_actor::stateful_pointer<audit_state> self,
                     {"request_id", out.request.request_id},
                     {"error", message_of(written.error())}});
         return make_error(errc::plugin_failed,
-                          "The audit log could not record the request");
+                          "the audit log could not record the request");
       }
+      st.dirty = true;
       if (st.settings.writer.sync == fsync_policy::interval) {
-        st.dirty = true;
         if (!st.flush_armed) {
           st.flush_armed = true;
           self->delayed_send(self, st.settings.interval, atom::flush_v);
         }
+        return actors::plugin_verdict{};
       }
-      return actors::plugin_verdict{};
+      // Every line durable before its request is answered: the flush
+      // queues behind the lines already in the mailbox, so one fsync
+      // covers them all.
+      auto rp = self->make_response_promise<actors::plugin_verdict>();
+      st.waiting.push_back(rp);
+      if (!st.flush_armed) {
+        st.flush_armed = true;
+        self->send(self, atom::flush_v);
+      }
+      return rp;
     },
-    [self](atom::flush) {
-      auto& st = self->state;
-      st.flush_armed = false;
-      if (!st.dirty || !st.writer)
-        return;
-      st.dirty = false;
-      if (auto ok = st.writer->sync(); !ok)
-        log::write(log_level::error, "audit_sync_failed",
-                   {{"path", st.settings.writer.path},
-                    {"error", message_of(ok.error())}});
-    },
+    [self](atom::flush) { flush(self); },
   };
 }
 

@@ -132,7 +132,7 @@ TEST_CASE("regex: config errors name their YAML path") {
   errors = errors_of("regex", "rulez: []\n");
   REQUIRE_FALSE(errors.empty());
   CHECK(errors[0].starts_with("middleware.pre_request[0].config.rulez: "
-                              "unknown key"));
+                              "unknown key (allowed: rules)"));
   CHECK_FALSE(errors_of("regex", "{}").empty());
 }
 
@@ -148,6 +148,20 @@ TEST_CASE("registry: names, stages and pw-router module names") {
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].find("built-in plugins: regex, pii, audit_log, http")
         != std::string::npos);
+}
+
+TEST_CASE("registry: two audit logs may not share a file") {
+  gateway_config cfg;
+  for (int i = 0; i < 2; ++i) {
+    auto e = entry_of("audit_log", "path: /tmp/../tmp/pw-same-audit.jsonl\n");
+    e.path = "middleware.post_response[" + std::to_string(i) + "]";
+    cfg.middleware.post_response.push_back(e);
+  }
+  auto errors = check_middleware(cfg);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0]
+        == "middleware.post_response[1].config.path: the same file as "
+           "middleware.post_response[0] (one audit_log entry per file)");
 }
 
 TEST_CASE("pii: tag adds the tag and counts kinds, never values") {
