@@ -183,9 +183,15 @@ actors::plugin_actor spawn_audit_log(caf::actor_system& sys,
   auto settings = read_settings(entry, errors);
   if (!settings)
     return {};
-  // Detached: fsync blocks, and must not block the scheduler's threads.
+  // `fsync: every` syncs all the time, and an fsync must not block the
+  // scheduler's threads: the writer gets a thread of its own. With
+  // `interval` it writes to the page cache and syncs once per interval, so
+  // it runs on the scheduler like any actor (no thread to wake per line).
+  if (settings->writer.sync == fsync_policy::every)
+    return caf::actor_cast<actors::plugin_actor>(
+      sys.spawn<caf::detached>(audit_log, std::move(*settings)));
   return caf::actor_cast<actors::plugin_actor>(
-    sys.spawn<caf::detached>(audit_log, std::move(*settings)));
+    sys.spawn(audit_log, std::move(*settings)));
 }
 
 nlohmann::ordered_json audit_record(const actors::plugin_outcome& out,

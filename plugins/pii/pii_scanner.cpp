@@ -551,11 +551,35 @@ void pii_scanner::collect(pii_kind kind, std::string_view text,
 }
 
 std::vector<pii_finding> pii_scanner::scan(std::string_view text) const {
+  // A cheap necessary condition first: most prompts hold no '@' and few
+  // digits, and then no pattern needs to run. Each kind needs at least
+  // this many digits in the whole text (an e-mail needs an '@').
+  size_t digits = 0;
+  bool at = false;
+  for (char c : text) {
+    digits += c >= '0' && c <= '9' ? 1 : 0;
+    at = at || c == '@';
+  }
+  auto possible = [&](pii_kind kind) {
+    switch (kind) {
+    case pii_kind::email:
+      return at;
+    case pii_kind::phone:
+      return digits >= 7;
+    case pii_kind::card:
+      return digits >= 12;
+    case pii_kind::iban:
+      return digits >= 2;
+    case pii_kind::ssn:
+      return digits >= 9;
+    }
+    return true;
+  };
   std::vector<pii_finding> found;
   for (const auto& row : kind_table)
-    if (row.kind != pii_kind::phone && enabled(row.kind))
+    if (row.kind != pii_kind::phone && enabled(row.kind) && possible(row.kind))
       collect(row.kind, text, found);
-  if (enabled(pii_kind::phone)) {
+  if (enabled(pii_kind::phone) && possible(pii_kind::phone)) {
     // Cards and SSNs shadow phones even when they are not reported.
     std::vector<pii_finding> shadows;
     for (auto kind : {pii_kind::card, pii_kind::ssn})
