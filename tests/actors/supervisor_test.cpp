@@ -7,6 +7,7 @@
 #include "tests/support/actor_fixture.hpp"
 
 #include <catch2/catch.hpp>
+#include <yaml-cpp/yaml.h>
 
 using namespace pw;
 using namespace pw::actors;
@@ -158,4 +159,91 @@ TEST_CASE_METHOD(supervisor_fixture, "a reload keeps unchanged MODELs and "
                      + std::chrono::seconds{2});
   run();
   CHECK(health().models.size() == 2);
+}
+
+namespace {
+
+plugin_entry plugin_entry_of(std::string name, const std::string& yaml,
+                             std::string path) {
+  plugin_entry e;
+  e.plugin = std::move(name);
+  e.path = std::move(path);
+  e.config = std::make_shared<const YAML::Node>(YAML::Load(yaml));
+  e.fingerprint = e.plugin + ":" + yaml;
+  return e;
+}
+
+struct plugin_supervisor_fixture : supervisor_fixture {
+  plugin_supervisor_fixture() {
+    // The base fixture's SUPERVISOR has no plugins: replace it.
+    self->send_exit(aut, caf::exit_reason::user_shutdown);
+    run();
+    config->middleware.pre_request
+      = {plugin_entry_of("regex", "rules: [{pattern: x, tag: y}]",
+                         "middleware.pre_request[0]"),
+         plugin_entry_of("pii", "action: tag", "middleware.pre_request[1]")};
+    config->middleware.pre_request[1].timeout = std::chrono::milliseconds{50};
+    config->middleware.pre_request[1].fail_open = true;
+    aut = spawn(supervisor, gateway_config_ptr{config},
+                publish_fn{[this](generation_ptr g) {
+                  published.push_back(std::move(g));
+                }},
+                upstream_fn{});
+    run();
+  }
+
+  generation_ptr current() {
+    generation_ptr out;
+    auto h = self->request(aut, caf::infinite, atom::get_v);
+    run();
+    h.receive([&](generation_ptr g) { out = std::move(g); },
+              [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    return out;
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(plugin_supervisor_fixture, "PLUGINs are spawned per entry, "
+                                            "in order, with their settings") {
+  auto gen = current();
+  REQUIRE(gen->plugins);
+  REQUIRE(gen->plugins->pre.size() == 2);
+  CHECK(gen->plugins->post.empty());
+  const auto& pii = gen->plugins->pre[1];
+  CHECK(gen->plugins->pre[0].name == "regex");
+  CHECK(pii.name == "pii");
+  CHECK(pii.path == "middleware.pre_request[1]");
+  CHECK(pii.timeout == std::chrono::milliseconds{50});
+  CHECK(pii.fail_open);
+  CHECK(gen->plugins->pre[0].actor);
+  CHECK(pii.actor);
+}
+
+TEST_CASE_METHOD(plugin_supervisor_fixture, "a PLUGIN that dies is restarted "
+                                            "and the new one published") {
+  auto before = current()->plugins;
+  self->send_exit(before->pre[0].actor, caf::exit_reason::kill);
+  run();
+  REQUIRE_FALSE(published.empty());
+  auto after = published.back()->plugins;
+  REQUIRE(after);
+  CHECK(after->pre[0].actor);
+  CHECK(after->pre[0].actor != before->pre[0].actor);
+  CHECK(after->pre[1].actor == before->pre[1].actor);
+  CHECK(current()->plugins->pre[0].actor == after->pre[0].actor);
+}
+
+TEST_CASE_METHOD(plugin_supervisor_fixture, "a reload keeps PLUGINs whose "
+                                            "entry did not change") {
+  auto before = current()->plugins;
+  auto next = std::make_shared<gateway_config>(*config);
+  next->middleware.pre_request[1]
+    = plugin_entry_of("pii", "action: redact", "middleware.pre_request[1]");
+  self->send(aut, atom::reload_v, gateway_config_ptr{next});
+  run();
+  auto after = current()->plugins;
+  CHECK(after->pre[0].actor == before->pre[0].actor);
+  CHECK(after->pre[1].actor != before->pre[1].actor);
+  CHECK_FALSE(after->pre[1].fail_open);
 }
