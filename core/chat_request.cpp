@@ -42,24 +42,40 @@ public:
     return true;
   }
 
-  bool number_integer(number_integer_t) override {
-    value_at_key(kind::other);
+  bool number_integer(number_integer_t val) override {
+    if (value_at_key(kind::number) == slot::number)
+      check_number(static_cast<double>(val), true);
     return true;
   }
 
-  bool number_unsigned(number_unsigned_t) override {
-    value_at_key(kind::other);
+  bool number_unsigned(number_unsigned_t val) override {
+    if (value_at_key(kind::number) == slot::number)
+      check_number(static_cast<double>(val), true);
     return true;
   }
 
-  bool number_float(number_float_t, const string_t&) override {
-    value_at_key(kind::other);
+  bool number_float(number_float_t val, const string_t&) override {
+    if (value_at_key(kind::number) == slot::number)
+      check_number(val, false);
     return true;
   }
 
   bool string(string_t& val) override {
-    if (value_at_key(kind::string) == slot::model)
+    bool is_role = frames_.size() == 3 && in_message_ && message_key_is_role_;
+    auto s = value_at_key(kind::string);
+    if (s == slot::model)
       summary.model = val;
+    else if (s == slot::part_type)
+      part_has_type_ = true;
+    if (is_role) {
+      role_ = val;
+      if (val != "system" && val != "developer" && val != "user"
+          && val != "assistant" && val != "tool")
+        fail("'" + message_path()
+               + ".role' must be one of 'system', 'developer', 'user', "
+                 "'assistant' or 'tool'.",
+             message_path() + ".role");
+    }
     return true;
   }
 
@@ -75,6 +91,11 @@ public:
     if (s == slot::message) {
       saw_role_ = false;
       in_message_ = true;
+      role_.clear();
+      content_null_ = false;
+    } else if (s == slot::part) {
+      in_part_ = true;
+      part_has_type_ = false;
     }
     return push(false);
   }
@@ -85,8 +106,12 @@ public:
       current_key_ = val;
     else if (depth == 2 && in_stream_options_)
       nested_key_ = val;
-    else if (depth == 3 && in_message_)
+    else if (depth == 3 && in_message_) {
       message_key_is_role_ = val == "role";
+      message_key_is_content_ = val == "content";
+    } else if (depth == 5 && in_part_) {
+      part_key_is_type_ = val == "type";
+    }
     return true;
   }
 
@@ -94,11 +119,23 @@ public:
     frames_.pop_back();
     if (frames_.size() == 1)
       in_stream_options_ = false;
+    if (frames_.size() == 4 && in_part_) {
+      in_part_ = false;
+      if (!part_has_type_)
+        fail("'" + part_path() + ".type' must be a string.",
+             part_path() + ".type");
+    }
     if (frames_.size() == 2 && in_message_) {
       in_message_ = false;
       if (!saw_role_)
         fail("'" + message_path() + ".role' must be a string.",
              message_path() + ".role");
+      else if (content_null_ && role_ != "assistant")
+        // Only an assistant turn (with tool calls) may have no content.
+        fail("'" + message_path()
+               + ".content' may be null only in an "
+                 "assistant message.",
+             message_path() + ".content");
     }
     return true;
   }
@@ -107,11 +144,17 @@ public:
     auto s = value_at_key(kind::array);
     if (s == slot::messages)
       message_count_ = 0;
+    if (s == slot::content) {
+      in_content_ = true;
+      part_count_ = 0;
+    }
     return push(true);
   }
 
   bool end_array() override {
     frames_.pop_back();
+    if (frames_.size() == 3 && in_content_)
+      in_content_ = false;
     if (frames_.size() == 1 && in_messages_) {
       in_messages_ = false;
       if (message_count_ == 0)
@@ -126,8 +169,67 @@ public:
   }
 
 private:
-  enum class kind { null_value, boolean, string, object, array, other };
-  enum class slot { none, model, messages, message, stream };
+  enum class kind { null_value, boolean, string, number, object, array, other };
+  enum class slot {
+    none,
+    model,
+    messages,
+    message,
+    stream,
+    number,
+    content,
+    part,
+    part_type
+  };
+
+  /// The sampling fields clients send most, and their ranges (OpenAI's).
+  struct number_rule {
+    std::string_view key;
+    double min;
+    double max;
+    bool integer;
+  };
+
+  static constexpr number_rule number_rules[] = {
+    {"temperature", 0, 2, false},
+    {"top_p", 0, 1, false},
+    {"max_tokens", 1, 1e9, true},
+    {"max_completion_tokens", 1, 1e9, true},
+    {"n", 1, 128, true},
+    {"presence_penalty", -2, 2, false},
+    {"frequency_penalty", -2, 2, false},
+  };
+
+  static const number_rule* rule_for(std::string_view key) {
+    for (const auto& r : number_rules)
+      if (r.key == key)
+        return &r;
+    return nullptr;
+  }
+
+  /// Checks a number at the top level against its rule.
+  void check_number(double val, bool is_integer) {
+    const auto* rule = rule_for(current_key_);
+    if (rule == nullptr)
+      return;
+    auto key = std::string{rule->key};
+    if (rule->integer && !is_integer) {
+      fail("'" + key + "' must be an integer.", key);
+      return;
+    }
+    if (!(val >= rule->min && val <= rule->max)) {
+      auto text = [](double x) {
+        auto out = std::to_string(x);
+        out.erase(out.find_last_not_of('0') + 1);
+        if (!out.empty() && out.back() == '.')
+          out.pop_back();
+        return out;
+      };
+      fail("'" + key + "' must be between " + text(rule->min) + " and "
+             + text(rule->max) + ".",
+           key);
+    }
+  }
 
   static caf::error invalid(std::string message, std::string param = {}) {
     return make_error(errc::invalid_request, std::move(message),
@@ -150,6 +252,10 @@ private:
 
   std::string message_path() const {
     return "messages[" + std::to_string(message_count_ - 1) + "]";
+  }
+
+  std::string part_path() const {
+    return message_path() + ".content[" + std::to_string(part_count_ - 1) + "]";
   }
 
   /// Classifies a value by where it sits and checks its kind.
@@ -183,6 +289,11 @@ private:
           summary.stream = false;
         return slot::stream;
       }
+      if (rule_for(current_key_) != nullptr) {
+        if (k != kind::number && k != kind::null_value)
+          fail("'" + current_key_ + "' must be a number.", current_key_);
+        return k == kind::number ? slot::number : slot::none;
+      }
       return slot::none;
     }
     if (depth == 2 && in_messages_) {
@@ -198,6 +309,31 @@ private:
       if (k == kind::string)
         saw_role_ = true;
     }
+    if (depth == 3 && in_message_ && message_key_is_content_) {
+      message_key_is_content_ = false;
+      if (k == kind::null_value)
+        content_null_ = true;
+      else if (k == kind::array)
+        return slot::content;
+      else if (k != kind::string)
+        fail("'" + message_path()
+               + ".content' must be a string, an array of content parts "
+                 "or null.",
+             message_path() + ".content");
+      return slot::none;
+    }
+    if (depth == 4 && in_content_) {
+      ++part_count_;
+      if (k != kind::object) {
+        fail("'" + part_path() + "' must be an object.", part_path());
+        return slot::none;
+      }
+      return slot::part;
+    }
+    if (depth == 5 && in_part_ && part_key_is_type_) {
+      part_key_is_type_ = false;
+      return k == kind::string ? slot::part_type : slot::none;
+    }
     return slot::none;
   }
 
@@ -208,7 +344,15 @@ private:
   bool in_messages_ = false;
   bool in_message_ = false;
   bool message_key_is_role_ = false;
+  bool message_key_is_content_ = false;
   bool saw_role_ = false;
+  std::string role_;
+  bool content_null_ = false;
+  bool in_content_ = false;
+  size_t part_count_ = 0;
+  bool in_part_ = false;
+  bool part_key_is_type_ = false;
+  bool part_has_type_ = false;
   bool in_stream_options_ = false;
   std::string nested_key_;
   size_t message_count_ = 0;

@@ -90,3 +90,76 @@ TEST_CASE("the payload keeps the received bytes and parses on demand") {
   CHECK(p.raw().empty());
   CHECK(p.json()["c"] == 3);
 }
+
+TEST_CASE("roles are one of the five OpenAI roles") {
+  for (const auto* role : {"system", "developer", "user", "assistant", "tool"})
+    CHECK(check_chat_request(std::string{R"({"messages":[{"role":")"} + role
+                             + R"(","content":"x"}]})"));
+  CHECK(
+    param_for(
+      R"({"messages":[{"role":"user","content":"a"},{"role":"admin","content":"b"}]})")
+    == "messages[1].role");
+  CHECK(message_for(R"({"messages":[{"role":"root","content":"b"}]})")
+        == "'messages[0].role' must be one of 'system', 'developer', 'user', "
+           "'assistant' or 'tool'.");
+}
+
+TEST_CASE("content is a string, typed parts, or null for an assistant") {
+  CHECK(check_chat_request(
+    R"({"messages":[{"role":"assistant","content":null,"tool_calls":[]}]})"));
+  CHECK(check_chat_request(
+    R"({"messages":[{"content":null,"role":"assistant"}]})"));
+  CHECK(param_for(R"({"messages":[{"role":"user","content":null}]})")
+        == "messages[0].content");
+  CHECK(param_for(R"({"messages":[{"role":"user","content":5}]})")
+        == "messages[0].content");
+  CHECK(param_for(R"({"messages":[{"role":"user","content":{"text":"x"}}]})")
+        == "messages[0].content");
+  CHECK(param_for(R"({"messages":[{"role":"user","content":["x"]}]})")
+        == "messages[0].content[0]");
+  CHECK(
+    param_for(
+      R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"text":"b"}]}]})")
+    == "messages[0].content[1].type");
+  CHECK(check_chat_request(
+    R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x","detail":{"type":1}}}]}]})"));
+}
+
+TEST_CASE("sampling fields are numbers in range") {
+  auto with = [](const std::string& field) {
+    return R"({"messages":[{"role":"user","content":"x"}],)" + field + "}";
+  };
+  CHECK(check_chat_request(with(R"("temperature":0.7,"top_p":1,"n":1)")));
+  CHECK(check_chat_request(with(R"("max_tokens":256,"temperature":null)")));
+  CHECK(
+    check_chat_request(with(R"("presence_penalty":-2,"frequency_penalty":2)")));
+  CHECK(param_for(with(R"("temperature":2.5)")) == "temperature");
+  CHECK(message_for(with(R"("temperature":-1)"))
+        == "'temperature' must be between 0 and 2.");
+  CHECK(param_for(with(R"("temperature":"hot")")) == "temperature");
+  CHECK(param_for(with(R"("top_p":1.01)")) == "top_p");
+  CHECK(param_for(with(R"("max_tokens":0)")) == "max_tokens");
+  CHECK(message_for(with(R"("max_tokens":1.5)"))
+        == "'max_tokens' must be an integer.");
+  CHECK(param_for(with(R"("max_completion_tokens":-3)"))
+        == "max_completion_tokens");
+  CHECK(param_for(with(R"("n":0)")) == "n");
+  CHECK(param_for(with(R"("n":true)")) == "n");
+  // Nested fields of the same name are not sampling fields.
+  CHECK(check_chat_request(
+    R"({"messages":[{"role":"user","content":"x","temperature":9}],"metadata":{"n":-1}})"));
+}
+
+TEST_CASE("NaN, infinities and encoded surrogates never pass") {
+  for (
+    const auto* body :
+    {R"({"messages":[{"role":"user","content":"x"}],"temperature":NaN})",
+     R"({"messages":[{"role":"user","content":"x"}],"temperature":Infinity})",
+     R"({"messages":[{"role":"user","content":"x"}],"temperature":1e999})",
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"\xed\xa0\x80\"}]}"}) {
+    INFO(body);
+    auto r = check_chat_request(body);
+    REQUIRE_FALSE(r);
+    CHECK(code_of(r.error()) == errc::invalid_request);
+  }
+}
