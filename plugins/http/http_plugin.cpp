@@ -47,6 +47,9 @@ std::optional<http_settings> read_settings(const plugin_entry& entry,
       s.target = *target;
       s.path = target->base_path.empty() ? "/" : target->base_path;
     } else {
+      // The model loader's wording points at api_key; here it is headers.
+      if (auto pos = why.find("(use api_key)"); pos != std::string::npos)
+        why.replace(pos, 13, "(put them in headers)");
       cfg.fail(config_reader::join(cfg.path(), "url"), why);
     }
   }
