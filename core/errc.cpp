@@ -28,6 +28,12 @@ std::string_view to_string(errc x) {
     return "payload_too_large";
   case errc::headers_too_large:
     return "headers_too_large";
+  case errc::uri_too_long:
+    return "uri_too_long";
+  case errc::http_version_not_supported:
+    return "http_version_not_supported";
+  case errc::not_implemented:
+    return "not_implemented";
   case errc::rate_limited:
     return "rate_limited";
   case errc::upstream_rate_limited:

@@ -36,8 +36,15 @@ enum class errc : uint8_t {
   method_not_allowed,
   /// The request body exceeds `server.max_body_bytes`.
   payload_too_large,
-  /// The request headers exceed `server.max_header_bytes`.
+  /// The request headers exceed `server.max_header_bytes`, or have too
+  /// many fields.
   headers_too_large,
+  /// The request target is longer than the gateway accepts.
+  uri_too_long,
+  /// An HTTP version other than 1.0 and 1.1.
+  http_version_not_supported,
+  /// A request method HTTP does not define.
+  not_implemented,
   /// The client's key exceeded its `rate_limit`.
   rate_limited,
   /// The upstream answered 429.

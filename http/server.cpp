@@ -10,6 +10,7 @@
 #include "core/chat_request.hpp"
 #include "core/glob.hpp"
 #include "core/log.hpp"
+#include "core/request_head.hpp"
 #include "core/request_id.hpp"
 #include "http/asio_bridge.hpp"
 #include "http/downstream_sink.hpp"
@@ -406,7 +407,20 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
       = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
     if (hec) {
       info.request_id = new_request_id();
-      if (hec == bhttp::error::header_limit)
+      auto received = std::string_view{
+        static_cast<const char*>(buffer.data().data()), buffer.size()};
+      if (hec == bhttp::error::header_limit
+          && received.find("\r\n") == std::string_view::npos)
+        // Not even the request line ended: the target is too long.
+        co_await reject(stream, errc::uri_too_long,
+                        "The request line exceeds "
+                          + std::to_string(server_cfg.max_header_bytes)
+                          + " bytes",
+                        info);
+      else if (hec == bhttp::error::bad_version)
+        co_await reject(stream, errc::http_version_not_supported,
+                        "Only HTTP/1.0 and HTTP/1.1 are supported", info);
+      else if (hec == bhttp::error::header_limit)
         co_await reject(stream, errc::headers_too_large,
                         "The request headers exceed "
                           + std::to_string(server_cfg.max_header_bytes)
@@ -435,6 +449,21 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     auto client_id = header["X-Request-Id"];
     info.request_id
       = sane_request_id(client_id) ? std::string{client_id} : new_request_id();
+    // What the parser lets through but a smuggler could use, and the
+    // limits with their own statuses: answered before any body is read,
+    // and the connection closes.
+    {
+      request_head head;
+      head.version = header.version();
+      head.method_known = header.method() != bhttp::verb::unknown;
+      head.target = header.target();
+      for (const auto& f : header)
+        head.fields.emplace_back(f.name_string(), f.value());
+      if (auto err = check_request_head(head)) {
+        co_await reject(stream, code_of(err), message_of(err), info);
+        co_return;
+      }
+    }
     // The body limit is checked against Content-Length before reading it.
     if (auto len = parser->content_length();
         len && *len > server_cfg.max_body_bytes) {
