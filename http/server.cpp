@@ -474,7 +474,9 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
       co_return;
     }
     if (!parser->is_done()) {
-      if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
+      // HTTP/1.0 has no interim answers (RFC 9110 10.1.1).
+      if (header.version() >= 11
+          && beast::iequals(header[bhttp::field::expect], "100-continue")) {
         static constexpr std::string_view go_on
           = "HTTP/1.1 100 Continue\r\n\r\n";
         stream.expires_after(to_ms(server_cfg.write_timeout));

@@ -160,3 +160,16 @@ TEST_CASE("Expect: 100-continue gets a 100 before the body is sent") {
   auto reply = conn.read_until("\"continued\"", std::chrono::seconds{10});
   CHECK(reply.starts_with("HTTP/1.1 200"));
 }
+
+TEST_CASE("an HTTP/1.0 client never gets an interim 100") {
+  gateway_process gw{make_config(echo_model, "echo")};
+  raw_connection conn{gw.port()};
+  auto body = chat_body("echo", "old client");
+  auto head = post_head("Expect: 100-continue\r\n", body.size());
+  head.replace(head.find("HTTP/1.1"), 8, "HTTP/1.0");
+  REQUIRE(conn.send(head + body));
+  bool closed = false;
+  auto reply = conn.read_until_close(std::chrono::seconds{10}, closed);
+  CHECK(reply.starts_with("HTTP/1.0 200"));
+  CHECK(reply.find(" 100 ") == std::string::npos);
+}

@@ -5,7 +5,10 @@
 
 #include "tests/integration/common.hpp"
 
+#include <atomic>
+#include <set>
 #include <thread>
+#include <tuple>
 
 using namespace pw::test;
 using namespace std::chrono_literals;
@@ -194,5 +197,109 @@ TEST_CASE("under a slowloris of 300 connections a normal request is served") {
                           chat_body("echo"), auth_json(full_key));
     CHECK(r.status == 200);
   }
+  CHECK(gw.running());
+}
+
+namespace {
+
+/// The `content` of the first message of each chat request an upstream saw.
+std::multiset<std::string> contents(const fake_upstream& u) {
+  std::multiset<std::string> out;
+  for (const auto& r : u.requests()) {
+    if (r.method != "POST")
+      continue;
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (j.is_object())
+      out.insert(j["messages"][0]["content"].get<std::string>());
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("200 keep-alive clients: every request answered once, seen once "
+          "upstream; with failures, one answer each") {
+  constexpr int clients = 200;
+  constexpr int per_client = 20;
+  fake_upstream primary{answer_ok("primary")};
+  fake_upstream secondary{answer_ok("secondary")};
+  gateway_process gw{make_config(
+    openai_model("primary", primary.base_url())
+      + openai_model("secondary", secondary.base_url()),
+    "primary", "",
+    "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n"
+    "health:\n  check_interval_seconds: 0\n  unhealthy_threshold: 1000\n")};
+
+  auto run_load = [&](const std::string& phase) {
+    std::atomic<int> ok{0};
+    std::atomic<int> enveloped{0};
+    std::atomic<int> broken{0};
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c)
+      threads.emplace_back([&, c] {
+        try {
+          http_client client{gw.port(), 30s};
+          for (int i = 0; i < per_client; ++i) {
+            auto id = phase + "-" + std::to_string(c) + "-" + std::to_string(i);
+            auto r
+              = client.request("POST", "/v1/chat/completions",
+                               chat_body("primary", id), auth_json(full_key));
+            auto j = nlohmann::json::parse(r.body, nullptr, false);
+            if (r.status == 200 && j.contains("choices"))
+              ++ok;
+            else if (j.contains("error"))
+              ++enveloped;
+            else
+              ++broken;
+          }
+        } catch (const std::exception&) {
+          ++broken;
+        }
+      });
+    for (auto& t : threads)
+      t.join();
+    return std::tuple{ok.load(), enveloped.load(), broken.load()};
+  };
+
+  // A healthy upstream: exactly the requests sent, each once.
+  auto [ok, enveloped, broken] = run_load("a");
+  CHECK(ok == clients * per_client);
+  CHECK(enveloped == 0);
+  CHECK(broken == 0);
+  std::multiset<std::string> sent;
+  for (int c = 0; c < clients; ++c)
+    for (int i = 0; i < per_client; ++i)
+      sent.insert("a-" + std::to_string(c) + "-" + std::to_string(i));
+  CHECK(contents(primary) == sent);
+  CHECK(contents(secondary).empty());
+
+  // One primary answer in four fails: the fallback serves those, nothing
+  // is served twice, nobody is left without an answer.
+  std::atomic<int> n{0};
+  primary.set_handler([&n](const fake_request& req) {
+    if (n++ % 4 == 0) {
+      fake_response f;
+      f.status = 503;
+      return f;
+    }
+    return answer_ok("primary")(req);
+  });
+  auto [ok2, enveloped2, broken2] = run_load("b");
+  CHECK(ok2 == clients * per_client);
+  CHECK(enveloped2 == 0);
+  CHECK(broken2 == 0);
+  std::multiset<std::string> served;
+  for (const auto& s : contents(primary))
+    if (s.starts_with("b-"))
+      served.insert(s);
+  // Each request reached the primary once; the failed ones reached the
+  // secondary once; no request reached an upstream twice in one place.
+  std::set<std::string> unique_primary(served.begin(), served.end());
+  CHECK(unique_primary.size() == served.size());
+  CHECK(served.size() == static_cast<size_t>(clients * per_client));
+  auto second = contents(secondary);
+  std::set<std::string> unique_second(second.begin(), second.end());
+  CHECK(unique_second.size() == second.size());
+  CHECK(second.size() > 0);
   CHECK(gw.running());
 }
