@@ -119,6 +119,24 @@ plugin_outcome outcome_of(session_ptr self, const http_reply& reply) {
   return out;
 }
 
+/// Replaces the answer with `err` (a post PLUGIN blocked it or failed),
+/// keeping what the log line needs of the upstream call, and tells the
+/// later post PLUGINs.
+void replace_with_error(http_reply& reply, plugin_outcome& out, api_error err,
+                        std::string log_error) {
+  http_reply replaced;
+  replaced.error = std::move(err);
+  replaced.log_error = std::move(log_error);
+  replaced.upstream_status = reply.upstream_status;
+  replaced.upstream_time = reply.upstream_time;
+  replaced.headers = std::move(reply.headers);
+  reply = std::move(replaced);
+  out.status = http::render_error(*reply.error).status;
+  out.error_code = std::string{http::row_of(reply.error->code).code_text};
+  out.error_message = reply.error->message;
+  out.response_body = nullptr;
+}
+
 /// A post PLUGIN failed: fail closed unless `on_error: continue`. A
 /// streamed answer has reached the client already; only the log says so.
 void post_failed(session_ptr self, const plugin_slot& slot, http_reply& reply,
@@ -135,19 +153,11 @@ void post_failed(session_ptr self, const plugin_slot& slot, http_reply& reply,
                                           : "stream already sent"}});
   if (!closed)
     return;
-  http_reply failed;
-  failed.error
-    = error_of(errc::plugin_failed, "The request could not be completed: the "
-                                      + slot.name + " plugin " + why);
-  failed.log_error = "plugin_failed";
-  failed.upstream_status = reply.upstream_status;
-  failed.upstream_time = reply.upstream_time;
-  failed.headers = std::move(reply.headers);
-  reply = std::move(failed);
-  out.status = http::render_error(*reply.error).status;
-  out.error_code = "plugin_unavailable";
-  out.error_message = reply.error->message;
-  out.response_body = nullptr;
+  replace_with_error(
+    reply, out,
+    error_of(errc::plugin_failed, "The request could not be completed: the "
+                                    + slot.name + " plugin " + why),
+    "plugin_failed");
 }
 
 /// Applies a post PLUGIN's verdict to the reply and to what later post
@@ -158,18 +168,10 @@ void apply_post(http_reply& reply, plugin_outcome& out, const plugin_slot& slot,
   merge_metadata(out.request.metadata, v.metadata);
   bool changeable = !reply.error && !reply.streamed;
   if (v.block && changeable) {
-    http_reply blocked;
-    blocked.error = error_of(errc::policy_blocked, v.message);
-    blocked.error->status = v.status;
-    blocked.log_error = "blocked by plugin " + slot.name;
-    blocked.upstream_status = reply.upstream_status;
-    blocked.upstream_time = reply.upstream_time;
-    blocked.headers = std::move(reply.headers);
-    reply = std::move(blocked);
-    out.status = http::render_error(*reply.error).status;
-    out.error_code = "policy_blocked";
-    out.error_message = v.message;
-    out.response_body = nullptr;
+    auto err = error_of(errc::policy_blocked, v.message);
+    err.status = v.status;
+    replace_with_error(reply, out, std::move(err),
+                       "blocked by plugin " + slot.name);
     out.blocked_by = slot.name;
     return;
   }

@@ -6,6 +6,7 @@
 #include "core/env_expand.hpp"
 #include "core/errc.hpp"
 #include "core/sha256.hpp"
+#include "core/yaml_node.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -209,25 +210,6 @@ std::string list_of(const std::vector<std::string>& names) {
     out += n;
   }
   return out.empty() ? "none" : out;
-}
-
-const char* kind_name(const YAML::Node& n) {
-  switch (n.Type()) {
-  case YAML::NodeType::Map:
-    return "a mapping";
-  case YAML::NodeType::Sequence:
-    return "a list";
-  case YAML::NodeType::Scalar:
-    return "a scalar";
-  case YAML::NodeType::Null:
-    return "null";
-  default:
-    return "nothing";
-  }
-}
-
-bool is_absent(const YAML::Node& n) {
-  return !n.IsDefined() || n.IsNull();
 }
 
 /// Expands `${VAR}` in every scalar value (not in keys), in place.

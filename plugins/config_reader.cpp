@@ -1,5 +1,7 @@
 #include "plugins/config_reader.hpp"
 
+#include "core/yaml_node.hpp"
+
 #include <algorithm>
 #include <charconv>
 
@@ -7,21 +9,8 @@ namespace pw::plugins {
 
 namespace {
 
-bool absent(const YAML::Node& n) {
-  return !n.IsDefined() || n.IsNull();
-}
-
 std::string kind_of(const YAML::Node& n) {
-  switch (n.Type()) {
-  case YAML::NodeType::Map:
-    return "a mapping";
-  case YAML::NodeType::Sequence:
-    return "a list";
-  case YAML::NodeType::Scalar:
-    return "a scalar";
-  default:
-    return "nothing";
-  }
+  return kind_name(n);
 }
 
 } // namespace
@@ -30,7 +19,7 @@ config_reader::config_reader(const plugin_entry& entry,
                              std::vector<std::string>& errors)
     : path_(entry.path + ".config"), errors_(errors),
       initial_errors_(errors.size()) {
-  if (entry.config && !absent(*entry.config))
+  if (entry.config && !is_absent(*entry.config))
     root_ = YAML::Clone(*entry.config);
   else
     root_ = YAML::Node{YAML::NodeType::Map};
@@ -73,7 +62,7 @@ std::optional<std::string> config_reader::string(const YAML::Node& map,
                                                  const std::string& path,
                                                  bool required) {
   auto n = map[std::string{key}];
-  if (absent(n)) {
+  if (is_absent(n)) {
     if (required)
       fail(join(path, key), "required");
     return std::nullopt;
@@ -94,7 +83,7 @@ std::optional<int64_t> config_reader::integer(const YAML::Node& map,
                                               const std::string& path,
                                               int64_t min, int64_t max) {
   auto n = map[std::string{key}];
-  if (absent(n))
+  if (is_absent(n))
     return std::nullopt;
   auto where = join(path, key);
   if (!n.IsScalar()) {
@@ -121,7 +110,7 @@ std::optional<bool> config_reader::boolean(const YAML::Node& map,
                                            std::string_view key,
                                            const std::string& path) {
   auto n = map[std::string{key}];
-  if (absent(n))
+  if (is_absent(n))
     return std::nullopt;
   if (n.IsScalar()) {
     const auto& t = n.Scalar();
@@ -138,7 +127,7 @@ std::optional<std::vector<std::string>>
 config_reader::strings(const YAML::Node& map, std::string_view key,
                        const std::string& path) {
   auto n = map[std::string{key}];
-  if (absent(n))
+  if (is_absent(n))
     return std::nullopt;
   auto where = join(path, key);
   if (!n.IsSequence()) {

@@ -70,6 +70,14 @@ inline std::string openai_model(const std::string& alias,
 
 inline const std::string echo_model = "  echo:\n    provider: echo\n";
 
+/// Chat requests an upstream received (health checks are GETs).
+inline size_t chats(const fake_upstream& u) {
+  size_t n = 0;
+  for (const auto& r : u.requests())
+    n += r.method == "POST" ? 1 : 0;
+  return n;
+}
+
 /// A minimal chat body for `model` ("" = no model field).
 inline std::string chat_body(const std::string& model,
                              const std::string& text = "hello") {

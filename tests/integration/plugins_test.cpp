@@ -69,13 +69,6 @@ fake_handler answer_chat(const std::string& text = "fine") {
   };
 }
 
-size_t chats(const fake_upstream& u) {
-  size_t n = 0;
-  for (const auto& r : u.requests())
-    n += r.method == "POST" ? 1 : 0;
-  return n;
-}
-
 std::string body_with(const std::string& model, const std::string& text,
                       bool stream = false) {
   nlohmann::json body

@@ -23,13 +23,6 @@ fake_handler fail_with(unsigned status, std::string body = "{}") {
 }
 
 /// Counts only chat requests (health checks are GETs).
-size_t chats(const fake_upstream& u) {
-  size_t n = 0;
-  for (const auto& r : u.requests())
-    n += r.method == "POST" ? 1 : 0;
-  return n;
-}
-
 std::string chain_config(const std::string& primary_url,
                          const std::string& secondary_url,
                          const std::string& extra = "",
