@@ -12,6 +12,7 @@
 #include "actors/supervisor.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
+#include "core/sha256.hpp"
 #include "http/server.hpp"
 #include "plugins/audit_log/audit_chain.hpp"
 #include "plugins/plugin.hpp"
@@ -36,6 +37,7 @@ constexpr std::string_view usage
   = R"(usage: pw-router [--config FILE] [--host HOST] [--port PORT]
        pw-router --check-config [FILE]
        pw-router verify-audit FILE...
+       pw-router hash-key < KEY
        pw-router --version
 
   --config FILE     configuration file (default: $CONFIG_PATH, else config.yaml)
@@ -45,6 +47,9 @@ constexpr std::string_view usage
   verify-audit      re-compute an audit log's hash chain (rotated files
                     oldest first, the live file last): prints "ok N lines"
                     and exits 0, or names the first broken line and exits 1
+  hash-key          read a client key on stdin (one line) and print the
+                    config line that stores only its SHA-256:
+                    key_sha256: "<64 hex digits>"
   --version         print the version and exit
 )";
 
@@ -324,9 +329,27 @@ int run(const options& opts, pw::gateway_config_ptr cfg) {
   return code;
 }
 
+/// `pw-router hash-key`: the key never reaches argv (shell history,
+/// /proc) or any output; only its digest is printed.
+int hash_key() {
+  std::string key;
+  std::getline(std::cin, key);
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' '))
+    key.pop_back();
+  if (key.empty()) {
+    std::cerr << "pw-router: hash-key reads the key from stdin, e.g. "
+                 "pw-router hash-key < key.txt\n";
+    return exit_config;
+  }
+  std::cout << "key_sha256: \"" << pw::to_hex(pw::sha256(key)) << "\"\n";
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string_view{argv[1]} == "hash-key")
+    return hash_key();
   if (argc >= 2 && std::string_view{argv[1]} == "verify-audit")
     return pw::plugins::audit::verify_audit_command(
       std::vector<std::string>(argv + 2, argv + argc), std::cout, std::cerr);

@@ -31,9 +31,9 @@ inline std::chrono::milliseconds to_ms(seconds_d x) {
 
 /// One client key: the identity a request runs under.
 struct api_key_config {
-  /// The bearer token itself.
+  /// The bearer token itself (empty when the config gives `key_sha256`).
   redacted_string key;
-  /// SHA-256 of `key`, compared in constant time by authenticate().
+  /// SHA-256 of the key, compared in constant time by authenticate().
   std::array<unsigned char, 32> key_digest{};
   /// Client identity for logs and rate limiting (keys may share a name).
   std::string name;

@@ -492,13 +492,26 @@ void load_server(diagnostics& diag, const YAML::Node& node,
   for (size_t i = 0; i < keys.size(); ++i) {
     auto entry_path = index(keys_path, i);
     auto entry = keys[i];
-    if (!check_map(diag, entry, entry_path, {"key", "name", "allowed_models"}))
+    if (!check_map(diag, entry, entry_path,
+                   {"key", "key_sha256", "name", "allowed_models"}))
       continue;
     api_key_config key;
-    // The key itself never appears in a message: only its path does.
-    auto secret = require_string(diag, entry, "key", entry_path);
-    key.key = redacted_string{secret};
-    key.key_digest = sha256(secret);
+    // The key itself never appears in a message: only its path does. A
+    // key may be stored as its SHA-256 instead (`pw-router hash-key`).
+    bool hashed = !is_absent(entry["key_sha256"]);
+    if (hashed && !is_absent(entry["key"]))
+      diag.fail(entry_path, "give key or key_sha256, not both");
+    if (hashed) {
+      auto hex = get_string(diag, entry, "key_sha256", entry_path);
+      if (hex && !parse_sha256_hex(*hex, key.key_digest))
+        diag.fail(join(entry_path, "key_sha256"),
+                  "must be 64 hexadecimal digits, the SHA-256 of the key "
+                  "(pw-router hash-key prints it)");
+    } else {
+      auto secret = require_string(diag, entry, "key", entry_path);
+      key.key = redacted_string{secret};
+      key.key_digest = sha256(secret);
+    }
     key.name = require_string(diag, entry, "name", entry_path);
     auto globs = get_string_list(diag, entry, "allowed_models", entry_path);
     if (!globs) {
@@ -512,8 +525,9 @@ void load_server(diagnostics& diag, const YAML::Node& node,
       key.allowed_models = std::move(*globs);
     }
     for (size_t j = 0; j < out.api_keys.size(); ++j)
-      if (!secret.empty() && out.api_keys[j].key.reveal() == secret)
-        diag.fail(join(entry_path, "key"),
+      if (key.key_digest != sha256_digest{}
+          && out.api_keys[j].key_digest == key.key_digest)
+        diag.fail(join(entry_path, hashed ? "key_sha256" : "key"),
                   "same key as " + index(keys_path, j));
     out.api_keys.push_back(std::move(key));
   }

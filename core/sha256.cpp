@@ -27,4 +27,28 @@ bool digest_equal(const sha256_digest& x, const sha256_digest& y) {
   return CRYPTO_memcmp(x.data(), y.data(), x.size()) == 0;
 }
 
+bool parse_sha256_hex(std::string_view hex, sha256_digest& out) {
+  if (hex.size() != 64)
+    return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  sha256_digest digest{};
+  for (size_t i = 0; i < digest.size(); ++i) {
+    auto hi = nibble(hex[2 * i]);
+    auto lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      return false;
+    digest[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  out = digest;
+  return true;
+}
+
 } // namespace pw

@@ -16,6 +16,10 @@ sha256_digest sha256(std::string_view data);
 /// Returns lowercase hex of `digest`.
 std::string to_hex(const sha256_digest& digest);
 
+/// Parses 64 hex digits (either case) into `out`; false if `hex` is not
+/// exactly that.
+bool parse_sha256_hex(std::string_view hex, sha256_digest& out);
+
 /// Compares two digests in constant time.
 bool digest_equal(const sha256_digest& x, const sha256_digest& y);
 

@@ -3,6 +3,9 @@
 #include "tests/integration/common.hpp"
 
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <sys/wait.h>
 
 using namespace pw::test;
 
@@ -130,4 +133,34 @@ TEST_CASE("a port another process listens on is an error, not a shared "
         != std::string::npos);
   CHECK(r.out.find("listening") == std::string::npos);
   std::remove(cfg.c_str());
+}
+
+TEST_CASE("hash-key prints the line to paste, and that key authenticates") {
+  auto key_file = write_temp_file("sk-hashed-client-5e21\n", ".txt");
+  auto out_file = write_temp_file("", ".out");
+  auto command = std::string{PW_ROUTER_BIN} + " hash-key < " + key_file + " > "
+                 + out_file + " 2>&1";
+  REQUIRE(std::system(command.c_str()) == 0);
+  std::ifstream in{out_file};
+  std::string line;
+  std::getline(in, line);
+  REQUIRE(line.starts_with("key_sha256: \""));
+  CHECK(line.find("sk-hashed") == std::string::npos);
+  gateway_process gw{"server:\n  api_keys:\n    - " + line
+                     + "\n      name: hashed\n      allowed_models: [\"*\"]\n"
+                       "models:\n"
+                     + echo_model
+                     + "routing:\n  default_model: echo\n"
+                       "health:\n  check_interval_seconds: 0\n"};
+  auto ok = http_request(gw.port(), "POST", "/v1/chat/completions",
+                         chat_body("echo"), auth_json("sk-hashed-client-5e21"));
+  CHECK(ok.status == 200);
+  auto wrong = http_request(gw.port(), "POST", "/v1/chat/completions",
+                            chat_body("echo"), auth_json("sk-hashed-client"));
+  CHECK(wrong.status == 401);
+  CHECK(gw.output().find("sk-hashed-client") == std::string::npos);
+  // No key on stdin: a clear error, exit 2.
+  auto empty = std::string{PW_ROUTER_BIN} + " hash-key < /dev/null > "
+               + out_file + " 2>&1";
+  CHECK(WEXITSTATUS(std::system(empty.c_str())) == 2);
 }

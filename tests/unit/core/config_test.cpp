@@ -1,5 +1,6 @@
 #include "core/config.hpp"
 #include "core/errc.hpp"
+#include "core/sha256.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -257,8 +258,8 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                 "[\"*\"] to allow every model)");
     CHECK_ERROR(entry("{key: k, name: a, allowed_models: ['*'], admin: 1}")
                   + echo_models + echo_routing,
-                "server.api_keys[0].admin: unknown key (allowed: key, name, "
-                "allowed_models)");
+                "server.api_keys[0].admin: unknown key (allowed: key, "
+                "key_sha256, name, allowed_models)");
   }
   SECTION("a duplicated key is named by path, never by value") {
     auto text = errors_of(
@@ -269,6 +270,30 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
     CHECK(has_line(text, "server.api_keys[1].key: same key as "
                          "server.api_keys[0]"));
     CHECK(text.find("sk-dup-secret-77") == std::string::npos);
+  }
+  SECTION("key_sha256: 64 hex digits, instead of key") {
+    auto entry = [](const std::string& body) {
+      return "server:\n  api_keys:\n    - " + body + "\n";
+    };
+    CHECK_ERROR(entry("{key_sha256: abc, name: a, allowed_models: ['*']}")
+                  + echo_models + echo_routing,
+                "server.api_keys[0].key_sha256: must be 64 hexadecimal "
+                "digits, the SHA-256 of the key (pw-router hash-key prints "
+                "it)");
+    CHECK_ERROR(entry("{key: k, key_sha256: '" + std::string(64, 'a')
+                      + "', name: a, allowed_models: ['*']}")
+                  + echo_models + echo_routing,
+                "server.api_keys[0]: give key or key_sha256, not both");
+    // The same key once in clear and once hashed is still one key twice.
+    auto text = errors_of(
+      "server:\n  api_keys:\n"
+      "    - {key: k, name: a, allowed_models: ['*']}\n"
+      "    - {key_sha256: "
+      "8254c329a92850f6d539dd376f4816ee2764517da5e0235514af433164480d7a, "
+      "name: b, allowed_models: ['*']}\n"
+      + echo_models + echo_routing);
+    CHECK(has_line(text, "server.api_keys[1].key_sha256: same key as "
+                         "server.api_keys[0]"));
   }
   SECTION("models") {
     CHECK_ERROR(keys + echo_routing, "models: required (at least one model)");
@@ -452,4 +477,17 @@ TEST_CASE("base URLs parse into endpoints") {
   CHECK_FALSE(parse_base_url("http://host/v1?x=1", why));
   CHECK_FALSE(parse_base_url("http://[::1/v1", why));
   CHECK_FALSE(parse_base_url("http://host:abc", why));
+}
+
+TEST_CASE("a key stored as key_sha256 authenticates like the key itself") {
+  auto cfg = load_config_text(
+    "server:\n  api_keys:\n"
+    "    - key_sha256: "
+    "\"8254C329A92850F6D539DD376F4816EE2764517DA5E0235514AF433164480D7A\"\n"
+    "      name: hashed\n      allowed_models: ['*']\n"
+    + echo_models + echo_routing);
+  REQUIRE(cfg);
+  const auto& key = cfg->server.api_keys[0];
+  CHECK(key.key.reveal().empty());
+  CHECK(key.key_digest == sha256("k"));
 }
