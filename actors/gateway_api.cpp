@@ -79,6 +79,39 @@ void health_request(caf::event_based_actor* self, supervisor_actor sup,
       });
 }
 
+/// A one-shot actor that answers the readiness probe.
+void ready_request(caf::event_based_actor* self, supervisor_actor sup,
+                   reply_fn reply) {
+  auto shared = std::make_shared<reply_fn>(std::move(reply));
+  self->request(sup, health_timeout, atom::health_v)
+    .then(
+      [shared](health_report& report) {
+        size_t admitting = 0;
+        for (const auto& m : report.models)
+          admitting += m.circuit == "closed" || m.circuit == "half_open";
+        http_reply r;
+        if (admitting == 0) {
+          r.error = error_of(errc::no_model_available,
+                             "Not ready: no model admits traffic");
+        } else {
+          nlohmann::ordered_json body
+            = {{"status", "ready"},
+               {"models_admitting", admitting},
+               {"models", report.models.size()},
+               {"config_sha256", report.config_sha256}};
+          r.body = body.dump();
+        }
+        (*shared)(std::move(r));
+      },
+      [shared](caf::error&) {
+        http_reply r;
+        r.error = error_of(errc::overloaded,
+                           "Not ready: the gateway's supervisor did not "
+                           "answer");
+        (*shared)(std::move(r));
+      });
+}
+
 } // namespace
 
 const gateway_config& config_of(const generation_ptr& gen) {
@@ -93,6 +126,10 @@ void start_chat(const generation_ptr& gen, chat_context ctx, reply_fn reply,
 
 void start_health(const generation_ptr& gen, reply_fn reply) {
   gen->system->spawn(health_request, gen->supervisor, std::move(reply));
+}
+
+void start_ready(const generation_ptr& gen, reply_fn reply) {
+  gen->system->spawn(ready_request, gen->supervisor, std::move(reply));
 }
 
 } // namespace pw::actors

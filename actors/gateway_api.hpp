@@ -29,4 +29,8 @@ void start_chat(const generation_ptr& gen, chat_context ctx, reply_fn reply,
 /// Answers GET /health from the SUPERVISOR's view of every MODEL.
 void start_health(const generation_ptr& gen, reply_fn reply);
 
+/// Answers GET /health/ready: 200 when the configuration is loaded and at
+/// least one MODEL admits traffic (circuit closed or half-open), else 503.
+void start_ready(const generation_ptr& gen, reply_fn reply);
+
 } // namespace pw::actors

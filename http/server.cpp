@@ -315,6 +315,21 @@ net::awaitable<http_reply> handle(worker& w, beast::tcp_stream& stream,
     info.client = key->name;
     co_return list_models(cfg, *key, started_unix);
   }
+  if (path == "/health/live" || path == "/health/ready") {
+    // Probes for orchestrators: no key, no body to parse. Live means this
+    // io thread answers; ready asks the actors whether a model admits.
+    if (method != bhttp::verb::get && method != bhttp::verb::head)
+      co_return method_not_allowed(path, "GET");
+    if (path == "/health/live") {
+      http_reply r;
+      r.body = R"({"status":"alive"})";
+      co_return r;
+    }
+    auto gen = w.gen;
+    auto ask = [&](reply_fn fn) { actors::start_ready(gen, std::move(fn)); };
+    co_return co_await async_actor_call(
+      ask, w.ioc.get_executor(), std::chrono::seconds{10}, net::use_awaitable);
+  }
   if (path == "/health") {
     if (method != bhttp::verb::get && method != bhttp::verb::head)
       co_return method_not_allowed(path, "GET");

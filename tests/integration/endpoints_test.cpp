@@ -141,3 +141,41 @@ TEST_CASE("malformed chat bodies get 400 with the field at fault") {
   CHECK(upstream.requests().empty());
   CHECK(gw.running());
 }
+
+TEST_CASE("/health/live and /health/ready answer probes without a key") {
+  auto url = "http://127.0.0.1:" + std::to_string(closed_port());
+  gateway_process gw{make_config(echo_model + openai_model("down", url), "echo",
+                                 "",
+                                 "health:\n  check_interval_seconds: 0\n"
+                                 "  unhealthy_threshold: 1\n"
+                                 "  cooldown_seconds: 600\n")};
+  auto live = http_request(gw.port(), "GET", "/health/live");
+  CHECK(live.status == 200);
+  CHECK(live.json()["status"] == "alive");
+  auto ready = http_request(gw.port(), "GET", "/health/ready");
+  CHECK(ready.status == 200);
+  CHECK(ready.json()["models_admitting"] == 2);
+  // One model's breaker opens: still ready, one admits.
+  auto failed = http_request(gw.port(), "POST", "/v1/chat/completions",
+                             chat_body("down"), auth_json(full_key));
+  CHECK(failed.status == 502);
+  ready = http_request(gw.port(), "GET", "/health/ready");
+  CHECK(ready.status == 200);
+  CHECK(ready.json()["models_admitting"] == 1);
+  CHECK(http_request(gw.port(), "POST", "/health/live").status == 405);
+}
+
+TEST_CASE("/health/ready is 503 when no model admits traffic") {
+  auto url = "http://127.0.0.1:" + std::to_string(closed_port());
+  gateway_process gw{make_config(openai_model("down", url), "down", "",
+                                 "health:\n  check_interval_seconds: 0\n"
+                                 "  unhealthy_threshold: 1\n"
+                                 "  cooldown_seconds: 600\n")};
+  CHECK(http_request(gw.port(), "GET", "/health/ready").status == 200);
+  http_request(gw.port(), "POST", "/v1/chat/completions", chat_body("down"),
+               auth_json(full_key));
+  auto ready = http_request(gw.port(), "GET", "/health/ready");
+  CHECK(ready.status == 503);
+  CHECK(ready.json()["error"]["code"] == "no_model_available");
+  CHECK(http_request(gw.port(), "GET", "/health/live").status == 200);
+}
