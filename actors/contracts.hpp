@@ -288,6 +288,9 @@ struct plugin_request {
 struct attempt_note {
   std::string model;
   std::string outcome;
+  /// The outcome's class for the metrics: success, failure, rejected,
+  /// cancelled or skipped.
+  std::string_view kind;
 };
 
 /// SESSION -> post PLUGIN: a request and how it ended.

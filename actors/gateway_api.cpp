@@ -112,6 +112,43 @@ void ready_request(caf::event_based_actor* self, supervisor_actor sup,
       });
 }
 
+/// What a metrics scrape carries to its one-shot actor.
+struct metrics_job {
+  metrics_snapshot snap;
+  metrics_scope scope;
+  bool json = false;
+  reply_fn reply;
+};
+
+/// A one-shot actor that completes a scrape with the MODELs' state.
+void metrics_request(caf::event_based_actor* self, supervisor_actor sup,
+                     std::shared_ptr<metrics_job> job) {
+  self->request(sup, health_timeout, atom::health_v)
+    .then(
+      [job](health_report& report) {
+        auto& snap = job->snap;
+        for (const auto& m : report.models)
+          snap.models.push_back(
+            {m.alias, circuit_gauge(m.circuit), m.in_flight});
+        snap.config_sha256 = report.config_sha256;
+        snap.process = read_process_stats();
+        http_reply r;
+        if (job->json) {
+          r.body = render_usage_json(snap, job->scope);
+        } else {
+          r.body = render_prometheus(snap, job->scope);
+          r.content_type = std::string{prometheus_content_type};
+        }
+        job->reply(std::move(r));
+      },
+      [job](caf::error&) {
+        http_reply r;
+        r.error = error_of(errc::overloaded,
+                           "The gateway's supervisor did not answer");
+        job->reply(std::move(r));
+      });
+}
+
 } // namespace
 
 const gateway_config& config_of(const generation_ptr& gen) {
@@ -126,6 +163,13 @@ void start_chat(const generation_ptr& gen, chat_context ctx, reply_fn reply,
 
 void start_health(const generation_ptr& gen, reply_fn reply) {
   gen->system->spawn(health_request, gen->supervisor, std::move(reply));
+}
+
+void start_metrics(const generation_ptr& gen, metrics_snapshot snap,
+                   metrics_scope scope, bool json, reply_fn reply) {
+  auto job = std::make_shared<metrics_job>(
+    metrics_job{std::move(snap), std::move(scope), json, std::move(reply)});
+  gen->system->spawn(metrics_request, gen->supervisor, std::move(job));
 }
 
 void start_ready(const generation_ptr& gen, reply_fn reply) {

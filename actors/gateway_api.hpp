@@ -9,6 +9,7 @@
 #include "core/chat_request.hpp"
 #include "core/config.hpp"
 #include "core/exchange.hpp"
+#include "core/metrics.hpp"
 
 #include <functional>
 
@@ -32,5 +33,11 @@ void start_health(const generation_ptr& gen, reply_fn reply);
 /// Answers GET /health/ready: 200 when the configuration is loaded and at
 /// least one MODEL admits traffic (circuit closed or half-open), else 503.
 void start_ready(const generation_ptr& gen, reply_fn reply);
+
+/// Answers GET /metrics: adds the MODELs' state (from the SUPERVISOR) and
+/// the process's figures to `snap` (the io threads' merged counters) and
+/// renders what `scope` may see, as JSON or as Prometheus text.
+void start_metrics(const generation_ptr& gen, metrics_snapshot snap,
+                   metrics_scope scope, bool json, reply_fn reply);
 
 } // namespace pw::actors

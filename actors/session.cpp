@@ -21,6 +21,28 @@ using std::chrono::duration_cast;
 using std::chrono::microseconds;
 using std::chrono::steady_clock;
 
+std::string_view kind_of(call_result x) {
+  switch (x) {
+  case call_result::success:
+    return "success";
+  case call_result::rejected:
+    return "rejected";
+  case call_result::cancelled:
+    return "cancelled";
+  case call_result::failure:
+    break;
+  }
+  return "failure";
+}
+
+std::vector<attempt_fact> attempt_facts(const std::vector<attempt_note>& xs) {
+  std::vector<attempt_fact> out;
+  out.reserve(xs.size());
+  for (const auto& x : xs)
+    out.push_back({x.model, x.kind});
+  return out;
+}
+
 /// Tells the admitted MODEL how its call ended; at most once per call.
 void report(session_ptr self, call_outcome x) {
   auto& st = self->state;
@@ -220,6 +242,9 @@ void finish(session_ptr self, http_reply reply) {
   auto& st = self->state;
   if (st.decision && reply.model.empty())
     reply.model = st.decision->alias;
+  reply.attempts = attempt_facts(st.attempts);
+  reply.upstream_total = st.upstream_spent;
+  reply.blocked_by = st.blocked_by;
   if (!st.route_reason.empty())
     reply.headers.push_back({"X-Route-Reason", st.route_reason});
   if (post_stage_empty(self) || st.post_started) {
@@ -254,7 +279,7 @@ http_reply success_reply(adapters::chat_response response,
 void answer(session_ptr self, adapters::chat_response response,
             unsigned upstream_status, microseconds upstream_time) {
   auto& st = self->state;
-  st.attempts.push_back({st.decision->alias, "ok"});
+  st.attempts.push_back({st.decision->alias, "ok", "success"});
   // The post stage sees the answer as JSON; events come after it.
   st.wrap_sse = st.ctx.stream;
   finish(self, success_reply(std::move(response), upstream_status,
@@ -339,14 +364,16 @@ void admit_and_call(session_ptr self, candidate c) {
     .then(
       [self, alias, handle](admission& a) {
         if (!a.admitted) {
-          self->state.attempts.push_back({alias, "skipped (" + a.reason + ")"});
+          self->state.attempts.push_back(
+            {alias, "skipped (" + a.reason + ")", "skipped"});
           next_candidate(self);
           return;
         }
         call_model(self, decision_for(alias, handle, std::move(a)));
       },
       [self, alias](caf::error&) {
-        self->state.attempts.push_back({alias, "skipped (not responding)"});
+        self->state.attempts.push_back(
+          {alias, "skipped (not responding)", "skipped"});
         next_candidate(self);
       });
 }
@@ -372,11 +399,13 @@ void on_upstream(session_ptr self, upstream_result& r) {
   const auto& model = *st.decision->settings;
   const auto& adapter = adapters::adapter_for(model.provider);
   auto latency = r.elapsed.count();
+  st.upstream_spent += r.elapsed;
   if (r.streamed) {
     // The post stage may record a streamed answer; it cannot change it.
     auto outcome = stream_outcome(r);
-    st.attempts.push_back(
-      {model.alias, outcome.error.empty() ? "ok" : outcome.error});
+    st.attempts.push_back({model.alias,
+                           outcome.error.empty() ? "ok" : outcome.error,
+                           kind_of(outcome.result)});
     st.stream_text = std::move(r.summary.text);
     report(self, std::move(outcome));
     finish(self, streamed_reply(r, model.alias));
@@ -408,7 +437,7 @@ void on_upstream(session_ptr self, upstream_result& r) {
   }
   report(self, {result, r.status, latency, summary});
   if (result != call_result::failure)
-    st.attempts.push_back({model.alias, summary});
+    st.attempts.push_back({model.alias, summary, kind_of(result)});
   if (r.past_deadline) {
     // The io thread has answered 504 already; this only ends the session.
     finish_with(self, error_of(errc::deadline_exceeded,
@@ -426,7 +455,7 @@ void on_upstream(session_ptr self, upstream_result& r) {
     return;
   }
   // Nothing reached the client yet: retry or fall back, if time is left.
-  st.attempts.push_back({model.alias, summary});
+  st.attempts.push_back({model.alias, summary, "failure"});
   if (steady_clock::now() >= st.ctx.deadline) {
     finish_with(self, error_of(errc::deadline_exceeded,
                                "The request did not finish within its "
@@ -460,6 +489,7 @@ void call_model(session_ptr self, route_decision d) {
       = adapter.respond_locally(st.ctx.body, model, st.ctx.request_id);
     auto elapsed
       = duration_cast<microseconds>(steady_clock::now() - st.attempt_start);
+    st.upstream_spent += elapsed;
     if (!response) {
       auto err = to_api_error(response.error());
       report(self, {call_result::failure, 0, elapsed.count(), err.message});
@@ -498,6 +528,8 @@ void call_model(session_ptr self, route_decision d) {
                                                   stream_options_of(self));
     request->idle_timeout = to_ms(model.idle_timeout);
     request->response_headers.push_back({"X-Route-Reason", st.route_reason});
+    request->received = st.ctx.received;
+    request->upstream_before = st.upstream_spent;
     for (auto& h : request->headers)
       if (h.name == "Accept")
         h.value = "text/event-stream";
@@ -520,12 +552,23 @@ void call_model(session_ptr self, route_decision d) {
                    ? std::optional<stream_options>{stream_options_of(self)}
                    : std::nullopt;
   auto reason = st.route_reason;
-  st.upstream(std::move(*request), [handle, reply, settings, options,
-                                    reason](upstream_result r) {
+  // The attempts before this one, for the metrics of an answer that never
+  // comes back here.
+  auto facts = attempt_facts(st.attempts);
+  auto spent = st.upstream_spent;
+  st.upstream(std::move(*request), [handle, reply, settings, options, reason,
+                                    facts, spent](upstream_result r) {
+    auto with_facts = [&](http_reply out, call_result result) {
+      out.attempts = facts;
+      out.attempts.push_back({settings->alias, kind_of(result)});
+      out.upstream_total = spent + r.elapsed;
+      return out;
+    };
     if (r.streamed) {
       // The client already has the stream; only facts remain.
-      reply(streamed_reply(r, settings->alias));
-      caf::anon_send(handle, atom::outcome_v, stream_outcome(r));
+      auto outcome = stream_outcome(r);
+      reply(with_facts(streamed_reply(r, settings->alias), outcome.result));
+      caf::anon_send(handle, atom::outcome_v, std::move(outcome));
       return;
     }
     if (is_success(r)) {
@@ -541,7 +584,7 @@ void call_model(session_ptr self, route_decision d) {
           out.body = completion_to_sse(out.body, *options);
           out.content_type = "text/event-stream";
         }
-        reply(std::move(out));
+        reply(with_facts(std::move(out), call_result::success));
         caf::anon_send(
           handle, atom::outcome_v,
           call_outcome{call_result::success, r.status, r.elapsed.count(), {}});

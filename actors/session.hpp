@@ -42,6 +42,9 @@ struct session_state {
   /// Every attempt (model and outcome), for the final 502 and the post
   /// stage.
   std::vector<attempt_note> attempts;
+  /// Time every attempt so far spent upstream (the gateway's overhead is
+  /// the rest).
+  std::chrono::microseconds upstream_spent{0};
   /// Why the route was chosen (`X-Route-Reason`).
   std::string route_reason;
   /// Facts pre plugins recorded, and the one that blocked (if any).

@@ -10,6 +10,7 @@
 #include "actors/contracts.hpp"
 #include "actors/generation.hpp"
 #include "actors/supervisor.hpp"
+#include "core/build_info.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
 #include "core/sha256.hpp"
@@ -77,7 +78,9 @@ std::optional<options> parse_flags(int argc, char** argv, int& exit_code) {
       return std::string{argv[++i]};
     };
     if (arg == "--version") {
-      std::cout << "pw-router " << PW_VERSION << "\n";
+      std::cout << "pw-router " << PW_VERSION << " (" << pw::git_revision()
+                << ")\n"
+                << pw::dependency_versions();
       exit_code = 0;
       return std::nullopt;
     }

@@ -39,6 +39,19 @@ struct api_key_config {
   std::string name;
   /// Globs over model aliases (`*`, `gpt-*`, `local-?`).
   std::vector<std::string> allowed_models;
+  /// Sees every tenant's series on GET /metrics (others see only their own).
+  bool admin = false;
+};
+
+/// Inbound TLS (`server.tls`); off when `cert_file` is empty.
+struct tls_config {
+  /// PEM certificate chain and private key, re-read on SIGHUP.
+  std::string cert_file;
+  std::string key_file;
+  /// Lowest protocol version accepted: 12 (TLS 1.2) or 13 (TLS 1.3).
+  int min_version = 12;
+
+  [[nodiscard]] bool enabled() const { return !cert_file.empty(); }
 };
 
 /// The listener, its limits and the thread counts.
@@ -75,6 +88,10 @@ struct server_config {
   /// included; past it the client gets 504. Default: the longest model
   /// `timeout_seconds` plus 10 s.
   seconds_d request_deadline{0};
+  /// GET /metrics without a key, every series visible (for a listener only
+  /// the scraper can reach).
+  bool metrics_public = false;
+  tls_config tls;
 };
 
 enum class provider_kind : uint8_t { openai, vllm, ollama, anthropic, echo };

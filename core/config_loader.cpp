@@ -426,6 +426,29 @@ bool valid_name(std::string_view name) {
   });
 }
 
+/// `server.tls`: the files are read when the listener starts (and on
+/// SIGHUP), so that an unreadable or mismatched pair is reported there.
+void load_tls(diagnostics& diag, const YAML::Node& node, tls_config& out) {
+  const std::string path = "server.tls";
+  if (is_absent(node))
+    return;
+  if (!check_map(diag, node, path, {"cert_file", "key_file", "min_version"}))
+    return;
+  out.cert_file = require_string(diag, node, "cert_file", path);
+  out.key_file = require_string(diag, node, "key_file", path);
+  if (auto v = get_string(diag, node, "min_version", path)) {
+    if (*v == "1.2" || *v == "TLSv1.2")
+      out.min_version = 12;
+    else if (*v == "1.3" || *v == "TLSv1.3")
+      out.min_version = 13;
+    else
+      diag.fail(join(path, "min_version"),
+                "must be \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are never "
+                "accepted), got '"
+                  + *v + "'");
+  }
+}
+
 void load_server(diagnostics& diag, const YAML::Node& node,
                  server_config& out) {
   const std::string path = "server";
@@ -433,13 +456,13 @@ void load_server(diagnostics& diag, const YAML::Node& node,
     diag.fail(path, "required");
     return;
   }
-  if (!check_map(diag, node, path,
-                 {"host", "port", "api_keys", "io_threads", "actor_threads",
-                  "max_body_bytes", "max_header_bytes",
-                  "header_timeout_seconds", "body_timeout_seconds",
-                  "keepalive_timeout_seconds", "write_timeout_seconds",
-                  "max_connections", "drain_seconds",
-                  "request_deadline_seconds", "sched_batch"}))
+  if (!check_map(
+        diag, node, path,
+        {"host", "port", "api_keys", "io_threads", "actor_threads",
+         "max_body_bytes", "max_header_bytes", "header_timeout_seconds",
+         "body_timeout_seconds", "keepalive_timeout_seconds",
+         "write_timeout_seconds", "max_connections", "drain_seconds",
+         "request_deadline_seconds", "sched_batch", "metrics_public", "tls"}))
     return;
   if (auto host = get_string(diag, node, "host", path)) {
     if (host->empty())
@@ -476,6 +499,9 @@ void load_server(diagnostics& diag, const YAML::Node& node,
     out.request_deadline = *v;
   if (auto v = get_bool(diag, node, "sched_batch", path))
     out.sched_batch = *v;
+  if (auto v = get_bool(diag, node, "metrics_public", path))
+    out.metrics_public = *v;
+  load_tls(diag, node["tls"], out.tls);
   auto keys = node["api_keys"];
   auto keys_path = join(path, "api_keys");
   if (is_absent(keys)) {
@@ -493,7 +519,7 @@ void load_server(diagnostics& diag, const YAML::Node& node,
     auto entry_path = index(keys_path, i);
     auto entry = keys[i];
     if (!check_map(diag, entry, entry_path,
-                   {"key", "key_sha256", "name", "allowed_models"}))
+                   {"key", "key_sha256", "name", "allowed_models", "admin"}))
       continue;
     api_key_config key;
     // The key itself never appears in a message: only its path does. A
@@ -513,6 +539,7 @@ void load_server(diagnostics& diag, const YAML::Node& node,
       key.key_digest = sha256(secret);
     }
     key.name = require_string(diag, entry, "name", entry_path);
+    key.admin = get_bool(diag, entry, "admin", entry_path).value_or(false);
     auto globs = get_string_list(diag, entry, "allowed_models", entry_path);
     if (!globs) {
       if (is_absent(entry["allowed_models"]))

@@ -50,6 +50,13 @@ inline api_error error_of(errc code, std::string message) {
 api_error to_api_error(const caf::error& err);
 
 /// What the gateway answers to one request, plus what the access log needs.
+/// One try of a model, for the metrics.
+struct attempt_fact {
+  std::string model;
+  /// success, failure, rejected, cancelled or skipped.
+  std::string_view outcome;
+};
+
 struct http_reply {
   unsigned status = 200;
   /// The body; ignored when `error` is set.
@@ -72,6 +79,11 @@ struct http_reply {
   std::chrono::microseconds upstream_time{0};
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
+  /// Facts for the metrics: every attempt in order, the time all of them
+  /// spent upstream, and the plugin that blocked the request (if any).
+  std::vector<attempt_fact> attempts;
+  std::chrono::microseconds upstream_total{0};
+  std::string blocked_by;
 };
 
 /// Delivers the answer to the connection; called exactly once.
@@ -107,7 +119,15 @@ struct upstream_request {
   /// Headers the gateway adds to a relayed stream's response (e.g.
   /// `X-Route-Reason`).
   std::vector<header_field> response_headers;
+  /// For a relayed stream's `X-Gateway-Overhead-Us`: when the client's
+  /// request arrived, and the time earlier attempts spent upstream.
+  std::chrono::steady_clock::time_point received{};
+  std::chrono::microseconds upstream_before{0};
 };
+
+/// The response header that tells the client how long the gateway itself
+/// took, in microseconds (upstream time excluded).
+inline constexpr std::string_view overhead_header = "X-Gateway-Overhead-Us";
 
 /// Why an upstream exchange failed before a complete response arrived.
 enum class upstream_failure : uint8_t {

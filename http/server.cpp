@@ -10,6 +10,7 @@
 #include "core/chat_request.hpp"
 #include "core/glob.hpp"
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "core/request_head.hpp"
 #include "core/request_id.hpp"
 #include "http/asio_bridge.hpp"
@@ -64,6 +65,11 @@ struct worker {
   actors::generation_ptr gen;
   uint32_t connections = 0;
   uint32_t max_connections = 0;
+  /// The counters of the requests this thread answered; a scrape copies
+  /// them on this thread.
+  metrics_shard metrics;
+  /// Every io thread, this one included (fixed before the threads start).
+  const std::vector<std::unique_ptr<worker>>* peers = nullptr;
   /// Open client connections, readable from the main thread.
   std::atomic<uint32_t> live{0};
   /// Set when the server drains: no keep-alive, no new connections.
@@ -204,6 +210,55 @@ void log_request(const request_log& info, const http_reply& reply) {
   out.write();
 }
 
+bool is_chat(const request_log& info) {
+  return info.path == "/v1/chat/completions" && info.method == "POST";
+}
+
+/// Counts a chat request this thread answered, `total` after its first
+/// byte.
+void account(worker& w, const request_log& info, const http_reply& reply,
+             std::chrono::microseconds total) {
+  if (is_chat(info))
+    w.metrics.record(info.client, reply, total, overhead_of(reply, total));
+}
+
+std::chrono::microseconds since(clock_type::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now()
+                                                               - start);
+}
+
+/// Copies of every io thread's counters, merged on this thread. Each copy
+/// is taken on its own thread and posted back here, so no counter is ever
+/// touched by two threads; a thread that does not answer within a second
+/// (it is stopping) is left out.
+net::awaitable<metrics_shard> gather_metrics(worker& w) {
+  struct gathering {
+    explicit gathering(net::io_context& ioc) : done(ioc) {}
+    metrics_shard merged;
+    size_t waiting = 0;
+    net::steady_timer done;
+  };
+  auto g = std::make_shared<gathering>(w.ioc);
+  g->waiting = w.peers->size();
+  g->done.expires_after(std::chrono::seconds{1});
+  auto* home = &w.ioc;
+  for (const auto& peer : *w.peers) {
+    auto* p = peer.get();
+    net::post(p->ioc, [p, g, home] {
+      net::post(*home, [g, copy = p->metrics] {
+        g->merged.merge(copy);
+        if (--g->waiting == 0)
+          g->done.cancel();
+      });
+    });
+  }
+  co_await g->done.async_wait(nothrow);
+  if (g->waiting > 0)
+    log::write(log_level::warning, "metrics_partial",
+               {{"io_threads_missing", g->waiting}});
+  co_return std::move(g->merged);
+}
+
 /// Authenticates; on failure fills `reply` and returns nullptr.
 const api_key_config* authorize(const gateway_config& cfg, const request_t& req,
                                 http_reply& reply) {
@@ -314,6 +369,44 @@ net::awaitable<http_reply> handle(worker& w, beast::tcp_stream& stream,
       co_return reply;
     info.client = key->name;
     co_return list_models(cfg, *key, started_unix);
+  }
+  if (path == "/metrics") {
+    if (method != bhttp::verb::get && method != bhttp::verb::head)
+      co_return method_not_allowed(path, "GET");
+    auto gen = w.gen;
+    const auto& cfg = actors::config_of(gen);
+    // An admin key (or a public endpoint) sees every tenant; any other key
+    // only the series of its own client.
+    metrics_scope scope;
+    scope.all = cfg.server.metrics_public;
+    if (!scope.all) {
+      http_reply reply;
+      const auto* key = authorize(cfg, req, reply);
+      if (key == nullptr)
+        co_return reply;
+      info.client = key->name;
+      scope.all = key->admin;
+      scope.client = key->name;
+    }
+    // pw-router's JSON usage shape for clients that ask for JSON; the
+    // Prometheus text for everyone else (scrapers send text/plain or
+    // openmetrics).
+    bool json
+      = std::string_view{req[bhttp::field::accept]}.find("application/json")
+        != std::string_view::npos;
+    metrics_snapshot snap;
+    snap.merged = co_await gather_metrics(w);
+    snap.uptime_seconds = static_cast<double>(
+      std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::system_clock::now().time_since_epoch())
+        .count()
+      - started_unix);
+    auto ask = [&](reply_fn fn) {
+      actors::start_metrics(gen, std::move(snap), std::move(scope), json,
+                            std::move(fn));
+    };
+    co_return co_await async_actor_call(
+      ask, w.ioc.get_executor(), std::chrono::seconds{10}, net::use_awaitable);
   }
   if (path == "/health/live" || path == "/health/ready") {
     // Probes for orchestrators: no key, no body to parse. Live means this
@@ -536,6 +629,7 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
       if (!reply.streamed)
         reply.status = 200;
       log_request(info, reply);
+      account(w, info, reply, since(info.start));
       if (!reply.stream_complete || !req.keep_alive() || w.draining
           || req.version() < 11) {
         boost::system::error_code ec;
@@ -545,12 +639,18 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
       continue;
     }
     auto is_v1 = info.path.starts_with("/v1/");
+    auto total = since(info.start);
+    if (is_chat(info))
+      reply.headers.push_back(
+        {std::string{overhead_header},
+         std::to_string(overhead_of(reply, total).count())});
     auto res = make_response(reply, info.request_id, is_v1, req.version(),
                              req.method() == bhttp::verb::head);
     res.keep_alive(req.keep_alive() && !w.draining);
     stream.expires_after(to_ms(server_cfg.write_timeout));
     auto [wec, wn] = co_await bhttp::async_write(stream, res, nothrow);
     log_request(info, reply);
+    account(w, info, reply, total);
     if (wec)
       co_return;
     if (!res.keep_alive()) {
@@ -685,6 +785,8 @@ caf::expected<std::unique_ptr<server>> server::bind(gateway_config_ptr config,
     });
     p->workers.push_back(std::move(w));
   }
+  for (auto& w : p->workers)
+    w->peers = &p->workers;
   p->bound = ep;
   return std::unique_ptr<server>{new server{std::move(p)}};
 }

@@ -457,6 +457,16 @@ upstream_pool::call(upstream_request req,
   auto start = clock_type::now();
   auto deadline = start + req.timeout;
   auto first_byte = start + req.first_byte_timeout;
+  if (req.stream && req.received != clock_type::time_point{}) {
+    // A relayed stream's headers leave before the SESSION sees anything:
+    // its overhead is the time in the gateway before this call.
+    auto before = std::chrono::duration_cast<std::chrono::microseconds>(
+                    start - req.received)
+                  - req.upstream_before;
+    req.response_headers.push_back(
+      {std::string{overhead_header},
+       std::to_string(std::max<int64_t>(0, before.count()))});
+  }
   auto key = req.target.origin() + "|" + req.ca_file;
   upstream_result result;
   for (int attempt = 0; attempt < 2; ++attempt) {

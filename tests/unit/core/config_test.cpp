@@ -234,7 +234,7 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                 "header_timeout_seconds, body_timeout_seconds, "
                 "keepalive_timeout_seconds, write_timeout_seconds, "
                 "max_connections, drain_seconds, request_deadline_seconds, "
-                "sched_batch)");
+                "sched_batch, metrics_public, tls)");
   }
   SECTION("api keys") {
     auto entry = [](const std::string& body) {
@@ -256,10 +256,14 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                   + echo_routing,
                 "server.api_keys[0].allowed_models: must not be empty (use "
                 "[\"*\"] to allow every model)");
+    CHECK_ERROR(entry("{key: k, name: a, allowed_models: ['*'], role: x}")
+                  + echo_models + echo_routing,
+                "server.api_keys[0].role: unknown key (allowed: key, "
+                "key_sha256, name, allowed_models, admin)");
     CHECK_ERROR(entry("{key: k, name: a, allowed_models: ['*'], admin: 1}")
                   + echo_models + echo_routing,
-                "server.api_keys[0].admin: unknown key (allowed: key, "
-                "key_sha256, name, allowed_models)");
+                "server.api_keys[0].admin: expected true or false (got "
+                "\"1\")");
   }
   SECTION("a duplicated key is named by path, never by value") {
     auto text = errors_of(
@@ -490,4 +494,43 @@ TEST_CASE("a key stored as key_sha256 authenticates like the key itself") {
   const auto& key = cfg->server.api_keys[0];
   CHECK(key.key.reveal().empty());
   CHECK(key.key_digest == sha256("k"));
+}
+
+TEST_CASE("admin keys, public metrics and inbound TLS are read from server") {
+  auto cfg = load_config_text(
+    "server:\n  metrics_public: true\n"
+    "  tls: {cert_file: /etc/pw/cert.pem, key_file: /etc/pw/key.pem}\n"
+    "  api_keys:\n"
+    "    - {key: k1, name: ops, allowed_models: ['*'], admin: true}\n"
+    "    - {key: k2, name: app, allowed_models: ['*']}\n"
+    + echo_models + echo_routing);
+  REQUIRE(cfg);
+  CHECK(cfg->server.metrics_public);
+  CHECK(cfg->server.api_keys[0].admin);
+  CHECK_FALSE(cfg->server.api_keys[1].admin);
+  CHECK(cfg->server.tls.enabled());
+  CHECK(cfg->server.tls.cert_file == "/etc/pw/cert.pem");
+  CHECK(cfg->server.tls.min_version == 12);
+  auto defaults = load_config_text(
+    "server:\n  api_keys:\n    - {key: k, name: a, allowed_models: ['*']}\n"
+    + echo_models + echo_routing);
+  REQUIRE(defaults);
+  CHECK_FALSE(defaults->server.metrics_public);
+  CHECK_FALSE(defaults->server.tls.enabled());
+  auto with_tls = [](const std::string& tls) {
+    return "server:\n  tls: " + tls
+           + "\n  api_keys:\n    - {key: k, name: a, allowed_models: ['*']}\n"
+           + echo_models + echo_routing;
+  };
+  auto v13 = load_config_text(
+    with_tls("{cert_file: c, key_file: k, min_version: \"1.3\"}"));
+  REQUIRE(v13);
+  CHECK(v13->server.tls.min_version == 13);
+  CHECK_ERROR(with_tls("{cert_file: c, key_file: k, min_version: \"1.1\"}"),
+              "server.tls.min_version: must be \"1.2\" or \"1.3\" (TLS 1.0 "
+              "and 1.1 are never accepted), got '1.1'");
+  CHECK_ERROR(with_tls("{cert_file: c}"), "server.tls.key_file: required");
+  CHECK_ERROR(with_tls("{cert_file: c, key_file: k, ciphers: x}"),
+              "server.tls.ciphers: unknown key (allowed: cert_file, key_file, "
+              "min_version)");
 }

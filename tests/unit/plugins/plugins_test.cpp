@@ -257,7 +257,8 @@ TEST_CASE("audit record: what happened, hashes, no bodies by default") {
   out.request_sha256 = to_hex(sha256("{}"));
   out.status = 200;
   out.model = "llama";
-  out.attempts = {{"claude", "skipped (circuit open)"}, {"llama", "ok"}};
+  out.attempts = {{"claude", "skipped (circuit open)", "skipped"},
+                  {"llama", "ok", "success"}};
   out.route_reason = "tag:client-data→chain:local";
   out.response_body = std::make_shared<const std::string>("{\"a\":1}");
   out.prompt_tokens = 3;
