@@ -130,10 +130,12 @@ std::optional<options> parse_flags(int argc, char** argv, int& exit_code) {
   return opts;
 }
 
-/// Loads the config and checks the middleware against the plugin registry;
-/// fills `errors` (one line per problem) on failure.
+/// Loads the config, checks the middleware against the plugin registry and
+/// loads the TLS certificate (into `tls`, when `server.tls` is set); fills
+/// `errors` (one line per problem) on failure.
 std::optional<pw::gateway_config>
-load_checked(const std::string& path, std::vector<std::string>& errors) {
+load_checked(const std::string& path, std::vector<std::string>& errors,
+             std::shared_ptr<pw::http::tls_context>& tls) {
   auto cfg = pw::load_config(path);
   if (!cfg) {
     std::string text = pw::message_of(cfg.error());
@@ -150,13 +152,23 @@ load_checked(const std::string& path, std::vector<std::string>& errors) {
   errors = pw::plugins::check_middleware(*cfg);
   if (!errors.empty())
     return std::nullopt;
+  tls = nullptr;
+  if (cfg->server.tls.enabled()) {
+    auto loaded = pw::http::load_tls(cfg->server.tls);
+    if (!loaded) {
+      errors.push_back(pw::message_of(loaded.error()));
+      return std::nullopt;
+    }
+    tls = std::move(*loaded);
+  }
   return std::move(*cfg);
 }
 
 /// Loads the config at start-up; prints every problem to stderr.
-std::optional<pw::gateway_config> load(const std::string& path) {
+std::optional<pw::gateway_config>
+load(const std::string& path, std::shared_ptr<pw::http::tls_context>& tls) {
   std::vector<std::string> errors;
-  auto cfg = load_checked(path, errors);
+  auto cfg = load_checked(path, errors, tls);
   if (!cfg) {
     std::cerr << "pw-router: invalid configuration " << path << ":\n";
     for (const auto& e : errors)
@@ -171,10 +183,12 @@ std::optional<pw::gateway_config> load(const std::string& path) {
 /// Returns the configuration now being served.
 pw::gateway_config_ptr reload(const options& opts,
                               const pw::gateway_config_ptr& running,
-                              const pw::actors::supervisor_actor& sup) {
+                              const pw::actors::supervisor_actor& sup,
+                              pw::http::server& server) {
   using namespace pw;
   std::vector<std::string> errors;
-  auto next = load_checked(opts.config, errors);
+  std::shared_ptr<http::tls_context> tls;
+  auto next = load_checked(opts.config, errors, tls);
   if (!next) {
     log::write(log_level::error, "reload_rejected",
                {{"config", opts.config}, {"errors", errors}});
@@ -210,6 +224,17 @@ pw::gateway_config_ptr reload(const options& opts,
     restart_only.emplace_back("server.max_connections");
   if (a.sched_batch != b.sched_batch)
     restart_only.emplace_back("server.sched_batch");
+  // Certificates rotate on SIGHUP; switching a listener between plain and
+  // TLS would surprise every client, so that takes a restart.
+  if (a.tls.enabled() != b.tls.enabled()) {
+    restart_only.emplace_back("server.tls (on/off)");
+    next->server.tls = a.tls;
+  } else if (tls) {
+    server.set_tls(tls);
+    log::write(log_level::info, "tls_reloaded",
+               {{"subject", http::tls_subject(*tls)},
+                {"not_after", http::tls_not_after(*tls)}});
+  }
   if (!restart_only.empty())
     log::write(log_level::warning, "reload_needs_restart",
                {{"keys", restart_only},
@@ -237,7 +262,8 @@ first_generation(caf::actor_system& sys,
   return out;
 }
 
-int run(const options& opts, pw::gateway_config_ptr cfg) {
+int run(const options& opts, pw::gateway_config_ptr cfg,
+        std::shared_ptr<pw::http::tls_context> tls) {
   using namespace pw;
   log::set_level(cfg->logging.level);
   auto host = opts.host.value_or(cfg->server.host);
@@ -260,7 +286,7 @@ int run(const options& opts, pw::gateway_config_ptr cfg) {
                  {{"message", "could not switch to SCHED_BATCH; running "
                               "under the default policy"}});
   }
-  auto srv = http::server::bind(cfg, host, port);
+  auto srv = http::server::bind(cfg, host, port, tls);
   if (!srv) {
     std::cerr << "pw-router: " << message_of(srv.error()) << "\n";
     return exit_runtime;
@@ -301,21 +327,26 @@ int run(const options& opts, pw::gateway_config_ptr cfg) {
       }
       server.start(gen);
       gen.reset();
-      log::write(log_level::info, "listening",
-                 {{"address", server.address()},
-                  {"port", server.port()},
-                  {"version", PW_VERSION},
-                  {"io_threads", cfg->server.io_threads},
-                  {"actor_threads", cfg->server.actor_threads},
-                  {"models", cfg->models.size()},
-                  {"api_keys", cfg->server.api_keys.size()},
-                  {"config_sha256", cfg->source_sha256}});
+      log::write(
+        log_level::info, "listening",
+        {{"address", server.address()},
+         {"port", server.port()},
+         {"version", PW_VERSION},
+         {"io_threads", cfg->server.io_threads},
+         {"actor_threads", cfg->server.actor_threads},
+         {"tls",
+          tls ? nlohmann::ordered_json{{"subject", http::tls_subject(*tls)},
+                                       {"not_after", http::tls_not_after(*tls)}}
+              : nlohmann::ordered_json(nullptr)},
+         {"models", cfg->models.size()},
+         {"api_keys", cfg->server.api_keys.size()},
+         {"config_sha256", cfg->source_sha256}});
       for (;;) {
         int sig = 0;
         if (sigwait(&signals, &sig) != 0)
           continue;
         if (sig == SIGHUP) {
-          running = reload(opts, running, sup);
+          running = reload(opts, running, sup, server);
           continue;
         }
         log::write(log_level::info, "shutting_down",
@@ -360,7 +391,8 @@ int main(int argc, char** argv) {
   auto opts = parse_flags(argc, argv, exit_code);
   if (!opts)
     return exit_code;
-  auto cfg = load(opts->config);
+  std::shared_ptr<pw::http::tls_context> tls;
+  auto cfg = load(opts->config, tls);
   if (!cfg)
     return exit_config;
   if (opts->check_only) {
@@ -372,7 +404,8 @@ int main(int argc, char** argv) {
   }
   try {
     return run(*opts,
-               std::make_shared<const pw::gateway_config>(std::move(*cfg)));
+               std::make_shared<const pw::gateway_config>(std::move(*cfg)),
+               std::move(tls));
   } catch (const std::exception& e) {
     // Messages from our code never carry secrets; this is the last guard.
     std::cerr << "pw-router: fatal: " << e.what() << "\n";

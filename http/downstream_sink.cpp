@@ -1,5 +1,7 @@
 #include "http/downstream_sink.hpp"
 
+#include "http/client_stream.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -20,8 +22,8 @@ constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 
 } // namespace
 
-downstream_sink::downstream_sink(beast::tcp_stream& stream,
-                                 unsigned http_version, std::string request_id,
+downstream_sink::downstream_sink(client_stream& stream, unsigned http_version,
+                                 std::string request_id,
                                  std::chrono::milliseconds write_timeout,
                                  std::shared_ptr<net::steady_timer> deadline)
     : stream_(stream), version_(http_version),
@@ -42,14 +44,14 @@ void downstream_sink::watch(std::function<void()> on_gone) {
   watching_ = true;
   // Waits for readability without reading: a closed connection shows as
   // an empty peek, a pipelined request stays in the socket.
-  stream_.socket().async_wait(
+  stream_.lowest().socket().async_wait(
     net::socket_base::wait_read,
     [self = shared_from_this()](boost::system::error_code ec) {
       if (ec || !self->attached_ || !self->watching_)
         return;
       self->watching_ = false;
       char byte = 0;
-      auto fd = self->stream_.socket().native_handle();
+      auto fd = self->stream_.lowest().socket().native_handle();
       auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
         self->gone_ = true;
@@ -66,7 +68,8 @@ void downstream_sink::stop_watching() {
   on_gone_ = nullptr;
   if (attached_) {
     boost::system::error_code ec;
-    stream_.socket().cancel(ec); // only the wait is pending on the socket
+    stream_.lowest().socket().cancel(
+      ec); // only the wait is pending on the socket
   }
 }
 
@@ -95,7 +98,7 @@ downstream_sink::begin(const std::vector<header_field>& extra) {
   }
   started_ = true;
   bhttp::response_serializer<bhttp::empty_body> sr{res};
-  stream_.expires_after(write_timeout_);
+  stream_.lowest().expires_after(write_timeout_);
   auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, nothrow);
   if (ec) {
     gone_ = true;
@@ -109,7 +112,7 @@ net::awaitable<bool> downstream_sink::write(std::string_view events) {
     co_return false;
   // A client that cannot take one piece within the write timeout is cut:
   // the gateway never buffers more of a stream than one piece.
-  stream_.expires_after(write_timeout_);
+  stream_.lowest().expires_after(write_timeout_);
   boost::system::error_code ec;
   if (version_ >= 11) {
     auto [wec, n] = co_await net::async_write(
@@ -132,7 +135,7 @@ net::awaitable<void> downstream_sink::end() {
   stop_watching();
   if (!attached_ || gone_ || version_ < 11)
     co_return;
-  stream_.expires_after(write_timeout_);
+  stream_.lowest().expires_after(write_timeout_);
   auto [ec, n]
     = co_await net::async_write(stream_, bhttp::make_chunk_last(), nothrow);
   if (ec)

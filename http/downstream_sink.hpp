@@ -8,7 +8,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include <chrono>
 #include <functional>
@@ -19,9 +18,11 @@
 
 namespace pw::http {
 
+class client_stream;
+
 class downstream_sink : public std::enable_shared_from_this<downstream_sink> {
 public:
-  downstream_sink(boost::beast::tcp_stream& stream, unsigned http_version,
+  downstream_sink(client_stream& stream, unsigned http_version,
                   std::string request_id,
                   std::chrono::milliseconds write_timeout,
                   std::shared_ptr<boost::asio::steady_timer> deadline);
@@ -60,7 +61,7 @@ public:
   boost::asio::awaitable<void> end();
 
 private:
-  boost::beast::tcp_stream& stream_;
+  client_stream& stream_;
   unsigned version_;
   std::string request_id_;
   std::chrono::milliseconds write_timeout_;

@@ -14,8 +14,10 @@
 #include "core/request_head.hpp"
 #include "core/request_id.hpp"
 #include "http/asio_bridge.hpp"
+#include "http/client_stream.hpp"
 #include "http/downstream_sink.hpp"
 #include "http/json_error.hpp"
+#include "http/tls_context.hpp"
 #include "http/upstream_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -32,6 +34,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -65,6 +68,9 @@ struct worker {
   actors::generation_ptr gen;
   uint32_t connections = 0;
   uint32_t max_connections = 0;
+  /// Inbound TLS for new connections (null: plain HTTP); replaced on this
+  /// thread when SIGHUP loads a new certificate.
+  tls_context_ptr tls;
   /// The counters of the requests this thread answered; a scrape copies
   /// them on this thread.
   metrics_shard metrics;
@@ -76,7 +82,7 @@ struct worker {
   bool draining = false;
   /// Open connections: their stream, and whether they wait for a request.
   struct connection_entry {
-    beast::tcp_stream* stream;
+    client_stream* stream;
     bool idle;
   };
   std::unordered_map<uint64_t, connection_entry> open;
@@ -97,14 +103,14 @@ struct worker {
   void close_idle() {
     for (auto& [id, c] : open)
       if (c.idle)
-        c.stream->close();
+        c.stream->lowest().close();
   }
 
   /// Closes every connection and cancels every upstream exchange.
   void close_all() {
     pool->cancel_all();
     for (auto& [id, c] : open)
-      c.stream->close();
+      c.stream->lowest().close();
   }
 };
 
@@ -298,7 +304,7 @@ http_reply list_models(const gateway_config& cfg, const api_key_config& key,
 
 /// POST /v1/chat/completions: authenticate and check on the io thread, then
 /// hand the request to a SESSION and wait for its reply.
-net::awaitable<http_reply> handle_chat(worker& w, beast::tcp_stream& stream,
+net::awaitable<http_reply> handle_chat(worker& w, client_stream& stream,
                                        request_t& req, request_log& info,
                                        std::shared_ptr<downstream_sink>& sink) {
   // `w`, `stream` and `req` outlive this coroutine: the connection awaits
@@ -346,7 +352,7 @@ net::awaitable<http_reply> handle_chat(worker& w, beast::tcp_stream& stream,
 }
 
 /// Routes one request to its endpoint.
-net::awaitable<http_reply> handle(worker& w, beast::tcp_stream& stream,
+net::awaitable<http_reply> handle(worker& w, client_stream& stream,
                                   request_t& req, request_log& info,
                                   int64_t started_unix,
                                   std::shared_ptr<downstream_sink>& sink) {
@@ -436,26 +442,27 @@ net::awaitable<http_reply> handle(worker& w, beast::tcp_stream& stream,
 }
 
 /// Writes a final error and closes (limits hit before a request was read).
-net::awaitable<void> reject(beast::tcp_stream& stream, errc code,
+net::awaitable<void> reject(client_stream& stream, errc code,
                             std::string message, request_log info) {
   auto reply = error_reply(code, std::move(message));
   auto res = make_response(reply, info.request_id, false, 11, false);
   res.keep_alive(false);
-  stream.expires_after(std::chrono::seconds{5});
+  stream.lowest().expires_after(std::chrono::seconds{5});
   auto [wec, wn] = co_await bhttp::async_write(stream, res, nothrow);
   log_request(info, reply);
   if (wec)
     co_return;
-  boost::system::error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  co_await stream.close_write();
   // A lingering close: closing with unread input makes the kernel send a
   // reset, which can destroy the answer before the client reads it. Read
   // and drop what the client still sends, for a bounded time and amount.
   constexpr size_t max_drained = 1024 * 1024;
-  stream.expires_after(std::chrono::seconds{2});
+  stream.lowest().expires_after(std::chrono::seconds{2});
   std::array<char, 4096> sink;
   for (size_t drained = 0; drained < max_drained;) {
-    auto [rec, n] = co_await stream.async_read_some(net::buffer(sink), nothrow);
+    // Raw bytes, under TLS too: they are dropped unread.
+    auto [rec, n]
+      = co_await stream.lowest().async_read_some(net::buffer(sink), nothrow);
     if (rec)
       break;
     drained += n;
@@ -465,7 +472,10 @@ net::awaitable<void> reject(beast::tcp_stream& stream, errc code,
 /// One client connection, for its whole life.
 net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
   auto remote = remote_of(sock);
-  beast::tcp_stream stream{std::move(sock)};
+  // The connection keeps the certificate it was accepted under, also when
+  // SIGHUP brings a new one.
+  auto tls = w.tls;
+  client_stream stream{std::move(sock), tls.get()};
   auto id = w.next_id++;
   w.open.emplace(id, worker::connection_entry{&stream, true});
   ++w.connections;
@@ -485,6 +495,13 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
   auto gen = w.gen;
   const auto& server_cfg = actors::config_of(gen).server;
   auto header_timeout = to_ms(server_cfg.header_timeout);
+  if (auto ec = co_await stream.handshake(header_timeout)) {
+    // Old protocol versions, plain HTTP on the TLS port, scanners: one
+    // line each, no answer.
+    log::write(log_level::info, "tls_handshake_failed",
+               {{"remote", remote}, {"error", ec.message()}});
+    co_return;
+  }
   for (bool first = true;; first = false) {
     // Wait for the next request: idle keep-alive time is bounded by its
     // own timeout, and the header deadline starts with the first byte.
@@ -492,8 +509,8 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
       if (w.draining)
         co_return;
       entry.idle = true;
-      stream.expires_after(first ? header_timeout
-                                 : to_ms(server_cfg.keepalive_timeout));
+      stream.lowest().expires_after(
+        first ? header_timeout : to_ms(server_cfg.keepalive_timeout));
       auto [ec, n]
         = co_await stream.async_read_some(buffer.prepare(8192), nothrow);
       entry.idle = false;
@@ -510,7 +527,7 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     parser->body_limit(server_cfg.max_body_bytes);
     // A total deadline for the headers: a client that trickles bytes cannot
     // extend it.
-    stream.expires_after(header_timeout);
+    stream.lowest().expires_after(header_timeout);
     auto [hec, hn]
       = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
     if (hec) {
@@ -587,13 +604,13 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
           && beast::iequals(header[bhttp::field::expect], "100-continue")) {
         static constexpr std::string_view go_on
           = "HTTP/1.1 100 Continue\r\n\r\n";
-        stream.expires_after(to_ms(server_cfg.write_timeout));
+        stream.lowest().expires_after(to_ms(server_cfg.write_timeout));
         auto [cec, cn] = co_await net::async_write(
           stream, net::buffer(go_on.data(), go_on.size()), nothrow);
         if (cec)
           co_return;
       }
-      stream.expires_after(to_ms(server_cfg.body_timeout));
+      stream.lowest().expires_after(to_ms(server_cfg.body_timeout));
       auto [bec, bn]
         = co_await bhttp::async_read(stream, buffer, *parser, nothrow);
       if (bec) {
@@ -616,7 +633,7 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     }
     auto req = parser->release();
     // The bridge's deadline timer bounds the wait for the actors.
-    stream.expires_never();
+    stream.lowest().expires_never();
     std::shared_ptr<downstream_sink> sink;
     auto reply = co_await handle(w, stream, req, info, started_unix, sink);
     bool started_stream = sink && sink->started();
@@ -632,8 +649,7 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
       account(w, info, reply, since(info.start));
       if (!reply.stream_complete || !req.keep_alive() || w.draining
           || req.version() < 11) {
-        boost::system::error_code ec;
-        stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+        co_await stream.close_write();
         co_return;
       }
       continue;
@@ -647,27 +663,29 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     auto res = make_response(reply, info.request_id, is_v1, req.version(),
                              req.method() == bhttp::verb::head);
     res.keep_alive(req.keep_alive() && !w.draining);
-    stream.expires_after(to_ms(server_cfg.write_timeout));
+    stream.lowest().expires_after(to_ms(server_cfg.write_timeout));
     auto [wec, wn] = co_await bhttp::async_write(stream, res, nothrow);
     log_request(info, reply);
     account(w, info, reply, total);
     if (wec)
       co_return;
     if (!res.keep_alive()) {
-      boost::system::error_code ec;
-      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+      co_await stream.close_write();
       co_return;
     }
   }
 }
 
 /// Answers 503 and closes: the io thread is at its connection limit.
-net::awaitable<void> refuse(tcp::socket sock) {
-  beast::tcp_stream stream{std::move(sock)};
+net::awaitable<void> refuse(tcp::socket sock, tls_context_ptr tls,
+                            std::chrono::milliseconds handshake_timeout) {
+  client_stream stream{std::move(sock), tls.get()};
   request_log info;
   info.request_id = new_request_id();
-  info.remote = remote_of(stream.socket());
+  info.remote = remote_of(stream.lowest().socket());
   info.start = clock_type::now();
+  if (auto ec = co_await stream.handshake(handshake_timeout))
+    co_return;
   co_await reject(stream, errc::overloaded,
                   "The gateway is at its connection limit; retry later", info);
 }
@@ -688,7 +706,11 @@ net::awaitable<void> accept_loop(worker& w, int64_t started_unix) {
     if (w.draining)
       continue; // the acceptor is closing; drop what raced in
     if (w.connections >= w.max_connections)
-      net::co_spawn(w.ioc, refuse(std::move(sock)), net::detached);
+      net::co_spawn(
+        w.ioc,
+        refuse(std::move(sock), w.tls,
+               to_ms(actors::config_of(w.gen).server.header_timeout)),
+        net::detached);
     else
       net::co_spawn(w.ioc, serve(w, std::move(sock), started_unix),
                     net::detached);
@@ -712,9 +734,9 @@ server::~server() {
   stop();
 }
 
-caf::expected<std::unique_ptr<server>> server::bind(gateway_config_ptr config,
-                                                    const std::string& host,
-                                                    uint16_t port) {
+caf::expected<std::unique_ptr<server>>
+server::bind(gateway_config_ptr config, const std::string& host, uint16_t port,
+             std::shared_ptr<tls_context> tls) {
   auto p = std::make_unique<impl>();
   p->config = config;
   p->started_unix = std::chrono::duration_cast<std::chrono::seconds>(
@@ -755,6 +777,7 @@ caf::expected<std::unique_ptr<server>> server::bind(gateway_config_ptr config,
   for (unsigned i = 0; i < threads; ++i) {
     auto w = std::make_unique<worker>();
     w->max_connections = per_thread;
+    w->tls = tls;
     auto& acc = w->acceptor;
     auto fail = [&](const char* step) {
       return make_error(errc::invalid_config,
@@ -814,6 +837,23 @@ actors::publish_fn server::publisher() {
 
 upstream_fn server::health_checker() {
   return impl_->workers.front()->upstream;
+}
+
+void server::set_tls(std::shared_ptr<tls_context> tls) {
+  // Each io thread swaps its own pointer; the main thread waits for all of
+  // them, so that the reload's log line comes after the switch.
+  std::vector<std::future<void>> done;
+  for (auto& w : impl_->workers) {
+    auto* raw = w.get();
+    auto applied = std::make_shared<std::promise<void>>();
+    done.push_back(applied->get_future());
+    net::post(raw->ioc, [raw, tls, applied] {
+      raw->tls = tls;
+      applied->set_value();
+    });
+  }
+  for (auto& f : done)
+    f.wait_for(std::chrono::seconds{5});
 }
 
 void server::start(actors::generation_ptr gen) {

@@ -19,12 +19,24 @@
 
 namespace pw::http {
 
+class tls_context;
+
+/// Loads `server.tls`: the certificate chain and key (checked to belong
+/// together) and the protocol floor. The error names the file and why.
+caf::expected<std::shared_ptr<tls_context>> load_tls(const tls_config& cfg);
+
+/// The certificate's subject and expiry, for the log.
+std::string tls_subject(const tls_context& ctx);
+std::string tls_not_after(const tls_context& ctx);
+
 class server {
 public:
   /// Binds one acceptor per io thread to `host:port` (port 0 picks a free
   /// port, shared by all acceptors). Nothing is accepted before start().
+  /// With `tls`, every connection starts with a TLS handshake.
   static caf::expected<std::unique_ptr<server>>
-  bind(gateway_config_ptr config, const std::string& host, uint16_t port);
+  bind(gateway_config_ptr config, const std::string& host, uint16_t port,
+       std::shared_ptr<tls_context> tls = nullptr);
 
   ~server();
 
@@ -44,6 +56,10 @@ public:
   /// Returns the function MODELs run their health checks with (on the
   /// first io thread, through its connection pool).
   [[nodiscard]] upstream_fn health_checker();
+
+  /// Hands a new certificate to every io thread for the connections they
+  /// accept from now on; returns once each has it (SIGHUP, main thread).
+  void set_tls(std::shared_ptr<tls_context> tls);
 
   /// Starts the io threads serving `gen`.
   void start(actors::generation_ptr gen);
