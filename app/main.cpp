@@ -10,6 +10,7 @@
 #include "actors/contracts.hpp"
 #include "actors/generation.hpp"
 #include "actors/supervisor.hpp"
+#include "app/sd_notify.hpp"
 #include "core/build_info.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
@@ -341,16 +342,22 @@ int run(const options& opts, pw::gateway_config_ptr cfg,
          {"models", cfg->models.size()},
          {"api_keys", cfg->server.api_keys.size()},
          {"config_sha256", cfg->source_sha256}});
+      // Under systemd (Type=notify): accepting connections from now on.
+      app::sd_notify("READY=1\nSTATUS=serving on " + server.address() + ":"
+                     + std::to_string(server.port()));
       for (;;) {
         int sig = 0;
         if (sigwait(&signals, &sig) != 0)
           continue;
         if (sig == SIGHUP) {
+          app::sd_notify_reloading();
           running = reload(opts, running, sup, server);
+          app::sd_notify("READY=1");
           continue;
         }
         log::write(log_level::info, "shutting_down",
                    {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+        app::sd_notify("STOPPING=1");
         break;
       }
     } catch (const std::exception& e) {

@@ -12,7 +12,12 @@ using namespace pw::test;
 TEST_CASE("the version flag prints the version") {
   auto r = run_pw_router({"--version"});
   CHECK(r.exit_code == 0);
-  CHECK(r.out.starts_with("pw-router "));
+  CHECK(r.out.starts_with("pw-router " PW_VERSION " ("));
+  // The revision, then one line per library it was built with.
+  for (const char* line : {"\nCAF 0.17.", "\nBoost 1.", "\nOpenSSL 3.",
+                           "\nyaml-cpp 0.", "\nnlohmann_json 3.", "\nRE2 "})
+    CHECK(r.out.find(line) != std::string::npos);
+  CHECK(r.out.find("RE2 0.0.0") == std::string::npos);
 }
 
 TEST_CASE("check-config exits 0 for a valid file and 2 with every "

@@ -1,10 +1,16 @@
 // The gateway's life: SIGHUP reloads (valid and invalid), breaker state kept
-// across a reload, and SIGTERM letting a running stream finish.
+// across a reload, SIGTERM letting a running stream finish, and systemd's
+// readiness messages.
 
 #include "tests/integration/common.hpp"
 
 #include <csignal>
+#include <cstring>
 #include <memory>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 using namespace pw::test;
 using namespace std::chrono_literals;
@@ -25,7 +31,68 @@ http_response ask(const gateway_process& gw, const std::string& model,
                       chat_body(model), auth_json(key));
 }
 
+/// A Unix datagram socket standing in for systemd's $NOTIFY_SOCKET.
+class notify_socket {
+public:
+  notify_socket() {
+    char dir[] = "/tmp/pw-notify-XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    dir_ = dir;
+    path_ = dir_ + "/notify";
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  }
+
+  ~notify_socket() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+
+  notify_socket(const notify_socket&) = delete;
+  notify_socket& operator=(const notify_socket&) = delete;
+
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+  /// The next message, or "" if none arrives within `timeout`.
+  std::string next(std::chrono::milliseconds timeout = 10s) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1)
+      return {};
+    char buf[512];
+    auto n = ::recv(fd_, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string{};
+  }
+
+private:
+  std::string dir_;
+  std::string path_;
+  int fd_ = -1;
+};
+
 } // namespace
+
+TEST_CASE("under systemd the gateway says READY, RELOADING and STOPPING") {
+  notify_socket systemd;
+  gateway_process gw{make_config(echo_model, "echo"),
+                     {{"NOTIFY_SOCKET", systemd.path()}}};
+  auto ready = systemd.next();
+  CHECK(ready.starts_with("READY=1\nSTATUS=serving on "));
+  CHECK(ready.ends_with(":" + std::to_string(gw.port())));
+  // Ready means serving: a request right after the message is answered.
+  CHECK(ask(gw, "echo").status == 200);
+  gw.signal(SIGHUP);
+  auto reloading = systemd.next();
+  CHECK(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="));
+  CHECK(systemd.next() == "READY=1");
+  gw.signal(SIGTERM);
+  CHECK(systemd.next() == "STOPPING=1");
+  CHECK(gw.stop() == 0);
+}
 
 TEST_CASE("SIGHUP swaps models and keys; a broken config keeps the old "
           "one serving") {
