@@ -152,6 +152,13 @@ void replace_with_error(http_reply& reply, plugin_outcome& out, api_error err,
   replaced.upstream_status = reply.upstream_status;
   replaced.upstream_time = reply.upstream_time;
   replaced.headers = std::move(reply.headers);
+  // The call happened: the log line and the metrics still count it.
+  replaced.model = std::move(reply.model);
+  replaced.attempts = std::move(reply.attempts);
+  replaced.upstream_total = reply.upstream_total;
+  replaced.prompt_tokens = reply.prompt_tokens;
+  replaced.completion_tokens = reply.completion_tokens;
+  replaced.blocked_by = std::move(reply.blocked_by);
   reply = std::move(replaced);
   out.status = http::render_error(*reply.error).status;
   out.error_code = std::string{http::row_of(reply.error->code).code_text};
@@ -195,6 +202,7 @@ void apply_post(http_reply& reply, plugin_outcome& out, const plugin_slot& slot,
     replace_with_error(reply, out, std::move(err),
                        "blocked by plugin " + slot.name);
     out.blocked_by = slot.name;
+    reply.blocked_by = slot.name;
     return;
   }
   if (v.body && changeable) {

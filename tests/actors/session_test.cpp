@@ -541,6 +541,9 @@ TEST_CASE_METHOD(plugin_fixture, "a blocking pre plugin ends the request "
   CHECK(recorded[0].status == 451);
   CHECK(recorded[0].blocked_by == "guard");
   CHECK(recorded[0].error_code == "policy_blocked");
+  // The metrics count the block, and no attempt.
+  CHECK(replies[0].blocked_by == "guard");
+  CHECK(replies[0].attempts.empty());
 }
 
 TEST_CASE_METHOD(plugin_fixture, "a pre plugin that does not answer in time "
@@ -639,6 +642,11 @@ TEST_CASE_METHOD(plugin_fixture, "a post plugin's block replaces the answer "
   REQUIRE(replies[0].error);
   CHECK(replies[0].error->code == errc::policy_blocked);
   CHECK(replies[0].error->message == "output policy");
+  // The metrics still see the model's answer, and the block.
+  CHECK(replies[0].blocked_by == "guard");
+  REQUIRE(replies[0].attempts.size() == 1);
+  CHECK(replies[0].attempts[0].outcome == "success");
+  CHECK_FALSE(replies[0].model.empty());
   REQUIRE(recorded.size() == 1);
   CHECK(recorded[0].status == 403);
   CHECK(recorded[0].response_body == nullptr);
