@@ -123,6 +123,19 @@ struct metrics_job {
 /// A one-shot actor that completes a scrape with the MODELs' state.
 void metrics_request(caf::event_based_actor* self, supervisor_actor sup,
                      std::shared_ptr<metrics_job> job) {
+  if (job->json || !job->scope.all) {
+    // The usage shape and a client's scrape show no model state: no need
+    // to ask for it.
+    http_reply r;
+    if (job->json) {
+      r.body = render_usage_json(job->snap, job->scope);
+    } else {
+      r.body = render_prometheus(job->snap, job->scope);
+      r.content_type = std::string{prometheus_content_type};
+    }
+    job->reply(std::move(r));
+    return;
+  }
   self->request(sup, health_timeout, atom::health_v)
     .then(
       [job](health_report& report) {
@@ -133,12 +146,8 @@ void metrics_request(caf::event_based_actor* self, supervisor_actor sup,
         snap.config_sha256 = report.config_sha256;
         snap.process = read_process_stats();
         http_reply r;
-        if (job->json) {
-          r.body = render_usage_json(snap, job->scope);
-        } else {
-          r.body = render_prometheus(snap, job->scope);
-          r.content_type = std::string{prometheus_content_type};
-        }
+        r.body = render_prometheus(snap, job->scope);
+        r.content_type = std::string{prometheus_content_type};
         job->reply(std::move(r));
       },
       [job](caf::error&) {

@@ -444,8 +444,8 @@ void load_tls(diagnostics& diag, const YAML::Node& node, tls_config& out) {
     else
       diag.fail(join(path, "min_version"),
                 "must be \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are never "
-                "accepted), got '"
-                  + *v + "'");
+                "accepted) (got "
+                  + quoted(*v) + ")");
   }
 }
 

@@ -374,7 +374,9 @@ std::string render_usage_json(const metrics_snapshot& snap,
   auto by_client = nlohmann::ordered_json::object();
   for (const auto& [k, u] : snap.merged.usage) {
     const auto& [client, model] = k;
-    if (!visible(scope, client))
+    // Usage belongs to clients: requests refused before a key was known
+    // are only in the Prometheus text (client="").
+    if (client.empty() || !visible(scope, client))
       continue;
     totals.merge(u);
     auto avg = u.requests == 0 ? 0.0

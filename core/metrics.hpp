@@ -142,7 +142,8 @@ std::string render_prometheus(const metrics_snapshot& snap,
                               const metrics_scope& scope);
 
 /// pw-router's `GET /metrics` JSON: `uptime_seconds`, `totals`,
-/// `by_client.<client>.<model>`; totals cover what the scope may see.
+/// `by_client.<client>.<model>`; totals cover what the scope may see, and
+/// only authenticated requests.
 std::string render_usage_json(const metrics_snapshot& snap,
                               const metrics_scope& scope);
 

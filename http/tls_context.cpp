@@ -9,6 +9,9 @@
 #include <openssl/x509err.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 
 namespace pw::http {
 
@@ -51,6 +54,18 @@ tls_context::load(const tls_config& cfg) {
   std::shared_ptr<tls_context> out{new tls_context};
   auto* ctx = out->ctx_.native_handle();
   ERR_clear_error();
+  // OpenSSL's own reasons for an unreadable file ("system lib") say
+  // little: check the files first.
+  for (const auto* file : {&cfg.cert_file, &cfg.key_file}) {
+    std::ifstream in{*file};
+    if (!in)
+      return fail(std::string{file == &cfg.cert_file ? "cert_file" : "key_file"}
+                  + " '" + *file + "' cannot be read: " + std::strerror(errno));
+  }
+  // An encrypted key would make OpenSSL ask for a passphrase on the
+  // terminal; refuse it instead.
+  SSL_CTX_set_default_passwd_cb(
+    ctx, [](char*, int, int, void*) -> int { return 0; });
   // TLS 1.0 and 1.1 are never offered, whatever the system's openssl.cnf
   // says; no renegotiation, no compression, server cipher order.
   auto floor = cfg.min_version >= 13 ? TLS1_3_VERSION : TLS1_2_VERSION;
@@ -59,8 +74,8 @@ tls_context::load(const tls_config& cfg) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION
                              | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_use_certificate_chain_file(ctx, cfg.cert_file.c_str()) != 1)
-    return fail("cannot use cert_file '" + cfg.cert_file
-                + "': " + openssl_error());
+    return fail("cert_file '" + cfg.cert_file
+                + "' is not a PEM certificate chain (" + openssl_error() + ")");
   if (SSL_CTX_use_PrivateKey_file(ctx, cfg.key_file.c_str(), SSL_FILETYPE_PEM)
       != 1) {
     // OpenSSL compares the key with the certificate while loading it.
@@ -69,8 +84,9 @@ tls_context::load(const tls_config& cfg) {
       return fail("key_file does not match cert_file ('" + cfg.key_file
                   + "' is not the key of '" + cfg.cert_file + "')");
     }
-    return fail("cannot use key_file '" + cfg.key_file
-                + "': " + openssl_error());
+    return fail("key_file '" + cfg.key_file
+                + "' is not an unencrypted PEM private key (" + openssl_error()
+                + ")");
   }
   if (SSL_CTX_check_private_key(ctx) != 1)
     return fail("key_file does not match cert_file: " + openssl_error());

@@ -158,9 +158,17 @@ TEST_CASE("check-config reads the TLS files and names what is wrong") {
     echo_model, "echo", tls_server(pki.dir + "/nope.pem", pki.server_key)));
   auto m = run_pw_router({"--check-config", missing});
   CHECK(m.exit_code == 2);
-  CHECK(
-    m.err.find("server.tls: cannot use cert_file '" + pki.dir + "/nope.pem'")
-    != std::string::npos);
+  CHECK(m.err.find("server.tls: cert_file '" + pki.dir
+                   + "/nope.pem' cannot be read: No such file or directory")
+        != std::string::npos);
+  // A key that is not a key (here: a certificate).
+  auto not_a_key = write_temp_file(make_config(
+    echo_model, "echo", tls_server(pki.server_cert, pki.server_cert)));
+  auto k = run_pw_router({"--check-config", not_a_key});
+  CHECK(k.exit_code == 2);
+  CHECK(k.err.find("server.tls: key_file '" + pki.server_cert
+                   + "' is not an unencrypted PEM private key")
+        != std::string::npos);
   std::filesystem::remove_all(pki.dir);
   std::filesystem::remove_all(other.dir);
 }

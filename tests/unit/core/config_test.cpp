@@ -528,7 +528,7 @@ TEST_CASE("admin keys, public metrics and inbound TLS are read from server") {
   CHECK(v13->server.tls.min_version == 13);
   CHECK_ERROR(with_tls("{cert_file: c, key_file: k, min_version: \"1.1\"}"),
               "server.tls.min_version: must be \"1.2\" or \"1.3\" (TLS 1.0 "
-              "and 1.1 are never accepted), got '1.1'");
+              "and 1.1 are never accepted) (got \"1.1\")");
   CHECK_ERROR(with_tls("{cert_file: c}"), "server.tls.key_file: required");
   CHECK_ERROR(with_tls("{cert_file: c, key_file: k, ciphers: x}"),
               "server.tls.ciphers: unknown key (allowed: cert_file, key_file, "

@@ -144,8 +144,10 @@ TEST_CASE("the JSON usage shape is scoped like the text") {
   auto snap = snapshot_of(sample_shard());
   auto all = nlohmann::json::parse(render_usage_json(snap, {true, ""}));
   CHECK(all["uptime_seconds"] == 42);
-  CHECK(all["totals"]["requests"] == 4);
-  CHECK(all["totals"]["errors"] == 2);
+  // The 401 has no client: it is in the text, not in the usage shape.
+  CHECK(all["totals"]["requests"] == 3);
+  CHECK(all["totals"]["errors"] == 1);
+  CHECK_FALSE(all["by_client"].contains(""));
   CHECK(all["totals"]["prompt_tokens"] == 17);
   CHECK(all["totals"]["total_tokens"] == 25);
   auto alice = all["by_client"]["alice"]["local"];
