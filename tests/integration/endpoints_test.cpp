@@ -3,6 +3,11 @@
 
 #include "tests/integration/common.hpp"
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+
 using namespace pw::test;
 
 TEST_CASE("/health shows every model's actor state without calling an "
@@ -178,4 +183,47 @@ TEST_CASE("/health/ready is 503 when no model admits traffic") {
   CHECK(ready.status == 503);
   CHECK(ready.json()["error"]["code"] == "no_model_available");
   CHECK(http_request(gw.port(), "GET", "/health/live").status == 200);
+}
+
+namespace {
+
+/// The Dockerfile's HEALTHCHECK command (its exec-form JSON array).
+std::vector<std::string> docker_healthcheck() {
+  std::ifstream in{std::string{PW_SOURCE_DIR} + "/Dockerfile"};
+  std::string line;
+  bool in_healthcheck = false;
+  while (std::getline(in, line)) {
+    if (line.starts_with("HEALTHCHECK"))
+      in_healthcheck = true;
+    auto cmd = line.find("CMD [");
+    if (in_healthcheck && cmd != std::string::npos)
+      return nlohmann::json::parse(line.substr(cmd + 4))
+        .get<std::vector<std::string>>();
+  }
+  return {};
+}
+
+/// Runs the health check as Docker would, against `port`; its exit code.
+int run_healthcheck(const std::vector<std::string>& argv, uint16_t port) {
+  REQUIRE(argv.size() == 3);
+  REQUIRE(argv[0] == "bash");
+  REQUIRE(argv[1] == "-c");
+  auto script = write_temp_file(argv[2], ".sh");
+  auto command = "PW_ROUTER_PORT=" + std::to_string(port) + " timeout 5 bash "
+                 + script + " </dev/null >/dev/null 2>&1";
+  auto status = std::system(command.c_str());
+  std::filesystem::remove(script);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+} // namespace
+
+TEST_CASE("the Dockerfile's HEALTHCHECK passes on a live gateway and fails "
+          "without one") {
+  auto argv = docker_healthcheck();
+  REQUIRE_FALSE(argv.empty());
+  CHECK(argv[2].find("/health/live") != std::string::npos);
+  gateway_process gw{make_config(echo_model, "echo")};
+  CHECK(run_healthcheck(argv, gw.port()) == 0);
+  CHECK(run_healthcheck(argv, closed_port()) != 0);
 }
