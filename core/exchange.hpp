@@ -84,6 +84,9 @@ struct http_reply {
   std::vector<attempt_fact> attempts;
   std::chrono::microseconds upstream_total{0};
   std::string blocked_by;
+  /// Made by the bridge (the deadline's 504, the 500 of a SESSION that
+  /// died): nobody knows how the time was spent, so no overhead is told.
+  bool facts_unknown = false;
 };
 
 /// Delivers the answer to the connection; called exactly once.

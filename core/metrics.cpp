@@ -48,9 +48,12 @@ void append_label_value(std::string& out, std::string_view v) {
 /// A number as the exposition format writes it: integers without a
 /// fraction, others with enough digits to round-trip.
 std::string number(double v) {
-  if (v == static_cast<double>(static_cast<int64_t>(v)) && std::abs(v) < 1e15) {
+  if (std::isnan(v))
+    return "NaN";
+  if (std::isinf(v))
+    return v > 0 ? "+Inf" : "-Inf";
+  if (std::abs(v) < 1e15 && v == std::trunc(v))
     return std::to_string(static_cast<int64_t>(v));
-  }
   // The shortest form that reads back as the same double (0.005, not
   // 0.0050000000000000001).
   std::array<char, 32> buf;
@@ -183,7 +186,8 @@ void metrics_shard::record(std::string_view client, const http_reply& reply,
   u.latency_us += static_cast<uint64_t>(std::max<int64_t>(0, total.count()));
   auto [it, added] = duration.try_emplace(reply.model, duration_buckets());
   it->second.observe(seconds_of(total));
-  overhead.observe(seconds_of(gateway));
+  if (!reply.facts_unknown)
+    overhead.observe(seconds_of(gateway));
   for (size_t i = 0; i < reply.attempts.size(); ++i) {
     const auto& a = reply.attempts[i];
     ++attempts[{a.model, std::string{a.outcome}}];

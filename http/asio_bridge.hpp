@@ -64,6 +64,7 @@ public:
     r.error = error_of(errc::internal,
                        "The request ended inside the gateway without an "
                        "answer");
+    r.facts_unknown = true;
     complete(std::move(r));
   }
 
@@ -151,6 +152,7 @@ auto async_actor_call(Initiate initiate,
             r.error = error_of(errc::deadline_exceeded,
                                "The request did not finish within its deadline "
                                "(server.request_deadline_seconds)");
+            r.facts_unknown = true;
             s->complete(std::move(r));
           }
         });

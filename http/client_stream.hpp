@@ -72,10 +72,12 @@ public:
     co_return ec;
   }
 
-  /// Ends the sending side: TLS sends close_notify first (bounded, since a
-  /// client may never answer it), then the TCP side is shut down.
+  /// Ends the sending side: TLS sends close_notify first, without waiting
+  /// for the client's (which pooled clients never send), then the TCP side
+  /// is shut down.
   boost::asio::awaitable<void> close_write() {
     if (tls_) {
+      SSL_set_shutdown(tls_->native_handle(), SSL_RECEIVED_SHUTDOWN);
       lowest().expires_after(std::chrono::seconds{1});
       co_await tls_->async_shutdown(
         boost::asio::as_tuple(boost::asio::use_awaitable));

@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 
 #include <cerrno>
+#include <poll.h>
 #include <sys/socket.h>
 
 namespace pw::http {
@@ -28,7 +29,8 @@ downstream_sink::downstream_sink(client_stream& stream, unsigned http_version,
                                  std::shared_ptr<net::steady_timer> deadline)
     : stream_(stream), version_(http_version),
       request_id_(std::move(request_id)), write_timeout_(write_timeout),
-      deadline_(std::move(deadline)) {
+      deadline_(std::move(deadline)), recheck_(stream.get_executor()),
+      idle_(stream.get_executor()) {
   // nop
 }
 
@@ -37,27 +39,76 @@ void downstream_sink::detach() {
   attached_ = false;
 }
 
+net::awaitable<void> downstream_sink::settle() {
+  if (busy_ == 0)
+    co_return;
+  // Closing the socket ends the pending write at once; the stream object
+  // must outlive it (a TLS write holds references into it).
+  boost::system::error_code ec;
+  stream_.lowest().socket().close(ec);
+  settling_ = true;
+  idle_.expires_at(net::steady_timer::time_point::max());
+  co_await idle_.async_wait(nothrow);
+  settling_ = false;
+}
+
+void downstream_sink::op_done() {
+  if (--busy_ == 0 && settling_)
+    idle_.cancel();
+}
+
+void downstream_sink::client_left() {
+  watching_ = false;
+  gone_ = true;
+  if (auto f = std::move(on_gone_))
+    f();
+}
+
 void downstream_sink::watch(std::function<void()> on_gone) {
   if (!attached_ || watching_)
     return;
   on_gone_ = std::move(on_gone);
   watching_ = true;
+  wait_pending_ = true;
   // Waits for readability without reading: a closed connection shows as
   // an empty peek, a pipelined request stays in the socket.
   stream_.lowest().socket().async_wait(
     net::socket_base::wait_read,
     [self = shared_from_this()](boost::system::error_code ec) {
+      self->wait_pending_ = false;
       if (ec || !self->attached_ || !self->watching_)
         return;
-      self->watching_ = false;
       char byte = 0;
       auto fd = self->stream_.lowest().socket().native_handle();
       auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-        self->gone_ = true;
-        if (auto f = std::move(self->on_gone_))
-          f();
+        self->client_left();
+        return;
       }
+      if (self->stream_.tls()) {
+        // Under TLS these bytes are most likely the client's close_notify,
+        // with its FIN right behind. Readability would fire again at once,
+        // so look for the FIN itself, now and then, while the answer runs.
+        self->check_hangup();
+        return;
+      }
+      self->watching_ = false; // a pipelined request, left for later
+    });
+}
+
+void downstream_sink::check_hangup() {
+  if (!attached_ || !watching_)
+    return;
+  pollfd p{stream_.lowest().socket().native_handle(), POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+    client_left();
+    return;
+  }
+  recheck_.expires_after(std::chrono::milliseconds{50});
+  recheck_.async_wait(
+    [self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec)
+        self->check_hangup();
     });
 }
 
@@ -66,10 +117,11 @@ void downstream_sink::stop_watching() {
     return;
   watching_ = false;
   on_gone_ = nullptr;
-  if (attached_) {
+  recheck_.cancel();
+  if (attached_ && wait_pending_) {
+    // Only the readiness wait is cancelled, never a write in flight.
     boost::system::error_code ec;
-    stream_.lowest().socket().cancel(
-      ec); // only the wait is pending on the socket
+    stream_.lowest().socket().cancel(ec);
   }
 }
 
@@ -99,7 +151,9 @@ downstream_sink::begin(const std::vector<header_field>& extra) {
   started_ = true;
   bhttp::response_serializer<bhttp::empty_body> sr{res};
   stream_.lowest().expires_after(write_timeout_);
+  ++busy_;
   auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, nothrow);
+  op_done();
   if (ec) {
     gone_ = true;
     co_return false;
@@ -114,6 +168,7 @@ net::awaitable<bool> downstream_sink::write(std::string_view events) {
   // the gateway never buffers more of a stream than one piece.
   stream_.lowest().expires_after(write_timeout_);
   boost::system::error_code ec;
+  ++busy_;
   if (version_ >= 11) {
     auto [wec, n] = co_await net::async_write(
       stream_, bhttp::make_chunk(net::buffer(events.data(), events.size())),
@@ -124,6 +179,7 @@ net::awaitable<bool> downstream_sink::write(std::string_view events) {
       stream_, net::buffer(events.data(), events.size()), nothrow);
     ec = wec;
   }
+  op_done();
   if (ec || !attached_) {
     gone_ = true;
     co_return false;
@@ -136,8 +192,10 @@ net::awaitable<void> downstream_sink::end() {
   if (!attached_ || gone_ || version_ < 11)
     co_return;
   stream_.lowest().expires_after(write_timeout_);
+  ++busy_;
   auto [ec, n]
     = co_await net::async_write(stream_, bhttp::make_chunk_last(), nothrow);
+  op_done();
   if (ec)
     gone_ = true;
 }

@@ -47,6 +47,10 @@ public:
   /// Stops watching; `on_gone` will not run any more.
   void stop_watching();
 
+  /// Waits until no write of this sink is in flight, closing the socket
+  /// first if one is: the connection may then destroy its stream.
+  boost::asio::awaitable<void> settle();
+
   /// Sends `200` with `text/event-stream` headers (chunked) and takes the
   /// request deadline away: from now on the stream's own timeouts apply.
   /// `extra` headers go out with them. False if the client is gone.
@@ -67,10 +71,21 @@ private:
   std::chrono::milliseconds write_timeout_;
   std::shared_ptr<boost::asio::steady_timer> deadline_;
   std::function<void()> on_gone_;
+  /// Under TLS: looks for the client's FIN now and then (check_hangup).
+  boost::asio::steady_timer recheck_;
+  /// Cancelled when the last write in flight ends while settle() waits.
+  boost::asio::steady_timer idle_;
+  unsigned busy_ = 0;
+  bool settling_ = false;
   bool attached_ = true;
   bool started_ = false;
   bool gone_ = false;
   bool watching_ = false;
+  bool wait_pending_ = false;
+
+  void op_done();
+  void client_left();
+  void check_hangup();
 };
 
 } // namespace pw::http

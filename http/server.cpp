@@ -235,18 +235,22 @@ std::chrono::microseconds since(clock_type::time_point start) {
 
 /// Copies of every io thread's counters, merged on this thread. Each copy
 /// is taken on its own thread and posted back here, so no counter is ever
-/// touched by two threads; a thread that does not answer within a second
-/// (it is stopping) is left out.
-net::awaitable<metrics_shard> gather_metrics(worker& w) {
+/// touched by two threads. Nothing when a thread does not answer within a
+/// second (it is stopping): a partial sum would look like a counter reset.
+net::awaitable<std::optional<metrics_shard>> gather_metrics(worker& w) {
+  // The timer lives in this frame, on this thread; the shared state that
+  // travels through other threads' queues only points at it weakly, so it
+  // is never destroyed or touched elsewhere.
+  auto done
+    = std::make_shared<net::steady_timer>(w.ioc, std::chrono::seconds{1});
   struct gathering {
-    explicit gathering(net::io_context& ioc) : done(ioc) {}
     metrics_shard merged;
     size_t waiting = 0;
-    net::steady_timer done;
+    std::weak_ptr<net::steady_timer> done;
   };
-  auto g = std::make_shared<gathering>(w.ioc);
+  auto g = std::make_shared<gathering>();
   g->waiting = w.peers->size();
-  g->done.expires_after(std::chrono::seconds{1});
+  g->done = done;
   auto* home = &w.ioc;
   for (const auto& peer : *w.peers) {
     auto* p = peer.get();
@@ -254,14 +258,17 @@ net::awaitable<metrics_shard> gather_metrics(worker& w) {
       net::post(*home, [g, copy = p->metrics] {
         g->merged.merge(copy);
         if (--g->waiting == 0)
-          g->done.cancel();
+          if (auto timer = g->done.lock())
+            timer->cancel();
       });
     });
   }
-  co_await g->done.async_wait(nothrow);
-  if (g->waiting > 0)
+  co_await done->async_wait(nothrow);
+  if (g->waiting > 0) {
     log::write(log_level::warning, "metrics_partial",
                {{"io_threads_missing", g->waiting}});
+    co_return std::nullopt;
+  }
   co_return std::move(g->merged);
 }
 
@@ -400,8 +407,14 @@ net::awaitable<http_reply> handle(worker& w, client_stream& stream,
     bool json
       = std::string_view{req[bhttp::field::accept]}.find("application/json")
         != std::string_view::npos;
+    auto merged = co_await gather_metrics(w);
+    if (!merged)
+      co_return error_reply(errc::overloaded,
+                            "An io thread did not hand over its counters in "
+                            "time (the gateway is stopping); retry the "
+                            "scrape");
     metrics_snapshot snap;
-    snap.merged = co_await gather_metrics(w);
+    snap.merged = std::move(*merged);
     snap.uptime_seconds = static_cast<double>(
       std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::system_clock::now().time_since_epoch())
@@ -496,9 +509,14 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
   const auto& server_cfg = actors::config_of(gen).server;
   auto header_timeout = to_ms(server_cfg.header_timeout);
   if (auto ec = co_await stream.handshake(header_timeout)) {
-    // Old protocol versions, plain HTTP on the TLS port, scanners: one
-    // line each, no answer.
-    log::write(log_level::info, "tls_handshake_failed",
+    // Old protocol versions, plain HTTP on the TLS port, untrusting
+    // clients: one line each, no answer. A connection closed before it
+    // said anything (a TCP probe) is only worth a debug line.
+    auto silent = ec == net::error::eof
+                  || ec == net::ssl::error::stream_truncated
+                  || ec == net::error::connection_reset;
+    log::write(silent ? log_level::debug : log_level::info,
+               "tls_handshake_failed",
                {{"remote", remote}, {"error", ec.message()}});
     co_return;
   }
@@ -561,7 +579,8 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
                         info);
       else if (hec != beast::error::timeout
                && hec != bhttp::error::end_of_stream && hec != net::error::eof
-               && hec != net::error::connection_reset)
+               && hec != net::error::connection_reset
+               && hec != net::ssl::error::stream_truncated)
         co_await reject(stream, errc::invalid_request,
                         "Malformed HTTP request: " + hec.message(), info);
       // A timed-out stream is already closed by Beast: nothing to write.
@@ -624,7 +643,8 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
                  && bec != bhttp::error::end_of_stream
                  && bec != bhttp::error::partial_message
                  && bec != net::error::eof
-                 && bec != net::error::connection_reset)
+                 && bec != net::error::connection_reset
+                 && bec != net::ssl::error::stream_truncated)
           co_await reject(stream, errc::invalid_request,
                           "Malformed HTTP request body: " + bec.message(),
                           info);
@@ -637,8 +657,12 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     std::shared_ptr<downstream_sink> sink;
     auto reply = co_await handle(w, stream, req, info, started_unix, sink);
     bool started_stream = sink && sink->started();
-    if (sink)
+    if (sink) {
       sink->detach(); // the connection owns its socket again
+      // An answer that came before the stream's writes ended (the 504 at
+      // the deadline, a SESSION that died): those writes end first.
+      co_await sink->settle();
+    }
     if (reply.streamed || started_stream) {
       // The answer went out as a stream; only the log line is left. A
       // stream that did not end cleanly (or a SESSION that died while it
@@ -656,7 +680,7 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     }
     auto is_v1 = info.path.starts_with("/v1/");
     auto total = since(info.start);
-    if (is_chat(info))
+    if (is_chat(info) && !reply.facts_unknown)
       reply.headers.push_back(
         {std::string{overhead_header},
          std::to_string(overhead_of(reply, total).count())});
@@ -677,15 +701,12 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
 }
 
 /// Answers 503 and closes: the io thread is at its connection limit.
-net::awaitable<void> refuse(tcp::socket sock, tls_context_ptr tls,
-                            std::chrono::milliseconds handshake_timeout) {
-  client_stream stream{std::move(sock), tls.get()};
+net::awaitable<void> refuse(tcp::socket sock) {
+  client_stream stream{std::move(sock), nullptr};
   request_log info;
   info.request_id = new_request_id();
   info.remote = remote_of(stream.lowest().socket());
   info.start = clock_type::now();
-  if (auto ec = co_await stream.handshake(handshake_timeout))
-    co_return;
   co_await reject(stream, errc::overloaded,
                   "The gateway is at its connection limit; retry later", info);
 }
@@ -705,12 +726,12 @@ net::awaitable<void> accept_loop(worker& w, int64_t started_unix) {
     sock.set_option(tcp::no_delay(true), oec);
     if (w.draining)
       continue; // the acceptor is closing; drop what raced in
-    if (w.connections >= w.max_connections)
-      net::co_spawn(
-        w.ioc,
-        refuse(std::move(sock), w.tls,
-               to_ms(actors::config_of(w.gen).server.header_timeout)),
-        net::detached);
+    if (w.connections >= w.max_connections && w.tls)
+      // Over the limit under TLS: a handshake to say 503 would cost the
+      // CPU the limit is there to save. The connection is closed.
+      sock.close(oec);
+    else if (w.connections >= w.max_connections)
+      net::co_spawn(w.ioc, refuse(std::move(sock)), net::detached);
     else
       net::co_spawn(w.ioc, serve(w, std::move(sock), started_unix),
                     net::detached);

@@ -11,15 +11,17 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 namespace pw::http {
 
 namespace {
 
-/// The newest OpenSSL error as text, e.g. "key values mismatch".
+/// The first OpenSSL error queued (the cause, not a wrapper such as "PEM
+/// lib") as text, e.g. "no start line".
 std::string openssl_error() {
-  auto code = ERR_peek_last_error();
+  auto code = ERR_peek_error();
   ERR_clear_error();
   if (code == 0)
     return "unknown error";
@@ -57,10 +59,14 @@ tls_context::load(const tls_config& cfg) {
   // OpenSSL's own reasons for an unreadable file ("system lib") say
   // little: check the files first.
   for (const auto* file : {&cfg.cert_file, &cfg.key_file}) {
+    auto which = std::string{file == &cfg.cert_file ? "cert_file" : "key_file"};
     std::ifstream in{*file};
     if (!in)
-      return fail(std::string{file == &cfg.cert_file ? "cert_file" : "key_file"}
-                  + " '" + *file + "' cannot be read: " + std::strerror(errno));
+      return fail(which + " '" + *file
+                  + "' cannot be read: " + std::strerror(errno));
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(*file, ec))
+      return fail(which + " '" + *file + "' is not a file");
   }
   // An encrypted key would make OpenSSL ask for a passphrase on the
   // terminal; refuse it instead.
@@ -79,7 +85,9 @@ tls_context::load(const tls_config& cfg) {
   if (SSL_CTX_use_PrivateKey_file(ctx, cfg.key_file.c_str(), SSL_FILETYPE_PEM)
       != 1) {
     // OpenSSL compares the key with the certificate while loading it.
-    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+    auto code = ERR_peek_last_error();
+    if (ERR_GET_LIB(code) == ERR_LIB_X509
+        && ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH) {
       ERR_clear_error();
       return fail("key_file does not match cert_file ('" + cfg.key_file
                   + "' is not the key of '" + cfg.cert_file + "')");

@@ -17,7 +17,8 @@ TEST_CASE("the version flag prints the version") {
   for (const char* line : {"\nCAF 0.17.", "\nBoost 1.", "\nOpenSSL 3.",
                            "\nyaml-cpp 0.", "\nnlohmann_json 3.", "\nRE2 "})
     CHECK(r.out.find(line) != std::string::npos);
-  CHECK(r.out.find("RE2 0.0.0") == std::string::npos);
+  // On Debian the release comes from the package, e.g. 20220601+dfsg-1+b1.
+  CHECK(r.out.find("\nRE2 20") != std::string::npos);
 }
 
 TEST_CASE("check-config exits 0 for a valid file and 2 with every "

@@ -228,3 +228,27 @@ TEST_CASE("/metrics with server.metrics_public needs no key") {
   CHECK(requests(prom, "echo", "limited", "200") == 1);
   CHECK(prom.has("pw_router_circuit_state"));
 }
+
+TEST_CASE("a 504 at the request deadline claims no gateway overhead") {
+  // The upstream answers after the deadline: the 504 comes from the
+  // bridge's timer, which cannot know where the time went.
+  fake_upstream slow{[](const fake_request&) {
+    fake_response r;
+    r.delay = 2s;
+    r.body = openai_completion("m", "late");
+    return r;
+  }};
+  gateway_process gw{
+    make_config(openai_model("m", slow.base_url()), "m",
+                admin_entry + "  request_deadline_seconds: 0.3\n")};
+  auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
+                          chat_body("m"), auth_json(full_key));
+  CHECK(res.status == 504);
+  CHECK(res.header("x-gateway-overhead-us").empty());
+  auto prom = scrape(gw, admin_key);
+  // Counted as a request, with its duration, but not as overhead.
+  CHECK(requests(prom, "", "full", "504") == 1);
+  CHECK(prom.value("pw_router_request_duration_seconds_count", {{"model", ""}})
+        == 1);
+  CHECK(prom.value("pw_router_gateway_overhead_seconds_count") == 0);
+}

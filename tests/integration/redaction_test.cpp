@@ -17,23 +17,24 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string client_canary = "sk-CANARY-client-1111aa";
-const std::string admin_canary = "sk-CANARY-admin-2222bb";
-const std::string provider_canary = "sk-CANARY-provider-3333cc";
-const std::string env_canary = "sk-CANARY-from-env-4444dd";
-const std::string wrong_canary = "sk-CANARY-wrong-5555ee";
+const std::string client_canary = "sk-CANARY-client-1111qz";
+const std::string admin_canary = "sk-CANARY-admin-2222qx";
+const std::string provider_canary = "sk-CANARY-provider-3333qw";
+const std::string env_canary = "sk-CANARY-from-env-4444qv";
+const std::string wrong_canary = "sk-CANARY-wrong-5555qu";
 
-/// The distinctive middle of every canary: a leak of part of a key counts.
+/// The distinctive parts of every canary: a leak of part of a key counts.
+/// The tails are not hexadecimal, so request ids and hashes cannot match.
 const std::vector<std::string> canary_cores = {"CANARY-client-1111",
                                                "CANARY-admin-2222",
                                                "CANARY-provider-3333",
                                                "CANARY-from-env-4444",
                                                "CANARY-wrong-5555",
-                                               "1111aa",
-                                               "2222bb",
-                                               "3333cc",
-                                               "4444dd",
-                                               "5555ee"};
+                                               "1111qz",
+                                               "2222qx",
+                                               "3333qw",
+                                               "4444qv",
+                                               "5555qu"};
 
 /// An upstream that answers, or echoes the request's headers back in an
 /// error (a malicious or careless provider), depending on the prompt.

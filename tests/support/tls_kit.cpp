@@ -11,13 +11,19 @@
 #include <boost/beast/ssl.hpp>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdexcept>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace pw::test {
 
@@ -192,6 +198,84 @@ http_response https_request(uint16_t port, const tls_client_options& opts,
   if (!ioc.stopped() && out.status == 0 && out.body.empty())
     out.body = "timed out";
   return out;
+}
+
+struct tls_connection::impl {
+  int fd = -1;
+  bool left = false;
+  SSL_CTX* ctx = nullptr;
+  SSL* ssl = nullptr;
+};
+
+tls_connection::tls_connection(uint16_t port, const tls_client_options& opts)
+    : impl_(std::make_unique<impl>()) {
+  impl_->fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  check(impl_->fd >= 0, "socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  check(::connect(impl_->fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
+          == 0,
+        "connect");
+  impl_->ctx = SSL_CTX_new(TLS_client_method());
+  check(impl_->ctx != nullptr, "SSL_CTX_new");
+  SSL_CTX_set_verify(impl_->ctx, SSL_VERIFY_PEER, nullptr);
+  check(SSL_CTX_load_verify_locations(impl_->ctx, opts.ca_file.c_str(), nullptr)
+          == 1,
+        "load CA");
+  impl_->ssl = SSL_new(impl_->ctx);
+  SSL_set_fd(impl_->ssl, impl_->fd);
+  SSL_set_tlsext_host_name(impl_->ssl, opts.host.c_str());
+  SSL_set1_host(impl_->ssl, opts.host.c_str());
+  check(SSL_connect(impl_->ssl) == 1, "handshake");
+}
+
+tls_connection::~tls_connection() {
+  leave();
+  if (impl_->fd >= 0)
+    ::close(impl_->fd);
+  if (impl_->ssl != nullptr)
+    SSL_free(impl_->ssl);
+  if (impl_->ctx != nullptr)
+    SSL_CTX_free(impl_->ctx);
+}
+
+bool tls_connection::send(const std::string& bytes) {
+  return impl_->fd >= 0
+         && SSL_write(impl_->ssl, bytes.data(), static_cast<int>(bytes.size()))
+              == static_cast<int>(bytes.size());
+}
+
+std::string tls_connection::read_until(const std::string& text,
+                                       std::chrono::milliseconds timeout) {
+  std::string out;
+  auto until = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (impl_->fd >= 0 && out.find(text) == std::string::npos) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      until - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      break;
+    if (SSL_pending(impl_->ssl) == 0) {
+      pollfd p{impl_->fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) != 1)
+        break;
+    }
+    auto n = SSL_read(impl_->ssl, buf, sizeof(buf));
+    if (n <= 0)
+      break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+void tls_connection::leave() {
+  if (impl_->fd < 0 || impl_->left)
+    return;
+  impl_->left = true;
+  SSL_shutdown(impl_->ssl); // close_notify
+  ::shutdown(impl_->fd, SHUT_WR);
 }
 
 } // namespace pw::test

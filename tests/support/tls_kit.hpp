@@ -6,7 +6,9 @@
 
 #include "tests/support/http_client.hpp"
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace pw::test {
@@ -41,5 +43,33 @@ http_response https_request(uint16_t port, const tls_client_options& opts,
                             const std::string& target,
                             const std::string& body = {},
                             const header_list& headers = {});
+
+/// A blocking TLS connection for tests that need to leave mid-answer
+/// (every read bounded by its timeout).
+class tls_connection {
+public:
+  /// Connects and completes the handshake; throws on failure.
+  tls_connection(uint16_t port, const tls_client_options& opts);
+  ~tls_connection();
+
+  tls_connection(const tls_connection&) = delete;
+  tls_connection& operator=(const tls_connection&) = delete;
+
+  bool send(const std::string& bytes);
+
+  /// Reads until `text` arrived, the peer closed or `timeout` passed.
+  std::string read_until(const std::string& text,
+                         std::chrono::milliseconds timeout);
+
+  /// Leaves as a well-behaved client does: close_notify, then FIN. The
+  /// socket stays open (without reading) until destruction, so the peer
+  /// sees no reset.
+  void leave();
+
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
 
 } // namespace pw::test
