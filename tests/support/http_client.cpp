@@ -1,5 +1,7 @@
 #include "tests/support/http_client.hpp"
 
+#include "tests/support/beast_response.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -74,17 +76,7 @@ http_response http_client::request(const std::string& method,
     parser.skip(true);
   bhttp::read(impl_->socket, impl_->buffer, parser);
   auto res = parser.release();
-  http_response out;
-  out.status = res.result_int();
-  for (const auto& field : res) {
-    std::string name{field.name_string()};
-    for (auto& c : name)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out.headers[name] = std::string{field.value()};
-  }
-  out.body = res.body();
-  out.keep_alive = res.keep_alive();
-  return out;
+  return to_http_response(res);
 }
 
 http_response http_request(uint16_t port, const std::string& method,

@@ -1,5 +1,7 @@
 #include "tests/support/tls_kit.hpp"
 
+#include "tests/support/beast_response.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -162,7 +164,7 @@ http_response https_request(uint16_t port, const tls_client_options& opts,
       out.body = "handshake: " + hec.message();
       co_return;
     }
-    out.headers["x-test-tls-version"] = SSL_get_version(stream.native_handle());
+    std::string version = SSL_get_version(stream.native_handle());
     bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method),
                                            target, 11};
     req.set(bhttp::field::host, opts.host);
@@ -183,15 +185,8 @@ http_response https_request(uint16_t port, const tls_client_options& opts,
       out.body = "read: " + rec.message();
       co_return;
     }
-    out.status = res.result_int();
-    for (const auto& f : res) {
-      std::string name{f.name_string()};
-      for (auto& c : name)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      out.headers[name] = std::string{f.value()};
-    }
-    out.body = std::move(res.body());
-    out.keep_alive = res.keep_alive();
+    out = to_http_response(res);
+    out.headers["x-test-tls-version"] = version;
   };
   net::co_spawn(ioc, run(), net::detached);
   ioc.run_for(std::chrono::seconds{10});
