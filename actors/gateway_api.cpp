@@ -120,20 +120,25 @@ struct metrics_job {
   reply_fn reply;
 };
 
+/// Renders the scrape in the shape asked for and answers it.
+void answer_scrape(metrics_job& job) {
+  http_reply r;
+  if (job.json) {
+    r.body = render_usage_json(job.snap, job.scope);
+  } else {
+    r.body = render_prometheus(job.snap, job.scope);
+    r.content_type = std::string{prometheus_content_type};
+  }
+  job.reply(std::move(r));
+}
+
 /// A one-shot actor that completes a scrape with the MODELs' state.
 void metrics_request(caf::event_based_actor* self, supervisor_actor sup,
                      std::shared_ptr<metrics_job> job) {
   if (job->json || !job->scope.all) {
     // The usage shape and a client's scrape show no model state: no need
     // to ask for it.
-    http_reply r;
-    if (job->json) {
-      r.body = render_usage_json(job->snap, job->scope);
-    } else {
-      r.body = render_prometheus(job->snap, job->scope);
-      r.content_type = std::string{prometheus_content_type};
-    }
-    job->reply(std::move(r));
+    answer_scrape(*job);
     return;
   }
   self->request(sup, health_timeout, atom::health_v)
@@ -145,10 +150,7 @@ void metrics_request(caf::event_based_actor* self, supervisor_actor sup,
             {m.alias, circuit_gauge(m.circuit), m.in_flight});
         snap.config_sha256 = report.config_sha256;
         snap.process = read_process_stats();
-        http_reply r;
-        r.body = render_prometheus(snap, job->scope);
-        r.content_type = std::string{prometheus_content_type};
-        job->reply(std::move(r));
+        answer_scrape(*job);
       },
       [job](caf::error&) {
         http_reply r;
