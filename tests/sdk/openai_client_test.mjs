@@ -4,6 +4,10 @@
 // round trip through the Anthropic model, the models list, and the SDK's
 // error classes for our envelope.
 //
+// openai 6.x: the newest major that runs on Debian bookworm's own Node.js
+// (18); 7.x needs Node.js 22. It streams with Node's built-in fetch (4.x's
+// node-fetch broke streams on Node 18 with "Premature close").
+//
 // Usage: node openai_client_test.mjs /path/to/pw-router
 // Needs `npm ci` in this folder (make test does it).
 
@@ -280,7 +284,7 @@ await check("an unknown model is a NotFoundError with our message", async () => 
   await assert.rejects(
     client.chat.completions.create({ model: "gpt-99", messages: [{ role: "user", content: "x" }] }),
     (e) => e instanceof OpenAI.NotFoundError && e.message.includes("gpt-99")
-           && typeof e.headers["x-request-id"] === "string");
+           && typeof e.headers.get("x-request-id") === "string");
 });
 
 gw.kill("SIGTERM");
