@@ -307,10 +307,12 @@ struct plugin_outcome {
   /// The client asked for a stream.
   bool stream_requested = false;
   /// A relayed stream: the assistant text assembled from it (recorded, not
-  /// changeable: the client has it already).
+  /// changeable: the client has it already), at most max_kept_stream_text
+  /// bytes; `stream_text_truncated` says when more was sent.
   bool streamed = false;
   bool stream_complete = false;
   std::string stream_text;
+  bool stream_text_truncated = false;
   /// An error answer: its code and message ("" on success).
   std::string error_code;
   std::string error_message;

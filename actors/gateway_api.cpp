@@ -2,6 +2,7 @@
 
 #include "actors/generation.hpp"
 #include "actors/session.hpp"
+#include "core/json/reader.hpp"
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -56,8 +57,7 @@ std::string render_health(const health_report& report) {
     {"config_loaded_at", report.config_loaded_at},
     {"models", std::move(models)},
   };
-  return body.dump(-1, ' ', false,
-                   nlohmann::ordered_json::error_handler_t::replace);
+  return json::dump(body);
 }
 
 /// A one-shot actor that asks the SUPERVISOR and answers through the bridge.
@@ -99,7 +99,7 @@ void ready_request(caf::event_based_actor* self, supervisor_actor sup,
                {"models_admitting", admitting},
                {"models", report.models.size()},
                {"config_sha256", report.config_sha256}};
-          r.body = body.dump();
+          r.body = json::dump(body);
         }
         (*shared)(std::move(r));
       },

@@ -2,7 +2,7 @@
 
 #include "adapters/adapter.hpp"
 #include "core/errc.hpp"
-#include "core/json_get.hpp"
+#include "core/json/get.hpp"
 #include "core/log.hpp"
 #include "core/sha256.hpp"
 #include "http/json_error.hpp"
@@ -53,9 +53,15 @@ void report(session_ptr self, call_outcome x) {
   self->send(st.decision->model, atom::outcome_v, std::move(x));
 }
 
+bool post_stage_empty(session_ptr self) {
+  return !self->state.plugins || self->state.plugins->post.empty();
+}
+
 stream_options stream_options_of(session_ptr self) {
   const auto& st = self->state;
-  return {st.decision->alias, st.ctx.include_usage, st.ctx.request_id};
+  // The text of a stream is kept only for post PLUGINs, and bounded.
+  auto keep = post_stage_empty(self) ? 0 : max_kept_stream_text;
+  return {st.decision->alias, st.ctx.include_usage, st.ctx.request_id, keep};
 }
 
 /// Answers the client and ends the session.
@@ -127,6 +133,7 @@ plugin_outcome outcome_of(session_ptr self, const http_reply& reply) {
       out.streamed = true;
       out.stream_complete = reply.stream_complete;
       out.stream_text = st.stream_text;
+      out.stream_text_truncated = st.stream_text_truncated;
     } else {
       out.response_body = std::make_shared<const std::string>(reply.body);
     }
@@ -238,10 +245,6 @@ void run_post(session_ptr self, size_t i, http_reply reply,
         post_failed(self, slot, *held, *out, describe(err, slot));
         run_post(self, i + 1, std::move(*held), out);
       });
-}
-
-bool post_stage_empty(session_ptr self) {
-  return !self->state.plugins || self->state.plugins->post.empty();
 }
 
 /// Ends the request: the post stage sees how it ended (an answer, an
@@ -415,6 +418,7 @@ void on_upstream(session_ptr self, upstream_result& r) {
                            outcome.error.empty() ? "ok" : outcome.error,
                            kind_of(outcome.result)});
     st.stream_text = std::move(r.summary.text);
+    st.stream_text_truncated = r.summary.text_truncated;
     report(self, std::move(outcome));
     finish(self, streamed_reply(r, model.alias));
     return;

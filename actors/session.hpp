@@ -52,8 +52,10 @@ struct session_state {
   std::string blocked_by;
   /// Hex SHA-256 of the body as received (only when post plugins run).
   std::string request_sha256;
-  /// A streamed answer's assembled text, for the post stage.
+  /// A streamed answer's assembled text, for the post stage (kept only
+  /// when there is one, and bounded: stream_options::keep_text).
   std::string stream_text;
+  bool stream_text_truncated = false;
   /// The client asked for a stream and gets a whole answer as one: turned
   /// into events after the post stage.
   bool wrap_sse = false;

@@ -3,7 +3,8 @@
 #include "adapters/anthropic/anthropic_adapter.hpp"
 #include "adapters/echo/echo_adapter.hpp"
 #include "adapters/openai/openai_adapter.hpp"
-#include "core/json_text.hpp"
+#include "core/json/reader.hpp"
+#include "core/json/text.hpp"
 
 namespace pw::adapters {
 
@@ -45,16 +46,6 @@ void scrub(std::string& text, const std::string& secret) {
     text.replace(pos, secret.size(), "***");
 }
 
-/// Cuts `text` to at most `max` bytes, on a UTF-8 character boundary.
-void truncate_utf8(std::string& text, size_t max) {
-  if (text.size() <= max)
-    return;
-  size_t cut = max;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80)
-    --cut;
-  text.resize(cut);
-}
-
 std::string status_text(unsigned status) {
   return "HTTP " + std::to_string(status);
 }
@@ -63,7 +54,7 @@ std::string status_text(unsigned status) {
 
 std::string scrubbed(std::string text, const model_config& model, size_t max) {
   scrub(text, model.api_key.reveal());
-  truncate_utf8(text, max);
+  text.resize(utf8_prefix(text, max).size());
   return text;
 }
 
@@ -139,8 +130,9 @@ api_error upstream_error(const upstream_result& result,
   }
   err.message = "The upstream provider for model '" + alias
                 + "' rejected the request (" + status_text(s) + ")";
-  auto doc = nlohmann::ordered_json::parse(result.body, nullptr, false);
-  if (doc.is_object()) {
+  auto parsed = json::parse(result.body, json::upstream_limits);
+  if (parsed && parsed->is_object()) {
+    const auto& doc = *parsed;
     auto take = [](const nlohmann::ordered_json& obj, const char* key,
                    std::string& out) {
       if (auto it = obj.find(key); it != obj.end() && it->is_string())
@@ -163,12 +155,6 @@ api_error upstream_error(const upstream_result& result,
       = scrubbed(std::move(*field), model, field == &err.message ? 2000 : 128);
   return err;
 }
-
-namespace {
-
-constexpr auto json_replace = nlohmann::ordered_json::error_handler_t::replace;
-
-} // namespace
 
 std::optional<upstream_request>
 adapter::health_request(const model_config&) const {
@@ -224,7 +210,7 @@ std::string body_with_model(const chat_payload& request,
       append_json_string(out, model);
       wrote_model = true;
     } else {
-      out += it.value().dump(-1, ' ', false, json_replace);
+      out += json::dump(it.value());
     }
   }
   if (!wrote_model) {

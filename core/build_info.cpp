@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 
+#include <simdjson.h>
+
 #ifndef PW_GIT_REVISION
 #define PW_GIT_REVISION "unknown"
 #endif
@@ -43,6 +45,12 @@ std::string dependency_versions() {
                   NLOHMANN_JSON_VERSION_PATCH)
          + "\n";
   out += "RE2 " PW_RE2_VERSION "\n";
+  // The code path simdjson chose for this CPU (haswell, westmere, ...).
+  out += "simdjson "
+         + dotted(simdjson::SIMDJSON_VERSION_MAJOR,
+                  simdjson::SIMDJSON_VERSION_MINOR,
+                  simdjson::SIMDJSON_VERSION_REVISION)
+         + " (" + simdjson::get_active_implementation()->name() + ")\n";
   return out;
 }
 

@@ -4,6 +4,8 @@
 // on the raw body, the body itself (parsed only when someone needs the
 // document), and the context an io thread hands to a SESSION.
 
+#include "core/json/limits.hpp"
+
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
 
@@ -16,10 +18,6 @@
 
 namespace pw {
 
-/// Deepest JSON nesting a request may have; deeper input is rejected while
-/// parsing, so no input can exhaust the stack or memory of a later step.
-constexpr size_t max_json_depth = 64;
-
 /// What the shape check learns about a request body.
 struct chat_summary {
   /// The `model` field ("" when absent or null).
@@ -29,10 +27,12 @@ struct chat_summary {
   bool include_usage = false;
 };
 
-/// Checks a chat completion body in one streaming pass, without building a
-/// document: valid JSON (UTF-8, no lone surrogates), at most max_json_depth
-/// deep, an object; `model` a string or null; `messages` a non-empty list of
-/// objects with a string `role`; `stream` a boolean or null. Errors are
+/// Checks a chat completion body: read by the JSON layer under
+/// json::client_limits (valid JSON and UTF-8, bounded, no duplicate key
+/// anywhere), then its shape: an object; `model` a string or null;
+/// `messages` a non-empty list of objects with one of the five roles and a
+/// string, parts or (assistant only) null `content`; `stream` a boolean or
+/// null; the sampling fields numbers in range. Errors are
 /// `invalid_request` with OpenAI's wording and the field as `param_of`.
 caf::expected<chat_summary> check_chat_request(std::string_view body);
 
@@ -55,8 +55,9 @@ public:
   /// The body as received; empty once the document was changed.
   [[nodiscard]] const std::string& raw() const { return raw_; }
 
-  /// The parsed document. The body passed check_chat_request, so this
-  /// parse cannot fail.
+  /// The parsed document, read under the same limits as
+  /// check_chat_request: for a body that passed it this cannot fail (a
+  /// body that did not gives an empty object).
   [[nodiscard]] const nlohmann::ordered_json& json() const;
 
   /// The parsed document, shared (plugins read it without a copy).

@@ -42,6 +42,8 @@ std::string_view to_string(errc x) {
     return "upstream_rejected";
   case errc::upstream_failed:
     return "upstream_failed";
+  case errc::upstream_invalid:
+    return "upstream_invalid";
   case errc::upstream_overloaded:
     return "upstream_overloaded";
   case errc::no_model_available:

@@ -51,8 +51,12 @@ enum class errc : uint8_t {
   upstream_rate_limited,
   /// The upstream rejected the request (4xx); relayed with its status.
   upstream_rejected,
-  /// The upstream failed: connect/TLS error, timeout, 5xx, malformed answer.
+  /// The upstream failed: connect/TLS error, timeout, 5xx.
   upstream_failed,
+  /// The upstream answered with something the gateway does not accept: not
+  /// the provider's format, or JSON past a bound of the JSON layer
+  /// (json::upstream_limits, duplicate keys). A failure of the model.
+  upstream_invalid,
   /// The upstream said it is overloaded (Anthropic's 529).
   upstream_overloaded,
   /// No candidate model admitted the request.

@@ -1,6 +1,7 @@
 #include "core/log.hpp"
 
-#include "core/json_text.hpp"
+#include "core/json/reader.hpp"
+#include "core/json/text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -136,8 +137,7 @@ void write(log_level level, std::string_view event,
       doc[k] = std::move(v);
   // Replace invalid UTF-8 instead of throwing: a log line never kills a
   // request.
-  auto text = doc.dump(-1, ' ', false,
-                       nlohmann::ordered_json::error_handler_t::replace);
+  auto text = json::dump(doc);
   text.push_back('\n');
   write_all(text);
 }

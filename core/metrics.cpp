@@ -1,6 +1,7 @@
 #include "core/metrics.hpp"
 
 #include "core/build_info.hpp"
+#include "core/json/reader.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -405,8 +406,7 @@ std::string render_usage_json(const metrics_snapshot& snap,
       {"errors", totals.errors}}},
     {"by_client", std::move(by_client)},
   };
-  return body.dump(-1, ' ', false,
-                   nlohmann::ordered_json::error_handler_t::replace);
+  return json::dump(body);
 }
 
 } // namespace pw

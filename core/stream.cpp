@@ -1,13 +1,31 @@
 #include "core/stream.hpp"
 
-#include "core/json_get.hpp"
-#include "core/json_text.hpp"
+#include "core/json/get.hpp"
+#include "core/json/reader.hpp"
+#include "core/json/text.hpp"
 
 #include <nlohmann/json.hpp>
 
 namespace pw {
 
+stream_decoder::stream_decoder(stream_options options)
+    : options_(std::move(options)) {
+  // nop
+}
+
 stream_decoder::~stream_decoder() = default;
+
+void stream_decoder::keep_text(std::string_view text) {
+  if (summary_.text_truncated)
+    return; // a prefix, never a text with a gap
+  auto room
+    = options_.keep_text - std::min(options_.keep_text, summary_.text.size());
+  if (text.size() > room) {
+    summary_.text_truncated = true;
+    text = utf8_prefix(text, room);
+  }
+  summary_.text.append(text);
+}
 
 stream_state stream_decoder::feed(std::string_view bytes, std::string& out) {
   if (state_ != stream_state::open)
@@ -61,12 +79,15 @@ stream_state stream_decoder::end(std::string& out) {
 std::string completion_to_sse(std::string_view completion,
                               const stream_options& options) {
   using json = nlohmann::ordered_json;
-  auto doc = json::parse(completion, nullptr, false);
+  // The answer was checked when it came in; it is read again under the
+  // same limits, and nothing below assumes more than its types say.
+  auto parsed = pw::json::parse(completion, pw::json::upstream_limits);
   std::string out;
-  if (!doc.is_object()) {
+  if (!parsed || !parsed->is_object()) {
     out += stream_error_event("The answer could not be streamed");
     return out;
   }
+  const auto& doc = *parsed;
   auto base = [&](json delta, json finish) {
     return json{
       {"id", string_or(doc, "id", "chatcmpl-" + options.request_id)},
@@ -80,7 +101,7 @@ std::string completion_to_sse(std::string_view completion,
   };
   auto send = [&](const json& chunk) {
     out += "data: ";
-    out += chunk.dump(-1, ' ', false, json::error_handler_t::replace);
+    out += pw::json::dump(chunk);
     out += "\n\n";
   };
   json message = json::object();
@@ -100,10 +121,12 @@ std::string completion_to_sse(std::string_view completion,
   if (auto calls = message.find("tool_calls");
       calls != message.end() && calls->is_array()) {
     json indexed = json::array();
-    for (size_t i = 0; i < calls->size(); ++i) {
-      auto call = (*calls)[i];
-      call["index"] = i;
-      indexed.push_back(std::move(call));
+    for (const auto& call : *calls) {
+      if (!call.is_object())
+        continue; // not a tool call: nothing a client could use
+      auto with_index = call;
+      with_index["index"] = indexed.size();
+      indexed.push_back(std::move(with_index));
     }
     send(base(json{{"tool_calls", std::move(indexed)}}, nullptr));
   }

@@ -14,8 +14,11 @@ namespace pw {
 /// What a translated stream added up to, for the log line, the MODEL's
 /// outcome and the post stage.
 struct stream_summary {
-  /// The assistant text, assembled from the deltas.
+  /// The assistant text, assembled from the deltas: only when the options
+  /// asked for it (a post PLUGIN reads it), and at most keep_text bytes.
   std::string text;
+  /// True when text was left out because of that bound.
+  bool text_truncated = false;
   /// The last finish reason the stream gave ("" if none).
   std::string finish_reason;
   uint64_t prompt_tokens = 0;
@@ -47,10 +50,18 @@ struct stream_options {
   bool include_usage = false;
   /// Used to build chunk ids when the provider gives none.
   std::string request_id;
+  /// How much of the assistant text the summary keeps (bytes); 0 = none.
+  size_t keep_text = 0;
 };
+
+/// The most streamed text kept for the post stage: more than any model
+/// writes in one answer today (about 250k tokens), and a bound per stream.
+constexpr size_t max_kept_stream_text = 1024 * 1024;
 
 class stream_decoder {
 public:
+  explicit stream_decoder(stream_options options);
+
   virtual ~stream_decoder();
 
   /// Feeds the next bytes of the provider's body (any boundaries) and
@@ -88,6 +99,12 @@ protected:
   /// Appends "data: [DONE]\n\n" and marks the stream complete.
   stream_state end(std::string& out);
 
+  /// Adds assistant text to the summary, as far as `options.keep_text`
+  /// allows.
+  void keep_text(std::string_view text);
+
+  /// What the decoder was made with.
+  stream_options options_;
   stream_summary summary_;
   stream_state state_ = stream_state::open;
 };

@@ -1,5 +1,7 @@
 #include "http/json_error.hpp"
 
+#include "core/json/reader.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace pw::http {
@@ -28,6 +30,7 @@ constexpr error_row table[] = {
    "upstream_rate_limited"},
   {errc::upstream_rejected, 0, "invalid_request_error", "upstream_rejected"},
   {errc::upstream_failed, 502, "upstream_error", "upstream_failed"},
+  {errc::upstream_invalid, 502, "upstream_error", "upstream_invalid"},
   {errc::upstream_overloaded, 503, "service_unavailable",
    "upstream_overloaded"},
   {errc::no_model_available, 503, "service_unavailable", "no_model_available"},
@@ -73,8 +76,7 @@ rendered_error render_error(const api_error& err) {
      err.code_text.empty() ? std::string{row.code_text} : err.code_text},
   };
   nlohmann::ordered_json body = {{"error", std::move(e)}};
-  return {status, body.dump(-1, ' ', false,
-                            nlohmann::ordered_json::error_handler_t::replace)};
+  return {status, json::dump(body)};
 }
 
 } // namespace pw::http

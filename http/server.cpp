@@ -9,6 +9,7 @@
 #include "core/auth.hpp"
 #include "core/chat_request.hpp"
 #include "core/glob.hpp"
+#include "core/json/reader.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/request_head.hpp"
@@ -305,7 +306,7 @@ http_reply list_models(const gateway_config& cfg, const api_key_config& key,
   }
   nlohmann::ordered_json body = {{"object", "list"}, {"data", std::move(data)}};
   http_reply r;
-  r.body = body.dump();
+  r.body = json::dump(body);
   return r;
 }
 

@@ -1,6 +1,7 @@
 // The one list of built-in plugins: name, the stages it may run in, how its
 // config is checked and how its actor is spawned.
 
+#include "core/json/reader.hpp"
 #include "plugins/audit_log/audit_plugin.hpp"
 #include "plugins/http/http_plugin.hpp"
 #include "plugins/pii/pii_plugin.hpp"
@@ -213,10 +214,10 @@ std::shared_ptr<const nlohmann::ordered_json>
 response_document(const actors::plugin_outcome& out) {
   if (!out.response_body)
     return nullptr;
-  auto doc = nlohmann::ordered_json::parse(*out.response_body, nullptr, false);
-  if (doc.is_discarded())
+  auto doc = json::parse(*out.response_body, json::upstream_limits);
+  if (!doc)
     return nullptr;
-  return std::make_shared<const nlohmann::ordered_json>(std::move(doc));
+  return std::make_shared<const nlohmann::ordered_json>(std::move(*doc));
 }
 
 std::vector<text_ref> response_texts(const nlohmann::ordered_json& body) {

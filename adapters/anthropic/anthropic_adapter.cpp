@@ -3,8 +3,9 @@
 #include "adapters/anthropic/anthropic_wire.hpp"
 #include "adapters/sse.hpp"
 #include "core/errc.hpp"
-#include "core/json_get.hpp"
-#include "core/json_text.hpp"
+#include "core/json/get.hpp"
+#include "core/json/reader.hpp"
+#include "core/json/text.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -14,8 +15,9 @@ namespace pw::adapters::anthropic {
 
 namespace {
 
+// The documents of the JSON layer (core/json/reader.hpp); every text from
+// outside is read through pw::json.
 using json = nlohmann::ordered_json;
-constexpr auto replace = json::error_handler_t::replace;
 
 caf::error invalid(std::string message, std::string param) {
   return make_error(errc::invalid_request, std::move(message),
@@ -160,11 +162,17 @@ caf::expected<json> tool_use_blocks(const json& message,
                        call_where + ".function.arguments");
       const auto& text = args->get_ref<const std::string&>();
       if (!text.empty()) {
-        input = json::parse(text, nullptr, false);
-        if (input.is_discarded() || !input.is_object())
+        // JSON in a string is read like the body around it.
+        auto parsed = pw::json::parse(text, pw::json::client_limits);
+        if (!parsed)
+          return invalid("'" + call_where + ".function.arguments' "
+                           + parsed.error().what(pw::json::client_limits) + ".",
+                         call_where + ".function.arguments");
+        if (!parsed->is_object())
           return invalid("'" + call_where
                            + ".function.arguments' must be a JSON object.",
                          call_where + ".function.arguments");
+        input = std::move(*parsed);
       }
     }
     blocks.push_back(json{{"type", wire::tool_use},
@@ -402,7 +410,7 @@ caf::expected<json> to_chat_completion(const json& message,
                                        const model_config& model,
                                        int64_t created) {
   auto malformed = [&](const char* why) {
-    return make_error(errc::upstream_failed,
+    return make_error(errc::upstream_invalid,
                       "The upstream provider for model '" + model.alias
                         + "' returned a malformed response (" + why + ")");
   };
@@ -423,9 +431,8 @@ caf::expected<json> to_chat_completion(const json& message,
       has_text = true;
     } else if (type == wire::tool_use) {
       auto input = block.find("input");
-      auto arguments = input != block.end()
-                         ? input->dump(-1, ' ', false, replace)
-                         : std::string{"{}"};
+      auto arguments
+        = input != block.end() ? pw::json::dump(*input) : std::string{"{}"};
       json function = {{"name", string_or(block, "name")},
                        {"arguments", std::move(arguments)}};
       tool_calls.push_back(json{{"id", string_or(block, "id")},
@@ -470,7 +477,7 @@ class anthropic_stream_decoder final : public stream_decoder {
 public:
   anthropic_stream_decoder(model_config_ptr model, stream_options options,
                            int64_t created)
-      : model_(std::move(model)), options_(std::move(options)),
+      : stream_decoder(std::move(options)), model_(std::move(model)),
         created_(created) {
     // nop
   }
@@ -481,9 +488,15 @@ protected:
     if (!parser_.feed(bytes, events_))
       return fail(out, "An upstream stream event exceeds 1 MiB");
     for (auto& ev : events_) {
-      auto data = json::parse(ev.data, nullptr, false);
-      if (data.is_discarded() || !data.is_object())
-        return fail(out, "The upstream sent a malformed stream event");
+      auto parsed = pw::json::parse(ev.data, pw::json::upstream_limits);
+      if (!parsed)
+        return fail(out, "The upstream sent a malformed stream event ("
+                           + parsed.error().what(pw::json::upstream_limits)
+                           + ")");
+      const auto& data = *parsed;
+      if (!data.is_object())
+        return fail(out, "The upstream sent a malformed stream event (not "
+                         "a JSON object)");
       auto type = string_or(data, "type", ev.event);
       if (type == wire::message_start) {
         on_message_start(data, out);
@@ -519,7 +532,7 @@ private:
   }
 
   void send(std::string& out, const json& value) {
-    emit(out, value.dump(-1, ' ', false, replace));
+    emit(out, pw::json::dump(value));
   }
 
   void on_message_start(const json& data, std::string& out) {
@@ -543,7 +556,7 @@ private:
     if (type == wire::text) {
       auto text = string_or(*block, "text");
       if (!text.empty()) {
-        summary_.text += text;
+        keep_text(text);
         send(out, chunk(json{{"content", text}}));
       }
     } else if (type == wire::tool_use) {
@@ -567,7 +580,7 @@ private:
     auto type = string_or(*delta, "type");
     if (type == wire::text_delta) {
       auto text = string_or(*delta, "text");
-      summary_.text += text;
+      keep_text(text);
       send(out, chunk(json{{"content", std::move(text)}}));
     } else if (type == wire::input_json_delta) {
       auto it = tool_calls_.find(uint_or(data, "index"));
@@ -627,7 +640,6 @@ private:
   }
 
   model_config_ptr model_;
-  stream_options options_;
   int64_t created_;
   std::string id_ = "chatcmpl-";
   sse_parser parser_;
@@ -660,8 +672,7 @@ anthropic_adapter::to_provider_request(const chat_payload& request,
   auto body = to_messages_request(request.json(), model);
   if (!body)
     return body.error();
-  auto out = json_post(model, wire::messages_path,
-                       body->dump(-1, ' ', false, replace));
+  auto out = json_post(model, wire::messages_path, pw::json::dump(*body));
   add_version_and_key(out, model);
   return out;
 }
@@ -669,18 +680,20 @@ anthropic_adapter::to_provider_request(const chat_payload& request,
 caf::expected<chat_response>
 anthropic_adapter::from_provider_response(const upstream_result& result,
                                           const model_config& model) const {
-  auto message = json::parse(result.body, nullptr, false);
-  if (message.is_discarded())
-    return make_error(errc::upstream_failed,
+  auto message = pw::json::parse(result.body, pw::json::upstream_limits);
+  if (!message)
+    return make_error(errc::upstream_invalid,
                       "The upstream provider for model '" + model.alias
-                        + "' returned a malformed response (not valid JSON)");
-  auto doc = to_chat_completion(message, model, now_seconds());
+                        + "' returned a malformed response ("
+                        + message.error().what(pw::json::upstream_limits)
+                        + ")");
+  auto doc = to_chat_completion(*message, model, now_seconds());
   if (!doc)
     return doc.error();
   chat_response out;
   out.prompt_tokens = (*doc)["usage"]["prompt_tokens"].get<uint64_t>();
   out.completion_tokens = (*doc)["usage"]["completion_tokens"].get<uint64_t>();
-  out.body = doc->dump(-1, ' ', false, replace);
+  out.body = pw::json::dump(*doc);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "adapters/echo/echo_adapter.hpp"
 
-#include "core/json_get.hpp"
+#include "core/json/get.hpp"
+#include "core/json/reader.hpp"
 
 #include <chrono>
 
@@ -68,8 +69,7 @@ echo_adapter::respond_locally(const chat_payload& request,
       {"completion_tokens", out.completion_tokens},
       {"total_tokens", out.prompt_tokens + out.completion_tokens}}},
   };
-  out.body = body.dump(-1, ' ', false,
-                       nlohmann::ordered_json::error_handler_t::replace);
+  out.body = json::dump(body);
   return out;
 }
 

@@ -1,141 +1,107 @@
 #include "adapters/openai/openai_adapter.hpp"
 
-#include "adapters/json_scan.hpp"
 #include "adapters/openai/openai_wire.hpp"
 #include "adapters/sse.hpp"
-#include "core/json_text.hpp"
+#include "core/json/reader.hpp"
+#include "core/json/text.hpp"
 
 namespace pw::adapters::openai {
 
 namespace {
 
-using json = nlohmann::ordered_json;
+namespace dom = simdjson::dom;
+using dom::element;
 
-/// Reads what the gateway needs from a chat.completion in one streaming
-/// pass, without building a document: is it an object with a `choices`
-/// list, and the `usage` token counts.
-class completion_scanner : public nlohmann::json_sax<json> {
-public:
-  bool is_object = false;
-  bool has_choices = false;
-  uint64_t prompt_tokens = 0;
-  uint64_t completion_tokens = 0;
-
-  // -- nlohmann::json_sax ----------------------------------------------------
-
-  bool null() override { return true; }
-
-  bool boolean(bool) override { return true; }
-
-  bool number_integer(number_integer_t) override { return true; }
-
-  bool number_unsigned(number_unsigned_t val) override {
-    if (depth_ == 2 && in_usage_) {
-      if (key_ == wire::prompt_tokens)
-        prompt_tokens = val;
-      else if (key_ == wire::completion_tokens)
-        completion_tokens = val;
-    }
-    return true;
+/// What the gateway relies on in a chat.completion, here and later (the
+/// post plugins, an answer turned into a stream): an object whose
+/// `choices` is a list of objects; each `message`, when present, an object
+/// whose `tool_calls`, when present, is null or a list of objects. Returns
+/// what is wrong, or nullptr.
+const char* completion_fault(element root) {
+  if (!root.is_object())
+    return "not a JSON object";
+  dom::array choices;
+  if (auto c = json::member(root, wire::choices);
+      !c || c->get(choices) != simdjson::SUCCESS)
+    return "no 'choices' list";
+  for (auto choice : choices) {
+    if (!choice.is_object())
+      return "a choice that is not an object";
+    auto message = json::member(choice, wire::message);
+    if (!message)
+      continue;
+    if (!message->is_object())
+      return "a 'message' that is not an object";
+    auto listed = json::member(*message, wire::tool_calls);
+    if (!listed || listed->is_null())
+      continue;
+    dom::array calls;
+    if (listed->get(calls) != simdjson::SUCCESS)
+      return "'tool_calls' that is not a list";
+    for (auto call : calls)
+      if (!call.is_object())
+        return "a tool call that is not an object";
   }
+  return nullptr;
+}
 
-  bool number_float(number_float_t, const string_t&) override { return true; }
+/// `text`, a checked JSON object, with its top-level `model` set to
+/// `alias`: the bytes spliced, or (when a top-level key is escaped) the
+/// document re-serialised.
+std::string with_alias(std::string_view text, element root,
+                       std::string_view alias) {
+  if (auto spliced = with_top_level_string(text, wire::model, alias))
+    return std::move(*spliced);
+  auto doc = json::to_document(root);
+  doc[wire::model] = alias;
+  return json::dump(doc);
+}
 
-  bool string(string_t&) override { return true; }
-
-  bool binary(binary_t&) override { return true; }
-
-  bool start_object(std::size_t) override {
-    if (depth_ == 0)
-      is_object = true;
-    else if (depth_ == 1 && key_ == wire::usage)
-      in_usage_ = true;
-    ++depth_;
-    return true;
-  }
-
-  bool key(string_t& val) override {
-    if (depth_ <= 2)
-      key_ = val;
-    return true;
-  }
-
-  bool end_object() override {
-    if (--depth_ == 1)
-      in_usage_ = false;
-    return true;
-  }
-
-  bool start_array(std::size_t) override {
-    if (depth_ == 1 && key_ == wire::choices)
-      has_choices = true;
-    ++depth_;
-    return true;
-  }
-
-  bool end_array() override {
-    --depth_;
-    return true;
-  }
-
-  bool parse_error(std::size_t, const std::string&,
-                   const nlohmann::detail::exception&) override {
-    return false;
-  }
-
-private:
-  size_t depth_ = 0;
-  bool in_usage_ = false;
-  std::string key_;
-};
-
-/// Reads one `chat.completion.chunk` (or an error object some servers send
-/// mid-stream) for the stream summary.
-class chunk_scan : public json_scan {
-public:
-  bool is_object = false;
+/// What the stream summary takes from one `chat.completion.chunk` (or
+/// from an error object some servers send mid-stream).
+struct chunk_facts {
   bool has_error = false;
-  std::string content;
-  std::string finish_reason;
-  std::string error_message;
+  std::string_view error_message;
+  std::string_view content;
+  std::string_view finish_reason;
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
+};
 
-protected:
-  void on_object_start() override {
-    if (path().empty())
-      is_object = true;
-    else if (at({"error"}))
-      has_error = true;
-  }
-
-  void on_string(const std::string& value) override {
-    if (at({"choices", "[0]", "delta", "content"}))
-      content += value;
-    else if (at({"choices", "[0]", "finish_reason"}))
-      finish_reason = value;
-    else if (at({"error", "message"}))
-      error_message = value;
-    else if (at({"error"})) {
-      has_error = true;
-      error_message = value;
+chunk_facts facts_of(element chunk) {
+  chunk_facts out;
+  if (auto error = json::member(chunk, "error")) {
+    if (error->is_object()) {
+      out.has_error = true;
+      out.error_message = json::string_of(*error, "message");
+    } else if (error->is_string()) {
+      out.has_error = true;
+      out.error_message = error->get_string().value_unsafe();
     }
   }
-
-  void on_unsigned(uint64_t value) override {
-    if (at({"usage", "prompt_tokens"}))
-      prompt_tokens = value;
-    else if (at({"usage", "completion_tokens"}))
-      completion_tokens = value;
+  if (auto choices = json::member(chunk, wire::choices);
+      choices && choices->is_array()) {
+    element first;
+    if (choices->get_array().value_unsafe().at(0).get(first)
+        == simdjson::SUCCESS) {
+      if (auto delta = json::member(first, "delta"))
+        out.content = json::string_of(*delta, "content");
+      out.finish_reason = json::string_of(first, "finish_reason");
+    }
   }
-};
+  if (auto usage = json::member(chunk, wire::usage)) {
+    out.prompt_tokens = json::uint_of(*usage, wire::prompt_tokens);
+    out.completion_tokens = json::uint_of(*usage, wire::completion_tokens);
+  }
+  return out;
+}
 
 /// OpenAI-compatible streams pass through event by event: each chunk is
 /// checked, its `model` set to the alias, and `[DONE]` ends the stream.
 class openai_stream_decoder final : public stream_decoder {
 public:
   openai_stream_decoder(model_config_ptr model, stream_options options)
-      : model_(std::move(model)), options_(std::move(options)) {
+      : stream_decoder(std::move(options)), model_(std::move(model)) {
     // nop
   }
 
@@ -147,47 +113,46 @@ protected:
     for (auto& ev : events_) {
       if (ev.data == "[DONE]")
         return end(out);
-      chunk_scan scan;
-      if (!scan.run(ev.data) || !scan.is_object)
-        return fail(out, "The upstream sent a malformed stream event");
-      if (scan.has_error) {
+      auto doc = json::read(ev.data, json::upstream_limits);
+      if (!doc)
+        return fail(out, "The upstream sent a malformed stream event ("
+                           + doc.error().what(json::upstream_limits) + ")");
+      auto chunk = doc->root();
+      if (!chunk.is_object())
+        return fail(out, "The upstream sent a malformed stream event (not "
+                         "a JSON object)");
+      auto facts = facts_of(chunk);
+      if (facts.has_error) {
         summary_.provider_error = true;
-        auto message = scan.error_message.empty()
+        auto message = facts.error_message.empty()
                          ? std::string{"The upstream reported an error"}
-                         : scrubbed(scan.error_message, *model_);
+                         : scrubbed(std::string{facts.error_message}, *model_);
         return fail(out, std::move(message), "upstream_error",
                     "upstream_stream_error");
       }
-      summary_.text += scan.content;
-      if (!scan.finish_reason.empty())
-        summary_.finish_reason = scan.finish_reason;
-      if (scan.prompt_tokens + scan.completion_tokens > 0) {
-        summary_.prompt_tokens = scan.prompt_tokens;
-        summary_.completion_tokens = scan.completion_tokens;
+      keep_text(facts.content);
+      if (!facts.finish_reason.empty())
+        summary_.finish_reason = facts.finish_reason;
+      if (facts.prompt_tokens + facts.completion_tokens > 0) {
+        summary_.prompt_tokens = facts.prompt_tokens;
+        summary_.completion_tokens = facts.completion_tokens;
       }
-      if (auto spliced
-          = with_top_level_string(ev.data, wire::model, options_.alias)) {
-        emit(out, *spliced);
-      } else {
-        auto doc = json::parse(ev.data);
-        doc[wire::model] = options_.alias;
-        emit(out, doc.dump(-1, ' ', false, json::error_handler_t::replace));
-      }
+      emit(out, with_alias(ev.data, chunk, options_.alias));
     }
     return stream_state::open;
   }
 
 private:
   model_config_ptr model_;
-  stream_options options_;
   sse_parser parser_;
   std::vector<sse_event> events_;
 };
 
-caf::error malformed(const model_config& model, const char* why) {
-  return make_error(errc::upstream_failed,
+caf::error malformed(const model_config& model, std::string_view why) {
+  return make_error(errc::upstream_invalid,
                     "The upstream provider for model '" + model.alias
-                      + "' returned a malformed response (" + why + ")");
+                      + "' returned a malformed response (" + std::string{why}
+                      + ")");
 }
 
 /// A model without a key (self-hosted vLLM, Ollama) sends no credentials.
@@ -212,25 +177,19 @@ openai_adapter::to_provider_request(const chat_payload& request,
 caf::expected<chat_response>
 openai_adapter::from_provider_response(const upstream_result& result,
                                        const model_config& model) const {
-  completion_scanner scan;
-  if (!json::sax_parse(result.body, &scan))
-    return malformed(model, "not valid JSON");
-  if (!scan.is_object)
-    return malformed(model, "not a JSON object");
-  if (!scan.has_choices)
-    return malformed(model, "no 'choices'");
-  // The answer goes back byte for byte, with `model` set to the alias.
-  auto body = with_top_level_string(result.body, wire::model, model.alias);
+  auto doc = json::read(result.body, json::upstream_limits);
+  if (!doc)
+    return malformed(model, doc.error().what(json::upstream_limits));
+  auto root = doc->root();
+  if (const auto* why = completion_fault(root))
+    return malformed(model, why);
   chat_response out;
-  if (body) {
-    out.body = std::move(*body);
-  } else {
-    auto doc = json::parse(result.body);
-    doc[wire::model] = model.alias;
-    out.body = doc.dump(-1, ' ', false, json::error_handler_t::replace);
+  // The answer goes back byte for byte, with `model` set to the alias.
+  out.body = with_alias(result.body, root, model.alias);
+  if (auto usage = json::member(root, wire::usage)) {
+    out.prompt_tokens = json::uint_of(*usage, wire::prompt_tokens);
+    out.completion_tokens = json::uint_of(*usage, wire::completion_tokens);
   }
-  out.prompt_tokens = scan.prompt_tokens;
-  out.completion_tokens = scan.completion_tokens;
   return out;
 }
 

@@ -12,6 +12,8 @@ constexpr std::string_view models_path = "/models";
 constexpr std::string_view model = "model";
 constexpr std::string_view choices = "choices";
 constexpr std::string_view usage = "usage";
+constexpr std::string_view message = "message";
+constexpr std::string_view tool_calls = "tool_calls";
 constexpr std::string_view prompt_tokens = "prompt_tokens";
 constexpr std::string_view completion_tokens = "completion_tokens";
 

@@ -1,6 +1,7 @@
 #include "plugins/audit_log/audit_chain.hpp"
 
 #include "core/errc.hpp"
+#include "core/json/reader.hpp"
 #include "core/sha256.hpp"
 
 #include <openssl/rand.h>
@@ -69,9 +70,11 @@ bool is_hex64(const json& x) {
   });
 }
 
-// Parses one line; returns a discarded value when it is not JSON.
+// Parses one line under the upstream limits (a file on disk may have been
+// made by anyone); returns a discarded value when it is refused.
 json parse_line(std::string_view line) {
-  return json::parse(line, nullptr, false);
+  auto doc = pw::json::parse(line, pw::json::upstream_limits);
+  return doc ? std::move(*doc) : json(json::value_t::discarded);
 }
 
 bool is_record(const json& x) {
@@ -349,7 +352,7 @@ caf::expected<void> audit_writer::start_file() {
     header["previous_file"] = *previous_file_;
   else
     header["previous_file"] = nullptr;
-  auto line = header.dump(-1, ' ', false, json::error_handler_t::replace);
+  auto line = pw::json::dump(header);
   line += '\n';
   if (auto written = write_line(line, true); !written)
     return written;
@@ -437,7 +440,7 @@ caf::expected<std::string> audit_writer::append(nlohmann::ordered_json record) {
     if (auto started = start_file(); !started)
       return started.error();
   }
-  auto body = record.dump(-1, ' ', false, json::error_handler_t::replace);
+  auto body = pw::json::dump(record);
   auto line = make_line(last_hash_, body);
   if (options_.max_bytes > 0 && has_records_
       && size_ + line.size() > options_.max_bytes) {
@@ -478,7 +481,7 @@ std::string check_header(const json& doc) {
     return "missing header: line 1 is not a pw_audit header";
   const auto& version = doc[version_key];
   if (!version.is_number_integer() || version.get<int64_t>() != 1)
-    return "unsupported pw_audit version " + version.dump();
+    return "unsupported pw_audit version " + pw::json::dump(version);
   if (!doc.contains("genesis") || !is_hex64(doc["genesis"]))
     return "header genesis is not 64 lowercase hex digits";
   if (!doc.contains("created") || !doc["created"].is_string())
@@ -506,8 +509,8 @@ std::string check_first_line(const json& doc,
              "changed)";
   auto expected_name = base_name(before_path);
   if (doc["previous_file"] != expected_name)
-    return "previous_file is " + doc["previous_file"].dump() + ", expected \""
-           + expected_name + "\"";
+    return "previous_file is " + pw::json::dump(doc["previous_file"])
+           + ", expected \"" + expected_name + "\"";
   return {};
 }
 

@@ -1,6 +1,7 @@
 #include "plugins/audit_log/audit_plugin.hpp"
 
 #include "core/errc.hpp"
+#include "core/json/reader.hpp"
 #include "core/log.hpp"
 #include "core/sha256.hpp"
 #include "plugins/audit_log/audit_chain.hpp"
@@ -229,12 +230,16 @@ nlohmann::ordered_json audit_record(const actors::plugin_outcome& out,
                                                   : nullptr;
   line["response_sha256"]
     = response != nullptr ? json(to_hex(sha256(*response))) : json(nullptr);
+  // A stream longer than the text the gateway keeps: the hash covers the
+  // kept part only, and the line says so.
+  if (out.streamed && out.stream_text_truncated)
+    line["response_truncated"] = true;
   if (include_bodies) {
     // What went upstream (after pre plugins), and what came back.
     line["request"] = out.request.body ? *out.request.body : json(nullptr);
     if (out.response_body) {
-      auto doc = json::parse(*out.response_body, nullptr, false);
-      line["response"] = doc.is_discarded() ? json(*out.response_body) : doc;
+      auto doc = pw::json::parse(*out.response_body, pw::json::upstream_limits);
+      line["response"] = doc ? std::move(*doc) : json(*out.response_body);
     } else if (out.streamed) {
       line["response"] = out.stream_text;
     }

@@ -1,7 +1,8 @@
 #include "plugins/http/http_plugin.hpp"
 
 #include "core/errc.hpp"
-#include "core/json_get.hpp"
+#include "core/json/get.hpp"
+#include "core/json/reader.hpp"
 #include "plugins/config_reader.hpp"
 
 #include <caf/all.hpp>
@@ -94,7 +95,12 @@ caf::expected<actors::plugin_verdict> verdict_of(const upstream_result& r) {
   if (r.status < 200 || r.status >= 300)
     return make_error(errc::plugin_failed, "decision service answered HTTP "
                                              + std::to_string(r.status));
-  auto doc = nlohmann::ordered_json::parse(r.body, nullptr, false);
+  auto parsed = json::parse(r.body, json::upstream_limits);
+  if (!parsed)
+    return make_error(errc::plugin_failed,
+                      "decision service answered JSON that "
+                        + parsed.error().what(json::upstream_limits));
+  const auto& doc = *parsed;
   if (!doc.is_object())
     return make_error(errc::plugin_failed,
                       "decision service answered no JSON object");
@@ -145,8 +151,7 @@ http_plugin(http_plugin_actor::stateful_pointer<http_plugin_state> self,
       out.headers = st.settings.headers;
       out.headers.push_back({"Content-Type", "application/json"});
       out.headers.push_back({"Accept", "application/json"});
-      out.body = ctx.dump(-1, ' ', false,
-                          nlohmann::ordered_json::error_handler_t::replace);
+      out.body = json::dump(ctx);
       out.connect_timeout = st.settings.timeout;
       out.first_byte_timeout = st.settings.timeout;
       out.timeout = st.settings.timeout;

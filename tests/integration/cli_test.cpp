@@ -14,8 +14,9 @@ TEST_CASE("the version flag prints the version") {
   CHECK(r.exit_code == 0);
   CHECK(r.out.starts_with("pw-router " PW_VERSION " ("));
   // The revision, then one line per library it was built with.
-  for (const char* line : {"\nCAF 0.17.", "\nBoost 1.", "\nOpenSSL 3.",
-                           "\nyaml-cpp 0.", "\nnlohmann_json 3.", "\nRE2 "})
+  for (const char* line :
+       {"\nCAF 0.17.", "\nBoost 1.", "\nOpenSSL 3.", "\nyaml-cpp 0.",
+        "\nnlohmann_json 3.", "\nRE2 ", "\nsimdjson 3."})
     CHECK(r.out.find(line) != std::string::npos);
   // On Debian the release comes from the package, e.g. 20220601+dfsg-1+b1.
   CHECK(r.out.find("\nRE2 20") != std::string::npos);

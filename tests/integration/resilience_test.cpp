@@ -143,7 +143,7 @@ TEST_CASE("without a fallback the client gets the failure's own status") {
        return r;
      },
      429, "upstream_rate_limited"},
-    {fail_with(200, "not json"), 502, "upstream_failed"},
+    {fail_with(200, "not json"), 502, "upstream_invalid"},
   };
   for (auto& c : cases) {
     fake_upstream only{c.handler};

@@ -60,7 +60,9 @@ std::string translate_stream(const std::string& input, bool include_usage,
                              const std::vector<size_t>& cuts,
                              stream_summary* summary = nullptr) {
   auto decoder = adapters::anthropic::make_decoder(
-    claude(), stream_options{"claude", include_usage, "req-1"}, 1700000000);
+    claude(),
+    stream_options{"claude", include_usage, "req-1", max_kept_stream_text},
+    1700000000);
   std::string out;
   size_t pos = 0;
   for (auto cut : cuts) {

@@ -33,9 +33,9 @@ model_config_ptr gpt() {
 }
 
 std::string relay(std::string_view input, stream_summary* summary = nullptr,
-                  size_t step = 0) {
+                  size_t step = 0, size_t keep_text = max_kept_stream_text) {
   auto decoder = adapters::adapter_for(provider_kind::openai)
-                   .make_stream_decoder(gpt(), {"gpt", false, "r"});
+                   .make_stream_decoder(gpt(), {"gpt", false, "r", keep_text});
   std::string out;
   if (step == 0) {
     decoder->feed(input, out);
@@ -128,6 +128,48 @@ TEST_CASE("a broken OpenAI stream ends with one error event, never [DONE]") {
     auto out = relay("data: {\"choices\":\ndata: []}\n\ndata: [DONE]\n\n");
     CHECK(out.starts_with("data: {\"model\":\"gpt\",\"choices\": []}\n\n"));
   }
+}
+
+TEST_CASE("streamed text is kept only when asked, and within its bound") {
+  std::string input = "data: {\"choices\":[{\"delta\":{\"content\":"
+                      "\"h\xc3\xa9llo\"}}]}\n\n"
+                      "data: {\"choices\":[{\"delta\":{\"content\":"
+                      "\" world\"}}]}\n\ndata: [DONE]\n\n";
+  stream_summary none;
+  relay(input, &none, 0, 0);
+  CHECK(none.complete);
+  CHECK(none.text.empty());
+  CHECK(none.text_truncated);
+  stream_summary cut;
+  // Two bytes fit "h"; the next character (two bytes) does not: no half
+  // character is kept.
+  relay(input, &cut, 0, 2);
+  CHECK(cut.text == "h");
+  CHECK(cut.text_truncated);
+  stream_summary whole;
+  relay(input, &whole, 0, 64);
+  CHECK(whole.text == "h\xc3\xa9llo world");
+  CHECK_FALSE(whole.text_truncated);
+}
+
+TEST_CASE("a stream event past the upstream limits fails the stream") {
+  std::string deep(200, '[');
+  for (const auto& event : {std::string{"{\"choices\":[],\"choices\":[]}"},
+                            "{\"x\":" + deep + "}"}) {
+    INFO(event);
+    auto out = relay("data: " + event + "\n\ndata: [DONE]\n\n");
+    CHECK(out.find("malformed stream event") != std::string::npos);
+    CHECK(out.find("[DONE]") == std::string::npos);
+  }
+}
+
+TEST_CASE("tool calls that are not objects never reach a stream") {
+  std::string completion
+    = R"({"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[7,{"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]})";
+  auto out = completion_to_sse(completion, {"m", false, "r"});
+  CHECK(out.find("\"tool_calls\":[{\"id\":\"t\"") != std::string::npos);
+  CHECK(out.find("\"index\":0") != std::string::npos);
+  CHECK(out.ends_with("data: [DONE]\n\n"));
 }
 
 TEST_CASE("a whole answer becomes a stream") {

@@ -75,8 +75,8 @@ TEST_CASE("nesting deeper than the limit is rejected without recursion") {
     return "{\"messages\":[{\"role\":\"user\"}],\"x\":" + std::string(n, '[')
            + std::string(n, ']') + "}";
   };
-  CHECK(check_chat_request(nest(max_json_depth - 1)));
-  CHECK(message_for(nest(max_json_depth)).find("nests deeper")
+  CHECK(check_chat_request(nest(json::client_limits.max_depth - 1)));
+  CHECK(message_for(nest(json::client_limits.max_depth)).find("nests deeper")
         != std::string::npos);
   CHECK(message_for(nest(1'000'000)).find("nests deeper") != std::string::npos);
 }

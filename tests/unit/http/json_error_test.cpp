@@ -39,6 +39,7 @@ TEST_CASE("each situation of the design's error table maps as specified") {
          row{errc::headers_too_large, 431, "invalid_request_error"},
          row{errc::rate_limited, 429, "rate_limit_error"},
          row{errc::upstream_failed, 502, "upstream_error"},
+         row{errc::upstream_invalid, 502, "upstream_error"},
          row{errc::no_model_available, 503, "service_unavailable"},
          row{errc::deadline_exceeded, 504, "timeout_error"},
          row{errc::policy_forbidden, 403, "policy_error"},

@@ -18,6 +18,10 @@ void append_json_string(std::string& out, std::string_view text);
 /// Returns `text` as a JSON string literal.
 std::string json_string(std::string_view text);
 
+/// The longest prefix of `text` of at most `max` bytes that does not end
+/// inside a UTF-8 character.
+std::string_view utf8_prefix(std::string_view text, size_t max);
+
 /// Returns `doc` (a valid JSON object text) with its top-level `key` set to
 /// the string `value`: the old value's bytes are replaced, or the field is
 /// inserted first when absent. Everything else stays byte for byte.

@@ -1,4 +1,4 @@
-#include "core/json_text.hpp"
+#include "core/json/text.hpp"
 
 #include <cstdint>
 
@@ -163,6 +163,16 @@ void append_json_string(std::string& out, std::string_view text) {
     }
   }
   out.push_back('"');
+}
+
+std::string_view utf8_prefix(std::string_view text, size_t max) {
+  if (text.size() <= max)
+    return text;
+  size_t n = max;
+  // Back off continuation bytes (10xxxxxx) to the start of a character.
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xc0) == 0x80)
+    --n;
+  return text.substr(0, n);
 }
 
 std::string json_string(std::string_view text) {
