@@ -74,6 +74,10 @@ constexpr reload reload_v{};
 /// Actors of an old generation may end now (SUPERVISOR to itself).
 using retire = caf::atom_constant<caf::atom("retire")>;
 constexpr retire retire_v{};
+/// The io thread stopped waiting for a request (its deadline passed and
+/// the client got 504): the SESSION ends it (io thread -> SESSION).
+using cancel = caf::atom_constant<caf::atom("cancel")>;
+constexpr cancel cancel_v{};
 using get = caf::get_atom;
 constexpr get get_v{};
 using update = caf::update_atom;
@@ -85,14 +89,17 @@ namespace pw::actors {
 
 // -- messages ----------------------------------------------------------------
 
-/// ROUTER -> MODEL: may this request use you?
+/// ROUTER or SESSION -> MODEL: may this request use you?
 struct admit_request {
-  std::string request_id;
+  /// How long the request may still run (its deadline, from now): an
+  /// admission whose outcome never comes is taken back this long after,
+  /// plus a grace period (model_state::lease_grace).
+  int64_t ttl_ms = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, admit_request& x) {
-  return f(caf::meta::type_name("admit_request"), x.request_id);
+  return f(caf::meta::type_name("admit_request"), x.ttl_ms);
 }
 
 /// MODEL -> ROUTER: the answer to admit. `settings` is shared, immutable
@@ -104,9 +111,12 @@ struct admission {
   model_config_ptr settings;
   /// Refused by an open breaker: milliseconds until it admits a probe.
   int64_t retry_after_ms = 0;
-  /// Admitted as the half-open breaker's single probe: the outcome report
-  /// must say so.
+  /// Admitted as the half-open breaker's single probe.
   bool probe = false;
+  /// The admission's lease: the outcome report names it. A lease whose
+  /// outcome never comes (its holder died, a message was lost) expires, so
+  /// neither an in-flight slot nor the probe slot is lost for good.
+  uint64_t lease = 0;
 };
 
 /// How an admitted call ended.
@@ -130,8 +140,8 @@ struct call_outcome {
   int64_t latency_us = 0;
   /// Failure summary for /health; never contains secrets.
   std::string error;
-  /// Echoes admission::probe.
-  bool probe = false;
+  /// Echoes admission::lease.
+  uint64_t lease = 0;
 };
 
 std::string to_string(call_result x);
@@ -139,7 +149,7 @@ std::string to_string(call_result x);
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, call_outcome& x) {
   return f(caf::meta::type_name("call_outcome"), x.result, x.status,
-           x.latency_us, x.error, x.probe);
+           x.latency_us, x.error, x.lease);
 }
 
 /// MODEL -> SUPERVISOR: one model's state for /health.
@@ -195,6 +205,8 @@ typename Inspector::result_type inspect(Inspector& f, health_report& x) {
 /// SESSION -> ROUTER: find a model for this request.
 struct resolve_request {
   std::string request_id;
+  /// The request's time left, for the admission's lease.
+  int64_t ttl_ms = 0;
   /// The key's name: the rate-limit bucket.
   std::string client;
   /// Index into `server.api_keys`: whose allowlist applies.
@@ -206,8 +218,8 @@ struct resolve_request {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resolve_request& x) {
-  return f(caf::meta::type_name("resolve_request"), x.request_id, x.client,
-           x.key_index, x.model, x.tags);
+  return f(caf::meta::type_name("resolve_request"), x.request_id, x.ttl_ms,
+           x.client, x.key_index, x.model, x.tags);
 }
 
 // -- interfaces --------------------------------------------------------------
@@ -237,8 +249,8 @@ struct route_decision {
   std::string alias;
   model_actor model;
   model_config_ptr settings;
-  /// Admitted as the half-open probe (echoed in the outcome).
-  bool probe = false;
+  /// The admission's lease (echoed in the outcome).
+  uint64_t lease = 0;
   /// Why this route (`X-Route-Reason`), e.g. "model:gpt-4o" or
   /// "tag:client-data→chain:local".
   std::string reason;
@@ -253,7 +265,7 @@ inline route_decision decision_for(std::string alias, model_actor model,
   d.alias = std::move(alias);
   d.model = std::move(model);
   d.settings = std::move(a.settings);
-  d.probe = a.probe;
+  d.lease = a.lease;
   return d;
 }
 
@@ -390,8 +402,9 @@ using supervisor_actor = caf::typed_actor<
 /// The SESSION actor interface: one per chat request. It is spawned by an io
 /// thread and drives pre stage -> resolve -> upstream call -> outcome ->
 /// post stage -> reply.
-/// The request's total deadline is kept by the io thread (the bridge); a
-/// SESSION arms a timer only to back off before a retry.
+/// The request's total deadline is kept by the io thread (the bridge), which
+/// sends `cancel` when it passes; a SESSION arms a timer only to back off
+/// before a retry, so it never waits longer than its request.
 using session_actor = caf::typed_actor<
   // An upstream exchange finished; the SESSION decides what the client gets
   // (sent from the io thread).
@@ -400,7 +413,10 @@ using session_actor = caf::typed_actor<
   // (no post stage had to see it); record this outcome and end.
   caf::reacts_to<atom::outcome, call_outcome>,
   // INTERNAL: the backoff before retrying the same model is over.
-  caf::reacts_to<atom::retry>>;
+  caf::reacts_to<atom::retry>,
+  // The io thread answered 504 at the request's deadline: give back the
+  // admission, let the post stage record the end, and quit.
+  caf::reacts_to<atom::cancel>>;
 
 } // namespace pw::actors
 

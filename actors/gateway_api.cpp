@@ -166,10 +166,12 @@ const gateway_config& config_of(const generation_ptr& gen) {
   return *gen->config;
 }
 
-void start_chat(const generation_ptr& gen, chat_context ctx, reply_fn reply,
-                upstream_fn upstream) {
-  gen->system->spawn(session, std::move(ctx), gen->router, gen->plugins,
-                     std::move(reply), std::move(upstream));
+cancel_fn start_chat(const generation_ptr& gen, chat_context ctx,
+                     reply_fn reply, upstream_fn upstream) {
+  auto s
+    = gen->system->spawn(session, std::move(ctx), gen->router, gen->plugins,
+                         std::move(reply), std::move(upstream));
+  return [s] { caf::anon_send(s, atom::cancel_v); };
 }
 
 void start_health(const generation_ptr& gen, reply_fn reply) {

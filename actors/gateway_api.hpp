@@ -22,10 +22,15 @@ using publish_fn = std::function<void(generation_ptr)>;
 /// The configuration a generation runs on.
 const gateway_config& config_of(const generation_ptr& gen);
 
+/// Ends a SESSION early: its io thread stopped waiting (the request's
+/// deadline passed). Harmless after the SESSION ended by itself.
+using cancel_fn = std::function<void()>;
+
 /// Spawns a SESSION for one chat request. `reply` is called exactly once;
-/// `upstream` runs provider calls on the calling io thread.
-void start_chat(const generation_ptr& gen, chat_context ctx, reply_fn reply,
-                upstream_fn upstream);
+/// `upstream` runs provider calls on the calling io thread. The io thread
+/// calls the returned function when it stops waiting for the reply.
+cancel_fn start_chat(const generation_ptr& gen, chat_context ctx,
+                     reply_fn reply, upstream_fn upstream);
 
 /// Answers GET /health from the SUPERVISOR's view of every MODEL.
 void start_health(const generation_ptr& gen, reply_fn reply);

@@ -23,8 +23,6 @@ std::string to_string(call_result x) {
 }
 
 void model_state::record(const call_outcome& x) {
-  if (in_flight > 0)
-    --in_flight;
   if (x.status != 0)
     last_status = x.status;
   switch (x.result) {
@@ -53,7 +51,7 @@ model_status model_state::status(circuit_breaker::clock::time_point now) const {
   out.provider = std::string{to_string(settings->provider)};
   out.model = settings->model;
   out.circuit = std::string{to_string(breaker.state(now))};
-  out.in_flight = in_flight;
+  out.in_flight = in_flight();
   out.requests = requests;
   out.successes = successes;
   out.failures = failures;
@@ -93,6 +91,31 @@ void log_transition(model_ptr self, std::string_view cause) {
               {"consecutive_failures", st.breaker.consecutive_failures()}});
 }
 
+/// Takes back leases whose outcome never came: their in-flight slot, and
+/// the probe slot of a half-open breaker, are free again. Looked at most
+/// once a second, when the actor runs anyway (admissions, health checks,
+/// status), so no timer is armed for it.
+void sweep_leases(model_ptr self, circuit_breaker::clock::time_point now) {
+  auto& st = self->state;
+  if (now < st.next_sweep)
+    return;
+  st.next_sweep = now + std::chrono::seconds{1};
+  for (auto it = st.leases.begin(); it != st.leases.end();) {
+    if (it->second.expires > now) {
+      ++it;
+      continue;
+    }
+    st.breaker.record_cancelled(it->second.probe);
+    ++st.cancelled;
+    ++st.expired;
+    log::write(log_level::warning, "lease_expired",
+               {{"model", st.settings->alias},
+                {"probe", it->second.probe},
+                {"expired_total", st.expired}});
+    it = st.leases.erase(it);
+  }
+}
+
 void run_check(model_ptr self) {
   auto& st = self->state;
   if (st.check_in_flight || !st.check)
@@ -116,7 +139,9 @@ void on_checked(model_ptr self, const upstream_result& r) {
   st.check_in_flight = false;
   st.last_check = log::timestamp();
   auto now = self->clock().now();
-  if (r.failure == upstream_failure::cancelled)
+  // Not the provider's doing: shutdown, or the gateway's own failure.
+  if (r.failure == upstream_failure::cancelled
+      || r.failure == upstream_failure::internal)
     return;
   st.last_check_ok
     = r.failure == upstream_failure::none && r.status >= 200 && r.status < 300;
@@ -152,11 +177,12 @@ model(model_actor::stateful_pointer<model_state> self,
   if (st.check && st.check_interval.count() > 0)
     self->send(self, atom::probe_v);
   return {
-    [self](atom::admit, const admit_request&) -> admission {
+    [self](atom::admit, const admit_request& req) -> admission {
       auto& st = self->state;
       auto now = self->clock().now();
+      sweep_leases(self, now);
       if (st.settings->max_concurrent > 0
-          && st.in_flight >= st.settings->max_concurrent)
+          && st.in_flight() >= st.settings->max_concurrent)
         return admission{false, "at max_concurrent", st.settings, 0, false};
       bool probe = false;
       if (!st.breaker.try_admit(now, probe)) {
@@ -166,32 +192,45 @@ model(model_actor::stateful_pointer<model_state> self,
                          std::max<int64_t>(wait.count(), 1), false};
       }
       log_transition(self, "cooldown over: probing");
-      ++st.in_flight;
+      auto id = ++st.next_lease;
+      auto ttl = std::chrono::milliseconds{std::max<int64_t>(req.ttl_ms, 0)};
+      st.leases.emplace(id,
+                        model_state::lease{now + ttl + st.lease_grace, probe});
       ++st.requests;
-      return admission{true, {}, st.settings, 0, probe};
+      return admission{true, {}, st.settings, 0, probe, id};
     },
     [self](atom::outcome, const call_outcome& x) {
       auto& st = self->state;
+      auto found = st.leases.find(x.lease);
+      if (found == st.leases.end())
+        return; // taken back already (expired), or never given
+      bool probe = found->second.probe;
+      st.leases.erase(found);
       st.record(x);
       auto now = self->clock().now();
       switch (x.result) {
       case call_result::success:
       case call_result::rejected:
         // A 4xx still proves the upstream answers.
-        st.breaker.record_success(x.probe);
+        st.breaker.record_success(probe);
         log_transition(self, "request succeeded");
         break;
       case call_result::failure:
-        st.breaker.record_failure(now, x.probe);
+        st.breaker.record_failure(now, probe);
         log_transition(self, x.error);
         break;
       case call_result::cancelled:
-        st.breaker.record_cancelled(x.probe);
+        st.breaker.record_cancelled(probe);
         break;
       }
     },
-    [self](atom::status) { return self->state.status(self->clock().now()); },
+    [self](atom::status) {
+      auto now = self->clock().now();
+      sweep_leases(self, now);
+      return self->state.status(now);
+    },
     [self](atom::probe) {
+      sweep_leases(self, self->clock().now());
       run_check(self);
       self->delayed_send(self, self->state.check_interval, atom::probe_v);
     },

@@ -9,8 +9,10 @@
 #include "core/config.hpp"
 #include "core/latency_window.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 namespace pw::actors {
 
@@ -30,8 +32,23 @@ struct model_state {
   std::chrono::milliseconds check_interval{0};
   std::chrono::milliseconds check_timeout{5000};
   bool check_in_flight = false;
-  /// Admitted calls whose outcome has not arrived.
-  uint64_t in_flight = 0;
+  /// One admitted call whose outcome has not arrived.
+  struct lease {
+    /// When it is taken back if no outcome came (its holder is gone).
+    circuit_breaker::clock::time_point expires;
+    /// It holds the half-open breaker's probe slot.
+    bool probe = false;
+  };
+  /// Admitted calls whose outcome has not arrived, by lease id.
+  std::unordered_map<uint64_t, lease> leases;
+  uint64_t next_lease = 0;
+  /// When leases are next looked at for expiry.
+  circuit_breaker::clock::time_point next_sweep{};
+  /// Leases that expired without an outcome (a bug or a lost message
+  /// somewhere; each is logged).
+  uint64_t expired = 0;
+  /// How long past its request's deadline a lease waits for its outcome.
+  static constexpr std::chrono::seconds lease_grace{10};
   uint64_t requests = 0;
   uint64_t successes = 0;
   uint64_t failures = 0;
@@ -50,6 +67,9 @@ struct model_state {
 
   /// Applies one outcome to the counters (not to the breaker).
   void record(const call_outcome& x);
+
+  /// Admitted calls in flight.
+  [[nodiscard]] uint64_t in_flight() const { return leases.size(); }
 
   /// The state as /health shows it at `now`.
   [[nodiscard]] model_status

@@ -18,7 +18,7 @@ using decision_promise = caf::typed_response_promise<route_decision>;
 /// Asks candidates[i], then the next ones, until one admits.
 void admit_from(router_ptr self, decision_promise rp,
                 std::shared_ptr<const std::vector<std::string>> candidates,
-                size_t i, std::string request_id, int64_t soonest_ms,
+                size_t i, int64_t ttl_ms, int64_t soonest_ms,
                 std::string reason) {
   if (i == candidates->size()) {
     // Nobody admitted: tell the client when the first breaker reopens.
@@ -32,14 +32,14 @@ void admit_from(router_ptr self, decision_promise rp,
   const auto& alias = (*candidates)[i];
   auto it = self->state.models.find(alias);
   if (it == self->state.models.end()) {
-    admit_from(self, std::move(rp), std::move(candidates), i + 1,
-               std::move(request_id), soonest_ms, std::move(reason));
+    admit_from(self, std::move(rp), std::move(candidates), i + 1, ttl_ms,
+               soonest_ms, std::move(reason));
     return;
   }
   auto handle = it->second;
   // No timeout: a MODEL always answers, and a dead one fails the
   // request at once. (A timer per request would wake CAF's clock thread.)
-  self->request(handle, caf::infinite, atom::admit_v, admit_request{request_id})
+  self->request(handle, caf::infinite, atom::admit_v, admit_request{ttl_ms})
     .then(
       [=](admission& a) mutable {
         if (!a.admitted) {
@@ -47,7 +47,7 @@ void admit_from(router_ptr self, decision_promise rp,
           if (a.retry_after_ms > 0
               && (soonest == 0 || a.retry_after_ms < soonest))
             soonest = a.retry_after_ms;
-          admit_from(self, rp, candidates, i + 1, request_id, soonest, reason);
+          admit_from(self, rp, candidates, i + 1, ttl_ms, soonest, reason);
           return;
         }
         auto d = decision_for(alias, handle, std::move(a));
@@ -61,7 +61,7 @@ void admit_from(router_ptr self, decision_promise rp,
       },
       [=](caf::error&) mutable {
         // A MODEL that does not answer is skipped like a refusing one.
-        admit_from(self, rp, candidates, i + 1, request_id, soonest_ms, reason);
+        admit_from(self, rp, candidates, i + 1, ttl_ms, soonest_ms, reason);
       });
 }
 
@@ -106,7 +106,7 @@ router(router_actor::stateful_pointer<router_state> self,
       admit_from(self, rp,
                  std::make_shared<const std::vector<std::string>>(
                    std::move(found->models)),
-                 0, std::move(req.request_id), 0, std::move(found->reason));
+                 0, req.ttl_ms, 0, std::move(found->reason));
       return rp;
     },
     [=](atom::update, const std::string& alias, model_actor& handle) {

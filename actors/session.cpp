@@ -1,6 +1,7 @@
 #include "actors/session.hpp"
 
 #include "adapters/adapter.hpp"
+#include "core/boundary.hpp"
 #include "core/errc.hpp"
 #include "core/json/get.hpp"
 #include "core/log.hpp"
@@ -43,13 +44,27 @@ std::vector<attempt_fact> attempt_facts(const std::vector<attempt_note>& xs) {
   return out;
 }
 
+/// The request's time left, for an admission's lease.
+int64_t ttl_ms(session_ptr self) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+    self->state.ctx.deadline - steady_clock::now());
+  return std::max<int64_t>(left.count(), 0);
+}
+
+/// Gives back an admission that came after the request ended.
+void give_back(const model_actor& model, uint64_t lease) {
+  caf::anon_send(
+    model, atom::outcome_v,
+    call_outcome{call_result::cancelled, 0, 0, "request ended", lease});
+}
+
 /// Tells the admitted MODEL how its call ended; at most once per call.
 void report(session_ptr self, call_outcome x) {
   auto& st = self->state;
   if (!st.outcome_pending || !st.decision)
     return;
   st.outcome_pending = false;
-  x.probe = st.decision->probe;
+  x.lease = st.decision->lease;
   self->send(st.decision->model, atom::outcome_v, std::move(x));
 }
 
@@ -251,6 +266,7 @@ void run_post(session_ptr self, size_t i, http_reply reply,
 /// error, a relayed stream), then the client gets the reply.
 void finish(session_ptr self, http_reply reply) {
   auto& st = self->state;
+  st.finished = true;
   if (st.decision && reply.model.empty())
     reply.model = st.decision->alias;
   reply.attempts = attempt_facts(st.attempts);
@@ -327,6 +343,9 @@ http_reply streamed_reply(const upstream_result& r, std::string model) {
 call_outcome stream_outcome(const upstream_result& r) {
   if (r.summary.complete)
     return {call_result::success, r.status, r.elapsed.count(), {}};
+  if (r.failure == upstream_failure::internal)
+    return {call_result::cancelled, r.status, r.elapsed.count(),
+            "gateway failure"};
   if (r.client_gone || r.past_deadline)
     return {call_result::cancelled, r.status, r.elapsed.count(),
             r.client_gone ? "client closed" : "deadline"};
@@ -370,10 +389,14 @@ void admit_and_call(session_ptr self, candidate c) {
   auto alias = c.alias;
   auto handle = c.model;
   self
-    ->request(handle, caf::infinite, atom::admit_v,
-              admit_request{self->state.ctx.request_id})
+    ->request(handle, caf::infinite, atom::admit_v, admit_request{ttl_ms(self)})
     .then(
       [self, alias, handle](admission& a) {
+        if (self->state.finished) {
+          if (a.admitted)
+            give_back(handle, a.lease);
+          return;
+        }
         if (!a.admitted) {
           self->state.attempts.push_back(
             {alias, "skipped (" + a.reason + ")", "skipped"});
@@ -383,6 +406,8 @@ void admit_and_call(session_ptr self, candidate c) {
         call_model(self, decision_for(alias, handle, std::move(a)));
       },
       [self, alias](caf::error&) {
+        if (self->state.finished)
+          return;
         self->state.attempts.push_back(
           {alias, "skipped (not responding)", "skipped"});
         next_candidate(self);
@@ -405,8 +430,9 @@ void next_candidate(session_ptr self) {
 /// Handles a finished upstream exchange.
 void on_upstream(session_ptr self, upstream_result& r) {
   auto& st = self->state;
-  if (!st.decision || !st.outcome_pending)
+  if (!st.decision || !st.outcome_pending || st.finished)
     return; // nothing is waiting for a result
+  inject_fault(boundary::session);
   const auto& model = *st.decision->settings;
   const auto& adapter = adapters::adapter_for(model.provider);
   auto latency = r.elapsed.count();
@@ -438,8 +464,10 @@ void on_upstream(session_ptr self, upstream_result& r) {
     summary = "malformed response";
   } else {
     err = adapters::upstream_error(r, model);
-    // Cut by the request's deadline: the model was not given its time.
-    result = r.failure == upstream_failure::cancelled || r.past_deadline
+    // Cut by the request's deadline or by the gateway's own failure: the
+    // model was not given its time, or is not to blame.
+    result = r.failure == upstream_failure::cancelled
+                 || r.failure == upstream_failure::internal || r.past_deadline
                ? call_result::cancelled
              : adapters::is_model_failure(r) ? call_result::failure
                                              : call_result::rejected;
@@ -488,6 +516,13 @@ void on_upstream(session_ptr self, upstream_result& r) {
   next_candidate(self);
 }
 
+void fast_path(const session_actor& handle, const reply_fn& reply,
+               const model_config& model,
+               const std::optional<stream_options>& options,
+               const std::string& reason,
+               const std::vector<attempt_fact>& facts,
+               std::chrono::microseconds spent, upstream_result r);
+
 /// Calls the admitted model: locally (echo) or through the io thread.
 void call_model(session_ptr self, route_decision d) {
   auto& st = self->state;
@@ -534,6 +569,7 @@ void call_model(session_ptr self, route_decision d) {
   request->first_byte_timeout = std::min(request->first_byte_timeout, left);
   request->connect_timeout = std::min(request->connect_timeout, left);
   request->request_deadline = st.ctx.deadline;
+  request->request_id = st.ctx.request_id;
   if (st.ctx.stream) {
     // The io thread relays a 2xx answer through this translator.
     request->stream = adapter.make_stream_decoder(st.decision->settings,
@@ -568,62 +604,92 @@ void call_model(session_ptr self, route_decision d) {
   // comes back here.
   auto facts = attempt_facts(st.attempts);
   auto spent = st.upstream_spent;
+  auto id = st.ctx.request_id;
   st.upstream(std::move(*request), [handle, reply, settings, options, reason,
-                                    facts, spent](upstream_result r) {
-    auto with_facts = [&](http_reply out, call_result result) {
-      out.attempts = facts;
-      out.attempts.push_back({settings->alias, kind_of(result)});
-      out.upstream_total = spent + r.elapsed;
-      return out;
-    };
-    if (r.streamed) {
-      // The client already has the stream; only facts remain.
-      auto outcome = stream_outcome(r);
-      reply(with_facts(streamed_reply(r, settings->alias), outcome.result));
-      caf::anon_send(handle, atom::outcome_v, std::move(outcome));
+                                    facts, spent, id](upstream_result r) {
+    // Translating on the io thread is input handling: a failure here ends
+    // this request with a 500 through the SESSION, never the io thread.
+    try {
+      inject_fault(boundary::upstream_done);
+      fast_path(handle, reply, *settings, options, reason, facts, spent,
+                std::move(r));
+    } catch (...) {
+      report_failure(boundary::upstream_done, id, current_exception_text());
+      upstream_result failed;
+      failed.failure = upstream_failure::internal;
+      failed.detail = "the gateway failed while reading the answer";
+      caf::anon_send(handle, atom::upstream_v, std::move(failed));
+    }
+  });
+}
+
+/// The io thread's side of call_model's fast path: answers a success (or a
+/// relayed stream) at once and tells the SESSION only the outcome; hands
+/// anything else to the SESSION.
+void fast_path(const session_actor& handle, const reply_fn& reply,
+               const model_config& model,
+               const std::optional<stream_options>& options,
+               const std::string& reason,
+               const std::vector<attempt_fact>& facts,
+               std::chrono::microseconds spent, upstream_result r) {
+  auto with_facts = [&](http_reply out, call_result result) {
+    out.attempts = facts;
+    out.attempts.push_back({model.alias, kind_of(result)});
+    out.upstream_total = spent + r.elapsed;
+    return out;
+  };
+  if (r.streamed) {
+    // The client already has the stream; only facts remain.
+    auto outcome = stream_outcome(r);
+    reply(with_facts(streamed_reply(r, model.alias), outcome.result));
+    caf::anon_send(handle, atom::outcome_v, std::move(outcome));
+    return;
+  }
+  if (is_success(r)) {
+    auto response
+      = adapters::adapter_for(model.provider).from_provider_response(r, model);
+    if (response) {
+      auto out
+        = success_reply(std::move(*response), r.status, r.elapsed, model.alias);
+      out.headers.push_back({"X-Route-Reason", reason});
+      if (options) {
+        // Asked for a stream, got a whole answer: send it as a stream.
+        out.body = completion_to_sse(out.body, *options);
+        out.content_type = "text/event-stream";
+      }
+      reply(with_facts(std::move(out), call_result::success));
+      caf::anon_send(
+        handle, atom::outcome_v,
+        call_outcome{call_result::success, r.status, r.elapsed.count(), {}});
       return;
     }
-    if (is_success(r)) {
-      const auto& model = *settings;
-      auto response = adapters::adapter_for(model.provider)
-                        .from_provider_response(r, model);
-      if (response) {
-        auto out = success_reply(std::move(*response), r.status, r.elapsed,
-                                 model.alias);
-        out.headers.push_back({"X-Route-Reason", reason});
-        if (options) {
-          // Asked for a stream, got a whole answer: send it as a stream.
-          out.body = completion_to_sse(out.body, *options);
-          out.content_type = "text/event-stream";
-        }
-        reply(with_facts(std::move(out), call_result::success));
-        caf::anon_send(
-          handle, atom::outcome_v,
-          call_outcome{call_result::success, r.status, r.elapsed.count(), {}});
-        return;
-      }
-    }
-    caf::anon_send(handle, atom::upstream_v, std::move(r));
-  });
+  }
+  caf::anon_send(handle, atom::upstream_v, std::move(r));
 }
 
 /// Asks the ROUTER for the request's route and calls its first model.
 void start_route(session_ptr self) {
   auto& st = self->state;
-  resolve_request req{st.ctx.request_id, st.ctx.client, st.ctx.key_index,
-                      st.ctx.requested_model, st.ctx.tags};
+  resolve_request req{st.ctx.request_id, ttl_ms(self),           st.ctx.client,
+                      st.ctx.key_index,  st.ctx.requested_model, st.ctx.tags};
   // No timeout: the ROUTER always answers, a dead one fails the request at
   // once, and the io thread keeps the request's deadline.
   self->request(st.router, caf::infinite, atom::resolve_v, std::move(req))
     .then(
       [self](route_decision& d) {
         auto& st = self->state;
+        if (st.finished) {
+          give_back(d.model, d.lease);
+          return;
+        }
         st.route_reason = d.reason;
         st.remaining.assign(std::make_move_iterator(d.remaining.begin()),
                             std::make_move_iterator(d.remaining.end()));
         call_model(self, std::move(d));
       },
       [self](caf::error& err) {
+        if (self->state.finished)
+          return;
         if (err.category() != caf::atom("pw")) {
           // A CAF error (the ROUTER is down or restarting): never show
           // CAF's internals to the client.
@@ -699,6 +765,8 @@ void run_pre(session_ptr self, size_t i) {
   self->request(slot.actor, slot.timeout, atom::pre_v, plugin_request_of(self))
     .then(
       [self, i](plugin_verdict& v) {
+        if (self->state.finished)
+          return;
         const auto& slot = self->state.plugins->pre[i];
         if (v.block) {
           // What the blocking plugin found is recorded, not sent on.
@@ -711,6 +779,8 @@ void run_pre(session_ptr self, size_t i) {
         run_pre(self, i + 1);
       },
       [self, i](caf::error& err) {
+        if (self->state.finished)
+          return;
         const auto& slot = self->state.plugins->pre[i];
         if (pre_failed(self, slot, describe(err, slot)))
           run_pre(self, i + 1);
@@ -732,7 +802,7 @@ session_state::~session_state() {
   if (outcome_pending && decision)
     caf::anon_send(decision->model, atom::outcome_v,
                    call_outcome{call_result::cancelled, 0, 0, "session ended",
-                                decision->probe});
+                                decision->lease});
 }
 
 session_actor::behavior_type
@@ -745,6 +815,28 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
   st.plugins = std::move(plugins);
   st.reply = std::move(reply);
   st.upstream = std::move(upstream);
+  // A handler that throws ends this request only: the client gets a 500 at
+  // once (the post stage cannot run any more), the failure is logged with
+  // the request id and counted, and the state's destructor gives the
+  // admission back.
+  self->set_exception_handler([self](std::exception_ptr& eptr) -> caf::error {
+    auto& st = self->state;
+    std::string what;
+    try {
+      std::rethrow_exception(eptr);
+    } catch (...) {
+      what = current_exception_text();
+    }
+    report_failure(boundary::session, st.ctx.request_id, what);
+    st.finished = true;
+    if (auto fn = std::move(st.reply)) {
+      st.reply = nullptr;
+      http_reply r;
+      r.error = error_of(errc::internal, std::string{internal_failure_message});
+      fn(std::move(r));
+    }
+    return caf::exit_reason::unhandled_exception;
+  });
   if (!post_stage_empty(self))
     st.request_sha256 = to_hex(sha256(st.ctx.body.raw()));
   run_pre(self, 0);
@@ -758,11 +850,23 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
     [self](atom::retry) {
       // The backoff is over: the same model again, if it still admits.
       auto& st = self->state;
+      if (st.finished)
+        return;
       if (!st.decision || steady_clock::now() >= st.ctx.deadline) {
         give_up(self);
         return;
       }
       admit_and_call(self, candidate{st.decision->alias, st.decision->model});
+    },
+    [self](atom::cancel) {
+      // The client got its 504 already; the post stage still records how
+      // the request ended, and the MODEL gets its admission back.
+      if (self->state.finished)
+        return;
+      report(self, {call_result::cancelled, 0, 0, "deadline"});
+      finish_with(self, error_of(errc::deadline_exceeded,
+                                 "The request did not finish within its "
+                                 "deadline"));
     },
   };
 }

@@ -60,6 +60,10 @@ struct session_state {
   /// into events after the post stage.
   bool wrap_sse = false;
   bool post_started = false;
+  /// The request is ending (finish() ran): answers that arrive now from
+  /// PLUGINs, the ROUTER, MODELs or a retry timer are dropped (admissions
+  /// given back).
+  bool finished = false;
   /// What the client gets if no attempt succeeds.
   std::optional<api_error> last_error;
   unsigned last_status = 0;

@@ -60,7 +60,8 @@ std::string scrubbed(std::string text, const model_config& model, size_t max) {
 
 bool is_model_failure(const upstream_result& result) {
   if (result.failure != upstream_failure::none)
-    return result.failure != upstream_failure::cancelled;
+    return result.failure != upstream_failure::cancelled
+           && result.failure != upstream_failure::internal;
   auto s = result.status;
   return s < 200 || (s >= 300 && s < 400) || s == 408 || s == 429 || s >= 500;
 }
@@ -72,6 +73,13 @@ api_error upstream_error(const upstream_result& result,
   if (result.client_gone) {
     err.code = errc::client_closed;
     err.message = "The client closed the connection";
+    return err;
+  }
+  if (result.failure == upstream_failure::internal) {
+    err.code = errc::internal;
+    err.message = "The gateway failed while calling the upstream provider "
+                  "for model '"
+                  + alias + "'; the failure is logged under this request's id";
     return err;
   }
   if (result.failure == upstream_failure::cancelled) {

@@ -25,6 +25,8 @@ std::string_view to_string(upstream_failure x) {
     return "protocol";
   case upstream_failure::cancelled:
     return "cancelled";
+  case upstream_failure::internal:
+    return "internal";
   }
   return "unknown";
 }

@@ -126,6 +126,9 @@ struct upstream_request {
   /// request arrived, and the time earlier attempts spent upstream.
   std::chrono::steady_clock::time_point received{};
   std::chrono::microseconds upstream_before{0};
+  /// The client request this call serves, for log lines ("" for health
+  /// checks).
+  std::string request_id;
 };
 
 /// The response header that tells the client how long the gateway itself
@@ -145,6 +148,9 @@ enum class upstream_failure : uint8_t {
   protocol,
   /// The gateway cancelled the exchange (shutdown).
   cancelled,
+  /// The gateway itself failed while calling or reading (a failure caught
+  /// at a boundary, core/boundary.hpp): not the provider's fault.
+  internal,
 };
 
 std::string_view to_string(upstream_failure x);

@@ -350,6 +350,14 @@ std::string render_prometheus(const metrics_snapshot& snap,
   for (const auto& g : snap.models)
     out.sample("pw_router_in_flight", {{"model", g.alias}},
                static_cast<double>(g.in_flight));
+  out.family("pw_router_internal_errors_total", "counter",
+             "Failures inside the gateway caught at a boundary; each ended "
+             "one request with a 500 or 502 (and an internal_error log "
+             "line).");
+  for (size_t i = 0; i < boundary_count; ++i)
+    out.sample("pw_router_internal_errors_total",
+               {{"boundary", std::string{to_string(static_cast<boundary>(i))}}},
+               static_cast<double>(snap.internal_errors[i]));
   out.family("pw_router_config_info", "gauge",
              "The configuration being served, by the SHA-256 of its file.");
   out.sample("pw_router_config_info", {{"sha256", snap.config_sha256}}, 1);

@@ -6,8 +6,10 @@
 // usage shape). Nothing here is shared between threads: each io thread owns
 // one shard, and a scrape merges copies of them on the scraping thread.
 
+#include "core/boundary.hpp"
 #include "core/exchange.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -128,6 +130,8 @@ struct metrics_snapshot {
   std::string config_sha256;
   double uptime_seconds = 0;
   process_stats process;
+  /// Failures caught at each boundary (core/boundary.hpp), by boundary.
+  std::array<uint64_t, boundary_count> internal_errors{};
 };
 
 /// Who scrapes: `all` (an admin key, or `server.metrics_public`), or one

@@ -18,6 +18,7 @@
 // Nothing is ever left suspended.
 
 #include "actors/gateway_api.hpp"
+#include "core/boundary.hpp"
 #include "core/exchange.hpp"
 
 #include <boost/asio/associated_executor.hpp>
@@ -181,14 +182,30 @@ upstream_fn make_upstream_fn(net::io_context& ioc, Call call) {
     // Post from the actor thread onto the io thread that owns the pool; the
     // coroutine is created there, so its frame never crosses threads.
     net::post(ioc, [&ioc, call, once, req = std::move(req)]() mutable {
+      auto id = req.request_id;
       net::co_spawn(ioc, call(std::move(req)),
-                    [once](std::exception_ptr ep, upstream_result r) {
+                    [once, id](std::exception_ptr ep, upstream_result r) {
+                      // Two boundaries: the call itself (its exception arrives
+                      // here) and the hand-over to the actor side. Neither may
+                      // throw out of the io thread.
                       if (ep) {
+                        try {
+                          std::rethrow_exception(ep);
+                        } catch (...) {
+                          report_failure(boundary::upstream_call, id,
+                                         current_exception_text());
+                        }
                         r = upstream_result{};
-                        r.failure = upstream_failure::protocol;
-                        r.detail = "internal error in the upstream client";
+                        r.failure = upstream_failure::internal;
+                        r.detail
+                          = "the gateway failed while calling the provider";
                       }
-                      (*once)(std::move(r));
+                      try {
+                        (*once)(std::move(r));
+                      } catch (...) {
+                        report_failure(boundary::upstream_done, id,
+                                       current_exception_text());
+                      }
                     });
     });
   };

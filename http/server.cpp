@@ -7,6 +7,7 @@
 
 #include "actors/gateway_api.hpp"
 #include "core/auth.hpp"
+#include "core/boundary.hpp"
 #include "core/chat_request.hpp"
 #include "core/glob.hpp"
 #include "core/json/reader.hpp"
@@ -352,11 +353,18 @@ net::awaitable<http_reply> handle_chat(worker& w, client_stream& stream,
       return pool->call(std::move(r), s);
     });
   }
+  actors::cancel_fn cancel;
   auto start_session = [&](reply_fn fn) {
-    actors::start_chat(gen, std::move(ctx), std::move(fn), std::move(upstream));
+    cancel = actors::start_chat(gen, std::move(ctx), std::move(fn),
+                                std::move(upstream));
   };
-  co_return co_await async_actor_call(start_session, deadline,
-                                      net::use_awaitable);
+  auto answer
+    = co_await async_actor_call(start_session, deadline, net::use_awaitable);
+  // The bridge answered for the SESSION (504 at the deadline): it must not
+  // go on working for a client that has its answer.
+  if (answer.facts_unknown && cancel)
+    cancel();
+  co_return answer;
 }
 
 /// Routes one request to its endpoint.
@@ -416,6 +424,8 @@ net::awaitable<http_reply> handle(worker& w, client_stream& stream,
                             "scrape");
     metrics_snapshot snap;
     snap.merged = std::move(*merged);
+    for (size_t i = 0; i < boundary_count; ++i)
+      snap.internal_errors[i] = failures_at(static_cast<boundary>(i));
     snap.uptime_seconds = static_cast<double>(
       std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::system_clock::now().time_since_epoch())
@@ -656,7 +666,21 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     // The bridge's deadline timer bounds the wait for the actors.
     stream.lowest().expires_never();
     std::shared_ptr<downstream_sink> sink;
-    auto reply = co_await handle(w, stream, req, info, started_unix, sink);
+    http_reply reply;
+    bool failed = false;
+    // Handling one request is input handling: a failure in it ends this
+    // request with a 500, never the connection's io thread.
+    try {
+      inject_fault(boundary::request);
+      reply = co_await handle(w, stream, req, info, started_unix, sink);
+    } catch (...) {
+      failed = true;
+      report_failure(boundary::request, info.request_id,
+                     current_exception_text());
+    }
+    if (failed)
+      reply
+        = error_reply(errc::internal, std::string{internal_failure_message});
     bool started_stream = sink && sink->started();
     if (sink) {
       sink->detach(); // the connection owns its socket again

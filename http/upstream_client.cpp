@@ -1,5 +1,6 @@
 #include "http/upstream_client.hpp"
 
+#include "core/boundary.hpp"
 #include "http/downstream_sink.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -337,12 +338,25 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
   std::string out;
   bool clean = false;
   bool timed_out = false;
+  bool internal = false;
   while (!parser->is_done()) {
     lowest.expires_at(std::min(clock_type::now() + req.idle_timeout, end_by));
     auto [ec, n] = co_await read_piece();
     out.clear();
-    if (n > 0)
-      decoder.feed(std::string_view{piece.data(), n}, out);
+    if (n > 0) {
+      // The translator reads the provider's bytes: a failure in it ends
+      // this stream with an error event, nothing else.
+      try {
+        inject_fault(boundary::stream_piece);
+        decoder.feed(std::string_view{piece.data(), n}, out);
+      } catch (...) {
+        report_failure(boundary::stream_piece, req.request_id,
+                       current_exception_text());
+        internal = true;
+        decoder.abort(out, std::string{internal_failure_message},
+                      "internal_error", "internal_error");
+      }
+    }
     if (ec && decoder.state() == stream_state::open) {
       if (sink.client_gone())
         break;
@@ -384,8 +398,9 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
     r.failure = upstream_failure::cancelled;
     r.detail = "the client closed the connection";
   } else if (!r.summary.complete) {
-    r.failure
-      = timed_out ? upstream_failure::timeout : upstream_failure::protocol;
+    r.failure = internal    ? upstream_failure::internal
+                : timed_out ? upstream_failure::timeout
+                            : upstream_failure::protocol;
     r.detail = r.summary.error;
   }
   // Reused only after a clean end with nothing left unread.
@@ -454,6 +469,9 @@ void upstream_pool::give_back(const std::string& key,
 net::awaitable<upstream_result>
 upstream_pool::call(upstream_request req,
                     std::shared_ptr<downstream_sink> sink) {
+  // A throw from here on reaches make_upstream_fn's completion (the
+  // upstream_call boundary) as an exception_ptr.
+  inject_fault(boundary::upstream_call);
   auto start = clock_type::now();
   auto deadline = start + req.timeout;
   auto first_byte = start + req.first_byte_timeout;

@@ -12,10 +12,13 @@
 // their own.
 
 #include "actors/contracts.hpp"
+#include "core/boundary.hpp"
 #include "core/config.hpp"
+#include "core/errc.hpp"
 #include "core/exchange.hpp"
 
 #include <caf/fwd.hpp>
+#include <caf/result.hpp>
 
 #include <functional>
 #include <memory>
@@ -77,6 +80,23 @@ const plugin_factory* find_builtin(std::string_view name);
 /// allowed stage, valid config. Returns one message per problem, each
 /// starting with the entry's YAML path.
 std::vector<std::string> check_middleware(const gateway_config& cfg);
+
+/// Runs a PLUGIN's handler for request `request_id` inside the plugin
+/// boundary (core/boundary.hpp): a throw becomes that request's
+/// `plugin_failed` (which fails it closed unless `on_error: continue`),
+/// logged and counted; the actor and every other request go on.
+template <class Handler>
+caf::result<actors::plugin_verdict> guarded(const std::string& request_id,
+                                            Handler&& handler) {
+  try {
+    inject_fault(boundary::plugin);
+    return handler();
+  } catch (...) {
+    report_failure(boundary::plugin, request_id, current_exception_text());
+    return make_error(errc::plugin_failed,
+                      "an internal error, logged under the request id");
+  }
+}
 
 /// Spawns the generic PLUGIN actor around `logic`.
 actors::plugin_actor spawn_logic_plugin(caf::actor_system& sys,

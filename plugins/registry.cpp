@@ -82,10 +82,11 @@ actors::plugin_actor::behavior_type logic_plugin(plugin_ptr,
                                                  plugin_logic_ptr logic) {
   return {
     [logic](atom::pre, const actors::plugin_request& req) {
-      return logic->on_request(req);
+      return guarded(req.request_id, [&] { return logic->on_request(req); });
     },
     [logic](atom::post, const actors::plugin_outcome& out) {
-      return logic->on_response(out);
+      return guarded(out.request.request_id,
+                     [&] { return logic->on_response(out); });
     },
   };
 }

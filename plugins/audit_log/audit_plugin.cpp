@@ -109,6 +109,44 @@ void flush(audit_actor::stateful_pointer<audit_state> self) {
   }
 }
 
+/// Appends the line of one finished request; answers at once (interval)
+/// or when the group fsync that covers it is done (every).
+caf::result<actors::plugin_verdict>
+record(audit_actor::stateful_pointer<audit_state> self,
+       const actors::plugin_outcome& out) {
+  auto& st = self->state;
+  // The path and the OS error are in the log, not in the answer.
+  if (!st.writer)
+    return make_error(errc::plugin_failed, "the audit log cannot be opened");
+  auto written
+    = st.writer->append(audit_record(out, st.settings.include_bodies));
+  if (!written) {
+    log::write(log_level::error, "audit_write_failed",
+               {{"path", st.settings.writer.path},
+                {"request_id", out.request.request_id},
+                {"error", message_of(written.error())}});
+    return make_error(errc::plugin_failed,
+                      "the audit log could not record the request");
+  }
+  st.dirty = true;
+  if (st.settings.writer.sync == fsync_policy::interval) {
+    if (!st.flush_armed) {
+      st.flush_armed = true;
+      self->delayed_send(self, st.settings.interval, atom::flush_v);
+    }
+    return actors::plugin_verdict{};
+  }
+  // Every line durable before its request is answered: the flush queues
+  // behind the lines already in the mailbox, so one fsync covers them all.
+  auto rp = self->make_response_promise<actors::plugin_verdict>();
+  st.waiting.push_back(rp);
+  if (!st.flush_armed) {
+    st.flush_armed = true;
+    self->send(self, atom::flush_v);
+  }
+  return rp;
+}
+
 audit_actor::behavior_type
 audit_log(audit_actor::stateful_pointer<audit_state> self,
           audit_settings settings) {
@@ -130,41 +168,8 @@ audit_log(audit_actor::stateful_pointer<audit_state> self,
     [](atom::pre, const actors::plugin_request&) {
       return actors::plugin_verdict{};
     },
-    [self](atom::post, const actors::plugin_outcome& out)
-      -> caf::result<actors::plugin_verdict> {
-      auto& st = self->state;
-      // The path and the OS error are in the log, not in the answer.
-      if (!st.writer)
-        return make_error(errc::plugin_failed,
-                          "the audit log cannot be opened");
-      auto written
-        = st.writer->append(audit_record(out, st.settings.include_bodies));
-      if (!written) {
-        log::write(log_level::error, "audit_write_failed",
-                   {{"path", st.settings.writer.path},
-                    {"request_id", out.request.request_id},
-                    {"error", message_of(written.error())}});
-        return make_error(errc::plugin_failed,
-                          "the audit log could not record the request");
-      }
-      st.dirty = true;
-      if (st.settings.writer.sync == fsync_policy::interval) {
-        if (!st.flush_armed) {
-          st.flush_armed = true;
-          self->delayed_send(self, st.settings.interval, atom::flush_v);
-        }
-        return actors::plugin_verdict{};
-      }
-      // Every line durable before its request is answered: the flush
-      // queues behind the lines already in the mailbox, so one fsync
-      // covers them all.
-      auto rp = self->make_response_promise<actors::plugin_verdict>();
-      st.waiting.push_back(rp);
-      if (!st.flush_armed) {
-        st.flush_armed = true;
-        self->send(self, atom::flush_v);
-      }
-      return rp;
+    [self](atom::post, const actors::plugin_outcome& out) {
+      return guarded(out.request.request_id, [&] { return record(self, out); });
     },
     [self](atom::flush) { flush(self); },
   };

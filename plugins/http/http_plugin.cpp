@@ -30,8 +30,10 @@ struct http_plugin_state {
   http_settings settings;
   upstream_fn call;
   uint64_t next_id = 0;
-  std::unordered_map<uint64_t,
-                     caf::typed_response_promise<actors::plugin_verdict>>
+  /// Calls in flight: the SESSION's promise and its request id.
+  std::unordered_map<
+    uint64_t,
+    std::pair<caf::typed_response_promise<actors::plugin_verdict>, std::string>>
     pending;
 };
 
@@ -157,7 +159,7 @@ http_plugin(http_plugin_actor::stateful_pointer<http_plugin_state> self,
       out.timeout = st.settings.timeout;
       auto id = st.next_id++;
       auto rp = self->make_response_promise<actors::plugin_verdict>();
-      st.pending.emplace(id, rp);
+      st.pending.emplace(id, std::make_pair(rp, req.request_id));
       auto handle = caf::actor_cast<http_plugin_actor>(self);
       st.call(std::move(out), [handle, id](upstream_result r) {
         caf::anon_send(handle, atom::upstream_v, id, std::move(r));
@@ -171,9 +173,19 @@ http_plugin(http_plugin_actor::stateful_pointer<http_plugin_state> self,
       auto it = self->state.pending.find(id);
       if (it == self->state.pending.end())
         return;
-      auto rp = std::move(it->second);
+      auto [rp, request_id] = std::move(it->second);
       self->state.pending.erase(it);
-      auto v = verdict_of(r);
+      // The decision service's answer is input: read it inside the plugin
+      // boundary (core/boundary.hpp).
+      caf::expected<actors::plugin_verdict> v = actors::plugin_verdict{};
+      try {
+        inject_fault(boundary::plugin);
+        v = verdict_of(r);
+      } catch (...) {
+        report_failure(boundary::plugin, request_id, current_exception_text());
+        v = make_error(errc::plugin_failed,
+                       "an internal error, logged under the request id");
+      }
       if (v)
         rp.deliver(std::move(*v));
       else

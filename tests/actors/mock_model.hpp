@@ -15,6 +15,8 @@ struct mock_model_log {
   /// Refusals say a breaker reopens in this many ms.
   int64_t retry_after_ms = 0;
   size_t admits = 0;
+  /// The time left each admission request said its request had.
+  std::vector<int64_t> ttls;
   std::vector<actors::call_outcome> outcomes;
 };
 
@@ -22,11 +24,13 @@ inline actors::model_actor::behavior_type
 mock_model(actors::model_actor::pointer, model_config_ptr settings,
            std::shared_ptr<mock_model_log> log) {
   return {
-    [=](atom::admit, const actors::admit_request&) {
+    [=](atom::admit, const actors::admit_request& req) {
       ++log->admits;
+      log->ttls.push_back(req.ttl_ms);
+      // The lease of admission n is 100 + n, so tests can tell them apart.
       return actors::admission{log->admit, log->admit ? "" : "refused",
-                               settings, log->admit ? 0 : log->retry_after_ms,
-                               false};
+                               settings,   log->admit ? 0 : log->retry_after_ms,
+                               false,      log->admit ? 100 + log->admits : 0};
     },
     [=](atom::outcome, const actors::call_outcome& x) {
       log->outcomes.push_back(x);

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <deque>
+
 using namespace pw;
 using namespace pw::actors;
 using namespace pw::test;
@@ -50,20 +52,33 @@ struct model_fixture : actor_fixture {
     run();
   }
 
-  admission admit() {
+  /// Asks for admission for a request with `ttl_ms` left; an admitted
+  /// call's lease waits in `open` for its outcome.
+  admission admit(int64_t ttl_ms = 60'000) {
     admission out;
     auto h
-      = self->request(aut, caf::infinite, atom::admit_v, admit_request{"r"});
+      = self->request(aut, caf::infinite, atom::admit_v, admit_request{ttl_ms});
     run();
     h.receive([&](admission& a) { out = std::move(a); },
               [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    if (out.admitted)
+      open.push_back(out.lease);
     return out;
   }
 
-  void outcome(call_result r, bool probe = false) {
-    self->send(aut, atom::outcome_v, call_outcome{r, 500, 1000, "x", probe});
+  /// Reports the outcome of the oldest admitted call.
+  void outcome(call_result r) {
+    REQUIRE_FALSE(open.empty());
+    outcome_for(open.front(), r);
+    open.pop_front();
+  }
+
+  void outcome_for(uint64_t lease, call_result r) {
+    self->send(aut, atom::outcome_v, call_outcome{r, 500, 1000, "x", lease});
     run();
   }
+
+  std::deque<uint64_t> open;
 
   model_status status() {
     model_status out;
@@ -129,13 +144,13 @@ TEST_CASE_METHOD(model_fixture, "half-open admits exactly one probe; its "
   CHECK(probe.probe);
   CHECK_FALSE(admit().admitted); // the single probe slot is taken
   SECTION("the probe succeeds") {
-    outcome(call_result::success, true);
+    outcome(call_result::success);
     CHECK(status().circuit == "closed");
     CHECK(admit().admitted);
     CHECK(admit().admitted);
   }
   SECTION("the probe fails: a fresh cooldown") {
-    outcome(call_result::failure, true);
+    outcome(call_result::failure);
     CHECK(status().circuit == "open");
     advance(29s);
     CHECK_FALSE(admit().admitted);
@@ -184,4 +199,41 @@ TEST_CASE_METHOD(model_fixture, "max_concurrent bounds the calls in flight") {
   outcome(call_result::success);
   CHECK(admit().admitted);
   CHECK(status().in_flight == 2);
+}
+
+TEST_CASE_METHOD(model_fixture, "an admission whose outcome never comes is "
+                                "taken back after its request's deadline") {
+  start();
+  REQUIRE(admit(1000).admitted);
+  CHECK(status().in_flight == 1);
+  // The request had 1 s; the lease waits 10 s more for a late outcome.
+  advance(10s);
+  CHECK(status().in_flight == 1);
+  advance(2s);
+  auto s = status();
+  CHECK(s.in_flight == 0);
+  CHECK(s.cancelled == 1);
+  // An outcome for the lease taken back changes nothing.
+  outcome_for(open.front(), call_result::failure);
+  CHECK(status().failures == 0);
+  CHECK(status().circuit == "closed");
+}
+
+TEST_CASE_METHOD(model_fixture, "a lost half-open probe is taken back: the "
+                                "model probes again") {
+  start();
+  for (int i = 0; i < 2; ++i) {
+    admit();
+    outcome(call_result::failure);
+  }
+  advance(30s);
+  auto probe = admit(500);
+  REQUIRE(probe.admitted);
+  CHECK(probe.probe);
+  // Its holder is gone: no outcome ever comes.
+  CHECK_FALSE(admit().admitted);
+  advance(11s);
+  auto again = admit();
+  CHECK(again.admitted);
+  CHECK(again.probe);
 }

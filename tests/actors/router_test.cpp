@@ -50,10 +50,14 @@ struct router_fixture : actor_fixture {
   /// Resolves and returns the decision, or fails the test.
   route_decision resolve_ok(const std::string& model, uint64_t key_index = 0) {
     std::optional<route_decision> out;
-    auto h = self->request(
-      aut, caf::infinite, atom::resolve_v,
-      resolve_request{
-        "r", config->server.api_keys[key_index].name, key_index, model, {}});
+    auto h
+      = self->request(aut, caf::infinite, atom::resolve_v,
+                      resolve_request{"r",
+                                      60000,
+                                      config->server.api_keys[key_index].name,
+                                      key_index,
+                                      model,
+                                      {}});
     run();
     h.receive(
       [&](route_decision& d) { out = std::move(d); },
@@ -65,10 +69,14 @@ struct router_fixture : actor_fixture {
   /// Resolves and returns the error, or fails the test.
   caf::error resolve_err(const std::string& model, uint64_t key_index = 0) {
     caf::error out;
-    auto h = self->request(
-      aut, caf::infinite, atom::resolve_v,
-      resolve_request{
-        "r", config->server.api_keys[key_index].name, key_index, model, {}});
+    auto h
+      = self->request(aut, caf::infinite, atom::resolve_v,
+                      resolve_request{"r",
+                                      60000,
+                                      config->server.api_keys[key_index].name,
+                                      key_index,
+                                      model,
+                                      {}});
     run();
     h.receive([&](route_decision& d) { FAIL("resolved to " << d.alias); },
               [&](caf::error& err) { out = std::move(err); });

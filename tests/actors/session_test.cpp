@@ -110,6 +110,31 @@ TEST_CASE_METHOD(session_fixture, "happy path: resolve, call, report, reply") {
   REQUIRE(model_log->outcomes.size() == 1);
   CHECK(model_log->outcomes[0].result == call_result::success);
   CHECK(model_log->outcomes[0].latency_us == 1500);
+  CHECK(model_log->outcomes[0].lease == 101);
+}
+
+TEST_CASE_METHOD(session_fixture, "a cancel from the io thread ends a "
+                                  "SESSION that waits for its provider") {
+  auto s = start(chat);
+  REQUIRE(upstream_calls.size() == 1);
+  // The request had about an hour: the lease says so.
+  REQUIRE(model_log->ttls.size() == 1);
+  CHECK(model_log->ttls[0] > 3'500'000);
+  self->send(s, atom::cancel_v);
+  run();
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::deadline_exceeded);
+  // The admission goes back at once, named by its lease.
+  REQUIRE(model_log->outcomes.size() == 1);
+  CHECK(model_log->outcomes[0].result == call_result::cancelled);
+  CHECK(model_log->outcomes[0].lease == 101);
+  // The SESSION is gone: a late failure reaches nobody. (A late success
+  // would be written by the io thread's fast path into the bridge, which
+  // has completed already and drops it.)
+  answer(503, "late");
+  CHECK(replies.size() == 1);
+  CHECK(model_log->outcomes.size() == 1);
 }
 
 TEST_CASE_METHOD(session_fixture, "an upstream 5xx is a 502 and a model "

@@ -63,7 +63,7 @@ struct supervisor_fixture : actor_fixture {
   route_decision resolve(const std::string& model) {
     route_decision out;
     auto h = self->request(current_router(), caf::infinite, atom::resolve_v,
-                           resolve_request{"r", "client", 0, model, {}});
+                           resolve_request{"r", 60000, "client", 0, model, {}});
     run();
     h.receive([&](route_decision& d) { out = std::move(d); },
               [&](caf::error& err) { FAIL(caf::to_string(err)); });
@@ -87,8 +87,9 @@ TEST_CASE_METHOD(supervisor_fixture, "model state follows admissions and "
                                      "outcomes") {
   auto d = resolve("second");
   CHECK(health().models[1].in_flight == 1);
-  self->send(d.model, atom::outcome_v,
-             call_outcome{call_result::failure, 503, 2000, "HTTP 503"});
+  self->send(
+    d.model, atom::outcome_v,
+    call_outcome{call_result::failure, 503, 2000, "HTTP 503", d.lease});
   run();
   auto s = health().models[1];
   CHECK(s.in_flight == 0);
@@ -127,7 +128,7 @@ TEST_CASE_METHOD(supervisor_fixture, "a request in flight when its MODEL "
   auto doomed = resolve("first").model;
   // The MODEL dies while a resolve is on its way to it.
   auto h = self->request(router, caf::infinite, atom::resolve_v,
-                         resolve_request{"r", "client", 0, "first", {}});
+                         resolve_request{"r", 60000, "client", 0, "first", {}});
   self->send_exit(doomed, caf::exit_reason::kill);
   run();
   bool answered = false;
