@@ -465,10 +465,19 @@ net::awaitable<http_reply> handle(worker& w, client_stream& stream,
                         "Unknown path " + std::string{path.substr(0, 256)});
 }
 
-/// Writes a final error and closes (limits hit before a request was read).
-net::awaitable<void> reject(client_stream& stream, errc code,
-                            std::string message, request_log info) {
-  auto reply = error_reply(code, std::move(message));
+/// A lingering close, as nginx's lingering_time and lingering_timeout: how
+/// long and how much of what a client still sends after an early answer is
+/// read and dropped, and the longest pause between two of its reads.
+constexpr auto linger_total = std::chrono::seconds{10};
+constexpr auto linger_pause = std::chrono::seconds{2};
+constexpr size_t linger_bytes = 64 * 1024 * 1024;
+
+net::awaitable<void> linger(client_stream& stream);
+
+/// Writes a final answer (an error: limits hit before the body was read)
+/// and closes the connection.
+net::awaitable<void> reject(client_stream& stream, http_reply reply,
+                            request_log info) {
   auto res = make_response(reply, info.request_id, false, 11, false);
   res.keep_alive(false);
   stream.lowest().expires_after(std::chrono::seconds{5});
@@ -476,14 +485,21 @@ net::awaitable<void> reject(client_stream& stream, errc code,
   log_request(info, reply);
   if (wec)
     co_return;
+  co_await linger(stream);
+}
+
+/// Ends a connection whose client may still be sending: closing with
+/// unread input makes the kernel send a reset, which can destroy the
+/// answer before the client reads it (a client that writes its whole body
+/// before reading, as most do). So the rest of what it sends is read and
+/// dropped, for a bounded time and amount, until it closes.
+net::awaitable<void> linger(client_stream& stream) {
   co_await stream.close_write();
-  // A lingering close: closing with unread input makes the kernel send a
-  // reset, which can destroy the answer before the client reads it. Read
-  // and drop what the client still sends, for a bounded time and amount.
-  constexpr size_t max_drained = 1024 * 1024;
-  stream.lowest().expires_after(std::chrono::seconds{2});
-  std::array<char, 4096> sink;
-  for (size_t drained = 0; drained < max_drained;) {
+  auto until = clock_type::now() + linger_total;
+  std::array<char, 16 * 1024> sink;
+  for (size_t drained = 0; drained < linger_bytes;) {
+    stream.lowest().expires_at(
+      std::min(clock_type::now() + linger_pause, until));
     // Raw bytes, under TLS too: they are dropped unread.
     auto [rec, n]
       = co_await stream.lowest().async_read_some(net::buffer(sink), nothrow);
@@ -491,6 +507,19 @@ net::awaitable<void> reject(client_stream& stream, errc code,
       break;
     drained += n;
   }
+}
+
+net::awaitable<void> reject(client_stream& stream, errc code,
+                            std::string message, request_log info) {
+  co_await reject(stream, error_reply(code, std::move(message)),
+                  std::move(info));
+}
+
+/// Endpoints that take a body from a key holder: their key is checked
+/// before the body is read, so nobody without one makes the gateway read
+/// megabytes.
+bool keyed_body_endpoint(std::string_view path) {
+  return path == "/v1/chat/completions";
 }
 
 /// One client connection, for its whole life.
@@ -563,7 +592,11 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
       info.request_id = new_request_id();
       auto received = std::string_view{
         static_cast<const char*>(buffer.data().data()), buffer.size()};
-      if (hec == bhttp::error::header_limit
+      // Beast consumes the request line once it is parsed: a method seen
+      // means the header fields are what grew too large.
+      bool line_parsed = parser->get().method() != bhttp::verb::unknown
+                         || !parser->get().method_string().empty();
+      if (hec == bhttp::error::header_limit && !line_parsed
           && received.find("\r\n") == std::string_view::npos)
         // Not even the request line ended: the target is too long.
         co_await reject(stream, errc::uri_too_long,
@@ -628,7 +661,19 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
                       info);
       co_return;
     }
-    if (!parser->is_done()) {
+    // A key that fails is answered before the body is read; the answer
+    // then takes the common way out (log line, metrics), and the
+    // connection closes lingering.
+    std::optional<http_reply> early;
+    if (!parser->is_done() && keyed_body_endpoint(info.path)
+        && header.method() == bhttp::verb::post) {
+      http_reply refused;
+      if (authorize(actors::config_of(gen), header, refused) == nullptr) {
+        info.client.clear();
+        early = std::move(refused);
+      }
+    }
+    if (!parser->is_done() && !early) {
       // HTTP/1.0 has no interim answers (RFC 9110 10.1.1).
       if (header.version() >= 11
           && beast::iequals(header[bhttp::field::expect], "100-continue")) {
@@ -662,6 +707,8 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
         co_return;
       }
     }
+    // An early answer leaves a body unread: the connection cannot go on.
+    bool unread = !parser->is_done();
     auto req = parser->release();
     // The bridge's deadline timer bounds the wait for the actors.
     stream.lowest().expires_never();
@@ -672,7 +719,10 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
     // request with a 500, never the connection's io thread.
     try {
       inject_fault(boundary::request);
-      reply = co_await handle(w, stream, req, info, started_unix, sink);
+      if (early)
+        reply = std::move(*early);
+      else
+        reply = co_await handle(w, stream, req, info, started_unix, sink);
     } catch (...) {
       failed = true;
       report_failure(boundary::request, info.request_id,
@@ -711,13 +761,17 @@ net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
          std::to_string(overhead_of(reply, total).count())});
     auto res = make_response(reply, info.request_id, is_v1, req.version(),
                              req.method() == bhttp::verb::head);
-    res.keep_alive(req.keep_alive() && !w.draining);
+    res.keep_alive(req.keep_alive() && !w.draining && !unread);
     stream.lowest().expires_after(to_ms(server_cfg.write_timeout));
     auto [wec, wn] = co_await bhttp::async_write(stream, res, nothrow);
     log_request(info, reply);
     account(w, info, reply, total);
     if (wec)
       co_return;
+    if (unread) {
+      co_await linger(stream);
+      co_return;
+    }
     if (!res.keep_alive()) {
       co_await stream.close_write();
       co_return;

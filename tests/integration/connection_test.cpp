@@ -73,6 +73,55 @@ TEST_CASE("an oversized chunked body is cut as it arrives") {
   CHECK(reply.starts_with("HTTP/1.1 413"));
 }
 
+TEST_CASE("a client that writes its whole 10 MiB body before reading gets "
+          "its 413") {
+  // As Python's httpx and most clients do: the gateway answers at once
+  // from Content-Length, then keeps reading and dropping until the client
+  // finished writing, so closing never resets the answer away.
+  gateway_process gw{make_config(echo_model, "echo")};
+  raw_connection conn{gw.port()};
+  const size_t body = 10 * 1024 * 1024 + 1;
+  REQUIRE(conn.send(post_head("", body)));
+  REQUIRE(conn.send(std::string(body, 'x')));
+  bool closed = false;
+  auto reply = conn.read_until_close(std::chrono::seconds{10}, closed);
+  CHECK(reply.starts_with("HTTP/1.1 413"));
+  CHECK(reply.find("payload_too_large") != std::string::npos);
+  CHECK(closed);
+}
+
+TEST_CASE("a key is checked before the body is read") {
+  gateway_process gw{make_config(echo_model, "echo")};
+  raw_connection conn{gw.port()};
+  const size_t body = 5 * 1024 * 1024;
+  REQUIRE(conn.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                    "Authorization: Bearer sk-wrong\r\nContent-Length: "
+                    + std::to_string(body) + "\r\n\r\n"));
+  // The whole body goes out before the client reads: the 401 survives it.
+  REQUIRE(conn.send(std::string(body, 'x')));
+  bool closed = false;
+  auto reply = conn.read_until_close(std::chrono::seconds{10}, closed);
+  CHECK(reply.starts_with("HTTP/1.1 401"));
+  CHECK(reply.find("WWW-Authenticate: Bearer") != std::string::npos);
+  CHECK(reply.find("invalid_api_key") != std::string::npos);
+  CHECK(closed);
+  // With a valid key the same endpoint reads the body as before.
+  auto ok = http_request(gw.port(), "POST", "/v1/chat/completions",
+                         chat_body("echo"), auth_json(full_key));
+  CHECK(ok.status == 200);
+}
+
+TEST_CASE("a 64 KiB header field is 431, not 414") {
+  gateway_process gw{make_config(echo_model, "echo")};
+  raw_connection conn{gw.port()};
+  REQUIRE(conn.send("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "
+                    + std::string(64 * 1024, 'b') + "\r\n\r\n"));
+  bool closed = false;
+  auto reply = conn.read_until_close(std::chrono::seconds{10}, closed);
+  CHECK(reply.starts_with("HTTP/1.1 431"));
+  CHECK(reply.find("headers_too_large") != std::string::npos);
+}
+
 TEST_CASE("oversized headers get 431") {
   gateway_process gw{
     make_config(echo_model, "echo", "  max_header_bytes: 2048\n")};

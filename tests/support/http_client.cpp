@@ -96,6 +96,9 @@ raw_connection::raw_connection(uint16_t port) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
     throw std::runtime_error("connect failed");
+  // A peer that neither reads nor closes fails a send; it never hangs.
+  timeval tv{30, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
 raw_connection::~raw_connection() {
