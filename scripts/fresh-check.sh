@@ -89,6 +89,12 @@ deb $security bookworm-security main
 EOF
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The Debian installer writes /etc/hosts; debootstrap does not. Without it
+# "localhost" does not resolve (the TLS tests name it).
+if [ ! -f "$root/etc/hosts" ]; then
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+    "$(cat "$root/etc/hostname" 2>/dev/null || echo debian)" >"$root/etc/hosts"
+fi
 if compgen -G "/usr/local/share/ca-certificates/*" >/dev/null; then
   mkdir -p "$root/usr/local/share/ca-certificates"
   cp /usr/local/share/ca-certificates/* "$root/usr/local/share/ca-certificates/"
