@@ -278,6 +278,12 @@ int run(const options& opts, pw::gateway_config_ptr cfg,
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // From here on no thread that serves requests writes to stdout itself.
+  // (Started after the mask, like every other thread.)
+  log::start_writer();
+  struct stop_log_writer {
+    ~stop_log_writer() { log::stop_writer(); }
+  } writer_guard;
   // Threads inherit the policy of the thread that creates them: set it
   // here, before the io and actor threads exist.
   if (cfg->server.sched_batch) {

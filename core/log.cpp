@@ -5,11 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <thread>
 #include <unistd.h>
 
 namespace pw::log {
@@ -44,7 +46,173 @@ void write_all(std::string_view line) {
   }
 }
 
+/// One thread's queue of finished lines: a ring with one producer (the
+/// thread) and one consumer (the writer).
+struct line_queue {
+  static constexpr size_t capacity = 1024; // lines; a power of two
+  std::array<std::string, capacity> slots;
+  /// Next slot the producer fills / the consumer takes; both only grow.
+  std::atomic<size_t> head{0};
+  std::atomic<size_t> tail{0};
+  /// The next queue of the writer's list (set once, before publishing).
+  line_queue* next = nullptr;
+
+  bool push(std::string& line) {
+    auto h = head.load(std::memory_order_relaxed);
+    if (h - tail.load(std::memory_order_acquire) >= capacity)
+      return false;
+    slots[h % capacity] = std::move(line);
+    head.store(h + 1, std::memory_order_release);
+    return true;
+  }
+
+  /// Appends every queued line to `out`; returns how many.
+  size_t drain(std::string& out) {
+    auto t = tail.load(std::memory_order_relaxed);
+    auto h = head.load(std::memory_order_acquire);
+    for (auto i = t; i != h; ++i) {
+      auto& slot = slots[i % capacity];
+      out += slot;
+      std::string{}.swap(slot);
+    }
+    tail.store(h, std::memory_order_release);
+    return h - t;
+  }
+};
+
+/// The writer: every thread's queue, and its thread.
+struct log_writer {
+  /// Every queue ever made (threads live as long as the process).
+  std::atomic<line_queue*> queues{nullptr};
+  std::atomic<bool> running{false};
+  /// The writer sleeps on `wake` while `idle`; a producer that finds it
+  /// idle bumps `wake` and notifies.
+  std::atomic<bool> idle{false};
+  std::atomic<uint32_t> wake{0};
+  std::atomic<uint64_t> dropped{0};
+  uint64_t reported_dropped = 0;
+  std::thread thread;
+
+  line_queue& queue_of_this_thread() {
+    thread_local line_queue* mine = nullptr;
+    if (mine == nullptr) {
+      mine = new line_queue; // lives as long as the process; on the list
+      auto* first = queues.load(std::memory_order_acquire);
+      do {
+        mine->next = first;
+      } while (
+        !queues.compare_exchange_weak(first, mine, std::memory_order_acq_rel));
+    }
+    return *mine;
+  }
+
+  size_t drain_all(std::string& out) {
+    size_t n = 0;
+    for (auto* q = queues.load(std::memory_order_acquire); q != nullptr;
+         q = q->next)
+      n += q->drain(out);
+    return n;
+  }
+
+  /// Writes a line about drops once there were new ones.
+  void report_drops(std::string& out);
+
+  void run() {
+    std::string batch;
+    while (running.load()) {
+      batch.clear();
+      if (drain_all(batch) > 0) {
+        report_drops(batch);
+        write_all(batch);
+        // Let the next lines gather: under load, about one write(2) a
+        // millisecond instead of one a line.
+        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+        continue;
+      }
+      auto seen = wake.load();
+      idle.store(true);
+      // A line queued before `idle` was visible is found here; one queued
+      // after it finds the writer idle and wakes it.
+      if (drain_all(batch) == 0 && running.load())
+        wake.wait(seen);
+      idle.store(false);
+      report_drops(batch);
+      write_all(batch);
+    }
+  }
+
+  void notify() {
+    wake.fetch_add(1);
+    wake.notify_one();
+  }
+
+  ~log_writer() {
+    // A process that ends without stop_writer(): the thread must not
+    // outlive this object.
+    if (running.exchange(false))
+      notify();
+    if (thread.joinable())
+      thread.join();
+  }
+};
+
+log_writer& writer() {
+  static log_writer w;
+  return w;
+}
+
+/// Hands a finished line (ending in '\n') to the writer, or writes it at
+/// once when there is no writer.
+void emit(std::string& line) {
+  auto& w = writer();
+  if (!w.running.load(std::memory_order_acquire)) {
+    write_all(line);
+    return;
+  }
+  if (!w.queue_of_this_thread().push(line)) {
+    w.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (w.idle.load())
+    w.notify();
+}
+
+void log_writer::report_drops(std::string& out) {
+  auto now = dropped.load(std::memory_order_relaxed);
+  if (now == reported_dropped)
+    return;
+  line report{log_level::warning, "log_lines_dropped"};
+  report.num("dropped_total", now);
+  // Built here, written with the batch: never queued behind itself.
+  out += report.finish();
+  reported_dropped = now;
+}
+
 } // namespace
+
+void start_writer() {
+  auto& w = writer();
+  if (w.running.exchange(true))
+    return;
+  w.thread = std::thread{[&w] { w.run(); }};
+}
+
+void stop_writer() {
+  auto& w = writer();
+  if (!w.running.exchange(false))
+    return;
+  w.notify();
+  if (w.thread.joinable())
+    w.thread.join();
+  std::string rest;
+  w.drain_all(rest);
+  w.report_drops(rest);
+  write_all(rest);
+}
+
+uint64_t dropped() {
+  return writer().dropped.load(std::memory_order_relaxed);
+}
 
 void set_level(log_level level) {
   current_level.store(level, std::memory_order_relaxed);
@@ -119,9 +287,14 @@ line& line::null(std::string_view k) {
   return *this;
 }
 
-void line::write() {
+std::string line::finish() {
   buf_ += "}\n";
-  write_all(buf_);
+  return std::move(buf_);
+}
+
+void line::write() {
+  auto text = finish();
+  emit(text);
 }
 
 void write(log_level level, std::string_view event,
@@ -139,7 +312,7 @@ void write(log_level level, std::string_view event,
   // request.
   auto text = json::dump(doc);
   text.push_back('\n');
-  write_all(text);
+  emit(text);
 }
 
 } // namespace pw::log

@@ -1,7 +1,14 @@
 #pragma once
 
-// Structured logs: one JSON object per line on stdout, written with a single
-// write(2) so lines from different threads never interleave. No locks.
+// Structured logs: one JSON object per line on stdout. Once the writer runs
+// (start_writer), a thread that logs only queues its line on a queue of its
+// own; one writer thread drains every queue and writes the lines in
+// batches. A stalled stdout (a log pipe nobody reads) therefore never
+// blocks a thread that serves requests: when its queue is full the line is
+// dropped and counted (dropped(), pw_router_log_lines_dropped_total), and
+// the writer logs the count once stdout moves again. No locks: each queue
+// has one producer and one consumer. Before start_writer and after
+// stop_writer, lines are written at once, each with one write(2).
 
 #include "core/config.hpp"
 
@@ -13,6 +20,16 @@
 #include <string_view>
 
 namespace pw::log {
+
+/// Starts the writer thread (once; the gateway does it before its io and
+/// actor threads exist).
+void start_writer();
+
+/// Writes what is queued and stops the writer thread (at exit).
+void stop_writer();
+
+/// Lines dropped because their thread's queue was full.
+uint64_t dropped();
 
 /// Sets the lowest level that is written (from `logging.level`).
 void set_level(log_level level);
@@ -36,8 +53,12 @@ public:
   line& millis(std::string_view key, std::chrono::microseconds value);
   line& null(std::string_view key);
 
-  /// Writes the line (one write(2)); the builder is spent afterwards.
+  /// Writes the line (queues it, once the writer runs); the builder is
+  /// spent afterwards.
   void write();
+
+  /// The finished line, ending in '\n'; the builder is spent afterwards.
+  std::string finish();
 
 private:
   void key(std::string_view k);

@@ -358,6 +358,11 @@ std::string render_prometheus(const metrics_snapshot& snap,
     out.sample("pw_router_internal_errors_total",
                {{"boundary", std::string{to_string(static_cast<boundary>(i))}}},
                static_cast<double>(snap.internal_errors[i]));
+  out.family("pw_router_log_lines_dropped_total", "counter",
+             "Log lines dropped because stdout could not keep up (a "
+             "thread's queue was full); no thread ever waits for stdout.");
+  out.sample("pw_router_log_lines_dropped_total", {},
+             static_cast<double>(snap.log_lines_dropped));
   out.family("pw_router_config_info", "gauge",
              "The configuration being served, by the SHA-256 of its file.");
   out.sample("pw_router_config_info", {{"sha256", snap.config_sha256}}, 1);

@@ -132,6 +132,8 @@ struct metrics_snapshot {
   process_stats process;
   /// Failures caught at each boundary (core/boundary.hpp), by boundary.
   std::array<uint64_t, boundary_count> internal_errors{};
+  /// Log lines dropped because stdout could not keep up (core/log.hpp).
+  uint64_t log_lines_dropped = 0;
 };
 
 /// Who scrapes: `all` (an admin key, or `server.metrics_public`), or one

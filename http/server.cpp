@@ -426,6 +426,7 @@ net::awaitable<http_reply> handle(worker& w, client_stream& stream,
     snap.merged = std::move(*merged);
     for (size_t i = 0; i < boundary_count; ++i)
       snap.internal_errors[i] = failures_at(static_cast<boundary>(i));
+    snap.log_lines_dropped = log::dropped();
     snap.uptime_seconds = static_cast<double>(
       std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::system_clock::now().time_since_epoch())

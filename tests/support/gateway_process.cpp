@@ -190,6 +190,12 @@ gateway_process::~gateway_process() {
 void gateway_process::reader(int fd, std::string& sink) {
   char buf[4096];
   for (;;) {
+    if (&sink == &out_) {
+      // A paused stdout is a pipe nobody reads: the gateway's writes to it
+      // fill the pipe and then block.
+      std::unique_lock<std::mutex> guard{mtx_};
+      cv_.wait(guard, [this] { return !stdout_paused_; });
+    }
     auto n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR)
       continue;
@@ -206,6 +212,14 @@ void gateway_process::reader(int fd, std::string& sink) {
     std::lock_guard<std::mutex> guard{mtx_};
     if (&sink == &out_)
       exited_ = true; // stdout closes when the process ends
+  }
+  cv_.notify_all();
+}
+
+void gateway_process::pause_output(bool paused) {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stdout_paused_ = paused;
   }
   cv_.notify_all();
 }
@@ -250,6 +264,8 @@ bool gateway_process::running() const {
 }
 
 int gateway_process::stop(std::chrono::milliseconds timeout) {
+  // A gateway whose stdout is paused cannot write its last lines.
+  pause_output(false);
   if (pid_ > 0 && exit_code_ < 0) {
     kill(pid_, SIGTERM);
     int code = -1;

@@ -51,6 +51,10 @@ public:
 
   [[nodiscard]] pid_t pid() const { return pid_; }
 
+  /// Stops (true) or resumes (false) reading the process's stdout: while
+  /// paused, the pipe fills and the gateway's writes to it block.
+  void pause_output(bool paused);
+
   /// Everything the process wrote to stdout so far.
   [[nodiscard]] std::string output() const;
 
@@ -85,6 +89,7 @@ private:
   std::string config_path_;
   mutable int exit_code_ = -1;
   bool exited_ = false;
+  bool stdout_paused_ = false;
   mutable std::mutex mtx_;
   mutable std::condition_variable cv_;
   std::string out_;
