@@ -240,8 +240,11 @@ audit_writer::audit_writer(audit_writer&& other) noexcept
     : options_(std::move(other.options_)), fd_(std::exchange(other.fd_, -1)),
       last_hash_(std::move(other.last_hash_)),
       previous_file_(std::move(other.previous_file_)), size_(other.size_),
-      has_records_(other.has_records_), unsynced_(other.unsynced_),
-      dirty_(other.dirty_) {
+      synced_size_(other.synced_size_),
+      synced_hash_(std::move(other.synced_hash_)),
+      synced_has_records_(other.synced_has_records_),
+      recovery_(std::move(other.recovery_)), has_records_(other.has_records_),
+      unsynced_(other.unsynced_), dirty_(other.dirty_) {
   // nop
 }
 
@@ -253,6 +256,10 @@ audit_writer& audit_writer::operator=(audit_writer&& other) noexcept {
     last_hash_ = std::move(other.last_hash_);
     previous_file_ = std::move(other.previous_file_);
     size_ = other.size_;
+    synced_size_ = other.synced_size_;
+    synced_hash_ = std::move(other.synced_hash_);
+    synced_has_records_ = other.synced_has_records_;
+    recovery_ = std::move(other.recovery_);
     has_records_ = other.has_records_;
     unsynced_ = other.unsynced_;
     dirty_ = other.dirty_;
@@ -264,11 +271,23 @@ audit_writer::~audit_writer() {
   close_file();
 }
 
+int audit_writer::do_fsync() {
+  return options_.fsync_file != nullptr ? options_.fsync_file(fd_)
+                                        : ::fsync(fd_);
+}
+
+void audit_writer::mark_synced() {
+  synced_size_ = size_;
+  synced_hash_ = last_hash_;
+  synced_has_records_ = has_records_;
+  unsynced_ = false;
+}
+
 void audit_writer::close_file() noexcept {
   if (fd_ < 0)
     return;
   if (unsynced_)
-    ::fsync(fd_);
+    do_fsync();
   ::close(fd_);
   fd_ = -1;
   unsynced_ = false;
@@ -282,6 +301,8 @@ caf::expected<audit_writer> audit_writer::open(writer_options options) {
   if (!fd)
     return std::move(fd.error());
   result.fd_ = *fd;
+  if (auto recovered = result.recover_torn_tail(size); !recovered)
+    return recovered.error();
   if (size > 0) {
     // Continue the chain of the existing file.
     auto last = read_last_line(result.fd_, size, path);
@@ -297,6 +318,9 @@ caf::expected<audit_writer> audit_writer::open(writer_options options) {
     result.last_hash_ = line_hash(*last);
     result.size_ = size;
     result.has_records_ = is_record(doc);
+    result.mark_synced();
+    if (auto noted = result.note_recovery(); !noted)
+      return noted.error();
     return result;
   }
   // A new (or empty) file: chain to the newest rotated file, if any, in case
@@ -318,7 +342,76 @@ caf::expected<audit_writer> audit_writer::open(writer_options options) {
   }
   if (auto started = result.start_file(); !started)
     return started.error();
+  if (auto noted = result.note_recovery(); !noted)
+    return noted.error();
   return result;
+}
+
+caf::expected<void> audit_writer::recover_torn_tail(uint64_t& size) {
+  const auto& path = options_.path;
+  if (size == 0)
+    return {};
+  char last = 0;
+  if (!pread_full(fd_, &last, 1, static_cast<off_t>(size - 1)))
+    return fail(path, "cannot read: " + sys_error(errno));
+  if (last == '\n')
+    return {};
+  // The torn part starts after the last '\n' (or at 0: a torn header).
+  uint64_t keep = 0;
+  std::array<char, 4096> buf{};
+  for (auto end = size; end > 0 && keep == 0;) {
+    auto chunk = std::min<uint64_t>(buf.size(), end);
+    auto from = end - chunk;
+    if (!pread_full(fd_, buf.data(), chunk, static_cast<off_t>(from)))
+      return fail(path, "cannot read: " + sys_error(errno));
+    for (auto i = chunk; i > 0; --i)
+      if (buf[i - 1] == '\n') {
+        keep = from + i;
+        break;
+      }
+    end = from;
+  }
+  std::string torn(size - keep, '\0');
+  if (!pread_full(fd_, torn.data(), torn.size(), static_cast<off_t>(keep)))
+    return fail(path, "cannot read: " + sys_error(errno));
+  // The torn bytes are kept, next to the log, for whoever looks into it.
+  auto stamp = rfc3339_now();
+  stamp.erase(std::remove(stamp.begin(), stamp.end(), ':'), stamp.end());
+  auto aside = path + ".torn-" + stamp;
+  int afd = -1;
+  for (int n = 2; afd < 0; ++n) {
+    afd = ::open(aside.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (afd < 0 && (errno != EEXIST || n > 100))
+      return fail(aside, "cannot create: " + sys_error(errno));
+    if (afd < 0)
+      aside = path + ".torn-" + stamp + "-" + std::to_string(n);
+  }
+  bool saved = ::write(afd, torn.data(), torn.size())
+                 == static_cast<ssize_t>(torn.size())
+               && ::fsync(afd) == 0;
+  ::close(afd);
+  if (!saved)
+    return fail(aside, "cannot save the torn last line: " + sys_error(errno));
+  sync_parent_dir(aside);
+  if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0 || do_fsync() != 0)
+    return fail(path, "cannot cut off the torn last line: " + sys_error(errno));
+  size = keep;
+  recovery_ = json{{"event", "audit_recovered"},
+                   {"time", rfc3339_now()},
+                   {"torn_bytes", torn.size()},
+                   {"torn_sha256", to_hex(sha256(torn))},
+                   {"torn_file", base_name(aside)}};
+  return {};
+}
+
+caf::expected<void> audit_writer::note_recovery() {
+  if (!recovery_)
+    return {};
+  // Its own durable line: the chain itself says a crash cut a line short.
+  auto record = *recovery_;
+  if (auto appended = append(std::move(record)); !appended)
+    return appended.error();
+  return sync();
 }
 
 caf::expected<void> audit_writer::start_file() {
@@ -359,6 +452,7 @@ caf::expected<void> audit_writer::start_file() {
   sync_parent_dir(path);
   last_hash_ = line_hash(std::string_view{line}.substr(0, line.size() - 1));
   has_records_ = false;
+  mark_synced();
   return {};
 }
 
@@ -410,7 +504,7 @@ caf::expected<void> audit_writer::write_line(const std::string& line,
     return fail(path, what);
   }
   if (do_sync) {
-    if (::fsync(fd_) != 0) {
+    if (do_fsync() != 0) {
       auto what = "fsync failed: " + sys_error(errno);
       dirty_ = true;
       if (auto cut = truncate_back(); !cut)
@@ -453,14 +547,35 @@ caf::expected<std::string> audit_writer::append(nlohmann::ordered_json record) {
     return written.error();
   last_hash_ = line_hash(std::string_view{line}.substr(0, line.size() - 1));
   has_records_ = true;
+  if (options_.sync == fsync_policy::every)
+    mark_synced();
   return last_hash_;
 }
 
-caf::expected<void> audit_writer::sync() {
-  if (fd_ >= 0 && ::fsync(fd_) != 0)
-    return fail(options_.path, "fsync failed: " + sys_error(errno));
-  unsynced_ = false;
-  return {};
+caf::expected<void> audit_writer::sync(bool roll_back) {
+  if (fd_ < 0)
+    return {};
+  if (do_fsync() == 0) {
+    mark_synced();
+    return {};
+  }
+  auto what = "fsync failed: " + sys_error(errno);
+  if (roll_back && size_ > synced_size_) {
+    if (::ftruncate(fd_, static_cast<off_t>(synced_size_)) != 0) {
+      what += "; cannot cut back the unsynced lines: " + sys_error(errno);
+    } else {
+      what += "; the " + std::to_string(size_ - synced_size_)
+              + " bytes written since the last sync were cut back";
+      size_ = synced_size_;
+      last_hash_ = synced_hash_;
+      has_records_ = synced_has_records_;
+    }
+  }
+  return fail(options_.path, what);
+}
+
+const std::optional<nlohmann::ordered_json>& audit_writer::recovery() const {
+  return recovery_;
 }
 
 const std::string& audit_writer::last_hash() const {

@@ -54,12 +54,16 @@ enum class fsync_policy : uint8_t {
 
 /// Where and how an `audit_writer` writes.
 struct writer_options {
+  /// Calls fsync(2); tests replace it to make a sync fail.
+  using fsync_fn = int (*)(int);
   /// The current log file; rotated files sit next to it.
   std::string path;
   /// Rotate before a record would grow the file beyond this; 0 = never.
   uint64_t max_bytes = 0;
   /// When to fsync.
   fsync_policy sync = fsync_policy::every;
+  /// The fsync the writer uses for the log file.
+  fsync_fn fsync_file = nullptr;
 };
 
 /// Returns the lowercase hex SHA-256 of `line` (given without its '\n').
@@ -72,12 +76,18 @@ class audit_writer {
 public:
   /// Opens (creates with mode 0600, or appends to) `options.path`. An
   /// existing file continues its chain: the writer reads its last line and
-  /// chains to it. An existing file whose last line is incomplete (no
-  /// trailing '\n') or not a JSON object is not appended to: returns
-  /// errc::internal naming the path, for the operator to look at. When
-  /// `options.path` does not exist but rotated files do (a crash between
-  /// rotation's rename and the new file), the new file chains to the highest
-  /// numbered one.
+  /// chains to it. A last line left incomplete by a crash in the middle of
+  /// a write (no trailing '\n') is recovered: its bytes are moved aside to
+  /// `path.torn-<UTC time>` (mode 0600, synced), the file is cut back to its
+  /// last complete line, and the first record appended is
+  /// `{"prev":...,"event":"audit_recovered","time":...,"torn_bytes":N,
+  /// "torn_sha256":"<hex>","torn_file":"<name>"}`, so the chain says what
+  /// happened and still verifies. A file whose last complete line is not a
+  /// JSON header or record is not appended to: returns errc::internal
+  /// naming the path, for the operator to look at. When `options.path` does
+  /// not exist (or held only a torn header) but rotated files do (a crash
+  /// between rotation's rename and the new file), the new file chains to
+  /// the highest numbered one.
   static caf::expected<audit_writer> open(writer_options options);
 
   audit_writer(audit_writer&& other) noexcept;
@@ -99,14 +109,22 @@ public:
   /// an error; the chain has not moved, so a later call may retry.
   caf::expected<std::string> append(nlohmann::ordered_json record);
 
-  /// Calls fsync(2) now (for fsync_policy::interval).
-  caf::expected<void> sync();
+  /// Calls fsync(2) now (for fsync_policy::interval). When it fails and
+  /// `roll_back` is set, the lines written since the last successful sync
+  /// are cut off and the chain moves back to the last synced line (for a
+  /// group commit whose requests are then failed, so no line stands for a
+  /// request that was refused).
+  caf::expected<void> sync(bool roll_back = false);
 
   /// Returns the hash of the last line written (header or record).
   const std::string& last_hash() const;
 
   /// Returns the number of bytes in the current file.
   uint64_t size() const;
+
+  /// The `audit_recovered` record open() appended, if it found a torn last
+  /// line (for the caller's log).
+  const std::optional<nlohmann::ordered_json>& recovery() const;
 
 private:
   explicit audit_writer(writer_options options);
@@ -124,6 +142,19 @@ private:
   // Cuts the file back to size_ after a failed write.
   caf::expected<void> truncate_back();
 
+  // Calls options_.fsync_file (or fsync) on the log file.
+  int do_fsync();
+
+  // Remembers the current state as the last synced one.
+  void mark_synced();
+
+  // Moves a torn last line (no '\n') of the open file aside and cuts the
+  // file back to its last complete line; updates size_.
+  caf::expected<void> recover_torn_tail(uint64_t& size);
+
+  // Appends and syncs the record of a recovery, if open() made one.
+  caf::expected<void> note_recovery();
+
   void close_file() noexcept;
 
   /// Where and how to write.
@@ -136,6 +167,12 @@ private:
   std::optional<std::string> previous_file_;
   /// Bytes in the current file, all of them complete lines.
   uint64_t size_ = 0;
+  /// The file's size, last hash and record flag at its last fsync.
+  uint64_t synced_size_ = 0;
+  std::string synced_hash_;
+  bool synced_has_records_ = false;
+  /// A torn last line found by open(): recorded by the next append.
+  std::optional<nlohmann::ordered_json> recovery_;
   /// Whether the current file holds a record after its header.
   bool has_records_ = false;
   /// Whether lines were written since the last fsync.

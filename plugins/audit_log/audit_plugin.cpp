@@ -92,7 +92,10 @@ void flush(audit_actor::stateful_pointer<audit_state> self) {
   if (!st.writer || !st.dirty)
     return;
   st.dirty = false;
-  auto synced = st.writer->sync();
+  // Group commit (`every`): the requests waiting for this sync fail if it
+  // does, so their lines are cut back too; no line stands for a request
+  // whose client got a 503. (`interval` answered its clients already.)
+  auto synced = st.writer->sync(st.settings.writer.sync == fsync_policy::every);
   if (!synced)
     log::write(log_level::error, "audit_sync_failed",
                {{"path", st.settings.writer.path},
@@ -159,6 +162,11 @@ audit_log(audit_actor::stateful_pointer<audit_state> self,
   auto opened = audit_writer::open(options);
   if (opened) {
     st.writer.emplace(std::move(*opened));
+    if (const auto& recovered = st.writer->recovery())
+      log::write(log_level::warning, "audit_recovered",
+                 {{"path", st.settings.writer.path},
+                  {"torn_file", (*recovered)["torn_file"]},
+                  {"torn_bytes", (*recovered)["torn_bytes"]}});
   } else {
     st.broken = message_of(opened.error());
     log::write(log_level::error, "audit_log_unavailable",

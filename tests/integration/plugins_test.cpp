@@ -296,6 +296,50 @@ TEST_CASE("PII is redacted upstream and the audit log holds only hashes") {
     CHECK(gw.output().find(needle) == std::string::npos);
 }
 
+TEST_CASE("after a crash tore its last line the audit log recovers, serves "
+          "and verifies") {
+  temp_dir dir;
+  fake_upstream up{answer_chat()};
+  auto log = dir.path / "audit.jsonl";
+  auto config = make_config(openai_model("m", up.base_url()), "m", "",
+                            "middleware:\n"
+                            "  post_response:\n"
+                            "    - plugin: audit_log\n"
+                            "      config: {path: \""
+                              + log.string() + "\", fsync: every}\n");
+  {
+    gateway_process gw{config};
+    for (int i = 0; i < 3; ++i)
+      REQUIRE(http_request(gw.port(), "POST", "/v1/chat/completions",
+                           chat_body("m"), auth_json(full_key))
+                .status
+              == 200);
+  }
+  // The crash: half a line, no newline.
+  auto whole = read_all(log);
+  const std::string torn = R"({"prev":"5f1e","time":"2026-12-05T10:00)";
+  {
+    std::ofstream out{log, std::ios::binary | std::ios::app};
+    out << torn;
+  }
+  gateway_process gw{config};
+  auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
+                          chat_body("m"), auth_json(full_key));
+  CHECK(res.status == 200);
+  CHECK(gw.wait_for_output("\"event\":\"audit_recovered\""));
+  REQUIRE(gw.stop() == 0);
+  auto lines = lines_of(log);
+  REQUIRE(lines.size() == 6); // header, 3 records, the recovery, 1 record
+  auto note = nlohmann::json::parse(lines[4]);
+  CHECK(note["event"] == "audit_recovered");
+  CHECK(note["torn_sha256"] == sha256_hex(torn));
+  CHECK(read_all(dir.path / note["torn_file"].get<std::string>()) == torn);
+  CHECK(read_all(log).starts_with(whole));
+  auto verified = run_pw_router({"verify-audit", log.string()});
+  CHECK(verified.exit_code == 0);
+  CHECK(verified.out == "ok 6 lines\n");
+}
+
 TEST_CASE("the audit chain verifies after 1,000 mixed requests and catches "
           "tampering") {
   temp_dir dir;

@@ -1,4 +1,5 @@
 #include "core/errc.hpp"
+#include "core/sha256.hpp"
 #include "plugins/audit_log/audit_chain.hpp"
 
 #include <catch2/catch.hpp>
@@ -519,15 +520,13 @@ TEST_CASE("open chains to the newest rotated file when the current one is "
   CHECK(verify_files(files).ok);
 }
 
-TEST_CASE("open refuses a file whose last line is partial or not JSON",
+TEST_CASE("open refuses a file whose last complete line is not a header or "
+          "record",
           "[audit]") {
   temp_dir dir;
   auto path = dir.file("audit.jsonl");
   write_log(path, 3);
   auto text = read_all(path);
-  SECTION("partial last line") {
-    text.resize(text.size() - 10);
-  }
   SECTION("last line not JSON") {
     text += "not json\n";
   }
@@ -540,6 +539,98 @@ TEST_CASE("open refuses a file whose last line is partial or not JSON",
   CHECK(pw::code_of(writer.error()) == pw::errc::internal);
   CHECK(contains(pw::message_of(writer.error()), path));
   CHECK(read_all(path) == text);
+}
+
+TEST_CASE("a torn last line is moved aside and recorded; the log verifies",
+          "[audit]") {
+  // A crash in the middle of a write: the last line has no '\n'.
+  temp_dir dir;
+  auto path = dir.file("audit.jsonl");
+  write_log(path, 3);
+  auto complete = read_all(path);
+  const std::string torn = R"({"prev":"0123","event":"chat","n":)";
+  write_all(path, complete + torn);
+  auto writer = open_writer(writer_options{path});
+  REQUIRE(writer.recovery());
+  append_records(writer, 3, 1);
+  auto lines = read_lines(path);
+  REQUIRE(lines.size() == 6); // header, 3 records, the recovery, 1 more
+  CHECK(read_all(path).starts_with(complete));
+  auto note = json::parse(lines[4]);
+  CHECK(note["event"] == "audit_recovered");
+  CHECK(note["torn_bytes"] == torn.size());
+  CHECK(note["torn_sha256"] == pw::to_hex(pw::sha256(torn)));
+  auto aside = dir.file(note["torn_file"].get<std::string>());
+  CHECK(read_all(aside) == torn);
+  CHECK((fs::status(aside).permissions() & fs::perms::all)
+        == (fs::perms::owner_read | fs::perms::owner_write));
+  auto result = verify_files({path});
+  CHECK(result.ok);
+  CHECK(result.lines == 6);
+}
+
+TEST_CASE("a torn header alone starts the file again", "[audit]") {
+  temp_dir dir;
+  auto path = dir.file("audit.jsonl");
+  write_all(path, R"({"pw_audit":1,"gen)");
+  auto writer = open_writer(writer_options{path});
+  REQUIRE(writer.recovery());
+  CHECK((*writer.recovery())["torn_bytes"] == 18);
+  append_records(writer, 0, 2);
+  auto result = verify_files({path});
+  CHECK(result.ok);
+  CHECK(result.lines == 4); // header, the recovery, 2 records
+}
+
+namespace {
+
+bool fail_fsync = false;
+
+int flaky_fsync(int fd) {
+  if (fail_fsync) {
+    errno = EIO;
+    return -1;
+  }
+  return ::fsync(fd);
+}
+
+} // namespace
+
+TEST_CASE("a failed sync cuts back the lines written since the last one",
+          "[audit]") {
+  temp_dir dir;
+  auto path = dir.file("audit.jsonl");
+  writer_options options{path};
+  options.sync = fsync_policy::interval;
+  options.fsync_file = flaky_fsync;
+  auto writer = open_writer(options);
+  append_records(writer, 0, 2);
+  REQUIRE(writer.sync());
+  auto synced_size = writer.size();
+  auto synced_hash = writer.last_hash();
+  append_records(writer, 2, 2);
+  fail_fsync = true;
+  SECTION("rolled back: as if the unsynced lines were never written") {
+    auto failed = writer.sync(true);
+    fail_fsync = false;
+    REQUIRE_FALSE(failed);
+    CHECK(contains(pw::message_of(failed.error()), "cut back"));
+    CHECK(writer.size() == synced_size);
+    CHECK(fs::file_size(path) == synced_size);
+    CHECK(writer.last_hash() == synced_hash);
+    append_records(writer, 9, 1);
+    auto result = verify_files({path});
+    CHECK(result.ok);
+    CHECK(result.lines == 4); // header, 2 synced records, 1 after
+  }
+  SECTION("kept: a later sync may still succeed") {
+    auto failed = writer.sync(false);
+    fail_fsync = false;
+    REQUIRE_FALSE(failed);
+    CHECK(writer.size() > synced_size);
+    CHECK(writer.sync());
+    CHECK(verify_files({path}).lines == 5);
+  }
 }
 
 TEST_CASE("a short write is cut back and the writer can retry", "[audit]") {
