@@ -178,6 +178,12 @@ load(const std::string& path, std::shared_ptr<pw::http::tls_context>& tls) {
   return cfg;
 }
 
+/// One `config_warning` line per valid but extreme value.
+void log_config_warnings(const pw::gateway_config& cfg) {
+  for (const auto& w : cfg.warnings)
+    pw::log::write(pw::log_level::warning, "config_warning", {{"warning", w}});
+}
+
 /// SIGHUP: reads the config file again and hands a valid one to the
 /// SUPERVISOR; an invalid one is rejected with its errors logged, and the
 /// running one keeps serving. Listener and thread settings need a restart.
@@ -242,6 +248,7 @@ pw::gateway_config_ptr reload(const options& opts,
                 {"message", "these settings keep their running values "
                             "until a restart"}});
   log::set_level(next->logging.level);
+  log_config_warnings(*next);
   auto served = std::make_shared<const gateway_config>(std::move(*next));
   caf::anon_send(sup, atom::reload_v, served);
   return served;
@@ -334,6 +341,7 @@ int run(const options& opts, pw::gateway_config_ptr cfg,
       }
       server.start(gen);
       gen.reset();
+      log_config_warnings(*cfg);
       log::write(
         log_level::info, "listening",
         {{"address", server.address()},
@@ -409,6 +417,8 @@ int main(int argc, char** argv) {
   if (!cfg)
     return exit_config;
   if (opts->check_only) {
+    for (const auto& w : cfg->warnings)
+      std::cout << "pw-router: warning: " << w << "\n";
     std::cout << "pw-router: configuration " << opts->config << " is valid ("
               << cfg->models.size() << " models, "
               << cfg->server.api_keys.size() << " API keys, "

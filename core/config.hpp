@@ -232,6 +232,10 @@ struct gateway_config {
   logging_config logging;
   /// Hex SHA-256 of the file as read, for startup logs.
   std::string source_sha256;
+  /// Values that are valid but extreme (`health.unhealthy_threshold:
+  /// 1000000`), each "<YAML path>: <why>": logged as `config_warning` at
+  /// start and reload, printed by --check-config. The config loads.
+  std::vector<std::string> warnings;
 
   /// Returns the model with this alias, or nullptr.
   [[nodiscard]] const model_config_ptr*

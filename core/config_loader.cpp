@@ -172,10 +172,25 @@ namespace {
 /// Collects every problem with its YAML path.
 struct diagnostics {
   std::vector<std::string> errors;
+  std::vector<std::string> warnings;
 
   void fail(const std::string& path, const std::string& what) {
     errors.push_back(path + ": " + what);
   }
+
+  void warn(const std::string& path, const std::string& what) {
+    warnings.push_back(path + ": " + what);
+  }
+};
+
+/// What a number may be: outside [min, max] it is meaningless and
+/// refused; above `usual` it is valid but extreme, and loads with a
+/// warning (pw-router's own configs must load unchanged).
+template <class T>
+struct int_range {
+  T min;
+  T max;
+  T usual;
 };
 
 std::string join(const std::string& path, std::string_view key) {
@@ -311,8 +326,9 @@ std::string require_string(diagnostics& diag, const YAML::Node& map,
 
 template <class T>
 std::optional<T> get_int(diagnostics& diag, const YAML::Node& map,
-                         std::string_view key, const std::string& path, T min,
-                         T max) {
+                         std::string_view key, const std::string& path,
+                         int_range<T> range) {
+  auto [min, max, usual] = range;
   auto n = map[std::string{key}];
   if (is_absent(n))
     return std::nullopt;
@@ -329,14 +345,28 @@ std::optional<T> get_int(diagnostics& diag, const YAML::Node& map,
     diag.fail(where, "expected an integer (got " + quoted(text) + ")");
     return std::nullopt;
   }
-  if (value < static_cast<long long>(min)
-      || static_cast<unsigned long long>(value)
-           > static_cast<unsigned long long>(max)) {
-    diag.fail(where, "must be between " + std::to_string(min) + " and "
-                       + std::to_string(max) + " (got " + text + ")");
+  if (value < static_cast<long long>(min)) {
+    diag.fail(where, "must be at least " + std::to_string(min) + " (got "
+                       + text + ")");
     return std::nullopt;
   }
+  if (static_cast<unsigned long long>(value)
+      > static_cast<unsigned long long>(max)) {
+    diag.fail(where, "must be at most " + std::to_string(max) + " (got "
+                       + text + ")");
+    return std::nullopt;
+  }
+  if (static_cast<unsigned long long>(value)
+      > static_cast<unsigned long long>(usual))
+    diag.warn(where, "unusually large (" + text + ", more than "
+                       + std::to_string(usual) + "); loaded as given");
   return static_cast<T>(value);
+}
+
+/// A range without a warning: every value inside it is ordinary.
+template <class T>
+int_range<T> plain(T min, T max) {
+  return {min, max, max};
 }
 
 /// Reads a duration in seconds. `allow_zero` admits 0 (meaning "off").
@@ -367,10 +397,14 @@ std::optional<seconds_d> get_seconds(diagnostics& diag, const YAML::Node& map,
                        + " (got " + text + ")");
     return std::nullopt;
   }
-  if (value > 86400.0 * 365) {
-    diag.fail(where, "must be at most one year (got " + text + ")");
+  // Beyond a century a deadline would overflow the clocks it is added to.
+  if (value > 86400.0 * 365 * 100) {
+    diag.fail(where, "must be at most 100 years (got " + text + ")");
     return std::nullopt;
   }
+  if (value > 86400.0)
+    diag.warn(where, "unusually long (" + text
+                       + " s, more than a day); loaded as given");
   return seconds_d{value};
 }
 
@@ -469,18 +503,24 @@ void load_server(diagnostics& diag, const YAML::Node& node,
       diag.fail("server.host", "must not be empty");
     out.host = *host;
   }
-  if (auto port = get_int<uint16_t>(diag, node, "port", path, 0, 65535))
+  if (auto port
+      = get_int<uint16_t>(diag, node, "port", path, plain<uint16_t>(0, 65535)))
     out.port = *port;
   auto hw = available_cores();
+  // Threads: one is the least that serves; thousands is a mistake the
+  // machine would refuse anyway.
   out.io_threads
-    = get_int<unsigned>(diag, node, "io_threads", path, 1, 256).value_or(hw);
+    = get_int<unsigned>(diag, node, "io_threads", path, {1u, 4096u, 256u})
+        .value_or(hw);
   out.actor_threads
-    = get_int<unsigned>(diag, node, "actor_threads", path, 1, 256).value_or(hw);
-  if (auto v = get_int<uint64_t>(diag, node, "max_body_bytes", path, 1,
-                                 uint64_t{1} << 32))
+    = get_int<unsigned>(diag, node, "actor_threads", path, {1u, 4096u, 256u})
+        .value_or(hw);
+  if (auto v = get_int<uint64_t>(diag, node, "max_body_bytes", path,
+                                 {1, uint64_t{1} << 40, uint64_t{1} << 30}))
     out.max_body_bytes = *v;
-  if (auto v = get_int<uint32_t>(diag, node, "max_header_bytes", path, 1024,
-                                 1024 * 1024))
+  // Beast needs room for a request line and a few fields.
+  if (auto v = get_int<uint32_t>(diag, node, "max_header_bytes", path,
+                                 {1024u, 1u << 30, 1024u * 1024}))
     out.max_header_bytes = *v;
   if (auto v = get_seconds(diag, node, "header_timeout_seconds", path))
     out.header_timeout = *v;
@@ -490,8 +530,8 @@ void load_server(diagnostics& diag, const YAML::Node& node,
     out.keepalive_timeout = *v;
   if (auto v = get_seconds(diag, node, "write_timeout_seconds", path))
     out.write_timeout = *v;
-  if (auto v
-      = get_int<uint32_t>(diag, node, "max_connections", path, 1, 1'000'000))
+  if (auto v = get_int<uint32_t>(diag, node, "max_connections", path,
+                                 {1u, 1u << 31, 1'000'000u}))
     out.max_connections = *v;
   if (auto v = get_seconds(diag, node, "drain_seconds", path, true))
     out.drain = *v;
@@ -650,15 +690,16 @@ void load_model(diagnostics& diag, const std::string& alias,
         .value_or(m->timeout);
   m->idle_timeout = get_seconds(diag, node, "idle_timeout_seconds", path)
                       .value_or(m->timeout);
-  if (auto v
-      = get_int<uint32_t>(diag, node, "max_concurrent", path, 0, 1'000'000))
+  if (auto v = get_int<uint32_t>(diag, node, "max_concurrent", path,
+                                 {0u, 1u << 31, 1'000'000u}))
     m->max_concurrent = *v;
-  if (auto v = get_int<uint32_t>(diag, node, "max_retries", path, 0, 10))
+  if (auto v
+      = get_int<uint32_t>(diag, node, "max_retries", path, {0u, 1000u, 10u}))
     m->max_retries = *v;
   if (auto v = get_string_list(diag, node, "tags", path))
     m->tags = std::move(*v);
-  if (auto v
-      = get_int<uint64_t>(diag, node, "default_max_tokens", path, 1, 1000000))
+  if (auto v = get_int<uint64_t>(diag, node, "default_max_tokens", path,
+                                 {1, uint64_t{1} << 32, 1'000'000}))
     m->default_max_tokens = *v;
   if (auto v = get_string(diag, node, "ca_file", path); v && !v->empty()) {
     if (is_echo)
@@ -808,11 +849,11 @@ void load_health(diagnostics& diag, const YAML::Node& node,
     return;
   if (auto v = get_seconds(diag, node, "check_interval_seconds", path, true))
     out.check_interval = *v;
-  if (auto v
-      = get_int<uint32_t>(diag, node, "unhealthy_threshold", path, 1, 1000))
+  if (auto v = get_int<uint32_t>(diag, node, "unhealthy_threshold", path,
+                                 {1u, 1u << 31, 1000u}))
     out.unhealthy_threshold = *v;
-  if (auto v
-      = get_int<uint32_t>(diag, node, "healthy_threshold", path, 1, 1000))
+  if (auto v = get_int<uint32_t>(diag, node, "healthy_threshold", path,
+                                 {1u, 1u << 31, 1000u}))
     out.healthy_threshold = *v;
   if (auto v = get_seconds(diag, node, "check_timeout_seconds", path))
     out.check_timeout = *v;
@@ -833,8 +874,8 @@ void load_rate_limit(diagnostics& diag, const YAML::Node& node,
                  {"enabled", "max_requests", "window_seconds"}))
     return;
   out.enabled = get_bool(diag, node, "enabled", path).value_or(true);
-  if (auto v = get_int<uint64_t>(diag, node, "max_requests", path, 1,
-                                 uint64_t{1} << 40))
+  if (auto v = get_int<uint64_t>(diag, node, "max_requests", path,
+                                 plain<uint64_t>(1, uint64_t{1} << 40)))
     out.max_requests = *v;
   if (auto v = get_seconds(diag, node, "window_seconds", path))
     out.window = *v;
@@ -857,8 +898,8 @@ void load_plugins(diagnostics& diag, const YAML::Node& node,
     plugin_entry p;
     p.path = entry_path;
     p.plugin = require_string(diag, entry, "plugin", entry_path);
-    if (auto v
-        = get_int<uint32_t>(diag, entry, "timeout_ms", entry_path, 1, 600'000))
+    if (auto v = get_int<uint32_t>(diag, entry, "timeout_ms", entry_path,
+                                   {1u, 1u << 31, 600'000u}))
       p.timeout = std::chrono::milliseconds{*v};
     if (auto v = get_string(diag, entry, "on_error", entry_path)) {
       if (*v == "continue")
@@ -980,6 +1021,7 @@ caf::expected<gateway_config> load_config_text(std::string_view yaml) {
   if (!diag.errors.empty())
     return to_error(diag);
   cfg.source_sha256 = to_hex(sha256(yaml));
+  cfg.warnings = std::move(diag.warnings);
   return cfg;
 }
 

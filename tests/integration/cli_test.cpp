@@ -22,6 +22,25 @@ TEST_CASE("the version flag prints the version") {
   CHECK(r.out.find("\nRE2 20") != std::string::npos);
 }
 
+TEST_CASE("a pw-router config with extreme values loads, warned about") {
+  auto cfg = make_config(echo_model, "echo", "",
+                         "health:\n  check_interval_seconds: 0\n"
+                         "  unhealthy_threshold: 1000000\n");
+  auto path = write_temp_file(cfg);
+  auto r = run_pw_router({"--check-config", path});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("warning: health.unhealthy_threshold: unusually large "
+                   "(1000000, more than 1000)")
+        != std::string::npos);
+  CHECK(r.out.find("is valid") != std::string::npos);
+  gateway_process gw{cfg};
+  CHECK(gw.wait_for_output("\"event\":\"config_warning\""));
+  CHECK(http_request(gw.port(), "POST", "/v1/chat/completions",
+                     chat_body("echo"), auth_json(full_key))
+          .status
+        == 200);
+}
+
 TEST_CASE("check-config exits 0 for a valid file and 2 with every "
           "problem for an invalid one") {
   auto good = write_temp_file(make_config(echo_model, "echo"));
