@@ -252,7 +252,7 @@ struct route_decision {
   /// The admission's lease (echoed in the outcome).
   uint64_t lease = 0;
   /// Why this route (`X-Route-Reason`), e.g. "model:gpt-4o" or
-  /// "tag:client-data→chain:local".
+  /// "tag:client-data->chain:local".
   std::string reason;
   /// Candidates after the chosen one, in order (for fallback).
   std::vector<candidate> remaining;
@@ -269,6 +269,14 @@ inline route_decision decision_for(std::string alias, model_actor model,
   return d;
 }
 
+/// ROUTER -> ROUTER: every client's rate-limit window (admission times,
+/// oldest first), handed to the ROUTER of a newer generation.
+struct rate_windows {
+  std::vector<
+    std::pair<std::string, std::vector<std::chrono::steady_clock::time_point>>>
+    clients;
+};
+
 /// The ROUTER actor interface: owns the routing table, the key allowlists
 /// and the per-client rate limits; asks MODELs for admission in order.
 using router_actor = caf::typed_actor<
@@ -277,7 +285,10 @@ using router_actor = caf::typed_actor<
   // no_model_available).
   caf::replies_to<atom::resolve, resolve_request>::with<route_decision>,
   // INTERNAL (from the SUPERVISOR): a MODEL was restarted under a new handle.
-  caf::reacts_to<atom::update, std::string, model_actor>>;
+  caf::reacts_to<atom::update, std::string, model_actor>,
+  // Hands its clients' rate-limit windows to its successor (a reload), so
+  // a limit holds across SIGHUP.
+  caf::replies_to<atom::get>::with<rate_windows>>;
 
 /// What a PLUGIN sees of a request (pre stage), and of the request part of
 /// an outcome (post stage). Documents are shared and immutable: a PLUGIN
@@ -424,6 +435,7 @@ using session_actor = caf::typed_actor<
 // ever exchanged inside one process.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::admission)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::route_decision)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::rate_windows)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::upstream_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::gateway_config_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::generation_ptr)

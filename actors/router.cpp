@@ -67,15 +67,39 @@ void admit_from(router_ptr self, decision_promise rp,
 
 } // namespace
 
+/// The limiter of `client` under the current config.
+sliding_window_limiter& limiter_of(router_ptr self, const std::string& client) {
+  auto& st = self->state;
+  auto window
+    = std::chrono::duration_cast<sliding_window_limiter::clock::duration>(
+      st.config->rate_limit.window);
+  return st.limiters
+    .try_emplace(client, st.config->rate_limit.max_requests, window)
+    .first->second;
+}
+
 router_actor::behavior_type
 router(router_actor::stateful_pointer<router_state> self,
        gateway_config_ptr config,
-       std::vector<std::pair<std::string, model_actor>> models) {
+       std::vector<std::pair<std::string, model_actor>> models,
+       router_actor predecessor) {
   auto& st = self->state;
   st.table = std::make_unique<route_table>(*config);
   st.config = std::move(config);
   for (auto& [alias, handle] : models)
     st.models.emplace(alias, std::move(handle));
+  if (predecessor && st.config->rate_limit.enabled)
+    // The windows of the ROUTER this one replaces, under the new limits.
+    // Awaited: no request is resolved before they are in.
+    self->request(predecessor, std::chrono::seconds{5}, atom::get_v)
+      .await(
+        [self](rate_windows& w) {
+          for (auto& [client, times] : w.clients)
+            limiter_of(self, client).adopt(times);
+        },
+        [](caf::error&) {
+          // It is gone already: the windows start empty, as at start-up.
+        });
   return {
     [=](atom::resolve, resolve_request& req) -> caf::result<route_decision> {
       auto& st = self->state;
@@ -84,12 +108,8 @@ router(router_actor::stateful_pointer<router_state> self,
         return make_error(errc::invalid_api_key, "Invalid API key");
       const auto& key = cfg.server.api_keys[req.key_index];
       if (cfg.rate_limit.enabled) {
-        auto window
-          = std::chrono::duration_cast<sliding_window_limiter::clock::duration>(
-            cfg.rate_limit.window);
-        auto [it, added] = st.limiters.try_emplace(
-          req.client, cfg.rate_limit.max_requests, window);
-        if (auto wait = it->second.try_acquire(self->clock().now())) {
+        if (auto wait
+            = limiter_of(self, req.client).try_acquire(self->clock().now())) {
           auto secs = std::chrono::duration<double>(*wait).count();
           auto retry = static_cast<uint32_t>(std::max(1.0, std::ceil(secs)));
           std::ostringstream msg;
@@ -111,6 +131,12 @@ router(router_actor::stateful_pointer<router_state> self,
     },
     [=](atom::update, const std::string& alias, model_actor& handle) {
       self->state.models[alias] = std::move(handle);
+    },
+    [=](atom::get) {
+      rate_windows out;
+      for (const auto& [client, limiter] : self->state.limiters)
+        out.clients.emplace_back(client, limiter.times());
+      return out;
     },
   };
 }

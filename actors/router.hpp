@@ -29,10 +29,13 @@ struct router_state {
   std::unordered_map<std::string, sliding_window_limiter> limiters;
 };
 
-/// Spawn function of the ROUTER actor.
+/// Spawn function of the ROUTER actor. A `predecessor` (the ROUTER of the
+/// generation a reload replaces; may be null) hands over its rate-limit
+/// windows.
 router_actor::behavior_type
 router(router_actor::stateful_pointer<router_state> self,
        gateway_config_ptr config,
-       std::vector<std::pair<std::string, model_actor>> models);
+       std::vector<std::pair<std::string, model_actor>> models,
+       router_actor predecessor);
 
 } // namespace pw::actors

@@ -27,8 +27,10 @@ model_actor spawn_model(supervisor_ptr self, const model_config_ptr& cfg) {
   return m;
 }
 
-router_actor spawn_router(supervisor_ptr self) {
-  auto r = self->spawn(router, self->state.config, self->state.models);
+router_actor spawn_router(supervisor_ptr self,
+                          router_actor predecessor = router_actor{}) {
+  auto r = self->spawn(router, self->state.config, self->state.models,
+                       std::move(predecessor));
   self->monitor(r);
   return r;
 }
@@ -229,7 +231,7 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
   for (const auto& a : replaced)
     st.retiring.push_back(a);
   st.models = std::move(models);
-  st.router = spawn_router(self);
+  st.router = spawn_router(self, st.router);
   st.loaded_at = log::timestamp();
   publish(self);
   log::write(log_level::info, "config_reloaded",

@@ -1,5 +1,7 @@
 #include "core/rate_limiter.hpp"
 
+#include <algorithm>
+
 namespace pw {
 
 sliding_window_limiter::sliding_window_limiter(uint64_t max_requests,
@@ -36,6 +38,27 @@ sliding_window_limiter::try_acquire(clock::time_point now) {
   ring_[(head_ + size_) % ring_.size()] = now;
   ++size_;
   return std::nullopt;
+}
+
+std::vector<sliding_window_limiter::clock::time_point>
+sliding_window_limiter::times() const {
+  std::vector<clock::time_point> out;
+  out.reserve(size_);
+  for (size_t i = 0; i < size_; ++i)
+    out.push_back(ring_[(head_ + i) % ring_.size()]);
+  return out;
+}
+
+void sliding_window_limiter::adopt(
+  const std::vector<clock::time_point>& older) {
+  auto all = times();
+  all.insert(all.end(), older.begin(), older.end());
+  std::sort(all.begin(), all.end());
+  if (all.size() > max_)
+    all.erase(all.begin(), all.end() - static_cast<std::ptrdiff_t>(max_));
+  ring_ = std::move(all);
+  head_ = 0;
+  size_ = ring_.size();
 }
 
 uint64_t sliding_window_limiter::in_window(clock::time_point now) const {

@@ -26,6 +26,14 @@ public:
   /// Requests currently inside the window ending at `now`.
   [[nodiscard]] uint64_t in_window(clock::time_point now) const;
 
+  /// The admission times it holds, oldest first.
+  [[nodiscard]] std::vector<clock::time_point> times() const;
+
+  /// Takes over the admission times of an older limiter of the same
+  /// client (a reload replaced it): the window counts both, and keeps the
+  /// newest `max_requests` of them.
+  void adopt(const std::vector<clock::time_point>& older);
+
 private:
   void drop_expired(clock::time_point now);
 

@@ -43,7 +43,7 @@ struct router_fixture : actor_fixture {
       logs[m->alias] = log;
       models.emplace_back(m->alias, spawn(mock_model, m, log));
     }
-    aut = spawn(router, gateway_config_ptr{config}, models);
+    aut = spawn(router, gateway_config_ptr{config}, models, router_actor{});
     run();
   }
 
@@ -150,6 +150,28 @@ TEST_CASE_METHOD(router_fixture, "the rate limit refuses with Retry-After and "
   CHECK(resolve_ok("llama", 1).alias == "llama");
   sched.advance_time(std::chrono::seconds{10});
   CHECK(resolve_ok("gpt").alias == "gpt");
+}
+
+TEST_CASE_METHOD(router_fixture, "a ROUTER that replaces another takes over "
+                                 "its rate-limit windows") {
+  config->rate_limit.enabled = true;
+  config->rate_limit.max_requests = 2;
+  config->rate_limit.window = seconds_d{60};
+  start();
+  resolve_ok("gpt");
+  resolve_ok("gpt");
+  // A reload: the new ROUTER starts with the old one as its predecessor.
+  std::vector<std::pair<std::string, model_actor>> models;
+  for (const auto& m : config->models)
+    models.emplace_back(
+      m->alias, spawn(mock_model, m, std::make_shared<mock_model_log>()));
+  aut = spawn(router, gateway_config_ptr{config}, models, aut);
+  run();
+  auto err = resolve_err("gpt");
+  CHECK(code_of(err) == errc::rate_limited);
+  CHECK(retry_after_of(err) == 60);
+  // The other client never used its window.
+  CHECK(resolve_ok("llama", 1).alias == "llama");
 }
 
 TEST_CASE_METHOD(router_fixture, "an update replaces a MODEL's handle") {

@@ -40,7 +40,8 @@ struct session_fixture : actor_fixture {
     config->routing.default_model = "gpt";
     std::vector<std::pair<std::string, model_actor>> models{
       {"gpt", spawn(mock_model, config->models[0], model_log)}};
-    router_handle = spawn(router, gateway_config_ptr{config}, models);
+    router_handle
+      = spawn(router, gateway_config_ptr{config}, models, router_actor{});
     run();
   }
 
@@ -222,7 +223,8 @@ struct fallback_fixture : actor_fixture {
       logs[m->alias] = std::make_shared<mock_model_log>();
       models.emplace_back(m->alias, spawn(mock_model, m, logs[m->alias]));
     }
-    router_handle = spawn(router, gateway_config_ptr{config}, models);
+    router_handle
+      = spawn(router, gateway_config_ptr{config}, models, router_actor{});
     run();
   }
 

@@ -198,3 +198,26 @@ TEST_CASE("SIGTERM lets a running stream finish, then exits 0") {
   CHECK(rest.find("data: [DONE]") != std::string::npos);
   CHECK(gw->stop() == 0);
 }
+
+TEST_CASE("a client's rate-limit window holds across a SIGHUP reload") {
+  auto config = [](const std::string& extra_model) {
+    return make_config(echo_model + extra_model, "echo", "",
+                       "rate_limit:\n  max_requests: 2\n"
+                       "  window_seconds: 600\n");
+  };
+  gateway_process gw{config("")};
+  auto chat = [&] {
+    return http_request(gw.port(), "POST", "/v1/chat/completions",
+                        chat_body("echo"), auth_json(full_key));
+  };
+  REQUIRE(chat().status == 200);
+  REQUIRE(chat().status == 200);
+  REQUIRE(chat().status == 429);
+  // A reload that changes something else (a model added).
+  gw.rewrite_config(config("  echo2:\n    provider: echo\n"));
+  gw.signal(SIGHUP);
+  REQUIRE(gw.wait_for_output("\"event\":\"config_reloaded\""));
+  auto after = chat();
+  CHECK(after.status == 429);
+  CHECK(error_of(after)["code"] == "rate_limit_exceeded");
+}

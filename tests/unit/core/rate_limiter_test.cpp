@@ -39,3 +39,22 @@ TEST_CASE("a huge maximum keeps memory proportional to the real rate") {
   CHECK_FALSE(lim.try_acquire(t + 2s));
   CHECK(lim.in_window(t + 2s) == 1);
 }
+
+TEST_CASE("a limiter adopts an older one's window and keeps the newest") {
+  sliding_window_limiter older{3, 10s};
+  sliding_window_limiter::clock::time_point t{100s};
+  REQUIRE_FALSE(older.try_acquire(t));
+  REQUIRE_FALSE(older.try_acquire(t + 1s));
+  sliding_window_limiter newer{3, 10s};
+  REQUIRE_FALSE(newer.try_acquire(t + 2s));
+  newer.adopt(older.times());
+  CHECK(newer.in_window(t + 2s) == 3);
+  // Full: the oldest adopted request leaves the window first.
+  auto wait = newer.try_acquire(t + 3s);
+  REQUIRE(wait);
+  CHECK(*wait == 7s);
+  // A smaller new maximum keeps only the newest times.
+  sliding_window_limiter tighter{1, 10s};
+  tighter.adopt(older.times());
+  CHECK(tighter.times() == std::vector{t + 1s});
+}
