@@ -82,7 +82,7 @@ route_table::apply_tag_rules(std::string_view requested, route base,
       tag_list += ", ";
       chain_list += ", ";
     }
-    reason += "tag:" + rule.tag + "→chain:" + rule.chain;
+    reason += "tag:" + rule.tag + "->chain:" + rule.chain;
     tag_list += "'" + rule.tag + "'";
     chain_list += "'" + rule.chain + "'";
   }
@@ -143,6 +143,11 @@ route_table::resolve(std::string_view requested,
                       "No model of " + what + " is allowed for this API key");
   }
   all->models = std::move(allowed);
+  // The reason becomes a response header (X-Route-Reason): printable
+  // ASCII only, whatever names the config uses.
+  for (auto& c : all->reason)
+    if (c < 0x20 || c > 0x7e)
+      c = '?';
   return all;
 }
 

@@ -18,7 +18,7 @@ namespace pw {
 struct route {
   std::vector<std::string> models;
   /// For `X-Route-Reason` and the audit log, e.g. "model:gpt-4o",
-  /// "chain:main", "default:echo", "tag:client-data→chain:local".
+  /// "chain:main", "default:echo", "tag:client-data->chain:local".
   std::string reason;
 };
 

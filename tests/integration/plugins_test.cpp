@@ -174,7 +174,7 @@ TEST_CASE("a tagged request naming an external model never reaches it, "
   REQUIRE(r.status == 200);
   CHECK(r.json()["model"] == "local");
   CHECK(r.header("x-route-reason")
-        == "tag:client-data→chain:local-only (rerouted from external)");
+        == "tag:client-data->chain:local-only (rerouted from external)");
   CHECK(chats(b) == 1);
 
   // The first model of the chain fails: fallback stays inside the chain.
@@ -192,7 +192,7 @@ TEST_CASE("a tagged request naming an external model never reaches it, "
   r = ask(gw, "external", ssn_text, true);
   REQUIRE(r.status == 200);
   CHECK(r.header("content-type") == "text/event-stream");
-  CHECK(r.header("x-route-reason").starts_with("tag:client-data→chain:"));
+  CHECK(r.header("x-route-reason").starts_with("tag:client-data->chain:"));
   CHECK(r.body.find("local2") != std::string::npos);
   CHECK(chats(c) == 2);
 
@@ -496,7 +496,7 @@ TEST_CASE("the http plugin obeys a decision service: block, tag, timeout") {
 
   r = ask(gw, "external", "tag me");
   CHECK(r.status == 200);
-  CHECK(r.header("x-route-reason").starts_with("tag:client-data→"));
+  CHECK(r.header("x-route-reason").starts_with("tag:client-data->"));
   CHECK(chats(b) == 1);
 
   for (const auto* failing : {"slow", "garbage"}) {

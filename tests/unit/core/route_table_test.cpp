@@ -104,10 +104,10 @@ TEST_CASE("tag rules bind explicit models too: reroute by default") {
   // rule's chain.
   CHECK(resolve(t, "claude", {"client-data"}) == strings{"llama"});
   CHECK(reason(t, "claude", {"client-data"})
-        == "tag:client-data→chain:client-safe (rerouted from claude)");
+        == "tag:client-data->chain:client-safe (rerouted from claude)");
   CHECK(resolve(t, "llama", {"client-data"}) == strings{"llama"});
   CHECK(reason(t, "llama", {"client-data"})
-        == "tag:client-data→chain:client-safe");
+        == "tag:client-data->chain:client-safe");
   // A chain name keeps only its permitted members.
   CHECK(resolve(t, "reasoning", {"client-data"}) == strings{"llama"});
   CHECK(resolve(t, "fast", {"client-data", "x"}) == strings{"llama"});
@@ -147,7 +147,7 @@ TEST_CASE("several matching rules: the intersection, never a silent pass") {
   route_table t{cfg};
   CHECK(resolve(t, "", {"secret", "eu-only"}) == strings{"gpt", "llama"});
   CHECK(reason(t, "", {"secret", "eu-only"})
-        == "tag:eu-only→chain:eu,tag:secret→chain:fast");
+        == "tag:eu-only->chain:eu,tag:secret->chain:fast");
   cfg.routing.rules
     = {{"eu-only", "eu"}, {"secret", "onprem"}, {"pci", "client-safe"}};
   route_table u{cfg};
@@ -161,7 +161,7 @@ TEST_CASE("the route reason names what chose the route") {
   CHECK(reason(t, "gpt") == "model:gpt");
   CHECK(reason(t, "fast") == "chain:fast");
   CHECK(reason(t, "") == "default:claude");
-  CHECK(reason(t, "", {"client-data"}) == "tag:client-data→chain:client-safe");
+  CHECK(reason(t, "", {"client-data"}) == "tag:client-data->chain:client-safe");
 }
 
 TEST_CASE("the key's allowlist applies after tag rules") {
@@ -170,4 +170,16 @@ TEST_CASE("the key's allowlist applies after tag rules") {
   auto r = t.resolve("", {"client-data"}, {"claude", "gpt"});
   REQUIRE_FALSE(r);
   CHECK(code_of(r.error()) == errc::no_allowed_model);
+}
+
+TEST_CASE("the route reason is printable ASCII, whatever the names") {
+  gateway_config cfg;
+  auto m = std::make_shared<model_config>();
+  m->alias = "caf\xc3\xa9";
+  cfg.models.push_back(m);
+  cfg.routing.default_model = m->alias;
+  route_table t{cfg};
+  auto r = t.resolve("", {}, {"*"});
+  REQUIRE(r);
+  CHECK(r->reason == "default:caf??");
 }

@@ -259,7 +259,7 @@ TEST_CASE("audit record: what happened, hashes, no bodies by default") {
   out.model = "llama";
   out.attempts = {{"claude", "skipped (circuit open)", "skipped"},
                   {"llama", "ok", "success"}};
-  out.route_reason = "tag:client-data→chain:local";
+  out.route_reason = "tag:client-data->chain:local";
   out.response_body = std::make_shared<const std::string>("{\"a\":1}");
   out.prompt_tokens = 3;
   out.completion_tokens = 5;
@@ -272,7 +272,7 @@ TEST_CASE("audit record: what happened, hashes, no bodies by default") {
   CHECK(line["attempts"].size() == 2);
   CHECK(line["attempts"][0]["outcome"] == "skipped (circuit open)");
   CHECK(line["tags"] == json::array({"client-data"}));
-  CHECK(line["route_reason"] == "tag:client-data→chain:local");
+  CHECK(line["route_reason"] == "tag:client-data->chain:local");
   CHECK(line["usage"]["completion_tokens"] == 5);
   CHECK(line["latency_ms"] == Approx(12.34));
   CHECK(line["response_sha256"] == to_hex(sha256("{\"a\":1}")));
