@@ -1,9 +1,11 @@
 // Fuzz target: the chat request shape check the io threads run on every
-// body, then the translations a valid body goes through.
+// body, then the translations a valid body goes through, and the echo
+// model's answer to it as the client gets it (whole and as a stream).
 
 #include "adapters/adapter.hpp"
 #include "adapters/anthropic/anthropic_adapter.hpp"
 #include "core/chat_request.hpp"
+#include "core/json/reader.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +21,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   model.alias = "m";
   model.model = "upstream";
   pw::adapters::body_with_model(payload, "upstream-id");
-  pw::adapters::anthropic::to_messages_request(payload.json(), model);
+  if (auto out
+      = pw::adapters::anthropic::to_messages_request(payload.json(), model))
+    pw::json::dump(*out);
+  model.provider = pw::provider_kind::echo;
+  const auto& echo = pw::adapters::adapter_for(pw::provider_kind::echo);
+  if (auto answer = echo.respond_locally(payload, model, "req"))
+    pw::completion_to_sse(answer->body, {"m", true, "req"});
   return 0;
 }
