@@ -147,6 +147,13 @@ TEST_CASE("/metrics: every family for an admin, counters that only grow") {
     first.value("pw_router_tokens_total",
                 {{"model", "backup"}, {"client", "full"}, {"kind", "prompt"}})
     > 0);
+  // One series per failure boundary, all zero on a healthy run, and no
+  // log line dropped.
+  CHECK(first.family("pw_router_internal_errors_total").samples.size() == 6);
+  CHECK(
+    first.value("pw_router_internal_errors_total", {{"boundary", "session"}})
+    == 0);
+  CHECK(first.value("pw_router_log_lines_dropped_total") == 0);
   CHECK(first.family("pw_router_config_info").samples.size() == 1);
   CHECK(first.family("pw_router_config_info").samples[0].labels.at("sha256")
         == http_request(gw.port(), "GET", "/health").json()["config_sha256"]);
@@ -187,6 +194,7 @@ TEST_CASE("/metrics: a client key sees only its own client's series") {
   CHECK_FALSE(mine.has("pw_router_fallbacks_total"));
   CHECK_FALSE(mine.has("pw_router_request_duration_seconds"));
   CHECK_FALSE(mine.has("pw_router_circuit_state"));
+  CHECK_FALSE(mine.has("pw_router_internal_errors_total"));
   // The same for pw-router's JSON shape.
   auto json = http_request(gw.port(), "GET", "/metrics", "",
                            {{"Authorization", "Bearer " + limited_key},
