@@ -1,5 +1,6 @@
 #include "actors/router.hpp"
 
+#include "core/boundary.hpp"
 #include "core/errc.hpp"
 
 #include <caf/all.hpp>
@@ -65,8 +66,6 @@ void admit_from(router_ptr self, decision_promise rp,
       });
 }
 
-} // namespace
-
 /// The limiter of `client` under the current config.
 sliding_window_limiter& limiter_of(router_ptr self, const std::string& client) {
   auto& st = self->state;
@@ -77,6 +76,40 @@ sliding_window_limiter& limiter_of(router_ptr self, const std::string& client) {
     .try_emplace(client, st.config->rate_limit.max_requests, window)
     .first->second;
 }
+
+/// Resolves one request: its client's rate limit, the route table, the
+/// key's allowlist, then the MODELs' admission (answered later).
+caf::result<route_decision> resolve(router_ptr self,
+                                    const resolve_request& req) {
+  auto& st = self->state;
+  const auto& cfg = *st.config;
+  if (req.key_index >= cfg.server.api_keys.size())
+    return make_error(errc::invalid_api_key, "Invalid API key");
+  const auto& key = cfg.server.api_keys[req.key_index];
+  if (cfg.rate_limit.enabled) {
+    if (auto wait
+        = limiter_of(self, req.client).try_acquire(self->clock().now())) {
+      auto secs = std::chrono::duration<double>(*wait).count();
+      auto retry = static_cast<uint32_t>(std::max(1.0, std::ceil(secs)));
+      std::ostringstream msg;
+      msg << "Rate limit exceeded for this API key: "
+          << cfg.rate_limit.max_requests << " requests per "
+          << cfg.rate_limit.window.count() << " s";
+      return make_retry_error(errc::rate_limited, msg.str(), retry);
+    }
+  }
+  auto found = st.table->resolve(req.model, req.tags, key.allowed_models);
+  if (!found)
+    return std::move(found.error());
+  auto rp = self->make_response_promise<route_decision>();
+  admit_from(
+    self, rp,
+    std::make_shared<const std::vector<std::string>>(std::move(found->models)),
+    0, req.ttl_ms, 0, std::move(found->reason));
+  return rp;
+}
+
+} // namespace
 
 router_actor::behavior_type
 router(router_actor::stateful_pointer<router_state> self,
@@ -102,32 +135,18 @@ router(router_actor::stateful_pointer<router_state> self,
         });
   return {
     [=](atom::resolve, resolve_request& req) -> caf::result<route_decision> {
-      auto& st = self->state;
-      const auto& cfg = *st.config;
-      if (req.key_index >= cfg.server.api_keys.size())
-        return make_error(errc::invalid_api_key, "Invalid API key");
-      const auto& key = cfg.server.api_keys[req.key_index];
-      if (cfg.rate_limit.enabled) {
-        if (auto wait
-            = limiter_of(self, req.client).try_acquire(self->clock().now())) {
-          auto secs = std::chrono::duration<double>(*wait).count();
-          auto retry = static_cast<uint32_t>(std::max(1.0, std::ceil(secs)));
-          std::ostringstream msg;
-          msg << "Rate limit exceeded for this API key: "
-              << cfg.rate_limit.max_requests << " requests per "
-              << cfg.rate_limit.window.count() << " s";
-          return make_retry_error(errc::rate_limited, msg.str(), retry);
-        }
+      // The route follows from what the client sent (model, tags): a
+      // failure here fails that request, never the ROUTER every request
+      // needs.
+      try {
+        inject_fault(boundary::route);
+        return resolve(self, req);
+      } catch (...) {
+        report_failure(boundary::route, req.request_id,
+                       current_exception_text());
+        return make_error(errc::internal,
+                          std::string{internal_failure_message});
       }
-      auto found = st.table->resolve(req.model, req.tags, key.allowed_models);
-      if (!found)
-        return std::move(found.error());
-      auto rp = self->make_response_promise<route_decision>();
-      admit_from(self, rp,
-                 std::make_shared<const std::vector<std::string>>(
-                   std::move(found->models)),
-                 0, req.ttl_ms, 0, std::move(found->reason));
-      return rp;
     },
     [=](atom::update, const std::string& alias, model_actor& handle) {
       self->state.models[alias] = std::move(handle);

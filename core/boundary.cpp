@@ -15,8 +15,8 @@ namespace pw {
 namespace {
 
 constexpr std::array<std::string_view, boundary_count> names = {
-  "request",      "upstream_call", "upstream_done",
-  "stream_piece", "session",       "plugin",
+  "request", "upstream_call", "upstream_done", "stream_piece",
+  "session", "route",         "plugin",
 };
 
 /// Failures per boundary: one relaxed counter each, touched only when

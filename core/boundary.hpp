@@ -35,6 +35,9 @@ enum class boundary : uint8_t {
   stream_piece,
   /// A SESSION's handlers (plugin verdicts, routes, provider answers).
   session,
+  /// The ROUTER resolving a request (the client's model name and tags):
+  /// a failure fails that request, never the ROUTER.
+  route,
   /// A PLUGIN's handlers (scanning requests and answers, decision
   /// services' answers).
   plugin,

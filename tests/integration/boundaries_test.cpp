@@ -149,6 +149,21 @@ TEST_CASE("a failure in a SESSION's handler is that request's 500") {
   CHECK(health["models"]["m"]["in_flight"] == 0);
 }
 
+TEST_CASE("a failure resolving a route is that request's 500, and the "
+          "ROUTER goes on") {
+  fake_upstream up{upstream_answers()};
+  gateway_process gw{config_for(up), {{"PW_ROUTER_FAULTS", "route"}}};
+  auto res = chat(gw);
+  CHECK(res.status == 500);
+  CHECK(error_of(res)["code"] == "internal_error");
+  CHECK(chats(up) == 0);
+  check_logged(gw, "route", res.header("x-request-id"));
+  check_next_is_served(gw);
+  CHECK(failures_counted(gw, "route") == 1);
+  // The ROUTER was not restarted.
+  CHECK(gw.output().find("\"actor\":\"router\"") == std::string::npos);
+}
+
 TEST_CASE("a failure in a PLUGIN fails its request closed, and only that "
           "one") {
   fake_upstream up{upstream_answers()};

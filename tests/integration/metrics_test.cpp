@@ -149,7 +149,7 @@ TEST_CASE("/metrics: every family for an admin, counters that only grow") {
     > 0);
   // One series per failure boundary, all zero on a healthy run, and no
   // log line dropped.
-  CHECK(first.family("pw_router_internal_errors_total").samples.size() == 6);
+  CHECK(first.family("pw_router_internal_errors_total").samples.size() == 7);
   CHECK(
     first.value("pw_router_internal_errors_total", {{"boundary", "session"}})
     == 0);
