@@ -28,23 +28,27 @@ std::string nested_object(size_t depth) {
   return out;
 }
 
-/// A fake upstream that answers the first chat with `hostile` and every
-/// later one normally (OpenAI shape).
-fake_handler hostile_first(fake_response hostile) {
-  auto calls = std::make_shared<std::atomic<int>>(0);
-  return [calls, hostile](const fake_request&) {
-    if (calls->fetch_add(1) == 0)
-      return hostile;
-    fake_response r;
-    r.body = openai_completion("upstream-m", "fine");
-    return r;
-  };
-}
-
 fake_response json_answer(std::string body) {
   fake_response r;
   r.body = std::move(body);
   return r;
+}
+
+/// An ordinary Anthropic Messages answer.
+const std::string anthropic_ok
+  = R"({"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}})";
+
+/// A fake upstream that answers the first chat with `hostile` and every
+/// later one with `normal` (by default an OpenAI completion).
+fake_handler hostile_first(fake_response hostile,
+                           std::string normal
+                           = openai_completion("upstream-m", "fine")) {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  return [calls, hostile, normal](const fake_request&) {
+    if (calls->fetch_add(1) == 0)
+      return hostile;
+    return json_answer(normal);
+  };
 }
 
 std::string anthropic_model(const std::string& alias,
@@ -70,12 +74,8 @@ void check_served(const gateway_process& gw, const std::string& model) {
 
 TEST_CASE("tool arguments nested 300,000 deep are a 400 for an Anthropic "
           "model") {
-  fake_upstream up{[](const fake_request&) {
-    fake_response r;
-    r.body
-      = R"({"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}})";
-    return r;
-  }};
+  fake_upstream up{
+    [](const fake_request&) { return json_answer(anthropic_ok); }};
   gateway_process gw{
     make_config(anthropic_model("claude", up.base_url()), "claude")};
   nlohmann::json body
@@ -229,15 +229,7 @@ TEST_CASE(
     R"({"id":"m","type":"message","role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":)"
     + nested_object(300'000)
     + R"(}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":1}})");
-  auto calls = std::make_shared<std::atomic<int>>(0);
-  fake_upstream up{[calls, answer](const fake_request&) {
-    if (calls->fetch_add(1) == 0)
-      return answer;
-    fake_response r;
-    r.body
-      = R"({"id":"m","type":"message","role":"assistant","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}})";
-    return r;
-  }};
+  fake_upstream up{hostile_first(answer, anthropic_ok)};
   gateway_process gw{
     make_config(anthropic_model("claude", up.base_url()), "claude")};
   auto res = post(gw, chat_body("claude"));
