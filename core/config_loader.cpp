@@ -346,14 +346,14 @@ std::optional<T> get_int(diagnostics& diag, const YAML::Node& map,
     return std::nullopt;
   }
   if (value < static_cast<long long>(min)) {
-    diag.fail(where, "must be at least " + std::to_string(min) + " (got "
-                       + text + ")");
+    diag.fail(where, "must be at least " + std::to_string(min) + " (got " + text
+                       + ")");
     return std::nullopt;
   }
   if (static_cast<unsigned long long>(value)
       > static_cast<unsigned long long>(max)) {
-    diag.fail(where, "must be at most " + std::to_string(max) + " (got "
-                       + text + ")");
+    diag.fail(where,
+              "must be at most " + std::to_string(max) + " (got " + text + ")");
     return std::nullopt;
   }
   if (static_cast<unsigned long long>(value)
