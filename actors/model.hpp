@@ -19,13 +19,9 @@ namespace pw::actors {
 struct model_state {
   static inline const char* name = "model";
 
-  explicit model_state(breaker_settings b = {}) : breaker(b) {
-    // nop
-  }
-
   /// The model's validated settings, shared with SESSIONs it admits.
   model_config_ptr settings;
-  circuit_breaker breaker;
+  circuit_breaker breaker{breaker_settings{}};
   /// Runs health checks on an io thread (empty: no checks).
   upstream_fn check;
   /// Time between health checks (0: none).

@@ -31,8 +31,6 @@ public:
   /// touched through this sink again.
   void detach();
 
-  [[nodiscard]] bool attached() const { return attached_; }
-
   /// The response headers went out.
   [[nodiscard]] bool started() const { return started_; }
 

@@ -417,13 +417,6 @@ upstream_pool::upstream_pool(net::io_context& ioc)
 
 upstream_pool::~upstream_pool() = default;
 
-size_t upstream_pool::idle_count() const {
-  size_t n = 0;
-  for (const auto& [key, list] : idle_)
-    n += list.size();
-  return n;
-}
-
 void upstream_pool::clear() {
   idle_.clear();
 }

@@ -42,9 +42,6 @@ public:
   boost::asio::awaitable<upstream_result>
   call(upstream_request req, std::shared_ptr<downstream_sink> sink = nullptr);
 
-  /// Idle connections currently pooled (for tests and /health).
-  [[nodiscard]] size_t idle_count() const;
-
   /// Closes every idle connection (shutdown).
   void clear();
 
