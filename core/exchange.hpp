@@ -3,7 +3,8 @@
 // The plain types that cross between io threads and actors: what a SESSION
 // sends back to a connection (http_reply through reply_fn) and how it asks
 // an io thread for a provider call (upstream_request through upstream_fn).
-// No CAF and no Asio here: both sides include this header.
+// No Asio here: both sides include this header. CAF comes in only as
+// `caf::error` (through core/errc.hpp), the type every error travels in.
 
 #include "core/config.hpp"
 #include "core/errc.hpp"
@@ -49,7 +50,6 @@ inline api_error error_of(errc code, std::string message) {
 /// Makes an api_error from a "pw" CAF error (code and message).
 api_error to_api_error(const caf::error& err);
 
-/// What the gateway answers to one request, plus what the access log needs.
 /// One try of a model, for the metrics.
 struct attempt_fact {
   std::string model;
@@ -57,6 +57,7 @@ struct attempt_fact {
   std::string_view outcome;
 };
 
+/// What the gateway answers to one request, plus what the access log needs.
 struct http_reply {
   unsigned status = 200;
   /// The body; ignored when `error` is set.
