@@ -3,11 +3,15 @@
 
 #include "actors/generation.hpp"
 #include "actors/supervisor.hpp"
+#include "core/errc.hpp"
 #include "core/sha256.hpp"
 #include "tests/support/actor_fixture.hpp"
 
 #include <catch2/catch.hpp>
 #include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <vector>
 
 using namespace pw;
 using namespace pw::actors;
@@ -123,7 +127,7 @@ TEST_CASE_METHOD(supervisor_fixture, "a dead ROUTER is restarted and "
 }
 
 TEST_CASE_METHOD(supervisor_fixture, "a request in flight when its MODEL "
-                                     "dies gets an answer, never a hang") {
+                                     "dies is refused at once, never hangs") {
   auto router = current_router();
   auto doomed = resolve("first").model;
   // The MODEL dies while a resolve is on its way to it.
@@ -131,16 +135,21 @@ TEST_CASE_METHOD(supervisor_fixture, "a request in flight when its MODEL "
                          resolve_request{"r", 60000, "client", 0, "first", {}});
   self->send_exit(doomed, caf::exit_reason::kill);
   run();
-  bool answered = false;
-  h.receive([&](route_decision&) { answered = true; },
-            [&](caf::error&) { answered = true; });
-  CHECK(answered);
+  // The dead MODEL is skipped like a refusing one; with no other
+  // candidate the request is refused (503 with Retry-After).
+  bool admitted = false;
+  caf::error refused;
+  h.receive([&](route_decision&) { admitted = true; },
+            [&](caf::error& err) { refused = std::move(err); });
+  CHECK_FALSE(admitted);
+  CHECK(code_of(refused) == errc::no_model_available);
   // The restarted MODEL serves the next request.
   CHECK(resolve("first").model != doomed);
 }
 
 TEST_CASE_METHOD(supervisor_fixture, "a reload keeps unchanged MODELs and "
                                      "publishes a new ROUTER") {
+  auto before_router = current_router();
   auto before_first = resolve("first").model;
   auto before_second = resolve("second").model;
   auto next = std::make_shared<gateway_config>(*config);
@@ -155,10 +164,35 @@ TEST_CASE_METHOD(supervisor_fixture, "a reload keeps unchanged MODELs and "
   CHECK(resolve("first").model == before_first);
   CHECK(resolve("second").model != before_second);
   CHECK(health().config_sha256 == "next");
-  // The replaced actors are retired after the grace period.
-  sched.advance_time(to_ms(config->server.request_deadline)
-                     + std::chrono::seconds{2});
+  // The replaced MODEL and ROUTER serve requests already on their way
+  // until the grace period is over, then they are retired; the kept MODEL
+  // stays.
+  for (const auto& a : {caf::actor_cast<caf::actor>(before_router),
+                        caf::actor_cast<caf::actor>(before_first),
+                        caf::actor_cast<caf::actor>(before_second)})
+    self->monitor(a);
+  auto ended = [&] {
+    std::vector<caf::actor_addr> out;
+    bool more = true;
+    while (more)
+      self->receive([&](caf::down_msg& d) { out.push_back(d.source); },
+                    caf::after(std::chrono::seconds{0}) >>
+                      [&] { more = false; });
+    return out;
+  };
+  sched.advance_time(to_ms(config->server.request_deadline));
   run();
+  CHECK(ended().empty());
+  sched.advance_time(std::chrono::seconds{2});
+  run();
+  auto retired = ended();
+  CHECK(retired.size() == 2);
+  auto has = [&](const caf::actor_addr& a) {
+    return std::find(retired.begin(), retired.end(), a) != retired.end();
+  };
+  CHECK(has(before_router.address()));
+  CHECK(has(before_second.address()));
+  CHECK_FALSE(has(before_first.address()));
   CHECK(health().models.size() == 2);
 }
 

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 using namespace pw::test;
@@ -396,14 +397,17 @@ TEST_CASE("the audit chain verifies after 1,000 mixed requests and catches "
   // Every request has its line: ids are unique, statuses add up.
   size_t streamed = 0;
   size_t statuses_451 = 0;
+  std::set<std::string> ids;
   for (const auto& f : files)
     for (const auto& l : lines_of(f)) {
       auto j = nlohmann::json::parse(l);
       if (!j.contains("request_id"))
         continue;
+      ids.insert(j["request_id"].get<std::string>());
       streamed += j["stream"].get<bool>() ? 1 : 0;
       statuses_451 += j["status"] == 451 ? 1 : 0;
     }
+  CHECK(ids.size() == 1000);
   CHECK(streamed == 600); // kinds 0, 2 and 4 ask for a stream
   CHECK(statuses_451 == 200);
 

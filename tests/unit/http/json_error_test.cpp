@@ -25,26 +25,39 @@ TEST_CASE("each situation of the design's error table maps as specified") {
     errc code;
     unsigned status;
     const char* type;
+    const char* code_text;
   };
-  for (auto [code, status, type] : {
-         row{errc::invalid_request, 400, "invalid_request_error"},
-         row{errc::missing_api_key, 401, "authentication_error"},
-         row{errc::invalid_api_key, 401, "authentication_error"},
-         row{errc::model_not_allowed, 403, "permission_error"},
-         row{errc::no_allowed_model, 403, "permission_error"},
-         row{errc::model_not_found, 404, "not_found_error"},
-         row{errc::not_found, 404, "not_found_error"},
-         row{errc::method_not_allowed, 405, "invalid_request_error"},
-         row{errc::payload_too_large, 413, "invalid_request_error"},
-         row{errc::headers_too_large, 431, "invalid_request_error"},
-         row{errc::rate_limited, 429, "rate_limit_error"},
-         row{errc::upstream_failed, 502, "upstream_error"},
-         row{errc::upstream_invalid, 502, "upstream_error"},
-         row{errc::no_model_available, 503, "service_unavailable"},
-         row{errc::deadline_exceeded, 504, "timeout_error"},
-         row{errc::policy_forbidden, 403, "policy_error"},
-         row{errc::plugin_failed, 503, "policy_error"},
-         row{errc::internal, 500, "internal_error"},
+  // Written out here, not read from the table under test.
+  for (auto [code, status, type, code_text] : {
+         row{errc::invalid_request, 400, "invalid_request_error",
+             "invalid_request"},
+         row{errc::missing_api_key, 401, "authentication_error",
+             "missing_api_key"},
+         row{errc::invalid_api_key, 401, "authentication_error",
+             "invalid_api_key"},
+         row{errc::model_not_allowed, 403, "permission_error",
+             "model_not_allowed"},
+         row{errc::no_allowed_model, 403, "permission_error",
+             "no_allowed_model"},
+         row{errc::model_not_found, 404, "not_found_error", "model_not_found"},
+         row{errc::not_found, 404, "not_found_error", "not_found"},
+         row{errc::method_not_allowed, 405, "invalid_request_error",
+             "method_not_allowed"},
+         row{errc::payload_too_large, 413, "invalid_request_error",
+             "payload_too_large"},
+         row{errc::headers_too_large, 431, "invalid_request_error",
+             "headers_too_large"},
+         row{errc::rate_limited, 429, "rate_limit_error",
+             "rate_limit_exceeded"},
+         row{errc::upstream_failed, 502, "upstream_error", "upstream_failed"},
+         row{errc::upstream_invalid, 502, "upstream_error", "upstream_invalid"},
+         row{errc::no_model_available, 503, "service_unavailable",
+             "no_model_available"},
+         row{errc::deadline_exceeded, 504, "timeout_error",
+             "deadline_exceeded"},
+         row{errc::policy_forbidden, 403, "policy_error", "policy_forbidden"},
+         row{errc::plugin_failed, 503, "policy_error", "plugin_unavailable"},
+         row{errc::internal, 500, "internal_error", "internal_error"},
        }) {
     INFO(to_string(code));
     auto r = render_error(error_of(code, "msg"));
@@ -53,7 +66,7 @@ TEST_CASE("each situation of the design's error table maps as specified") {
     CHECK(j["error"]["type"] == type);
     CHECK(j["error"]["message"] == "msg");
     CHECK(j["error"]["param"].is_null());
-    CHECK(j["error"]["code"] == row_of(code).code_text);
+    CHECK(j["error"]["code"] == code_text);
   }
 }
 
