@@ -84,6 +84,13 @@ bool looks_like_file(const std::string& s) {
                      [&](auto e) { return ends_with(s, e); });
 }
 
+bool looks_like_source(const std::string& s) {
+  static const std::vector<std::string_view> exts
+    = {".cpp", ".hpp", ".mjs", ".sh", ".tmpl", ".service"};
+  return std::any_of(exts.begin(), exts.end(),
+                     [&](auto e) { return ends_with(s, e); });
+}
+
 /// A name the check can judge: no placeholders, globs, options, URLs,
 /// absolute paths or build outputs.
 bool judged(std::string& name) {
@@ -121,8 +128,9 @@ std::vector<std::string> missing_in(const fs::path& doc,
     if (!judged(name))
       continue;
     if (name.find('/') == std::string::npos) {
-      // A bare file name: it must be some file of the tree.
-      if (!basenames.count(name))
+      // A bare source file name must be some file of the tree (a bare
+      // `config.yaml` or `audit.jsonl` is the user's file, not ours).
+      if (looks_like_source(name) && !basenames.count(name))
         missing.push_back(name);
       continue;
     }
@@ -168,7 +176,7 @@ TEST_CASE("the docs check finds names that are gone, and only those",
     "`core/json_text.hpp`, [old](../docs/gone.md), `json_scan.cpp`. "
     "Not judged: `a b`, `--config`, `${VAR}`, `build/release/pw-router`, "
     "`*.yaml`, `https://example.com/x.md`, `../shared/bench/bench.sh`, "
-    "`/etc/pw-router/config.yaml`.",
+    "`/etc/pw-router/config.yaml`, `config.yaml`.",
     basenames);
   CHECK(missing
         == std::vector<std::string>{"core/json_text.hpp", "../docs/gone.md",
