@@ -100,7 +100,7 @@ struct model_fixture : actor_fixture {
 
 } // namespace
 
-TEST_CASE_METHOD(model_fixture, "failures open the breaker; open refuses "
+TEST_CASE_METHOD(model_fixture, "failures open the breaker, open refuses "
                                 "with the time to retry") {
   start();
   CHECK(admit().admitted);
@@ -130,7 +130,7 @@ TEST_CASE_METHOD(model_fixture, "client errors and cancellations never open "
   CHECK(s.in_flight == 0);
 }
 
-TEST_CASE_METHOD(model_fixture, "half-open admits exactly one probe; its "
+TEST_CASE_METHOD(model_fixture, "half-open admits exactly one probe, its "
                                 "outcome decides") {
   start();
   for (int i = 0; i < 2; ++i) {

@@ -334,7 +334,7 @@ TEST_CASE_METHOD(fallback_fixture, "a client error is relayed at once, "
   CHECK(logs["claude"]->admits == 0);
 }
 
-TEST_CASE_METHOD(fallback_fixture, "429 falls back; on the last model it is "
+TEST_CASE_METHOD(fallback_fixture, "429 falls back, on the last model it is "
                                    "relayed with Retry-After") {
   start();
   answer(429);
@@ -365,7 +365,7 @@ TEST_CASE_METHOD(retry_fixture, "max_retries retries the same model after a "
   CHECK(logs["gpt"]->outcomes.size() == 2);
 }
 
-TEST_CASE_METHOD(retry_fixture, "a 429 is not retried on the same model; "
+TEST_CASE_METHOD(retry_fixture, "a 429 is not retried on the same model, "
                                 "the request falls back at once") {
   start();
   answer(429);
@@ -630,7 +630,7 @@ TEST_CASE_METHOD(plugin_fixture, "a plugin that is not running fails "
 }
 
 TEST_CASE_METHOD(plugin_fixture, "post plugins may change or block a whole "
-                                 "answer; later ones see the result") {
+                                 "answer, later ones see the result") {
   auto rewrite = scripted({}, [](const plugin_outcome& o) {
     auto doc = nlohmann::ordered_json::parse(*o.response_body);
     doc["choices"][0]["message"]["content"] = "changed";

@@ -65,7 +65,7 @@ TEST_CASE("check-config exits 0 for a valid file and 2 with every "
   std::remove(bad.c_str());
 }
 
-TEST_CASE("an unset variable names its YAML path; a default fills it") {
+TEST_CASE("an unset variable names its YAML path, a default fills it") {
   auto cfg = write_temp_file(
     "server:\n  port: ${PW_TEST_PORT:-8123}\n  api_keys:\n"
     "    - key: \"${PW_TEST_UNSET_KEY_VAR}\"\n      name: a\n"

@@ -218,7 +218,7 @@ std::multiset<std::string> contents(const fake_upstream& u) {
 } // namespace
 
 TEST_CASE("200 keep-alive clients: every request answered once, seen once "
-          "upstream; with failures, one answer each") {
+          "upstream, with failures, one answer each") {
   constexpr int clients = 200;
   constexpr int per_client = 20;
   fake_upstream primary{answer_ok("primary")};

@@ -94,7 +94,7 @@ TEST_CASE("under systemd the gateway says READY, RELOADING and STOPPING") {
   CHECK(gw.stop() == 0);
 }
 
-TEST_CASE("SIGHUP swaps models and keys; a broken config keeps the old "
+TEST_CASE("SIGHUP swaps models and keys, a broken config keeps the old "
           "one serving") {
   fake_upstream first{answer_ok("first")};
   fake_upstream second{answer_ok("second")};

@@ -8,7 +8,7 @@
 using namespace pw::test;
 using namespace std::chrono_literals;
 
-TEST_CASE("a stalled stdout never stalls serving; dropped lines are counted") {
+TEST_CASE("a stalled stdout never stalls serving, dropped lines are counted") {
   gateway_process gw{
     make_config(echo_model, "echo", "  metrics_public: true\n")};
   gw.pause_output(true);

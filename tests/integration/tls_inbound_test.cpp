@@ -104,7 +104,7 @@ TEST_CASE("server.tls.min_version 1.3 refuses TLS 1.2") {
   std::filesystem::remove_all(pki.dir);
 }
 
-TEST_CASE("SIGHUP loads a new certificate; a broken one is rejected and the "
+TEST_CASE("SIGHUP loads a new certificate, a broken one is rejected and the "
           "old one keeps serving") {
   auto first = make_test_pki("first");
   auto second = make_test_pki("second");

@@ -91,7 +91,7 @@ TEST_CASE("healthy_threshold successes are needed to close") {
   CHECK(b.state(t0 + 30s) == circuit_state::closed);
 }
 
-TEST_CASE("a health success closes an open breaker; health failures count") {
+TEST_CASE("a health success closes an open breaker, health failures count") {
   auto b = make(2);
   b.health_failure(t0);
   CHECK(b.state(t0) == circuit_state::closed);

@@ -118,7 +118,7 @@ TEST_CASE("defaults fill what a config leaves out") {
   CHECK_FALSE(cfg->rate_limit.enabled);
 }
 
-TEST_CASE("providers get their default base_url; keys are kept secret") {
+TEST_CASE("providers get their default base_url, keys are kept secret") {
   auto cfg = load_config_text(keys + R"(models:
   a: {provider: openai, model: m, api_key: "sk-secret-1"}
   b: {provider: vllm, model: m}

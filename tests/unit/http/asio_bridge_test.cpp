@@ -70,7 +70,7 @@ TEST_CASE("a reply_fn dropped unanswered completes with 500") {
   CHECK(out.reply->error->code == errc::internal);
 }
 
-TEST_CASE("no answer within the deadline completes with 504; a late answer "
+TEST_CASE("no answer within the deadline completes with 504, a late answer "
           "is dropped") {
   net::io_context ioc;
   outcome out;

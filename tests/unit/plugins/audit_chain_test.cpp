@@ -541,7 +541,7 @@ TEST_CASE("open refuses a file whose last complete line is not a header or "
   CHECK(read_all(path) == text);
 }
 
-TEST_CASE("a torn last line is moved aside and recorded; the log verifies",
+TEST_CASE("a torn last line is moved aside and recorded, the log verifies",
           "[audit]") {
   // A crash in the middle of a write: the last line has no '\n'.
   temp_dir dir;

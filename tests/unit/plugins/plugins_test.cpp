@@ -188,7 +188,7 @@ TEST_CASE("pii: redact rewrites what goes upstream and nothing else") {
   CHECK(v.tags.empty());
 }
 
-TEST_CASE("pii: block refuses with its status; ordinary text passes") {
+TEST_CASE("pii: block refuses with its status, ordinary text passes") {
   auto p = pii_of("action: block\nstatus: 422\nkinds: [iban]\n");
   auto v = p->on_request(
     request_with(chat({{"user", "pay to GB82 WEST 1234 5698 7654 32"}})));
