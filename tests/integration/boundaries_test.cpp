@@ -79,6 +79,15 @@ void check_next_is_served(const gateway_process& gw, bool stream = false) {
   CHECK(gw.running());
 }
 
+/// What every boundary owes: the failed request's log line naming the
+/// boundary, the next request served as usual, and the failure counted.
+void check_fenced(const gateway_process& gw, const std::string& name,
+                  const http_response& failed, bool stream = false) {
+  check_logged(gw, name, failed.header("x-request-id"));
+  check_next_is_served(gw, stream);
+  CHECK(failures_counted(gw, name) == 1);
+}
+
 } // namespace
 
 TEST_CASE("a failure while serving a request is that request's 500") {
@@ -88,9 +97,7 @@ TEST_CASE("a failure while serving a request is that request's 500") {
   CHECK(res.status == 500);
   CHECK(error_of(res)["code"] == "internal_error");
   CHECK(chats(up) == 0);
-  check_logged(gw, "request", res.header("x-request-id"));
-  check_next_is_served(gw);
-  CHECK(failures_counted(gw, "request") == 1);
+  check_fenced(gw, "request", res);
 }
 
 TEST_CASE("a failure in the upstream client fails the request, not the "
@@ -100,9 +107,7 @@ TEST_CASE("a failure in the upstream client fails the request, not the "
   auto res = chat(gw);
   CHECK(res.status == 500);
   CHECK(error_of(res)["code"] == "internal_error");
-  check_logged(gw, "upstream_call", res.header("x-request-id"));
-  check_next_is_served(gw);
-  CHECK(failures_counted(gw, "upstream_call") == 1);
+  check_fenced(gw, "upstream_call", res);
   // The gateway's own failure is not held against the provider.
   auto health = http_request(gw.port(), "GET", "/health").json();
   CHECK(health["models"]["m"]["failures"] == 0);
@@ -115,9 +120,7 @@ TEST_CASE("a failure translating an answer on the io thread is a 500") {
   auto res = chat(gw);
   CHECK(res.status == 500);
   CHECK(error_of(res)["code"] == "internal_error");
-  check_logged(gw, "upstream_done", res.header("x-request-id"));
-  check_next_is_served(gw);
-  CHECK(failures_counted(gw, "upstream_done") == 1);
+  check_fenced(gw, "upstream_done", res);
 }
 
 TEST_CASE("a failure translating a stream ends that stream with an error "
@@ -128,9 +131,7 @@ TEST_CASE("a failure translating a stream ends that stream with an error "
   CHECK(res.status == 200);
   CHECK(res.body.find("\"code\":\"internal_error\"") != std::string::npos);
   CHECK(res.body.find("[DONE]") == std::string::npos);
-  check_logged(gw, "stream_piece", res.header("x-request-id"));
-  check_next_is_served(gw, true);
-  CHECK(failures_counted(gw, "stream_piece") == 1);
+  check_fenced(gw, "stream_piece", res, true);
 }
 
 TEST_CASE("a failure in a SESSION's handler is that request's 500") {
@@ -141,9 +142,7 @@ TEST_CASE("a failure in a SESSION's handler is that request's 500") {
   auto res = chat(gw);
   CHECK(res.status == 500);
   CHECK(error_of(res)["code"] == "internal_error");
-  check_logged(gw, "session", res.header("x-request-id"));
-  check_next_is_served(gw);
-  CHECK(failures_counted(gw, "session") == 1);
+  check_fenced(gw, "session", res);
   // The admission of the failed request came back.
   auto health = http_request(gw.port(), "GET", "/health").json();
   CHECK(health["models"]["m"]["in_flight"] == 0);
@@ -157,9 +156,7 @@ TEST_CASE("a failure resolving a route is that request's 500, and the "
   CHECK(res.status == 500);
   CHECK(error_of(res)["code"] == "internal_error");
   CHECK(chats(up) == 0);
-  check_logged(gw, "route", res.header("x-request-id"));
-  check_next_is_served(gw);
-  CHECK(failures_counted(gw, "route") == 1);
+  check_fenced(gw, "route", res);
   // The ROUTER was not restarted.
   CHECK(gw.output().find("\"actor\":\"router\"") == std::string::npos);
 }
@@ -180,7 +177,5 @@ TEST_CASE("a failure in a PLUGIN fails its request closed, and only that "
   CHECK(res.status == 503);
   CHECK(error_of(res)["code"] == "plugin_unavailable");
   CHECK(chats(up) == 0);
-  check_logged(gw, "plugin", res.header("x-request-id"));
-  check_next_is_served(gw);
-  CHECK(failures_counted(gw, "plugin") == 1);
+  check_fenced(gw, "plugin", res);
 }
