@@ -249,8 +249,13 @@ TEST_CASE_METHOD(plugin_supervisor_fixture, "PLUGINs are spawned per entry, "
   CHECK(gen->plugins->pre[0].name == "regex");
   CHECK(pii.name == "pii");
   CHECK(pii.path == "middleware.pre_request[1]");
+  // Each entry carries its own settings: the second entry's, and the
+  // first entry's defaults beside them.
   CHECK(pii.timeout == std::chrono::milliseconds{50});
   CHECK(pii.fail_open);
+  CHECK(gen->plugins->pre[0].timeout == plugin_entry{}.timeout);
+  CHECK(gen->plugins->pre[0].timeout != pii.timeout);
+  CHECK_FALSE(gen->plugins->pre[0].fail_open);
   CHECK(gen->plugins->pre[0].actor);
   CHECK(pii.actor);
 }

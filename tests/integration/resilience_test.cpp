@@ -7,6 +7,7 @@
 #include <atomic>
 #include <fstream>
 #include <random>
+#include <thread>
 
 using namespace pw::test;
 using namespace std::chrono_literals;
@@ -43,6 +44,15 @@ http_response ask(const gateway_process& gw, const std::string& model) {
 nlohmann::json model_health(const gateway_process& gw, const std::string& m) {
   return http_request(gw.port(), "GET", "/health").json()["models"][m];
 }
+
+/// A port whose kernel completes TCP connections that nobody accepts or
+/// answers: a TLS handshake with it never finishes.
+struct silent_listener {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor acceptor{
+    ioc, {boost::asio::ip::make_address("127.0.0.1"), 0}};
+  unsigned short port() const { return acceptor.local_endpoint().port(); }
+};
 
 long vm_rss_kb(pid_t pid) {
   std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
@@ -234,6 +244,96 @@ TEST_CASE("max_retries retries the same model before falling back") {
   CHECK(res.json()["model"] == "primary");
   CHECK(chats(primary) == 2);
   CHECK(chats(secondary) == 0);
+}
+
+TEST_CASE("connect_timeout_seconds bounds the TLS handshake, and the fallback "
+          "answers") {
+  silent_listener silent;
+  fake_upstream secondary{answer_ok("from the fallback")};
+  // 0.3 s to connect, TLS included, within a 60 s attempt.
+  gateway_process bounded{make_config(
+    openai_model("primary",
+                 "https://127.0.0.1:" + std::to_string(silent.port()) + "/v1",
+                 "    timeout_seconds: 60\n    connect_timeout_seconds: 0.3\n")
+      + openai_model("secondary", secondary.base_url()),
+    "primary", "",
+    "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+  // Without the connect bound the attempt would wait its 60 s; the client
+  // gives up after 10.
+  http_client client{bounded.port(), 10s};
+  auto res = client.request("POST", "/v1/chat/completions",
+                            chat_body("primary"), auth_json(full_key));
+  CHECK(res.status == 200);
+  CHECK(res.json()["model"] == "secondary");
+  auto h = model_health(bounded, "primary");
+  CHECK(h["failures"] == 1);
+  CHECK(h["last_error"].get<std::string>().find("the TLS handshake timed out")
+        != std::string::npos);
+}
+
+TEST_CASE("first_byte_timeout_seconds cuts an upstream that does not "
+          "answer, and the fallback answers") {
+  fake_upstream primary{[](const fake_request& req) {
+    auto r = answer_ok()(req);
+    r.delay = 30s;
+    return r;
+  }};
+  fake_upstream secondary{answer_ok("from the fallback")};
+  gateway_process gw{make_config(
+    openai_model("primary", primary.base_url(),
+                 "    timeout_seconds: 60\n    first_byte_timeout_seconds: "
+                 "0.3\n")
+      + openai_model("secondary", secondary.base_url()),
+    "primary", "",
+    "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+  // Without the first-byte bound the attempt would wait the upstream's
+  // 30 s; the client gives up after 10.
+  http_client client{gw.port(), 10s};
+  auto res = client.request("POST", "/v1/chat/completions",
+                            chat_body("primary"), auth_json(full_key));
+  CHECK(res.status == 200);
+  CHECK(res.json()["model"] == "secondary");
+  CHECK(chats(primary) == 1);
+  auto h = model_health(gw, "primary");
+  CHECK(h["failures"] == 1);
+  CHECK(h["last_error"].get<std::string>().find(
+          "timed out waiting for the response")
+        != std::string::npos);
+}
+
+TEST_CASE("max_concurrent: a model at its limit is skipped, and admits "
+          "again when a call ends") {
+  // The primary holds its first call for 3 s: long enough for a second
+  // request to find it full.
+  std::atomic<int> calls{0};
+  fake_upstream primary{[&](const fake_request& req) {
+    auto r = answer_ok("from the primary")(req);
+    if (++calls == 1)
+      r.delay = 3s;
+    return r;
+  }};
+  fake_upstream secondary{answer_ok("from the fallback")};
+  gateway_process gw{make_config(
+    openai_model("primary", primary.base_url(), "    max_concurrent: 1\n")
+      + openai_model("secondary", secondary.base_url()),
+    "primary", "",
+    "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+  http_response first;
+  std::thread holder{[&] { first = ask(gw, "primary"); }};
+  REQUIRE(primary.wait_for_requests(1));
+  auto second = ask(gw, "primary");
+  CHECK(second.status == 200);
+  CHECK(second.json()["model"] == "secondary");
+  CHECK(model_health(gw, "primary")["in_flight"] == 1);
+  holder.join();
+  CHECK(first.status == 200);
+  CHECK(first.json()["model"] == "primary");
+  // The slot is free again: the primary serves the next request.
+  auto third = ask(gw, "primary");
+  CHECK(third.status == 200);
+  CHECK(third.json()["model"] == "primary");
+  CHECK(chats(primary) == 2);
+  CHECK(model_health(gw, "primary")["in_flight"] == 0);
 }
 
 TEST_CASE("a stream falls back when the first model fails before its first "
