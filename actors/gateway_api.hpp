@@ -1,8 +1,9 @@
 #pragma once
 
-// The calls an io thread makes into the actor world. This header includes
-// no CAF: http/ sees the actors only through these functions and the opaque
-// `generation`.
+// The calls an io thread makes into the actor world. No actor handle or
+// message type appears here (CAF comes in only as `caf::error`, through
+// core/errc.hpp): http/ sees the actors only through these functions and
+// the opaque `generation`.
 
 #include "actors/fwd.hpp"
 
