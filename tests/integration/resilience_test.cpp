@@ -23,14 +23,16 @@ fake_handler fail_with(unsigned status, std::string body = "{}") {
   };
 }
 
-/// Counts only chat requests (health checks are GETs).
+/// Two OpenAI models in one fallback chain, `primary` first (the default
+/// model); `primary_more` adds keys to the primary's entry, `extra` to the
+/// config after `routing`.
 std::string chain_config(const std::string& primary_url,
                          const std::string& secondary_url,
-                         const std::string& extra = "",
-                         const std::string& server = "") {
-  return make_config(openai_model("primary", primary_url)
+                         const std::string& primary_more = "",
+                         const std::string& extra = "") {
+  return make_config(openai_model("primary", primary_url, primary_more)
                        + openai_model("secondary", secondary_url),
-                     "primary", server,
+                     "primary", "",
                      "  fallback_chains:\n    main: [\"primary\", "
                      "\"secondary\"]\n"
                        + extra);
@@ -120,11 +122,8 @@ TEST_CASE("every way a provider fails costs one fallback, not the request") {
   for (auto& mode : modes) {
     INFO("failure mode: " << mode.name);
     fake_upstream primary{mode.handler};
-    gateway_process gw{make_config(
-      openai_model("primary", primary.base_url(), mode.model_extra)
-        + openai_model("secondary", secondary.base_url()),
-      "primary", "",
-      "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+    gateway_process gw{
+      chain_config(primary.base_url(), secondary.base_url(), mode.model_extra)};
     auto res = ask(gw, "primary");
     CHECK(res.status == 200);
     CHECK(res.json()["model"] == "secondary");
@@ -170,7 +169,7 @@ TEST_CASE("a dead provider: its breaker opens and traffic moves to the "
           "fallback at once") {
   auto dead = "http://127.0.0.1:" + std::to_string(closed_port()) + "/v1";
   fake_upstream secondary{answer_ok()};
-  gateway_process gw{chain_config(dead, secondary.base_url(),
+  gateway_process gw{chain_config(dead, secondary.base_url(), "",
                                   "health:\n  unhealthy_threshold: 2\n"
                                   "  cooldown_seconds: 60\n"
                                   "  check_interval_seconds: 0\n")};
@@ -234,11 +233,8 @@ TEST_CASE("max_retries retries the same model before falling back") {
     return ++calls == 1 ? fail_with(502)(req) : answer_ok()(req);
   }};
   fake_upstream secondary{answer_ok()};
-  gateway_process gw{make_config(
-    openai_model("primary", primary.base_url(), "    max_retries: 1\n")
-      + openai_model("secondary", secondary.base_url()),
-    "primary", "",
-    "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+  gateway_process gw{chain_config(primary.base_url(), secondary.base_url(),
+                                  "    max_retries: 1\n")};
   auto res = ask(gw, "primary");
   CHECK(res.status == 200);
   CHECK(res.json()["model"] == "primary");
@@ -251,13 +247,10 @@ TEST_CASE("connect_timeout_seconds bounds the TLS handshake, and the fallback "
   silent_listener silent;
   fake_upstream secondary{answer_ok("from the fallback")};
   // 0.3 s to connect, TLS included, within a 60 s attempt.
-  gateway_process bounded{make_config(
-    openai_model("primary",
-                 "https://127.0.0.1:" + std::to_string(silent.port()) + "/v1",
-                 "    timeout_seconds: 60\n    connect_timeout_seconds: 0.3\n")
-      + openai_model("secondary", secondary.base_url()),
-    "primary", "",
-    "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+  gateway_process bounded{chain_config(
+    "https://127.0.0.1:" + std::to_string(silent.port()) + "/v1",
+    secondary.base_url(),
+    "    timeout_seconds: 60\n    connect_timeout_seconds: 0.3\n")};
   // Without the connect bound the attempt would wait its 60 s; the client
   // gives up after 10.
   http_client client{bounded.port(), 10s};
@@ -279,13 +272,10 @@ TEST_CASE("first_byte_timeout_seconds cuts an upstream that does not "
     return r;
   }};
   fake_upstream secondary{answer_ok("from the fallback")};
-  gateway_process gw{make_config(
-    openai_model("primary", primary.base_url(),
+  gateway_process gw{
+    chain_config(primary.base_url(), secondary.base_url(),
                  "    timeout_seconds: 60\n    first_byte_timeout_seconds: "
-                 "0.3\n")
-      + openai_model("secondary", secondary.base_url()),
-    "primary", "",
-    "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+                 "0.3\n")};
   // Without the first-byte bound the attempt would wait the upstream's
   // 30 s; the client gives up after 10.
   http_client client{gw.port(), 10s};
@@ -313,11 +303,8 @@ TEST_CASE("max_concurrent: a model at its limit is skipped, and admits "
     return r;
   }};
   fake_upstream secondary{answer_ok("from the fallback")};
-  gateway_process gw{make_config(
-    openai_model("primary", primary.base_url(), "    max_concurrent: 1\n")
-      + openai_model("secondary", secondary.base_url()),
-    "primary", "",
-    "  fallback_chains:\n    main: [\"primary\", \"secondary\"]\n")};
+  gateway_process gw{chain_config(primary.base_url(), secondary.base_url(),
+                                  "    max_concurrent: 1\n")};
   http_response first;
   std::thread holder{[&] { first = ask(gw, "primary"); }};
   REQUIRE(primary.wait_for_requests(1));
