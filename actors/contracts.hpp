@@ -11,8 +11,8 @@
 
 #include "actors/fwd.hpp"
 
-#include "core/config.hpp"
-#include "core/exchange.hpp"
+#include "core/config/config.hpp"
+#include "core/request/exchange.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>

@@ -7,7 +7,7 @@
 #include "actors/fwd.hpp"
 
 #include "actors/contracts.hpp"
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <caf/fwd.hpp>
 

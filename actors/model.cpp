@@ -1,7 +1,7 @@
 #include "actors/model.hpp"
 
 #include "adapters/adapter.hpp"
-#include "core/log.hpp"
+#include "core/observe/log.hpp"
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>

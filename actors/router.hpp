@@ -6,9 +6,9 @@
 // candidate MODEL for admission in order.
 
 #include "actors/contracts.hpp"
-#include "core/config.hpp"
-#include "core/rate_limiter.hpp"
-#include "core/route_table.hpp"
+#include "core/config/config.hpp"
+#include "core/policy/rate_limiter.hpp"
+#include "core/policy/route_table.hpp"
 
 #include <memory>
 #include <string>

@@ -4,9 +4,9 @@
 #include "core/boundary.hpp"
 #include "core/errc.hpp"
 #include "core/json/get.hpp"
-#include "core/log.hpp"
+#include "core/observe/log.hpp"
 #include "core/sha256.hpp"
-#include "http/json_error.hpp"
+#include "core/json_error.hpp"
 
 #include <caf/all.hpp>
 
@@ -135,9 +135,9 @@ plugin_outcome outcome_of(session_ptr self, const http_reply& reply) {
   out.request_sha256 = st.request_sha256;
   out.stream_requested = st.ctx.stream;
   if (reply.error) {
-    out.status = http::render_error(*reply.error).status;
+    out.status = render_error(*reply.error).status;
     auto text = reply.error->code_text.empty()
-                  ? std::string{http::row_of(reply.error->code).code_text}
+                  ? std::string{row_of(reply.error->code).code_text}
                   : reply.error->code_text;
     out.error_code = std::move(text);
     out.error_message = reply.error->message;
@@ -182,8 +182,8 @@ void replace_with_error(http_reply& reply, plugin_outcome& out, api_error err,
   replaced.completion_tokens = reply.completion_tokens;
   replaced.blocked_by = std::move(reply.blocked_by);
   reply = std::move(replaced);
-  out.status = http::render_error(*reply.error).status;
-  out.error_code = std::string{http::row_of(reply.error->code).code_text};
+  out.status = render_error(*reply.error).status;
+  out.error_code = std::string{row_of(reply.error->code).code_text};
   out.error_message = reply.error->message;
   out.response_body = nullptr;
 }

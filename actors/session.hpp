@@ -10,8 +10,8 @@
 // exactly once.
 
 #include "actors/contracts.hpp"
-#include "core/chat_request.hpp"
-#include "core/exchange.hpp"
+#include "core/request/chat_request.hpp"
+#include "core/request/exchange.hpp"
 
 #include <chrono>
 #include <deque>

@@ -3,8 +3,7 @@
 #include "actors/generation.hpp"
 #include "actors/model.hpp"
 #include "actors/router.hpp"
-#include "core/log.hpp"
-#include "plugins/plugin.hpp"
+#include "core/observe/log.hpp"
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -39,11 +38,9 @@ router_actor spawn_router(supervisor_ptr self,
 /// monitors it. A null handle means it could not start: the SESSION then
 /// applies the entry's `on_error`.
 plugin_actor spawn_plugin(supervisor_ptr self, const plugin_entry& entry) {
-  const auto* factory = plugins::find_builtin(entry.plugin);
   plugin_actor out;
-  if (factory != nullptr)
-    out = factory->spawn(self->system(), entry,
-                         plugins::plugin_env{self->state.check});
+  if (self->state.spawn_plugin)
+    out = self->state.spawn_plugin(self->system(), entry, self->state.check);
   if (!out) {
     log::write(log_level::error, "plugin_not_started",
                {{"plugin", entry.plugin}, {"entry", entry.path}});
@@ -251,11 +248,12 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
            gateway_config_ptr config, publish_fn publish_to_io,
-           upstream_fn check) {
+           upstream_fn check, plugin_spawner spawner) {
   auto& st = self->state;
   st.config = std::move(config);
   st.publish = std::move(publish_to_io);
   st.check = std::move(check);
+  st.spawn_plugin = std::move(spawner);
   st.window_start = std::chrono::steady_clock::now();
   for (const auto& m : st.config->models)
     st.models.emplace_back(m->alias, spawn_model(self, m));

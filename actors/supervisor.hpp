@@ -8,14 +8,22 @@
 
 #include "actors/contracts.hpp"
 #include "actors/gateway_api.hpp"
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace pw::actors {
+
+/// Spawns the PLUGIN of one middleware entry (checked at load), whose
+/// outbound calls (the `http` plugin) go through `call`; a null handle
+/// means it could not start. app/ passes `plugins::spawn_builtin`, so
+/// nothing in actors/ includes plugins/.
+using plugin_spawner = std::function<plugin_actor(
+  caf::actor_system&, const plugin_entry&, const upstream_fn& call)>;
 
 struct supervisor_state {
   static inline const char* name = "supervisor";
@@ -28,8 +36,11 @@ struct supervisor_state {
   plugin_set_ptr plugins;
   /// Tells the io threads about a new ROUTER.
   publish_fn publish;
-  /// Runs the MODELs' health checks on an io thread.
+  /// Runs the MODELs' health checks (and the plugins' calls) on an io
+  /// thread.
   upstream_fn check;
+  /// Starts a PLUGIN.
+  plugin_spawner spawn_plugin;
   /// When the running configuration was loaded (RFC 3339).
   std::string loaded_at;
   /// Actors of replaced generations, waiting to be retired (not restarted
@@ -47,6 +58,7 @@ constexpr uint32_t max_restarts_per_minute = 20;
 /// Spawn function of the SUPERVISOR actor.
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
-           gateway_config_ptr config, publish_fn publish, upstream_fn check);
+           gateway_config_ptr config, publish_fn publish, upstream_fn check,
+           plugin_spawner spawner);
 
 } // namespace pw::actors

@@ -4,10 +4,10 @@
 // format and a provider's wire format. Adapters never touch sockets; the
 // SESSION hands what they build to an io thread through upstream_fn.
 
-#include "core/chat_request.hpp"
-#include "core/config.hpp"
-#include "core/exchange.hpp"
-#include "core/stream.hpp"
+#include "core/request/chat_request.hpp"
+#include "core/config/config.hpp"
+#include "core/request/exchange.hpp"
+#include "core/request/stream.hpp"
 
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>

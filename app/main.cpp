@@ -11,9 +11,9 @@
 #include "actors/generation.hpp"
 #include "actors/supervisor.hpp"
 #include "app/sd_notify.hpp"
-#include "core/build_info.hpp"
-#include "core/config.hpp"
-#include "core/log.hpp"
+#include "core/observe/build_info.hpp"
+#include "core/config/config.hpp"
+#include "core/observe/log.hpp"
 #include "core/sha256.hpp"
 #include "http/server.hpp"
 #include "plugins/audit_log/audit_chain.hpp"
@@ -318,7 +318,8 @@ int run(const options& opts, pw::gateway_config_ptr cfg,
     sys_cfg.set("scheduler.policy", caf::atom("sharing"));
     caf::actor_system sys{sys_cfg};
     auto sup = sys.spawn(actors::supervisor, cfg, server.publisher(),
-                         server.health_checker());
+                         server.health_checker(),
+                         actors::plugin_spawner{plugins::spawn_builtin});
     // The configuration being served; SIGHUP replaces it.
     auto running = cfg;
     // Whatever happens from here on, the shutdown order holds: io threads

@@ -1,6 +1,6 @@
 #include "core/boundary.hpp"
 
-#include "core/log.hpp"
+#include "core/observe/log.hpp"
 
 #include <nlohmann/json.hpp>
 

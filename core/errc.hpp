@@ -1,7 +1,7 @@
 #pragma once
 
 // The one error enum of pw-router: every failure a client or an operator can
-// see has a code here. http/json_error.cpp maps each code to an HTTP status
+// see has a code here. core/json_error.cpp maps each code to an HTTP status
 // and an OpenAI error envelope.
 
 #include <caf/atom.hpp>

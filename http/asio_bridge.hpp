@@ -19,7 +19,7 @@
 
 #include "actors/gateway_api.hpp"
 #include "core/boundary.hpp"
-#include "core/exchange.hpp"
+#include "core/request/exchange.hpp"
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>

@@ -4,7 +4,7 @@
 // The upstream client writes the SSE response through this, on the same
 // io thread, while the connection coroutine waits for the SESSION's reply.
 
-#include "core/exchange.hpp"
+#include "core/request/exchange.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>

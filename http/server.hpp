@@ -8,7 +8,7 @@
 #include "actors/fwd.hpp"
 
 #include "actors/gateway_api.hpp"
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <caf/expected.hpp>
 

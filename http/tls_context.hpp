@@ -4,7 +4,7 @@
 // `server.tls`. A context is immutable once made; SIGHUP makes a new one and
 // the io threads switch to it for new connections.
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 #include <caf/expected.hpp>

@@ -4,7 +4,7 @@
 // pool per origin, TLS with SNI and certificate verification, and a total
 // timeout per exchange. One instance per io thread; never shared.
 
-#include "core/exchange.hpp"
+#include "core/request/exchange.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>

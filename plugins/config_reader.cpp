@@ -1,6 +1,6 @@
 #include "plugins/config_reader.hpp"
 
-#include "core/yaml_node.hpp"
+#include "core/config/yaml_node.hpp"
 
 #include <algorithm>
 #include <charconv>

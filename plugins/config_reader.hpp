@@ -4,7 +4,7 @@
 // loader: unknown keys are errors, and every message starts with the YAML
 // path of the value at fault.
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <yaml-cpp/yaml.h>
 

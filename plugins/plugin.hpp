@@ -13,9 +13,9 @@
 
 #include "actors/contracts.hpp"
 #include "core/boundary.hpp"
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 #include "core/errc.hpp"
-#include "core/exchange.hpp"
+#include "core/request/exchange.hpp"
 
 #include <caf/fwd.hpp>
 #include <caf/result.hpp>
@@ -75,6 +75,13 @@ std::vector<std::string_view> builtin_names();
 
 /// The factory named `name`, or nullptr.
 const plugin_factory* find_builtin(std::string_view name);
+
+/// Spawns the built-in PLUGIN of a checked entry, its outbound calls made
+/// through `call`; a null handle when the name is unknown or it did not
+/// start. This is the SUPERVISOR's `plugin_spawner` (actors/supervisor.hpp).
+actors::plugin_actor spawn_builtin(caf::actor_system& sys,
+                                   const plugin_entry& entry,
+                                   const upstream_fn& call);
 
 /// Checks every middleware entry of `cfg` against the registry: known name,
 /// allowed stage, valid config. Returns one message per problem, each

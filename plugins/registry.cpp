@@ -165,6 +165,15 @@ const plugin_factory* find_builtin(std::string_view name) {
   return nullptr;
 }
 
+actors::plugin_actor spawn_builtin(caf::actor_system& sys,
+                                   const plugin_entry& entry,
+                                   const upstream_fn& call) {
+  const auto* factory = find_builtin(entry.plugin);
+  if (factory == nullptr)
+    return {};
+  return factory->spawn(sys, entry, plugin_env{call});
+}
+
 std::vector<std::string> check_middleware(const gateway_config& cfg) {
   std::vector<std::string> errors;
   check_list(cfg.middleware.pre_request, stage_mask::pre, errors);

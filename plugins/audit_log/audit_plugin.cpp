@@ -2,7 +2,7 @@
 
 #include "core/errc.hpp"
 #include "core/json/reader.hpp"
-#include "core/log.hpp"
+#include "core/observe/log.hpp"
 #include "core/sha256.hpp"
 #include "plugins/audit_log/audit_chain.hpp"
 #include "plugins/config_reader.hpp"

@@ -5,6 +5,7 @@
 #include "actors/supervisor.hpp"
 #include "core/errc.hpp"
 #include "core/sha256.hpp"
+#include "plugins/plugin.hpp"
 #include "tests/support/actor_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -37,7 +38,7 @@ struct supervisor_fixture : actor_fixture {
                 publish_fn{[this](generation_ptr g) {
                   published.push_back(std::move(g));
                 }},
-                upstream_fn{});
+                upstream_fn{}, plugin_spawner{plugins::spawn_builtin});
     run();
   }
 
@@ -223,7 +224,7 @@ struct plugin_supervisor_fixture : supervisor_fixture {
                 publish_fn{[this](generation_ptr g) {
                   published.push_back(std::move(g));
                 }},
-                upstream_fn{});
+                upstream_fn{}, plugin_spawner{plugins::spawn_builtin});
     run();
   }
 

@@ -12,7 +12,7 @@
 // It uses only check_chat_request and chat_payload, so the same file also
 // builds against an older tree for a before/after figure.
 
-#include "core/chat_request.hpp"
+#include "core/request/chat_request.hpp"
 
 #include <benchmark/benchmark.h>
 #include <string>

@@ -4,7 +4,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/anthropic/anthropic_adapter.hpp"
-#include "core/chat_request.hpp"
+#include "core/request/chat_request.hpp"
 #include "core/json/reader.hpp"
 
 #include <cstddef>

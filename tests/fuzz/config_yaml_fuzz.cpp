@@ -1,6 +1,6 @@
 // Fuzz target: the configuration loader (parse, expand, validate).
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <cstddef>
 #include <cstdint>

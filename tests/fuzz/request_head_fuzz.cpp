@@ -1,9 +1,9 @@
 // Fuzz target: the request parser path of the io threads, bytes to request
 // object. Beast's parser reads the head (as http/server.cpp configures it),
-// then core/request_head.cpp judges it; a head that passes has its body
+// then core/request/request_head.cpp judges it; a head that passes has its body
 // read with the same limits.
 
-#include "core/request_head.hpp"
+#include "core/request/request_head.hpp"
 
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/parser.hpp>

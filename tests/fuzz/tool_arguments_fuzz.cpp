@@ -4,7 +4,7 @@
 // `tool_use.input` and serialises the result).
 
 #include "adapters/anthropic/anthropic_adapter.hpp"
-#include "core/chat_request.hpp"
+#include "core/request/chat_request.hpp"
 #include "core/json/reader.hpp"
 #include "core/json/text.hpp"
 

@@ -4,7 +4,7 @@
 // sleeps. `run()` drains every mailbox; time moves only through
 // `advance_time()` / `trigger_timeouts()`.
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>

@@ -3,7 +3,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/sse.hpp"
-#include "core/stream.hpp"
+#include "core/request/stream.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "core/auth.hpp"
+#include "core/policy/auth.hpp"
 #include "core/errc.hpp"
 #include "core/sha256.hpp"
 

@@ -1,4 +1,4 @@
-#include "core/chat_request.hpp"
+#include "core/request/chat_request.hpp"
 #include "core/errc.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 #include "core/errc.hpp"
 #include "core/sha256.hpp"
 

@@ -1,4 +1,4 @@
-#include "core/glob.hpp"
+#include "core/policy/glob.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "core/metrics.hpp"
+#include "core/observe/metrics.hpp"
 #include "tests/support/exposition.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-#include "core/rate_limiter.hpp"
+#include "core/policy/rate_limiter.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
 #include "core/errc.hpp"
-#include "core/request_head.hpp"
+#include "core/request/request_head.hpp"
 
 #include <catch2/catch.hpp>
 

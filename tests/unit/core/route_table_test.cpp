@@ -1,5 +1,5 @@
 #include "core/errc.hpp"
-#include "core/route_table.hpp"
+#include "core/policy/route_table.hpp"
 
 #include <catch2/catch.hpp>
 

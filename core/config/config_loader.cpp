@@ -2,11 +2,11 @@
 // `${VAR}`, then convert-and-validate into the structs of config.hpp. Every
 // problem is collected with its YAML path, so one run reports them all.
 
-#include "core/config.hpp"
-#include "core/env_expand.hpp"
+#include "core/config/config.hpp"
+#include "core/config/env_expand.hpp"
 #include "core/errc.hpp"
 #include "core/sha256.hpp"
-#include "core/yaml_node.hpp"
+#include "core/config/yaml_node.hpp"
 
 #include <yaml-cpp/yaml.h>
 

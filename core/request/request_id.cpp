@@ -1,4 +1,4 @@
-#include "core/request_id.hpp"
+#include "core/request/request_id.hpp"
 
 #include <random>
 

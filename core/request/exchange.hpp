@@ -6,9 +6,9 @@
 // No Asio here: both sides include this header. CAF comes in only as
 // `caf::error` (through core/errc.hpp), the type every error travels in.
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 #include "core/errc.hpp"
-#include "core/stream.hpp"
+#include "core/request/stream.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -24,7 +24,7 @@ struct header_field {
   std::string value;
 };
 
-/// An error answer. http/json_error.cpp renders it as the OpenAI envelope.
+/// An error answer. core/json_error.cpp renders it as the OpenAI envelope.
 struct api_error {
   errc code = errc::internal;
   std::string message;

@@ -1,4 +1,4 @@
-#include "core/exchange.hpp"
+#include "core/request/exchange.hpp"
 
 namespace pw {
 

@@ -1,4 +1,4 @@
-#include "core/circuit_breaker.hpp"
+#include "core/policy/circuit_breaker.hpp"
 
 namespace pw {
 

@@ -7,7 +7,7 @@
 // one shard, and a scrape merges copies of them on the scraping thread.
 
 #include "core/boundary.hpp"
-#include "core/exchange.hpp"
+#include "core/request/exchange.hpp"
 
 #include <array>
 #include <chrono>
@@ -132,7 +132,7 @@ struct metrics_snapshot {
   process_stats process;
   /// Failures caught at each boundary (core/boundary.hpp), by boundary.
   std::array<uint64_t, boundary_count> internal_errors{};
-  /// Log lines dropped because stdout could not keep up (core/log.hpp).
+  /// Log lines dropped because stdout could not keep up (core/observe/log.hpp).
   uint64_t log_lines_dropped = 0;
 };
 

@@ -1,6 +1,6 @@
-#include "core/metrics.hpp"
+#include "core/observe/metrics.hpp"
 
-#include "core/build_info.hpp"
+#include "core/observe/build_info.hpp"
 #include "core/json/reader.hpp"
 
 #include <nlohmann/json.hpp>

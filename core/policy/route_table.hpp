@@ -4,7 +4,7 @@
 // of candidate model aliases. The ROUTER actor owns one and asks the MODELs
 // for admission in this order.
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <caf/expected.hpp>
 

@@ -1,4 +1,4 @@
-#include "core/request_head.hpp"
+#include "core/request/request_head.hpp"
 
 #include "core/errc.hpp"
 

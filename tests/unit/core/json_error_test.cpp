@@ -1,10 +1,9 @@
-#include "http/json_error.hpp"
+#include "core/json_error.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 using namespace pw;
-using namespace pw::http;
 
 TEST_CASE("the error table has one row per code, in enum order") {
   auto table = error_table();

@@ -1,4 +1,4 @@
-#include "core/build_info.hpp"
+#include "core/observe/build_info.hpp"
 
 #include <boost/version.hpp>
 #include <caf/config.hpp>

@@ -4,13 +4,13 @@
 // envelope: {"error":{"message":...,"type":...,"param":...,"code":...}}.
 
 #include "core/errc.hpp"
-#include "core/exchange.hpp"
+#include "core/request/exchange.hpp"
 
 #include <span>
 #include <string>
 #include <string_view>
 
-namespace pw::http {
+namespace pw {
 
 struct error_row {
   errc code;
@@ -34,4 +34,4 @@ struct rendered_error {
 /// Renders `err` as the OpenAI envelope with its status.
 rendered_error render_error(const api_error& err);
 
-} // namespace pw::http
+} // namespace pw

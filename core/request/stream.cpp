@@ -1,4 +1,4 @@
-#include "core/stream.hpp"
+#include "core/request/stream.hpp"
 
 #include "core/json/get.hpp"
 #include "core/json/reader.hpp"

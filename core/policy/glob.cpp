@@ -1,4 +1,4 @@
-#include "core/glob.hpp"
+#include "core/policy/glob.hpp"
 
 namespace pw {
 

@@ -1,4 +1,4 @@
-#include "core/log.hpp"
+#include "core/observe/log.hpp"
 
 #include "core/json/reader.hpp"
 #include "core/json/text.hpp"

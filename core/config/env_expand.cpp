@@ -1,4 +1,4 @@
-#include "core/env_expand.hpp"
+#include "core/config/env_expand.hpp"
 
 #include "core/errc.hpp"
 

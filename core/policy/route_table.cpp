@@ -1,7 +1,7 @@
-#include "core/route_table.hpp"
+#include "core/policy/route_table.hpp"
 
 #include "core/errc.hpp"
-#include "core/glob.hpp"
+#include "core/policy/glob.hpp"
 
 #include <algorithm>
 

@@ -1,10 +1,10 @@
-#include "http/json_error.hpp"
+#include "core/json_error.hpp"
 
 #include "core/json/reader.hpp"
 
 #include <nlohmann/json.hpp>
 
-namespace pw::http {
+namespace pw {
 
 namespace {
 
@@ -79,4 +79,4 @@ rendered_error render_error(const api_error& err) {
   return {status, json::dump(body)};
 }
 
-} // namespace pw::http
+} // namespace pw

@@ -3,7 +3,7 @@
 // Client authentication: `Authorization: Bearer <key>` against the
 // configured keys, in constant time.
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <caf/expected.hpp>
 

@@ -10,7 +10,7 @@
 // has one producer and one consumer. Before start_writer and after
 // stop_writer, lines are written at once, each with one write(2).
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 

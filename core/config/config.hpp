@@ -3,7 +3,7 @@
 // The validated configuration: plain structs that every other part of the
 // gateway reads. load_config() in config_loader.cpp is the only producer.
 
-#include "core/redacted_string.hpp"
+#include "core/config/redacted_string.hpp"
 
 #include <caf/expected.hpp>
 
