@@ -7,10 +7,10 @@
 
 #include "actors/fwd.hpp"
 
-#include "core/request/chat_request.hpp"
 #include "core/config/config.hpp"
-#include "core/request/exchange.hpp"
 #include "core/observe/metrics.hpp"
+#include "core/request/chat_request.hpp"
+#include "core/request/exchange.hpp"
 
 #include <functional>
 

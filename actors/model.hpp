@@ -5,9 +5,9 @@
 // loop, its in-flight count and the counters /health shows.
 
 #include "actors/contracts.hpp"
-#include "core/policy/circuit_breaker.hpp"
 #include "core/config/config.hpp"
 #include "core/observe/latency_window.hpp"
+#include "core/policy/circuit_breaker.hpp"
 
 #include <chrono>
 #include <cstdint>

@@ -4,8 +4,8 @@
 // format and a provider's wire format. Adapters never touch sockets; the
 // SESSION hands what they build to an io thread through upstream_fn.
 
-#include "core/request/chat_request.hpp"
 #include "core/config/config.hpp"
+#include "core/request/chat_request.hpp"
 #include "core/request/exchange.hpp"
 #include "core/request/stream.hpp"
 

@@ -4,8 +4,8 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/anthropic/anthropic_adapter.hpp"
-#include "core/request/chat_request.hpp"
 #include "core/json/reader.hpp"
+#include "core/request/chat_request.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -4,9 +4,9 @@
 // `tool_use.input` and serialises the result).
 
 #include "adapters/anthropic/anthropic_adapter.hpp"
-#include "core/request/chat_request.hpp"
 #include "core/json/reader.hpp"
 #include "core/json/text.hpp"
+#include "core/request/chat_request.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,5 +1,5 @@
-#include "core/policy/auth.hpp"
 #include "core/errc.hpp"
+#include "core/policy/auth.hpp"
 #include "core/sha256.hpp"
 
 #include <catch2/catch.hpp>

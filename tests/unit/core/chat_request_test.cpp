@@ -1,5 +1,5 @@
-#include "core/request/chat_request.hpp"
 #include "core/errc.hpp"
+#include "core/request/chat_request.hpp"
 
 #include <catch2/catch.hpp>
 
