@@ -66,10 +66,13 @@ bool is_model_failure(const upstream_result& result) {
   return s < 200 || (s >= 300 && s < 400) || s == 408 || s == 429 || s >= 500;
 }
 
-api_error upstream_error(const upstream_result& result,
-                         const model_config& model) {
+namespace {
+
+/// The error for a call that got no status to judge: the client left, the
+/// gateway failed or is shutting down, or the provider was not reached.
+api_error failure_error(const upstream_result& result,
+                        const std::string& alias) {
   api_error err;
-  const auto& alias = model.alias;
   if (result.client_gone) {
     err.code = errc::client_closed;
     err.message = "The client closed the connection";
@@ -87,30 +90,87 @@ api_error upstream_error(const upstream_result& result,
     err.message = "The gateway is shutting down; retry the request";
     return err;
   }
-  if (result.failure != upstream_failure::none) {
-    err.code = errc::upstream_failed;
-    err.message = "The upstream provider for model '" + alias
-                  + "' could not be reached: " + result.detail;
+  err.code = errc::upstream_failed;
+  err.message = "The upstream provider for model '" + alias
+                + "' could not be reached: " + result.detail;
+  return err;
+}
+
+/// A Retry-After header in seconds, at most a day; 0 unless all digits.
+unsigned retry_after_seconds(std::string_view header) {
+  unsigned retry = 0;
+  for (char c : header) {
+    if (c < '0' || c > '9')
+      return 0;
+    retry = retry * 10 + static_cast<unsigned>(c - '0');
+    if (retry > 86400)
+      return 86400;
+  }
+  return retry;
+}
+
+/// Copies the message, type, code and param of the provider's error body
+/// (`{"error":{...}}` or `{"error":"..."}`) into `err`.
+void take_error_body(std::string_view body, api_error& err) {
+  auto parsed = json::parse(body, json::upstream_limits);
+  if (!parsed || !parsed->is_object())
+    return;
+  const auto& doc = *parsed;
+  auto take
+    = [](const nlohmann::ordered_json& obj, const char* key, std::string& out) {
+        if (auto it = obj.find(key); it != obj.end() && it->is_string())
+          out = it->get<std::string>();
+      };
+  auto e = doc.find("error");
+  if (e != doc.end() && e->is_object()) {
+    take(*e, "message", err.message);
+    take(*e, "type", err.type);
+    take(*e, "code", err.code_text);
+    take(*e, "param", err.param);
+  } else if (e != doc.end() && e->is_string()) {
+    err.message = e->get<std::string>();
+  }
+}
+
+/// A 4xx the provider blames on the request: relays its status and message.
+api_error rejected_error(const upstream_result& result,
+                         const model_config& model) {
+  api_error err;
+  auto s = result.status;
+  err.code = errc::upstream_rejected;
+  err.status = s;
+  if (s == 401 || s == 403) {
+    err.message = "The upstream provider for model '" + model.alias
+                  + "' rejected the gateway's credentials (" + status_text(s)
+                  + "); contact the gateway operator";
+    err.type = "upstream_auth_error";
     return err;
   }
+  err.message = "The upstream provider for model '" + model.alias
+                + "' rejected the request (" + status_text(s) + ")";
+  take_error_body(result.body, err);
+  // Every relayed field is scrubbed of the key first, then bounded, so a
+  // key cut by the bound cannot survive in part.
+  for (auto* field : {&err.message, &err.type, &err.code_text, &err.param})
+    *field
+      = scrubbed(std::move(*field), model, field == &err.message ? 2000 : 128);
+  return err;
+}
+
+} // namespace
+
+api_error upstream_error(const upstream_result& result,
+                         const model_config& model) {
+  if (result.client_gone || result.failure != upstream_failure::none)
+    return failure_error(result, model.alias);
+  api_error err;
+  const auto& alias = model.alias;
   auto s = result.status;
   if (s == 429) {
     err.code = errc::upstream_rate_limited;
     err.message = "The upstream provider for model '" + alias
                   + "' is rate limiting requests; retry later";
-    unsigned retry = 0;
-    for (char c : result.retry_after) {
-      if (c < '0' || c > '9') {
-        retry = 0;
-        break;
-      }
-      retry = retry * 10 + static_cast<unsigned>(c - '0');
-      if (retry > 86400) {
-        retry = 86400;
-        break;
-      }
-    }
-    err.retry_after = retry;
+    err.retry_after = retry_after_seconds(result.retry_after);
     return err;
   }
   if (s == 529) {
@@ -126,42 +186,7 @@ api_error upstream_error(const upstream_result& result,
                   + status_text(s) + ")";
     return err;
   }
-  // A 4xx the provider blames on the request: relay its status and message.
-  err.code = errc::upstream_rejected;
-  err.status = s;
-  if (s == 401 || s == 403) {
-    err.message = "The upstream provider for model '" + alias
-                  + "' rejected the gateway's credentials (" + status_text(s)
-                  + "); contact the gateway operator";
-    err.type = "upstream_auth_error";
-    return err;
-  }
-  err.message = "The upstream provider for model '" + alias
-                + "' rejected the request (" + status_text(s) + ")";
-  auto parsed = json::parse(result.body, json::upstream_limits);
-  if (parsed && parsed->is_object()) {
-    const auto& doc = *parsed;
-    auto take = [](const nlohmann::ordered_json& obj, const char* key,
-                   std::string& out) {
-      if (auto it = obj.find(key); it != obj.end() && it->is_string())
-        out = it->get<std::string>();
-    };
-    auto e = doc.find("error");
-    if (e != doc.end() && e->is_object()) {
-      take(*e, "message", err.message);
-      take(*e, "type", err.type);
-      take(*e, "code", err.code_text);
-      take(*e, "param", err.param);
-    } else if (e != doc.end() && e->is_string()) {
-      err.message = e->get<std::string>();
-    }
-  }
-  // Every relayed field is scrubbed of the key first, then bounded, so a
-  // key cut by the bound cannot survive in part.
-  for (auto* field : {&err.message, &err.type, &err.code_text, &err.param})
-    *field
-      = scrubbed(std::move(*field), model, field == &err.message ? 2000 : 128);
-  return err;
+  return rejected_error(result, model);
 }
 
 std::optional<upstream_request>

@@ -11,8 +11,8 @@
 #include "actors/generation.hpp"
 #include "actors/supervisor.hpp"
 #include "app/sd_notify.hpp"
-#include "core/observe/build_info.hpp"
 #include "core/config/config.hpp"
+#include "core/observe/build_info.hpp"
 #include "core/observe/log.hpp"
 #include "core/sha256.hpp"
 #include "http/server.hpp"
@@ -184,6 +184,31 @@ void log_config_warnings(const pw::gateway_config& cfg) {
     pw::log::write(pw::log_level::warning, "config_warning", {{"warning", w}});
 }
 
+/// The fingerprints of the `audit_log` entries of `middleware.post_response`.
+std::vector<std::string> audit_entries(const pw::gateway_config& cfg) {
+  std::vector<std::string> out;
+  for (const auto& e : cfg.middleware.post_response)
+    if (e.plugin == "audit_log")
+      out.push_back(e.fingerprint);
+  return out;
+}
+
+/// The listener and thread settings that differ between `a` and `b`: a
+/// reload cannot change them.
+std::vector<std::string> restart_only_changes(const pw::server_config& a,
+                                              const pw::server_config& b) {
+  std::vector<std::string> out;
+  if (a.host != b.host || a.port != b.port)
+    out.emplace_back("server.host/server.port");
+  if (a.io_threads != b.io_threads || a.actor_threads != b.actor_threads)
+    out.emplace_back("server.io_threads/server.actor_threads");
+  if (a.max_connections != b.max_connections)
+    out.emplace_back("server.max_connections");
+  if (a.sched_batch != b.sched_batch)
+    out.emplace_back("server.sched_batch");
+  return out;
+}
+
 /// SIGHUP: reads the config file again and hands a valid one to the
 /// SUPERVISOR; an invalid one is rejected with its errors logged, and the
 /// running one keeps serving. Listener and thread settings need a restart.
@@ -203,13 +228,6 @@ pw::gateway_config_ptr reload(const options& opts,
   }
   // An audit log has one writer: its settings change only with a restart,
   // so that no two writers ever append to one chain.
-  auto audit_entries = [](const gateway_config& c) {
-    std::vector<std::string> out;
-    for (const auto& e : c.middleware.post_response)
-      if (e.plugin == "audit_log")
-        out.push_back(e.fingerprint);
-    return out;
-  };
   if (audit_entries(*running) != audit_entries(*next)) {
     log::write(
       log_level::error, "reload_rejected",
@@ -220,20 +238,11 @@ pw::gateway_config_ptr reload(const options& opts,
                     "chain)"}}});
     return running;
   }
-  std::vector<std::string> restart_only;
   const auto& a = running->server;
-  const auto& b = next->server;
-  if (a.host != b.host || a.port != b.port)
-    restart_only.emplace_back("server.host/server.port");
-  if (a.io_threads != b.io_threads || a.actor_threads != b.actor_threads)
-    restart_only.emplace_back("server.io_threads/server.actor_threads");
-  if (a.max_connections != b.max_connections)
-    restart_only.emplace_back("server.max_connections");
-  if (a.sched_batch != b.sched_batch)
-    restart_only.emplace_back("server.sched_batch");
+  auto restart_only = restart_only_changes(a, next->server);
   // Certificates rotate on SIGHUP; switching a listener between plain and
   // TLS would surprise every client, so that takes a restart.
-  if (a.tls.enabled() != b.tls.enabled()) {
+  if (a.tls.enabled() != next->server.tls.enabled()) {
     restart_only.emplace_back("server.tls (on/off)");
     next->server.tls = a.tls;
   } else if (tls) {
@@ -270,6 +279,101 @@ first_generation(caf::actor_system& sys,
   return out;
 }
 
+/// Blocks SIGINT, SIGTERM and SIGHUP (for sigwait()) and ignores SIGPIPE;
+/// returns the signals to wait for.
+sigset_t block_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
+
+/// Switches the process to SCHED_BATCH; logs a warning when refused.
+void enter_sched_batch() {
+  using namespace pw;
+  sched_param param{};
+  if (sched_setscheduler(0, SCHED_BATCH, &param) != 0)
+    log::write(log_level::warning, "sched_batch_unavailable",
+               {{"message", "could not switch to SCHED_BATCH; running "
+                            "under the default policy"}});
+}
+
+/// The scheduler settings of the actor system.
+void configure_scheduler(caf::actor_system_config& sys_cfg,
+                         const pw::gateway_config& cfg) {
+  sys_cfg.set("scheduler.max-threads",
+              static_cast<size_t>(cfg.server.actor_threads));
+  // Workers sleep on a condition variable and wake when work arrives.
+  // The default work-stealing policy polls and then sleeps in fixed steps
+  // (50 us, later 10 ms), which measured +110 us p50 at one connection
+  // (docs/performance.md).
+  sys_cfg.set("scheduler.policy", caf::atom("sharing"));
+}
+
+/// Asks the SUPERVISOR for the first generation and starts accepting with
+/// it; false when the SUPERVISOR did not start.
+bool start_serving(caf::actor_system& sys,
+                   const pw::actors::supervisor_actor& sup,
+                   pw::http::server& server) {
+  auto gen = first_generation(sys, sup);
+  if (!gen)
+    return false;
+  server.start(std::move(gen));
+  return true;
+}
+
+/// Logs the "listening" line and tells systemd the gateway is ready.
+void announce_listening(const pw::http::server& server,
+                        const pw::gateway_config& cfg,
+                        const std::shared_ptr<pw::http::tls_context>& tls) {
+  using namespace pw;
+  log::write(
+    log_level::info, "listening",
+    {{"address", server.address()},
+     {"port", server.port()},
+     {"version", PW_VERSION},
+     {"io_threads", cfg.server.io_threads},
+     {"actor_threads", cfg.server.actor_threads},
+     {"tls",
+      tls ? nlohmann::ordered_json{{"subject", http::tls_subject(*tls)},
+                                   {"not_after", http::tls_not_after(*tls)}}
+          : nlohmann::ordered_json(nullptr)},
+     {"models", cfg.models.size()},
+     {"api_keys", cfg.server.api_keys.size()},
+     {"config_sha256", cfg.source_sha256}});
+  // Under systemd (Type=notify): accepting connections from now on.
+  app::sd_notify("READY=1\nSTATUS=serving on " + server.address() + ":"
+                 + std::to_string(server.port()));
+}
+
+/// Waits for signals: SIGHUP reloads the configuration into `running`;
+/// SIGINT or SIGTERM returns.
+void wait_for_shutdown(const sigset_t& signals, const options& opts,
+                       pw::gateway_config_ptr& running,
+                       const pw::actors::supervisor_actor& sup,
+                       pw::http::server& server) {
+  using namespace pw;
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0)
+      continue;
+    if (sig == SIGHUP) {
+      app::sd_notify_reloading();
+      running = reload(opts, running, sup, server);
+      app::sd_notify("READY=1");
+      continue;
+    }
+    log::write(log_level::info, "shutting_down",
+               {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    app::sd_notify("STOPPING=1");
+    return;
+  }
+}
+
 int run(const options& opts, pw::gateway_config_ptr cfg,
         std::shared_ptr<pw::http::tls_context> tls) {
   using namespace pw;
@@ -278,13 +382,7 @@ int run(const options& opts, pw::gateway_config_ptr cfg,
   auto port = opts.port.value_or(cfg->server.port);
   // Signals are taken by sigwait() in this thread only: block them before
   // any other thread exists, so every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  auto signals = block_signals();
   // From here on no thread that serves requests writes to stdout itself.
   // (Started after the mask, like every other thread.)
   log::start_writer();
@@ -293,13 +391,8 @@ int run(const options& opts, pw::gateway_config_ptr cfg,
   } writer_guard;
   // Threads inherit the policy of the thread that creates them: set it
   // here, before the io and actor threads exist.
-  if (cfg->server.sched_batch) {
-    sched_param param{};
-    if (sched_setscheduler(0, SCHED_BATCH, &param) != 0)
-      log::write(log_level::warning, "sched_batch_unavailable",
-                 {{"message", "could not switch to SCHED_BATCH; running "
-                              "under the default policy"}});
-  }
+  if (cfg->server.sched_batch)
+    enter_sched_batch();
   auto srv = http::server::bind(cfg, host, port, tls);
   if (!srv) {
     std::cerr << "pw-router: " << message_of(srv.error()) << "\n";
@@ -309,13 +402,7 @@ int run(const options& opts, pw::gateway_config_ptr cfg,
   int code = 0;
   {
     caf::actor_system_config sys_cfg;
-    sys_cfg.set("scheduler.max-threads",
-                static_cast<size_t>(cfg->server.actor_threads));
-    // Workers sleep on a condition variable and wake when work arrives.
-    // The default work-stealing policy polls and then sleeps in fixed steps
-    // (50 us, later 10 ms), which measured +110 us p50 at one connection
-    // (docs/performance.md).
-    sys_cfg.set("scheduler.policy", caf::atom("sharing"));
+    configure_scheduler(sys_cfg, *cfg);
     caf::actor_system sys{sys_cfg};
     auto sup = sys.spawn(actors::supervisor, cfg, server.publisher(),
                          server.health_checker(),
@@ -335,46 +422,13 @@ int run(const options& opts, pw::gateway_config_ptr cfg,
       srv->reset();
     };
     try {
-      auto gen = first_generation(sys, sup);
-      if (!gen) {
+      if (!start_serving(sys, sup, server)) {
         shutdown();
         return exit_runtime;
       }
-      server.start(gen);
-      gen.reset();
       log_config_warnings(*cfg);
-      log::write(
-        log_level::info, "listening",
-        {{"address", server.address()},
-         {"port", server.port()},
-         {"version", PW_VERSION},
-         {"io_threads", cfg->server.io_threads},
-         {"actor_threads", cfg->server.actor_threads},
-         {"tls",
-          tls ? nlohmann::ordered_json{{"subject", http::tls_subject(*tls)},
-                                       {"not_after", http::tls_not_after(*tls)}}
-              : nlohmann::ordered_json(nullptr)},
-         {"models", cfg->models.size()},
-         {"api_keys", cfg->server.api_keys.size()},
-         {"config_sha256", cfg->source_sha256}});
-      // Under systemd (Type=notify): accepting connections from now on.
-      app::sd_notify("READY=1\nSTATUS=serving on " + server.address() + ":"
-                     + std::to_string(server.port()));
-      for (;;) {
-        int sig = 0;
-        if (sigwait(&signals, &sig) != 0)
-          continue;
-        if (sig == SIGHUP) {
-          app::sd_notify_reloading();
-          running = reload(opts, running, sup, server);
-          app::sd_notify("READY=1");
-          continue;
-        }
-        log::write(log_level::info, "shutting_down",
-                   {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-        app::sd_notify("STOPPING=1");
-        break;
-      }
+      announce_listening(server, *cfg, tls);
+      wait_for_shutdown(signals, opts, running, sup, server);
     } catch (const std::exception& e) {
       std::cerr << "pw-router: fatal: " << e.what() << "\n";
       code = exit_runtime;

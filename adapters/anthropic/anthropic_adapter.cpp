@@ -252,6 +252,136 @@ caf::expected<json> translate_tool_choice(const json& choice) {
                  "tool_choice");
 }
 
+/// Adds one OpenAI message, by its role, to `system` or as a turn of
+/// `messages`.
+caf::error append_message(const json& m, const std::string& where, json& system,
+                          json& messages) {
+  auto role = string_or(m, "role");
+  if (role == "system" || role == "developer") {
+    // Every system and developer message, in order, becomes `system`.
+    auto blocks = content_blocks(m, where, false);
+    if (!blocks)
+      return blocks.error();
+    for (auto& b : *blocks)
+      system.push_back(std::move(b));
+  } else if (role == "user") {
+    auto blocks = content_blocks(m, where, true);
+    if (!blocks)
+      return blocks.error();
+    append_turn(messages, "user", std::move(*blocks));
+  } else if (role == "assistant") {
+    auto blocks = content_blocks(m, where, false);
+    if (!blocks)
+      return blocks.error();
+    auto tools = tool_use_blocks(m, where);
+    if (!tools)
+      return tools.error();
+    for (auto& t : *tools)
+      blocks->push_back(std::move(t));
+    append_turn(messages, "assistant", std::move(*blocks));
+  } else if (role == "tool") {
+    auto block = tool_result_block(m, where);
+    if (!block)
+      return block.error();
+    append_turn(messages, "user", json::array({std::move(*block)}));
+  } else {
+    return invalid("Role '" + role
+                     + "' is not supported by Anthropic models (use "
+                       "system, developer, user, assistant or tool).",
+                   where + ".role");
+  }
+  return {};
+}
+
+/// Sets `system` (a string when there is one block) and `messages`.
+caf::error translate_messages(const json& in_messages, json& out) {
+  json system = json::array();
+  json messages = json::array();
+  for (size_t i = 0; i < in_messages.size(); ++i) {
+    auto where = "messages[" + std::to_string(i) + "]";
+    if (auto err = append_message(in_messages[i], where, system, messages))
+      return err;
+  }
+  if (system.size() == 1)
+    out["system"] = system[0]["text"];
+  else if (!system.empty())
+    out["system"] = std::move(system);
+  out["messages"] = std::move(messages);
+  return {};
+}
+
+/// Sets `max_tokens`, `temperature` and `top_p`.
+caf::error translate_sampling(const json& request, uint64_t default_max_tokens,
+                              json& out) {
+  // max_tokens is required by Anthropic; the model's default fills it.
+  uint64_t max_tokens = default_max_tokens;
+  for (const auto* key : {"max_completion_tokens", "max_tokens"})
+    if (auto it = request.find(key); it != request.end() && !it->is_null()) {
+      if (!it->is_number_unsigned() || it->get<uint64_t>() == 0)
+        return invalid(std::string{"'"} + key + "' must be a positive integer.",
+                       key);
+      max_tokens = it->get<uint64_t>();
+      break;
+    }
+  out["max_tokens"] = max_tokens;
+  for (const auto* key : {"temperature", "top_p"})
+    if (auto it = request.find(key); it != request.end() && !it->is_null()) {
+      if (!it->is_number())
+        return invalid(std::string{"'"} + key + "' must be a number.", key);
+      out[key] = *it;
+    }
+  return {};
+}
+
+/// `stop` (a string or a list of them) -> `stop_sequences`.
+caf::error translate_stop(const json& request, json& out) {
+  auto stop = request.find("stop");
+  if (stop == request.end() || stop->is_null())
+    return {};
+  auto strings = [](const json& list) {
+    return std::all_of(list.begin(), list.end(),
+                       [](const json& x) { return x.is_string(); });
+  };
+  if (stop->is_string())
+    out["stop_sequences"] = json::array({*stop});
+  else if (stop->is_array() && strings(*stop))
+    out["stop_sequences"] = *stop;
+  else
+    return invalid("'stop' must be a string or an array of strings.", "stop");
+  return {};
+}
+
+/// Sets `tools` and `tool_choice`; `parallel_tool_calls: false` becomes
+/// `disable_parallel_tool_use`.
+caf::error translate_tool_fields(const json& request, json& out) {
+  if (auto tools = request.find("tools");
+      tools != request.end() && !tools->is_null()) {
+    auto t = translate_tools(*tools);
+    if (!t)
+      return t.error();
+    if (!t->empty())
+      out["tools"] = std::move(*t);
+  }
+  json choice;
+  if (auto c = request.find("tool_choice");
+      c != request.end() && !c->is_null()) {
+    auto t = translate_tool_choice(*c);
+    if (!t)
+      return t.error();
+    choice = std::move(*t);
+  }
+  if (auto p = request.find("parallel_tool_calls");
+      p != request.end() && p->is_boolean() && !p->get<bool>()) {
+    if (choice.is_null())
+      choice = json{{"type", "auto"}};
+    if (choice["type"] != "none")
+      choice["disable_parallel_tool_use"] = true;
+  }
+  if (!choice.is_null())
+    out["tool_choice"] = std::move(choice);
+  return {};
+}
+
 /// OpenAI's prompt tokens include cached ones; Anthropic counts them apart.
 uint64_t prompt_tokens_of(const json& usage) {
   uint64_t total = 0;
@@ -292,82 +422,12 @@ caf::expected<json> to_messages_request(const json& request,
                                         const model_config& model) {
   json out = json::object();
   out["model"] = model.model;
-  json system = json::array();
-  json messages = json::array();
-  const auto& in_messages = request.at("messages");
-  for (size_t i = 0; i < in_messages.size(); ++i) {
-    const auto& m = in_messages[i];
-    auto where = "messages[" + std::to_string(i) + "]";
-    auto role = string_or(m, "role");
-    if (role == "system" || role == "developer") {
-      // Every system and developer message, in order, becomes `system`.
-      auto blocks = content_blocks(m, where, false);
-      if (!blocks)
-        return blocks.error();
-      for (auto& b : *blocks)
-        system.push_back(std::move(b));
-    } else if (role == "user") {
-      auto blocks = content_blocks(m, where, true);
-      if (!blocks)
-        return blocks.error();
-      append_turn(messages, "user", std::move(*blocks));
-    } else if (role == "assistant") {
-      auto blocks = content_blocks(m, where, false);
-      if (!blocks)
-        return blocks.error();
-      auto tools = tool_use_blocks(m, where);
-      if (!tools)
-        return tools.error();
-      for (auto& t : *tools)
-        blocks->push_back(std::move(t));
-      append_turn(messages, "assistant", std::move(*blocks));
-    } else if (role == "tool") {
-      auto block = tool_result_block(m, where);
-      if (!block)
-        return block.error();
-      append_turn(messages, "user", json::array({std::move(*block)}));
-    } else {
-      return invalid("Role '" + role
-                       + "' is not supported by Anthropic models (use "
-                         "system, developer, user, assistant or tool).",
-                     where + ".role");
-    }
-  }
-  if (system.size() == 1)
-    out["system"] = system[0]["text"];
-  else if (!system.empty())
-    out["system"] = std::move(system);
-  out["messages"] = std::move(messages);
-  // max_tokens is required by Anthropic; the model's default fills it.
-  uint64_t max_tokens = model.default_max_tokens;
-  for (const auto* key : {"max_completion_tokens", "max_tokens"})
-    if (auto it = request.find(key); it != request.end() && !it->is_null()) {
-      if (!it->is_number_unsigned() || it->get<uint64_t>() == 0)
-        return invalid(std::string{"'"} + key + "' must be a positive integer.",
-                       key);
-      max_tokens = it->get<uint64_t>();
-      break;
-    }
-  out["max_tokens"] = max_tokens;
-  for (const auto* key : {"temperature", "top_p"})
-    if (auto it = request.find(key); it != request.end() && !it->is_null()) {
-      if (!it->is_number())
-        return invalid(std::string{"'"} + key + "' must be a number.", key);
-      out[key] = *it;
-    }
-  if (auto stop = request.find("stop");
-      stop != request.end() && !stop->is_null()) {
-    auto strings = [](const json& list) {
-      return std::all_of(list.begin(), list.end(),
-                         [](const json& x) { return x.is_string(); });
-    };
-    if (stop->is_string())
-      out["stop_sequences"] = json::array({*stop});
-    else if (stop->is_array() && strings(*stop))
-      out["stop_sequences"] = *stop;
-    else
-      return invalid("'stop' must be a string or an array of strings.", "stop");
-  }
+  if (auto err = translate_messages(request.at("messages"), out))
+    return err;
+  if (auto err = translate_sampling(request, model.default_max_tokens, out))
+    return err;
+  if (auto err = translate_stop(request, out))
+    return err;
   if (auto user = request.find("user");
       user != request.end() && user->is_string())
     out["metadata"] = json{{"user_id", *user}};
@@ -375,31 +435,8 @@ caf::expected<json> to_messages_request(const json& request,
       n != request.end() && n->is_number_unsigned() && n->get<uint64_t>() > 1)
     return invalid("'n' greater than 1 is not supported by Anthropic models.",
                    "n");
-  if (auto tools = request.find("tools");
-      tools != request.end() && !tools->is_null()) {
-    auto t = translate_tools(*tools);
-    if (!t)
-      return t.error();
-    if (!t->empty())
-      out["tools"] = std::move(*t);
-  }
-  json choice;
-  if (auto c = request.find("tool_choice");
-      c != request.end() && !c->is_null()) {
-    auto t = translate_tool_choice(*c);
-    if (!t)
-      return t.error();
-    choice = std::move(*t);
-  }
-  if (auto p = request.find("parallel_tool_calls");
-      p != request.end() && p->is_boolean() && !p->get<bool>()) {
-    if (choice.is_null())
-      choice = json{{"type", "auto"}};
-    if (choice["type"] != "none")
-      choice["disable_parallel_tool_use"] = true;
-  }
-  if (!choice.is_null())
-    out["tool_choice"] = std::move(choice);
+  if (auto err = translate_tool_fields(request, out))
+    return err;
   if (auto s = request.find("stream");
       s != request.end() && s->is_boolean() && s->get<bool>())
     out["stream"] = true;

@@ -4,9 +4,9 @@
 
 #include "core/config/config.hpp"
 #include "core/config/env_expand.hpp"
+#include "core/config/yaml_node.hpp"
 #include "core/errc.hpp"
 #include "core/sha256.hpp"
-#include "core/config/yaml_node.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -92,20 +92,86 @@ unsigned available_cores() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-std::optional<endpoint> parse_base_url(std::string_view url, std::string& why) {
-  endpoint ep;
+namespace {
+
+/// Takes the scheme off `url`; sets `tls` and the scheme's default port.
+bool take_scheme(std::string_view& url, endpoint& ep, std::string& why) {
   if (url.starts_with("https://")) {
     ep.tls = true;
     ep.port = 443;
     url.remove_prefix(8);
-  } else if (url.starts_with("http://")) {
+    return true;
+  }
+  if (url.starts_with("http://")) {
     ep.tls = false;
     ep.port = 80;
     url.remove_prefix(7);
-  } else {
-    why = "must start with http:// or https://";
-    return std::nullopt;
+    return true;
   }
+  why = "must start with http:// or https://";
+  return false;
+}
+
+/// Splits an authority into host and port; a host in brackets is an IPv6
+/// address.
+bool split_authority(std::string_view authority, std::string_view& host,
+                     std::string_view& port, std::string& why) {
+  host = authority;
+  port = {};
+  if (authority.starts_with("[")) {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos) {
+      why = "unterminated IPv6 address";
+      return false;
+    }
+    host = authority.substr(1, close - 1);
+    auto rest = authority.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') {
+        why = "unexpected characters after the IPv6 address";
+        return false;
+      }
+      port = rest.substr(1);
+    }
+  } else if (auto colon = authority.rfind(':');
+             colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  return true;
+}
+
+/// Checks that a host is not empty and has no spaces, controls or slashes.
+bool check_host(std::string_view host, std::string& why) {
+  if (host.empty()) {
+    why = "has no host";
+    return false;
+  }
+  for (char c : host)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == '/' || c == '\\') {
+      why = "has an invalid host";
+      return false;
+    }
+  return true;
+}
+
+/// A port from 1 to 65535, all digits.
+std::optional<uint16_t> parse_port(std::string_view port) {
+  unsigned value = 0;
+  auto [ptr, ec]
+    = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc{} || ptr != port.data() + port.size() || value == 0
+      || value > 65535)
+    return std::nullopt;
+  return static_cast<uint16_t>(value);
+}
+
+} // namespace
+
+std::optional<endpoint> parse_base_url(std::string_view url, std::string& why) {
+  endpoint ep;
+  if (!take_scheme(url, ep, why))
+    return std::nullopt;
   auto slash = url.find('/');
   auto authority = url.substr(0, slash);
   auto path
@@ -118,47 +184,17 @@ std::optional<endpoint> parse_base_url(std::string_view url, std::string& why) {
     why = "must not contain a query or a fragment";
     return std::nullopt;
   }
-  std::string_view host = authority;
+  std::string_view host;
   std::string_view port;
-  if (authority.starts_with("[")) {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos) {
-      why = "unterminated IPv6 address";
-      return std::nullopt;
-    }
-    host = authority.substr(1, close - 1);
-    auto rest = authority.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest[0] != ':') {
-        why = "unexpected characters after the IPv6 address";
-        return std::nullopt;
-      }
-      port = rest.substr(1);
-    }
-  } else if (auto colon = authority.rfind(':');
-             colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  if (host.empty()) {
-    why = "has no host";
+  if (!split_authority(authority, host, port, why) || !check_host(host, why))
     return std::nullopt;
-  }
-  for (char c : host)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == '/' || c == '\\') {
-      why = "has an invalid host";
-      return std::nullopt;
-    }
   if (!port.empty() || authority.ends_with(":")) {
-    unsigned value = 0;
-    auto [ptr, ec]
-      = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc{} || ptr != port.data() + port.size() || value == 0
-        || value > 65535) {
+    auto value = parse_port(port);
+    if (!value) {
       why = "has an invalid port";
       return std::nullopt;
     }
-    ep.port = static_cast<uint16_t>(value);
+    ep.port = *value;
   }
   ep.host = std::string{host};
   while (path.ends_with("/"))
@@ -483,21 +519,9 @@ void load_tls(diagnostics& diag, const YAML::Node& node, tls_config& out) {
   }
 }
 
-void load_server(diagnostics& diag, const YAML::Node& node,
-                 server_config& out) {
-  const std::string path = "server";
-  if (is_absent(node)) {
-    diag.fail(path, "required");
-    return;
-  }
-  if (!check_map(
-        diag, node, path,
-        {"host", "port", "api_keys", "io_threads", "actor_threads",
-         "max_body_bytes", "max_header_bytes", "header_timeout_seconds",
-         "body_timeout_seconds", "keepalive_timeout_seconds",
-         "write_timeout_seconds", "max_connections", "drain_seconds",
-         "request_deadline_seconds", "sched_batch", "metrics_public", "tls"}))
-    return;
+/// `server.host`, `server.port` and the thread counts.
+void load_address_and_threads(diagnostics& diag, const YAML::Node& node,
+                              const std::string& path, server_config& out) {
   if (auto host = get_string(diag, node, "host", path)) {
     if (host->empty())
       diag.fail("server.host", "must not be empty");
@@ -515,6 +539,11 @@ void load_server(diagnostics& diag, const YAML::Node& node,
   out.actor_threads
     = get_int<unsigned>(diag, node, "actor_threads", path, {1u, 4096u, 256u})
         .value_or(hw);
+}
+
+/// The sizes, timeouts and switches of `server`.
+void load_server_limits(diagnostics& diag, const YAML::Node& node,
+                        const std::string& path, server_config& out) {
   if (auto v = get_int<uint64_t>(diag, node, "max_body_bytes", path,
                                  {1, uint64_t{1} << 40, uint64_t{1} << 30}))
     out.max_body_bytes = *v;
@@ -541,9 +570,65 @@ void load_server(diagnostics& diag, const YAML::Node& node,
     out.sched_batch = *v;
   if (auto v = get_bool(diag, node, "metrics_public", path))
     out.metrics_public = *v;
-  load_tls(diag, node["tls"], out.tls);
-  auto keys = node["api_keys"];
-  auto keys_path = join(path, "api_keys");
+}
+
+/// Reads `key` or `key_sha256` into the digest (and the key); returns
+/// whether the key was given as its digest.
+bool load_key_secret(diagnostics& diag, const YAML::Node& entry,
+                     const std::string& entry_path, api_key_config& key) {
+  // The key itself never appears in a message: only its path does. A
+  // key may be stored as its SHA-256 instead (`pw-router hash-key`).
+  bool hashed = !is_absent(entry["key_sha256"]);
+  if (hashed && !is_absent(entry["key"]))
+    diag.fail(entry_path, "give key or key_sha256, not both");
+  if (hashed) {
+    auto hex = get_string(diag, entry, "key_sha256", entry_path);
+    if (hex && !parse_sha256_hex(*hex, key.key_digest))
+      diag.fail(join(entry_path, "key_sha256"),
+                "must be 64 hexadecimal digits, the SHA-256 of the key "
+                "(pw-router hash-key prints it)");
+  } else {
+    auto secret = require_string(diag, entry, "key", entry_path);
+    key.key = redacted_string{secret};
+    key.key_digest = sha256(secret);
+  }
+  return hashed;
+}
+
+/// One entry of `server.api_keys`, refused as a duplicate of an earlier one.
+void load_api_key(diagnostics& diag, const YAML::Node& entry,
+                  const std::string& entry_path, const std::string& keys_path,
+                  std::vector<api_key_config>& out) {
+  if (!check_map(diag, entry, entry_path,
+                 {"key", "key_sha256", "name", "allowed_models", "admin"}))
+    return;
+  api_key_config key;
+  bool hashed = load_key_secret(diag, entry, entry_path, key);
+  key.name = require_string(diag, entry, "name", entry_path);
+  key.admin = get_bool(diag, entry, "admin", entry_path).value_or(false);
+  auto globs = get_string_list(diag, entry, "allowed_models", entry_path);
+  if (!globs) {
+    if (is_absent(entry["allowed_models"]))
+      diag.fail(join(entry_path, "allowed_models"),
+                "required (use [\"*\"] to allow every model)");
+  } else if (globs->empty()) {
+    diag.fail(join(entry_path, "allowed_models"),
+              "must not be empty (use [\"*\"] to allow every model)");
+  } else {
+    key.allowed_models = std::move(*globs);
+  }
+  for (size_t j = 0; j < out.size(); ++j)
+    if (key.key_digest != sha256_digest{}
+        && out[j].key_digest == key.key_digest)
+      diag.fail(join(entry_path, hashed ? "key_sha256" : "key"),
+                "same key as " + index(keys_path, j));
+  out.push_back(std::move(key));
+}
+
+/// `server.api_keys`: a list of at least one key.
+void load_api_keys(diagnostics& diag, YAML::Node keys,
+                   const std::string& keys_path,
+                   std::vector<api_key_config>& out) {
   if (is_absent(keys)) {
     diag.fail(keys_path, "required (at least one key)");
     return;
@@ -555,49 +640,29 @@ void load_server(diagnostics& diag, const YAML::Node& node,
   }
   if (keys.size() == 0)
     diag.fail(keys_path, "must contain at least one key");
-  for (size_t i = 0; i < keys.size(); ++i) {
-    auto entry_path = index(keys_path, i);
-    auto entry = keys[i];
-    if (!check_map(diag, entry, entry_path,
-                   {"key", "key_sha256", "name", "allowed_models", "admin"}))
-      continue;
-    api_key_config key;
-    // The key itself never appears in a message: only its path does. A
-    // key may be stored as its SHA-256 instead (`pw-router hash-key`).
-    bool hashed = !is_absent(entry["key_sha256"]);
-    if (hashed && !is_absent(entry["key"]))
-      diag.fail(entry_path, "give key or key_sha256, not both");
-    if (hashed) {
-      auto hex = get_string(diag, entry, "key_sha256", entry_path);
-      if (hex && !parse_sha256_hex(*hex, key.key_digest))
-        diag.fail(join(entry_path, "key_sha256"),
-                  "must be 64 hexadecimal digits, the SHA-256 of the key "
-                  "(pw-router hash-key prints it)");
-    } else {
-      auto secret = require_string(diag, entry, "key", entry_path);
-      key.key = redacted_string{secret};
-      key.key_digest = sha256(secret);
-    }
-    key.name = require_string(diag, entry, "name", entry_path);
-    key.admin = get_bool(diag, entry, "admin", entry_path).value_or(false);
-    auto globs = get_string_list(diag, entry, "allowed_models", entry_path);
-    if (!globs) {
-      if (is_absent(entry["allowed_models"]))
-        diag.fail(join(entry_path, "allowed_models"),
-                  "required (use [\"*\"] to allow every model)");
-    } else if (globs->empty()) {
-      diag.fail(join(entry_path, "allowed_models"),
-                "must not be empty (use [\"*\"] to allow every model)");
-    } else {
-      key.allowed_models = std::move(*globs);
-    }
-    for (size_t j = 0; j < out.api_keys.size(); ++j)
-      if (key.key_digest != sha256_digest{}
-          && out.api_keys[j].key_digest == key.key_digest)
-        diag.fail(join(entry_path, hashed ? "key_sha256" : "key"),
-                  "same key as " + index(keys_path, j));
-    out.api_keys.push_back(std::move(key));
+  for (size_t i = 0; i < keys.size(); ++i)
+    load_api_key(diag, keys[i], index(keys_path, i), keys_path, out);
+}
+
+void load_server(diagnostics& diag, const YAML::Node& node,
+                 server_config& out) {
+  const std::string path = "server";
+  if (is_absent(node)) {
+    diag.fail(path, "required");
+    return;
   }
+  if (!check_map(
+        diag, node, path,
+        {"host", "port", "api_keys", "io_threads", "actor_threads",
+         "max_body_bytes", "max_header_bytes", "header_timeout_seconds",
+         "body_timeout_seconds", "keepalive_timeout_seconds",
+         "write_timeout_seconds", "max_connections", "drain_seconds",
+         "request_deadline_seconds", "sched_batch", "metrics_public", "tls"}))
+    return;
+  load_address_and_threads(diag, node, path, out);
+  load_server_limits(diag, node, path, out);
+  load_tls(diag, node["tls"], out.tls);
+  load_api_keys(diag, node["api_keys"], join(path, "api_keys"), out.api_keys);
 }
 
 std::optional<provider_kind> parse_provider(std::string_view name) {
@@ -630,6 +695,88 @@ std::string_view default_base_url(provider_kind p) {
   return "";
 }
 
+/// `provider`; an unknown one is reported and leaves the default in place.
+void load_provider(diagnostics& diag, const YAML::Node& node,
+                   const std::string& path, model_config& m) {
+  auto provider = require_string(diag, node, "provider", path);
+  if (provider.empty())
+    return;
+  if (auto p = parse_provider(provider)) {
+    m.provider = *p;
+    return;
+  }
+  auto hint = provider == "custom_http"
+                ? std::string{" (custom_http is not supported; an "
+                              "OpenAI-compatible server works as openai)"}
+                : std::string{};
+  diag.fail(join(path, "provider"),
+            "unknown provider " + quoted(provider)
+              + " (known: openai, vllm, ollama, anthropic, echo)" + hint);
+  // Keep the model, so routing entries naming it add no false errors.
+}
+
+/// `base_url` (the provider's default when unset) and the endpoint parsed
+/// from it; the echo provider takes none.
+void load_base_url(diagnostics& diag, const YAML::Node& node,
+                   const std::string& path, bool is_echo, model_config& m) {
+  auto base_url = get_string(diag, node, "base_url", path);
+  if (is_echo && base_url && !base_url->empty())
+    diag.fail(join(path, "base_url"), "the echo provider takes no base_url");
+  m.base_url = base_url && !base_url->empty()
+                 ? *base_url
+                 : std::string{default_base_url(m.provider)};
+  if (is_echo)
+    return;
+  std::string why;
+  if (auto ep = parse_base_url(m.base_url, why))
+    m.target = std::move(*ep);
+  else if (m.base_url.find('@') != std::string::npos)
+    diag.fail(join(path, "base_url"), why); // never echo credentials
+  else
+    diag.fail(join(path, "base_url"),
+              why + " (got " + quoted(m.base_url) + ")");
+}
+
+/// The timeouts, limits and tags of a model.
+void load_model_limits(diagnostics& diag, const YAML::Node& node,
+                       const std::string& path, model_config& m) {
+  if (auto v = get_seconds(diag, node, "timeout_seconds", path))
+    m.timeout = *v;
+  if (auto v = get_seconds(diag, node, "connect_timeout_seconds", path))
+    m.connect_timeout = *v;
+  m.first_byte_timeout
+    = get_seconds(diag, node, "first_byte_timeout_seconds", path)
+        .value_or(m.timeout);
+  m.idle_timeout
+    = get_seconds(diag, node, "idle_timeout_seconds", path).value_or(m.timeout);
+  if (auto v = get_int<uint32_t>(diag, node, "max_concurrent", path,
+                                 {0u, 1u << 31, 1'000'000u}))
+    m.max_concurrent = *v;
+  if (auto v
+      = get_int<uint32_t>(diag, node, "max_retries", path, {0u, 1000u, 10u}))
+    m.max_retries = *v;
+  if (auto v = get_string_list(diag, node, "tags", path))
+    m.tags = std::move(*v);
+  if (auto v = get_int<uint64_t>(diag, node, "default_max_tokens", path,
+                                 {1, uint64_t{1} << 32, 1'000'000}))
+    m.default_max_tokens = *v;
+}
+
+/// `ca_file`: a readable file, for an https base_url only.
+void load_ca_file(diagnostics& diag, const YAML::Node& node,
+                  const std::string& path, bool is_echo, model_config& m) {
+  auto v = get_string(diag, node, "ca_file", path);
+  if (!v || v->empty())
+    return;
+  if (is_echo)
+    diag.fail(join(path, "ca_file"), "the echo provider takes no ca_file");
+  else if (!std::ifstream{*v})
+    diag.fail(join(path, "ca_file"), "cannot read " + quoted(*v));
+  else if (!m.target.tls)
+    diag.fail(join(path, "ca_file"), "set, but base_url is not https");
+  m.ca_file = *v;
+}
+
 void load_model(diagnostics& diag, const std::string& alias,
                 const YAML::Node& node, const std::string& path,
                 std::vector<model_config_ptr>& out) {
@@ -643,21 +790,7 @@ void load_model(diagnostics& diag, const std::string& alias,
   m->alias = alias;
   if (!valid_name(alias))
     diag.fail(path, "a model name must be 1 to 128 visible ASCII characters");
-  auto provider = require_string(diag, node, "provider", path);
-  if (!provider.empty()) {
-    if (auto p = parse_provider(provider)) {
-      m->provider = *p;
-    } else {
-      auto hint = provider == "custom_http"
-                    ? std::string{" (custom_http is not supported; an "
-                                  "OpenAI-compatible server works as openai)"}
-                    : std::string{};
-      diag.fail(join(path, "provider"),
-                "unknown provider " + quoted(provider)
-                  + " (known: openai, vllm, ollama, anthropic, echo)" + hint);
-      // Keep the model, so routing entries naming it add no false errors.
-    }
-  }
+  load_provider(diag, node, path, *m);
   auto is_echo = m->provider == provider_kind::echo;
   if (is_echo)
     m->model = get_string(diag, node, "model", path).value_or("echo");
@@ -665,51 +798,9 @@ void load_model(diagnostics& diag, const std::string& alias,
     m->model = require_string(diag, node, "model", path);
   m->api_key
     = redacted_string{get_string(diag, node, "api_key", path).value_or("")};
-  auto base_url = get_string(diag, node, "base_url", path);
-  if (is_echo && base_url && !base_url->empty())
-    diag.fail(join(path, "base_url"), "the echo provider takes no base_url");
-  m->base_url = base_url && !base_url->empty()
-                  ? *base_url
-                  : std::string{default_base_url(m->provider)};
-  if (!is_echo) {
-    std::string why;
-    if (auto ep = parse_base_url(m->base_url, why))
-      m->target = std::move(*ep);
-    else if (m->base_url.find('@') != std::string::npos)
-      diag.fail(join(path, "base_url"), why); // never echo credentials
-    else
-      diag.fail(join(path, "base_url"),
-                why + " (got " + quoted(m->base_url) + ")");
-  }
-  if (auto v = get_seconds(diag, node, "timeout_seconds", path))
-    m->timeout = *v;
-  if (auto v = get_seconds(diag, node, "connect_timeout_seconds", path))
-    m->connect_timeout = *v;
-  m->first_byte_timeout
-    = get_seconds(diag, node, "first_byte_timeout_seconds", path)
-        .value_or(m->timeout);
-  m->idle_timeout = get_seconds(diag, node, "idle_timeout_seconds", path)
-                      .value_or(m->timeout);
-  if (auto v = get_int<uint32_t>(diag, node, "max_concurrent", path,
-                                 {0u, 1u << 31, 1'000'000u}))
-    m->max_concurrent = *v;
-  if (auto v
-      = get_int<uint32_t>(diag, node, "max_retries", path, {0u, 1000u, 10u}))
-    m->max_retries = *v;
-  if (auto v = get_string_list(diag, node, "tags", path))
-    m->tags = std::move(*v);
-  if (auto v = get_int<uint64_t>(diag, node, "default_max_tokens", path,
-                                 {1, uint64_t{1} << 32, 1'000'000}))
-    m->default_max_tokens = *v;
-  if (auto v = get_string(diag, node, "ca_file", path); v && !v->empty()) {
-    if (is_echo)
-      diag.fail(join(path, "ca_file"), "the echo provider takes no ca_file");
-    else if (!std::ifstream{*v})
-      diag.fail(join(path, "ca_file"), "cannot read " + quoted(*v));
-    else if (!m->target.tls)
-      diag.fail(join(path, "ca_file"), "set, but base_url is not https");
-    m->ca_file = *v;
-  }
+  load_base_url(diag, node, path, is_echo, *m);
+  load_model_limits(diag, node, path, *m);
+  load_ca_file(diag, node, path, is_echo, *m);
   out.push_back(std::move(m));
 }
 
@@ -731,6 +822,119 @@ void load_models(diagnostics& diag, const YAML::Node& node,
   }
 }
 
+/// `routing.tag_override`: reroute or reject.
+void load_tag_override(diagnostics& diag, const YAML::Node& node,
+                       const std::string& path, routing_config& out) {
+  auto v = get_string(diag, node, "tag_override", path);
+  if (!v)
+    return;
+  if (*v == "reroute")
+    out.on_tag_conflict = tag_override::reroute;
+  else if (*v == "reject")
+    out.on_tag_conflict = tag_override::reject;
+  else
+    diag.fail(join(path, "tag_override"),
+              "expected reroute or reject (got " + quoted(*v) + ")");
+}
+
+/// Whether `name` is one of `names`.
+bool is_listed(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+/// One fallback chain: a list of known models, each once. Returns nothing
+/// when `list` is not a list.
+std::optional<chain_config> load_chain(diagnostics& diag,
+                                       const std::string& name, YAML::Node list,
+                                       const std::string& chain_path,
+                                       const std::vector<std::string>& names) {
+  chain_config chain;
+  chain.name = name;
+  if (is_listed(names, chain.name))
+    diag.fail(chain_path, "a chain must not have the name of a model");
+  if (!valid_name(chain.name))
+    diag.fail(chain_path,
+              "a chain name must be 1 to 128 visible ASCII characters");
+  if (!list.IsSequence()) {
+    diag.fail(chain_path,
+              std::string{"expected a list of models, got "} + kind_name(list));
+    return std::nullopt;
+  }
+  if (list.size() == 0)
+    diag.fail(chain_path, "must contain at least one model");
+  for (size_t i = 0; i < list.size(); ++i) {
+    auto member_path = index(chain_path, i);
+    if (!list[i].IsScalar()) {
+      diag.fail(member_path, "expected a model name");
+      continue;
+    }
+    const auto& member = list[i].Scalar();
+    if (!is_listed(names, member))
+      diag.fail(member_path, "unknown model " + quoted(member)
+                               + " (models: " + list_of(names) + ")");
+    else if (is_listed(chain.members, member))
+      diag.fail(member_path, "model " + quoted(member) + " listed twice");
+    chain.members.push_back(member);
+  }
+  return chain;
+}
+
+/// `routing.fallback_chains`: named lists of models.
+void load_chains(diagnostics& diag, YAML::Node chains,
+                 const std::string& chains_path,
+                 const std::vector<std::string>& names,
+                 std::vector<chain_config>& out) {
+  if (is_absent(chains) || !check_named_map(diag, chains, chains_path))
+    return;
+  for (auto it = chains.begin(); it != chains.end(); ++it) {
+    if (!it->first.IsScalar())
+      continue;
+    auto name = it->first.Scalar();
+    // `list` is a copy: the iterator's value is a temporary.
+    if (auto chain
+        = load_chain(diag, name, it->second, join(chains_path, name), names))
+      out.push_back(std::move(*chain));
+  }
+}
+
+/// One entry of `routing.rules`: a tag to match and a known chain.
+void load_rule(diagnostics& diag, const YAML::Node& rule,
+               const std::string& rule_path, routing_config& out) {
+  if (!check_map(diag, rule, rule_path, {"match", "route_to_chain"}))
+    return;
+  rule_config out_rule;
+  auto match = rule["match"];
+  auto match_path = join(rule_path, "match");
+  if (is_absent(match))
+    diag.fail(match_path, "required");
+  else if (check_map(diag, match, match_path, {"tag"}))
+    out_rule.tag = require_string(diag, match, "tag", match_path);
+  out_rule.chain = require_string(diag, rule, "route_to_chain", rule_path);
+  if (!out_rule.chain.empty()) {
+    auto found
+      = std::any_of(out.fallback_chains.begin(), out.fallback_chains.end(),
+                    [&](const auto& c) { return c.name == out_rule.chain; });
+    if (!found)
+      diag.fail(join(rule_path, "route_to_chain"),
+                "unknown chain " + quoted(out_rule.chain));
+  }
+  out.rules.push_back(std::move(out_rule));
+}
+
+/// `routing.rules`: a list of rules.
+void load_rules(diagnostics& diag, YAML::Node rules,
+                const std::string& rules_path, routing_config& out) {
+  if (is_absent(rules))
+    return;
+  if (!rules.IsSequence()) {
+    diag.fail(rules_path,
+              std::string{"expected a list, got "} + kind_name(rules));
+    return;
+  }
+  for (size_t i = 0; i < rules.size(); ++i)
+    load_rule(diag, rules[i], index(rules_path, i), out);
+}
+
 void load_routing(diagnostics& diag, const YAML::Node& node,
                   const std::vector<model_config_ptr>& models,
                   routing_config& out) {
@@ -742,99 +946,19 @@ void load_routing(diagnostics& diag, const YAML::Node& node,
   if (!check_map(diag, node, path,
                  {"default_model", "fallback_chains", "rules", "tag_override"}))
     return;
-  if (auto v = get_string(diag, node, "tag_override", path)) {
-    if (*v == "reroute")
-      out.on_tag_conflict = tag_override::reroute;
-    else if (*v == "reject")
-      out.on_tag_conflict = tag_override::reject;
-    else
-      diag.fail(join(path, "tag_override"),
-                "expected reroute or reject (got " + quoted(*v) + ")");
-  }
+  load_tag_override(diag, node, path, out);
   std::vector<std::string> names;
   for (const auto& m : models)
     names.push_back(m->alias);
-  auto is_model = [&](const std::string& name) {
-    return std::find(names.begin(), names.end(), name) != names.end();
-  };
   out.default_model = require_string(diag, node, "default_model", path);
   if (!out.default_model.empty() && !models.empty()
-      && !is_model(out.default_model))
+      && !is_listed(names, out.default_model))
     diag.fail("routing.default_model", "unknown model "
                                          + quoted(out.default_model)
                                          + " (models: " + list_of(names) + ")");
-  auto chains = node["fallback_chains"];
-  auto chains_path = join(path, "fallback_chains");
-  if (!is_absent(chains) && check_named_map(diag, chains, chains_path)) {
-    for (auto it = chains.begin(); it != chains.end(); ++it) {
-      if (!it->first.IsScalar())
-        continue;
-      chain_config chain;
-      chain.name = it->first.Scalar();
-      auto chain_path = join(chains_path, chain.name);
-      if (is_model(chain.name))
-        diag.fail(chain_path, "a chain must not have the name of a model");
-      if (!valid_name(chain.name))
-        diag.fail(chain_path,
-                  "a chain name must be 1 to 128 visible ASCII characters");
-      auto list = it->second; // a copy: the iterator's value is a temporary
-      if (!list.IsSequence()) {
-        diag.fail(chain_path, std::string{"expected a list of models, got "}
-                                + kind_name(list));
-        continue;
-      }
-      if (list.size() == 0)
-        diag.fail(chain_path, "must contain at least one model");
-      for (size_t i = 0; i < list.size(); ++i) {
-        auto member_path = index(chain_path, i);
-        if (!list[i].IsScalar()) {
-          diag.fail(member_path, "expected a model name");
-          continue;
-        }
-        const auto& member = list[i].Scalar();
-        if (!is_model(member))
-          diag.fail(member_path, "unknown model " + quoted(member)
-                                   + " (models: " + list_of(names) + ")");
-        else if (std::find(chain.members.begin(), chain.members.end(), member)
-                 != chain.members.end())
-          diag.fail(member_path, "model " + quoted(member) + " listed twice");
-        chain.members.push_back(member);
-      }
-      out.fallback_chains.push_back(std::move(chain));
-    }
-  }
-  auto rules = node["rules"];
-  auto rules_path = join(path, "rules");
-  if (is_absent(rules))
-    return;
-  if (!rules.IsSequence()) {
-    diag.fail(rules_path,
-              std::string{"expected a list, got "} + kind_name(rules));
-    return;
-  }
-  for (size_t i = 0; i < rules.size(); ++i) {
-    auto rule_path = index(rules_path, i);
-    auto rule = rules[i];
-    if (!check_map(diag, rule, rule_path, {"match", "route_to_chain"}))
-      continue;
-    rule_config out_rule;
-    auto match = rule["match"];
-    auto match_path = join(rule_path, "match");
-    if (is_absent(match))
-      diag.fail(match_path, "required");
-    else if (check_map(diag, match, match_path, {"tag"}))
-      out_rule.tag = require_string(diag, match, "tag", match_path);
-    out_rule.chain = require_string(diag, rule, "route_to_chain", rule_path);
-    if (!out_rule.chain.empty()) {
-      auto found
-        = std::any_of(out.fallback_chains.begin(), out.fallback_chains.end(),
-                      [&](const auto& c) { return c.name == out_rule.chain; });
-      if (!found)
-        diag.fail(join(rule_path, "route_to_chain"),
-                  "unknown chain " + quoted(out_rule.chain));
-    }
-    out.rules.push_back(std::move(out_rule));
-  }
+  load_chains(diag, node["fallback_chains"], join(path, "fallback_chains"),
+              names, out.fallback_chains);
+  load_rules(diag, node["rules"], join(path, "rules"), out);
 }
 
 void load_health(diagnostics& diag, const YAML::Node& node,

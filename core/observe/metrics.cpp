@@ -1,7 +1,7 @@
 #include "core/observe/metrics.hpp"
 
-#include "core/observe/build_info.hpp"
 #include "core/json/reader.hpp"
+#include "core/observe/build_info.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -277,10 +277,11 @@ process_stats read_process_stats() {
 
 // -- rendering ----------------------------------------------------------------
 
-std::string render_prometheus(const metrics_snapshot& snap,
-                              const metrics_scope& scope) {
-  exposition out;
-  const auto& m = snap.merged;
+namespace {
+
+/// Requests and tokens, by client: the families a tenant may see.
+void render_client_families(exposition& out, const metrics_shard& m,
+                            const metrics_scope& scope) {
   out.family("pw_router_requests_total", "counter",
              "Chat completion requests answered, by model, client and "
              "status.");
@@ -306,13 +307,10 @@ std::string render_prometheus(const metrics_snapshot& snap,
                {{"model", model}, {"client", client}, {"kind", "completion"}},
                static_cast<double>(u.completion_tokens));
   }
-  out.family("pw_router_build_info", "gauge",
-             "The running build: version and git revision.");
-  out.sample("pw_router_build_info",
-             {{"version", PW_VERSION}, {"revision", git_revision()}}, 1);
-  if (!scope.all)
-    // Everything below is about every tenant at once.
-    return out.take();
+}
+
+/// Durations, overhead, attempts, fallbacks and plugin blocks.
+void render_traffic_families(exposition& out, const metrics_shard& m) {
   out.family("pw_router_request_duration_seconds", "histogram",
              "Time from a request's first byte to its answer (streams: to "
              "their end), by model.");
@@ -341,6 +339,11 @@ std::string render_prometheus(const metrics_snapshot& snap,
   for (const auto& [plugin, v] : m.plugin_blocks)
     out.sample("pw_router_plugin_blocks_total", {{"plugin", plugin}},
                static_cast<double>(v));
+}
+
+/// Each model's circuit and in-flight requests, then the gateway's own
+/// errors, dropped log lines, configuration and uptime.
+void render_gateway_families(exposition& out, const metrics_snapshot& snap) {
   out.family("pw_router_circuit_state", "gauge",
              "Each model's circuit: 0 closed, 1 half-open, 2 open.");
   for (const auto& g : snap.models)
@@ -369,7 +372,10 @@ std::string render_prometheus(const metrics_snapshot& snap,
   out.family("pw_router_uptime_seconds", "gauge",
              "Seconds since the gateway started.");
   out.sample("pw_router_uptime_seconds", {}, snap.uptime_seconds);
-  const auto& p = snap.process;
+}
+
+/// The standard `process_*` families.
+void render_process_families(exposition& out, const process_stats& p) {
   out.family("process_resident_memory_bytes", "gauge",
              "Resident memory size in bytes.");
   out.sample("process_resident_memory_bytes", {}, p.resident_bytes);
@@ -383,6 +389,24 @@ std::string render_prometheus(const metrics_snapshot& snap,
   out.family("process_start_time_seconds", "gauge",
              "Start time of the process since the Unix epoch in seconds.");
   out.sample("process_start_time_seconds", {}, p.start_time_seconds);
+}
+
+} // namespace
+
+std::string render_prometheus(const metrics_snapshot& snap,
+                              const metrics_scope& scope) {
+  exposition out;
+  render_client_families(out, snap.merged, scope);
+  out.family("pw_router_build_info", "gauge",
+             "The running build: version and git revision.");
+  out.sample("pw_router_build_info",
+             {{"version", PW_VERSION}, {"revision", git_revision()}}, 1);
+  if (!scope.all)
+    // Everything below is about every tenant at once.
+    return out.take();
+  render_traffic_families(out, snap.merged);
+  render_gateway_families(out, snap);
+  render_process_families(out, snap.process);
   return out.take();
 }
 
