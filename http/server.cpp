@@ -1,24 +1,26 @@
 // The downstream side: acceptors, connections and endpoints. Each io thread
 // runs one io_context with its own acceptor and upstream pool; a connection
-// is a coroutine shaped like Beast's examples: read -> handle -> write,
-// repeated while keep-alive, with a deadline set before every operation.
+// is a coroutine shaped like Beast's examples: read (read_head, check_head,
+// read_body), dispatch (the route table `routes`), write (write_answer, or
+// end_stream after a relayed stream), repeated while keep-alive, with a
+// deadline set before every operation.
 
 #include "http/server.hpp"
 
 #include "actors/gateway_api.hpp"
-#include "core/policy/auth.hpp"
 #include "core/boundary.hpp"
-#include "core/request/chat_request.hpp"
-#include "core/policy/glob.hpp"
 #include "core/json/reader.hpp"
+#include "core/json_error.hpp"
 #include "core/observe/log.hpp"
 #include "core/observe/metrics.hpp"
+#include "core/policy/auth.hpp"
+#include "core/policy/glob.hpp"
+#include "core/request/chat_request.hpp"
 #include "core/request/request_head.hpp"
 #include "core/request/request_id.hpp"
 #include "http/asio_bridge.hpp"
 #include "http/client_stream.hpp"
 #include "http/downstream_sink.hpp"
-#include "core/json_error.hpp"
 #include "http/tls_context.hpp"
 #include "http/upstream_client.hpp"
 
@@ -311,13 +313,35 @@ http_reply list_models(const gateway_config& cfg, const api_key_config& key,
   return r;
 }
 
+/// What an endpoint gets: its connection's io thread and stream, the
+/// request, the facts of its log line, and the sink a chat stream relays
+/// into (set by the endpoint).
+struct endpoint_call {
+  worker& w;
+  client_stream& stream;
+  request_t& req;
+  request_log& info;
+  int64_t started_unix;
+  std::shared_ptr<downstream_sink>& sink;
+};
+
+/// Hands `ask` (which passes a reply_fn to the actor side) to the actors
+/// and waits up to 10 s for their answer.
+template <class Ask>
+net::awaitable<http_reply> ask_actors(worker& w, Ask ask) {
+  co_return co_await async_actor_call(std::move(ask), w.ioc.get_executor(),
+                                      std::chrono::seconds{10},
+                                      net::use_awaitable);
+}
+
 /// POST /v1/chat/completions: authenticate and check on the io thread, then
 /// hand the request to a SESSION and wait for its reply.
-net::awaitable<http_reply> handle_chat(worker& w, client_stream& stream,
-                                       request_t& req, request_log& info,
-                                       std::shared_ptr<downstream_sink>& sink) {
-  // `w`, `stream` and `req` outlive this coroutine: the connection awaits
-  // it directly.
+net::awaitable<http_reply> handle_chat(endpoint_call& call) {
+  // The worker, the stream and the request outlive this coroutine: the
+  // connection awaits it directly.
+  auto& w = call.w;
+  auto& req = call.req;
+  auto& info = call.info;
   auto gen = w.gen;
   const auto& cfg = actors::config_of(gen);
   http_reply reply;
@@ -345,13 +369,14 @@ net::awaitable<http_reply> handle_chat(worker& w, client_stream& stream,
   if (ctx.stream) {
     // A stream is relayed by the upstream call itself, straight into this
     // connection; the sink takes the deadline away once it starts.
-    sink = std::make_shared<downstream_sink>(
-      stream, req.version(), info.request_id, to_ms(cfg.server.write_timeout),
-      deadline);
+    call.sink = std::make_shared<downstream_sink>(
+      call.stream, req.version(), info.request_id,
+      to_ms(cfg.server.write_timeout), deadline);
     auto* pool = &*w.pool;
-    upstream = make_upstream_fn(w.ioc, [pool, s = sink](upstream_request r) {
-      return pool->call(std::move(r), s);
-    });
+    upstream
+      = make_upstream_fn(w.ioc, [pool, s = call.sink](upstream_request r) {
+          return pool->call(std::move(r), s);
+        });
   }
   actors::cancel_fn cancel;
   auto start_session = [&](reply_fn fn) {
@@ -367,100 +392,133 @@ net::awaitable<http_reply> handle_chat(worker& w, client_stream& stream,
   co_return answer;
 }
 
+/// GET /v1/models: the models the key may use.
+net::awaitable<http_reply> handle_models(endpoint_call& call) {
+  auto gen = call.w.gen;
+  const auto& cfg = actors::config_of(gen);
+  http_reply reply;
+  const auto* key = authorize(cfg, call.req, reply);
+  if (key == nullptr)
+    co_return reply;
+  call.info.client = key->name;
+  co_return list_models(cfg, *key, call.started_unix);
+}
+
+/// Whose series a scrape of /metrics sees: an admin key (or a public
+/// endpoint) every tenant's, any other key only its own client's. Fills
+/// `refused` and returns nothing when the key fails.
+std::optional<metrics_scope>
+scope_of(const gateway_config& cfg, endpoint_call& call, http_reply& refused) {
+  metrics_scope scope;
+  scope.all = cfg.server.metrics_public;
+  if (scope.all)
+    return scope;
+  const auto* key = authorize(cfg, call.req, refused);
+  if (key == nullptr)
+    return std::nullopt;
+  call.info.client = key->name;
+  scope.all = key->admin;
+  scope.client = key->name;
+  return scope;
+}
+
+/// The process-wide figures of a scrape around the io threads' merged
+/// counters.
+metrics_snapshot snapshot_of(metrics_shard merged, int64_t started_unix) {
+  metrics_snapshot snap;
+  snap.merged = std::move(merged);
+  for (size_t i = 0; i < boundary_count; ++i)
+    snap.internal_errors[i] = failures_at(static_cast<boundary>(i));
+  snap.log_lines_dropped = log::dropped();
+  snap.uptime_seconds
+    = static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count()
+                          - started_unix);
+  return snap;
+}
+
+/// GET /metrics: the Prometheus text, or pw-router's JSON usage shape for
+/// clients that ask for JSON (scrapers send text/plain or openmetrics).
+net::awaitable<http_reply> handle_metrics(endpoint_call& call) {
+  auto gen = call.w.gen;
+  const auto& cfg = actors::config_of(gen);
+  http_reply refused;
+  auto scope = scope_of(cfg, call, refused);
+  if (!scope)
+    co_return refused;
+  bool json
+    = std::string_view{call.req[bhttp::field::accept]}.find("application/json")
+      != std::string_view::npos;
+  auto merged = co_await gather_metrics(call.w);
+  if (!merged)
+    co_return error_reply(errc::overloaded,
+                          "An io thread did not hand over its counters in "
+                          "time (the gateway is stopping); retry the "
+                          "scrape");
+  auto snap = snapshot_of(std::move(*merged), call.started_unix);
+  co_return co_await ask_actors(call.w, [&](reply_fn fn) {
+    actors::start_metrics(gen, std::move(snap), std::move(*scope), json,
+                          std::move(fn));
+  });
+}
+
+/// GET /health/live: this io thread answers (a probe for orchestrators:
+/// no key, no body).
+net::awaitable<http_reply> handle_live(endpoint_call&) {
+  http_reply r;
+  r.body = R"({"status":"alive"})";
+  co_return r;
+}
+
+/// GET /health/ready: whether a model admits (asks the actors).
+net::awaitable<http_reply> handle_ready(endpoint_call& call) {
+  auto gen = call.w.gen;
+  co_return co_await ask_actors(
+    call.w, [&](reply_fn fn) { actors::start_ready(gen, std::move(fn)); });
+}
+
+/// GET /health: every model's state (asks the SUPERVISOR).
+net::awaitable<http_reply> handle_health(endpoint_call& call) {
+  auto gen = call.w.gen;
+  co_return co_await ask_actors(
+    call.w, [&](reply_fn fn) { actors::start_health(gen, std::move(fn)); });
+}
+
+/// One endpoint: its path, the method it takes ("GET" takes HEAD too) and
+/// its handler.
+struct route_entry {
+  std::string_view path;
+  std::string_view allow;
+  net::awaitable<http_reply> (*run)(endpoint_call&);
+};
+
+/// Every endpoint. A path not here is 404; a method it does not take, 405.
+constexpr std::array routes{
+  route_entry{"/v1/chat/completions", "POST", handle_chat},
+  route_entry{"/v1/models", "GET", handle_models},
+  route_entry{"/metrics", "GET", handle_metrics},
+  route_entry{"/health/live", "GET", handle_live},
+  route_entry{"/health/ready", "GET", handle_ready},
+  route_entry{"/health", "GET", handle_health},
+};
+
+bool takes(const route_entry& r, bhttp::verb method) {
+  if (r.allow == "POST")
+    return method == bhttp::verb::post;
+  return method == bhttp::verb::get || method == bhttp::verb::head;
+}
+
 /// Routes one request to its endpoint.
-net::awaitable<http_reply> handle(worker& w, client_stream& stream,
-                                  request_t& req, request_log& info,
-                                  int64_t started_unix,
-                                  std::shared_ptr<downstream_sink>& sink) {
-  auto target = std::string_view{req.target()};
+net::awaitable<http_reply> dispatch(endpoint_call& call) {
+  auto target = std::string_view{call.req.target()};
   auto path = target.substr(0, target.find('?'));
-  auto method = req.method();
-  if (path == "/v1/chat/completions") {
-    if (method != bhttp::verb::post)
-      co_return method_not_allowed(path, "POST");
-    co_return co_await handle_chat(w, stream, req, info, sink);
-  }
-  if (path == "/v1/models") {
-    if (method != bhttp::verb::get && method != bhttp::verb::head)
-      co_return method_not_allowed(path, "GET");
-    auto gen = w.gen;
-    const auto& cfg = actors::config_of(gen);
-    http_reply reply;
-    const auto* key = authorize(cfg, req, reply);
-    if (key == nullptr)
-      co_return reply;
-    info.client = key->name;
-    co_return list_models(cfg, *key, started_unix);
-  }
-  if (path == "/metrics") {
-    if (method != bhttp::verb::get && method != bhttp::verb::head)
-      co_return method_not_allowed(path, "GET");
-    auto gen = w.gen;
-    const auto& cfg = actors::config_of(gen);
-    // An admin key (or a public endpoint) sees every tenant; any other key
-    // only the series of its own client.
-    metrics_scope scope;
-    scope.all = cfg.server.metrics_public;
-    if (!scope.all) {
-      http_reply reply;
-      const auto* key = authorize(cfg, req, reply);
-      if (key == nullptr)
-        co_return reply;
-      info.client = key->name;
-      scope.all = key->admin;
-      scope.client = key->name;
-    }
-    // pw-router's JSON usage shape for clients that ask for JSON; the
-    // Prometheus text for everyone else (scrapers send text/plain or
-    // openmetrics).
-    bool json
-      = std::string_view{req[bhttp::field::accept]}.find("application/json")
-        != std::string_view::npos;
-    auto merged = co_await gather_metrics(w);
-    if (!merged)
-      co_return error_reply(errc::overloaded,
-                            "An io thread did not hand over its counters in "
-                            "time (the gateway is stopping); retry the "
-                            "scrape");
-    metrics_snapshot snap;
-    snap.merged = std::move(*merged);
-    for (size_t i = 0; i < boundary_count; ++i)
-      snap.internal_errors[i] = failures_at(static_cast<boundary>(i));
-    snap.log_lines_dropped = log::dropped();
-    snap.uptime_seconds = static_cast<double>(
-      std::chrono::duration_cast<std::chrono::seconds>(
-        std::chrono::system_clock::now().time_since_epoch())
-        .count()
-      - started_unix);
-    auto ask = [&](reply_fn fn) {
-      actors::start_metrics(gen, std::move(snap), std::move(scope), json,
-                            std::move(fn));
-    };
-    co_return co_await async_actor_call(
-      ask, w.ioc.get_executor(), std::chrono::seconds{10}, net::use_awaitable);
-  }
-  if (path == "/health/live" || path == "/health/ready") {
-    // Probes for orchestrators: no key, no body to parse. Live means this
-    // io thread answers; ready asks the actors whether a model admits.
-    if (method != bhttp::verb::get && method != bhttp::verb::head)
-      co_return method_not_allowed(path, "GET");
-    if (path == "/health/live") {
-      http_reply r;
-      r.body = R"({"status":"alive"})";
-      co_return r;
-    }
-    auto gen = w.gen;
-    auto ask = [&](reply_fn fn) { actors::start_ready(gen, std::move(fn)); };
-    co_return co_await async_actor_call(
-      ask, w.ioc.get_executor(), std::chrono::seconds{10}, net::use_awaitable);
-  }
-  if (path == "/health") {
-    if (method != bhttp::verb::get && method != bhttp::verb::head)
-      co_return method_not_allowed(path, "GET");
-    auto gen = w.gen;
-    auto ask = [&](reply_fn fn) { actors::start_health(gen, std::move(fn)); };
-    co_return co_await async_actor_call(
-      ask, w.ioc.get_executor(), std::chrono::seconds{10}, net::use_awaitable);
+  for (const auto& r : routes) {
+    if (r.path != path)
+      continue;
+    if (!takes(r, call.req.method()))
+      co_return method_not_allowed(path, r.allow);
+    co_return co_await r.run(call);
   }
   co_return error_reply(errc::not_found,
                         "Unknown path " + std::string{path.substr(0, 256)});
@@ -523,260 +581,357 @@ bool keyed_body_endpoint(std::string_view path) {
   return path == "/v1/chat/completions";
 }
 
-/// One client connection, for its whole life.
-net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
-  auto remote = remote_of(sock);
-  // The connection keeps the certificate it was accepted under, also when
-  // SIGHUP brings a new one.
-  auto tls = w.tls;
-  client_stream stream{std::move(sock), tls.get()};
-  auto id = w.next_id++;
-  w.open.emplace(id, worker::connection_entry{&stream, true});
-  ++w.connections;
-  w.live.store(w.connections, std::memory_order_relaxed);
-  struct release {
-    worker& w;
-    uint64_t id;
-    ~release() {
-      w.open.erase(id);
-      --w.connections;
-      w.live.store(w.connections, std::memory_order_relaxed);
-    }
-  } guard{w, id};
-  auto& entry = w.open.at(id);
+/// The client closed or reset the connection, in TLS or not.
+bool client_left(const boost::system::error_code& ec) {
+  return ec == net::error::eof || ec == net::error::connection_reset
+         || ec == net::ssl::error::stream_truncated
+         || ec == bhttp::error::end_of_stream;
+}
+
+/// A read that ended because the client left or went quiet past its
+/// deadline (Beast has closed a timed-out stream already): there is
+/// nobody to answer.
+bool benign(const boost::system::error_code& ec) {
+  return client_left(ec) || ec == beast::error::timeout;
+}
+
+/// "The request body exceeds 1048576 bytes", for `what` = "body exceeds".
+std::string too_large(std::string_view what, size_t limit) {
+  return "The request " + std::string{what} + " " + std::to_string(limit)
+         + " bytes";
+}
+
+using parser_t = bhttp::request_parser<bhttp::string_body>;
+
+/// One client connection: its stream, its read buffer and the limits of
+/// the configuration it started under, registered with its io thread
+/// (for drain and the connection count) for as long as it lives.
+struct connection {
+  worker& w;
+  std::string remote;
+  /// The connection keeps the certificate it was accepted under, also
+  /// when SIGHUP brings a new one.
+  tls_context_ptr tls;
+  client_stream stream;
+  uint64_t id;
   beast::flat_buffer buffer;
-  // Limits come from the config this connection started under.
-  auto gen = w.gen;
-  const auto& server_cfg = actors::config_of(gen).server;
-  auto header_timeout = to_ms(server_cfg.header_timeout);
-  if (auto ec = co_await stream.handshake(header_timeout)) {
-    // Old protocol versions, plain HTTP on the TLS port, untrusting
-    // clients: one line each, no answer. A connection closed before it
-    // said anything (a TCP probe) is only worth a debug line.
-    auto silent = ec == net::error::eof
-                  || ec == net::ssl::error::stream_truncated
-                  || ec == net::error::connection_reset;
-    log::write(silent ? log_level::debug : log_level::info,
-               "tls_handshake_failed",
-               {{"remote", remote}, {"error", ec.message()}});
-    co_return;
+  actors::generation_ptr gen;
+  const server_config& cfg;
+  int64_t started_unix;
+
+  connection(worker& wk, tcp::socket sock, int64_t started)
+      : w(wk), remote(remote_of(sock)), tls(wk.tls),
+        stream(std::move(sock), tls.get()), id(wk.next_id++), gen(wk.gen),
+        cfg(actors::config_of(gen).server), started_unix(started) {
+    w.open.emplace(id, worker::connection_entry{&stream, true});
+    ++w.connections;
+    w.live.store(w.connections, std::memory_order_relaxed);
   }
-  for (bool first = true;; first = false) {
-    // Wait for the next request: idle keep-alive time is bounded by its
-    // own timeout, and the header deadline starts with the first byte.
-    if (buffer.size() == 0) {
-      if (w.draining)
-        co_return;
-      entry.idle = true;
-      stream.lowest().expires_after(
-        first ? header_timeout : to_ms(server_cfg.keepalive_timeout));
-      auto [ec, n]
-        = co_await stream.async_read_some(buffer.prepare(8192), nothrow);
-      entry.idle = false;
-      if (ec)
-        co_return; // closed by the client, idle too long, or draining
-      buffer.commit(n);
-    }
-    request_log info;
-    info.remote = remote;
-    info.start = clock_type::now();
-    std::optional<bhttp::request_parser<bhttp::string_body>> parser;
-    parser.emplace();
-    parser->header_limit(server_cfg.max_header_bytes);
-    parser->body_limit(server_cfg.max_body_bytes);
-    // A total deadline for the headers: a client that trickles bytes cannot
-    // extend it.
-    stream.lowest().expires_after(header_timeout);
-    auto [hec, hn]
-      = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
-    if (hec) {
-      info.request_id = new_request_id();
-      auto received = std::string_view{
-        static_cast<const char*>(buffer.data().data()), buffer.size()};
-      // Beast consumes the request line once it is parsed: a method seen
-      // means the header fields are what grew too large.
-      bool line_parsed = parser->get().method() != bhttp::verb::unknown
-                         || !parser->get().method_string().empty();
-      if (hec == bhttp::error::header_limit && !line_parsed
-          && received.find("\r\n") == std::string_view::npos)
-        // Not even the request line ended: the target is too long.
-        co_await reject(stream, errc::uri_too_long,
-                        "The request line exceeds "
-                          + std::to_string(server_cfg.max_header_bytes)
-                          + " bytes",
-                        info);
-      else if (hec == bhttp::error::bad_version)
-        co_await reject(stream, errc::http_version_not_supported,
-                        "Only HTTP/1.0 and HTTP/1.1 are supported", info);
-      else if (hec == bhttp::error::header_limit)
-        co_await reject(stream, errc::headers_too_large,
-                        "The request headers exceed "
-                          + std::to_string(server_cfg.max_header_bytes)
-                          + " bytes",
-                        info);
-      else if (hec == bhttp::error::body_limit)
-        // Beast checks Content-Length against the limit with the headers,
-        // so the body is refused before a byte of it is read.
-        co_await reject(stream, errc::payload_too_large,
-                        "The request body exceeds "
-                          + std::to_string(server_cfg.max_body_bytes)
-                          + " bytes",
-                        info);
-      else if (hec != beast::error::timeout
-               && hec != bhttp::error::end_of_stream && hec != net::error::eof
-               && hec != net::error::connection_reset
-               && hec != net::ssl::error::stream_truncated)
-        co_await reject(stream, errc::invalid_request,
-                        "Malformed HTTP request: " + hec.message(), info);
-      // A timed-out stream is already closed by Beast: nothing to write.
-      co_return;
-    }
-    auto& header = parser->get();
-    info.method = std::string{header.method_string()};
-    info.path = std::string{header.target().substr(
-      0, std::min<size_t>(header.target().find('?'), 256))};
-    auto client_id = header["X-Request-Id"];
-    info.request_id
-      = sane_request_id(client_id) ? std::string{client_id} : new_request_id();
-    // What the parser lets through but a smuggler could use, and the
-    // limits with their own statuses: answered before any body is read,
-    // and the connection closes.
-    {
-      request_head head;
-      head.version = header.version();
-      head.method_known = header.method() != bhttp::verb::unknown;
-      head.target = header.target();
-      for (const auto& f : header)
-        head.fields.emplace_back(f.name_string(), f.value());
-      if (auto err = check_request_head(head)) {
-        co_await reject(stream, code_of(err), message_of(err), info);
-        co_return;
-      }
-    }
-    // The body limit is checked against Content-Length before reading it.
-    if (auto len = parser->content_length();
-        len && *len > server_cfg.max_body_bytes) {
-      co_await reject(stream, errc::payload_too_large,
-                      "The request body exceeds "
-                        + std::to_string(server_cfg.max_body_bytes) + " bytes",
+
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  ~connection() {
+    w.open.erase(id);
+    --w.connections;
+    w.live.store(w.connections, std::memory_order_relaxed);
+  }
+
+  void set_idle(bool idle) { w.open.at(id).idle = idle; }
+
+  net::awaitable<void> reject(errc code, std::string message,
+                              const request_log& info) {
+    co_await http::reject(stream, error_reply(code, std::move(message)), info);
+  }
+};
+
+/// The TLS handshake, if any. Old protocol versions, plain HTTP on the TLS
+/// port, untrusting clients: one line each, no answer. A connection closed
+/// before it said anything (a TCP probe) is only worth a debug line.
+net::awaitable<bool> handshake(connection& c) {
+  auto ec = co_await c.stream.handshake(to_ms(c.cfg.header_timeout));
+  if (!ec)
+    co_return true;
+  log::write(client_left(ec) ? log_level::debug : log_level::info,
+             "tls_handshake_failed",
+             {{"remote", c.remote}, {"error", ec.message()}});
+  co_return false;
+}
+
+/// Waits for the first byte of the next request: idle keep-alive time is
+/// bounded by its own timeout. False when the connection is to end
+/// (closed by the client, idle too long, or draining).
+net::awaitable<bool> await_request(connection& c, bool first) {
+  if (c.buffer.size() > 0)
+    co_return true; // pipelined: the next request is here already
+  if (c.w.draining)
+    co_return false;
+  c.set_idle(true);
+  c.stream.lowest().expires_after(first ? to_ms(c.cfg.header_timeout)
+                                        : to_ms(c.cfg.keepalive_timeout));
+  auto [ec, n]
+    = co_await c.stream.async_read_some(c.buffer.prepare(8192), nothrow);
+  c.set_idle(false);
+  if (ec)
+    co_return false;
+  c.buffer.commit(n);
+  co_return true;
+}
+
+/// Answers a header the parser refused, with the status its limit or
+/// defect has; a client that left or went quiet gets nothing.
+net::awaitable<void> reject_head(connection& c, const parser_t& parser,
+                                 boost::system::error_code ec,
+                                 request_log& info) {
+  info.request_id = new_request_id();
+  auto received = std::string_view{
+    static_cast<const char*>(c.buffer.data().data()), c.buffer.size()};
+  // Beast consumes the request line once it is parsed: a method seen
+  // means the header fields are what grew too large.
+  bool line_parsed = parser.get().method() != bhttp::verb::unknown
+                     || !parser.get().method_string().empty();
+  auto max_header = c.cfg.max_header_bytes;
+  if (ec == bhttp::error::header_limit && !line_parsed
+      && received.find("\r\n") == std::string_view::npos)
+    // Not even the request line ended: the target is too long.
+    co_await c.reject(errc::uri_too_long, too_large("line exceeds", max_header),
                       info);
+  else if (ec == bhttp::error::bad_version)
+    co_await c.reject(errc::http_version_not_supported,
+                      "Only HTTP/1.0 and HTTP/1.1 are supported", info);
+  else if (ec == bhttp::error::header_limit)
+    co_await c.reject(errc::headers_too_large,
+                      too_large("headers exceed", max_header), info);
+  else if (ec == bhttp::error::body_limit)
+    // Beast checks Content-Length against the limit with the headers, so
+    // the body is refused before a byte of it is read.
+    co_await c.reject(errc::payload_too_large,
+                      too_large("body exceeds", c.cfg.max_body_bytes), info);
+  else if (!benign(ec))
+    co_await c.reject(errc::invalid_request,
+                      "Malformed HTTP request: " + ec.message(), info);
+}
+
+/// Reads the request's header, within a total deadline (a client that
+/// trickles bytes cannot extend it), and fills the log line's facts. False
+/// when the connection is to end (answered or not).
+net::awaitable<bool> read_head(connection& c, parser_t& parser,
+                               request_log& info) {
+  parser.header_limit(c.cfg.max_header_bytes);
+  parser.body_limit(c.cfg.max_body_bytes);
+  c.stream.lowest().expires_after(to_ms(c.cfg.header_timeout));
+  auto [ec, n]
+    = co_await bhttp::async_read_header(c.stream, c.buffer, parser, nothrow);
+  if (ec) {
+    co_await reject_head(c, parser, ec, info);
+    co_return false;
+  }
+  const auto& header = parser.get();
+  info.method = std::string{header.method_string()};
+  info.path = std::string{header.target().substr(
+    0, std::min<size_t>(header.target().find('?'), 256))};
+  auto client_id = header["X-Request-Id"];
+  info.request_id
+    = sane_request_id(client_id) ? std::string{client_id} : new_request_id();
+  co_return true;
+}
+
+/// What the parser lets through but a smuggler could use, and the limits
+/// with their own statuses: answered before any body is read, and the
+/// connection closes. False when answered.
+net::awaitable<bool> check_head(connection& c, const parser_t& parser,
+                                const request_log& info) {
+  const auto& header = parser.get();
+  request_head head;
+  head.version = header.version();
+  head.method_known = header.method() != bhttp::verb::unknown;
+  head.target = header.target();
+  for (const auto& f : header)
+    head.fields.emplace_back(f.name_string(), f.value());
+  if (auto err = check_request_head(head)) {
+    co_await c.reject(code_of(err), message_of(err), info);
+    co_return false;
+  }
+  // The body limit is checked against Content-Length before reading it.
+  if (auto len = parser.content_length(); len && *len > c.cfg.max_body_bytes) {
+    co_await c.reject(errc::payload_too_large,
+                      too_large("body exceeds", c.cfg.max_body_bytes), info);
+    co_return false;
+  }
+  co_return true;
+}
+
+/// A key that fails is answered before the body is read; the answer then
+/// takes the common way out (log line, metrics), and the connection closes
+/// lingering.
+std::optional<http_reply>
+refuse_before_body(connection& c, const parser_t& parser, request_log& info) {
+  const auto& header = parser.get();
+  if (parser.is_done() || !keyed_body_endpoint(info.path)
+      || header.method() != bhttp::verb::post)
+    return std::nullopt;
+  http_reply refused;
+  if (authorize(actors::config_of(c.gen), header, refused) != nullptr)
+    return std::nullopt;
+  info.client.clear();
+  return refused;
+}
+
+/// Reads the request's body (after a 100 Continue if the client waits for
+/// one) within its own deadline. False when the connection is to end
+/// (answered or not).
+net::awaitable<bool> read_body(connection& c, parser_t& parser,
+                               const request_log& info) {
+  const auto& header = parser.get();
+  // HTTP/1.0 has no interim answers (RFC 9110 10.1.1).
+  if (header.version() >= 11
+      && beast::iequals(header[bhttp::field::expect], "100-continue")) {
+    static constexpr std::string_view go_on = "HTTP/1.1 100 Continue\r\n\r\n";
+    c.stream.lowest().expires_after(to_ms(c.cfg.write_timeout));
+    auto [ec, n] = co_await net::async_write(
+      c.stream, net::buffer(go_on.data(), go_on.size()), nothrow);
+    if (ec)
+      co_return false;
+  }
+  c.stream.lowest().expires_after(to_ms(c.cfg.body_timeout));
+  auto [ec, n]
+    = co_await bhttp::async_read(c.stream, c.buffer, parser, nothrow);
+  if (!ec)
+    co_return true;
+  if (ec == bhttp::error::body_limit)
+    co_await c.reject(errc::payload_too_large,
+                      too_large("body exceeds", c.cfg.max_body_bytes), info);
+  else if (!benign(ec) && ec != bhttp::error::partial_message)
+    co_await c.reject(errc::invalid_request,
+                      "Malformed HTTP request body: " + ec.message(), info);
+  co_return false;
+}
+
+/// Runs the request's endpoint. Handling one request is input handling: a
+/// failure in it ends this request with a 500, never the connection's io
+/// thread.
+net::awaitable<http_reply> run_endpoint(endpoint_call& call) {
+  http_reply reply;
+  bool failed = false;
+  try {
+    inject_fault(boundary::request);
+    reply = co_await dispatch(call);
+  } catch (...) {
+    failed = true;
+    report_failure(boundary::request, call.info.request_id,
+                   current_exception_text());
+  }
+  if (failed)
+    reply = error_reply(errc::internal, std::string{internal_failure_message});
+  co_return reply;
+}
+
+/// Closes the connection's write side. Always false: the connection ends.
+net::awaitable<bool> close_connection(connection& c) {
+  co_await c.stream.close_write();
+  co_return false;
+}
+
+/// The answer went out as a stream; only the log line is left. A stream
+/// that did not end cleanly (or a SESSION that died while it ran) leaves
+/// the connection in no state for another request. True when it may
+/// serve the next request.
+net::awaitable<bool> end_stream(connection& c, const request_t& req,
+                                const request_log& info, http_reply& reply) {
+  if (!reply.streamed)
+    reply.status = 200;
+  log_request(info, reply);
+  account(c.w, info, reply, since(info.start));
+  if (!reply.stream_complete || !req.keep_alive() || c.w.draining
+      || req.version() < 11)
+    co_return co_await close_connection(c);
+  co_return true;
+}
+
+/// Writes a whole answer, then logs and counts it. True when the
+/// connection may serve the next request; `unread` (an early answer left
+/// a body unread) closes it lingering.
+net::awaitable<bool> write_answer(connection& c, const request_t& req,
+                                  const request_log& info, http_reply& reply,
+                                  bool unread) {
+  auto total = since(info.start);
+  if (is_chat(info) && !reply.facts_unknown)
+    reply.headers.push_back(
+      {std::string{overhead_header},
+       std::to_string(overhead_of(reply, total).count())});
+  auto res
+    = make_response(reply, info.request_id, info.path.starts_with("/v1/"),
+                    req.version(), req.method() == bhttp::verb::head);
+  res.keep_alive(req.keep_alive() && !c.w.draining && !unread);
+  c.stream.lowest().expires_after(to_ms(c.cfg.write_timeout));
+  auto [ec, n] = co_await bhttp::async_write(c.stream, res, nothrow);
+  log_request(info, reply);
+  account(c.w, info, reply, total);
+  if (ec)
+    co_return false;
+  if (unread) {
+    co_await linger(c.stream);
+    co_return false;
+  }
+  if (!res.keep_alive())
+    co_return co_await close_connection(c);
+  co_return true;
+}
+
+/// Reads one request, answers it and writes the answer. True when the
+/// connection may serve the next one.
+net::awaitable<bool> serve_one(connection& c) {
+  request_log info;
+  info.remote = c.remote;
+  info.start = clock_type::now();
+  std::optional<parser_t> parser;
+  parser.emplace();
+  if (!co_await read_head(c, *parser, info))
+    co_return false;
+  if (!co_await check_head(c, *parser, info))
+    co_return false;
+  auto early = refuse_before_body(c, *parser, info);
+  if (!parser->is_done() && !early) {
+    if (!co_await read_body(c, *parser, info))
+      co_return false;
+  }
+  // An early answer leaves a body unread: the connection cannot go on.
+  bool unread = !parser->is_done();
+  auto req = parser->release();
+  // The bridge's deadline timer bounds the wait for the actors.
+  c.stream.lowest().expires_never();
+  std::shared_ptr<downstream_sink> sink;
+  endpoint_call call{c.w, c.stream, req, info, c.started_unix, sink};
+  // No co_await inside a conditional expression: GCC 12 mishandles the
+  // temporaries of one.
+  http_reply reply;
+  if (early)
+    reply = std::move(*early);
+  else
+    reply = co_await run_endpoint(call);
+  bool started_stream = sink && sink->started();
+  if (sink) {
+    sink->detach(); // the connection owns its socket again
+    // An answer that came before the stream's writes ended (the 504 at
+    // the deadline, a SESSION that died): those writes end first.
+    co_await sink->settle();
+  }
+  if (reply.streamed || started_stream)
+    co_return co_await end_stream(c, req, info, reply);
+  co_return co_await write_answer(c, req, info, reply, unread);
+}
+
+/// One client connection, for its whole life: read, dispatch, write,
+/// repeated while keep-alive.
+net::awaitable<void> serve(worker& w, tcp::socket sock, int64_t started_unix) {
+  connection c{w, std::move(sock), started_unix};
+  if (!co_await handshake(c))
+    co_return;
+  for (bool first = true;; first = false) {
+    if (!co_await await_request(c, first))
       co_return;
-    }
-    // A key that fails is answered before the body is read; the answer
-    // then takes the common way out (log line, metrics), and the
-    // connection closes lingering.
-    std::optional<http_reply> early;
-    if (!parser->is_done() && keyed_body_endpoint(info.path)
-        && header.method() == bhttp::verb::post) {
-      http_reply refused;
-      if (authorize(actors::config_of(gen), header, refused) == nullptr) {
-        info.client.clear();
-        early = std::move(refused);
-      }
-    }
-    if (!parser->is_done() && !early) {
-      // HTTP/1.0 has no interim answers (RFC 9110 10.1.1).
-      if (header.version() >= 11
-          && beast::iequals(header[bhttp::field::expect], "100-continue")) {
-        static constexpr std::string_view go_on
-          = "HTTP/1.1 100 Continue\r\n\r\n";
-        stream.lowest().expires_after(to_ms(server_cfg.write_timeout));
-        auto [cec, cn] = co_await net::async_write(
-          stream, net::buffer(go_on.data(), go_on.size()), nothrow);
-        if (cec)
-          co_return;
-      }
-      stream.lowest().expires_after(to_ms(server_cfg.body_timeout));
-      auto [bec, bn]
-        = co_await bhttp::async_read(stream, buffer, *parser, nothrow);
-      if (bec) {
-        if (bec == bhttp::error::body_limit)
-          co_await reject(stream, errc::payload_too_large,
-                          "The request body exceeds "
-                            + std::to_string(server_cfg.max_body_bytes)
-                            + " bytes",
-                          info);
-        else if (bec != beast::error::timeout
-                 && bec != bhttp::error::end_of_stream
-                 && bec != bhttp::error::partial_message
-                 && bec != net::error::eof
-                 && bec != net::error::connection_reset
-                 && bec != net::ssl::error::stream_truncated)
-          co_await reject(stream, errc::invalid_request,
-                          "Malformed HTTP request body: " + bec.message(),
-                          info);
-        co_return;
-      }
-    }
-    // An early answer leaves a body unread: the connection cannot go on.
-    bool unread = !parser->is_done();
-    auto req = parser->release();
-    // The bridge's deadline timer bounds the wait for the actors.
-    stream.lowest().expires_never();
-    std::shared_ptr<downstream_sink> sink;
-    http_reply reply;
-    bool failed = false;
-    // Handling one request is input handling: a failure in it ends this
-    // request with a 500, never the connection's io thread.
-    try {
-      inject_fault(boundary::request);
-      if (early)
-        reply = std::move(*early);
-      else
-        reply = co_await handle(w, stream, req, info, started_unix, sink);
-    } catch (...) {
-      failed = true;
-      report_failure(boundary::request, info.request_id,
-                     current_exception_text());
-    }
-    if (failed)
-      reply
-        = error_reply(errc::internal, std::string{internal_failure_message});
-    bool started_stream = sink && sink->started();
-    if (sink) {
-      sink->detach(); // the connection owns its socket again
-      // An answer that came before the stream's writes ended (the 504 at
-      // the deadline, a SESSION that died): those writes end first.
-      co_await sink->settle();
-    }
-    if (reply.streamed || started_stream) {
-      // The answer went out as a stream; only the log line is left. A
-      // stream that did not end cleanly (or a SESSION that died while it
-      // ran) leaves the connection in no state for another request.
-      if (!reply.streamed)
-        reply.status = 200;
-      log_request(info, reply);
-      account(w, info, reply, since(info.start));
-      if (!reply.stream_complete || !req.keep_alive() || w.draining
-          || req.version() < 11) {
-        co_await stream.close_write();
-        co_return;
-      }
-      continue;
-    }
-    auto is_v1 = info.path.starts_with("/v1/");
-    auto total = since(info.start);
-    if (is_chat(info) && !reply.facts_unknown)
-      reply.headers.push_back(
-        {std::string{overhead_header},
-         std::to_string(overhead_of(reply, total).count())});
-    auto res = make_response(reply, info.request_id, is_v1, req.version(),
-                             req.method() == bhttp::verb::head);
-    res.keep_alive(req.keep_alive() && !w.draining && !unread);
-    stream.lowest().expires_after(to_ms(server_cfg.write_timeout));
-    auto [wec, wn] = co_await bhttp::async_write(stream, res, nothrow);
-    log_request(info, reply);
-    account(w, info, reply, total);
-    if (wec)
+    if (!co_await serve_one(c))
       co_return;
-    if (unread) {
-      co_await linger(stream);
-      co_return;
-    }
-    if (!res.keep_alive()) {
-      co_await stream.close_write();
-      co_return;
-    }
   }
 }
 

@@ -220,6 +220,241 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
 /// whole 2xx answer may be as large as any other response).
 constexpr size_t max_stream_error_bytes = 1024 * 1024;
 
+upstream_result client_gone_result() {
+  upstream_result g
+    = failure(upstream_failure::cancelled, "the client closed the connection");
+  g.client_gone = true;
+  return g;
+}
+
+/// The steps of stream_exchange() on one connection: read the response
+/// head, then read a non-stream answer whole or relay an event stream to
+/// the client through the translator.
+template <class Stream>
+class stream_exchange_op {
+public:
+  using piece_read = std::pair<boost::system::error_code, size_t>;
+
+  stream_exchange_op(Stream& stream, beast::tcp_stream& lowest,
+                     beast::flat_buffer& buffer, const upstream_request& req,
+                     downstream_sink& sink)
+      : stream_(stream), lowest_(lowest), buffer_(buffer), req_(req),
+        sink_(sink) {
+    // nop
+  }
+
+  net::awaitable<upstream_result> run(clock_type::time_point deadline,
+                                      clock_type::time_point end_by,
+                                      bool& reusable, bool& retryable) {
+    reusable = false;
+    retryable = false;
+    if (auto failed
+        = co_await send_request(stream_, lowest_, req_, deadline, retryable))
+      co_return sink_.client_gone() ? client_gone_result() : std::move(*failed);
+    if (auto failed = co_await read_head(deadline, retryable))
+      co_return std::move(*failed);
+    upstream_result r;
+    const auto& head = parser_->get();
+    r.status = head.result_int();
+    if (auto it = head.find(bhttp::field::content_type); it != head.end())
+      r.content_type = std::string{it->value()};
+    if (auto it = head.find(bhttp::field::retry_after); it != head.end())
+      r.retry_after = std::string{it->value()};
+    // A 2xx that is not an event stream (a server that ignores "stream")
+    // is read whole too; the SESSION turns it into a stream.
+    bool event_stream
+      = r.content_type.find("text/event-stream") != std::string::npos;
+    if (r.status < 200 || r.status >= 300 || !event_stream)
+      co_return co_await read_whole(std::move(r), reusable);
+    co_return co_await relay(std::move(r), end_by, reusable);
+  }
+
+private:
+  /// Reads the response head until `deadline`, skipping interim 1xx
+  /// answers. The failure, if any.
+  net::awaitable<std::optional<upstream_result>>
+  read_head(clock_type::time_point deadline, bool& retryable) {
+    for (;;) {
+      parser_.emplace();
+      parser_->header_limit(max_response_header_bytes);
+      parser_->body_limit(boost::none); // a stream is bounded by time
+      lowest_.expires_at(deadline);
+      auto [ec, n] = co_await bhttp::async_read_header(stream_, buffer_,
+                                                       *parser_, nothrow);
+      if (ec) {
+        if (sink_.client_gone())
+          co_return client_gone_result();
+        if (ec == beast::error::timeout)
+          co_return failure(upstream_failure::timeout,
+                            "timed out waiting for the response");
+        if (!parser_->got_some() && is_closed(ec)) {
+          retryable = true;
+          co_return failure(upstream_failure::protocol,
+                            "the connection closed before a response");
+        }
+        co_return failure(upstream_failure::protocol,
+                          "malformed HTTP response: " + ec.message());
+      }
+      auto status = parser_->get().result_int();
+      if (status >= 200 || status == 101)
+        co_return std::nullopt;
+      // An interim 1xx: its (empty) body is done; read the next header.
+      if (!parser_->is_done())
+        co_return failure(upstream_failure::protocol,
+                          "malformed interim response");
+    }
+  }
+
+  /// Reads the next piece of the body into `piece_`: the error and how
+  /// many bytes came.
+  net::awaitable<piece_read> read_piece() {
+    parser_->get().body().data = piece_.data();
+    parser_->get().body().size = piece_.size();
+    auto [ec, n]
+      = co_await bhttp::async_read_some(stream_, buffer_, *parser_, nothrow);
+    if (ec == bhttp::error::need_buffer)
+      ec = {};
+    co_return piece_read{ec, piece_.size() - parser_->get().body().size};
+  }
+
+  /// Not a stream: reads the answer whole, for the SESSION.
+  net::awaitable<upstream_result> read_whole(upstream_result r,
+                                             bool& reusable) {
+    auto limit = r.status >= 200 && r.status < 300
+                   ? upstream_pool::max_response_bytes
+                   : max_stream_error_bytes;
+    while (!parser_->is_done()) {
+      auto [ec, n] = co_await read_piece();
+      if (ec) {
+        if (sink_.client_gone())
+          co_return client_gone_result();
+        if (ec == beast::error::timeout)
+          co_return failure(upstream_failure::timeout,
+                            "timed out reading the response");
+        co_return failure(upstream_failure::protocol,
+                          "reading the response failed: " + ec.message());
+      }
+      if (r.body.size() + n > limit)
+        co_return failure(upstream_failure::protocol,
+                          "the response body is too large");
+      r.body.append(piece_.data(), n);
+    }
+    const auto& head = parser_->get();
+    reusable = head.keep_alive() && !head.need_eof() && buffer_.size() == 0;
+    co_return r;
+  }
+
+  /// Hands `n` bytes of the provider's stream to the translator. A
+  /// failure in it ends this stream with an error event, nothing else.
+  void feed(size_t n, std::string& out) {
+    try {
+      inject_fault(boundary::stream_piece);
+      req_.stream->feed(std::string_view{piece_.data(), n}, out);
+    } catch (...) {
+      report_failure(boundary::stream_piece, req_.request_id,
+                     current_exception_text());
+      internal_ = true;
+      req_.stream->abort(out, std::string{internal_failure_message},
+                         "internal_error", "internal_error");
+    }
+  }
+
+  /// A read of the open stream failed: the translator ends it with the
+  /// error event that says why (broken, stalled, or out of time).
+  void read_failed(boost::system::error_code ec, clock_type::time_point end_by,
+                   upstream_result& r, std::string& out) {
+    auto& decoder = *req_.stream;
+    if (ec != beast::error::timeout) {
+      decoder.abort(out, "The upstream stream broke off: " + ec.message());
+      return;
+    }
+    if (clock_type::now() < end_by) {
+      decoder.abort(out, "The upstream stream stalled (idle timeout)");
+      return;
+    }
+    // A time limit, not a fault seen in the stream.
+    timed_out_ = true;
+    r.past_deadline = end_by >= req_.request_deadline;
+    decoder.abort(
+      out,
+      r.past_deadline ? "The request reached its deadline "
+                        "(server.request_deadline_seconds) while streaming"
+                      : "The answer took longer than the model's "
+                        "timeout_seconds",
+      "timeout_error", r.past_deadline ? "deadline_exceeded" : "timeout");
+  }
+
+  /// Relays a 2xx event stream: the client gets 200 only now, then each
+  /// translated piece, with `req.idle_timeout` between reads, until
+  /// `end_by`.
+  net::awaitable<upstream_result>
+  relay(upstream_result r, clock_type::time_point end_by, bool& reusable) {
+    auto& decoder = *req_.stream;
+    if (!co_await sink_.begin(req_.response_headers))
+      co_return client_gone_result();
+    r.streamed = true;
+    std::string out;
+    while (!parser_->is_done()) {
+      lowest_.expires_at(
+        std::min(clock_type::now() + req_.idle_timeout, end_by));
+      auto [ec, n] = co_await read_piece();
+      out.clear();
+      if (n > 0)
+        feed(n, out);
+      if (ec && decoder.state() == stream_state::open) {
+        if (sink_.client_gone())
+          break;
+        read_failed(ec, end_by, r, out);
+      }
+      if (!out.empty() && !co_await sink_.write(out))
+        break;
+      if (ec || decoder.state() != stream_state::open)
+        break;
+    }
+    if (parser_->is_done() && decoder.state() == stream_state::open
+        && !sink_.client_gone()) {
+      out.clear();
+      decoder.finish(out);
+      if (!out.empty())
+        co_await sink_.write(out);
+    }
+    bool clean = decoder.state() == stream_state::done && parser_->is_done();
+    if (!sink_.client_gone())
+      co_await sink_.end();
+    summarise(r);
+    // Reused only after a clean end with nothing left unread.
+    reusable = clean && parser_->get().keep_alive() && buffer_.size() == 0;
+    co_return r;
+  }
+
+  /// How the relayed stream ended, for the SESSION.
+  void summarise(upstream_result& r) {
+    r.summary = req_.stream->summary();
+    if (sink_.client_gone()) {
+      r.client_gone = true;
+      r.failure = upstream_failure::cancelled;
+      r.detail = "the client closed the connection";
+    } else if (!r.summary.complete) {
+      r.failure = internal_    ? upstream_failure::internal
+                  : timed_out_ ? upstream_failure::timeout
+                               : upstream_failure::protocol;
+      r.detail = r.summary.error;
+    }
+  }
+
+  Stream& stream_;
+  beast::tcp_stream& lowest_;
+  beast::flat_buffer& buffer_;
+  const upstream_request& req_;
+  downstream_sink& sink_;
+  std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_;
+  std::array<char, 16 * 1024> piece_;
+  /// The translator threw (the stream ends as the gateway's failure).
+  bool internal_ = false;
+  /// The stream ran into a time limit.
+  bool timed_out_ = false;
+};
+
 /// The streaming variant of exchange(): writes the request, waits for the
 /// response headers until `deadline`; a 2xx answer is relayed to `sink`
 /// piece by piece through `req.stream` (the translator), with
@@ -233,9 +468,6 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
                 beast::flat_buffer& buffer, const upstream_request& req,
                 clock_type::time_point deadline, clock_type::time_point end_by,
                 downstream_sink& sink, bool& reusable, bool& retryable) {
-  reusable = false;
-  retryable = false;
-  upstream_result r;
   // A client that leaves cancels the upstream call: closing the socket
   // ends whatever read or write is pending on it.
   sink.watch([&lowest] {
@@ -246,166 +478,8 @@ stream_exchange(Stream& stream, beast::tcp_stream& lowest,
     downstream_sink& sink;
     ~stop_watch() { sink.stop_watching(); }
   } guard{sink};
-  auto gone = [&] {
-    upstream_result g = failure(upstream_failure::cancelled,
-                                "the client closed the connection");
-    g.client_gone = true;
-    return g;
-  };
-  if (auto failed
-      = co_await send_request(stream, lowest, req, deadline, retryable))
-    co_return sink.client_gone() ? gone() : std::move(*failed);
-  std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
-  for (;;) {
-    parser.emplace();
-    parser->header_limit(max_response_header_bytes);
-    parser->body_limit(boost::none); // a stream is bounded by time
-    lowest.expires_at(deadline);
-    auto [hec, hn]
-      = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
-    if (hec) {
-      if (sink.client_gone())
-        co_return gone();
-      if (hec == beast::error::timeout)
-        co_return failure(upstream_failure::timeout,
-                          "timed out waiting for the response");
-      if (!parser->got_some() && is_closed(hec)) {
-        retryable = true;
-        co_return failure(upstream_failure::protocol,
-                          "the connection closed before a response");
-      }
-      co_return failure(upstream_failure::protocol,
-                        "malformed HTTP response: " + hec.message());
-    }
-    auto status = parser->get().result_int();
-    if (status >= 200 || status == 101)
-      break;
-    // An interim 1xx: its (empty) body is done; read the next header.
-    if (!parser->is_done())
-      co_return failure(upstream_failure::protocol,
-                        "malformed interim response");
-  }
-  const auto& head = parser->get();
-  r.status = head.result_int();
-  if (auto it = head.find(bhttp::field::content_type); it != head.end())
-    r.content_type = std::string{it->value()};
-  if (auto it = head.find(bhttp::field::retry_after); it != head.end())
-    r.retry_after = std::string{it->value()};
-  std::array<char, 16 * 1024> piece;
-  auto read_piece
-    = [&]() -> net::awaitable<std::pair<boost::system::error_code, size_t>> {
-    parser->get().body().data = piece.data();
-    parser->get().body().size = piece.size();
-    auto [ec, n]
-      = co_await bhttp::async_read_some(stream, buffer, *parser, nothrow);
-    if (ec == bhttp::error::need_buffer)
-      ec = {};
-    co_return std::make_pair(ec, piece.size() - parser->get().body().size);
-  };
-  // A 2xx that is not an event stream (a server that ignores "stream")
-  // is read whole too; the SESSION turns it into a stream.
-  bool event_stream
-    = r.content_type.find("text/event-stream") != std::string::npos;
-  if (r.status < 200 || r.status >= 300 || !event_stream) {
-    // Not a stream: read the answer whole, for the SESSION.
-    auto limit = r.status >= 200 && r.status < 300
-                   ? upstream_pool::max_response_bytes
-                   : max_stream_error_bytes;
-    while (!parser->is_done()) {
-      auto [ec, n] = co_await read_piece();
-      if (ec) {
-        if (sink.client_gone())
-          co_return gone();
-        if (ec == beast::error::timeout)
-          co_return failure(upstream_failure::timeout,
-                            "timed out reading the response");
-        co_return failure(upstream_failure::protocol,
-                          "reading the response failed: " + ec.message());
-      }
-      if (r.body.size() + n > limit)
-        co_return failure(upstream_failure::protocol,
-                          "the response body is too large");
-      r.body.append(piece.data(), n);
-    }
-    reusable = head.keep_alive() && !head.need_eof() && buffer.size() == 0;
-    co_return r;
-  }
-  // -- relay: the client gets 200 only now ------------------------------------
-  auto& decoder = *req.stream;
-  if (!co_await sink.begin(req.response_headers))
-    co_return gone();
-  r.streamed = true;
-  std::string out;
-  bool clean = false;
-  bool timed_out = false;
-  bool internal = false;
-  while (!parser->is_done()) {
-    lowest.expires_at(std::min(clock_type::now() + req.idle_timeout, end_by));
-    auto [ec, n] = co_await read_piece();
-    out.clear();
-    if (n > 0) {
-      // The translator reads the provider's bytes: a failure in it ends
-      // this stream with an error event, nothing else.
-      try {
-        inject_fault(boundary::stream_piece);
-        decoder.feed(std::string_view{piece.data(), n}, out);
-      } catch (...) {
-        report_failure(boundary::stream_piece, req.request_id,
-                       current_exception_text());
-        internal = true;
-        decoder.abort(out, std::string{internal_failure_message},
-                      "internal_error", "internal_error");
-      }
-    }
-    if (ec && decoder.state() == stream_state::open) {
-      if (sink.client_gone())
-        break;
-      if (ec != beast::error::timeout)
-        decoder.abort(out, "The upstream stream broke off: " + ec.message());
-      else if (clock_type::now() < end_by)
-        decoder.abort(out, "The upstream stream stalled (idle timeout)");
-      else {
-        // A time limit, not a fault seen in the stream.
-        timed_out = true;
-        r.past_deadline = end_by >= req.request_deadline;
-        decoder.abort(
-          out,
-          r.past_deadline ? "The request reached its deadline "
-                            "(server.request_deadline_seconds) while streaming"
-                          : "The answer took longer than the model's "
-                            "timeout_seconds",
-          "timeout_error", r.past_deadline ? "deadline_exceeded" : "timeout");
-      }
-    }
-    if (!out.empty() && !co_await sink.write(out))
-      break;
-    if (ec || decoder.state() != stream_state::open)
-      break;
-  }
-  if (parser->is_done() && decoder.state() == stream_state::open
-      && !sink.client_gone()) {
-    out.clear();
-    decoder.finish(out);
-    if (!out.empty())
-      co_await sink.write(out);
-  }
-  clean = decoder.state() == stream_state::done && parser->is_done();
-  if (!sink.client_gone())
-    co_await sink.end();
-  r.summary = decoder.summary();
-  if (sink.client_gone()) {
-    r.client_gone = true;
-    r.failure = upstream_failure::cancelled;
-    r.detail = "the client closed the connection";
-  } else if (!r.summary.complete) {
-    r.failure = internal    ? upstream_failure::internal
-                : timed_out ? upstream_failure::timeout
-                            : upstream_failure::protocol;
-    r.detail = r.summary.error;
-  }
-  // Reused only after a clean end with nothing left unread.
-  reusable = clean && head.keep_alive() && buffer.size() == 0;
-  co_return r;
+  stream_exchange_op<Stream> op{stream, lowest, buffer, req, sink};
+  co_return co_await op.run(deadline, end_by, reusable, retryable);
 }
 
 } // namespace
@@ -459,6 +533,155 @@ void upstream_pool::give_back(const std::string& key,
   list.push_back(std::move(c));
 }
 
+namespace {
+
+/// Tracks a connection while an exchange uses it, so cancel_all() can
+/// close it.
+struct active_entry {
+  std::unordered_set<upstream_pool::connection*>& set;
+  upstream_pool::connection* c = nullptr;
+
+  void track(upstream_pool::connection* x) {
+    c = x;
+    set.insert(x);
+  }
+
+  ~active_entry() {
+    if (c != nullptr)
+      set.erase(c);
+  }
+};
+
+/// A relayed stream's headers leave before the SESSION sees anything: its
+/// overhead header carries the time spent in the gateway before `start`.
+void add_stream_overhead(upstream_request& req, clock_type::time_point start) {
+  if (!req.stream || req.received == clock_type::time_point{})
+    return;
+  auto before = std::chrono::duration_cast<std::chrono::microseconds>(
+                  start - req.received)
+                - req.upstream_before;
+  req.response_headers.push_back(
+    {std::string{overhead_header},
+     std::to_string(std::max<int64_t>(0, before.count()))});
+}
+
+} // namespace
+
+net::awaitable<std::optional<upstream_result>>
+upstream_pool::resolve(const upstream_request& req, clock_type::time_point by,
+                       std::vector<tcp::endpoint>& out) {
+  const auto& host = req.target.host;
+  boost::system::error_code aec;
+  auto address = net::ip::make_address(host, aec);
+  if (!aec) {
+    out.emplace_back(address, req.target.port);
+    co_return std::nullopt;
+  }
+  // Name resolution counts against the connect timeout, and cancel_all()
+  // can cut it: the resolver is shared with a timer that cancels it at
+  // the deadline.
+  auto lookup = std::make_shared<resolving>(ioc_, by);
+  lookup->timer.async_wait([lookup](boost::system::error_code ec) {
+    if (!ec) {
+      lookup->timed_out = true;
+      lookup->resolver.cancel();
+    }
+  });
+  resolving_.insert(lookup.get());
+  auto [ec, results] = co_await lookup->resolver.async_resolve(
+    host, std::to_string(req.target.port), nothrow);
+  resolving_.erase(lookup.get());
+  lookup->timer.cancel();
+  if (ec) {
+    if (lookup->timed_out)
+      co_return failure(upstream_failure::timeout,
+                        "resolving the host name timed out");
+    co_return failure(upstream_failure::connect,
+                      "cannot resolve the host name: " + ec.message());
+  }
+  for (const auto& found : results)
+    out.push_back(found.endpoint());
+  co_return std::nullopt;
+}
+
+net::awaitable<std::optional<upstream_result>>
+upstream_pool::handshake(connection& conn, const std::string& host) {
+  // SNI names the host (not for IP literals, RFC 6066); the peer's
+  // certificate must match it.
+  if (!is_ip_literal(host)
+      && !SSL_set_tlsext_host_name(conn.tls->native_handle(), host.c_str()))
+    co_return failure(upstream_failure::tls, "cannot set SNI");
+  conn.tls->set_verify_callback(ssl::host_name_verification(host));
+  auto [ec]
+    = co_await conn.tls->async_handshake(ssl::stream_base::client, nothrow);
+  if (!ec)
+    co_return std::nullopt;
+  if (ec == beast::error::timeout)
+    co_return failure(upstream_failure::timeout, "the TLS handshake timed out");
+  co_return failure(upstream_failure::tls,
+                    "the TLS handshake failed: " + ec.message());
+}
+
+net::awaitable<std::optional<upstream_result>>
+upstream_pool::dial(const upstream_request& req, clock_type::time_point by,
+                    connection& conn) {
+  std::vector<tcp::endpoint> endpoints;
+  if (auto failed = co_await resolve(req, by, endpoints))
+    co_return failed;
+  if (stopping_)
+    co_return failure(upstream_failure::cancelled,
+                      "the gateway is shutting down");
+  if (req.target.tls) {
+    std::string why;
+    auto* ctx = tls_->get(req.ca_file, why);
+    if (ctx == nullptr)
+      co_return failure(upstream_failure::tls, why);
+    conn.tls
+      = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc_, *ctx);
+  } else {
+    conn.plain = std::make_unique<beast::tcp_stream>(ioc_);
+  }
+  active_.insert(&conn);
+  auto& low = conn.lowest();
+  low.expires_at(by);
+  auto [ec, ep] = co_await low.async_connect(endpoints, nothrow);
+  if (ec) {
+    if (ec == beast::error::timeout)
+      co_return failure(upstream_failure::timeout, "connecting timed out");
+    co_return failure(upstream_failure::connect,
+                      "connecting failed: " + ec.message());
+  }
+  boost::system::error_code nec;
+  low.socket().set_option(tcp::no_delay(true), nec);
+  if (conn.tls)
+    co_return co_await handshake(conn, req.target.host);
+  co_return std::nullopt;
+}
+
+net::awaitable<upstream_result> upstream_pool::exchange_on(
+  connection& conn, const upstream_request& req, downstream_sink* sink,
+  clock_type::time_point first_byte, clock_type::time_point deadline,
+  bool& reusable, bool& retryable) {
+  if (req.stream && sink != nullptr) {
+    // A stream's headers must come within min(timeout, first byte); its
+    // last byte within the attempt's timeout and the request's deadline.
+    auto headers_by = std::min(deadline, first_byte);
+    auto end_by = std::min(deadline, req.request_deadline);
+    if (conn.tls)
+      co_return co_await stream_exchange(*conn.tls, conn.lowest(), conn.buffer,
+                                         req, headers_by, end_by, *sink,
+                                         reusable, retryable);
+    co_return co_await stream_exchange(*conn.plain, conn.lowest(), conn.buffer,
+                                       req, headers_by, end_by, *sink, reusable,
+                                       retryable);
+  }
+  if (conn.tls)
+    co_return co_await exchange(*conn.tls, conn.lowest(), conn.buffer, req,
+                                first_byte, deadline, reusable, retryable);
+  co_return co_await exchange(*conn.plain, conn.lowest(), conn.buffer, req,
+                              first_byte, deadline, reusable, retryable);
+}
+
 net::awaitable<upstream_result>
 upstream_pool::call(upstream_request req,
                     std::shared_ptr<downstream_sink> sink) {
@@ -468,16 +691,7 @@ upstream_pool::call(upstream_request req,
   auto start = clock_type::now();
   auto deadline = start + req.timeout;
   auto first_byte = start + req.first_byte_timeout;
-  if (req.stream && req.received != clock_type::time_point{}) {
-    // A relayed stream's headers leave before the SESSION sees anything:
-    // its overhead is the time in the gateway before this call.
-    auto before = std::chrono::duration_cast<std::chrono::microseconds>(
-                    start - req.received)
-                  - req.upstream_before;
-    req.response_headers.push_back(
-      {std::string{overhead_header},
-       std::to_string(std::max<int64_t>(0, before.count()))});
-  }
+  add_stream_overhead(req, start);
   auto key = req.target.origin() + "|" + req.ca_file;
   upstream_result result;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -489,139 +703,23 @@ upstream_pool::call(upstream_request req,
     // The retry after a stale pooled connection always dials afresh.
     auto conn = attempt == 0 ? take_idle(key) : nullptr;
     bool reused = conn != nullptr;
-    // Tracks the connection while in use, so cancel_all() can close it;
-    // declared after `conn`, so it lets go first.
-    struct active_entry {
-      std::unordered_set<connection*>& set;
-      connection* c = nullptr;
-      void track(connection* x) {
-        c = x;
-        set.insert(x);
-      }
-      ~active_entry() {
-        if (c != nullptr)
-          set.erase(c);
-      }
-    } entry{active_};
-    if (conn)
+    // Declared after `conn`, so it lets go first.
+    active_entry entry{active_};
+    if (conn) {
       entry.track(conn.get());
-    if (!conn) {
-      // -- connect: resolve -> connect -> handshake ---------------------------
-      auto connect_deadline
-        = std::min(deadline, clock_type::now() + req.connect_timeout);
-      const auto& host = req.target.host;
-      std::vector<tcp::endpoint> endpoints;
-      boost::system::error_code aec;
-      auto address = net::ip::make_address(host, aec);
-      if (!aec) {
-        endpoints.emplace_back(address, req.target.port);
-      } else {
-        // Name resolution counts against the connect timeout, and
-        // cancel_all() can cut it: the resolver is shared with a timer
-        // that cancels it at the deadline.
-        auto lookup = std::make_shared<resolving>(ioc_, connect_deadline);
-        lookup->timer.async_wait([lookup](boost::system::error_code ec) {
-          if (!ec) {
-            lookup->timed_out = true;
-            lookup->resolver.cancel();
-          }
-        });
-        resolving_.insert(lookup.get());
-        auto [rec, results] = co_await lookup->resolver.async_resolve(
-          host, std::to_string(req.target.port), nothrow);
-        resolving_.erase(lookup.get());
-        lookup->timer.cancel();
-        if (rec) {
-          if (lookup->timed_out)
-            result = failure(upstream_failure::timeout,
-                             "resolving the host name timed out");
-          else
-            result = failure(upstream_failure::connect,
-                             "cannot resolve the host name: " + rec.message());
-          break;
-        }
-        for (const auto& found : results)
-          endpoints.push_back(found.endpoint());
-      }
+    } else {
       conn = std::make_unique<connection>();
-      if (stopping_) {
-        result = failure(upstream_failure::cancelled,
-                         "the gateway is shutting down");
+      entry.c = conn.get(); // dial() tracks it once it has a socket
+      auto by = std::min(deadline, clock_type::now() + req.connect_timeout);
+      if (auto failed = co_await dial(req, by, *conn)) {
+        result = std::move(*failed);
         break;
-      }
-      if (req.target.tls) {
-        std::string why;
-        auto* ctx = tls_->get(req.ca_file, why);
-        if (ctx == nullptr) {
-          result = failure(upstream_failure::tls, why);
-          break;
-        }
-        conn->tls
-          = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc_, *ctx);
-      } else {
-        conn->plain = std::make_unique<beast::tcp_stream>(ioc_);
-      }
-      entry.track(conn.get());
-      auto& low = conn->lowest();
-      low.expires_at(connect_deadline);
-      auto [cec, ep] = co_await low.async_connect(endpoints, nothrow);
-      if (cec) {
-        if (cec == beast::error::timeout)
-          result = failure(upstream_failure::timeout, "connecting timed out");
-        else
-          result = failure(upstream_failure::connect,
-                           "connecting failed: " + cec.message());
-        break;
-      }
-      boost::system::error_code nec;
-      low.socket().set_option(tcp::no_delay(true), nec);
-      if (conn->tls) {
-        // SNI names the host (not for IP literals, RFC 6066); the peer's
-        // certificate must match it.
-        if (!is_ip_literal(host)
-            && !SSL_set_tlsext_host_name(conn->tls->native_handle(),
-                                         host.c_str())) {
-          result = failure(upstream_failure::tls, "cannot set SNI");
-          break;
-        }
-        conn->tls->set_verify_callback(ssl::host_name_verification(host));
-        auto [hec] = co_await conn->tls->async_handshake(
-          ssl::stream_base::client, nothrow);
-        if (hec) {
-          if (hec == beast::error::timeout)
-            result = failure(upstream_failure::timeout,
-                             "the TLS handshake timed out");
-          else
-            result = failure(upstream_failure::tls,
-                             "the TLS handshake failed: " + hec.message());
-          break;
-        }
       }
     }
-    // -- write -> read --------------------------------------------------------
     bool reusable = false;
     bool retryable = false;
-    if (req.stream && sink) {
-      // A stream's headers must come within min(timeout, first byte); its
-      // last byte within the attempt's timeout and the request's deadline.
-      auto headers_by = std::min(deadline, first_byte);
-      auto end_by = std::min(deadline, req.request_deadline);
-      if (conn->tls)
-        result = co_await stream_exchange(*conn->tls, conn->lowest(),
-                                          conn->buffer, req, headers_by, end_by,
-                                          *sink, reusable, retryable);
-      else
-        result = co_await stream_exchange(*conn->plain, conn->lowest(),
-                                          conn->buffer, req, headers_by, end_by,
-                                          *sink, reusable, retryable);
-    } else if (conn->tls) {
-      result = co_await exchange(*conn->tls, conn->lowest(), conn->buffer, req,
-                                 first_byte, deadline, reusable, retryable);
-    } else {
-      result
-        = co_await exchange(*conn->plain, conn->lowest(), conn->buffer, req,
-                            first_byte, deadline, reusable, retryable);
-    }
+    result = co_await exchange_on(*conn, req, sink.get(), first_byte, deadline,
+                                  reusable, retryable);
     if (result.failure == upstream_failure::none || result.streamed) {
       if (reusable)
         give_back(key, std::move(conn));

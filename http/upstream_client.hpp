@@ -8,9 +8,11 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -52,6 +54,25 @@ public:
   struct connection;
 
 private:
+  using time_point = std::chrono::steady_clock::time_point;
+  using maybe_failure = boost::asio::awaitable<std::optional<upstream_result>>;
+
+  /// The addresses of `req`'s host, looked up until `by` (cancel_all()
+  /// cuts the lookup short). The failure, if any.
+  maybe_failure resolve(const upstream_request& req, time_point by,
+                        std::vector<boost::asio::ip::tcp::endpoint>& out);
+  /// Opens `conn` to `req`'s origin: resolve, connect, TLS handshake, all
+  /// until `by`. The failure, if any.
+  maybe_failure dial(const upstream_request& req, time_point by,
+                     connection& conn);
+  /// The TLS handshake of a new connection, with SNI and the host name
+  /// checked against the certificate.
+  maybe_failure handshake(connection& conn, const std::string& host);
+  /// One exchange on an open connection, relayed to `sink` for a stream.
+  boost::asio::awaitable<upstream_result>
+  exchange_on(connection& conn, const upstream_request& req,
+              downstream_sink* sink, time_point first_byte, time_point deadline,
+              bool& reusable, bool& retryable);
   std::unique_ptr<connection> take_idle(const std::string& key);
   void give_back(const std::string& key, std::unique_ptr<connection> c);
 
