@@ -3,9 +3,11 @@
 // Every atom, message and typed actor interface of pw-router. Reading this
 // file tells you every message in the system:
 //
-//   io thread --spawn--> SESSION --resolve--> ROUTER --admit--> MODEL ...
+//   io thread --spawn--> SESSION --resolve--> ROUTER (the ordered candidates)
+//   SESSION --admit--> each candidate MODEL in turn, until one admits
 //   SESSION --upstream_fn--> io thread --upstream--> SESSION
 //   SESSION --outcome--> MODEL;  SESSION --reply_fn--> io thread
+//   io thread --cancel--> SESSION (the deadline fired)
 //   io thread --health--> SUPERVISOR --status--> every MODEL
 //   SESSION --pre--> each pre PLUGIN;  SESSION --post--> each post PLUGIN
 
@@ -89,7 +91,7 @@ namespace pw::actors {
 
 // -- messages ----------------------------------------------------------------
 
-/// ROUTER or SESSION -> MODEL: may this request use you?
+/// SESSION -> MODEL: may this request use you?
 struct admit_request {
   /// How long the request may still run (its deadline, from now): an
   /// admission whose outcome never comes is taken back this long after,
@@ -102,7 +104,7 @@ typename Inspector::result_type inspect(Inspector& f, admit_request& x) {
   return f(caf::meta::type_name("admit_request"), x.ttl_ms);
 }
 
-/// MODEL -> ROUTER: the answer to admit. `settings` is shared, immutable
+/// MODEL -> SESSION: the answer to admit. `settings` is shared, immutable
 /// config (hence an unsafe message type: it never leaves the process).
 struct admission {
   bool admitted = false;
@@ -202,11 +204,9 @@ typename Inspector::result_type inspect(Inspector& f, health_report& x) {
            x.config_loaded_at);
 }
 
-/// SESSION -> ROUTER: find a model for this request.
+/// SESSION -> ROUTER: find the models this request may use.
 struct resolve_request {
   std::string request_id;
-  /// The request's time left, for the admission's lease.
-  int64_t ttl_ms = 0;
   /// The key's name: the rate-limit bucket.
   std::string client;
   /// Index into `server.api_keys`: whose allowlist applies.
@@ -218,8 +218,8 @@ struct resolve_request {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resolve_request& x) {
-  return f(caf::meta::type_name("resolve_request"), x.request_id, x.ttl_ms,
-           x.client, x.key_index, x.model, x.tags);
+  return f(caf::meta::type_name("resolve_request"), x.request_id, x.client,
+           x.key_index, x.model, x.tags);
 }
 
 // -- interfaces --------------------------------------------------------------
@@ -244,18 +244,23 @@ struct candidate {
   model_actor model;
 };
 
-/// ROUTER -> SESSION: the admitted model and what is left of the route.
+/// ROUTER -> SESSION: every model the request may use, in the order the
+/// SESSION tries them (admission, then fallback), and why.
+struct route_plan {
+  /// Why this route (`X-Route-Reason`), e.g. "model:gpt-4o" or
+  /// "tag:client-data->chain:local".
+  std::string reason;
+  std::vector<candidate> candidates;
+};
+
+/// The model a SESSION's current attempt runs on: a candidate whose MODEL
+/// admitted the call.
 struct route_decision {
   std::string alias;
   model_actor model;
   model_config_ptr settings;
   /// The admission's lease (echoed in the outcome).
   uint64_t lease = 0;
-  /// Why this route (`X-Route-Reason`), e.g. "model:gpt-4o" or
-  /// "tag:client-data->chain:local".
-  std::string reason;
-  /// Candidates after the chosen one, in order (for fallback).
-  std::vector<candidate> remaining;
 };
 
 /// The decision for a candidate whose MODEL admitted the call.
@@ -278,12 +283,13 @@ struct rate_windows {
 };
 
 /// The ROUTER actor interface: owns the routing table, the key allowlists
-/// and the per-client rate limits; asks MODELs for admission in order.
+/// and the per-client rate limits. It admits nothing: the SESSION asks
+/// the candidates' MODELs.
 using router_actor = caf::typed_actor<
-  // Resolves a request to the first admitted candidate, or an error
-  // (model_not_found, model_not_allowed, no_allowed_model, rate_limited,
-  // no_model_available).
-  caf::replies_to<atom::resolve, resolve_request>::with<route_decision>,
+  // Resolves a request to its ordered candidates, or an error
+  // (invalid_api_key, model_not_found, model_not_allowed, no_allowed_model,
+  // rate_limited).
+  caf::replies_to<atom::resolve, resolve_request>::with<route_plan>,
   // INTERNAL (from the SUPERVISOR): a MODEL was restarted under a new handle.
   caf::reacts_to<atom::update, std::string, model_actor>,
   // Hands its clients' rate-limit windows to its successor (a reload), so
@@ -434,7 +440,7 @@ using session_actor = caf::typed_actor<
 // These carry shared immutable config or io-thread results; they are only
 // ever exchanged inside one process.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::admission)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::route_decision)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::route_plan)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::rate_windows)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::upstream_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::gateway_config_ptr)

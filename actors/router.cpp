@@ -14,58 +14,6 @@ namespace pw::actors {
 namespace {
 
 using router_ptr = router_actor::stateful_pointer<router_state>;
-using decision_promise = caf::typed_response_promise<route_decision>;
-
-/// Asks candidates[i], then the next ones, until one admits.
-void admit_from(router_ptr self, decision_promise rp,
-                std::shared_ptr<const std::vector<std::string>> candidates,
-                size_t i, int64_t ttl_ms, int64_t soonest_ms,
-                std::string reason) {
-  if (i == candidates->size()) {
-    // Nobody admitted: tell the client when the first breaker reopens.
-    auto secs = soonest_ms > 0 ? (soonest_ms + 999) / 1000 : 1;
-    rp.deliver(make_retry_error(errc::no_model_available,
-                                "No model of the route is available now "
-                                "(circuit open or at capacity)",
-                                static_cast<uint32_t>(secs)));
-    return;
-  }
-  const auto& alias = (*candidates)[i];
-  auto it = self->state.models.find(alias);
-  if (it == self->state.models.end()) {
-    admit_from(self, std::move(rp), std::move(candidates), i + 1, ttl_ms,
-               soonest_ms, std::move(reason));
-    return;
-  }
-  auto handle = it->second;
-  // No timeout: a MODEL always answers, and a dead one fails the
-  // request at once. (A timer per request would wake CAF's clock thread.)
-  self->request(handle, caf::infinite, atom::admit_v, admit_request{ttl_ms})
-    .then(
-      [=](admission& a) mutable {
-        if (!a.admitted) {
-          auto soonest = soonest_ms;
-          if (a.retry_after_ms > 0
-              && (soonest == 0 || a.retry_after_ms < soonest))
-            soonest = a.retry_after_ms;
-          admit_from(self, rp, candidates, i + 1, ttl_ms, soonest, reason);
-          return;
-        }
-        auto d = decision_for(alias, handle, std::move(a));
-        d.reason = reason;
-        for (size_t j = i + 1; j < candidates->size(); ++j) {
-          auto m = self->state.models.find((*candidates)[j]);
-          if (m != self->state.models.end())
-            d.remaining.push_back(candidate{m->first, m->second});
-        }
-        rp.deliver(std::move(d));
-      },
-      [=](caf::error&) mutable {
-        // A MODEL that does not answer is skipped like a refusing one.
-        admit_from(self, rp, candidates, i + 1, ttl_ms, soonest_ms, reason);
-      });
-}
-
 /// The limiter of `client` under the current config.
 sliding_window_limiter& limiter_of(router_ptr self, const std::string& client) {
   auto& st = self->state;
@@ -77,10 +25,9 @@ sliding_window_limiter& limiter_of(router_ptr self, const std::string& client) {
     .first->second;
 }
 
-/// Resolves one request: its client's rate limit, the route table, the
-/// key's allowlist, then the MODELs' admission (answered later).
-caf::result<route_decision> resolve(router_ptr self,
-                                    const resolve_request& req) {
+/// Resolves one request: its client's rate limit, the route table and the
+/// key's allowlist give the ordered candidates.
+caf::result<route_plan> resolve(router_ptr self, const resolve_request& req) {
   auto& st = self->state;
   const auto& cfg = *st.config;
   if (req.key_index >= cfg.server.api_keys.size())
@@ -101,12 +48,12 @@ caf::result<route_decision> resolve(router_ptr self,
   auto found = st.table->resolve(req.model, req.tags, key.allowed_models);
   if (!found)
     return std::move(found.error());
-  auto rp = self->make_response_promise<route_decision>();
-  admit_from(
-    self, rp,
-    std::make_shared<const std::vector<std::string>>(std::move(found->models)),
-    0, req.ttl_ms, 0, std::move(found->reason));
-  return rp;
+  route_plan plan;
+  plan.reason = std::move(found->reason);
+  for (const auto& alias : found->models)
+    if (auto it = st.models.find(alias); it != st.models.end())
+      plan.candidates.push_back(candidate{it->first, it->second});
+  return plan;
 }
 
 } // namespace
@@ -134,7 +81,7 @@ router(router_actor::stateful_pointer<router_state> self,
           // It is gone already: the windows start empty, as at start-up.
         });
   return {
-    [=](atom::resolve, resolve_request& req) -> caf::result<route_decision> {
+    [=](atom::resolve, resolve_request& req) -> caf::result<route_plan> {
       // The route follows from what the client sent (model, tags): a
       // failure here fails that request, never the ROUTER every request
       // needs.

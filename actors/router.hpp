@@ -1,9 +1,9 @@
 #pragma once
 
-// The ROUTER actor: resolves a request to the first admitting candidate.
-// It applies the per-client rate limit, the route table (explicit model,
-// chain, tag rule, default) and the key's allowlist, then asks each
-// candidate MODEL for admission in order.
+// The ROUTER actor: resolves a request to its ordered candidates. It
+// applies the per-client rate limit, the route table (explicit model,
+// chain, tag rule, default) and the key's allowlist; the SESSION then
+// walks the candidates, asking each MODEL for admission in turn.
 
 #include "actors/contracts.hpp"
 #include "core/config/config.hpp"

@@ -4,9 +4,9 @@
 #include "core/boundary.hpp"
 #include "core/errc.hpp"
 #include "core/json/get.hpp"
+#include "core/json_error.hpp"
 #include "core/observe/log.hpp"
 #include "core/sha256.hpp"
-#include "core/json_error.hpp"
 
 #include <caf/all.hpp>
 
@@ -79,6 +79,15 @@ stream_options stream_options_of(session_ptr self) {
   return {st.decision->alias, st.ctx.include_usage, st.ctx.request_id, keep};
 }
 
+/// Ends the SESSION once its client has the answer: every way out goes
+/// through here, but a throw (CAF's exception handler ends the actor).
+void end_session(session_ptr self) {
+  auto& st = self->state;
+  st.finished = true;
+  st.reply = nullptr;
+  self->quit();
+}
+
 /// Answers the client and ends the session.
 void deliver(session_ptr self, http_reply reply) {
   auto& st = self->state;
@@ -92,7 +101,7 @@ void deliver(session_ptr self, http_reply reply) {
     st.reply = nullptr;
     fn(std::move(reply));
   }
-  self->quit();
+  end_session(self);
 }
 
 /// What a PLUGIN sees of the request now.
@@ -355,12 +364,28 @@ call_outcome stream_outcome(const upstream_result& r) {
 
 void next_candidate(session_ptr self);
 
+/// No candidate admitted the call: 503 with Retry-After set to when the
+/// first refusing breaker admits a probe (1 s when no refusal said).
+void nothing_admits(session_ptr self) {
+  auto soonest = self->state.soonest_retry_ms;
+  auto secs = soonest > 0 ? (soonest + 999) / 1000 : 1;
+  auto err = error_of(errc::no_model_available,
+                      "No model of the route is available now (circuit open "
+                      "or at capacity)");
+  err.retry_after = static_cast<unsigned>(secs);
+  finish_with(self, std::move(err));
+}
+
 /// Every attempt failed (or none could start): the client gets the last
 /// failure when there was one attempt, a 429 relayed when the last failure
 /// was the provider's rate limit, else a 502 summarising each attempt.
 void give_up(session_ptr self) {
   auto& st = self->state;
   if (!st.last_error) {
+    if (steady_clock::now() < st.ctx.deadline) {
+      nothing_admits(self);
+      return;
+    }
     finish_with(self, error_of(errc::deadline_exceeded,
                                "The request ran out of time before any model "
                                "could be tried"));
@@ -384,6 +409,18 @@ void give_up(session_ptr self) {
 
 void call_model(session_ptr self, route_decision d);
 
+/// A candidate that did not admit the call. Once the request has made an
+/// attempt (fallback, retry) it is an attempt of its own, `skipped (why)`;
+/// before the first admission it is passed over without one, so the
+/// attempts, the 502 summary and the metrics count only what happened
+/// after the route's first admitted model (/health shows the breakers).
+void note_skip(session_ptr self, const std::string& alias,
+               const std::string& why) {
+  auto& st = self->state;
+  if (st.decision)
+    st.attempts.push_back({alias, "skipped (" + why + ")", "skipped"});
+}
+
 /// Asks `c`'s MODEL for admission and calls it, or moves on.
 void admit_and_call(session_ptr self, candidate c) {
   auto alias = c.alias;
@@ -398,8 +435,12 @@ void admit_and_call(session_ptr self, candidate c) {
           return;
         }
         if (!a.admitted) {
-          self->state.attempts.push_back(
-            {alias, "skipped (" + a.reason + ")", "skipped"});
+          auto& st = self->state;
+          note_skip(self, alias, a.reason);
+          if (a.retry_after_ms > 0
+              && (st.soonest_retry_ms == 0
+                  || a.retry_after_ms < st.soonest_retry_ms))
+            st.soonest_retry_ms = a.retry_after_ms;
           next_candidate(self);
           return;
         }
@@ -408,13 +449,13 @@ void admit_and_call(session_ptr self, candidate c) {
       [self, alias](caf::error&) {
         if (self->state.finished)
           return;
-        self->state.attempts.push_back(
-          {alias, "skipped (not responding)", "skipped"});
+        note_skip(self, alias, "not responding");
         next_candidate(self);
       });
 }
 
-/// Falls back to the next candidate of the route, if time is left.
+/// Asks the next candidate of the route for admission, if time is left:
+/// the first attempt, and each fallback after a failure or a refusal.
 void next_candidate(session_ptr self) {
   auto& st = self->state;
   st.retries = 0;
@@ -425,6 +466,45 @@ void next_candidate(session_ptr self) {
   auto c = std::move(st.remaining.front());
   st.remaining.pop_front();
   admit_and_call(self, std::move(c));
+}
+
+/// A relayed stream ended: the post stage may record it, not change it.
+void stream_ended(session_ptr self, upstream_result& r) {
+  auto& st = self->state;
+  const auto& alias = st.decision->alias;
+  auto outcome = stream_outcome(r);
+  st.attempts.push_back({alias, outcome.error.empty() ? "ok" : outcome.error,
+                         kind_of(outcome.result)});
+  st.stream_text = std::move(r.summary.text);
+  st.stream_text_truncated = r.summary.text_truncated;
+  report(self, std::move(outcome));
+  finish(self, streamed_reply(r, alias));
+}
+
+/// What a failed (non-streamed) exchange means: the client's error, how
+/// it counts for the MODEL, and the attempt's summary.
+struct failure_verdict {
+  api_error err;
+  call_result result = call_result::failure;
+  std::string summary;
+};
+
+/// The verdict on an exchange that did not end in a 2xx.
+failure_verdict judge_failure(const upstream_result& r,
+                              const model_config& model) {
+  failure_verdict v;
+  v.err = adapters::upstream_error(r, model);
+  // Cut by the request's deadline or by the gateway's own failure: the
+  // model was not given its time, or is not to blame.
+  v.result = r.failure == upstream_failure::cancelled
+                 || r.failure == upstream_failure::internal || r.past_deadline
+               ? call_result::cancelled
+             : adapters::is_model_failure(r) ? call_result::failure
+                                             : call_result::rejected;
+  v.summary = r.failure != upstream_failure::none
+                ? std::string{to_string(r.failure)} + ": " + r.detail
+                : "HTTP " + std::to_string(r.status);
+  return v;
 }
 
 /// Handles a finished upstream exchange.
@@ -438,20 +518,10 @@ void on_upstream(session_ptr self, upstream_result& r) {
   auto latency = r.elapsed.count();
   st.upstream_spent += r.elapsed;
   if (r.streamed) {
-    // The post stage may record a streamed answer; it cannot change it.
-    auto outcome = stream_outcome(r);
-    st.attempts.push_back({model.alias,
-                           outcome.error.empty() ? "ok" : outcome.error,
-                           kind_of(outcome.result)});
-    st.stream_text = std::move(r.summary.text);
-    st.stream_text_truncated = r.summary.text_truncated;
-    report(self, std::move(outcome));
-    finish(self, streamed_reply(r, model.alias));
+    stream_ended(self, r);
     return;
   }
-  api_error err;
-  call_result result = call_result::failure;
-  std::string summary;
+  failure_verdict verdict;
   if (is_success(r)) {
     auto response = adapter.from_provider_response(r, model);
     if (response) {
@@ -460,21 +530,12 @@ void on_upstream(session_ptr self, upstream_result& r) {
       return;
     }
     // A 2xx that is not a chat answer is the provider's failure.
-    err = to_api_error(response.error());
-    summary = "malformed response";
+    verdict = {to_api_error(response.error()), call_result::failure,
+               "malformed response"};
   } else {
-    err = adapters::upstream_error(r, model);
-    // Cut by the request's deadline or by the gateway's own failure: the
-    // model was not given its time, or is not to blame.
-    result = r.failure == upstream_failure::cancelled
-                 || r.failure == upstream_failure::internal || r.past_deadline
-               ? call_result::cancelled
-             : adapters::is_model_failure(r) ? call_result::failure
-                                             : call_result::rejected;
-    summary = r.failure != upstream_failure::none
-                ? std::string{to_string(r.failure)} + ": " + r.detail
-                : "HTTP " + std::to_string(r.status);
+    verdict = judge_failure(r, model);
   }
+  auto& [err, result, summary] = verdict;
   report(self, {result, r.status, latency, summary});
   if (result != call_result::failure)
     st.attempts.push_back({model.alias, summary, kind_of(result)});
@@ -523,77 +584,66 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
                const std::vector<attempt_fact>& facts,
                std::chrono::microseconds spent, upstream_result r);
 
-/// Calls the admitted model: locally (echo) or through the io thread.
-void call_model(session_ptr self, route_decision d) {
+/// Answers from the gateway itself (echo): no io thread, no wait.
+void call_locally(session_ptr self) {
   auto& st = self->state;
-  st.decision = std::move(d);
-  st.outcome_pending = true;
-  st.attempt_start = steady_clock::now();
   const auto& model = *st.decision->settings;
   const auto& adapter = adapters::adapter_for(model.provider);
-  if (adapter.local()) {
-    auto response
-      = adapter.respond_locally(st.ctx.body, model, st.ctx.request_id);
-    auto elapsed
-      = duration_cast<microseconds>(steady_clock::now() - st.attempt_start);
-    st.upstream_spent += elapsed;
-    if (!response) {
-      auto err = to_api_error(response.error());
-      report(self, {call_result::failure, 0, elapsed.count(), err.message});
-      finish_with(self, std::move(err));
-      return;
-    }
-    report(self, {call_result::success, 200, elapsed.count(), {}});
-    // A stream request gets the whole local answer as one event stream.
-    answer(self, std::move(*response), 0, microseconds{0});
+  auto response
+    = adapter.respond_locally(st.ctx.body, model, st.ctx.request_id);
+  auto elapsed
+    = duration_cast<microseconds>(steady_clock::now() - st.attempt_start);
+  st.upstream_spent += elapsed;
+  if (!response) {
+    auto err = to_api_error(response.error());
+    report(self, {call_result::failure, 0, elapsed.count(), err.message});
+    finish_with(self, std::move(err));
     return;
   }
-  auto request = adapter.to_provider_request(st.ctx.body, model);
-  if (!request) {
-    report(self, {call_result::cancelled, 0, 0, {}});
-    finish_with(self, to_api_error(request.error()));
-    return;
-  }
-  // No attempt runs past the request's deadline.
+  report(self, {call_result::success, 200, elapsed.count(), {}});
+  // A stream request gets the whole local answer as one event stream.
+  answer(self, std::move(*response), 0, microseconds{0});
+}
+
+/// Bounds the attempt by the request's deadline (no attempt runs past it)
+/// and, for a stream, readies the relay. False when no time is left.
+bool prepare_attempt(session_ptr self, upstream_request& request) {
+  auto& st = self->state;
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
     st.ctx.deadline - steady_clock::now());
-  if (left.count() <= 0) {
-    report(self, {call_result::cancelled, 0, 0, "deadline"});
-    give_up(self);
-    return;
-  }
+  if (left.count() <= 0)
+    return false;
   // The io thread answers 504 at the deadline itself; the attempt may run a
   // little longer so that answer always comes first.
   left += std::chrono::milliseconds{100};
-  request->timeout = std::min(request->timeout, left);
-  request->first_byte_timeout = std::min(request->first_byte_timeout, left);
-  request->connect_timeout = std::min(request->connect_timeout, left);
-  request->request_deadline = st.ctx.deadline;
-  request->request_id = st.ctx.request_id;
-  if (st.ctx.stream) {
-    // The io thread relays a 2xx answer through this translator.
-    request->stream = adapter.make_stream_decoder(st.decision->settings,
-                                                  stream_options_of(self));
-    request->idle_timeout = to_ms(model.idle_timeout);
-    request->response_headers.push_back({"X-Route-Reason", st.route_reason});
-    request->received = st.ctx.received;
-    request->upstream_before = st.upstream_spent;
-    for (auto& h : request->headers)
-      if (h.name == "Accept")
-        h.value = "text/event-stream";
-  }
-  // No timer here: the io thread bounds the call by the model's timeout and
-  // the whole request by server.request_deadline_seconds.
+  request.timeout = std::min(request.timeout, left);
+  request.first_byte_timeout = std::min(request.first_byte_timeout, left);
+  request.connect_timeout = std::min(request.connect_timeout, left);
+  request.request_deadline = st.ctx.deadline;
+  request.request_id = st.ctx.request_id;
+  if (!st.ctx.stream)
+    return true;
+  // The io thread relays a 2xx answer through this translator.
+  const auto& model = *st.decision->settings;
+  request.stream
+    = adapters::adapter_for(model.provider)
+        .make_stream_decoder(st.decision->settings, stream_options_of(self));
+  request.idle_timeout = to_ms(model.idle_timeout);
+  request.response_headers.push_back({"X-Route-Reason", st.route_reason});
+  request.received = st.ctx.received;
+  request.upstream_before = st.upstream_spent;
+  for (auto& h : request.headers)
+    if (h.name == "Accept")
+      h.value = "text/event-stream";
+  return true;
+}
+
+/// Fast path, run on the io thread: a successful answer is translated and
+/// written at once, without a round trip through this actor; the SESSION
+/// then only records the outcome. Anything else comes back here.
+upstream_done fast_path_done(session_ptr self) {
+  auto& st = self->state;
   auto handle = caf::actor_cast<session_actor>(self);
-  if (!post_stage_empty(self)) {
-    st.upstream(std::move(*request), [handle](upstream_result r) {
-      caf::anon_send(handle, atom::upstream_v, std::move(r));
-    });
-    return;
-  }
-  // Fast path, run on the io thread: a successful answer is translated and
-  // written at once, without a round trip through this actor; the SESSION
-  // then only records the outcome. Anything else comes back here.
   auto reply = st.reply; // shares the once-only bridge state
   auto settings = st.decision->settings;
   auto options = st.ctx.stream
@@ -605,8 +655,8 @@ void call_model(session_ptr self, route_decision d) {
   auto facts = attempt_facts(st.attempts);
   auto spent = st.upstream_spent;
   auto id = st.ctx.request_id;
-  st.upstream(std::move(*request), [handle, reply, settings, options, reason,
-                                    facts, spent, id](upstream_result r) {
+  return [handle, reply, settings, options, reason, facts, spent,
+          id](upstream_result r) {
     // Translating on the io thread is input handling: a failure here ends
     // this request with a 500 through the SESSION, never the io thread.
     try {
@@ -620,6 +670,41 @@ void call_model(session_ptr self, route_decision d) {
       failed.detail = "the gateway failed while reading the answer";
       caf::anon_send(handle, atom::upstream_v, std::move(failed));
     }
+  };
+}
+
+/// Calls the admitted model: locally (echo) or through the io thread.
+void call_model(session_ptr self, route_decision d) {
+  auto& st = self->state;
+  st.decision = std::move(d);
+  st.outcome_pending = true;
+  st.attempt_start = steady_clock::now();
+  const auto& model = *st.decision->settings;
+  const auto& adapter = adapters::adapter_for(model.provider);
+  if (adapter.local()) {
+    call_locally(self);
+    return;
+  }
+  auto request = adapter.to_provider_request(st.ctx.body, model);
+  if (!request) {
+    report(self, {call_result::cancelled, 0, 0, {}});
+    finish_with(self, to_api_error(request.error()));
+    return;
+  }
+  if (!prepare_attempt(self, *request)) {
+    report(self, {call_result::cancelled, 0, 0, "deadline"});
+    give_up(self);
+    return;
+  }
+  // No timer here: the io thread bounds the call by the model's timeout and
+  // the whole request by server.request_deadline_seconds.
+  if (post_stage_empty(self)) {
+    st.upstream(std::move(*request), fast_path_done(self));
+    return;
+  }
+  auto handle = caf::actor_cast<session_actor>(self);
+  st.upstream(std::move(*request), [handle](upstream_result r) {
+    caf::anon_send(handle, atom::upstream_v, std::move(r));
   });
 }
 
@@ -667,25 +752,23 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
   caf::anon_send(handle, atom::upstream_v, std::move(r));
 }
 
-/// Asks the ROUTER for the request's route and calls its first model.
+/// Asks the ROUTER for the request's candidates and walks them.
 void start_route(session_ptr self) {
   auto& st = self->state;
-  resolve_request req{st.ctx.request_id, ttl_ms(self),           st.ctx.client,
-                      st.ctx.key_index,  st.ctx.requested_model, st.ctx.tags};
+  resolve_request req{st.ctx.request_id, st.ctx.client, st.ctx.key_index,
+                      st.ctx.requested_model, st.ctx.tags};
   // No timeout: the ROUTER always answers, a dead one fails the request at
   // once, and the io thread keeps the request's deadline.
   self->request(st.router, caf::infinite, atom::resolve_v, std::move(req))
     .then(
-      [self](route_decision& d) {
+      [self](route_plan& plan) {
         auto& st = self->state;
-        if (st.finished) {
-          give_back(d.model, d.lease);
+        if (st.finished)
           return;
-        }
-        st.route_reason = d.reason;
-        st.remaining.assign(std::make_move_iterator(d.remaining.begin()),
-                            std::make_move_iterator(d.remaining.end()));
-        call_model(self, std::move(d));
+        st.route_reason = std::move(plan.reason);
+        st.remaining.assign(std::make_move_iterator(plan.candidates.begin()),
+                            std::make_move_iterator(plan.candidates.end()));
+        next_candidate(self);
       },
       [self](caf::error& err) {
         if (self->state.finished)
@@ -843,9 +926,9 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
   return {
     [self](atom::upstream, upstream_result& r) { on_upstream(self, r); },
     [self](atom::outcome, call_outcome& x) {
+      // The fast path: the io thread answered the client already.
       report(self, std::move(x));
-      self->state.reply = nullptr; // already answered by the io thread
-      self->quit();
+      end_session(self);
     },
     [self](atom::retry) {
       // The backoff is over: the same model again, if it still admits.

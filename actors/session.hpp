@@ -2,12 +2,13 @@
 
 // The SESSION actor: one per chat request. It runs the pre stage (each pre
 // PLUGIN in order, each within its timeout, failing closed unless
-// `on_error: continue`), asks the ROUTER for a model, makes the provider call
-// through the io thread (upstream_fn), reports each outcome to its MODEL, falls
-// back along the route (retrying a model `max_retries` times with backoff)
-// while nothing has reached the client, runs the post stage (each post PLUGIN
-// sees how the request ended, streams included) and answers through reply_fn
-// exactly once.
+// `on_error: continue`), asks the ROUTER for the route's ordered candidates
+// and walks them: asks each MODEL for admission until one admits, makes the
+// provider call through the io thread (upstream_fn), reports each outcome to
+// its MODEL, falls back along the route (retrying a model `max_retries` times
+// with backoff) while nothing has reached the client, runs the post stage (each
+// post PLUGIN sees how the request ended, streams included) and answers through
+// reply_fn exactly once.
 
 #include "actors/contracts.hpp"
 #include "core/request/chat_request.hpp"
@@ -32,8 +33,12 @@ struct session_state {
   upstream_fn upstream;
   /// The admitted model of the current attempt.
   std::optional<route_decision> decision;
-  /// Candidates not tried yet, in route order.
+  /// Candidates not tried yet, in route order (all of the ROUTER's plan
+  /// at first).
   std::deque<candidate> remaining;
+  /// The soonest a refusing MODEL's breaker admits a probe (ms; 0 = no
+  /// refusal said), for the Retry-After of a 503 when none admits.
+  int64_t soonest_retry_ms = 0;
   /// True while a MODEL waits for this session's outcome report.
   bool outcome_pending = false;
   std::chrono::steady_clock::time_point attempt_start;

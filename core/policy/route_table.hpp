@@ -1,8 +1,8 @@
 #pragma once
 
 // Pure routing: turns a request's model, tags and key into the ordered list
-// of candidate model aliases. The ROUTER actor owns one and asks the MODELs
-// for admission in this order.
+// of candidate model aliases. The ROUTER actor owns one and hands the list
+// to the SESSION, which asks the MODELs for admission in this order.
 
 #include "core/config/config.hpp"
 

@@ -47,20 +47,18 @@ struct router_fixture : actor_fixture {
     run();
   }
 
-  /// Resolves and returns the decision, or fails the test.
-  route_decision resolve_ok(const std::string& model, uint64_t key_index = 0) {
-    std::optional<route_decision> out;
-    auto h
-      = self->request(aut, caf::infinite, atom::resolve_v,
-                      resolve_request{"r",
-                                      60000,
-                                      config->server.api_keys[key_index].name,
-                                      key_index,
-                                      model,
-                                      {}});
+  resolve_request request(const std::string& model, uint64_t key_index) {
+    return {"r", config->server.api_keys[key_index].name, key_index, model, {}};
+  }
+
+  /// Resolves and returns the plan, or fails the test.
+  route_plan resolve_ok(const std::string& model, uint64_t key_index = 0) {
+    std::optional<route_plan> out;
+    auto h = self->request(aut, caf::infinite, atom::resolve_v,
+                           request(model, key_index));
     run();
     h.receive(
-      [&](route_decision& d) { out = std::move(d); },
+      [&](route_plan& p) { out = std::move(p); },
       [&](caf::error& err) { FAIL("resolve failed: " << message_of(err)); });
     REQUIRE(out);
     return std::move(*out);
@@ -69,69 +67,80 @@ struct router_fixture : actor_fixture {
   /// Resolves and returns the error, or fails the test.
   caf::error resolve_err(const std::string& model, uint64_t key_index = 0) {
     caf::error out;
-    auto h
-      = self->request(aut, caf::infinite, atom::resolve_v,
-                      resolve_request{"r",
-                                      60000,
-                                      config->server.api_keys[key_index].name,
-                                      key_index,
-                                      model,
-                                      {}});
+    auto h = self->request(aut, caf::infinite, atom::resolve_v,
+                           request(model, key_index));
     run();
-    h.receive([&](route_decision& d) { FAIL("resolved to " << d.alias); },
+    h.receive([&](route_plan& p) { FAIL("resolved to " << p.reason); },
               [&](caf::error& err) { out = std::move(err); });
     REQUIRE(out);
     return out;
   }
+
+  /// The ROUTER asks no MODEL anything: admission is the SESSION's.
+  size_t admissions_asked() {
+    size_t n = 0;
+    for (const auto& [alias, log] : logs)
+      n += log->admits;
+    return n;
+  }
 };
+
+std::vector<std::string> aliases(const route_plan& p) {
+  std::vector<std::string> out;
+  for (const auto& c : p.candidates)
+    out.push_back(c.alias);
+  return out;
+}
 
 } // namespace
 
-TEST_CASE_METHOD(router_fixture, "an explicit model resolves to itself with "
-                                 "the rest of its chain") {
+TEST_CASE_METHOD(router_fixture, "an explicit model resolves to itself and "
+                                 "the rest of its chain, asking no MODEL") {
   start();
-  auto d = resolve_ok("gpt");
-  CHECK(d.alias == "gpt");
-  CHECK(d.settings->model == "upstream-gpt");
-  REQUIRE(d.remaining.size() == 1);
-  CHECK(d.remaining[0].alias == "llama");
-  CHECK(logs["gpt"]->admits == 1);
-  CHECK(logs["claude"]->admits == 0);
+  auto p = resolve_ok("gpt");
+  CHECK(aliases(p) == std::vector<std::string>{"gpt", "llama"});
+  CHECK(p.reason == "model:gpt");
+  CHECK(admissions_asked() == 0);
 }
 
-TEST_CASE_METHOD(router_fixture, "no model resolves to the default model") {
+TEST_CASE_METHOD(router_fixture, "no model resolves to the default model's "
+                                 "chain") {
   start();
-  auto d = resolve_ok("");
-  CHECK(d.alias == "claude");
-  CHECK(d.remaining.size() == 2);
+  CHECK(aliases(resolve_ok(""))
+        == std::vector<std::string>{"claude", "gpt", "llama"});
 }
 
-TEST_CASE_METHOD(router_fixture, "a chain name resolves to its first member") {
+TEST_CASE_METHOD(router_fixture, "a chain name resolves to its members") {
   start();
-  CHECK(resolve_ok("main").alias == "claude");
+  auto p = resolve_ok("main");
+  CHECK(aliases(p) == std::vector<std::string>{"claude", "gpt", "llama"});
 }
 
-TEST_CASE_METHOD(router_fixture, "a refusing MODEL is skipped for the next "
-                                 "candidate") {
+TEST_CASE_METHOD(router_fixture, "a refusing MODEL is still a candidate: "
+                                 "the SESSION finds out") {
   start();
   logs["claude"]->admit = false;
-  auto d = resolve_ok("claude");
-  CHECK(d.alias == "gpt");
-  CHECK(logs["claude"]->admits == 1);
-  logs["gpt"]->admit = false;
-  logs["llama"]->admit = false;
-  auto err = resolve_err("claude");
-  CHECK(code_of(err) == errc::no_model_available);
-  CHECK(retry_after_of(err) >= 1);
+  CHECK(aliases(resolve_ok("claude")).front() == "claude");
+  CHECK(admissions_asked() == 0);
 }
 
 TEST_CASE_METHOD(router_fixture, "the key's allowlist applies") {
   start();
   CHECK(code_of(resolve_err("gpt", 1)) == errc::model_not_allowed);
-  auto d = resolve_ok("", 1);
-  CHECK(d.alias == "llama");
-  CHECK(logs["claude"]->admits == 0);
+  CHECK(aliases(resolve_ok("", 1)) == std::vector<std::string>{"llama"});
   CHECK(code_of(resolve_err("nonexistent", 1)) == errc::model_not_found);
+}
+
+TEST_CASE_METHOD(router_fixture, "a key index past the configured keys is "
+                                 "refused") {
+  start();
+  auto h = self->request(aut, caf::infinite, atom::resolve_v,
+                         resolve_request{"r", "ghost", 7, "gpt", {}});
+  run();
+  caf::error err;
+  h.receive([&](route_plan&) { FAIL("resolved"); },
+            [&](caf::error& e) { err = std::move(e); });
+  CHECK(code_of(err) == errc::invalid_api_key);
 }
 
 TEST_CASE_METHOD(router_fixture, "the rate limit refuses with Retry-After and "
@@ -145,11 +154,10 @@ TEST_CASE_METHOD(router_fixture, "the rate limit refuses with Retry-After and "
   auto err = resolve_err("gpt");
   CHECK(code_of(err) == errc::rate_limited);
   CHECK(retry_after_of(err) == 10);
-  CHECK(logs["gpt"]->admits == 2);
   // Another client has its own window.
-  CHECK(resolve_ok("llama", 1).alias == "llama");
+  CHECK(aliases(resolve_ok("llama", 1)).front() == "llama");
   sched.advance_time(std::chrono::seconds{10});
-  CHECK(resolve_ok("gpt").alias == "gpt");
+  CHECK(aliases(resolve_ok("gpt")).front() == "gpt");
 }
 
 TEST_CASE_METHOD(router_fixture, "a ROUTER that replaces another takes over "
@@ -171,7 +179,7 @@ TEST_CASE_METHOD(router_fixture, "a ROUTER that replaces another takes over "
   CHECK(code_of(err) == errc::rate_limited);
   CHECK(retry_after_of(err) == 60);
   // The other client never used its window.
-  CHECK(resolve_ok("llama", 1).alias == "llama");
+  CHECK(aliases(resolve_ok("llama", 1)).front() == "llama");
 }
 
 TEST_CASE_METHOD(router_fixture, "an update replaces a MODEL's handle") {
@@ -180,7 +188,8 @@ TEST_CASE_METHOD(router_fixture, "an update replaces a MODEL's handle") {
   auto replacement = spawn(mock_model, config->models[1], log);
   self->send(aut, atom::update_v, std::string{"gpt"}, replacement);
   run();
-  resolve_ok("gpt");
-  CHECK(log->admits == 1);
-  CHECK(logs["gpt"]->admits == 0);
+  auto p = resolve_ok("gpt");
+  REQUIRE(p.candidates.size() == 2);
+  CHECK(p.candidates[0].model == replacement);
+  CHECK(p.candidates[1].model != replacement);
 }

@@ -310,6 +310,73 @@ TEST_CASE_METHOD(fallback_fixture, "a model that refuses admission is "
   CHECK(calls.size() == 1);
 }
 
+TEST_CASE_METHOD(fallback_fixture, "a first candidate that refuses is "
+                                   "passed over, the next one serves") {
+  logs["gpt"]->admit = false;
+  start();
+  CHECK(logs["gpt"]->admits == 1);
+  REQUIRE(calls.size() == 1);
+  CHECK(target_model(0) == "upstream-claude");
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  // Before the first admission a refusal is not an attempt.
+  REQUIRE(replies[0].attempts.size() == 1);
+  CHECK(replies[0].attempts[0].model == "claude");
+  CHECK(replies[0].attempts[0].outcome == "success");
+}
+
+TEST_CASE_METHOD(fallback_fixture, "a first MODEL that is dead when asked "
+                                   "for admission is passed over") {
+  self->send_exit(models.at(0).second, caf::exit_reason::kill);
+  run();
+  start();
+  REQUIRE(calls.size() == 1);
+  CHECK(target_model(0) == "upstream-claude");
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+}
+
+TEST_CASE_METHOD(fallback_fixture, "a fallback MODEL that is dead is skipped "
+                                   "as not responding") {
+  start();
+  self->send_exit(models.at(1).second, caf::exit_reason::kill);
+  run();
+  answer(503);
+  CHECK(calls.size() == 1);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].error->message
+        == "Every model of the route failed: gpt: HTTP 503; claude: skipped "
+           "(not responding)");
+}
+
+TEST_CASE_METHOD(fallback_fixture, "when no candidate admits, 503 with "
+                                   "Retry-After of the soonest breaker") {
+  logs["gpt"]->admit = false;
+  logs["gpt"]->retry_after_ms = 4'500;
+  logs["claude"]->admit = false;
+  logs["claude"]->retry_after_ms = 2'100;
+  start();
+  CHECK(calls.empty());
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::no_model_available);
+  CHECK(replies[0].error->retry_after == 3);
+  CHECK(logs["gpt"]->admits == 1);
+  CHECK(logs["claude"]->admits == 1);
+}
+
+TEST_CASE_METHOD(fallback_fixture, "when no candidate admits and none says "
+                                   "when, Retry-After is 1") {
+  logs["gpt"]->admit = false;
+  logs["claude"]->admit = false;
+  start();
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].error->code == errc::no_model_available);
+  CHECK(replies[0].error->retry_after == 1);
+}
+
 TEST_CASE_METHOD(fallback_fixture, "when every model fails the client gets "
                                    "502 with each attempt, no secrets") {
   start();

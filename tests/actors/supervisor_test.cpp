@@ -65,13 +65,27 @@ struct supervisor_fixture : actor_fixture {
     return out;
   }
 
+  /// Resolves as a SESSION does: the ROUTER's plan, then the first
+  /// candidate's admission.
   route_decision resolve(const std::string& model) {
-    route_decision out;
+    route_plan plan;
     auto h = self->request(current_router(), caf::infinite, atom::resolve_v,
-                           resolve_request{"r", 60000, "client", 0, model, {}});
+                           resolve_request{"r", "client", 0, model, {}});
     run();
-    h.receive([&](route_decision& d) { out = std::move(d); },
+    h.receive([&](route_plan& p) { plan = std::move(p); },
               [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    REQUIRE_FALSE(plan.candidates.empty());
+    auto first = plan.candidates.front();
+    route_decision out;
+    auto a = self->request(first.model, caf::infinite, atom::admit_v,
+                           admit_request{60000});
+    run();
+    a.receive(
+      [&](admission& x) {
+        REQUIRE(x.admitted);
+        out = decision_for(first.alias, first.model, std::move(x));
+      },
+      [&](caf::error& err) { FAIL(caf::to_string(err)); });
     return out;
   }
 };
@@ -127,23 +141,23 @@ TEST_CASE_METHOD(supervisor_fixture, "a dead ROUTER is restarted and "
   CHECK(resolve("second").alias == "second");
 }
 
-TEST_CASE_METHOD(supervisor_fixture, "a request in flight when its MODEL "
+TEST_CASE_METHOD(supervisor_fixture, "an admission in flight when its MODEL "
                                      "dies is refused at once, never hangs") {
-  auto router = current_router();
   auto doomed = resolve("first").model;
-  // The MODEL dies while a resolve is on its way to it.
-  auto h = self->request(router, caf::infinite, atom::resolve_v,
-                         resolve_request{"r", 60000, "client", 0, "first", {}});
+  // The MODEL dies with an admission request behind the kill in its
+  // mailbox: the request reaches a dead actor.
   self->send_exit(doomed, caf::exit_reason::kill);
+  auto h
+    = self->request(doomed, caf::infinite, atom::admit_v, admit_request{60000});
   run();
-  // The dead MODEL is skipped like a refusing one; with no other
-  // candidate the request is refused (503 with Retry-After).
+  // An error at once (the SESSION records "skipped (not responding)" and
+  // moves on), never an admission.
   bool admitted = false;
   caf::error refused;
-  h.receive([&](route_decision&) { admitted = true; },
+  h.receive([&](admission& a) { admitted = a.admitted; },
             [&](caf::error& err) { refused = std::move(err); });
   CHECK_FALSE(admitted);
-  CHECK(code_of(refused) == errc::no_model_available);
+  CHECK(refused);
   // The restarted MODEL serves the next request.
   CHECK(resolve("first").model != doomed);
 }
