@@ -1,9 +1,9 @@
 // The downstream side: acceptors, connections and endpoints. Each io thread
 // runs one io_context with its own acceptor and upstream pool; a connection
 // is a coroutine shaped like Beast's examples: read (read_head, check_head,
-// read_body), dispatch (the route table `routes`), write (write_answer, or
-// end_stream after a relayed stream), repeated while keep-alive, with a
-// deadline set before every operation.
+// read_body), dispatch (route_of over the table `routes`, run_endpoint),
+// write (write_answer, or end_stream after a relayed stream), repeated while
+// keep-alive, with a deadline set before every operation.
 
 #include "http/server.hpp"
 
@@ -509,19 +509,22 @@ bool takes(const route_entry& r, bhttp::verb method) {
   return method == bhttp::verb::get || method == bhttp::verb::head;
 }
 
-/// Routes one request to its endpoint.
-net::awaitable<http_reply> dispatch(endpoint_call& call) {
-  auto target = std::string_view{call.req.target()};
+/// The endpoint of a request, or nothing with `refused` set to its 404 or
+/// 405.
+const route_entry* route_of(const request_t& req, http_reply& refused) {
+  auto target = std::string_view{req.target()};
   auto path = target.substr(0, target.find('?'));
   for (const auto& r : routes) {
     if (r.path != path)
       continue;
-    if (!takes(r, call.req.method()))
-      co_return method_not_allowed(path, r.allow);
-    co_return co_await r.run(call);
+    if (takes(r, req.method()))
+      return &r;
+    refused = method_not_allowed(path, r.allow);
+    return nullptr;
   }
-  co_return error_reply(errc::not_found,
+  refused = error_reply(errc::not_found,
                         "Unknown path " + std::string{path.substr(0, 256)});
+  return nullptr;
 }
 
 /// A lingering close, as nginx's lingering_time and lingering_timeout: how
@@ -603,6 +606,19 @@ std::string too_large(std::string_view what, size_t limit) {
 
 using parser_t = bhttp::request_parser<bhttp::string_body>;
 
+/// One request while its connection serves it. It lives in the connection
+/// (made once per connection), so the steps below keep only references in
+/// their coroutine frames: Asio recycles small frames, and a frame of over
+/// about 1 KiB would be a malloc and a free per step.
+struct request_state {
+  request_log info;
+  std::optional<parser_t> parser;
+  request_t req;
+  /// The sink a chat stream relays into (set by handle_chat).
+  std::shared_ptr<downstream_sink> sink;
+  http_reply reply;
+};
+
 /// One client connection: its stream, its read buffer and the limits of
 /// the configuration it started under, registered with its io thread
 /// (for drain and the connection count) for as long as it lives.
@@ -618,6 +634,8 @@ struct connection {
   actors::generation_ptr gen;
   const server_config& cfg;
   int64_t started_unix;
+  /// The request being served.
+  std::optional<request_state> current;
 
   connection(worker& wk, tcp::socket sock, int64_t started)
       : w(wk), remote(remote_of(sock)), tls(wk.tls),
@@ -736,11 +754,16 @@ net::awaitable<bool> read_head(connection& c, parser_t& parser,
   co_return true;
 }
 
+/// Why a request is refused before its body is read.
+struct refusal {
+  errc code;
+  std::string message;
+};
+
 /// What the parser lets through but a smuggler could use, and the limits
 /// with their own statuses: answered before any body is read, and the
-/// connection closes. False when answered.
-net::awaitable<bool> check_head(connection& c, const parser_t& parser,
-                                const request_log& info) {
+/// connection closes.
+std::optional<refusal> check_head(const connection& c, const parser_t& parser) {
   const auto& header = parser.get();
   request_head head;
   head.version = header.version();
@@ -748,33 +771,28 @@ net::awaitable<bool> check_head(connection& c, const parser_t& parser,
   head.target = header.target();
   for (const auto& f : header)
     head.fields.emplace_back(f.name_string(), f.value());
-  if (auto err = check_request_head(head)) {
-    co_await c.reject(code_of(err), message_of(err), info);
-    co_return false;
-  }
+  if (auto err = check_request_head(head))
+    return refusal{code_of(err), message_of(err)};
   // The body limit is checked against Content-Length before reading it.
-  if (auto len = parser.content_length(); len && *len > c.cfg.max_body_bytes) {
-    co_await c.reject(errc::payload_too_large,
-                      too_large("body exceeds", c.cfg.max_body_bytes), info);
-    co_return false;
-  }
-  co_return true;
+  if (auto len = parser.content_length(); len && *len > c.cfg.max_body_bytes)
+    return refusal{errc::payload_too_large,
+                   too_large("body exceeds", c.cfg.max_body_bytes)};
+  return std::nullopt;
 }
 
 /// A key that fails is answered before the body is read; the answer then
 /// takes the common way out (log line, metrics), and the connection closes
 /// lingering.
-std::optional<http_reply>
-refuse_before_body(connection& c, const parser_t& parser, request_log& info) {
+bool refuse_before_body(const connection& c, const parser_t& parser,
+                        request_log& info, http_reply& refused) {
   const auto& header = parser.get();
   if (parser.is_done() || !keyed_body_endpoint(info.path)
       || header.method() != bhttp::verb::post)
-    return std::nullopt;
-  http_reply refused;
+    return false;
   if (authorize(actors::config_of(c.gen), header, refused) != nullptr)
-    return std::nullopt;
+    return false;
   info.client.clear();
-  return refused;
+  return true;
 }
 
 /// Reads the request's body (after a 100 Continue if the client waits for
@@ -810,20 +828,19 @@ net::awaitable<bool> read_body(connection& c, parser_t& parser,
 /// Runs the request's endpoint. Handling one request is input handling: a
 /// failure in it ends this request with a 500, never the connection's io
 /// thread.
-net::awaitable<http_reply> run_endpoint(endpoint_call& call) {
-  http_reply reply;
+net::awaitable<void> run_endpoint(endpoint_call& call, http_reply& out) {
   bool failed = false;
   try {
     inject_fault(boundary::request);
-    reply = co_await dispatch(call);
+    if (const auto* route = route_of(call.req, out))
+      out = co_await route->run(call);
   } catch (...) {
     failed = true;
     report_failure(boundary::request, call.info.request_id,
                    current_exception_text());
   }
   if (failed)
-    reply = error_reply(errc::internal, std::string{internal_failure_message});
-  co_return reply;
+    out = error_reply(errc::internal, std::string{internal_failure_message});
 }
 
 /// Closes the connection's write side. Always false: the connection ends.
@@ -836,8 +853,10 @@ net::awaitable<bool> close_connection(connection& c) {
 /// that did not end cleanly (or a SESSION that died while it ran) leaves
 /// the connection in no state for another request. True when it may
 /// serve the next request.
-net::awaitable<bool> end_stream(connection& c, const request_t& req,
-                                const request_log& info, http_reply& reply) {
+net::awaitable<bool> end_stream(connection& c, request_state& r) {
+  const auto& req = r.req;
+  const auto& info = r.info;
+  auto& reply = r.reply;
   if (!reply.streamed)
     reply.status = 200;
   log_request(info, reply);
@@ -851,9 +870,11 @@ net::awaitable<bool> end_stream(connection& c, const request_t& req,
 /// Writes a whole answer, then logs and counts it. True when the
 /// connection may serve the next request; `unread` (an early answer left
 /// a body unread) closes it lingering.
-net::awaitable<bool> write_answer(connection& c, const request_t& req,
-                                  const request_log& info, http_reply& reply,
+net::awaitable<bool> write_answer(connection& c, request_state& r,
                                   bool unread) {
+  const auto& req = r.req;
+  const auto& info = r.info;
+  auto& reply = r.reply;
   auto total = since(info.start);
   if (is_chat(info) && !reply.facts_unknown)
     reply.headers.push_back(
@@ -881,44 +902,39 @@ net::awaitable<bool> write_answer(connection& c, const request_t& req,
 /// Reads one request, answers it and writes the answer. True when the
 /// connection may serve the next one.
 net::awaitable<bool> serve_one(connection& c) {
-  request_log info;
-  info.remote = c.remote;
-  info.start = clock_type::now();
-  std::optional<parser_t> parser;
-  parser.emplace();
-  if (!co_await read_head(c, *parser, info))
+  auto& r = c.current.emplace();
+  r.info.remote = c.remote;
+  r.info.start = clock_type::now();
+  auto& parser = r.parser.emplace();
+  if (!co_await read_head(c, parser, r.info))
     co_return false;
-  if (!co_await check_head(c, *parser, info))
+  if (auto refused = check_head(c, parser)) {
+    co_await c.reject(refused->code, std::move(refused->message), r.info);
     co_return false;
-  auto early = refuse_before_body(c, *parser, info);
-  if (!parser->is_done() && !early) {
-    if (!co_await read_body(c, *parser, info))
+  }
+  bool early = refuse_before_body(c, parser, r.info, r.reply);
+  if (!parser.is_done() && !early) {
+    if (!co_await read_body(c, parser, r.info))
       co_return false;
   }
   // An early answer leaves a body unread: the connection cannot go on.
-  bool unread = !parser->is_done();
-  auto req = parser->release();
+  bool unread = !parser.is_done();
+  r.req = parser.release();
   // The bridge's deadline timer bounds the wait for the actors.
   c.stream.lowest().expires_never();
-  std::shared_ptr<downstream_sink> sink;
-  endpoint_call call{c.w, c.stream, req, info, c.started_unix, sink};
-  // No co_await inside a conditional expression: GCC 12 mishandles the
-  // temporaries of one.
-  http_reply reply;
-  if (early)
-    reply = std::move(*early);
-  else
-    reply = co_await run_endpoint(call);
-  bool started_stream = sink && sink->started();
-  if (sink) {
-    sink->detach(); // the connection owns its socket again
+  endpoint_call call{c.w, c.stream, r.req, r.info, c.started_unix, r.sink};
+  if (!early)
+    co_await run_endpoint(call, r.reply);
+  bool started_stream = r.sink && r.sink->started();
+  if (r.sink) {
+    r.sink->detach(); // the connection owns its socket again
     // An answer that came before the stream's writes ended (the 504 at
     // the deadline, a SESSION that died): those writes end first.
-    co_await sink->settle();
+    co_await r.sink->settle();
   }
-  if (reply.streamed || started_stream)
-    co_return co_await end_stream(c, req, info, reply);
-  co_return co_await write_answer(c, req, info, reply, unread);
+  if (r.reply.streamed || started_stream)
+    co_return co_await end_stream(c, r);
+  co_return co_await write_answer(c, r, unread);
 }
 
 /// One client connection, for its whole life: read, dispatch, write,
