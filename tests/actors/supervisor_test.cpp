@@ -150,7 +150,8 @@ TEST_CASE_METHOD(supervisor_fixture, "an admission in flight when its MODEL "
   auto h
     = self->request(doomed, caf::infinite, atom::admit_v, admit_request{60000});
   run();
-  // An error at once (the SESSION records "skipped (not responding)" and
+  // An error at once (the SESSION passes the candidate over, or during a
+  // fallback records "skipped (not responding)", and
   // moves on), never an admission.
   bool admitted = false;
   caf::error refused;

@@ -3,9 +3,11 @@
 
 #include "tests/integration/common.hpp"
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sys/wait.h>
 
 using namespace pw::test;
@@ -45,6 +47,32 @@ TEST_CASE("/health shows every model's actor state without calling an "
   CHECK(head.status == 200);
   CHECK(head.body.empty());
   CHECK(std::stoul(head.header("content-length")) > 0);
+}
+
+TEST_CASE("/health's latency percentiles come from the model's calls") {
+  // Nine quick answers and one that waits 400 ms: the p99 of ten calls is
+  // the slow one, the p50 a quick one.
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto ok = answer_ok();
+  fake_upstream upstream{[calls, ok](const fake_request& req) {
+    auto r = ok(req);
+    if (++*calls == 5)
+      r.delay = std::chrono::milliseconds{400};
+    return r;
+  }};
+  gateway_process gw{
+    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(http_request(gw.port(), "POST", "/v1/chat/completions",
+                         chat_body("gpt"), auth_json(full_key))
+              .status
+            == 200);
+  auto m = http_request(gw.port(), "GET", "/health").json()["models"]["gpt"];
+  CHECK(m["requests"] == 10);
+  CHECK(m["p99_latency_ms"].get<double>() >= 400.0);
+  CHECK(m["p50_latency_ms"].get<double>() < 400.0);
+  CHECK(m["p50_latency_ms"].get<double>() > 0.0);
+  CHECK(m["p50_latency_ms"].get<double>() <= m["p99_latency_ms"].get<double>());
 }
 
 TEST_CASE("unknown paths and wrong methods get 404 and 405 envelopes") {

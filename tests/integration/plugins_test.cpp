@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -295,6 +296,46 @@ TEST_CASE("PII is redacted upstream and the audit log holds only hashes") {
   for (const auto* needle :
        {"jane.roe", "4111", full_key.c_str(), upstream_key.c_str()})
     CHECK(gw.output().find(needle) == std::string::npos);
+}
+
+TEST_CASE("a SIGHUP that changes an audit_log entry is refused, and the "
+          "running chain keeps recording") {
+  temp_dir dir;
+  fake_upstream up{answer_chat()};
+  auto config_with = [&](const std::string& file) {
+    return make_config(openai_model("m", up.base_url()), "m", "",
+                       "middleware:\n"
+                       "  post_response:\n"
+                       "    - plugin: audit_log\n"
+                       "      config: {path: \""
+                         + (dir.path / file).string() + "\", fsync: every}\n");
+  };
+  gateway_process gw{config_with("first.jsonl")};
+  auto chat = [&] {
+    return http_request(gw.port(), "POST", "/v1/chat/completions",
+                        chat_body("m"), auth_json(full_key))
+      .status;
+  };
+  REQUIRE(chat() == 200);
+  auto sha_before = http_request(gw.port(), "GET", "/health")
+                      .json()["config_sha256"]
+                      .get<std::string>();
+  gw.rewrite_config(config_with("second.jsonl"));
+  gw.signal(SIGHUP);
+  REQUIRE(gw.wait_for_output("\"event\":\"reload_rejected\""));
+  CHECK(gw.output().find("audit_log entries changed; restart pw-router")
+        != std::string::npos);
+  CHECK(http_request(gw.port(), "GET", "/health").json()["config_sha256"]
+        == sha_before);
+  REQUIRE(chat() == 200);
+  // One writer per chain: the running entry recorded both requests (after
+  // its header line), and no second file was opened.
+  auto lines = lines_of(dir.path / "first.jsonl");
+  REQUIRE(lines.size() == 3);
+  CHECK(nlohmann::json::parse(lines[1])["status"] == 200);
+  CHECK(nlohmann::json::parse(lines[2])["status"] == 200);
+  CHECK_FALSE(fs::exists(dir.path / "second.jsonl"));
+  CHECK(gw.running());
 }
 
 TEST_CASE("after a crash tore its last line the audit log recovers, serves "

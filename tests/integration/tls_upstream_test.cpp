@@ -71,3 +71,17 @@ TEST_CASE("a certificate for another host name fails with 502") {
   CHECK(error_of(res)["code"] == "upstream_failed");
   CHECK(upstream.requests().empty());
 }
+
+TEST_CASE("without ca_file the system CA store decides, as OpenSSL's "
+          "SSL_CERT_FILE points it") {
+  fake_upstream upstream{answer_ok("system store"), cert("localhost")};
+  auto config = make_config(
+    tls_model(upstream.base_url("localhost") + "/v1", false), "secure");
+  // OpenSSL's default paths honour SSL_CERT_FILE: with the test CA there,
+  // the same upstream that fails without it is trusted.
+  gateway_process gw{config, {{"SSL_CERT_FILE", tls_dir + "ca.pem"}}};
+  auto res = ask(gw);
+  REQUIRE(res.status == 200);
+  CHECK(res.json()["choices"][0]["message"]["content"] == "system store");
+  CHECK(upstream.requests().size() == 1);
+}
