@@ -656,11 +656,6 @@ struct connection {
   }
 
   void set_idle(bool idle) { w.open.at(id).idle = idle; }
-
-  net::awaitable<void> reject(errc code, std::string message,
-                              const request_log& info) {
-    co_await http::reject(stream, error_reply(code, std::move(message)), info);
-  }
 };
 
 /// The TLS handshake, if any. Old protocol versions, plain HTTP on the TLS
@@ -712,22 +707,22 @@ net::awaitable<void> reject_head(connection& c, const parser_t& parser,
   if (ec == bhttp::error::header_limit && !line_parsed
       && received.find("\r\n") == std::string_view::npos)
     // Not even the request line ended: the target is too long.
-    co_await c.reject(errc::uri_too_long, too_large("line exceeds", max_header),
-                      info);
+    co_await reject(c.stream, errc::uri_too_long,
+                    too_large("line exceeds", max_header), info);
   else if (ec == bhttp::error::bad_version)
-    co_await c.reject(errc::http_version_not_supported,
-                      "Only HTTP/1.0 and HTTP/1.1 are supported", info);
+    co_await reject(c.stream, errc::http_version_not_supported,
+                    "Only HTTP/1.0 and HTTP/1.1 are supported", info);
   else if (ec == bhttp::error::header_limit)
-    co_await c.reject(errc::headers_too_large,
-                      too_large("headers exceed", max_header), info);
+    co_await reject(c.stream, errc::headers_too_large,
+                    too_large("headers exceed", max_header), info);
   else if (ec == bhttp::error::body_limit)
     // Beast checks Content-Length against the limit with the headers, so
     // the body is refused before a byte of it is read.
-    co_await c.reject(errc::payload_too_large,
-                      too_large("body exceeds", c.cfg.max_body_bytes), info);
+    co_await reject(c.stream, errc::payload_too_large,
+                    too_large("body exceeds", c.cfg.max_body_bytes), info);
   else if (!benign(ec))
-    co_await c.reject(errc::invalid_request,
-                      "Malformed HTTP request: " + ec.message(), info);
+    co_await reject(c.stream, errc::invalid_request,
+                    "Malformed HTTP request: " + ec.message(), info);
 }
 
 /// Reads the request's header, within a total deadline (a client that
@@ -817,11 +812,11 @@ net::awaitable<bool> read_body(connection& c, parser_t& parser,
   if (!ec)
     co_return true;
   if (ec == bhttp::error::body_limit)
-    co_await c.reject(errc::payload_too_large,
-                      too_large("body exceeds", c.cfg.max_body_bytes), info);
+    co_await reject(c.stream, errc::payload_too_large,
+                    too_large("body exceeds", c.cfg.max_body_bytes), info);
   else if (!benign(ec) && ec != bhttp::error::partial_message)
-    co_await c.reject(errc::invalid_request,
-                      "Malformed HTTP request body: " + ec.message(), info);
+    co_await reject(c.stream, errc::invalid_request,
+                    "Malformed HTTP request body: " + ec.message(), info);
   co_return false;
 }
 
@@ -909,7 +904,8 @@ net::awaitable<bool> serve_one(connection& c) {
   if (!co_await read_head(c, parser, r.info))
     co_return false;
   if (auto refused = check_head(c, parser)) {
-    co_await c.reject(refused->code, std::move(refused->message), r.info);
+    co_await reject(c.stream, refused->code, std::move(refused->message),
+                    r.info);
     co_return false;
   }
   bool early = refuse_before_body(c, parser, r.info, r.reply);
