@@ -636,12 +636,16 @@ struct connection {
   int64_t started_unix;
   /// The request being served.
   std::optional<request_state> current;
+  /// This connection's entry in `w.open` (an unordered_map: the element
+  /// stays where it is until erased).
+  worker::connection_entry* entry = nullptr;
 
   connection(worker& wk, tcp::socket sock, int64_t started)
       : w(wk), remote(remote_of(sock)), tls(wk.tls),
         stream(std::move(sock), tls.get()), id(wk.next_id++), gen(wk.gen),
         cfg(actors::config_of(gen).server), started_unix(started) {
-    w.open.emplace(id, worker::connection_entry{&stream, true});
+    entry = &w.open.emplace(id, worker::connection_entry{&stream, true})
+               .first->second;
     ++w.connections;
     w.live.store(w.connections, std::memory_order_relaxed);
   }
@@ -655,7 +659,7 @@ struct connection {
     w.live.store(w.connections, std::memory_order_relaxed);
   }
 
-  void set_idle(bool idle) { w.open.at(id).idle = idle; }
+  void set_idle(bool idle) { entry->idle = idle; }
 };
 
 /// The TLS handshake, if any. Old protocol versions, plain HTTP on the TLS
