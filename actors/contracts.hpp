@@ -7,7 +7,7 @@
 //   SESSION --admit--> each candidate MODEL in turn, until one admits
 //   SESSION --upstream_fn--> io thread --upstream--> SESSION
 //   SESSION --outcome--> MODEL;  SESSION --reply_fn--> io thread
-//   io thread --cancel--> SESSION (the deadline fired)
+//   io thread --cancel--> SESSION (the deadline fired, or the client left)
 //   io thread --health--> SUPERVISOR --status--> every MODEL
 //   SESSION --pre--> each pre PLUGIN;  SESSION --post--> each post PLUGIN
 
@@ -431,9 +431,11 @@ using session_actor = caf::typed_actor<
   caf::reacts_to<atom::outcome, call_outcome>,
   // INTERNAL: the backoff before retrying the same model is over.
   caf::reacts_to<atom::retry>,
-  // The io thread answered 504 at the request's deadline: give back the
-  // admission, let the post stage record the end, and quit.
-  caf::reacts_to<atom::cancel>>;
+  // The io thread stopped waiting: it answered 504 at the request's
+  // deadline, or the client left (the io thread also cut the upstream
+  // exchange in flight, whose result the SESSION then awaits). Give back
+  // the admission, let the post stage record the end, and quit.
+  caf::reacts_to<atom::cancel, cancel_reason>>;
 
 } // namespace pw::actors
 

@@ -171,7 +171,7 @@ cancel_fn start_chat(const generation_ptr& gen, chat_context ctx,
   auto s
     = gen->system->spawn(session, std::move(ctx), gen->router, gen->plugins,
                          std::move(reply), std::move(upstream));
-  return [s] { caf::anon_send(s, atom::cancel_v); };
+  return [s](cancel_reason why) { caf::anon_send(s, atom::cancel_v, why); };
 }
 
 void start_health(const generation_ptr& gen, reply_fn reply) {

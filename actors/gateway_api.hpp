@@ -23,13 +23,15 @@ using publish_fn = std::function<void(generation_ptr)>;
 /// The configuration a generation runs on.
 const gateway_config& config_of(const generation_ptr& gen);
 
-/// Ends a SESSION early: its io thread stopped waiting (the request's
-/// deadline passed). Harmless after the SESSION ended by itself.
-using cancel_fn = std::function<void()>;
+/// Ends a SESSION early: its io thread stopped waiting, because the
+/// request's deadline passed or the client left. Harmless after the
+/// SESSION ended by itself.
+using cancel_fn = std::function<void(cancel_reason)>;
 
 /// Spawns a SESSION for one chat request. `reply` is called exactly once;
 /// `upstream` runs provider calls on the calling io thread. The io thread
-/// calls the returned function when it stops waiting for the reply.
+/// calls the returned function when it stops waiting for the reply, with
+/// the reason.
 cancel_fn start_chat(const generation_ptr& gen, chat_context ctx,
                      reply_fn reply, upstream_fn upstream);
 

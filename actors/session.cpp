@@ -507,6 +507,29 @@ failure_verdict judge_failure(const upstream_result& r,
   return v;
 }
 
+api_error client_closed_error() {
+  return error_of(errc::client_closed,
+                  "The client closed its connection before the answer");
+}
+
+/// The client left while the model worked and the io thread cut the
+/// exchange: the model is not at fault, and nothing more is tried for
+/// nobody. The post stage and the log line see client_closed.
+void left_during_call(session_ptr self, const upstream_result& r) {
+  auto& st = self->state;
+  report(self, {call_result::cancelled, r.status, r.elapsed.count(),
+                "client closed"});
+  st.attempts.push_back(
+    {st.decision->alias, "client closed", kind_of(call_result::cancelled)});
+  http_reply reply;
+  reply.error = client_closed_error();
+  reply.upstream_status = r.status;
+  reply.upstream_time = r.elapsed;
+  finish(self, std::move(reply));
+}
+
+void retry_or_fall_back(session_ptr self, api_error err, unsigned status);
+
 /// Handles a finished upstream exchange.
 void on_upstream(session_ptr self, upstream_result& r) {
   auto& st = self->state;
@@ -519,6 +542,10 @@ void on_upstream(session_ptr self, upstream_result& r) {
   st.upstream_spent += r.elapsed;
   if (r.streamed) {
     stream_ended(self, r);
+    return;
+  }
+  if (r.client_gone) {
+    left_during_call(self, r);
     return;
   }
   failure_verdict verdict;
@@ -546,6 +573,15 @@ void on_upstream(session_ptr self, upstream_result& r) {
                                "deadline"));
     return;
   }
+  if (st.client_gone) {
+    // An exchange that ended before the io thread could cut it: the MODEL
+    // hears how, but nothing more is tried for nobody. (An answer that
+    // made it is used above: it was paid for.)
+    if (result == call_result::failure)
+      st.attempts.push_back({model.alias, summary, "failure"});
+    finish_with(self, client_closed_error());
+    return;
+  }
   if (result != call_result::failure) {
     // The client's own mistake (4xx) or nobody left to answer: no fallback.
     http_reply reply;
@@ -555,8 +591,15 @@ void on_upstream(session_ptr self, upstream_result& r) {
     finish(self, std::move(reply));
     return;
   }
-  // Nothing reached the client yet: retry or fall back, if time is left.
   st.attempts.push_back({model.alias, summary, "failure"});
+  retry_or_fall_back(self, std::move(err), r.status);
+}
+
+/// Nothing reached the client yet: the same model again after a backoff,
+/// or the next candidate, if time is left.
+void retry_or_fall_back(session_ptr self, api_error err, unsigned status) {
+  auto& st = self->state;
+  const auto& model = *st.decision->settings;
   if (steady_clock::now() >= st.ctx.deadline) {
     finish_with(self, error_of(errc::deadline_exceeded,
                                "The request did not finish within its "
@@ -564,10 +607,10 @@ void on_upstream(session_ptr self, upstream_result& r) {
     return;
   }
   st.last_error = std::move(err);
-  st.last_status = r.status;
+  st.last_status = status;
   // A rate limit is not retried on the same model: the provider said when
   // to come back, and that is rarely within this request's time.
-  if (st.retries < model.max_retries && r.status != 429) {
+  if (st.retries < model.max_retries && status != 429) {
     auto wait = retry_backoff(++st.retries);
     if (steady_clock::now() + wait < st.ctx.deadline) {
       self->delayed_send(self, wait, atom::retry_v);
@@ -575,6 +618,28 @@ void on_upstream(session_ptr self, upstream_result& r) {
     }
   }
   next_candidate(self);
+}
+
+/// The io thread stopped waiting. At the deadline the client got its 504
+/// already; the post stage still records how the request ended, and the
+/// MODEL gets its admission back. A client that left: the exchange in
+/// flight (if any) was cut by the io thread, and its result ends the
+/// request; otherwise it ends here.
+void on_cancel(session_ptr self, cancel_reason why) {
+  auto& st = self->state;
+  if (st.finished)
+    return;
+  if (why == cancel_reason::client_left) {
+    st.client_gone = true;
+    if (st.outcome_pending)
+      return;
+    finish_with(self, client_closed_error());
+    return;
+  }
+  report(self, {call_result::cancelled, 0, 0, "deadline"});
+  finish_with(self, error_of(errc::deadline_exceeded,
+                             "The request did not finish within its "
+                             "deadline"));
 }
 
 void fast_path(const session_actor& handle, const reply_fn& reply,
@@ -941,16 +1006,7 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
       }
       admit_and_call(self, candidate{st.decision->alias, st.decision->model});
     },
-    [self](atom::cancel) {
-      // The client got its 504 already; the post stage still records how
-      // the request ended, and the MODEL gets its admission back.
-      if (self->state.finished)
-        return;
-      report(self, {call_result::cancelled, 0, 0, "deadline"});
-      finish_with(self, error_of(errc::deadline_exceeded,
-                                 "The request did not finish within its "
-                                 "deadline"));
-    },
+    [self](atom::cancel, cancel_reason why) { on_cancel(self, why); },
   };
 }
 

@@ -69,6 +69,9 @@ struct session_state {
   /// PLUGINs, the ROUTER, MODELs or a retry timer are dropped (admissions
   /// given back).
   bool finished = false;
+  /// The client left (the io thread's cancel): no retry or fallback runs
+  /// for nobody, and the exchange in flight, cut, ends the request.
+  bool client_gone = false;
   /// What the client gets if no attempt succeeds.
   std::optional<api_error> last_error;
   unsigned last_status = 0;

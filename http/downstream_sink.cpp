@@ -60,40 +60,79 @@ void downstream_sink::op_done() {
 void downstream_sink::client_left() {
   watching_ = false;
   gone_ = true;
+  if (auto cut = std::move(cut_))
+    cut();
   if (auto f = std::move(on_gone_))
     f();
 }
+
+void downstream_sink::cut_with(std::function<void()> cut) {
+  cut_ = std::move(cut);
+}
+
+namespace {
+
+enum class peeked { quiet, closed, data };
+
+/// Looks at the socket without reading: a closed connection shows as an
+/// empty peek, a pipelined request stays in the socket.
+peeked peek(int fd) {
+  char byte = 0;
+  auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0)
+    return peeked::data;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return peeked::quiet;
+  return peeked::closed;
+}
+
+} // namespace
 
 void downstream_sink::watch(std::function<void()> on_gone) {
   if (!attached_ || watching_)
     return;
   on_gone_ = std::move(on_gone);
   watching_ = true;
+  // The reactor reports a change of readiness only: a client that closed
+  // before this point would never be seen by the wait alone.
+  switch (peek(stream_.lowest().socket().native_handle())) {
+  case peeked::closed:
+    client_left();
+    return;
+  case peeked::data:
+    saw_data();
+    return;
+  case peeked::quiet:
+    break;
+  }
   wait_pending_ = true;
-  // Waits for readability without reading: a closed connection shows as
-  // an empty peek, a pipelined request stays in the socket.
   stream_.lowest().socket().async_wait(
     net::socket_base::wait_read,
     [self = shared_from_this()](boost::system::error_code ec) {
       self->wait_pending_ = false;
       if (ec || !self->attached_ || !self->watching_)
         return;
-      char byte = 0;
-      auto fd = self->stream_.lowest().socket().native_handle();
-      auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      switch (peek(self->stream_.lowest().socket().native_handle())) {
+      case peeked::closed:
         self->client_left();
         return;
-      }
-      if (self->stream_.tls()) {
-        // Under TLS these bytes are most likely the client's close_notify,
-        // with its FIN right behind. Readability would fire again at once,
-        // so look for the FIN itself, now and then, while the answer runs.
-        self->check_hangup();
+      case peeked::data:
+      case peeked::quiet: // woken with nothing to read: as for data
+        self->saw_data();
         return;
       }
-      self->watching_ = false; // a pipelined request, left for later
     });
+}
+
+void downstream_sink::saw_data() {
+  if (stream_.tls()) {
+    // Under TLS these bytes are most likely the client's close_notify,
+    // with its FIN right behind. Readability would fire again at once, so
+    // look for the FIN itself, now and then, while the answer runs.
+    check_hangup();
+    return;
+  }
+  watching_ = false; // a pipelined request, left for later
 }
 
 void downstream_sink::check_hangup() {

@@ -1,8 +1,10 @@
 #pragma once
 
-// Where a streamed answer goes: the client connection that waits for it.
-// The upstream client writes the SSE response through this, on the same
-// io thread, while the connection coroutine waits for the SESSION's reply.
+// The client connection of a chat request, as the request's other parts see
+// it while the connection coroutine waits for the SESSION's reply: it
+// watches the client (one that leaves cancels the SESSION's work and cuts
+// the upstream exchange in flight), and a streamed answer is written
+// through it by the upstream client, on the same io thread.
 
 #include "core/request/exchange.hpp"
 
@@ -37,13 +39,21 @@ public:
   /// The client closed its connection (or could not keep up).
   [[nodiscard]] bool client_gone() const { return gone_; }
 
-  /// Watches the client while the upstream works: `on_gone` runs once if
-  /// the client closes its connection. Data the client sends meanwhile (a
-  /// pipelined request) stays unread for the connection.
+  /// Watches the client while the request is served: if it closes its
+  /// connection (also before this call, or only its sending half, as
+  /// nginx counts it), the exchange set by cut_with() is cut and
+  /// `on_gone` runs, once. Data the client sends meanwhile (a pipelined
+  /// request) stays unread for the connection; without TLS, the watch
+  /// ends there.
   void watch(std::function<void()> on_gone);
 
   /// Stops watching; `on_gone` will not run any more.
   void stop_watching();
+
+  /// While an upstream exchange works for this request, `cut` ends it (it
+  /// closes the upstream socket); it runs at once if the client leaves.
+  /// An empty function: no exchange in flight.
+  void cut_with(std::function<void()> cut);
 
   /// Waits until no write of this sink is in flight, closing the socket
   /// first if one is: the connection may then destroy its stream.
@@ -69,6 +79,7 @@ private:
   std::chrono::milliseconds write_timeout_;
   std::shared_ptr<boost::asio::steady_timer> deadline_;
   std::function<void()> on_gone_;
+  std::function<void()> cut_;
   /// Under TLS: looks for the client's FIN now and then (check_hangup).
   boost::asio::steady_timer recheck_;
   /// Cancelled when the last write in flight ends while settle() waits.
@@ -83,6 +94,9 @@ private:
 
   void op_done();
   void client_left();
+  /// Readable bytes with the client still there: a pipelined request, or
+  /// (under TLS) most likely its close_notify.
+  void saw_data();
   void check_hangup();
 };
 

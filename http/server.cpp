@@ -67,6 +67,7 @@ struct worker {
   // connection coroutines, which still unregister from `open`, the counters
   // and the pool; so those are declared before it.
   std::optional<upstream_pool> pool;
+  /// Upstream calls with no client to watch (the health checks).
   upstream_fn upstream;
   /// The generation this thread serves; replaced only on this thread.
   actors::generation_ptr gen;
@@ -365,30 +366,31 @@ net::awaitable<http_reply> handle_chat(endpoint_call& call) {
   ctx.body = chat_payload{std::move(req.body())};
   // The same instant the SESSION counts to: from the request's first byte.
   auto deadline = std::make_shared<net::steady_timer>(w.ioc, ctx.deadline);
-  auto upstream = w.upstream;
-  if (ctx.stream) {
-    // A stream is relayed by the upstream call itself, straight into this
-    // connection; the sink takes the deadline away once it starts.
-    call.sink = std::make_shared<downstream_sink>(
-      call.stream, req.version(), info.request_id,
-      to_ms(cfg.server.write_timeout), deadline);
-    auto* pool = &*w.pool;
-    upstream
-      = make_upstream_fn(w.ioc, [pool, s = call.sink](upstream_request r) {
-          return pool->call(std::move(r), s);
-        });
-  }
+  // The sink watches the client for the whole request; a stream is relayed
+  // through it by the upstream call itself, straight into this connection
+  // (the sink takes the deadline away once the stream starts).
+  call.sink = std::make_shared<downstream_sink>(
+    call.stream, req.version(), info.request_id,
+    to_ms(cfg.server.write_timeout), deadline);
+  auto* pool = &*w.pool;
+  auto upstream
+    = make_upstream_fn(w.ioc, [pool, s = call.sink](upstream_request r) {
+        return pool->call(std::move(r), s);
+      });
   actors::cancel_fn cancel;
   auto start_session = [&](reply_fn fn) {
     cancel = actors::start_chat(gen, std::move(ctx), std::move(fn),
                                 std::move(upstream));
+    // A client that leaves cuts the upstream exchange in flight (the sink
+    // does) and tells the SESSION, which ends without fallback or retry.
+    call.sink->watch([cancel] { cancel(cancel_reason::client_left); });
   };
   auto answer
     = co_await async_actor_call(start_session, deadline, net::use_awaitable);
   // The bridge answered for the SESSION (504 at the deadline): it must not
   // go on working for a client that has its answer.
   if (answer.facts_unknown && cancel)
-    cancel();
+    cancel(cancel_reason::deadline);
   co_return answer;
 }
 
@@ -614,7 +616,8 @@ struct request_state {
   request_log info;
   std::optional<parser_t> parser;
   request_t req;
-  /// The sink a chat stream relays into (set by handle_chat).
+  /// The chat request's watch on its client, and the sink a stream
+  /// relays into (set by handle_chat).
   std::shared_ptr<downstream_sink> sink;
   http_reply reply;
 };
@@ -898,6 +901,20 @@ net::awaitable<bool> write_answer(connection& c, request_state& r,
   co_return true;
 }
 
+/// The client left before its answer: nothing is written and the
+/// connection ends. The log line says 499 client_closed (nginx's
+/// convention), whatever the SESSION made of it; the model and the tokens
+/// of an answer that came in time are kept for the log and the counters.
+bool drop_answer(connection& c, request_state& r) {
+  auto& reply = r.reply;
+  reply.error.reset();
+  reply.status = 499;
+  reply.log_error = "client_closed";
+  log_request(r.info, reply);
+  account(c.w, r.info, reply, since(r.info.start));
+  return false;
+}
+
 /// Reads one request, answers it and writes the answer. True when the
 /// connection may serve the next one.
 net::awaitable<bool> serve_one(connection& c) {
@@ -934,6 +951,8 @@ net::awaitable<bool> serve_one(connection& c) {
   }
   if (r.reply.streamed || started_stream)
     co_return co_await end_stream(c, r);
+  if (r.sink && r.sink->client_gone())
+    co_return drop_answer(c, r);
   co_return co_await write_answer(c, r, unread);
 }
 

@@ -76,6 +76,9 @@ struct upstream_pool::connection {
     return plain ? *plain : beast::get_lowest_layer(*tls);
   }
 
+  /// False until dial() made the stream.
+  [[nodiscard]] bool has_socket() const { return plain || tls; }
+
   /// False if the peer closed the idle connection (or sent something it
   /// should not have). `socket().is_open()` cannot see a peer's FIN.
   bool alive() {
@@ -460,24 +463,13 @@ private:
 /// piece by piece through `req.stream` (the translator), with
 /// `req.idle_timeout` between reads, until `end_by` (the attempt's or the
 /// request's time limit, whichever comes first); anything else is read
-/// whole and returned like exchange() does. The client is watched
-/// throughout: if it leaves, the upstream connection is closed at once.
+/// whole and returned like exchange() does.
 template <class Stream>
 net::awaitable<upstream_result>
 stream_exchange(Stream& stream, beast::tcp_stream& lowest,
                 beast::flat_buffer& buffer, const upstream_request& req,
                 clock_type::time_point deadline, clock_type::time_point end_by,
                 downstream_sink& sink, bool& reusable, bool& retryable) {
-  // A client that leaves cancels the upstream call: closing the socket
-  // ends whatever read or write is pending on it.
-  sink.watch([&lowest] {
-    boost::system::error_code ec;
-    lowest.socket().close(ec);
-  });
-  struct stop_watch {
-    downstream_sink& sink;
-    ~stop_watch() { sink.stop_watching(); }
-  } guard{sink};
   stream_exchange_op<Stream> op{stream, lowest, buffer, req, sink};
   co_return co_await op.run(deadline, end_by, reusable, retryable);
 }
@@ -534,6 +526,36 @@ void upstream_pool::give_back(const std::string& key,
 }
 
 namespace {
+
+/// Lets the client's sink cut the attempt in flight: a client that leaves
+/// closes the upstream socket, which ends whatever connect, write or read
+/// is pending on it.
+struct client_cut {
+  downstream_sink* sink;
+  upstream_pool::connection* current = nullptr;
+
+  explicit client_cut(downstream_sink* s) : sink(s) {
+    if (sink != nullptr)
+      sink->cut_with([this] {
+        if (current != nullptr && current->has_socket()) {
+          boost::system::error_code ec;
+          current->lowest().socket().close(ec);
+        }
+      });
+  }
+
+  ~client_cut() {
+    if (sink != nullptr)
+      sink->cut_with({});
+  }
+
+  client_cut(const client_cut&) = delete;
+  client_cut& operator=(const client_cut&) = delete;
+
+  [[nodiscard]] bool client_gone() const {
+    return sink != nullptr && sink->client_gone();
+  }
+};
 
 /// Tracks a connection while an exchange uses it, so cancel_all() can
 /// close it.
@@ -694,27 +716,42 @@ upstream_pool::call(upstream_request req,
   add_stream_overhead(req, start);
   auto key = req.target.origin() + "|" + req.ca_file;
   upstream_result result;
+  client_cut cut{sink.get()};
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (stopping_) {
       result
         = failure(upstream_failure::cancelled, "the gateway is shutting down");
       break;
     }
+    if (cut.client_gone()) {
+      result = client_gone_result();
+      break;
+    }
     // The retry after a stale pooled connection always dials afresh.
     auto conn = attempt == 0 ? take_idle(key) : nullptr;
     bool reused = conn != nullptr;
-    // Declared after `conn`, so it lets go first.
+    // Declared after `conn`, so they let go first.
     active_entry entry{active_};
+    struct current_attempt {
+      client_cut& cut;
+      ~current_attempt() { cut.current = nullptr; }
+    } attempt_guard{cut};
     if (conn) {
       entry.track(conn.get());
+      cut.current = conn.get();
     } else {
       conn = std::make_unique<connection>();
+      cut.current = conn.get();
       entry.c = conn.get(); // dial() tracks it once it has a socket
       auto by = std::min(deadline, clock_type::now() + req.connect_timeout);
       if (auto failed = co_await dial(req, by, *conn)) {
         result = std::move(*failed);
         break;
       }
+    }
+    if (cut.client_gone()) {
+      result = client_gone_result(); // left while the connection opened
+      break;
     }
     bool reusable = false;
     bool retryable = false;
@@ -735,6 +772,10 @@ upstream_pool::call(upstream_request req,
   if (stopping_ && result.failure != upstream_failure::none && !result.streamed)
     result
       = failure(upstream_failure::cancelled, "the gateway is shutting down");
+  // The same when the client left and cut it (a stream says so itself).
+  else if (cut.client_gone() && result.failure != upstream_failure::none
+           && !result.streamed)
+    result = client_gone_result();
   auto end = clock_type::now();
   // A timeout at the request's deadline was the deadline's doing.
   if (result.failure == upstream_failure::timeout

@@ -90,6 +90,15 @@ struct http_reply {
   bool facts_unknown = false;
 };
 
+/// Why the io thread stopped waiting for a chat request's SESSION.
+enum class cancel_reason : uint8_t {
+  /// The request's deadline passed: the client got its 504.
+  deadline,
+  /// The client closed its connection (the io thread also cut the upstream
+  /// exchange in flight, if any).
+  client_left,
+};
+
 /// Delivers the answer to the connection; called exactly once.
 using reply_fn = std::function<void(http_reply)>;
 

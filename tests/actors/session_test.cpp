@@ -121,7 +121,7 @@ TEST_CASE_METHOD(session_fixture, "a cancel from the io thread ends a "
   // The request had about an hour: the lease says so.
   REQUIRE(model_log->ttls.size() == 1);
   CHECK(model_log->ttls[0] > 3'500'000);
-  self->send(s, atom::cancel_v);
+  self->send(s, atom::cancel_v, cancel_reason::deadline);
   run();
   REQUIRE(replies.size() == 1);
   REQUIRE(replies[0].error);
@@ -228,7 +228,7 @@ struct fallback_fixture : actor_fixture {
     run();
   }
 
-  void start() {
+  session_actor start() {
     chat_context ctx;
     ctx.request_id = "req-1";
     ctx.client = "client";
@@ -240,9 +240,10 @@ struct fallback_fixture : actor_fixture {
       calls.push_back(std::move(req));
       answer_upstream = std::move(done);
     };
-    sys.spawn(session, std::move(ctx), router_handle, plugin_set_ptr{},
-              reply_fn{reply}, upstream_fn{upstream});
+    auto s = sys.spawn(session, std::move(ctx), router_handle, plugin_set_ptr{},
+                       reply_fn{reply}, upstream_fn{upstream});
     run();
+    return s;
   }
 
   void answer(unsigned status, std::string body = "{}") {
@@ -262,6 +263,19 @@ struct fallback_fixture : actor_fixture {
     upstream_result r;
     r.failure = upstream_failure::connect;
     r.detail = "connecting failed: Connection refused";
+    auto done = std::move(answer_upstream);
+    answer_upstream = nullptr;
+    done(std::move(r));
+    run();
+  }
+
+  /// The io thread's answer for an exchange it cut because the client
+  /// left.
+  void cut_by_client() {
+    upstream_result r;
+    r.failure = upstream_failure::cancelled;
+    r.detail = "the client closed the connection";
+    r.client_gone = true;
     auto done = std::move(answer_upstream);
     answer_upstream = nullptr;
     done(std::move(r));
@@ -458,6 +472,68 @@ TEST_CASE_METHOD(fallback_fixture, "an attempt cut by the request deadline "
   CHECK(replies[0].error->code == errc::deadline_exceeded);
   REQUIRE(logs["gpt"]->outcomes.size() == 1);
   CHECK(logs["gpt"]->outcomes[0].result == call_result::cancelled);
+}
+
+TEST_CASE_METHOD(fallback_fixture, "a client that leaves during the call "
+                                   "ends the request when the cut exchange "
+                                   "returns, with no fallback") {
+  auto s = start();
+  REQUIRE(calls.size() == 1);
+  self->send(s, atom::cancel_v, cancel_reason::client_left);
+  run();
+  // The exchange in flight was cut by the io thread; its result ends it.
+  CHECK(replies.empty());
+  CHECK(logs["gpt"]->outcomes.empty());
+  cut_by_client();
+  CHECK(calls.size() == 1); // nothing more is tried for nobody
+  REQUIRE(replies.size() == 1);
+  REQUIRE(replies[0].error);
+  CHECK(replies[0].error->code == errc::client_closed);
+  REQUIRE(logs["gpt"]->outcomes.size() == 1);
+  CHECK(logs["gpt"]->outcomes[0].result == call_result::cancelled);
+  CHECK(logs["gpt"]->outcomes[0].error == "client closed");
+  REQUIRE(replies[0].attempts.size() == 1);
+  CHECK(replies[0].attempts[0].outcome == "cancelled");
+}
+
+TEST_CASE_METHOD(fallback_fixture, "a failure that raced the client's leaving "
+                                   "starts no fallback") {
+  auto s = start();
+  self->send(s, atom::cancel_v, cancel_reason::client_left);
+  run();
+  refuse_connection(); // came back before the cut
+  CHECK(calls.size() == 1);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].error->code == errc::client_closed);
+  // The refusal was the model's own failure, and counts as one.
+  CHECK(logs["gpt"]->outcomes.at(0).result == call_result::failure);
+}
+
+TEST_CASE_METHOD(fallback_fixture, "an answer that came before the client's "
+                                   "leaving is still used") {
+  auto s = start();
+  self->send(s, atom::cancel_v, cancel_reason::client_left);
+  run();
+  answer(200, completion);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].status == 200);
+  CHECK(replies[0].prompt_tokens == 3);
+  CHECK(logs["gpt"]->outcomes.at(0).result == call_result::success);
+}
+
+TEST_CASE_METHOD(retry_fixture, "a client that leaves during the backoff "
+                                "ends the request at once") {
+  auto s = start();
+  answer(502);
+  REQUIRE(calls.size() == 1); // waiting for the backoff
+  self->send(s, atom::cancel_v, cancel_reason::client_left);
+  run();
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].error->code == errc::client_closed);
+  sched.advance_time(std::chrono::seconds{1});
+  run();
+  CHECK(calls.size() == 1); // the retry does not run
+  CHECK(replies.size() == 1);
 }
 
 TEST_CASE_METHOD(fallback_fixture, "a MODEL that dies during the upstream "

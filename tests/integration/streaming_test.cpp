@@ -236,7 +236,7 @@ TEST_CASE("an upstream stream that goes quiet is cut at the idle timeout") {
   CHECK_FALSE(r.has("[DONE]"));
   CHECK(r.closed);
   // The gateway closed its side of the upstream connection.
-  CHECK(upstream.wait_for_stream_cut(10s));
+  CHECK(upstream.wait_for_cut(10s));
 }
 
 TEST_CASE("a client that leaves mid-stream cancels the upstream at once") {
@@ -251,7 +251,7 @@ TEST_CASE("a client that leaves mid-stream cancels the upstream at once") {
   } // the client closes its connection here
   // The upstream would stream for 5 s more; its cut comes long before.
   // (A bound of 2 s, not a latency figure: ASan on 2 busy cores is slow.)
-  CHECK(upstream.wait_for_stream_cut(2s));
+  CHECK(upstream.wait_for_cut(2s));
   CHECK(gw.wait_for_output("\"error\":\"client_closed\""));
   auto health = http_request(gw.port(), "GET", "/health").json();
   CHECK(health["models"]["m"]["failures"] == 0);
@@ -268,7 +268,7 @@ TEST_CASE("a client that does not read is cut, not buffered for") {
   REQUIRE(conn.send(stream_request("m")));
   // The client reads nothing. The gateway stops reading the upstream when
   // the client's socket is full, then cuts both after the write timeout.
-  CHECK(upstream.wait_for_stream_cut(20s));
+  CHECK(upstream.wait_for_cut(20s));
   CHECK(gw.running());
   CHECK(http_request(gw.port(), "GET", "/health").status == 200);
 }
@@ -293,7 +293,7 @@ TEST_CASE("a stream still flowing at the request deadline ends with one "
   CHECK(r.has("\"type\":\"timeout_error\""));
   CHECK_FALSE(r.has("[DONE]"));
   CHECK(r.closed);
-  CHECK(upstream.wait_for_stream_cut(10s));
+  CHECK(upstream.wait_for_cut(10s));
   // The model was cut off, not at fault.
   auto health = http_request(gw.port(), "GET", "/health").json();
   CHECK(health["models"]["m"]["failures"] == 0);
@@ -312,7 +312,7 @@ TEST_CASE("a stream longer than the model's timeout_seconds is cut and "
   CHECK(r.has("\"code\":\"timeout\""));
   CHECK(r.has("timeout_seconds"));
   CHECK_FALSE(r.has("[DONE]"));
-  CHECK(upstream.wait_for_stream_cut(10s));
+  CHECK(upstream.wait_for_cut(10s));
   auto health = http_request(gw.port(), "GET", "/health").json();
   CHECK(health["models"]["m"]["failures"] == 1);
 }

@@ -197,7 +197,35 @@ TEST_CASE("a TLS client that leaves mid-stream with close_notify cancels the "
   // close_notify and FIN; the socket stays open and unread, so no reset
   // and no failed write tells the gateway: only the FIN does.
   conn.leave();
-  CHECK(upstream.wait_for_stream_cut(1s));
+  CHECK(upstream.wait_for_cut(1s));
   CHECK(gw.wait_for_output("\"error\":\"client_closed\""));
+  std::filesystem::remove_all(pki.dir);
+}
+
+TEST_CASE("a TLS client that leaves a whole answer with close_notify cuts "
+          "the upstream at once") {
+  auto pki = make_test_pki("leave-whole");
+  fake_upstream upstream{[](const fake_request& req) {
+    auto r = answer_ok()(req);
+    r.delay = 30s; // a whole answer, 30 s away
+    return r;
+  }};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m",
+                                 tls_server(pki.server_cert, pki.server_key))};
+  tls_connection conn{gw.port(), trusting(pki)};
+  auto body = chat_body("m");
+  REQUIRE(conn.send("POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+                    "Authorization: Bearer "
+                    + full_key + "\r\nContent-Length: "
+                    + std::to_string(body.size()) + "\r\n\r\n" + body));
+  REQUIRE(upstream.wait_for_requests(1, 10s));
+  // close_notify and FIN, the socket left open: only the FIN tells.
+  conn.leave();
+  CHECK(upstream.wait_for_cut(5s));
+  CHECK(gw.wait_for_output("\"status\":499"));
+  auto health
+    = https_request(gw.port(), trusting(pki), "GET", "/health").json();
+  CHECK(health["models"]["m"]["in_flight"] == 0);
+  CHECK(health["models"]["m"]["failures"] == 0);
   std::filesystem::remove_all(pki.dir);
 }

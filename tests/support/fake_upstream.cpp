@@ -40,7 +40,7 @@ struct fake_upstream::impl {
   fake_handler handler;
   std::vector<fake_request> received;
   size_t connections = 0;
-  size_t stream_cuts = 0;
+  size_t cuts = 0;
 
   fake_handler current_handler() {
     std::lock_guard<std::mutex> guard{mtx};
@@ -87,7 +87,7 @@ struct fake_upstream::impl {
   void record_cut() {
     {
       std::lock_guard<std::mutex> guard{mtx};
-      ++stream_cuts;
+      ++cuts;
     }
     cv.notify_all();
   }
@@ -159,9 +159,10 @@ struct fake_upstream::impl {
       rec.connection = conn_id;
       record(rec);
       auto response = current_handler()(rec);
-      if (response.delay.count() > 0) {
-        net::steady_timer timer{ioc, response.delay};
-        co_await timer.async_wait(nothrow);
+      if (response.delay.count() > 0
+          && co_await wait_or_cut(stream, response.delay)) {
+        record_cut();
+        co_return;
       }
       if (response.drop)
         co_return;
@@ -275,11 +276,9 @@ size_t fake_upstream::connections_opened() const {
   return impl_->connections;
 }
 
-bool fake_upstream::wait_for_stream_cut(
-  std::chrono::milliseconds timeout) const {
+bool fake_upstream::wait_for_cut(std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> guard{impl_->mtx};
-  return impl_->cv.wait_for(guard, timeout,
-                            [&] { return impl_->stream_cuts > 0; });
+  return impl_->cv.wait_for(guard, timeout, [&] { return impl_->cuts > 0; });
 }
 
 void fake_upstream::set_handler(fake_handler handler) {

@@ -44,7 +44,8 @@ struct fake_response {
   std::string body = "{}";
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
-  /// Wait this long before answering.
+  /// Wait this long before answering (a gateway that closes the
+  /// connection meanwhile counts as a cut).
   std::chrono::milliseconds delay{0};
   /// Close the connection without answering.
   bool drop = false;
@@ -95,9 +96,10 @@ public:
   /// Connections accepted so far.
   [[nodiscard]] size_t connections_opened() const;
 
-  /// Blocks until the gateway closed a connection in the middle of a
-  /// streamed answer, or `timeout` passed.
-  bool wait_for_stream_cut(std::chrono::milliseconds timeout) const;
+  /// Blocks until the gateway closed a connection while an answer was on
+  /// its way (during the `delay` of a whole answer, or in the middle of a
+  /// streamed one), or `timeout` passed.
+  bool wait_for_cut(std::chrono::milliseconds timeout) const;
 
   /// Replaces the handler (thread-safe).
   void set_handler(fake_handler handler);

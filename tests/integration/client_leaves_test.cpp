@@ -1,0 +1,99 @@
+// A client that leaves a whole (non-streamed) answer: the gateway sees it
+// while the model works, cuts the upstream exchange, gives the model its
+// admission back and logs 499. (A client that leaves a stream is in
+// streaming_test.cpp and tls_inbound_test.cpp.)
+
+#include "tests/integration/common.hpp"
+
+using namespace pw::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A chat request on the wire, not streamed.
+std::string raw_chat(const std::string& model,
+                     const std::string& connection = "keep-alive") {
+  auto body = chat_body(model);
+  return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: "
+         "Bearer "
+         + full_key + "\r\nContent-Type: application/json\r\nConnection: "
+         + connection + "\r\nContent-Length: " + std::to_string(body.size())
+         + "\r\n\r\n" + body;
+}
+
+/// An upstream that would answer after 30 s (and notices a cut).
+fake_upstream slow_upstream() {
+  return fake_upstream{[](const fake_request& req) {
+    auto r = answer_ok()(req);
+    r.delay = 30s;
+    return r;
+  }};
+}
+
+nlohmann::json model_health(uint16_t port, const std::string& alias) {
+  return http_request(port, "GET", "/health").json()["models"][alias];
+}
+
+} // namespace
+
+TEST_CASE("a client that leaves a whole answer cuts the upstream at once and "
+          "frees the model") {
+  auto upstream = slow_upstream();
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
+  {
+    raw_connection conn{gw.port()};
+    REQUIRE(conn.send(raw_chat("m")));
+    REQUIRE(upstream.wait_for_requests(1, 10s));
+  } // the client closes its connection here
+  // The upstream would answer in 30 s; its cut comes long before. (A bound
+  // of 5 s, not a latency figure: ASan on 2 busy cores is slow.)
+  CHECK(upstream.wait_for_cut(5s));
+  CHECK(gw.wait_for_output("\"status\":499"));
+  CHECK(gw.wait_for_output("\"error\":\"client_closed\""));
+  auto m = model_health(gw.port(), "m");
+  CHECK(m["in_flight"] == 0);
+  CHECK(m["cancelled"] == 1);
+  CHECK(m["failures"] == 0);
+  CHECK(m["circuit"] == "closed");
+  // No fallback or retry ran for nobody.
+  CHECK(chats(upstream) == 1);
+}
+
+TEST_CASE("a client that closes right after its request is seen, though it "
+          "left before the gateway looked") {
+  auto upstream = slow_upstream();
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
+  {
+    raw_connection conn{gw.port()};
+    REQUIRE(conn.send(raw_chat("m")));
+  } // closed before the gateway read the request, most likely
+  CHECK(gw.wait_for_output("\"status\":499"));
+  // Either the upstream never got the request, or it got it and was cut.
+  if (chats(upstream) > 0)
+    CHECK(upstream.wait_for_cut(5s));
+  auto m = model_health(gw.port(), "m");
+  CHECK(m["in_flight"] == 0);
+  CHECK(m["failures"] == 0);
+}
+
+TEST_CASE("a client that stays gets its answer, with the watch on") {
+  // The same path as above, without the leaving: a pipelined second
+  // request on the connection is not taken for a client that left.
+  fake_upstream upstream{[](const fake_request& req) {
+    auto r = answer_ok()(req);
+    r.delay = 200ms;
+    return r;
+  }};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
+  raw_connection conn{gw.port()};
+  REQUIRE(conn.send(raw_chat("m") + raw_chat("m", "close")));
+  bool closed = false;
+  auto got = conn.read_until_close(20s, closed);
+  CHECK(closed);
+  size_t answers = 0;
+  for (auto pos = got.find("HTTP/1.1 200"); pos != std::string::npos;
+       pos = got.find("HTTP/1.1 200", pos + 1))
+    ++answers;
+  CHECK(answers == 2);
+  CHECK(chats(upstream) == 2);
+}
