@@ -24,13 +24,10 @@ constexpr auto nothrow = net::as_tuple(net::use_awaitable);
 } // namespace
 
 downstream_sink::downstream_sink(client_stream& stream, unsigned http_version,
-                                 std::string request_id,
                                  std::chrono::milliseconds write_timeout,
                                  std::shared_ptr<net::steady_timer> deadline)
-    : stream_(stream), version_(http_version),
-      request_id_(std::move(request_id)), write_timeout_(write_timeout),
-      deadline_(std::move(deadline)), recheck_(stream.get_executor()),
-      idle_(stream.get_executor()) {
+    : stream_(stream), version_(http_version), write_timeout_(write_timeout),
+      deadline_(std::move(deadline)) {
   // nop
 }
 
@@ -47,14 +44,14 @@ net::awaitable<void> downstream_sink::settle() {
   boost::system::error_code ec;
   stream_.lowest().socket().close(ec);
   settling_ = true;
-  idle_.expires_at(net::steady_timer::time_point::max());
-  co_await idle_.async_wait(nothrow);
+  idle_.emplace(stream_.get_executor(), net::steady_timer::time_point::max());
+  co_await idle_->async_wait(nothrow);
   settling_ = false;
 }
 
 void downstream_sink::op_done() {
   if (--busy_ == 0 && settling_)
-    idle_.cancel();
+    idle_->cancel();
 }
 
 void downstream_sink::client_left() {
@@ -63,7 +60,7 @@ void downstream_sink::client_left() {
   if (auto cut = std::move(cut_))
     cut();
   if (auto f = std::move(on_gone_))
-    f();
+    f(cancel_reason::client_left);
 }
 
 void downstream_sink::cut_with(std::function<void()> cut) {
@@ -88,7 +85,7 @@ peeked peek(int fd) {
 
 } // namespace
 
-void downstream_sink::watch(std::function<void()> on_gone) {
+void downstream_sink::watch(std::function<void(cancel_reason)> on_gone) {
   if (!attached_ || watching_)
     return;
   on_gone_ = std::move(on_gone);
@@ -143,8 +140,10 @@ void downstream_sink::check_hangup() {
     client_left();
     return;
   }
-  recheck_.expires_after(std::chrono::milliseconds{50});
-  recheck_.async_wait(
+  if (!recheck_)
+    recheck_.emplace(stream_.get_executor());
+  recheck_->expires_after(std::chrono::milliseconds{50});
+  recheck_->async_wait(
     [self = shared_from_this()](boost::system::error_code ec) {
       if (!ec)
         self->check_hangup();
@@ -156,7 +155,8 @@ void downstream_sink::stop_watching() {
     return;
   watching_ = false;
   on_gone_ = nullptr;
-  recheck_.cancel();
+  if (recheck_)
+    recheck_->cancel();
   if (attached_ && wait_pending_) {
     // Only the readiness wait is cancelled, never a write in flight.
     boost::system::error_code ec;
@@ -165,7 +165,8 @@ void downstream_sink::stop_watching() {
 }
 
 net::awaitable<bool>
-downstream_sink::begin(const std::vector<header_field>& extra) {
+downstream_sink::begin(const std::string& request_id,
+                       const std::vector<header_field>& extra) {
   if (!attached_ || gone_)
     co_return false;
   // The stream has its own timeouts now; the request deadline would cut a
@@ -174,7 +175,7 @@ downstream_sink::begin(const std::vector<header_field>& extra) {
   bhttp::response<bhttp::empty_body> res{bhttp::status::ok, version_};
   res.set(bhttp::field::content_type, "text/event-stream");
   res.set(bhttp::field::cache_control, "no-cache");
-  res.set("X-Request-Id", request_id_);
+  res.set("X-Request-Id", request_id);
   res.set("X-Content-Type-Options", "nosniff");
   res.set("X-Frame-Options", "DENY");
   res.set("Referrer-Policy", "no-referrer");

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,7 +26,6 @@ class client_stream;
 class downstream_sink : public std::enable_shared_from_this<downstream_sink> {
 public:
   downstream_sink(client_stream& stream, unsigned http_version,
-                  std::string request_id,
                   std::chrono::milliseconds write_timeout,
                   std::shared_ptr<boost::asio::steady_timer> deadline);
 
@@ -42,10 +42,10 @@ public:
   /// Watches the client while the request is served: if it closes its
   /// connection (also before this call, or only its sending half, as
   /// nginx counts it), the exchange set by cut_with() is cut and
-  /// `on_gone` runs, once. Data the client sends meanwhile (a pipelined
-  /// request) stays unread for the connection; without TLS, the watch
-  /// ends there.
-  void watch(std::function<void()> on_gone);
+  /// `on_gone(cancel_reason::client_left)` runs, once. Data the client sends
+  /// meanwhile (a pipelined request) stays unread for the connection; without
+  /// TLS, the watch ends there.
+  void watch(std::function<void(cancel_reason)> on_gone);
 
   /// Stops watching; `on_gone` will not run any more.
   void stop_watching();
@@ -55,15 +55,19 @@ public:
   /// An empty function: no exchange in flight.
   void cut_with(std::function<void()> cut);
 
+  /// A write of this sink is in flight.
+  [[nodiscard]] bool writing() const { return busy_ > 0; }
+
   /// Waits until no write of this sink is in flight, closing the socket
   /// first if one is: the connection may then destroy its stream.
   boost::asio::awaitable<void> settle();
 
   /// Sends `200` with `text/event-stream` headers (chunked) and takes the
   /// request deadline away: from now on the stream's own timeouts apply.
-  /// `extra` headers go out with them. False if the client is gone.
-  boost::asio::awaitable<bool> begin(const std::vector<header_field>& extra
-                                     = {});
+  /// `X-Request-Id` and the `extra` headers go out with them. False if the
+  /// client is gone.
+  boost::asio::awaitable<bool> begin(const std::string& request_id,
+                                     const std::vector<header_field>& extra);
 
   /// Sends one piece of the event stream; false if the client is gone or
   /// did not take it within the write timeout.
@@ -75,15 +79,16 @@ public:
 private:
   client_stream& stream_;
   unsigned version_;
-  std::string request_id_;
   std::chrono::milliseconds write_timeout_;
   std::shared_ptr<boost::asio::steady_timer> deadline_;
-  std::function<void()> on_gone_;
+  std::function<void(cancel_reason)> on_gone_;
   std::function<void()> cut_;
   /// Under TLS: looks for the client's FIN now and then (check_hangup).
-  boost::asio::steady_timer recheck_;
+  /// Both timers are made on first use: most requests need neither, and
+  /// making a timer looks up its service under the io_context's lock.
+  std::optional<boost::asio::steady_timer> recheck_;
   /// Cancelled when the last write in flight ends while settle() waits.
-  boost::asio::steady_timer idle_;
+  std::optional<boost::asio::steady_timer> idle_;
   unsigned busy_ = 0;
   bool settling_ = false;
   bool attached_ = true;

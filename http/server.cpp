@@ -370,8 +370,7 @@ net::awaitable<http_reply> handle_chat(endpoint_call& call) {
   // through it by the upstream call itself, straight into this connection
   // (the sink takes the deadline away once the stream starts).
   call.sink = std::make_shared<downstream_sink>(
-    call.stream, req.version(), info.request_id,
-    to_ms(cfg.server.write_timeout), deadline);
+    call.stream, req.version(), to_ms(cfg.server.write_timeout), deadline);
   auto* pool = &*w.pool;
   auto upstream
     = make_upstream_fn(w.ioc, [pool, s = call.sink](upstream_request r) {
@@ -383,7 +382,7 @@ net::awaitable<http_reply> handle_chat(endpoint_call& call) {
                                 std::move(upstream));
     // A client that leaves cuts the upstream exchange in flight (the sink
     // does) and tells the SESSION, which ends without fallback or retry.
-    call.sink->watch([cancel] { cancel(cancel_reason::client_left); });
+    call.sink->watch(cancel);
   };
   auto answer
     = co_await async_actor_call(start_session, deadline, net::use_awaitable);
@@ -947,7 +946,8 @@ net::awaitable<bool> serve_one(connection& c) {
     r.sink->detach(); // the connection owns its socket again
     // An answer that came before the stream's writes ended (the 504 at
     // the deadline, a SESSION that died): those writes end first.
-    co_await r.sink->settle();
+    if (r.sink->writing())
+      co_await r.sink->settle();
   }
   if (r.reply.streamed || started_stream)
     co_return co_await end_stream(c, r);

@@ -393,7 +393,7 @@ private:
   net::awaitable<upstream_result>
   relay(upstream_result r, clock_type::time_point end_by, bool& reusable) {
     auto& decoder = *req_.stream;
-    if (!co_await sink_.begin(req_.response_headers))
+    if (!co_await sink_.begin(req_.request_id, req_.response_headers))
       co_return client_gone_result();
     r.streamed = true;
     std::string out;
