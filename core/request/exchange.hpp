@@ -177,7 +177,8 @@ struct upstream_result {
   std::chrono::microseconds elapsed{0};
   /// The answer was relayed to the client as a stream (status 200 sent).
   bool streamed = false;
-  /// The client went away during the stream; the upstream was cut.
+  /// The client went away (during a stream, or while a whole answer was on
+  /// its way); the upstream was cut.
   bool client_gone = false;
   /// The exchange was cut because the client request's deadline passed:
   /// not the provider's fault.
