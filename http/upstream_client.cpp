@@ -557,6 +557,36 @@ struct client_cut {
   }
 };
 
+/// Why an attempt must not start (or go on): shutdown, or a client that
+/// left.
+std::optional<upstream_result> reason_to_stop(bool stopping,
+                                              const client_cut& cut) {
+  if (stopping)
+    return failure(upstream_failure::cancelled, "the gateway is shutting down");
+  if (cut.client_gone())
+    return client_gone_result();
+  return std::nullopt;
+}
+
+/// What a call's result truly is, once it ended: a failure under shutdown
+/// or after the client left (which closed the socket under the exchange)
+/// was their doing, not the provider's; a timeout at the request's
+/// deadline was the deadline's doing. Sets the call's elapsed time.
+void conclude(upstream_result& result, bool stopping, const client_cut& cut,
+              const upstream_request& req, clock_type::time_point start) {
+  if (result.failure != upstream_failure::none && !result.streamed) {
+    // (A stream says itself that its client left.)
+    if (auto why = reason_to_stop(stopping, cut))
+      result = std::move(*why);
+  }
+  auto end = clock_type::now();
+  if (result.failure == upstream_failure::timeout
+      && end >= req.request_deadline)
+    result.past_deadline = true;
+  result.elapsed
+    = std::chrono::duration_cast<std::chrono::microseconds>(end - start);
+}
+
 /// Tracks a connection while an exchange uses it, so cancel_all() can
 /// close it.
 struct active_entry {
@@ -718,13 +748,8 @@ upstream_pool::call(upstream_request req,
   upstream_result result;
   client_cut cut{sink.get()};
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (stopping_) {
-      result
-        = failure(upstream_failure::cancelled, "the gateway is shutting down");
-      break;
-    }
-    if (cut.client_gone()) {
-      result = client_gone_result();
+    if (auto why = reason_to_stop(stopping_, cut)) {
+      result = std::move(*why);
       break;
     }
     // The retry after a stale pooled connection always dials afresh.
@@ -749,8 +774,8 @@ upstream_pool::call(upstream_request req,
         break;
       }
     }
-    if (cut.client_gone()) {
-      result = client_gone_result(); // left while the connection opened
+    if (auto why = reason_to_stop(stopping_, cut)) {
+      result = std::move(*why); // while the connection opened
       break;
     }
     bool reusable = false;
@@ -767,22 +792,7 @@ upstream_pool::call(upstream_request req,
     if (!reused || !retryable)
       break;
   }
-  // cancel_all() closed the socket under the exchange: whatever error that
-  // produced, the truth is "cancelled by shutdown", not a provider failure.
-  if (stopping_ && result.failure != upstream_failure::none && !result.streamed)
-    result
-      = failure(upstream_failure::cancelled, "the gateway is shutting down");
-  // The same when the client left and cut it (a stream says so itself).
-  else if (cut.client_gone() && result.failure != upstream_failure::none
-           && !result.streamed)
-    result = client_gone_result();
-  auto end = clock_type::now();
-  // A timeout at the request's deadline was the deadline's doing.
-  if (result.failure == upstream_failure::timeout
-      && end >= req.request_deadline)
-    result.past_deadline = true;
-  result.elapsed
-    = std::chrono::duration_cast<std::chrono::microseconds>(end - start);
+  conclude(result, stopping_, cut, req, start);
   co_return result;
 }
 
