@@ -314,15 +314,25 @@ http_reply list_models(const gateway_config& cfg, const api_key_config& key,
   return r;
 }
 
+/// The key a request's header was authenticated with before its body was
+/// read, and the configuration that key belongs to (both null if it was
+/// not checked early).
+struct early_key {
+  const gateway_config* config = nullptr;
+  const api_key_config* key = nullptr;
+};
+
 /// What an endpoint gets: its connection's io thread and stream, the
-/// request, the facts of its log line, and the sink a chat stream relays
-/// into (set by the endpoint).
+/// request, the facts of its log line, the key checked before the body
+/// (if any), and the sink a chat request's client is watched through (set
+/// by the endpoint).
 struct endpoint_call {
   worker& w;
   client_stream& stream;
   request_t& req;
   request_log& info;
   int64_t started_unix;
+  const early_key& checked;
   std::shared_ptr<downstream_sink>& sink;
 };
 
@@ -346,7 +356,10 @@ net::awaitable<http_reply> handle_chat(endpoint_call& call) {
   auto gen = w.gen;
   const auto& cfg = actors::config_of(gen);
   http_reply reply;
-  const auto* key = authorize(cfg, req, reply);
+  // Checked before the body already, under this configuration: once is
+  // enough. (A reload in between checks again, under the new one.)
+  const auto* key = call.checked.config == &cfg ? call.checked.key
+                                                : authorize(cfg, req, reply);
   if (key == nullptr)
     co_return reply;
   info.client = key->name;
@@ -615,6 +628,8 @@ struct request_state {
   request_log info;
   std::optional<parser_t> parser;
   request_t req;
+  /// The key checked before the body (refuse_before_body).
+  early_key checked;
   /// The chat request's watch on its client, and the sink a stream
   /// relays into (set by handle_chat).
   std::shared_ptr<downstream_sink> sink;
@@ -783,15 +798,19 @@ std::optional<refusal> check_head(const connection& c, const parser_t& parser) {
 
 /// A key that fails is answered before the body is read; the answer then
 /// takes the common way out (log line, metrics), and the connection closes
-/// lingering.
+/// lingering. A key that passes is kept in `checked` for the endpoint.
 bool refuse_before_body(const connection& c, const parser_t& parser,
-                        request_log& info, http_reply& refused) {
+                        request_log& info, early_key& checked,
+                        http_reply& refused) {
   const auto& header = parser.get();
   if (parser.is_done() || !keyed_body_endpoint(info.path)
       || header.method() != bhttp::verb::post)
     return false;
-  if (authorize(actors::config_of(c.gen), header, refused) != nullptr)
+  const auto& cfg = actors::config_of(c.gen);
+  if (const auto* key = authorize(cfg, header, refused)) {
+    checked = {&cfg, key};
     return false;
+  }
   info.client.clear();
   return true;
 }
@@ -928,7 +947,7 @@ net::awaitable<bool> serve_one(connection& c) {
                     r.info);
     co_return false;
   }
-  bool early = refuse_before_body(c, parser, r.info, r.reply);
+  bool early = refuse_before_body(c, parser, r.info, r.checked, r.reply);
   if (!parser.is_done() && !early) {
     if (!co_await read_body(c, parser, r.info))
       co_return false;
@@ -938,7 +957,8 @@ net::awaitable<bool> serve_one(connection& c) {
   r.req = parser.release();
   // The bridge's deadline timer bounds the wait for the actors.
   c.stream.lowest().expires_never();
-  endpoint_call call{c.w, c.stream, r.req, r.info, c.started_unix, r.sink};
+  endpoint_call call{c.w,       c.stream, r.req, r.info, c.started_unix,
+                     r.checked, r.sink};
   if (!early)
     co_await run_endpoint(call, r.reply);
   bool started_stream = r.sink && r.sink->started();
