@@ -5,10 +5,37 @@
 
 namespace pw {
 
+namespace {
+
+/// SHA-256 fetched once. EVP_sha256() makes every digest look its
+/// implementation up again in OpenSSL's method store, under a read lock all
+/// threads share; a fetched one carries it.
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+/// One digest context per thread, reused: no allocation per digest.
+struct digest_context {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~digest_context() { EVP_MD_CTX_free(ctx); }
+};
+
+} // namespace
+
 sha256_digest sha256(std::string_view data) {
   sha256_digest out{};
   unsigned len = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  thread_local digest_context local;
+  const auto* md = sha256_md();
+  if (md == nullptr || local.ctx == nullptr
+      || EVP_DigestInit_ex2(local.ctx, md, nullptr) != 1
+      || EVP_DigestUpdate(local.ctx, data.data(), data.size()) != 1
+      || EVP_DigestFinal_ex(local.ctx, out.data(), &len) != 1)
+    // Out of memory, or no default provider: the one-shot path, as
+    // before the fetched digest.
+    EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(),
+               nullptr);
   return out;
 }
 
