@@ -38,7 +38,7 @@ LABEL org.opencontainers.image.title="pw-router" \
 # The libraries the binary links (readelf -d build/release/pw-router):
 #   libcaf_core.so.0.17.6 -> libcaf-core0.17   libyaml-cpp.so.0.7 -> libyaml-cpp0.7
 #   libssl.so.3, libcrypto.so.3 -> libssl3     libre2.so.9 -> libre2-9
-#   libsimdjson.so.14 -> libsimdjson14
+#   libsimdjson.so.14 -> libsimdjson14         libmimalloc.so.2 -> libmimalloc2.0
 # libstdc++6, libgcc-s1 and libc6 are in the base image; Boost.Beast and
 # Boost.Asio are header-only, no Boost library is linked. ca-certificates is
 # the system CA store that upstream TLS verifies against (models without
@@ -46,7 +46,7 @@ LABEL org.opencontainers.image.title="pw-router" \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libcaf-core0.17 libyaml-cpp0.7 libssl3 libre2-9 libsimdjson14 \
-      ca-certificates \
+      libmimalloc2.0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 pw-router \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

@@ -7,9 +7,10 @@ packages=(
   # toolchain
   cmake ninja-build g++ make pkg-config
   # libraries (design: CAF 0.17, Beast/Asio, yaml-cpp, nlohmann, OpenSSL 3, RE2;
-  # simdjson for the JSON reader, core/json/reader.cpp)
+  # simdjson for the JSON reader, core/json/reader.cpp; mimalloc as the
+  # release executable's allocator, docs/performance.md)
   libcaf-dev libboost1.81-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev
-  libre2-dev libsimdjson-dev
+  libre2-dev libsimdjson-dev libmimalloc-dev
   # tests: Catch2 v2, curl for smoke checks
   catch2 curl ca-certificates
   # tooling
