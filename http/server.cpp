@@ -1147,7 +1147,18 @@ actors::publish_fn server::publisher() {
 }
 
 upstream_fn server::health_checker() {
-  return impl_->workers.front()->upstream;
+  // Each call goes to the next io thread in turn, so no one thread's pool
+  // carries every health check and plugin call. The turn is an atomic
+  // counter: the only thing the calling threads share.
+  std::vector<upstream_fn> fns;
+  for (auto& w : impl_->workers)
+    fns.push_back(w->upstream);
+  auto next = std::make_shared<std::atomic<size_t>>(0);
+  return
+    [fns = std::move(fns), next](upstream_request req, upstream_done done) {
+      auto i = next->fetch_add(1, std::memory_order_relaxed) % fns.size();
+      fns[i](std::move(req), std::move(done));
+    };
 }
 
 void server::set_tls(std::shared_ptr<tls_context> tls) {

@@ -53,8 +53,9 @@ public:
   /// to every io thread.
   [[nodiscard]] actors::publish_fn publisher();
 
-  /// Returns the function MODELs run their health checks with (on the
-  /// first io thread, through its connection pool).
+  /// Returns the function MODELs run their health checks with, and the
+  /// `http` plugin its calls: each call on the next io thread in turn,
+  /// through that thread's connection pool.
   [[nodiscard]] upstream_fn health_checker();
 
   /// Hands a new certificate to every io thread for the connections they

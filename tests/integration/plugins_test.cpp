@@ -554,6 +554,33 @@ TEST_CASE("the http plugin obeys a decision service: block, tag, timeout") {
   CHECK(gw.output().find("decider-secret-81f2") == std::string::npos);
 }
 
+TEST_CASE("http plugin calls go to the io threads in turn, each through "
+          "its own connection pool") {
+  fake_upstream decider{[](const fake_request&) {
+    fake_response r;
+    r.body = R"({"action":"continue"})";
+    return r;
+  }};
+  auto middleware = "middleware:\n"
+                    "  pre_request:\n"
+                    "    - plugin: http\n"
+                    "      config:\n"
+                    "        url: \""
+                    + decider.base_url() + "/decide\"\n";
+  gateway_process gw{
+    make_config(echo_model, "echo", "  io_threads: 2\n", middleware)};
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(ask(gw, "echo", "hello").status == 200);
+  // One after the other: one io thread would have used one keep-alive
+  // connection for all four; two threads in turn use one each.
+  std::set<size_t> connections;
+  for (const auto& req : decider.requests())
+    connections.insert(req.connection);
+  CHECK(decider.requests().size() == 4);
+  CHECK(connections.size() == 2);
+  CHECK(decider.connections_opened() == 2);
+}
+
 TEST_CASE("plugin config errors stop the start with their YAML path") {
   auto base = make_config(echo_model, "echo");
   auto check = [&](const std::string& middleware) {
