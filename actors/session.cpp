@@ -507,6 +507,11 @@ failure_verdict judge_failure(const upstream_result& r,
   return v;
 }
 
+api_error deadline_error() {
+  return error_of(errc::deadline_exceeded,
+                  "The request did not finish within its deadline");
+}
+
 api_error client_closed_error() {
   return error_of(errc::client_closed,
                   "The client closed its connection before the answer");
@@ -568,9 +573,7 @@ void on_upstream(session_ptr self, upstream_result& r) {
     st.attempts.push_back({model.alias, summary, kind_of(result)});
   if (r.past_deadline) {
     // The io thread has answered 504 already; this only ends the session.
-    finish_with(self, error_of(errc::deadline_exceeded,
-                               "The request did not finish within its "
-                               "deadline"));
+    finish_with(self, deadline_error());
     return;
   }
   if (st.client_gone) {
@@ -601,9 +604,7 @@ void retry_or_fall_back(session_ptr self, api_error err, unsigned status) {
   auto& st = self->state;
   const auto& model = *st.decision->settings;
   if (steady_clock::now() >= st.ctx.deadline) {
-    finish_with(self, error_of(errc::deadline_exceeded,
-                               "The request did not finish within its "
-                               "deadline"));
+    finish_with(self, deadline_error());
     return;
   }
   st.last_error = std::move(err);
@@ -637,9 +638,7 @@ void on_cancel(session_ptr self, cancel_reason why) {
     return;
   }
   report(self, {call_result::cancelled, 0, 0, "deadline"});
-  finish_with(self, error_of(errc::deadline_exceeded,
-                             "The request did not finish within its "
-                             "deadline"));
+  finish_with(self, deadline_error());
 }
 
 void fast_path(const session_actor& handle, const reply_fn& reply,

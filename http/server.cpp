@@ -67,7 +67,8 @@ struct worker {
   // connection coroutines, which still unregister from `open`, the counters
   // and the pool; so those are declared before it.
   std::optional<upstream_pool> pool;
-  /// Upstream calls with no client to watch (the health checks).
+  /// Upstream calls with no client to watch: the health checks and the
+  /// `http` plugin's calls (server::health_checker).
   upstream_fn upstream;
   /// The generation this thread serves; replaced only on this thread.
   actors::generation_ptr gen;
