@@ -1,0 +1,297 @@
+// The io-thread scheduler with real threads and io_contexts: where actors
+// run, that no wake-up is lost between threads, the lock-free clock's
+// timeouts and delayed messages, and what happens to jobs whose io_context
+// goes away. Waits are on futures with a bound, never sleeps.
+
+#include "http/io_clock.hpp"
+#include "http/io_scheduler.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <caf/all.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+using namespace pw;
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+
+/// An io thread as the server runs one: its io_context, made a worker of
+/// the actor system for as long as it runs.
+struct io_thread {
+  net::io_context ioc{1};
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> guard;
+  std::thread thread;
+
+  /// Without `busy`, the io_context has no work of its own (a server's io
+  /// thread whose connections are gone).
+  explicit io_thread(caf::actor_system& sys, bool busy = true) {
+    if (busy)
+      guard.emplace(ioc.get_executor());
+    std::promise<void> attached;
+    auto ready = attached.get_future();
+    thread = std::thread{[this, &sys, &attached] {
+      http::io_thread_scope scope{sys, ioc};
+      attached.set_value();
+      ioc.run();
+    }};
+    ready.wait();
+  }
+
+  ~io_thread() { stop(); }
+
+  void stop() {
+    if (!thread.joinable())
+      return;
+    guard.reset();
+    ioc.stop();
+    thread.join();
+  }
+
+  /// Runs `f` on this io thread and returns what it returns.
+  template <class F>
+  auto run(F f) {
+    std::packaged_task<decltype(f())()> task{std::move(f)};
+    auto result = task.get_future();
+    net::post(ioc, [&task] { task(); });
+    REQUIRE(result.wait_for(10s) == std::future_status::ready);
+    return result.get();
+  }
+};
+
+/// An actor that reports, on each ping, the thread it ran on.
+caf::behavior where_am_i(caf::event_based_actor*,
+                         std::shared_ptr<std::promise<std::thread::id>> out) {
+  return {[out](ping_atom) { out->set_value(std::this_thread::get_id()); }};
+}
+
+std::thread::id wait(std::future<std::thread::id>& f) {
+  REQUIRE(f.wait_for(10s) == std::future_status::ready);
+  return f.get();
+}
+
+struct io_system {
+  caf::actor_system_config cfg;
+  std::optional<caf::actor_system> sys;
+
+  io_system() {
+    http::use_io_scheduler(cfg);
+    sys.emplace(cfg);
+  }
+};
+
+} // namespace
+
+TEST_CASE("an actor spawned and woken on an io thread runs on that thread") {
+  io_system s;
+  REQUIRE(http::runs_on_io_threads(*s.sys));
+  io_thread a{*s.sys};
+  io_thread b{*s.sys};
+  for (auto* t : {&a, &b}) {
+    auto out = std::make_shared<std::promise<std::thread::id>>();
+    auto ran_on = out->get_future();
+    t->run([&] {
+      auto x = s.sys->spawn(where_am_i, out);
+      caf::anon_send(x, ping_atom::value);
+      return 0;
+    });
+    CHECK(wait(ran_on) == t->thread.get_id());
+  }
+}
+
+TEST_CASE("an idle actor woken by an actor runs on the sender's io thread") {
+  io_system s;
+  io_thread a{*s.sys};
+  io_thread b{*s.sys};
+  // Started on io thread a; once idle it belongs to no thread. (Handlers
+  // of one io_context run one after another: when the second run() returns,
+  // the start has run to its end.)
+  auto out = std::make_shared<std::promise<std::thread::id>>();
+  auto ran_on = out->get_future();
+  auto target = a.run([&] { return s.sys->spawn(where_am_i, out); });
+  a.run([] { return 0; });
+  // (Every spawned function here takes an argument: CAF 0.17 binds a
+  // null tuple for none, which UBSan reports.)
+  auto relay
+    = [](caf::event_based_actor* self, caf::actor to) -> caf::behavior {
+    return {[self, to](ping_atom) { self->send(to, ping_atom::value); }};
+  };
+  b.run([&] {
+    caf::anon_send(s.sys->spawn(relay, target), ping_atom::value);
+    return 0;
+  });
+  CHECK(wait(ran_on) == b.thread.get_id());
+}
+
+TEST_CASE("messages from many threads reach one actor: no wake-up is lost") {
+  io_system s;
+  io_thread a{*s.sys};
+  io_thread b{*s.sys};
+  constexpr int per_sender = 20'000;
+  auto done = std::make_shared<std::promise<int>>();
+  auto counted = done->get_future();
+  auto count
+    = [](caf::event_based_actor*, std::shared_ptr<std::promise<int>> out) {
+        auto n = std::make_shared<int>(0);
+        return caf::behavior{[out, n](ping_atom) {
+          if (++*n == 3 * per_sender)
+            out->set_value(*n);
+        }};
+      };
+  auto counter = s.sys->spawn(count, done);
+  // Both io threads and the main thread send at once: the actor keeps
+  // being woken on one thread while another sends to it.
+  auto send_all = [&] {
+    for (int i = 0; i < per_sender; ++i)
+      caf::anon_send(counter, ping_atom::value);
+  };
+  net::post(a.ioc, send_all);
+  net::post(b.ioc, send_all);
+  send_all();
+  REQUIRE(counted.wait_for(30s) == std::future_status::ready);
+  CHECK(counted.get() == 3 * per_sender);
+}
+
+TEST_CASE("actors run before any io thread attaches and after all detach") {
+  io_system s;
+  auto add = [](caf::event_based_actor*, int step) -> caf::behavior {
+    return {[step](ping_atom, int x) { return x + step; }};
+  };
+  auto echo = s.sys->spawn(add, 1);
+  caf::scoped_actor self{*s.sys};
+  auto ask = [&](int x) {
+    int got = 0;
+    self->request(echo, 10s, ping_atom::value, x)
+      .receive([&](int y) { got = y; },
+               [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    return got;
+  };
+  CHECK(ask(1) == 2); // the scheduler's own thread
+  {
+    io_thread a{*s.sys};
+    CHECK(ask(2) == 3); // the io thread
+  }
+  CHECK(ask(3) == 4); // its own thread again
+}
+
+TEST_CASE("an io thread with nothing else to do keeps running actors") {
+  io_system s;
+  // Its io_context has no work of its own: being a worker keeps it from
+  // returning, so a job handed to it later still runs (shutdown waits for
+  // every actor).
+  io_thread a{*s.sys, false};
+  for (int i = 0; i < 3; ++i) {
+    auto out = std::make_shared<std::promise<std::thread::id>>();
+    auto ran_on = out->get_future();
+    caf::anon_send(s.sys->spawn(where_am_i, out), ping_atom::value);
+    CHECK(wait(ran_on) == a.thread.get_id());
+  }
+}
+
+TEST_CASE("the clock delivers delayed messages and request timeouts") {
+  io_system s;
+  io_thread a{*s.sys};
+  auto out = std::make_shared<std::promise<std::thread::id>>();
+  auto ran_on = out->get_future();
+  auto x = s.sys->spawn(where_am_i, out);
+  auto sent = std::chrono::steady_clock::now();
+  caf::delayed_anon_send(x, 30ms, ping_atom::value);
+  // Delivered by the clock's thread, which is no worker: on the io thread.
+  CHECK(wait(ran_on) == a.thread.get_id());
+  CHECK(std::chrono::steady_clock::now() - sent >= 30ms);
+  // A request nobody answers times out.
+  // It promises an answer and never gives it (CAF 0.17 sends nothing
+  // when the promise goes).
+  auto never_answer = [](caf::event_based_actor* self,
+                         std::shared_ptr<std::atomic<int>> asked) {
+    return caf::behavior{[self, asked](ping_atom) {
+      ++*asked;
+      return self->make_response_promise();
+    }};
+  };
+  auto asked = std::make_shared<std::atomic<int>>(0);
+  auto silent = s.sys->spawn(never_answer, asked);
+  auto result = std::make_shared<std::promise<caf::error>>();
+  auto timed_out = result->get_future();
+  auto ask = [](caf::event_based_actor* self, caf::actor to,
+                std::shared_ptr<std::promise<caf::error>> out) {
+    self->request(to, 50ms, ping_atom::value)
+      .then([out] { out->set_value(caf::error{}); },
+            [out](caf::error& err) { out->set_value(err); });
+  };
+  s.sys->spawn(ask, silent, result);
+  REQUIRE(timed_out.wait_for(10s) == std::future_status::ready);
+  CHECK(timed_out.get() == caf::sec::request_timeout);
+  CHECK(*asked == 1);
+  caf::anon_send_exit(silent, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("actors that end do not wake the clock's thread each time") {
+  io_system s;
+  io_thread a{*s.sys};
+  auto* clock = dynamic_cast<http::io_clock*>(&s.sys->clock());
+  REQUIRE(clock != nullptr);
+  // Every actor's end cancels its timeouts at the clock: queued, and
+  // applied when the thread next wakes (at the latest every batch).
+  constexpr int actors = 2'000;
+  auto done = std::make_shared<std::promise<void>>();
+  auto all_ended = done->get_future();
+  auto left = std::make_shared<std::atomic<int>>(actors);
+  auto before = clock->wakes();
+  auto short_lived
+    = [](caf::event_based_actor* self, std::shared_ptr<std::promise<void>> out,
+         std::shared_ptr<std::atomic<int>> count) {
+        self->attach_functor([out, count] {
+          if (--*count == 0)
+            out->set_value();
+        });
+        return caf::behavior{[self](stop_atom) { self->quit(); }};
+      };
+  a.run([&] {
+    for (int i = 0; i < actors; ++i)
+      caf::anon_send(s.sys->spawn(short_lived, done, left), stop_atom::value);
+    return 0;
+  });
+  REQUIRE(all_ended.wait_for(10s) == std::future_status::ready);
+  auto woken = clock->wakes() - before;
+  CHECK(woken <= actors / http::io_clock::batch + 1);
+}
+
+TEST_CASE("a job whose io_context goes without running it ends its actor") {
+  io_system s;
+  caf::scoped_actor self{*s.sys};
+  caf::actor x;
+  {
+    // An io thread that attaches, queues an actor's start, and leaves
+    // without running its io_context.
+    net::io_context ioc{1};
+    std::thread t{[&] {
+      http::io_thread_scope scope{*s.sys, ioc};
+      x = s.sys->spawn(where_am_i,
+                       std::make_shared<std::promise<std::thread::id>>());
+    }};
+    t.join();
+    self->monitor(x);
+  } // the io_context goes, with the job
+  bool down = false;
+  self->receive(
+    [&](caf::down_msg& msg) {
+      down = true;
+      CHECK(msg.reason == caf::exit_reason::user_shutdown);
+    },
+    caf::after(10s) >> [] { FAIL("the actor never ended"); });
+  CHECK(down);
+}
