@@ -15,6 +15,7 @@
 #include "core/observe/build_info.hpp"
 #include "core/observe/log.hpp"
 #include "core/sha256.hpp"
+#include "http/io_scheduler.hpp"
 #include "http/server.hpp"
 #include "plugins/audit_log/audit_chain.hpp"
 #include "plugins/plugin.hpp"
@@ -302,15 +303,21 @@ void enter_sched_batch() {
                             "under the default policy"}});
 }
 
-/// The scheduler settings of the actor system.
+/// The scheduler of the actor system: by default the io threads run the
+/// actors (no lock shared between cores, http/io_scheduler.hpp). With
+/// `server.actor_threads` set, a pool of CAF threads runs them: the
+/// `sharing` policy, whose workers sleep on one condition variable and wake
+/// when work arrives (the default work-stealing policy polls and then
+/// sleeps in fixed steps of 50 us and 10 ms, which measured +110 us p50 at
+/// one connection, docs/performance.md).
 void configure_scheduler(caf::actor_system_config& sys_cfg,
                          const pw::gateway_config& cfg) {
+  if (cfg.server.actor_threads == 0) {
+    pw::http::use_io_scheduler(sys_cfg);
+    return;
+  }
   sys_cfg.set("scheduler.max-threads",
               static_cast<size_t>(cfg.server.actor_threads));
-  // Workers sleep on a condition variable and wake when work arrives.
-  // The default work-stealing policy polls and then sleeps in fixed steps
-  // (50 us, later 10 ms), which measured +110 us p50 at one connection
-  // (docs/performance.md).
   sys_cfg.set("scheduler.policy", caf::atom("sharing"));
 }
 

@@ -8,6 +8,7 @@
 #include "http/server.hpp"
 
 #include "actors/gateway_api.hpp"
+#include "actors/generation.hpp"
 #include "core/boundary.hpp"
 #include "core/json/reader.hpp"
 #include "core/json_error.hpp"
@@ -21,6 +22,7 @@
 #include "http/asio_bridge.hpp"
 #include "http/client_stream.hpp"
 #include "http/downstream_sink.hpp"
+#include "http/io_scheduler.hpp"
 #include "http/tls_context.hpp"
 #include "http/upstream_client.hpp"
 
@@ -1184,7 +1186,14 @@ void server::start(actors::generation_ptr gen) {
     w->gen = gen;
     net::co_spawn(w->ioc, accept_loop(*w, impl_->started_unix), net::detached);
     auto* raw = w.get();
-    w->thread = std::thread{[raw] { raw->ioc.run(); }};
+    auto* sys = gen->system;
+    w->thread = std::thread{[raw, sys] {
+      // With the io-thread scheduler, this thread runs actors too.
+      std::optional<io_thread_scope> scope;
+      if (sys != nullptr)
+        scope.emplace(*sys, raw->ioc);
+      raw->ioc.run();
+    }};
   }
 }
 

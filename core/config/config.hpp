@@ -62,9 +62,10 @@ struct server_config {
   /// Number of io threads, each with its own io_context (default: the
   /// CPUs the process may run on).
   unsigned io_threads = 1;
-  /// Number of CAF scheduler threads (default: the CPUs the process may
-  /// run on).
-  unsigned actor_threads = 1;
+  /// 0 (the default): the actors run on the io threads
+  /// (http/io_scheduler.hpp). Otherwise the number of threads of CAF's
+  /// `sharing` scheduler, which run the actors instead.
+  unsigned actor_threads = 0;
   uint64_t max_body_bytes = 10 * 1024 * 1024;
   uint32_t max_header_bytes = 16 * 1024;
   /// Total time a client may take to send the request line and headers.
@@ -264,7 +265,7 @@ bool same_upstream(const model_config& x, const model_config& y);
 bool same_health(const health_config& x, const health_config& y);
 
 /// CPUs this process may run on (its affinity mask): the default for
-/// `server.io_threads` and `server.actor_threads`.
+/// `server.io_threads`.
 unsigned available_cores();
 
 /// Parses an http(s) URL into an endpoint; nullopt with `why` on failure.

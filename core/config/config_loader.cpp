@@ -536,9 +536,11 @@ void load_address_and_threads(diagnostics& diag, const YAML::Node& node,
   out.io_threads
     = get_int<unsigned>(diag, node, "io_threads", path, {1u, 4096u, 256u})
         .value_or(hw);
+  // 0 (the default): the actors run on the io threads. A count: a pool of
+  // that many CAF threads sharing one queue, as before version 0.2.
   out.actor_threads
-    = get_int<unsigned>(diag, node, "actor_threads", path, {1u, 4096u, 256u})
-        .value_or(hw);
+    = get_int<unsigned>(diag, node, "actor_threads", path, {0u, 4096u, 256u})
+        .value_or(0u);
 }
 
 /// The sizes, timeouts and switches of `server`.

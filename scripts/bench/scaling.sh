@@ -2,7 +2,8 @@
 # How the gateway scales over cores, and what its threads wait on.
 #
 # For k = 1 .. K the release gateway runs pinned to k CPUs with its default
-# threads (io_threads and actor_threads both count the CPUs it may run on),
+# threads (io_threads counts the CPUs it may run on, and the actors run on
+# the io threads),
 # against the shared harness's nginx mock upstream (OpenAI pass-through,
 # non-streamed). wrk and the mock run on the CPUs left; K is all the CPUs
 # but LOAD_CPUS (default 1). Then one more run, "all": the gateway unpinned
@@ -18,7 +19,9 @@
 #
 # Env: PW_ROUTER_BIN (build/release/pw-router), DURATION (10 s measured per
 # run, after a 3 s warm-up), CONNECTIONS (64), LOAD_CPUS (1), PORT (29400;
-# the mock gets PORT+1), BENCH_DIR (../shared/bench, for the mock), NGINX.
+# the mock gets PORT+1), BENCH_DIR (../shared/bench, for the mock), NGINX,
+# ACTOR_THREADS (unset; N runs the actors on a pool of N CAF threads, the
+# `sharing` scheduler of server.actor_threads, for comparison).
 # It stops only the processes it started, by PID.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +29,7 @@ bin=${PW_ROUTER_BIN:-$root/build/release/pw-router}
 bench_dir=${BENCH_DIR:-$root/../shared/bench}
 duration=${DURATION:-10}
 conns=${CONNECTIONS:-64}
+actor_threads=${ACTOR_THREADS:-}
 load_cpus=${LOAD_CPUS:-1}
 port=${PORT:-29400}
 mock_port=$((port + 1))
@@ -68,7 +72,8 @@ cat > "$dir/gw.yaml" << YAML
 server:
   host: 127.0.0.1
   port: $port
-  api_keys:
+${actor_threads:+  actor_threads: $actor_threads
+}  api_keys:
     - {key: "$key", name: bench, allowed_models: ["*"]}
 models:
   mock-openai:

@@ -106,6 +106,15 @@ TEST_CASE("pw-router's own config files load once their variables are set") {
   }
 }
 
+TEST_CASE("actor_threads: 0 runs the actors on the io threads, N on a pool") {
+  for (auto n : {0u, 3u}) {
+    auto cfg = load_config_text(keys + "  actor_threads: " + std::to_string(n)
+                                + "\n" + echo_models + echo_routing);
+    REQUIRE(cfg);
+    CHECK(cfg->server.actor_threads == n);
+  }
+}
+
 TEST_CASE("defaults fill what a config leaves out") {
   auto cfg = load_config_text(keys + echo_models + echo_routing);
   REQUIRE(cfg);
@@ -113,6 +122,7 @@ TEST_CASE("defaults fill what a config leaves out") {
   CHECK(cfg->server.port == 8100);
   CHECK(cfg->server.max_body_bytes == 10 * 1024 * 1024);
   CHECK(cfg->server.io_threads >= 1);
+  CHECK(cfg->server.actor_threads == 0); // the actors run on the io threads
   CHECK(cfg->health.unhealthy_threshold == 3);
   CHECK(cfg->health.check_interval.count() == 30);
   CHECK_FALSE(cfg->rate_limit.enabled);
@@ -225,6 +235,8 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                 "server.port: expected an integer (got \"http\")");
     CHECK_ERROR(keys + "  io_threads: 0\n" + echo_models + echo_routing,
                 "server.io_threads: must be at least 1 (got 0)");
+    CHECK_ERROR(keys + "  actor_threads: -1\n" + echo_models + echo_routing,
+                "server.actor_threads: must be at least 0 (got -1)");
     CHECK_ERROR(keys + "  header_timeout_seconds: -1\n" + echo_models
                   + echo_routing,
                 "server.header_timeout_seconds: must be > 0 (got -1)");
