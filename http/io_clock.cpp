@@ -3,6 +3,7 @@
 #include <caf/abstract_actor.hpp>
 #include <caf/group.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -220,6 +221,11 @@ void io_clock::run() {
       return;
     trigger_expired_timeouts();
     auto until = schedule_.empty() ? never : to_ns(schedule_.begin()->first);
+    // Queued cancellations hold on to ended actors' shells until applied:
+    // while any wait, sleep a second at most.
+    if (queued_.load() > 0)
+      until
+        = std::min(until, to_ns(clock_type::now() + std::chrono::seconds{1}));
     sleeping_until_.store(until);
     // A producer that saw this thread awake may have queued an earlier
     // event after the drain: look again instead of sleeping past it.

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <pthread.h>
@@ -57,6 +58,8 @@ public:
     return owner_ == c;
   }
 
+  [[nodiscard]] io_coordinator& owner() const { return *owner_; }
+
 private:
   void post(caf::resumable* job);
 
@@ -70,8 +73,10 @@ private:
   std::atomic<int> posting_{0};
 };
 
-/// A queued job. Destroyed without running (its io_context went first), it
-/// ends its actor as CAF's own scheduler does with jobs left at shutdown.
+/// A queued job. Destroyed without running (its io_context was stopped and
+/// went with the job), it goes to another worker; once there is none (the
+/// scheduler has stopped), it ends its actor as CAF's own scheduler does
+/// with jobs left at shutdown.
 struct job_handler {
   io_unit* unit;
   caf::resumable* job;
@@ -87,10 +92,7 @@ struct job_handler {
   job_handler& operator=(const job_handler&) = delete;
   job_handler& operator=(job_handler&&) = delete;
 
-  ~job_handler() {
-    if (job != nullptr)
-      caf::scheduler::abstract_coordinator::cleanup_and_release(job);
-  }
+  ~job_handler();
 
   void operator()() { unit->run(std::exchange(job, nullptr)); }
 };
@@ -104,13 +106,12 @@ public:
   /// check above 256.
   static constexpr size_t max_units = 512;
 
+  /// Messages an actor handles before the io thread's socket work gets a
+  /// turn, unless `scheduler.max-throughput` says otherwise.
+  static constexpr size_t default_throughput = 64;
+
   explicit io_coordinator(caf::actor_system& sys) : super(sys) {
     // nop
-  }
-
-  ~io_coordinator() override {
-    for (auto& slot : units_)
-      delete slot.load();
   }
 
   void enqueue(caf::resumable* job) override {
@@ -138,8 +139,12 @@ public:
 
   caf::actor_clock& clock() noexcept override { return clock_; }
 
+  ~io_coordinator() override;
+
   void init(caf::actor_system_config& cfg) override {
     super::init(cfg);
+    if (max_throughput_ == std::numeric_limits<size_t>::max())
+      max_throughput_ = default_throughput;
     num_workers_ = 1;
   }
 
@@ -164,6 +169,10 @@ public:
     clock_.stop();
     if (auto* u = fallback_.exchange(nullptr); u != nullptr)
       u->close();
+    // What is queued now still runs; then the thread ends, even if an
+    // actor keeps posting itself (what it posts after goes with the
+    // io_context, ended by job_handler).
+    net::post(*fallback_ioc_, [ioc = &*fallback_ioc_] { ioc->stop(); });
     if (fallback_thread_.joinable())
       fallback_thread_.join();
     // Jobs still queued end as at shutdown (job_handler's destructor).
@@ -189,11 +198,6 @@ public:
     return nullptr;
   }
 
-  void detach(io_unit* unit) {
-    unit->close();
-    current_unit = nullptr;
-  }
-
 private:
   io_clock clock_;
   std::array<std::atomic<io_unit*>, max_units> units_{};
@@ -203,6 +207,21 @@ private:
   std::atomic<io_unit*> fallback_{nullptr};
   std::thread fallback_thread_;
 };
+
+io_coordinator::~io_coordinator() {
+  // Only if the actor system started the scheduler and never stopped it.
+  if (fallback_thread_.joinable()) {
+    fallback_ioc_->stop();
+    fallback_thread_.join();
+  }
+  for (auto& slot : units_)
+    delete slot.load();
+}
+
+job_handler::~job_handler() {
+  if (job != nullptr)
+    unit->owner().enqueue_elsewhere(job);
+}
 
 io_unit::io_unit(io_coordinator& owner, net::io_context& ioc)
     : caf::execution_unit(&owner.system()), owner_(&owner), ioc_(&ioc),

@@ -32,7 +32,7 @@ bool runs_on_io_threads(caf::actor_system& sys);
 /// While alive, the calling thread is one of `sys`'s workers: actors woken
 /// on it run as handlers of `ioc`, which this thread must be running. A
 /// no-op when `sys` uses another scheduler. Jobs still queued in `ioc` when
-/// it is destroyed are cleaned up as CAF does at shutdown.
+/// it is destroyed move to another worker.
 class io_thread_scope {
 public:
   io_thread_scope(caf::actor_system& sys, boost::asio::io_context& ioc);
