@@ -214,6 +214,11 @@ io_coordinator::~io_coordinator() {
     fallback_ioc_->stop();
     fallback_thread_.join();
   }
+  // The io_context goes before the units its handlers name (a no-op after
+  // stop()).
+  if (own_fallback_)
+    own_fallback_->close();
+  fallback_ioc_.reset();
   for (auto& slot : units_)
     delete slot.load();
 }

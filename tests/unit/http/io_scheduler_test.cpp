@@ -92,6 +92,16 @@ caf::behavior where_am_i(caf::event_based_actor*,
   return {[out](ping_atom) { out->set_value(std::this_thread::get_id()); }};
 }
 
+/// An actor that counts pings and says when it has `target` of them.
+caf::behavior counts_to(caf::event_based_actor*, int target,
+                        std::shared_ptr<std::promise<int>> out) {
+  auto n = std::make_shared<int>(0);
+  return {[target, out, n](ping_atom) {
+    if (++*n == target)
+      out->set_value(*n);
+  }};
+}
+
 std::thread::id wait(std::future<std::thread::id>& f) {
   REQUIRE(f.wait_for(10s) == std::future_status::ready);
   return f.get();
@@ -155,15 +165,7 @@ TEST_CASE("messages from many threads reach one actor: no wake-up is lost") {
   constexpr int per_sender = 20'000;
   auto done = std::make_shared<std::promise<int>>();
   auto counted = done->get_future();
-  auto count
-    = [](caf::event_based_actor*, std::shared_ptr<std::promise<int>> out) {
-        auto n = std::make_shared<int>(0);
-        return caf::behavior{[out, n](ping_atom) {
-          if (++*n == 3 * per_sender)
-            out->set_value(*n);
-        }};
-      };
-  auto counter = s.sys->spawn(count, done);
+  auto counter = s.sys->spawn(counts_to, 3 * per_sender, done);
   // Both io threads and the main thread send at once: the actor keeps
   // being woken on one thread while another sends to it.
   auto send_all = [&] {
@@ -349,15 +351,7 @@ TEST_CASE("delayed messages arrive although the clock sleeps for an hour") {
   constexpr int per_sender = 500;
   auto done = std::make_shared<std::promise<int>>();
   auto counted = done->get_future();
-  auto count
-    = [](caf::event_based_actor*, std::shared_ptr<std::promise<int>> out) {
-        auto n = std::make_shared<int>(0);
-        return caf::behavior{[out, n](ping_atom) {
-          if (++*n == 3 * per_sender)
-            out->set_value(*n);
-        }};
-      };
-  auto counter = s.sys->spawn(count, done);
+  auto counter = s.sys->spawn(counts_to, 3 * per_sender, done);
   // The clock's thread plans to wake in an hour; three threads then queue
   // entries due in a few milliseconds, racing with its sleep. One it did
   // not wake for would arrive only after the hour.
