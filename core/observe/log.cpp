@@ -117,18 +117,31 @@ struct log_writer {
   /// Writes a line about drops once there were new ones.
   void report_drops(std::string& out);
 
+  /// Empty looks, a millisecond apart, before the writer sleeps on `wake`.
+  static constexpr int linger = 100;
+
   void run() {
     std::string batch;
+    int quiet = 0;
     while (running.load()) {
       batch.clear();
       if (drain_all(batch) > 0) {
         report_drops(batch);
         write_all(batch);
+        quiet = 0;
         // Let the next lines gather: under load, about one write(2) a
         // millisecond instead of one a line.
         std::this_thread::sleep_for(std::chrono::milliseconds{1});
         continue;
       }
+      // Still looking every millisecond for 100 ms after the last line: a
+      // writer asleep on `wake` costs each line's producer a futex wake,
+      // which is what a serving thread must not pay while traffic flows.
+      if (++quiet < linger) {
+        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+        continue;
+      }
+      quiet = 0;
       auto seen = wake.load();
       idle.store(true);
       // A line queued before `idle` was visible is found here; one queued
