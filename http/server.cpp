@@ -890,7 +890,7 @@ net::awaitable<bool> end_stream(connection& c, request_state& r) {
   co_return true;
 }
 
-/// Writes a whole answer, then logs and counts it. True when the
+/// Counts a whole answer, writes it, then logs it. True when the
 /// connection may serve the next request; `unread` (an early answer left
 /// a body unread) closes it lingering.
 net::awaitable<bool> write_answer(connection& c, request_state& r,
@@ -907,10 +907,12 @@ net::awaitable<bool> write_answer(connection& c, request_state& r,
     = make_response(reply, info.request_id, info.path.starts_with("/v1/"),
                     req.version(), req.method() == bhttp::verb::head);
   res.keep_alive(req.keep_alive() && !c.w.draining && !unread);
+  // Counted before it is written: a client that scrapes /metrics as soon
+  // as it has its answer (through another io thread) finds it counted.
+  account(c.w, info, reply, total);
   c.stream.lowest().expires_after(to_ms(c.cfg.write_timeout));
   auto [ec, n] = co_await bhttp::async_write(c.stream, res, nothrow);
   log_request(info, reply);
-  account(c.w, info, reply, total);
   if (ec)
     co_return false;
   if (unread) {
