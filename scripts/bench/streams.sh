@@ -107,22 +107,19 @@ CONF
 
 # The pids of a process and its children (nginx: master and worker).
 tree() { echo "$1" $(pgrep -P "$1" || true); }
-rss_kb() { # pids...
-  local s=0 p v
+# The sum over pids of one number from each /proc/PID/FILE, picked by an
+# awk program.
+sum_proc() { # file awk-program pids...
+  local file=$1 prog=$2 s=0 p v
+  shift 2
   for p in "$@"; do
-    v=$(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2> /dev/null || echo 0)
+    v=$(awk "$prog" "/proc/$p/$file" 2> /dev/null || echo 0)
     s=$((s + ${v:-0}))
   done
   echo "$s"
 }
-ticks() { # pids...
-  local s=0 p v
-  for p in "$@"; do
-    v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2> /dev/null || echo 0)
-    s=$((s + ${v:-0}))
-  done
-  echo "$s"
-}
+rss_kb() { sum_proc status '/^VmRSS/ {print $2}' "$@"; }
+ticks() { sum_proc stat '{print $14 + $15}' "$@"; }
 wait_port() { # port
   for _ in $(seq 1 100); do
     (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0
