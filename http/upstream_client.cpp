@@ -150,20 +150,24 @@ send_request(Stream& stream, beast::tcp_stream& lowest,
                     "sending the request failed: " + ec.message());
 }
 
-/// Writes the request and reads the whole response on an open connection.
-/// Sets `reusable` if the connection may go back to the pool, and
-/// `retryable` if it failed before any response byte because the peer had
-/// closed it (the request was never processed).
+/// Writes the request and reads the whole response on an open connection,
+/// into `r` (the answer, or what failed). Sets `reusable` if the connection may
+/// go back to the pool, and `retryable` if it failed before any response byte
+/// because the peer had closed it (the request was never processed).
 template <class Stream>
-net::awaitable<upstream_result>
+net::awaitable<void>
 exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
          const upstream_request& req, clock_type::time_point first_byte,
-         clock_type::time_point deadline, bool& reusable, bool& retryable) {
+         clock_type::time_point deadline, bool& reusable, bool& retryable,
+         upstream_result& r) {
+  r = upstream_result{};
   reusable = false;
   retryable = false;
   if (auto failed
-      = co_await send_request(stream, lowest, req, deadline, retryable))
-    co_return std::move(*failed);
+      = co_await send_request(stream, lowest, req, deadline, retryable)) {
+    r = std::move(*failed);
+    co_return;
+  }
   // Interim 1xx answers (100 Continue, 103 Early Hints) are skipped: only a
   // final response completes the exchange, so one client's answer can never
   // be left in a pooled connection for the next.
@@ -186,27 +190,27 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
     }
     if (rec) {
       if (rec == beast::error::timeout)
-        co_return failure(upstream_failure::timeout,
-                          parser->is_header_done()
-                            ? "timed out reading the response"
-                            : "timed out waiting for the response");
-      if (!parser->got_some() && is_closed(rec)) {
+        r = failure(upstream_failure::timeout,
+                    parser->is_header_done()
+                      ? "timed out reading the response"
+                      : "timed out waiting for the response");
+      else if (!parser->got_some() && is_closed(rec)) {
         retryable = true;
-        co_return failure(upstream_failure::protocol,
-                          "the connection closed before a response");
-      }
-      if (rec == bhttp::error::body_limit)
-        co_return failure(upstream_failure::protocol,
-                          "the response body is too large");
-      co_return failure(upstream_failure::protocol,
-                        "malformed HTTP response: " + rec.message());
+        r = failure(upstream_failure::protocol,
+                    "the connection closed before a response");
+      } else if (rec == bhttp::error::body_limit)
+        r = failure(upstream_failure::protocol,
+                    "the response body is too large");
+      else
+        r = failure(upstream_failure::protocol,
+                    "malformed HTTP response: " + rec.message());
+      co_return;
     }
     auto status = parser->get().result_int();
     if (status >= 200 || status == 101)
       break;
   }
   auto res = parser->release();
-  upstream_result r;
   r.status = res.result_int();
   if (auto it = res.find(bhttp::field::content_type); it != res.end())
     r.content_type = std::string{it->value()};
@@ -216,12 +220,25 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
   // Pool it only if the exchange ended cleanly: nothing unread is left.
   reusable = r.status >= 200 && res.keep_alive() && !res.need_eof()
              && buffer.size() == 0;
-  co_return r;
 }
 
 /// Largest error body read from a streaming request's non-2xx answer (a
 /// whole 2xx answer may be as large as any other response).
 constexpr size_t max_stream_error_bytes = 1024 * 1024;
+
+/// How much of a relayed stream one read hands to the translator, at first
+/// and at most. An event of a chat stream is a few hundred bytes, so a
+/// stream that sends one at a time keeps the small buffer; one that fills
+/// it (a burst) doubles it, up to the largest, so a burst still goes out in
+/// few writes. Every open stream keeps its buffer: a fixed 16 KiB was the
+/// largest part of a stream's memory (docs/performance.md, "Many slow
+/// streams at once").
+constexpr size_t first_piece_bytes = 1024;
+constexpr size_t max_piece_bytes = 16 * 1024;
+
+/// How much a non-stream answer to a streaming request grows its body by
+/// per read.
+constexpr size_t whole_piece_bytes = 16 * 1024;
 
 upstream_result client_gone_result() {
   upstream_result g
@@ -232,7 +249,9 @@ upstream_result client_gone_result() {
 
 /// The steps of stream_exchange() on one connection: read the response
 /// head, then read a non-stream answer whole or relay an event stream to
-/// the client through the translator.
+/// the client through the translator. Each step writes into the result
+/// it is given: every value a coroutine returns is kept in its caller's
+/// frame, and an open stream keeps all the frames of its chain.
 template <class Stream>
 class stream_exchange_op {
 public:
@@ -246,18 +265,25 @@ public:
     // nop
   }
 
-  net::awaitable<upstream_result> run(clock_type::time_point deadline,
-                                      clock_type::time_point end_by,
-                                      bool& reusable, bool& retryable) {
+  /// The whole exchange into `r`, in one coroutine frame that holds the op
+  /// too.
+  static net::awaitable<void>
+  run(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
+      const upstream_request& req, downstream_sink& sink,
+      clock_type::time_point deadline, clock_type::time_point end_by,
+      bool& reusable, bool& retryable, upstream_result& r) {
+    stream_exchange_op op{stream, lowest, buffer, req, sink};
+    r = upstream_result{};
     reusable = false;
     retryable = false;
     if (auto failed
-        = co_await send_request(stream_, lowest_, req_, deadline, retryable))
-      co_return sink_.client_gone() ? client_gone_result() : std::move(*failed);
-    if (auto failed = co_await read_head(deadline, retryable))
-      co_return std::move(*failed);
-    upstream_result r;
-    const auto& head = parser_->get();
+        = co_await send_request(stream, lowest, req, deadline, retryable)) {
+      r = sink.client_gone() ? client_gone_result() : std::move(*failed);
+      co_return;
+    }
+    if (!co_await op.read_head(deadline, retryable, r))
+      co_return;
+    const auto& head = op.parser_->get();
     r.status = head.result_int();
     if (auto it = head.find(bhttp::field::content_type); it != head.end())
       r.content_type = std::string{it->value()};
@@ -268,15 +294,16 @@ public:
     bool event_stream
       = r.content_type.find("text/event-stream") != std::string::npos;
     if (r.status < 200 || r.status >= 300 || !event_stream)
-      co_return co_await read_whole(std::move(r), reusable);
-    co_return co_await relay(std::move(r), end_by, reusable);
+      co_await op.read_whole(r, reusable);
+    else
+      co_await op.relay(r, end_by, reusable);
   }
 
 private:
   /// Reads the response head until `deadline`, skipping interim 1xx
-  /// answers. The failure, if any.
-  net::awaitable<std::optional<upstream_result>>
-  read_head(clock_type::time_point deadline, bool& retryable) {
+  /// answers. False, with the failure in `r`, if it could not.
+  net::awaitable<bool> read_head(clock_type::time_point deadline,
+                                 bool& retryable, upstream_result& r) {
     for (;;) {
       parser_.emplace();
       parser_->header_limit(max_response_header_bytes);
@@ -286,65 +313,74 @@ private:
                                                        *parser_, nothrow);
       if (ec) {
         if (sink_.client_gone())
-          co_return client_gone_result();
-        if (ec == beast::error::timeout)
-          co_return failure(upstream_failure::timeout,
-                            "timed out waiting for the response");
-        if (!parser_->got_some() && is_closed(ec)) {
+          r = client_gone_result();
+        else if (ec == beast::error::timeout)
+          r = failure(upstream_failure::timeout,
+                      "timed out waiting for the response");
+        else if (!parser_->got_some() && is_closed(ec)) {
           retryable = true;
-          co_return failure(upstream_failure::protocol,
-                            "the connection closed before a response");
-        }
-        co_return failure(upstream_failure::protocol,
-                          "malformed HTTP response: " + ec.message());
+          r = failure(upstream_failure::protocol,
+                      "the connection closed before a response");
+        } else
+          r = failure(upstream_failure::protocol,
+                      "malformed HTTP response: " + ec.message());
+        co_return false;
       }
       auto status = parser_->get().result_int();
       if (status >= 200 || status == 101)
-        co_return std::nullopt;
+        co_return true;
       // An interim 1xx: its (empty) body is done; read the next header.
-      if (!parser_->is_done())
-        co_return failure(upstream_failure::protocol,
-                          "malformed interim response");
+      if (!parser_->is_done()) {
+        r = failure(upstream_failure::protocol, "malformed interim response");
+        co_return false;
+      }
     }
   }
 
-  /// Reads the next piece of the body into `piece_`: the error and how
-  /// many bytes came.
-  net::awaitable<piece_read> read_piece() {
-    parser_->get().body().data = piece_.data();
-    parser_->get().body().size = piece_.size();
+  /// Reads the next piece of the body into the `size` bytes at `into`: the
+  /// error and how many bytes came.
+  net::awaitable<piece_read> read_piece(char* into, size_t size) {
+    parser_->get().body().data = into;
+    parser_->get().body().size = size;
     auto [ec, n]
       = co_await bhttp::async_read_some(stream_, buffer_, *parser_, nothrow);
     if (ec == bhttp::error::need_buffer)
       ec = {};
-    co_return piece_read{ec, piece_.size() - parser_->get().body().size};
+    co_return piece_read{ec, size - parser_->get().body().size};
   }
 
-  /// Not a stream: reads the answer whole, for the SESSION.
-  net::awaitable<upstream_result> read_whole(upstream_result r,
-                                             bool& reusable) {
+  /// Not a stream: reads the answer whole into `r`, for the SESSION (on
+  /// failure `r` says why).
+  net::awaitable<void> read_whole(upstream_result& r, bool& reusable) {
     auto limit = r.status >= 200 && r.status < 300
                    ? upstream_pool::max_response_bytes
                    : max_stream_error_bytes;
     while (!parser_->is_done()) {
-      auto [ec, n] = co_await read_piece();
+      // Read straight into the body: no buffer of its own in this frame.
+      auto had = r.body.size();
+      r.body.resize(had + whole_piece_bytes);
+      auto [ec, n]
+        = co_await read_piece(r.body.data() + had, whole_piece_bytes);
+      r.body.resize(had + n);
       if (ec) {
         if (sink_.client_gone())
-          co_return client_gone_result();
-        if (ec == beast::error::timeout)
-          co_return failure(upstream_failure::timeout,
-                            "timed out reading the response");
-        co_return failure(upstream_failure::protocol,
-                          "reading the response failed: " + ec.message());
+          r = client_gone_result();
+        else if (ec == beast::error::timeout)
+          r = failure(upstream_failure::timeout,
+                      "timed out reading the response");
+        else
+          r = failure(upstream_failure::protocol,
+                      "reading the response failed: " + ec.message());
+        co_return;
       }
-      if (r.body.size() + n > limit)
-        co_return failure(upstream_failure::protocol,
-                          "the response body is too large");
-      r.body.append(piece_.data(), n);
+      if (r.body.size() > limit) {
+        r = failure(upstream_failure::protocol,
+                    "the response body is too large");
+        co_return;
+      }
     }
     const auto& head = parser_->get();
     reusable = head.keep_alive() && !head.need_eof() && buffer_.size() == 0;
-    co_return r;
   }
 
   /// Hands `n` bytes of the provider's stream to the translator. A
@@ -352,7 +388,7 @@ private:
   void feed(size_t n, std::string& out) {
     try {
       inject_fault(boundary::stream_piece);
-      req_.stream->feed(std::string_view{piece_.data(), n}, out);
+      req_.stream->feed(std::string_view{piece_.get(), n}, out);
     } catch (...) {
       report_failure(boundary::stream_piece, req_.request_id,
                      current_exception_text());
@@ -390,20 +426,29 @@ private:
   /// Relays a 2xx event stream: the client gets 200 only now, then each
   /// translated piece, with `req.idle_timeout` between reads, until
   /// `end_by`.
-  net::awaitable<upstream_result>
-  relay(upstream_result r, clock_type::time_point end_by, bool& reusable) {
+  net::awaitable<void> relay(upstream_result& r, clock_type::time_point end_by,
+                             bool& reusable) {
     auto& decoder = *req_.stream;
-    if (!co_await sink_.begin(req_.request_id, req_.response_headers))
-      co_return client_gone_result();
+    if (!co_await sink_.begin(req_.request_id, req_.response_headers)) {
+      r = client_gone_result();
+      co_return;
+    }
     r.streamed = true;
+    piece_size_ = first_piece_bytes;
+    piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
     std::string out;
     while (!parser_->is_done()) {
       lowest_.expires_at(
         std::min(clock_type::now() + req_.idle_timeout, end_by));
-      auto [ec, n] = co_await read_piece();
+      auto [ec, n] = co_await read_piece(piece_.get(), piece_size_);
       out.clear();
       if (n > 0)
         feed(n, out);
+      if (n == piece_size_ && piece_size_ < max_piece_bytes) {
+        // A full read: more was there. Its bytes are translated already.
+        piece_size_ *= 2;
+        piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
+      }
       if (ec && decoder.state() == stream_state::open) {
         if (sink_.client_gone())
           break;
@@ -427,7 +472,6 @@ private:
     summarise(r);
     // Reused only after a clean end with nothing left unread.
     reusable = clean && parser_->get().keep_alive() && buffer_.size() == 0;
-    co_return r;
   }
 
   /// How the relayed stream ended, for the SESSION.
@@ -451,7 +495,9 @@ private:
   const upstream_request& req_;
   downstream_sink& sink_;
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_;
-  std::array<char, 16 * 1024> piece_;
+  /// What a relayed stream reads into, `piece_size_` bytes (made by relay()).
+  std::unique_ptr<char[]> piece_;
+  size_t piece_size_ = 0;
   /// The translator threw (the stream ends as the gateway's failure).
   bool internal_ = false;
   /// The stream ran into a time limit.
@@ -463,15 +509,17 @@ private:
 /// piece by piece through `req.stream` (the translator), with
 /// `req.idle_timeout` between reads, until `end_by` (the attempt's or the
 /// request's time limit, whichever comes first); anything else is read
-/// whole and returned like exchange() does.
+/// whole into `r` like exchange() does.
 template <class Stream>
-net::awaitable<upstream_result>
+net::awaitable<void>
 stream_exchange(Stream& stream, beast::tcp_stream& lowest,
                 beast::flat_buffer& buffer, const upstream_request& req,
                 clock_type::time_point deadline, clock_type::time_point end_by,
-                downstream_sink& sink, bool& reusable, bool& retryable) {
-  stream_exchange_op<Stream> op{stream, lowest, buffer, req, sink};
-  co_return co_await op.run(deadline, end_by, reusable, retryable);
+                downstream_sink& sink, bool& reusable, bool& retryable,
+                upstream_result& r) {
+  return stream_exchange_op<Stream>::run(stream, lowest, buffer, req, sink,
+                                         deadline, end_by, reusable, retryable,
+                                         r);
 }
 
 } // namespace
@@ -557,15 +605,17 @@ struct client_cut {
   }
 };
 
-/// Why an attempt must not start (or go on): shutdown, or a client that
-/// left.
-std::optional<upstream_result> reason_to_stop(bool stopping,
-                                              const client_cut& cut) {
+/// True, with the reason in `out`, if an attempt must not start (or go
+/// on): shutdown, or a client that left. (Written into `out`: a value the
+/// caller kept would stay in its coroutine frame for a stream's life.)
+bool must_stop(bool stopping, const client_cut& cut, upstream_result& out) {
   if (stopping)
-    return failure(upstream_failure::cancelled, "the gateway is shutting down");
-  if (cut.client_gone())
-    return client_gone_result();
-  return std::nullopt;
+    out = failure(upstream_failure::cancelled, "the gateway is shutting down");
+  else if (cut.client_gone())
+    out = client_gone_result();
+  else
+    return false;
+  return true;
 }
 
 /// What a call's result truly is, once it ended: a failure under shutdown
@@ -574,11 +624,9 @@ std::optional<upstream_result> reason_to_stop(bool stopping,
 /// deadline was the deadline's doing. Sets the call's elapsed time.
 void conclude(upstream_result& result, bool stopping, const client_cut& cut,
               const upstream_request& req, clock_type::time_point start) {
-  if (result.failure != upstream_failure::none && !result.streamed) {
-    // (A stream says itself that its client left.)
-    if (auto why = reason_to_stop(stopping, cut))
-      result = std::move(*why);
-  }
+  // (A stream says itself that its client left.)
+  if (result.failure != upstream_failure::none && !result.streamed)
+    must_stop(stopping, cut, result);
   auto end = clock_type::now();
   if (result.failure == upstream_failure::timeout
       && end >= req.request_deadline)
@@ -674,8 +722,19 @@ upstream_pool::handshake(connection& conn, const std::string& host) {
                     "the TLS handshake failed: " + ec.message());
 }
 
+net::awaitable<bool> upstream_pool::dial(const upstream_request& req,
+                                         clock_type::time_point by,
+                                         connection& conn,
+                                         upstream_result& failed) {
+  auto why = co_await open(req, by, conn);
+  if (!why)
+    co_return true;
+  failed = std::move(*why);
+  co_return false;
+}
+
 net::awaitable<std::optional<upstream_result>>
-upstream_pool::dial(const upstream_request& req, clock_type::time_point by,
+upstream_pool::open(const upstream_request& req, clock_type::time_point by,
                     connection& conn) {
   std::vector<tcp::endpoint> endpoints;
   if (auto failed = co_await resolve(req, by, endpoints))
@@ -710,28 +769,32 @@ upstream_pool::dial(const upstream_request& req, clock_type::time_point by,
   co_return std::nullopt;
 }
 
-net::awaitable<upstream_result> upstream_pool::exchange_on(
+// Not a coroutine itself: it hands back the exchange's own, so an open
+// stream keeps one coroutine frame less (every frame of the chain stays
+// allocated for the stream's life). The caller awaits it at once, while
+// everything passed by reference lives.
+net::awaitable<void> upstream_pool::exchange_on(
   connection& conn, const upstream_request& req, downstream_sink* sink,
   clock_type::time_point first_byte, clock_type::time_point deadline,
-  bool& reusable, bool& retryable) {
+  bool& reusable, bool& retryable, upstream_result& result) {
   if (req.stream && sink != nullptr) {
     // A stream's headers must come within min(timeout, first byte); its
     // last byte within the attempt's timeout and the request's deadline.
     auto headers_by = std::min(deadline, first_byte);
     auto end_by = std::min(deadline, req.request_deadline);
     if (conn.tls)
-      co_return co_await stream_exchange(*conn.tls, conn.lowest(), conn.buffer,
-                                         req, headers_by, end_by, *sink,
-                                         reusable, retryable);
-    co_return co_await stream_exchange(*conn.plain, conn.lowest(), conn.buffer,
-                                       req, headers_by, end_by, *sink, reusable,
-                                       retryable);
+      return stream_exchange(*conn.tls, conn.lowest(), conn.buffer, req,
+                             headers_by, end_by, *sink, reusable, retryable,
+                             result);
+    return stream_exchange(*conn.plain, conn.lowest(), conn.buffer, req,
+                           headers_by, end_by, *sink, reusable, retryable,
+                           result);
   }
   if (conn.tls)
-    co_return co_await exchange(*conn.tls, conn.lowest(), conn.buffer, req,
-                                first_byte, deadline, reusable, retryable);
-  co_return co_await exchange(*conn.plain, conn.lowest(), conn.buffer, req,
-                              first_byte, deadline, reusable, retryable);
+    return exchange(*conn.tls, conn.lowest(), conn.buffer, req, first_byte,
+                    deadline, reusable, retryable, result);
+  return exchange(*conn.plain, conn.lowest(), conn.buffer, req, first_byte,
+                  deadline, reusable, retryable, result);
 }
 
 net::awaitable<upstream_result>
@@ -748,10 +811,8 @@ upstream_pool::call(upstream_request req,
   upstream_result result;
   client_cut cut{sink.get()};
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (auto why = reason_to_stop(stopping_, cut)) {
-      result = std::move(*why);
+    if (must_stop(stopping_, cut, result))
       break;
-    }
     // The retry after a stale pooled connection always dials afresh.
     auto conn = attempt == 0 ? take_idle(key) : nullptr;
     bool reused = conn != nullptr;
@@ -769,19 +830,15 @@ upstream_pool::call(upstream_request req,
       cut.current = conn.get();
       entry.c = conn.get(); // dial() tracks it once it has a socket
       auto by = std::min(deadline, clock_type::now() + req.connect_timeout);
-      if (auto failed = co_await dial(req, by, *conn)) {
-        result = std::move(*failed);
+      if (!co_await dial(req, by, *conn, result))
         break;
-      }
     }
-    if (auto why = reason_to_stop(stopping_, cut)) {
-      result = std::move(*why); // while the connection opened
-      break;
-    }
+    if (must_stop(stopping_, cut, result))
+      break; // while the connection opened
     bool reusable = false;
     bool retryable = false;
-    result = co_await exchange_on(*conn, req, sink.get(), first_byte, deadline,
-                                  reusable, retryable);
+    co_await exchange_on(*conn, req, sink.get(), first_byte, deadline, reusable,
+                         retryable, result);
     if (result.failure == upstream_failure::none || result.streamed) {
       if (reusable)
         give_back(key, std::move(conn));

@@ -63,16 +63,22 @@ private:
                         std::vector<boost::asio::ip::tcp::endpoint>& out);
   /// Opens `conn` to `req`'s origin: resolve, connect, TLS handshake, all
   /// until `by`. The failure, if any.
-  maybe_failure dial(const upstream_request& req, time_point by,
+  maybe_failure open(const upstream_request& req, time_point by,
                      connection& conn);
+  /// open() for call(): false, with the failure in `failed`, if it failed.
+  /// (A failure returned would stay in call()'s frame for a stream's life.)
+  boost::asio::awaitable<bool> dial(const upstream_request& req, time_point by,
+                                    connection& conn, upstream_result& failed);
   /// The TLS handshake of a new connection, with SNI and the host name
   /// checked against the certificate.
   maybe_failure handshake(connection& conn, const std::string& host);
-  /// One exchange on an open connection, relayed to `sink` for a stream.
-  boost::asio::awaitable<upstream_result>
+  /// One exchange on an open connection into `result`, relayed to `sink`
+  /// for a stream. (Written into the caller's result: a value returned
+  /// would stay in call()'s frame for a stream's life, beside it.)
+  boost::asio::awaitable<void>
   exchange_on(connection& conn, const upstream_request& req,
               downstream_sink* sink, time_point first_byte, time_point deadline,
-              bool& reusable, bool& retryable);
+              bool& reusable, bool& retryable, upstream_result& result);
   std::unique_ptr<connection> take_idle(const std::string& key);
   void give_back(const std::string& key, std::unique_ptr<connection> c);
 

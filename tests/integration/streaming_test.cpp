@@ -133,6 +133,40 @@ TEST_CASE("OpenAI-compatible streams pass through with the alias and one "
   CHECK(forwarded["stream"] == true);
 }
 
+TEST_CASE("a burst larger than the relay's read buffer arrives whole and in "
+          "order") {
+  // The relay reads 1 KiB at first and doubles after each full read, up to
+  // 16 KiB: one upstream write of ~50 KB, with an event of 20,000 bytes of
+  // text in it, crosses every size and splits events across reads.
+  std::vector<std::string> pieces;
+  std::string expected;
+  for (int i = 0; i < 40; ++i) {
+    pieces.push_back(std::string(700, static_cast<char>('a' + i % 26)));
+    expected += pieces.back();
+  }
+  pieces.push_back(std::string(20'000, 'z'));
+  expected += pieces.back();
+  for (bool anthropic : {false, true}) {
+    INFO((anthropic ? "anthropic" : "openai"));
+    fake_chunk burst;
+    for (const auto& c :
+         anthropic ? anthropic_stream(pieces) : openai_stream(pieces))
+      burst.data += c.data;
+    fake_upstream upstream{stream_with({burst})};
+    auto model = anthropic ? "  m:\n    provider: anthropic\n    model: "
+                             "\"claude-x\"\n    api_key: \""
+                               + upstream_key + "\"\n    base_url: \""
+                               + upstream.base_url() + "\"\n"
+                           : openai_model("m", upstream.base_url() + "/v1");
+    gateway_process gw{make_config(model, "m")};
+    auto r = stream_once(gw.port(), "m");
+    CHECK(r.head.starts_with("HTTP/1.1 200"));
+    CHECK(r.text() == expected);
+    CHECK(r.count("data: [DONE]") == 1);
+    CHECK(r.body.ends_with("data: [DONE]\n\n"));
+  }
+}
+
 TEST_CASE("Anthropic streams are translated, with usage when asked") {
   fake_upstream upstream{stream_with(anthropic_stream({"Bon", "jour"}))};
   gateway_process gw{make_config(
