@@ -332,6 +332,8 @@ struct early_key {
 struct endpoint_call {
   worker& w;
   client_stream& stream;
+  /// The connection's read buffer (empty unless the client pipelined).
+  beast::flat_buffer& buffer;
   request_t& req;
   request_log& info;
   int64_t started_unix;
@@ -348,28 +350,46 @@ net::awaitable<http_reply> ask_actors(worker& w, Ask ask) {
                                       net::use_awaitable);
 }
 
-/// POST /v1/chat/completions: authenticate and check on the io thread, then
-/// hand the request to a SESSION and wait for its reply.
-net::awaitable<http_reply> handle_chat(endpoint_call& call) {
-  // The worker, the stream and the request outlive this coroutine: the
+/// A chat request that passed its checks, on its way to a SESSION. On the
+/// heap: handle_chat's coroutine frame, which a stream keeps for its whole
+/// life, holds only a pointer to it.
+struct chat_start {
+  actors::generation_ptr gen;
+  chat_context ctx;
+  /// The bridge's timer: the same instant the SESSION counts to.
+  std::shared_ptr<net::steady_timer> deadline;
+  upstream_fn upstream;
+  /// Set once the SESSION started.
+  actors::cancel_fn cancel;
+};
+
+/// The checks of a chat request, on the io thread: the key (unless it was
+/// checked before the body under this configuration) and the body. Returns
+/// the request ready for its SESSION, and sets the connection's sink; or
+/// nothing, with the refusal in `refused`.
+std::unique_ptr<chat_start> check_chat(endpoint_call& call,
+                                       http_reply& refused) {
+  // The worker, the stream and the request outlive handle_chat: the
   // connection awaits it directly.
   auto& w = call.w;
   auto& req = call.req;
   auto& info = call.info;
-  auto gen = w.gen;
-  const auto& cfg = actors::config_of(gen);
-  http_reply reply;
+  auto start = std::make_unique<chat_start>();
+  start->gen = w.gen;
+  const auto& cfg = actors::config_of(start->gen);
   // Checked before the body already, under this configuration: once is
   // enough. (A reload in between checks again, under the new one.)
   const auto* key = call.checked.config == &cfg ? call.checked.key
-                                                : authorize(cfg, req, reply);
+                                                : authorize(cfg, req, refused);
   if (key == nullptr)
-    co_return reply;
+    return nullptr;
   info.client = key->name;
   auto summary = check_chat_request(req.body());
-  if (!summary)
-    co_return error_reply(to_api_error(summary.error()));
-  chat_context ctx;
+  if (!summary) {
+    refused = error_reply(to_api_error(summary.error()));
+    return nullptr;
+  }
+  auto& ctx = start->ctx;
   ctx.request_id = info.request_id;
   ctx.client = key->name;
   ctx.key_index = static_cast<size_t>(key - cfg.server.api_keys.data());
@@ -378,34 +398,51 @@ net::awaitable<http_reply> handle_chat(endpoint_call& call) {
   ctx.include_usage = summary->include_usage;
   ctx.received = info.start;
   ctx.deadline = info.start + to_ms(cfg.server.request_deadline);
+  // A stream may stay open for minutes: the connection does not keep its
+  // read buffer (8 KiB or more) for it. The next request makes a new one.
+  if (ctx.stream && call.buffer.size() == 0)
+    call.buffer.shrink_to_fit();
   // The body moves on as received; nothing here built a document of it.
   ctx.body = chat_payload{std::move(req.body())};
   // The same instant the SESSION counts to: from the request's first byte.
-  auto deadline = std::make_shared<net::steady_timer>(w.ioc, ctx.deadline);
+  start->deadline = std::make_shared<net::steady_timer>(w.ioc, ctx.deadline);
   // The sink watches the client for the whole request; a stream is relayed
   // through it by the upstream call itself, straight into this connection
   // (the sink takes the deadline away once the stream starts).
-  call.sink = std::make_shared<downstream_sink>(
-    call.stream, req.version(), to_ms(cfg.server.write_timeout), deadline);
+  call.sink = std::make_shared<downstream_sink>(call.stream, req.version(),
+                                                to_ms(cfg.server.write_timeout),
+                                                start->deadline);
   auto* pool = &*w.pool;
-  auto upstream
+  start->upstream
     = make_upstream_fn(w.ioc, [pool, s = call.sink](upstream_request r) {
         return pool->call(std::move(r), s);
       });
-  actors::cancel_fn cancel;
-  auto start_session = [&](reply_fn fn) {
-    cancel = actors::start_chat(gen, std::move(ctx), std::move(fn),
-                                std::move(upstream));
+  return start;
+}
+
+/// POST /v1/chat/completions: authenticate and check on the io thread, then
+/// hand the request to a SESSION and wait for its reply. (Every local of a
+/// coroutine stays in its frame until it ends: the checks live in
+/// check_chat().)
+net::awaitable<http_reply> handle_chat(endpoint_call& call) {
+  http_reply answer;
+  auto start = check_chat(call, answer);
+  if (!start)
+    co_return answer;
+  auto* s = start.get();
+  auto start_session = [s, &call](reply_fn fn) {
+    s->cancel = actors::start_chat(s->gen, std::move(s->ctx), std::move(fn),
+                                   std::move(s->upstream));
     // A client that leaves cuts the upstream exchange in flight (the sink
     // does) and tells the SESSION, which ends without fallback or retry.
-    call.sink->watch(cancel);
+    call.sink->watch(s->cancel);
   };
-  auto answer
-    = co_await async_actor_call(start_session, deadline, net::use_awaitable);
+  answer
+    = co_await async_actor_call(start_session, s->deadline, net::use_awaitable);
   // The bridge answered for the SESSION (504 at the deadline): it must not
   // go on working for a client that has its answer.
-  if (answer.facts_unknown && cancel)
-    cancel(cancel_reason::deadline);
+  if (answer.facts_unknown && s->cancel)
+    s->cancel(cancel_reason::deadline);
   co_return answer;
 }
 
@@ -960,10 +997,11 @@ net::awaitable<bool> serve_one(connection& c) {
   // An early answer leaves a body unread: the connection cannot go on.
   bool unread = !parser.is_done();
   r.req = parser.release();
+  r.parser.reset(); // what the parser holds is not needed for the answer
   // The bridge's deadline timer bounds the wait for the actors.
   c.stream.lowest().expires_never();
-  endpoint_call call{c.w,       c.stream, r.req, r.info, c.started_unix,
-                     r.checked, r.sink};
+  endpoint_call call{c.w,    c.stream,       c.buffer,  r.req,
+                     r.info, c.started_unix, r.checked, r.sink};
   if (!early)
     co_await run_endpoint(call, r.reply);
   bool started_stream = r.sink && r.sink->started();
