@@ -459,12 +459,12 @@ void admit_and_call(session_ptr self, candidate c) {
 void next_candidate(session_ptr self) {
   auto& st = self->state;
   st.retries = 0;
-  if (st.remaining.empty() || steady_clock::now() >= st.ctx.deadline) {
+  if (st.next >= st.remaining.size()
+      || steady_clock::now() >= st.ctx.deadline) {
     give_up(self);
     return;
   }
-  auto c = std::move(st.remaining.front());
-  st.remaining.pop_front();
+  auto c = std::move(st.remaining[st.next++]);
   admit_and_call(self, std::move(c));
 }
 
@@ -830,8 +830,8 @@ void start_route(session_ptr self) {
         if (st.finished)
           return;
         st.route_reason = std::move(plan.reason);
-        st.remaining.assign(std::make_move_iterator(plan.candidates.begin()),
-                            std::make_move_iterator(plan.candidates.end()));
+        st.remaining = std::move(plan.candidates);
+        st.next = 0;
         next_candidate(self);
       },
       [self](caf::error& err) {
