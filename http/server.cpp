@@ -25,6 +25,7 @@
 #include "http/io_scheduler.hpp"
 #include "http/tls_context.hpp"
 #include "http/upstream_client.hpp"
+#include "http/wire.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -597,7 +598,8 @@ net::awaitable<void> reject(client_stream& stream, http_reply reply,
   auto res = make_response(reply, info.request_id, false, 11, false);
   res.keep_alive(false);
   stream.lowest().expires_after(std::chrono::seconds{5});
-  auto [wec, wn] = co_await bhttp::async_write(stream, res, nothrow);
+  auto wire = to_wire(res);
+  auto [wec, wn] = co_await net::async_write(stream, wire.buffers(), nothrow);
   log_request(info, reply);
   if (wec)
     co_return;
@@ -948,7 +950,8 @@ net::awaitable<bool> write_answer(connection& c, request_state& r,
   // as it has its answer (through another io thread) finds it counted.
   account(c.w, info, reply, total);
   c.stream.lowest().expires_after(to_ms(c.cfg.write_timeout));
-  auto [ec, n] = co_await bhttp::async_write(c.stream, res, nothrow);
+  auto wire = to_wire(res);
+  auto [ec, n] = co_await net::async_write(c.stream, wire.buffers(), nothrow);
   log_request(info, reply);
   if (ec)
     co_return false;

@@ -2,12 +2,14 @@
 
 #include "core/boundary.hpp"
 #include "http/downstream_sink.hpp"
+#include "http/wire.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -131,15 +133,17 @@ send_request(Stream& stream, beast::tcp_stream& lowest,
              const upstream_request& req, clock_type::time_point deadline,
              bool& retryable) {
   auto verb = bhttp::string_to_verb(req.method);
-  bhttp::request<bhttp::string_body> msg{verb, req.path, 11};
+  bhttp::request<bhttp::empty_body> msg{verb, req.path, 11};
   msg.set(bhttp::field::host, req.target.host_header());
   msg.set(bhttp::field::user_agent, "pw-router/" PW_VERSION);
   for (const auto& h : req.headers)
     msg.set(h.name, h.value);
-  msg.body() = req.body;
-  msg.prepare_payload();
+  // The body goes out from the request itself, not a copy in the message.
+  set_payload_length(msg, req.body.size());
   lowest.expires_at(deadline);
-  auto [ec, written] = co_await bhttp::async_write(stream, msg, nothrow);
+  auto wire = to_wire(msg.base(), req.body, false);
+  auto [ec, written]
+    = co_await net::async_write(stream, wire.buffers(), nothrow);
   if (!ec)
     co_return std::nullopt;
   if (ec == beast::error::timeout)
