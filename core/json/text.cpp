@@ -1,6 +1,8 @@
 #include "core/json/text.hpp"
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 
 namespace pw {
 
@@ -49,20 +51,45 @@ void skip_ws(std::string_view s, size_t& i) {
     ++i;
 }
 
+/// What skip_value() stops at inside an array or object: a quote, a
+/// bracket or a brace. Every other byte is passed over in a tight loop.
+constexpr auto nesting_stops = [] {
+  std::array<bool, 256> table{};
+  for (unsigned char c : {'"', '{', '}', '[', ']'})
+    table[c] = true;
+  return table;
+}();
+
+/// Moves `i` to the first byte at or after it that `table` stops at (or to
+/// the end).
+void pass_over(std::string_view s, size_t& i,
+               const std::array<bool, 256>& table) {
+  while (i < s.size() && !table[static_cast<unsigned char>(s[i])])
+    ++i;
+}
+
 /// Skips a string starting at the quote `s[i]`; sets `escaped` if it holds a
-/// backslash. Returns false on malformed input.
+/// backslash. Returns false on malformed input. (memchr finds the closing
+/// quote and any backslash before it: a string is most of an answer's
+/// bytes.)
 bool skip_string(std::string_view s, size_t& i, bool& escaped) {
   ++i; // opening quote
-  while (i < s.size()) {
-    char c = s[i++];
-    if (c == '"')
+  for (;;) {
+    auto quote = s.find('"', i);
+    if (quote == std::string_view::npos)
+      return false;
+    const auto* slash
+      = static_cast<const char*>(std::memchr(s.data() + i, '\\', quote - i));
+    if (slash == nullptr) {
+      i = quote + 1;
       return true;
-    if (c == '\\') {
-      escaped = true;
-      ++i;
     }
+    // A backslash: the byte after it is part of the string.
+    escaped = true;
+    i = static_cast<size_t>(slash - s.data()) + 2;
+    if (i > s.size())
+      return false;
   }
-  return false;
 }
 
 /// Skips one JSON value starting at `s[i]`.
@@ -75,7 +102,10 @@ bool skip_value(std::string_view s, size_t& i) {
     return skip_string(s, i, escaped);
   if (c == '{' || c == '[') {
     size_t depth = 0;
-    while (i < s.size()) {
+    for (;;) {
+      pass_over(s, i, nesting_stops);
+      if (i >= s.size())
+        return false;
       char d = s[i];
       if (d == '"') {
         if (!skip_string(s, i, escaped))
@@ -84,15 +114,12 @@ bool skip_value(std::string_view s, size_t& i) {
       }
       if (d == '{' || d == '[')
         ++depth;
-      else if (d == '}' || d == ']') {
-        if (--depth == 0) {
-          ++i;
-          return true;
-        }
+      else if (--depth == 0) { // a closing bracket or brace
+        ++i;
+        return true;
       }
       ++i;
     }
-    return false;
   }
   // Number, true, false, null: up to the next delimiter.
   while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']'
