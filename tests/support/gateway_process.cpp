@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,15 +39,30 @@ pid_t spawn(const std::vector<std::string>& argv,
   for (const auto& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // The child's environment is made here: after fork() in a process with
+  // threads, the child may only call async-signal-safe functions, and
+  // setenv() allocates (a child forked while another thread held the
+  // allocator's lock hung there, before exec, and ignored SIGTERM).
+  std::vector<std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view var{*e};
+    auto name = var.substr(0, var.find('='));
+    if (!env.contains(std::string{name}))
+      vars.emplace_back(var);
+  }
+  for (const auto& [k, v] : env)
+    vars.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& v : vars)
+    envp.push_back(v.data());
+  envp.push_back(nullptr);
   auto pid = fork();
   if (pid < 0)
     throw std::runtime_error("fork failed");
   if (pid == 0) {
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);
-    for (const auto& [k, v] : env)
-      setenv(k.c_str(), v.c_str(), 1);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(out_pipe[1]);
