@@ -144,6 +144,7 @@ struct log_writer {
       quiet = 0;
       auto seen = wake.load();
       idle.store(true);
+      std::atomic_thread_fence(std::memory_order_seq_cst); // see emit()
       // A line queued before `idle` was visible is found here; one queued
       // after it finds the writer idle and wakes it.
       if (drain_all(batch) == 0 && running.load())
@@ -186,6 +187,11 @@ void emit(std::string& line) {
     w.dropped.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  // The line must be visible before `idle` is read (and the writer's
+  // `idle` before it reads the queues): the push is a release store, which
+  // a later load may pass, so without both fences each side could read the
+  // other's old value and the writer sleep with this line queued.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (w.idle.load())
     w.notify();
 }
