@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <vector>
 
 namespace pw::json {
@@ -255,8 +256,86 @@ result<document> parse(std::string_view text, const limits& lim) {
   return to_document(v->root());
 }
 
+namespace {
+
+void append_integer(std::string& out, auto n) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+  out.append(digits, end);
+}
+
+/// Writes `value` compactly, as nlohmann's dump() does: strings through
+/// append_json_string (a run of plain ASCII copied at once, where
+/// nlohmann's serializer decodes every byte), integers through to_chars,
+/// floating-point numbers (and anything else) by nlohmann itself.
+void write(std::string& out, const document& value) {
+  using type = document::value_t;
+  switch (value.type()) {
+  case type::object: {
+    out.push_back('{');
+    bool first = true;
+    for (const auto& [key, member] :
+         value.get_ref<const document::object_t&>()) {
+      if (!first)
+        out.push_back(',');
+      first = false;
+      append_json_string(out, key);
+      out.push_back(':');
+      write(out, member);
+    }
+    out.push_back('}');
+    return;
+  }
+  case type::array: {
+    out.push_back('[');
+    bool first = true;
+    for (const auto& item : value.get_ref<const document::array_t&>()) {
+      if (!first)
+        out.push_back(',');
+      first = false;
+      write(out, item);
+    }
+    out.push_back(']');
+    return;
+  }
+  case type::string: {
+    const auto& text = value.get_ref<const std::string&>();
+    // Invalid UTF-8 (only in a string the gateway made) is replaced as
+    // nlohmann replaces it: one U+FFFD per invalid sequence.
+    if (simdjson::validate_utf8(text.data(), text.size()))
+      append_json_string(out, text);
+    else
+      out += value.dump(-1, ' ', false, document::error_handler_t::replace);
+    return;
+  }
+  case type::boolean:
+    out += value.get<bool>() ? "true" : "false";
+    return;
+  case type::null:
+    out += "null";
+    return;
+  case type::number_integer:
+    append_integer(out, value.get<int64_t>());
+    return;
+  case type::number_unsigned:
+    append_integer(out, value.get<uint64_t>());
+    return;
+  default: // floating point (nlohmann's shortest form), binary, discarded
+    out += value.dump(-1, ' ', false, document::error_handler_t::replace);
+    return;
+  }
+}
+
+} // namespace
+
 std::string dump(const document& doc) {
-  return doc.dump(-1, ' ', false, document::error_handler_t::replace);
+  // nlohmann's serializer spent more instructions on a translated
+  // Anthropic answer than the rest of the request (docs/performance.md);
+  // tests/unit/core/json_reader_test.cpp holds the two to the same bytes.
+  std::string out;
+  out.reserve(512);
+  write(out, doc);
+  return out;
 }
 
 std::optional<element> member(element value, std::string_view key) {

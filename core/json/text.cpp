@@ -128,6 +128,15 @@ bool skip_value(std::string_view s, size_t& i) {
   return true;
 }
 
+/// The bytes a JSON string holds as they are: printable ASCII but the
+/// quote and the backslash.
+constexpr auto plain_ascii = [] {
+  std::array<bool, 256> table{};
+  for (unsigned c = 0x20; c < 0x80; ++c)
+    table[c] = c != '"' && c != '\\';
+  return table;
+}();
+
 } // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
@@ -136,15 +145,12 @@ void append_json_string(std::string& out, std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (plain_ascii[c]) {
       // Copy the longest run of plain ASCII at once.
       size_t j = i + 1;
-      while (j < text.size()) {
-        auto d = static_cast<unsigned char>(text[j]);
-        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\')
-          break;
+      while (j < text.size()
+             && plain_ascii[static_cast<unsigned char>(text[j])])
         ++j;
-      }
       out.append(text.substr(i, j - i));
       i = j;
       continue;
@@ -168,6 +174,14 @@ void append_json_string(std::string& out, std::string_view text) {
       continue;
     case '\t':
       out += "\\t";
+      ++i;
+      continue;
+    case '\b':
+      out += "\\b";
+      ++i;
+      continue;
+    case '\f':
+      out += "\\f";
       ++i;
       continue;
     default:

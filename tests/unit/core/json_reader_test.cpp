@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 using namespace pw;
@@ -161,4 +164,65 @@ TEST_CASE("600k small keys are refused quickly by the member bound") {
   body.back() = '}';
   auto p = refused(body);
   CHECK(p.kind == fault::too_many_members);
+}
+
+namespace {
+
+/// nlohmann's own compact form, as dump() wrote it before it wrote its own.
+std::string by_nlohmann(const json::document& doc) {
+  return doc.dump(-1, ' ', false, json::document::error_handler_t::replace);
+}
+
+} // namespace
+
+TEST_CASE("dump writes what nlohmann's serializer writes") {
+  // Every value kind, the escapes JSON names (\b \f \n \r \t), other
+  // control characters, DEL, non-ASCII text, the integer limits, floats.
+  auto doc = json::document::parse(
+    R"({"model":"m","n":0,"neg":-42,"big":18446744073709551615,)"
+    R"("small":-9223372036854775808,"t":0.7,"e":1e+300,"f":1.0,)"
+    R"("x":-0.0,"tiny":5e-324,"ok":true,"no":false,"nil":null,)"
+    R"("esc":"q\" b\\ s/ \b\f\n\r\t \u0001\u001f\u007f",)"
+    R"("utf8":"h\u00e9llo \u4e16\u754c \ud83d\ude00",)"
+    R"("nested":{"a":[[],{},[{"b":[1,2.5,"c"]}]],"empty":""},)"
+    R"("arr":[null,true,0,-1,1.5e-7,"s"]})");
+  CHECK(json::dump(doc) == by_nlohmann(doc));
+  for (const auto* scalar : {"0", "-1", "\"x\"", "null", "3.14", "[]", "{}"}) {
+    auto one = json::document::parse(scalar);
+    CHECK(json::dump(one) == by_nlohmann(one));
+  }
+}
+
+TEST_CASE("dump replaces invalid UTF-8 in the gateway's own strings as "
+          "nlohmann does") {
+  for (std::string bad :
+       {std::string{"a\xc3(b"}, std::string{"\xe2\x82("},
+        std::string{"end \xf0\x9f\x98"}, std::string{"\xff\xfe plain"},
+        std::string{"\xed\xa0\x80 surrogate"}}) {
+    INFO(bad);
+    json::document doc = {{"error", bad}, {"list", {bad, "fine"}}};
+    CHECK(json::dump(doc) == by_nlohmann(doc));
+  }
+}
+
+TEST_CASE("dump writes every test document as nlohmann does") {
+  // The adapters' and the fuzzers' JSON, read as the gateway reads it.
+  size_t compared = 0;
+  for (const auto* dir :
+       {PW_TEST_DATA_DIR, PW_SOURCE_DIR "/tests/fuzz/corpus"}) {
+    for (const auto& entry :
+         std::filesystem::recursive_directory_iterator(dir)) {
+      if (!entry.is_regular_file())
+        continue;
+      std::ifstream in{entry.path(), std::ios::binary};
+      std::string text{std::istreambuf_iterator<char>{in}, {}};
+      auto doc = json::parse(text, json::upstream_limits);
+      if (!doc)
+        continue;
+      INFO(entry.path().string());
+      CHECK(json::dump(*doc) == by_nlohmann(*doc));
+      ++compared;
+    }
+  }
+  CHECK(compared >= 40);
 }
