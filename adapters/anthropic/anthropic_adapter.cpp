@@ -8,6 +8,7 @@
 #include "core/json/text.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <unordered_map>
 
@@ -443,68 +444,111 @@ caf::expected<json> to_messages_request(const json& request,
   return out;
 }
 
-caf::expected<json> to_chat_completion(const json& message,
-                                       const model_config& model,
-                                       int64_t created) {
+namespace {
+
+void append_number(std::string& out, uint64_t n) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+  out.append(digits, end);
+}
+
+void append_number(std::string& out, int64_t n) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+  out.append(digits, end);
+}
+
+/// One element of `tool_calls`, appended to the list being written.
+void append_tool_call(std::string& calls, simdjson::dom::element block) {
+  if (!calls.empty())
+    calls.push_back(',');
+  calls += R"({"id":)";
+  append_json_string(calls, pw::json::string_of(block, "id"));
+  calls += R"(,"type":"function","function":{"name":)";
+  append_json_string(calls, pw::json::string_of(block, "name"));
+  calls += R"(,"arguments":)";
+  // The arguments as the document form writes them (numbers included).
+  auto input = pw::json::member(block, "input");
+  append_json_string(calls, input
+                              ? pw::json::dump(pw::json::to_document(*input))
+                              : std::string{"{}"});
+  calls += "}}";
+}
+
+} // namespace
+
+// The answer is written as text, not built as a document and dumped:
+// building and dumping it took more instructions than the rest of the
+// request (docs/performance.md).
+caf::expected<chat_response> to_chat_completion(simdjson::dom::element message,
+                                                const model_config& model,
+                                                int64_t created) {
+  using simdjson::dom::element_type;
   auto malformed = [&](const char* why) {
     return make_error(errc::upstream_invalid,
                       "The upstream provider for model '" + model.alias
                         + "' returned a malformed response (" + why + ")");
   };
-  if (!message.is_object())
+  if (message.type() != element_type::OBJECT)
     return malformed("not a JSON object");
-  auto content = message.find("content");
-  if (content == message.end() || !content->is_array())
+  auto content = pw::json::member(message, "content");
+  simdjson::dom::array blocks;
+  if (!content || content->get(blocks) != simdjson::SUCCESS)
     return malformed("no 'content' list");
   std::string text;
   bool has_text = false;
-  json tool_calls = json::array();
-  for (const auto& block : *content) {
-    if (!block.is_object())
+  std::string tool_calls; // the list's elements, comma-separated
+  for (simdjson::dom::element block : blocks) {
+    if (block.type() != element_type::OBJECT)
       continue;
-    auto type = string_or(block, "type");
+    auto type = pw::json::string_of(block, "type");
     if (type == wire::text) {
-      text += string_or(block, "text");
+      text += pw::json::string_of(block, "text");
       has_text = true;
     } else if (type == wire::tool_use) {
-      auto input = block.find("input");
-      auto arguments
-        = input != block.end() ? pw::json::dump(*input) : std::string{"{}"};
-      json function = {{"name", string_or(block, "name")},
-                       {"arguments", std::move(arguments)}};
-      tool_calls.push_back(json{{"id", string_or(block, "id")},
-                                {"type", "function"},
-                                {"function", std::move(function)}});
+      append_tool_call(tool_calls, block);
     }
     // thinking and other blocks have no OpenAI counterpart.
   }
-  json msg = {{"role", "assistant"}};
+  auto stop_reason = pw::json::string_of(message, "stop_reason");
+  chat_response out;
+  if (auto u = pw::json::member(message, "usage");
+      u && u->type() == element_type::OBJECT) {
+    using pw::json::uint_of;
+    out.prompt_tokens = uint_of(*u, "input_tokens")
+                        + uint_of(*u, "cache_creation_input_tokens")
+                        + uint_of(*u, "cache_read_input_tokens");
+    out.completion_tokens = uint_of(*u, "output_tokens");
+  }
+  auto& body = out.body;
+  body.reserve(320 + model.alias.size() + text.size() + tool_calls.size());
+  body += R"({"id":)";
+  append_json_string(body, "chatcmpl-"
+                             + std::string{pw::json::string_of(message, "id")});
+  body += R"(,"object":"chat.completion","created":)";
+  append_number(body, created);
+  body += R"(,"model":)";
+  append_json_string(body, model.alias);
+  body += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
   if (has_text || tool_calls.empty())
-    msg["content"] = text;
+    append_json_string(body, text);
   else
-    msg["content"] = nullptr;
-  if (!tool_calls.empty())
-    msg["tool_calls"] = std::move(tool_calls);
-  auto stop = message.find("stop_reason");
-  std::string stop_reason = stop != message.end() && stop->is_string()
-                              ? stop->get<std::string>()
-                              : std::string{};
-  json usage = json::object();
-  if (auto u = message.find("usage"); u != message.end() && u->is_object())
-    usage = *u;
-  std::string id = string_or(message, "id");
-  return json{
-    {"id", "chatcmpl-" + id},
-    {"object", "chat.completion"},
-    {"created", created},
-    {"model", model.alias},
-    {"choices",
-     json::array({{{"index", 0},
-                   {"message", std::move(msg)},
-                   {"logprobs", nullptr},
-                   {"finish_reason", finish_reason_of(stop_reason)}}})},
-    {"usage", usage_json(prompt_tokens_of(usage), output_tokens_of(usage))},
-  };
+    body += "null";
+  if (!tool_calls.empty()) {
+    body += R"(,"tool_calls":[)";
+    body += tool_calls;
+    body += ']';
+  }
+  body += R"(},"logprobs":null,"finish_reason":)";
+  append_json_string(body, finish_reason_of(stop_reason));
+  body += R"(}],"usage":{"prompt_tokens":)";
+  append_number(body, out.prompt_tokens);
+  body += R"(,"completion_tokens":)";
+  append_number(body, out.completion_tokens);
+  body += R"(,"total_tokens":)";
+  append_number(body, out.prompt_tokens + out.completion_tokens);
+  body += "}}";
+  return out;
 }
 
 namespace {
@@ -717,21 +761,15 @@ anthropic_adapter::to_provider_request(const chat_payload& request,
 caf::expected<chat_response>
 anthropic_adapter::from_provider_response(const upstream_result& result,
                                           const model_config& model) const {
-  auto message = pw::json::parse(result.body, pw::json::upstream_limits);
+  // Read, not made into a document: the answer is written from the view.
+  auto message = pw::json::read(result.body, pw::json::upstream_limits);
   if (!message)
     return make_error(errc::upstream_invalid,
                       "The upstream provider for model '" + model.alias
                         + "' returned a malformed response ("
                         + message.error().what(pw::json::upstream_limits)
                         + ")");
-  auto doc = to_chat_completion(*message, model, now_seconds());
-  if (!doc)
-    return doc.error();
-  chat_response out;
-  out.prompt_tokens = (*doc)["usage"]["prompt_tokens"].get<uint64_t>();
-  out.completion_tokens = (*doc)["usage"]["completion_tokens"].get<uint64_t>();
-  out.body = pw::json::dump(*doc);
-  return out;
+  return to_chat_completion(message->root(), model, now_seconds());
 }
 
 std::optional<upstream_request>

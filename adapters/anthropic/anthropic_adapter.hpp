@@ -4,6 +4,7 @@
 // requests, answers and streams.
 
 #include "adapters/adapter.hpp"
+#include "core/json/reader.hpp"
 
 namespace pw::adapters::anthropic {
 
@@ -35,10 +36,11 @@ to_messages_request(const nlohmann::ordered_json& request,
                     const model_config& model);
 
 /// Translates an Anthropic Messages answer into an OpenAI chat.completion
-/// (`created` given, so tests are deterministic).
-caf::expected<nlohmann::ordered_json>
-to_chat_completion(const nlohmann::ordered_json& message,
-                   const model_config& model, int64_t created);
+/// body with its token counts (`created` given, so tests are
+/// deterministic).
+caf::expected<chat_response> to_chat_completion(simdjson::dom::element message,
+                                                const model_config& model,
+                                                int64_t created);
 
 /// Anthropic's `stop_reason` as an OpenAI `finish_reason`.
 std::string_view finish_reason_of(std::string_view stop_reason);
