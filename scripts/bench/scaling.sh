@@ -25,6 +25,8 @@
 # It stops only the processes it started, by PID.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$root/scripts/bench/lib.sh"
 bin=${PW_ROUTER_BIN:-$root/build/release/pw-router}
 bench_dir=${BENCH_DIR:-$root/../shared/bench}
 duration=${DURATION:-10}
@@ -36,7 +38,6 @@ mock_port=$((port + 1))
 nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 key=sk-bench-0123456789abcdef
 
-die() { echo "scaling.sh: $*" >&2; exit 1; }
 [ -x "$bin" ] || die "no gateway binary at $bin (build the release preset, or set PW_ROUTER_BIN)"
 [ -f "$bench_dir/mock/nginx-mock.conf.tmpl" ] || die "no mock template under $bench_dir (set BENCH_DIR)"
 [ -x "$nginx" ] || die "no nginx (apt-get install -y nginx-light, or set NGINX)"
@@ -46,14 +47,7 @@ command -v perf > /dev/null || die "no perf (apt-get install -y linux-perf)"
 cpus=$(nproc)
 max_k=$((cpus - load_cpus))
 [ "$max_k" -ge 1 ] || max_k=1
-dir=$(mktemp -d /tmp/pw-scaling.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+bench_setup pw-scaling
 
 # The load (and the mock) run on the CPUs after the gateway's k.
 load_set() { # k

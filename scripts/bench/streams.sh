@@ -23,6 +23,8 @@
 # started, by PID.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$root/scripts/bench/lib.sh"
 bin=${PW_ROUTER_BIN:-$root/build/release/pw-router}
 counts=${STREAMS:-"1000 5000"}
 events=${EVENTS:-50}
@@ -34,10 +36,6 @@ nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 python=${PYTHON:-python3}
 key=sk-bench-streams
 
-die() {
-  echo "streams.sh: $*" >&2
-  exit 1
-}
 [ -x "$bin" ] || die "no gateway binary at $bin (build the release preset, or set PW_ROUTER_BIN)"
 [ -x "$nginx" ] || die "no nginx (apt-get install -y nginx-light, or set NGINX)"
 max_n=0
@@ -47,14 +45,7 @@ for n in $counts; do [ "$n" -gt "$max_n" ] && max_n=$n; done
 [ "$(ulimit -n)" -ge $((3 * max_n + 100)) ] ||
   die "ulimit -n is $(ulimit -n); $((3 * max_n + 100)) descriptors are needed for $max_n streams"
 
-dir=$(mktemp -d /tmp/pw-streams.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+bench_setup pw-streams
 
 taskset -c 0 "$python" "$root/scripts/bench/slow_sse.py" upstream "$up_port" \
   "$events" "$interval" &
