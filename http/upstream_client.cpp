@@ -14,7 +14,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include <array>
 #include <cerrno>
 #include <optional>
 #include <sys/socket.h>

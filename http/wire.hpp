@@ -9,13 +9,14 @@
 // small message, a tenth of a request's (docs/performance.md, "Fewer
 // frames per stream, the wire form, answers written as text").
 
+#include "core/json/text.hpp"
+
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include <array>
-#include <charconv>
 #include <string>
 #include <string_view>
 
@@ -38,13 +39,6 @@ struct wire_message {
 };
 
 namespace detail {
-
-inline void append_number(std::string& out, unsigned long long n,
-                          int base = 10) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n, base);
-  out.append(digits, end);
-}
 
 inline void append_version(std::string& out, unsigned version) {
   out += "HTTP/";
@@ -74,7 +68,7 @@ wire_message to_wire(const boost::beast::http::header<isRequest, Fields>& h,
   } else {
     detail::append_version(head, h.version());
     head += ' ';
-    detail::append_number(head, h.result_int());
+    append_integer(head, h.result_int());
     head += ' ';
     head += h.reason();
   }
@@ -89,7 +83,7 @@ wire_message to_wire(const boost::beast::http::header<isRequest, Fields>& h,
   w.body = body;
   if (chunked) {
     if (!body.empty()) {
-      detail::append_number(head, body.size(), 16);
+      append_integer(head, body.size(), 16);
       head += "\r\n";
       w.tail = "\r\n0\r\n\r\n";
     } else {

@@ -8,7 +8,6 @@
 #include "core/json/text.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <unordered_map>
 
@@ -446,18 +445,6 @@ caf::expected<json> to_messages_request(const json& request,
 
 namespace {
 
-void append_number(std::string& out, uint64_t n) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  out.append(digits, end);
-}
-
-void append_number(std::string& out, int64_t n) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  out.append(digits, end);
-}
-
 /// One element of `tool_calls`, appended to the list being written.
 void append_tool_call(std::string& calls, simdjson::dom::element block) {
   if (!calls.empty())
@@ -526,7 +513,7 @@ caf::expected<chat_response> to_chat_completion(simdjson::dom::element message,
   append_json_string(body, "chatcmpl-"
                              + std::string{pw::json::string_of(message, "id")});
   body += R"(,"object":"chat.completion","created":)";
-  append_number(body, created);
+  append_integer(body, created);
   body += R"(,"model":)";
   append_json_string(body, model.alias);
   body += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
@@ -542,11 +529,11 @@ caf::expected<chat_response> to_chat_completion(simdjson::dom::element message,
   body += R"(},"logprobs":null,"finish_reason":)";
   append_json_string(body, finish_reason_of(stop_reason));
   body += R"(}],"usage":{"prompt_tokens":)";
-  append_number(body, out.prompt_tokens);
+  append_integer(body, out.prompt_tokens);
   body += R"(,"completion_tokens":)";
-  append_number(body, out.completion_tokens);
+  append_integer(body, out.completion_tokens);
   body += R"(,"total_tokens":)";
-  append_number(body, out.prompt_tokens + out.completion_tokens);
+  append_integer(body, out.prompt_tokens + out.completion_tokens);
   body += "}}";
   return out;
 }

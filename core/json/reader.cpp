@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <vector>
 
 namespace pw::json {
@@ -257,12 +256,6 @@ result<document> parse(std::string_view text, const limits& lim) {
 }
 
 namespace {
-
-void append_integer(std::string& out, auto n) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  out.append(digits, end);
-}
 
 /// Writes `value` compactly, as nlohmann's dump() does: strings through
 /// append_json_string (a run of plain ASCII copied at once, where

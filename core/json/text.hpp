@@ -4,6 +4,8 @@
 // splicing one top-level field, so the hot path forwards bodies without
 // building and re-serialising a document.
 
+#include <charconv>
+#include <concepts>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +16,14 @@ namespace pw {
 /// characters escaped, valid UTF-8 copied as it is, each invalid byte
 /// replaced by U+FFFD.
 void append_json_string(std::string& out, std::string_view text);
+
+/// Appends the digits of `n` in `base` (a JSON number for base 10).
+template <std::integral T>
+void append_integer(std::string& out, T n, int base = 10) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n, base);
+  out.append(digits, end);
+}
 
 /// Returns `text` as a JSON string literal.
 std::string json_string(std::string_view text);
