@@ -7,9 +7,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http.hpp>
 
-#include <cerrno>
 #include <poll.h>
-#include <sys/socket.h>
 
 namespace pw::http {
 
@@ -67,57 +65,29 @@ void downstream_sink::cut_with(std::function<void()> cut) {
   cut_ = std::move(cut);
 }
 
-namespace {
-
-enum class peeked { quiet, closed, data };
-
-/// Looks at the socket without reading: a closed connection shows as an
-/// empty peek, a pipelined request stays in the socket.
-peeked peek(int fd) {
-  char byte = 0;
-  auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0)
-    return peeked::data;
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-    return peeked::quiet;
-  return peeked::closed;
-}
-
-} // namespace
-
 void downstream_sink::watch(std::function<void(cancel_reason)> on_gone) {
   if (!attached_ || watching_)
     return;
   on_gone_ = std::move(on_gone);
   watching_ = true;
-  // The reactor reports a change of readiness only: a client that closed
-  // before this point would never be seen by the wait alone.
-  switch (peek(stream_.lowest().socket().native_handle())) {
-  case peeked::closed:
-    client_left();
-    return;
-  case peeked::data:
-    saw_data();
-    return;
-  case peeked::quiet:
-    break;
-  }
-  wait_pending_ = true;
-  stream_.lowest().socket().async_wait(
-    net::socket_base::wait_read,
-    [self = shared_from_this()](boost::system::error_code ec) {
-      self->wait_pending_ = false;
-      if (ec || !self->attached_ || !self->watching_)
+  // A peeking receive: Asio tries it at once (the socket's last read found
+  // bytes, so the reactor reads speculatively), which sees a FIN that came
+  // with the request's last bytes, whose edge that read took; else it
+  // waits for the next edge. It costs one system call, where a readiness
+  // wait would also re-arm the descriptor with epoll_ctl every time.
+  peek_pending_ = true;
+  stream_.lowest().socket().async_receive(
+    net::buffer(&peek_byte_, 1), net::socket_base::message_peek,
+    [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+      self->peek_pending_ = false;
+      if (ec == net::error::operation_aborted || !self->attached_
+          || !self->watching_)
         return;
-      switch (peek(self->stream_.lowest().socket().native_handle())) {
-      case peeked::closed:
+      if (ec || n == 0) { // end of stream, or reset
         self->client_left();
         return;
-      case peeked::data:
-      case peeked::quiet: // woken with nothing to read: as for data
-        self->saw_data();
-        return;
       }
+      self->saw_data();
     });
 }
 
@@ -157,8 +127,8 @@ void downstream_sink::stop_watching() {
   on_gone_ = nullptr;
   if (recheck_)
     recheck_->cancel();
-  if (attached_ && wait_pending_) {
-    // Only the readiness wait is cancelled, never a write in flight.
+  if (attached_ && peek_pending_) {
+    // Only the peeking receive is cancelled, never a write in flight.
     boost::system::error_code ec;
     stream_.lowest().socket().cancel(ec);
   }

@@ -95,7 +95,9 @@ private:
   bool started_ = false;
   bool gone_ = false;
   bool watching_ = false;
-  bool wait_pending_ = false;
+  bool peek_pending_ = false;
+  /// Where the watch's peeking receive puts the byte it looks at.
+  char peek_byte_ = 0;
 
   void op_done();
   void client_left();

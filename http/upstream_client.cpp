@@ -124,6 +124,9 @@ struct upstream_pool::tls_contexts {
 
 namespace {
 
+/// What a whole answer's first read has room for.
+constexpr size_t first_read_bytes = 4096;
+
 /// Writes the request; on failure returns what went wrong and sets
 /// `retryable` when the peer had closed the connection.
 template <class Stream>
@@ -182,6 +185,10 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
     // The headers must come within the first-byte timeout, the whole
     // answer within the attempt's total timeout.
     lowest.expires_at(std::min(first_byte, deadline));
+    // Room for a usual answer in one read (Beast reads 512 bytes into an
+    // empty buffer, and most answers are longer).
+    if (buffer.capacity() < first_read_bytes)
+      buffer.reserve(first_read_bytes);
     auto [hec, hread]
       = co_await bhttp::async_read_header(stream, buffer, *parser, nothrow);
     boost::system::error_code rec = hec;
@@ -560,7 +567,14 @@ upstream_pool::take_idle(const std::string& key) {
     // Most recently used first: the likeliest to be alive.
     auto c = std::move(list.back());
     list.pop_back();
-    if (now - c->idle_since < max_idle_time && c->alive())
+    auto idle = now - c->idle_since;
+    if (idle >= max_idle_time)
+      continue;
+    // A server closes an idle connection after its keep-alive timeout,
+    // seconds at the least: one used a moment ago is taken without a look
+    // (a system call per request under load). If it was closed all the
+    // same, call() retries on a new connection.
+    if (idle < look_after_idle || c->alive())
       return c;
   }
   return nullptr;

@@ -28,6 +28,9 @@ public:
   static constexpr size_t max_idle_per_origin = 64;
   /// An idle connection older than this is closed instead of reused.
   static constexpr std::chrono::seconds max_idle_time{30};
+  /// An idle connection is checked for a close by the peer before reuse
+  /// only once it has been idle this long.
+  static constexpr std::chrono::milliseconds look_after_idle{100};
   /// Largest upstream response body accepted.
   static constexpr uint64_t max_response_bytes = 32 * 1024 * 1024;
 

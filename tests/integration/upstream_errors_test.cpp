@@ -165,6 +165,36 @@ TEST_CASE("interim 1xx answers are skipped and never left in the pool") {
   CHECK(upstream.requests().size() == 3);
 }
 
+TEST_CASE("an upstream that closes each connection after answering, without "
+          "saying so, loses no request and runs none twice") {
+  // The answer keeps the connection alive by HTTP/1.1's rules, then the
+  // upstream closes it: the gateway pools it and, a moment later, takes it
+  // without a look (docs/performance.md), finds it closed before any
+  // answer, and sends the request once more on a new connection.
+  fake_upstream upstream{[](const fake_request&) {
+    auto body = openai_completion("gpt-4o", "once");
+    fake_response r;
+    r.raw = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            "Content-Length: "
+            + std::to_string(body.size()) + "\r\n\r\n" + body;
+    return r;
+  }};
+  gateway_process gw{
+    make_config(openai_model("gpt", upstream.base_url()), "gpt")};
+  http_client client{gw.port()};
+  for (int i = 0; i < 5; ++i) {
+    auto res = client.request("POST", "/v1/chat/completions", chat_body("gpt"),
+                              auth_json(full_key));
+    REQUIRE(res.status == 200);
+    CHECK(res.json()["choices"][0]["message"]["content"] == "once");
+  }
+  CHECK(upstream.requests().size() == 5);
+  CHECK(upstream.connections_opened() == 5);
+  CHECK(http_request(gw.port(), "GET", "/health")
+          .json()["models"]["gpt"]["failures"]
+        == 0);
+}
+
 TEST_CASE("the request deadline answers 504 while the upstream is still "
           "busy") {
   fake_upstream upstream{[](const fake_request& req) {
