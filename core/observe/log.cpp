@@ -9,7 +9,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <ctime>
 #include <thread>
 #include <unistd.h>
@@ -117,8 +116,15 @@ struct log_writer {
   /// Writes a line about drops once there were new ones.
   void report_drops(std::string& out);
 
-  /// Empty looks, a millisecond apart, before the writer sleeps on `wake`.
-  static constexpr int linger = 100;
+  /// How long lines gather between two writes while traffic flows: under
+  /// load one write(2) per interval instead of one per line, and on a
+  /// serving thread's CPU a wake-up of the writer per interval (one per
+  /// millisecond cost the io thread 7 us per request in context switches
+  /// and cache refills: docs/performance.md, "The access log").
+  static constexpr std::chrono::milliseconds gather{10};
+  /// Empty looks, `gather` apart, before the writer sleeps on `wake`
+  /// (100 ms after the last line).
+  static constexpr int linger = 10;
 
   void run() {
     std::string batch;
@@ -129,16 +135,15 @@ struct log_writer {
         report_drops(batch);
         write_all(batch);
         quiet = 0;
-        // Let the next lines gather: under load, about one write(2) a
-        // millisecond instead of one a line.
-        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+        // Let the next lines gather.
+        std::this_thread::sleep_for(gather);
         continue;
       }
-      // Still looking every millisecond for 100 ms after the last line: a
-      // writer asleep on `wake` costs each line's producer a futex wake,
-      // which is what a serving thread must not pay while traffic flows.
+      // Still looking for 100 ms after the last line: a writer asleep on
+      // `wake` costs each line's producer a futex wake, which is what a
+      // serving thread must not pay while traffic flows.
       if (++quiet < linger) {
-        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+        std::this_thread::sleep_for(gather);
         continue;
       }
       quiet = 0;
@@ -241,7 +246,17 @@ bool enabled(log_level level) {
   return level >= current_level.load(std::memory_order_relaxed);
 }
 
-std::string timestamp() {
+namespace {
+
+/// Appends `n` (0 to 999) as three digits.
+void append_3_digits(std::string& out, long long n) {
+  out += static_cast<char>('0' + n / 100);
+  out += static_cast<char>('0' + n / 10 % 10);
+  out += static_cast<char>('0' + n % 10);
+}
+
+/// Appends the current UTC time as RFC 3339 with milliseconds.
+void append_timestamp(std::string& out) {
   using namespace std::chrono;
   auto now = system_clock::now();
   auto secs = system_clock::to_time_t(now);
@@ -256,15 +271,24 @@ std::string timestamp() {
     std::strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
     cached_secs = secs;
   }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%s.%03dZ", cached, static_cast<int>(ms));
-  return buf;
+  out += cached;
+  out += '.';
+  append_3_digits(out, ms);
+  out += 'Z';
+}
+
+} // namespace
+
+std::string timestamp() {
+  std::string out;
+  append_timestamp(out);
+  return out;
 }
 
 line::line(log_level level, std::string_view event) {
   buf_.reserve(384);
   buf_ += "{\"ts\":\"";
-  buf_ += timestamp();
+  append_timestamp(buf_);
   buf_ += "\",\"level\":\"";
   buf_ += level_name(level);
   buf_ += "\",\"event\":";
@@ -285,18 +309,16 @@ line& line::str(std::string_view k, std::string_view value) {
 
 line& line::num(std::string_view k, uint64_t value) {
   key(k);
-  buf_ += std::to_string(value);
+  append_integer(buf_, value);
   return *this;
 }
 
 line& line::millis(std::string_view k, std::chrono::microseconds value) {
   key(k);
-  char out[32];
-  auto us = value.count() < 0 ? 0 : value.count();
-  std::snprintf(out, sizeof(out), "%lld.%03lld",
-                static_cast<long long>(us / 1000),
-                static_cast<long long>(us % 1000));
-  buf_ += out;
+  auto us = static_cast<long long>(value.count() < 0 ? 0 : value.count());
+  append_integer(buf_, us / 1000);
+  buf_ += '.';
+  append_3_digits(buf_, us % 1000);
   return *this;
 }
 
