@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by scaling.sh and streams.sh (sourced, not run): `die`, and a
+# Shared by scaling.sh, streams.sh and syscalls.sh (sourced, not run): `die`, and a
 # temporary directory with the PIDs of the processes the script started,
 # stopped by PID and removed when the script exits.
 #
