@@ -62,30 +62,7 @@ taskset -c "$(load_set "$max_k")" "$nginx" -p "$dir" -c "$dir/mock.conf" \
   -g 'daemon off;' 2> "$dir/mock.err" &
 pids+=($!)
 
-cat > "$dir/gw.yaml" << YAML
-server:
-  host: 127.0.0.1
-  port: $port
-${actor_threads:+  actor_threads: $actor_threads
-}  api_keys:
-    - {key: "$key", name: bench, allowed_models: ["*"]}
-models:
-  mock-openai:
-    provider: openai
-    model: gpt-4o-mini
-    api_key: sk-upstream-mock
-    base_url: "http://127.0.0.1:$mock_port/v1"
-    timeout_seconds: 30
-routing: {default_model: mock-openai}
-health: {check_interval_seconds: 3600}
-logging: {level: warning}
-YAML
-cat > "$dir/post.lua" << LUA
-wrk.method = "POST"
-wrk.body = '{"model":"mock-openai","messages":[{"role":"user","content":"hello there, how are you"}]}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $key"
-LUA
+write_passthrough "$port" "$mock_port" "$key" "$actor_threads"
 
 # Clock ticks of a process's user + system time.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -96,13 +73,6 @@ switches() {
 }
 threads() { ls /proc/"$1"/task | wc -l; }
 
-wait_ready() { # url
-  for _ in $(seq 1 100); do
-    curl -fs -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 run_point() { # label cpuset(empty = unpinned) load-cpuset
   local label=$1 gw_set=$2 wrk_set=$3 gw

@@ -47,37 +47,7 @@ mkdir -p "$dir/proxy"
 sed -e "s/{port}/$nginx_port/g" -e "s/{mock_port}/$mock_port/g" \
   -e "s#{run_dir}#$dir/proxy#g" "$bench_dir/proxy/nginx-proxy.conf.tmpl" > "$dir/proxy.conf"
 
-cat > "$dir/gw.yaml" << YAML
-server:
-  host: 127.0.0.1
-  port: $port
-  api_keys:
-    - {key: "$key", name: bench, allowed_models: ["*"]}
-models:
-  mock-openai:
-    provider: openai
-    model: gpt-4o-mini
-    api_key: sk-upstream-mock
-    base_url: "http://127.0.0.1:$mock_port/v1"
-    timeout_seconds: 30
-routing: {default_model: mock-openai}
-health: {check_interval_seconds: 3600}
-logging: {level: warning}
-YAML
-cat > "$dir/post.lua" << LUA
-wrk.method = "POST"
-wrk.body = '{"model":"mock-openai","messages":[{"role":"user","content":"hello there, how are you"}]}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $key"
-LUA
-
-wait_ready() { # url
-  for _ in $(seq 1 100); do
-    curl -fs -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  return 1
-}
+write_passthrough "$port" "$mock_port" "$key"
 
 # Counts one target's calls into $dir/NAME.calls ("name count/request").
 measure() { # name url pid-to-trace
