@@ -445,6 +445,171 @@ caf::expected<json> to_messages_request(const json& request,
 
 namespace {
 
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+/// `value[key]`, unless absent or null.
+std::optional<element> present(element value, std::string_view key) {
+  auto m = pw::json::member(value, key);
+  if (m && m->type() == element_type::NULL_VALUE)
+    return std::nullopt;
+  return m;
+}
+
+/// A number or string from the request, written as dump() writes the
+/// document it would have become.
+void append_scalar(std::string& out, element value) {
+  if (value.type() == element_type::STRING)
+    append_json_string(out, value.get_string().value_unsafe());
+  else
+    out += pw::json::dump(pw::json::to_document(value));
+}
+
+/// The turns of `messages` as simple_messages_request writes them: one
+/// text block per message, a turn merged into the one before it when the
+/// role is the same (as append_turn does).
+class turn_writer {
+public:
+  explicit turn_writer(std::string& out) : out_(out) {
+    out_ += R"("messages":[)";
+  }
+
+  void add(std::string_view role, std::string_view text) {
+    if (role == open_) {
+      out_ += ',';
+    } else {
+      if (!open_.empty())
+        out_ += "]},";
+      out_ += R"({"role":")";
+      out_ += role;
+      out_ += R"(","content":[)";
+      open_ = role;
+    }
+    out_ += R"({"type":"text","text":)";
+    append_json_string(out_, text);
+    out_ += '}';
+  }
+
+  void close() {
+    if (!open_.empty())
+      out_ += "]}";
+    out_ += ']';
+  }
+
+private:
+  std::string& out_;
+  std::string_view open_;
+};
+
+} // namespace
+
+std::optional<std::string> simple_messages_request(std::string_view body,
+                                                   const model_config& model) {
+  auto read = pw::json::read(body, pw::json::client_limits);
+  if (!read || read->root().type() != element_type::OBJECT)
+    return std::nullopt;
+  auto request = read->root();
+  // What only the document form translates (or refuses).
+  for (auto key : {"stop", "tools", "tool_choice", "parallel_tool_calls", "n"})
+    if (present(request, key))
+      return std::nullopt;
+  auto messages = present(request, "messages");
+  simdjson::dom::array list;
+  if (!messages || messages->get(list) != simdjson::SUCCESS)
+    return std::nullopt;
+  // Every message a system, developer, user or assistant one with a string
+  // or no content, and no tool calls.
+  std::vector<std::string_view> system;
+  for (element m : list) {
+    if (m.type() != element_type::OBJECT)
+      return std::nullopt;
+    auto role = pw::json::string_of(m, "role");
+    if (role != "system" && role != "developer" && role != "user"
+        && role != "assistant")
+      return std::nullopt;
+    if (role == "assistant" && present(m, "tool_calls"))
+      return std::nullopt;
+    auto content = present(m, "content");
+    if (content && content->type() != element_type::STRING)
+      return std::nullopt;
+    if ((role == "system" || role == "developer") && content
+        && !content->get_string().value_unsafe().empty())
+      system.push_back(content->get_string().value_unsafe());
+  }
+  uint64_t max_tokens = model.default_max_tokens;
+  for (auto key : {"max_completion_tokens", "max_tokens"})
+    if (auto v = present(request, key)) {
+      uint64_t n = 0;
+      if (v->get(n) != simdjson::SUCCESS || n == 0)
+        return std::nullopt; // refused by the document form
+      max_tokens = n;
+      break;
+    }
+  std::optional<element> sampling[2];
+  const char* sampling_keys[] = {"temperature", "top_p"};
+  for (int i = 0; i < 2; ++i)
+    if (auto v = present(request, sampling_keys[i])) {
+      if (!v->is_number())
+        return std::nullopt;
+      sampling[i] = v;
+    }
+
+  // The keys in the order to_messages_request sets them.
+  std::string out;
+  out.reserve(body.size() + 128);
+  out += R"({"model":)";
+  append_json_string(out, model.model);
+  out += ',';
+  if (system.size() == 1) {
+    out += R"("system":)";
+    append_json_string(out, system.front());
+    out += ',';
+  } else if (!system.empty()) {
+    out += R"("system":[)";
+    for (size_t i = 0; i < system.size(); ++i) {
+      if (i > 0)
+        out += ',';
+      out += R"({"type":"text","text":)";
+      append_json_string(out, system[i]);
+      out += '}';
+    }
+    out += "],";
+  }
+  turn_writer turns{out};
+  for (element m : list) {
+    auto role = pw::json::string_of(m, "role");
+    if (role == "system" || role == "developer")
+      continue;
+    auto text = pw::json::string_of(m, "content");
+    if (!text.empty())
+      turns.add(role, text);
+  }
+  turns.close();
+  out += R"(,"max_tokens":)";
+  append_integer(out, max_tokens);
+  for (int i = 0; i < 2; ++i)
+    if (sampling[i]) {
+      out += ",\"";
+      out += sampling_keys[i];
+      out += "\":";
+      append_scalar(out, *sampling[i]);
+    }
+  if (auto user = present(request, "user");
+      user && user->type() == element_type::STRING) {
+    out += R"(,"metadata":{"user_id":)";
+    append_scalar(out, *user);
+    out += '}';
+  }
+  if (auto stream = present(request, "stream");
+      stream && stream->type() == element_type::BOOL
+      && stream->get_bool().value_unsafe())
+    out += R"(,"stream":true)";
+  out += '}';
+  return out;
+}
+
+namespace {
+
 /// One element of `tool_calls`, appended to the list being written.
 void append_tool_call(std::string& calls, simdjson::dom::element block) {
   if (!calls.empty())
@@ -737,10 +902,18 @@ make_decoder(model_config_ptr model, stream_options options, int64_t created) {
 caf::expected<upstream_request>
 anthropic_adapter::to_provider_request(const chat_payload& request,
                                        const model_config& model) const {
-  auto body = to_messages_request(request.json(), model);
-  if (!body)
-    return body.error();
-  auto out = json_post(model, wire::messages_path, pw::json::dump(*body));
+  // The usual request is written straight from the bytes; anything else
+  // goes through the document (docs/performance.md).
+  std::optional<std::string> body;
+  if (!request.raw().empty())
+    body = simple_messages_request(request.raw(), model);
+  if (!body) {
+    auto doc = to_messages_request(request.json(), model);
+    if (!doc)
+      return doc.error();
+    body = pw::json::dump(*doc);
+  }
+  auto out = json_post(model, wire::messages_path, std::move(*body));
   add_version_and_key(out, model);
   return out;
 }

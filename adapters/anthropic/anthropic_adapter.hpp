@@ -35,6 +35,14 @@ caf::expected<nlohmann::ordered_json>
 to_messages_request(const nlohmann::ordered_json& request,
                     const model_config& model);
 
+/// The Anthropic Messages request body for the usual OpenAI chat request
+/// (system, developer, user and assistant messages with string content, no
+/// tools, stop sequences or `n`), written straight from `body`: the same
+/// bytes as `json::dump(*to_messages_request(document of body, model))`.
+/// Nothing for any other request, which goes through the document.
+std::optional<std::string> simple_messages_request(std::string_view body,
+                                                   const model_config& model);
+
 /// Translates an Anthropic Messages answer into an OpenAI chat.completion
 /// body with its token counts (`created` given, so tests are
 /// deterministic).

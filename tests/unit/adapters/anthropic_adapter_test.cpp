@@ -200,3 +200,61 @@ TEST_CASE("Anthropic error envelopes map to the OpenAI envelope") {
   r.status = 500;
   CHECK(adapters::upstream_error(r, *model).code == errc::upstream_failed);
 }
+
+TEST_CASE("the usual request written from its bytes is the document form's, "
+          "byte for byte") {
+  // Every request the golden files and the fuzz corpus hold, and variants
+  // of the shapes the fast path takes: where it answers, its bytes are
+  // those of the document translation; where it does not, that one runs.
+  std::vector<std::string> bodies;
+  for (const auto& sub :
+       {dir / "request",
+        fs::path{PW_SOURCE_DIR "/tests/fuzz/corpus/chat_request_json"}})
+    for (const auto& e : fs::directory_iterator(sub))
+      if (e.is_regular_file())
+        bodies.push_back(slurp(e.path()));
+  for (const auto* variant : {
+         R"({"model":"m","messages":[{"role":"user","content":"hi"}]})",
+         R"({"messages":[{"role":"system","content":"be brief"},)"
+         R"({"role":"developer","content":""},{"role":"user","content":"a"},)"
+         R"({"role":"user","content":"b"},{"role":"assistant","content":null},)"
+         R"({"role":"assistant","content":"c"},{"role":"user","content":""}],)"
+         R"("temperature":0.7,"top_p":1,"max_tokens":64,"stream":true,)"
+         R"("user":"u-1","n":null,"stop":null,"tools":null})",
+         R"({"messages":[{"role":"system","content":"one"},)"
+         R"({"role":"developer","content":"two \"quoted\" \u00e9"},)"
+         R"({"role":"user","content":"x","name":"ann"}],)"
+         R"("max_completion_tokens":5,"max_tokens":9,"temperature":1e-3,)"
+         R"("stream":false,"user":null})",
+         R"({"messages":[{"role":"assistant","content":"first"},)"
+         R"({"role":"user","content":"then"}],"temperature":-0.0})",
+         // The document form refuses or translates these itself.
+         R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})",
+         R"({"messages":[{"role":"user","content":"x"}],"max_tokens":1.5})",
+         R"({"messages":[{"role":"user","content":"x"}],"n":2})",
+         R"({"messages":[{"role":"user","content":"x"}],"stop":"END"})",
+         R"({"messages":[{"role":"tool","content":"x","tool_call_id":"t"}]})",
+         R"({"messages":[{"role":"user","content":[{"type":"text",)"
+         R"("text":"x"}]}]})",
+         R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})",
+       })
+    bodies.emplace_back(variant);
+  size_t fast = 0;
+  size_t compared = 0;
+  for (const auto& body : bodies) {
+    INFO(body);
+    auto doc = json::parse(body, json::client_limits);
+    if (!doc || !doc->is_object() || !doc->contains("messages"))
+      continue;
+    auto slow = adapters::anthropic::to_messages_request(*doc, *claude());
+    auto quick = adapters::anthropic::simple_messages_request(body, *claude());
+    ++compared;
+    if (!quick)
+      continue;
+    ++fast;
+    REQUIRE(slow);
+    CHECK(*quick == json::dump(*slow));
+  }
+  CHECK(compared >= 40);
+  CHECK(fast >= 8);
+}
