@@ -1,5 +1,6 @@
 // Fuzz target: the chat request shape check the io threads run on every
-// body, then the translations a valid body goes through, and the echo
+// body, then the translations a valid body goes through (the Anthropic
+// request's fast path held to the document form's bytes), and the echo
 // model's answer to it as the client gets it (whole and as a stream).
 
 #include "adapters/adapter.hpp"
@@ -21,9 +22,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   model.alias = "m";
   model.model = "upstream";
   pw::adapters::body_with_model(payload, "upstream-id");
-  if (auto out
-      = pw::adapters::anthropic::to_messages_request(payload.json(), model))
+  auto out
+    = pw::adapters::anthropic::to_messages_request(payload.json(), model);
+  if (out)
     pw::json::dump(*out);
+  // The usual request's fast path writes the document form's bytes, or
+  // leaves the request to it.
+  if (auto quick
+      = pw::adapters::anthropic::simple_messages_request(body, model))
+    if (!out || *quick != pw::json::dump(*out))
+      __builtin_trap();
   model.provider = pw::provider_kind::echo;
   const auto& echo = pw::adapters::adapter_for(pw::provider_kind::echo);
   if (auto answer = echo.respond_locally(payload, model, "req"))
