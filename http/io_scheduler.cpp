@@ -12,6 +12,7 @@
 
 #include <array>
 #include <atomic>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -31,10 +32,13 @@ thread_local io_unit* current_unit = nullptr;
 
 } // namespace
 
-/// One worker: an io_context and the thread running it. Jobs are posted to
-/// the io_context as handlers, so they interleave with the socket work; a
-/// post from the thread itself takes no lock (each io_context is made with
-/// a concurrency hint of 1, which gives Asio's thread-private queue).
+/// One worker: an io_context and the thread running it. Jobs run as
+/// handlers of the io_context, so they interleave with the socket work: a
+/// job from another thread is posted as a handler of its own; jobs woken
+/// on the thread itself wait in a local queue that one posted handler runs
+/// in turns. A post from the thread itself takes no lock (each io_context
+/// is made with a concurrency hint of 1, which gives Asio's thread-private
+/// queue).
 class io_unit final : public caf::execution_unit {
 public:
   io_unit(io_coordinator& owner, net::io_context& ioc);
@@ -54,11 +58,23 @@ public:
   /// Runs one job on this thread.
   void run(caf::resumable* job);
 
+  /// Runs the jobs woken on this thread, those they wake included, up to
+  /// `turn_jobs`; the rest in a later turn, after the socket work.
+  void drain();
+
+  /// The jobs woken here that will not run here (the io_context went with
+  /// their turn): to another worker.
+  void hand_off_local();
+
   [[nodiscard]] bool owned_by(const io_coordinator* c) const {
     return owner_ == c;
   }
 
   [[nodiscard]] io_coordinator& owner() const { return *owner_; }
+
+  /// Jobs one turn runs before the socket work waiting meanwhile gets its
+  /// own.
+  static constexpr size_t turn_jobs = 64;
 
 private:
   void post(caf::resumable* job);
@@ -71,6 +87,36 @@ private:
   std::optional<net::executor_work_guard<net::io_context::executor_type>> busy_;
   std::atomic<bool> open_{true};
   std::atomic<int> posting_{0};
+  /// Jobs woken on this thread, run in turns by one posted handler: a
+  /// request's hops from actor to actor (SESSION, ROUTER, MODEL and back)
+  /// run one after the other, where a handler each had Asio poll the
+  /// reactor (an epoll_wait) between two hops. Only this thread uses them.
+  std::deque<caf::resumable*> local_;
+  bool turn_posted_ = false;
+};
+
+/// A turn of an io_unit's local jobs. Destroyed without running (its
+/// io_context was destroyed first), it hands them to another worker.
+struct turn_handler {
+  io_unit* unit;
+
+  explicit turn_handler(io_unit* u) : unit(u) {
+    // nop
+  }
+  turn_handler(turn_handler&& other) noexcept
+      : unit(std::exchange(other.unit, nullptr)) {
+    // nop
+  }
+  turn_handler(const turn_handler&) = delete;
+  turn_handler& operator=(const turn_handler&) = delete;
+  turn_handler& operator=(turn_handler&&) = delete;
+
+  ~turn_handler() {
+    if (unit != nullptr)
+      unit->hand_off_local();
+  }
+
+  void operator()() { std::exchange(unit, nullptr)->drain(); }
 };
 
 /// A queued job. Destroyed without running (its io_context was stopped and
@@ -236,7 +282,11 @@ io_unit::io_unit(io_coordinator& owner, net::io_context& ioc)
 
 void io_unit::exec_later(caf::resumable* job) {
   if (current_unit == this) {
-    post(job);
+    local_.push_back(job);
+    if (!turn_posted_) {
+      turn_posted_ = true;
+      net::post(*ioc_, turn_handler{this});
+    }
     return;
   }
   if (!try_post(job))
@@ -265,6 +315,28 @@ void io_unit::close() {
 
 void io_unit::post(caf::resumable* job) {
   net::post(*ioc_, job_handler{this, job});
+}
+
+void io_unit::drain() {
+  for (size_t ran = 0; !local_.empty(); ++ran) {
+    if (ran == turn_jobs) {
+      net::post(*ioc_, turn_handler{this}); // turn_posted_ stays set
+      return;
+    }
+    auto* job = local_.front();
+    local_.pop_front();
+    run(job);
+  }
+  turn_posted_ = false;
+}
+
+void io_unit::hand_off_local() {
+  turn_posted_ = false;
+  while (!local_.empty()) {
+    auto* job = local_.front();
+    local_.pop_front();
+    owner_->enqueue_elsewhere(job);
+  }
 }
 
 void io_unit::run(caf::resumable* job) {

@@ -318,6 +318,40 @@ TEST_CASE("a job left in an io_context that goes runs on another worker") {
   CHECK(id != std::this_thread::get_id());
 }
 
+TEST_CASE("a chain of actors woken on an io thread runs in one turn") {
+  // A request's hops from actor to actor (SESSION, ROUTER, MODEL and back)
+  // run one after the other: a handler posted right after the first
+  // message runs after the last hop. (With a handler per hop, which had
+  // Asio poll the reactor between two hops, it ran after the first.)
+  io_system s;
+  io_thread a{*s.sys};
+  auto hops = std::make_shared<int>(0); // only the io thread touches it
+  auto relay
+    = [](caf::event_based_actor*, caf::actor next, std::shared_ptr<int> n) {
+        return caf::behavior{[next, n](ping_atom) {
+          ++*n;
+          if (next)
+            caf::anon_send(next, ping_atom::value);
+        }};
+      };
+  auto first = a.run([&] {
+    caf::actor next;
+    for (int i = 0; i < 10; ++i)
+      next = s.sys->spawn(relay, next, hops);
+    return next;
+  });
+  a.settle(); // their starts have run
+  auto seen = a.run([&] {
+    caf::anon_send(first, ping_atom::value);
+    auto at_marker = std::make_shared<std::promise<int>>();
+    auto f = at_marker->get_future();
+    net::post(a.ioc, [at_marker, hops] { at_marker->set_value(*hops); });
+    return f;
+  });
+  REQUIRE(seen.wait_for(10s) == std::future_status::ready);
+  CHECK(seen.get() == 10);
+}
+
 TEST_CASE("an actor with a long mailbox lets its io thread's other work run") {
   io_system s;
   io_thread a{*s.sys};
