@@ -1047,6 +1047,22 @@ net::awaitable<void> refuse(tcp::socket sock) {
                   "The gateway is at its connection limit; retry later", info);
 }
 
+/// Keeps a timer of this io thread due within the next second. Asio
+/// re-arms the kernel's timer (a timerfd_settime) whenever a new timer
+/// becomes the thread's earliest, which the timeouts of a request (seconds
+/// to minutes away) each were when few requests ran: five system calls a
+/// request at c=1. Behind this one they never are; it costs the thread a
+/// wake-up a second (docs/performance.md, "A timer always due first").
+net::awaitable<void> keep_a_timer_due(worker& w) {
+  net::steady_timer due{w.ioc};
+  for (;;) {
+    due.expires_after(std::chrono::seconds{1});
+    auto [ec] = co_await due.async_wait(nothrow);
+    if (ec)
+      co_return;
+  }
+}
+
 net::awaitable<void> accept_loop(worker& w, int64_t started_unix) {
   for (;;) {
     auto [ec, sock] = co_await w.acceptor.async_accept(nothrow);
@@ -1228,6 +1244,7 @@ void server::start(actors::generation_ptr gen) {
   for (auto& w : impl_->workers) {
     w->gen = gen;
     net::co_spawn(w->ioc, accept_loop(*w, impl_->started_unix), net::detached);
+    net::co_spawn(w->ioc, keep_a_timer_due(*w), net::detached);
     auto* raw = w.get();
     auto* sys = gen->system;
     w->thread = std::thread{[raw, sys] {
