@@ -568,7 +568,7 @@ upstream_pool::take_idle(const std::string& key) {
     auto c = std::move(list.back());
     list.pop_back();
     auto idle = now - c->idle_since;
-    if (idle >= max_idle_time)
+    if (idle >= max_idle_time || !c->lowest().socket().is_open())
       continue;
     // A server closes an idle connection after its keep-alive timeout,
     // seconds at the least: one used a moment ago is taken without a look
@@ -582,6 +582,11 @@ upstream_pool::take_idle(const std::string& key) {
 
 void upstream_pool::give_back(const std::string& key,
                               std::unique_ptr<connection> c) {
+  // A client that left cut its exchange by closing the socket, perhaps
+  // after the whole answer had arrived but before the exchange saw it: the
+  // exchange ends well, and the closed socket must not be reused.
+  if (!c->lowest().socket().is_open())
+    return;
   auto& list = idle_[key];
   if (list.size() >= max_idle_per_origin)
     return;

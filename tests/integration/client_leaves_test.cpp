@@ -97,3 +97,34 @@ TEST_CASE("a client that stays gets its answer, with the watch on") {
   CHECK(answers == 2);
   CHECK(chats(upstream) == 2);
 }
+
+TEST_CASE("clients that leave as their answers arrive leave no closed "
+          "connection in the upstream pool") {
+  // 64 clients at a time send a request, and close once the first answer
+  // came back, so some leave while their answer arrives: the leaving closes the
+  // upstream socket, and an exchange that had read its whole answer still ends
+  // well. Such a socket must not go back to the pool: every request after is
+  // answered, and the model sees no failure ("Bad file descriptor" opened its
+  // breaker when one did).
+  fake_upstream upstream{answer_ok()};
+  gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
+  for (int round = 0; round < 30; ++round) {
+    std::vector<std::unique_ptr<raw_connection>> clients;
+    for (int i = 0; i < 64; ++i) {
+      clients.push_back(std::make_unique<raw_connection>(gw.port()));
+      REQUIRE(clients.back()->send(raw_chat("m")));
+    }
+    // Answers are flowing once the first has come: the others leave now,
+    // their own answers on the way.
+    clients.front()->read_until("\r\n\r\n", 10s);
+  } // each round's clients close here
+  http_client client{gw.port()};
+  for (int i = 0; i < 64; ++i) {
+    auto res = client.request("POST", "/v1/chat/completions", chat_body("m"),
+                              auth_json(full_key));
+    REQUIRE(res.status == 200);
+  }
+  auto m = model_health(gw.port(), "m");
+  CHECK(m["failures"] == 0);
+  CHECK(m["circuit"] == "closed");
+}
