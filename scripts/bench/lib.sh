@@ -2,7 +2,8 @@
 # Shared by scaling.sh, streams.sh and syscalls.sh (sourced, not run): `die`, a
 # temporary directory with the PIDs of the processes the script started,
 # stopped by PID and removed when the script exits, `wait_ready`, and the
-# gateway configuration and wrk script of the pass-through benchmarks.
+# checks, gateway configuration and wrk script of the pass-through
+# benchmarks.
 #
 #   . "$(dirname "$0")/lib.sh"
 #   bench_setup pw-name      # sets $dir; append started PIDs to pids
@@ -22,6 +23,15 @@ bench_cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2> /dev/null || true; done
   rm -rf "$dir"
+}
+
+# Dies unless the gateway binary, the harness's mock template, nginx and wrk
+# are there.
+require_passthrough() { # bin bench_dir nginx
+  [ -x "$1" ] || die "no gateway binary at $1 (build the release preset, or set PW_ROUTER_BIN)"
+  [ -f "$2/mock/nginx-mock.conf.tmpl" ] || die "no mock template under $2 (set BENCH_DIR)"
+  [ -x "$3" ] || die "no nginx (apt-get install -y nginx-light, or set NGINX)"
+  command -v wrk > /dev/null || die "no wrk (apt-get install -y wrk)"
 }
 
 wait_ready() { # url: true once it answers 2xx, within 10 s

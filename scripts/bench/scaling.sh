@@ -38,10 +38,7 @@ mock_port=$((port + 1))
 nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 key=sk-bench-0123456789abcdef
 
-[ -x "$bin" ] || die "no gateway binary at $bin (build the release preset, or set PW_ROUTER_BIN)"
-[ -f "$bench_dir/mock/nginx-mock.conf.tmpl" ] || die "no mock template under $bench_dir (set BENCH_DIR)"
-[ -x "$nginx" ] || die "no nginx (apt-get install -y nginx-light, or set NGINX)"
-command -v wrk > /dev/null || die "no wrk (apt-get install -y wrk)"
+require_passthrough "$bin" "$bench_dir" "$nginx"
 command -v perf > /dev/null || die "no perf (apt-get install -y linux-perf)"
 
 cpus=$(nproc)
