@@ -787,11 +787,15 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
     out.upstream_total = spent + r.elapsed;
     return out;
   };
+  // The outcome is sent before the reply: the SESSION then runs (and
+  // hands it to the MODEL) before the io thread writes the answer, so a
+  // client that reads /health right after its answer finds it counted.
   if (r.streamed) {
     // The client already has the stream; only facts remain.
     auto outcome = stream_outcome(r);
-    reply(with_facts(streamed_reply(r, model.alias), outcome.result));
+    auto result = outcome.result;
     caf::anon_send(handle, atom::outcome_v, std::move(outcome));
+    reply(with_facts(streamed_reply(r, model.alias), result));
     return;
   }
   if (is_success(r)) {
@@ -806,10 +810,10 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
         out.body = completion_to_sse(out.body, *options);
         out.content_type = "text/event-stream";
       }
-      reply(with_facts(std::move(out), call_result::success));
       caf::anon_send(
         handle, atom::outcome_v,
         call_outcome{call_result::success, r.status, r.elapsed.count(), {}});
+      reply(with_facts(std::move(out), call_result::success));
       return;
     }
   }
