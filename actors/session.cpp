@@ -787,9 +787,10 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
     out.upstream_total = spent + r.elapsed;
     return out;
   };
-  // The outcome is sent before the reply: the SESSION then runs (and
-  // hands it to the MODEL) before the io thread writes the answer, so a
-  // client that reads /health right after its answer finds it counted.
+  // The outcome is sent before the reply: with the actors on the io
+  // threads, the SESSION then runs (and hands it to the MODEL) before this
+  // thread writes the answer, so a client that reads /health right after
+  // its answer finds it counted.
   if (r.streamed) {
     // The client already has the stream; only facts remain.
     auto outcome = stream_outcome(r);
