@@ -20,6 +20,8 @@ std::string_view to_string(errc x) {
     return "no_allowed_model";
   case errc::model_not_found:
     return "model_not_found";
+  case errc::endpoint_unsupported:
+    return "endpoint_unsupported";
   case errc::not_found:
     return "not_found";
   case errc::method_not_allowed:

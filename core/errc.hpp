@@ -30,6 +30,9 @@ enum class errc : uint8_t {
   no_allowed_model,
   /// The requested model or chain is not configured.
   model_not_found,
+  /// The requested model, or every model of the route, does not serve the
+  /// endpoint called (`models.<alias>.endpoints`).
+  endpoint_unsupported,
   /// No handler for this path.
   not_found,
   /// The path exists but not for this method.

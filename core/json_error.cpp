@@ -16,6 +16,8 @@ constexpr error_row table[] = {
   {errc::model_not_allowed, 403, "permission_error", "model_not_allowed"},
   {errc::no_allowed_model, 403, "permission_error", "no_allowed_model"},
   {errc::model_not_found, 404, "not_found_error", "model_not_found"},
+  {errc::endpoint_unsupported, 400, "invalid_request_error",
+   "endpoint_unsupported"},
   {errc::not_found, 404, "not_found_error", "not_found"},
   {errc::method_not_allowed, 405, "invalid_request_error",
    "method_not_allowed"},

@@ -10,6 +10,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,6 +101,71 @@ enum class provider_kind : uint8_t { openai, vllm, ollama, anthropic, echo };
 /// Returns the config spelling of `x`, e.g. "vllm".
 std::string_view to_string(provider_kind x);
 
+/// The client-facing APIs a model can serve (`models.<alias>.endpoints`).
+enum class api_endpoint : uint8_t {
+  /// POST /v1/chat/completions
+  chat,
+  /// POST /v1/embeddings
+  embeddings,
+};
+
+/// Every api_endpoint, in order.
+inline constexpr api_endpoint all_endpoints[]
+  = {api_endpoint::chat, api_endpoint::embeddings};
+
+/// Returns the config spelling of `x`, e.g. "embeddings".
+constexpr std::string_view to_string(api_endpoint x) {
+  switch (x) {
+  case api_endpoint::chat:
+    return "chat";
+  case api_endpoint::embeddings:
+    return "embeddings";
+  }
+  return "unknown";
+}
+
+/// Returns the HTTP path clients call for `x`, e.g. "/v1/embeddings".
+constexpr std::string_view path_of(api_endpoint x) {
+  switch (x) {
+  case api_endpoint::chat:
+    return "/v1/chat/completions";
+  case api_endpoint::embeddings:
+    return "/v1/embeddings";
+  }
+  return "/";
+}
+
+/// A set of api_endpoints.
+class endpoint_set {
+public:
+  constexpr endpoint_set() = default;
+
+  constexpr endpoint_set(std::initializer_list<api_endpoint> xs) {
+    for (auto x : xs)
+      add(x);
+  }
+
+  constexpr void add(api_endpoint x) { bits_ |= bit(x); }
+
+  [[nodiscard]] constexpr bool has(api_endpoint x) const {
+    return (bits_ & bit(x)) != 0;
+  }
+
+  [[nodiscard]] constexpr bool empty() const { return bits_ == 0; }
+
+  friend constexpr bool operator==(endpoint_set, endpoint_set) = default;
+
+private:
+  static constexpr uint8_t bit(api_endpoint x) {
+    return static_cast<uint8_t>(1u << static_cast<unsigned>(x));
+  }
+
+  uint8_t bits_ = 0;
+};
+
+/// The endpoints `provider` can serve at all.
+endpoint_set endpoints_of(provider_kind provider);
+
 /// A parsed `base_url`: where a model's requests go.
 struct endpoint {
   bool tls = true;
@@ -145,6 +211,9 @@ struct model_config {
   /// `max_tokens` sent to providers that require one (Anthropic) when the
   /// client gave none.
   uint64_t default_max_tokens = 4096;
+  /// What the model serves (`endpoints`, default chat only): routing
+  /// never picks it for anything else.
+  endpoint_set endpoints{api_endpoint::chat};
 };
 
 using model_config_ptr = std::shared_ptr<const model_config>;

@@ -38,6 +38,12 @@ std::string_view to_string(provider_kind x) {
   return "unknown";
 }
 
+endpoint_set endpoints_of(provider_kind provider) {
+  if (provider == provider_kind::anthropic)
+    return {api_endpoint::chat};
+  return {api_endpoint::chat, api_endpoint::embeddings};
+}
+
 std::string endpoint::origin() const {
   return (tls ? "https://" : "http://") + host + ":" + std::to_string(port);
 }
@@ -72,7 +78,8 @@ bool same_upstream(const model_config& x, const model_config& y) {
          && x.first_byte_timeout == y.first_byte_timeout
          && x.idle_timeout == y.idle_timeout && x.max_retries == y.max_retries
          && x.max_concurrent == y.max_concurrent
-         && x.default_max_tokens == y.default_max_tokens && x.tags == y.tags;
+         && x.default_max_tokens == y.default_max_tokens && x.tags == y.tags
+         && x.endpoints == y.endpoints;
 }
 
 bool same_health(const health_config& x, const health_config& y) {
@@ -764,6 +771,40 @@ void load_model_limits(diagnostics& diag, const YAML::Node& node,
     m.default_max_tokens = *v;
 }
 
+/// `endpoints`: which client APIs the model serves (default: chat), each
+/// one its provider can serve, none twice.
+void load_endpoints(diagnostics& diag, const YAML::Node& node,
+                    const std::string& path, model_config& m) {
+  auto names = get_string_list(diag, node, "endpoints", path);
+  if (!names)
+    return;
+  auto where = join(path, "endpoints");
+  if (names->empty()) {
+    diag.fail(where, "must name at least one endpoint (chat, embeddings)");
+    return;
+  }
+  endpoint_set set;
+  auto can = endpoints_of(m.provider);
+  for (const auto& name : *names) {
+    std::optional<api_endpoint> found;
+    for (auto e : all_endpoints)
+      if (to_string(e) == name)
+        found = e;
+    if (!found) {
+      diag.fail(where, "unknown endpoint " + quoted(name)
+                         + " (known: chat, embeddings)");
+      continue;
+    }
+    if (set.has(*found))
+      diag.fail(where, "endpoint " + quoted(name) + " listed twice");
+    else if (!can.has(*found))
+      diag.fail(where, "the " + std::string{to_string(m.provider)}
+                         + " provider cannot serve " + quoted(name));
+    set.add(*found);
+  }
+  m.endpoints = set;
+}
+
 /// `ca_file`: a readable file, for an https base_url only.
 void load_ca_file(diagnostics& diag, const YAML::Node& node,
                   const std::string& path, bool is_echo, model_config& m) {
@@ -786,7 +827,7 @@ void load_model(diagnostics& diag, const std::string& alias,
                  {"provider", "model", "api_key", "base_url", "timeout_seconds",
                   "connect_timeout_seconds", "first_byte_timeout_seconds",
                   "idle_timeout_seconds", "max_retries", "max_concurrent",
-                  "tags", "ca_file", "default_max_tokens"}))
+                  "tags", "ca_file", "default_max_tokens", "endpoints"}))
     return;
   auto m = std::make_shared<model_config>();
   m->alias = alias;
@@ -802,6 +843,7 @@ void load_model(diagnostics& diag, const std::string& alias,
     = redacted_string{get_string(diag, node, "api_key", path).value_or("")};
   load_base_url(diag, node, path, is_echo, *m);
   load_model_limits(diag, node, path, *m);
+  load_endpoints(diag, node, path, *m);
   load_ca_file(diag, node, path, is_echo, *m);
   out.push_back(std::move(m));
 }

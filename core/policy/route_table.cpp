@@ -8,9 +8,35 @@
 namespace pw {
 
 route_table::route_table(const gateway_config& cfg) : routing_(cfg.routing) {
-  for (const auto& m : cfg.models)
+  for (const auto& m : cfg.models) {
     models_.push_back(m->alias);
+    serves_.push_back(m->endpoints);
+  }
 }
+
+endpoint_set route_table::endpoints_of(std::string_view alias) const {
+  for (size_t i = 0; i < models_.size(); ++i)
+    if (models_[i] == alias)
+      return serves_[i];
+  return {};
+}
+
+namespace {
+
+/// "chat, embeddings": what a model serves, for an error message.
+std::string list_of(endpoint_set set) {
+  std::string out;
+  for (auto e : all_endpoints) {
+    if (!set.has(e))
+      continue;
+    if (!out.empty())
+      out += ", ";
+    out += to_string(e);
+  }
+  return out;
+}
+
+} // namespace
 
 std::vector<std::string>
 route_table::from_chain_of(const std::string& alias) const {
@@ -118,10 +144,10 @@ route_table::apply_tag_rules(std::string_view requested, route base,
   return route{std::move(permitted), reason + " (rerouted from " + name + ")"};
 }
 
-caf::expected<route>
-route_table::resolve(std::string_view requested,
-                     const std::vector<std::string>& tags,
-                     const std::vector<std::string>& globs) const {
+caf::expected<route> route_table::resolve(std::string_view requested,
+                                          const std::vector<std::string>& tags,
+                                          const std::vector<std::string>& globs,
+                                          api_endpoint endpoint) const {
   auto all = candidates(requested, tags);
   if (!all)
     return all.error();
@@ -141,6 +167,26 @@ route_table::resolve(std::string_view requested,
                                   : "'" + std::string{requested} + "'";
     return make_error(errc::no_allowed_model,
                       "No model of " + what + " is allowed for this API key");
+  }
+  // The client's own mistake when it named the model: said as such, even
+  // if tags would have rerouted the request.
+  auto path = std::string{path_of(endpoint)};
+  if (is_model && !endpoints_of(requested).has(endpoint))
+    return make_error(errc::endpoint_unsupported,
+                      "The model '" + std::string{requested}
+                        + "' does not serve " + path + " (it serves: "
+                        + list_of(endpoints_of(requested)) + ")",
+                      "model");
+  std::erase_if(allowed, [&](const std::string& alias) {
+    return !endpoints_of(alias).has(endpoint);
+  });
+  if (allowed.empty()) {
+    auto what = requested.empty() ? std::string{"the default route"}
+                                  : "'" + std::string{requested} + "'";
+    return make_error(errc::endpoint_unsupported,
+                      "No model of " + what
+                        + " that this API key may use serves " + path,
+                      "model");
   }
   all->models = std::move(allowed);
   // The reason becomes a response header (X-Route-Reason): printable

@@ -42,12 +42,16 @@ public:
   candidates(std::string_view requested,
              const std::vector<std::string>& tags) const;
 
-  /// Candidates filtered by the key's allowlist `globs`. Errors: those of
-  /// candidates(); `model_not_allowed` when the client named a model its
-  /// key may not use; `no_allowed_model` when nothing is left.
+  /// Candidates filtered by the key's allowlist `globs`, then by the
+  /// `endpoint` called (models that do not serve it are dropped). Errors:
+  /// those of candidates(); `model_not_allowed` when the client named a
+  /// model its key may not use; `no_allowed_model` when nothing is left;
+  /// `endpoint_unsupported` when the named model, or every allowed model
+  /// of the route, does not serve `endpoint`.
   [[nodiscard]] caf::expected<route>
   resolve(std::string_view requested, const std::vector<std::string>& tags,
-          const std::vector<std::string>& globs) const;
+          const std::vector<std::string>& globs,
+          api_endpoint endpoint = api_endpoint::chat) const;
 
 private:
   std::vector<std::string> from_chain_of(const std::string& alias) const;
@@ -56,7 +60,12 @@ private:
   apply_tag_rules(std::string_view requested, route base,
                   const std::vector<std::string>& tags) const;
 
+  /// What `alias` serves (nothing for an unknown alias).
+  [[nodiscard]] endpoint_set endpoints_of(std::string_view alias) const;
+
   std::vector<std::string> models_;
+  /// The endpoints of `models_[i]`.
+  std::vector<endpoint_set> serves_;
   routing_config routing_;
 };
 

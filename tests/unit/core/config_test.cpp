@@ -375,7 +375,7 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                 "api_key, base_url, timeout_seconds, connect_timeout_seconds, "
                 "first_byte_timeout_seconds, idle_timeout_seconds, "
                 "max_retries, max_concurrent, tags, ca_file, "
-                "default_max_tokens)");
+                "default_max_tokens, endpoints)");
     CHECK_ERROR(keys
                   + model("    provider: openai\n    model: x\n"
                           "    api_key: [a, b]\n"),
@@ -569,4 +569,46 @@ TEST_CASE("admin keys, public metrics and inbound TLS are read from server") {
   CHECK_ERROR(with_tls("{cert_file: c, key_file: k, ciphers: x}"),
               "server.tls.ciphers: unknown key (allowed: cert_file, key_file, "
               "min_version)");
+}
+
+TEST_CASE("endpoints: what a model serves, chat by default") {
+  auto cfg = load_config_text(keys + R"(models:
+  echo:
+    provider: echo
+    endpoints: [chat, embeddings]
+  embed:
+    provider: vllm
+    model: bge
+    base_url: "http://127.0.0.1:9/v1"
+    endpoints: [embeddings]
+  claude:
+    provider: anthropic
+    model: claude-x
+)" + echo_routing);
+  REQUIRE(cfg);
+  const auto& models = cfg->models;
+  REQUIRE(models.size() == 3);
+  CHECK(models[0]->endpoints.has(api_endpoint::chat));
+  CHECK(models[0]->endpoints.has(api_endpoint::embeddings));
+  CHECK_FALSE(models[1]->endpoints.has(api_endpoint::chat));
+  CHECK(models[1]->endpoints.has(api_endpoint::embeddings));
+  CHECK(models[2]->endpoints == endpoint_set{api_endpoint::chat});
+  auto with = [](const std::string& provider, const std::string& list) {
+    return keys + "models:\n  m:\n    provider: " + provider
+           + "\n    model: x\n    endpoints: " + list
+           + "\nrouting:\n  default_model: m\n";
+  };
+  CHECK_ERROR(with("anthropic", "[embeddings]"),
+              "models.m.endpoints: the anthropic provider cannot serve "
+              "\"embeddings\"");
+  CHECK_ERROR(with("openai", "[chat, images]"),
+              "models.m.endpoints: unknown endpoint \"images\" (known: chat, "
+              "embeddings)");
+  CHECK_ERROR(with("openai", "[chat, chat]"),
+              "models.m.endpoints: endpoint \"chat\" listed twice");
+  CHECK_ERROR(with("openai", "[]"),
+              "models.m.endpoints: must name at least one endpoint (chat, "
+              "embeddings)");
+  CHECK_ERROR(with("openai", "chat"), "models.m.endpoints: expected a list, "
+                                      "got a scalar");
 }

@@ -183,3 +183,58 @@ TEST_CASE("the route reason is printable ASCII, whatever the names") {
   REQUIRE(r);
   CHECK(r->reason == "default:caf??");
 }
+
+TEST_CASE("routing keeps only the models that serve the endpoint called") {
+  auto cfg = routing_config_of();
+  // gpt and llama serve embeddings; claude and mistral chat only.
+  for (auto& m : cfg.models)
+    if (m->alias == "gpt" || m->alias == "llama") {
+      auto copy = std::make_shared<model_config>(*m);
+      copy->endpoints = {api_endpoint::chat, api_endpoint::embeddings};
+      m = copy;
+    }
+  route_table t{cfg};
+  auto embed = [&](std::string_view model, const strings& tags = {},
+                   const strings& globs = everything) {
+    return t.resolve(model, tags, globs, api_endpoint::embeddings);
+  };
+  SECTION("a chain skips its chat-only members") {
+    auto r = embed("reasoning");
+    REQUIRE(r);
+    CHECK(r->models == strings{"gpt", "llama"});
+    CHECK(r->reason == "chain:reasoning");
+  }
+  SECTION("the default route does too") {
+    auto r = embed("");
+    REQUIRE(r);
+    CHECK(r->models == strings{"gpt", "llama"});
+  }
+  SECTION("a named model that does not serve it is the client's mistake") {
+    auto r = embed("claude");
+    REQUIRE_FALSE(r);
+    CHECK(code_of(r.error()) == errc::endpoint_unsupported);
+    CHECK(param_of(r.error()) == "model");
+    CHECK(message_of(r.error())
+          == "The model 'claude' does not serve /v1/embeddings (it serves: "
+             "chat)");
+  }
+  SECTION("the allowlist is checked first: nothing is said of other models") {
+    auto r = embed("claude", {}, {"gpt"});
+    REQUIRE_FALSE(r);
+    CHECK(code_of(r.error()) == errc::model_not_allowed);
+  }
+  SECTION("nothing left after the allowlist and the endpoint") {
+    auto r = embed("reasoning", {}, {"claude"});
+    REQUIRE_FALSE(r);
+    CHECK(code_of(r.error()) == errc::endpoint_unsupported);
+    CHECK(message_of(r.error()).find("'reasoning'") != std::string::npos);
+  }
+  SECTION("tag rules still decide first") {
+    auto r = embed("gpt", {"client-data"});
+    REQUIRE(r);
+    CHECK(r->models == strings{"llama"});
+  }
+  SECTION("chat is unchanged") {
+    CHECK(resolve(t, "reasoning") == strings{"claude", "gpt", "llama"});
+  }
+}
