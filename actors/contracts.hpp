@@ -214,12 +214,14 @@ struct resolve_request {
   /// The `model` the client asked for ("" = none).
   std::string model;
   std::vector<std::string> tags;
+  /// The API called: only models that serve it are candidates.
+  api_endpoint endpoint = api_endpoint::chat;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resolve_request& x) {
   return f(caf::meta::type_name("resolve_request"), x.request_id, x.client,
-           x.key_index, x.model, x.tags);
+           x.key_index, x.model, x.tags, x.endpoint);
 }
 
 // -- interfaces --------------------------------------------------------------
@@ -303,6 +305,9 @@ struct plugin_request {
   std::string request_id;
   /// The key's name.
   std::string client;
+  /// The API called: which fields of `body` hold the request's text
+  /// (plugins::request_texts reads them).
+  api_endpoint endpoint = api_endpoint::chat;
   /// The body as the previous plugins left it.
   std::shared_ptr<const nlohmann::ordered_json> body;
   /// Routing tags set so far.

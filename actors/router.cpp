@@ -45,7 +45,8 @@ caf::result<route_plan> resolve(router_ptr self, const resolve_request& req) {
       return make_retry_error(errc::rate_limited, msg.str(), retry);
     }
   }
-  auto found = st.table->resolve(req.model, req.tags, key.allowed_models);
+  auto found
+    = st.table->resolve(req.model, req.tags, key.allowed_models, req.endpoint);
   if (!found)
     return std::move(found.error());
   route_plan plan;

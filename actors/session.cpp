@@ -68,6 +68,14 @@ void report(session_ptr self, call_outcome x) {
   self->send(st.decision->model, atom::outcome_v, std::move(x));
 }
 
+/// The translator between the client's API and the admitted model's
+/// provider.
+const adapters::adapter& adapter_of(session_ptr self) {
+  const auto& st = self->state;
+  return adapters::adapter_for(st.decision->settings->provider,
+                               st.ctx.endpoint);
+}
+
 bool post_stage_empty(session_ptr self) {
   return !self->state.plugins || self->state.plugins->post.empty();
 }
@@ -107,8 +115,8 @@ void deliver(session_ptr self, http_reply reply) {
 /// What a PLUGIN sees of the request now.
 plugin_request plugin_request_of(session_ptr self) {
   const auto& st = self->state;
-  return {st.ctx.request_id, st.ctx.client, st.ctx.body.shared(), st.ctx.tags,
-          st.metadata};
+  return {st.ctx.request_id,    st.ctx.client, st.ctx.endpoint,
+          st.ctx.body.shared(), st.ctx.tags,   st.metadata};
 }
 
 /// A PLUGIN's error, in words for logs and clients (no secrets: plugin
@@ -542,7 +550,7 @@ void on_upstream(session_ptr self, upstream_result& r) {
     return; // nothing is waiting for a result
   inject_fault(boundary::session);
   const auto& model = *st.decision->settings;
-  const auto& adapter = adapters::adapter_for(model.provider);
+  const auto& adapter = adapter_of(self);
   auto latency = r.elapsed.count();
   st.upstream_spent += r.elapsed;
   if (r.streamed) {
@@ -642,7 +650,7 @@ void on_cancel(session_ptr self, cancel_reason why) {
 }
 
 void fast_path(const session_actor& handle, const reply_fn& reply,
-               const model_config& model,
+               const adapters::adapter& adapter, const model_config& model,
                const std::optional<stream_options>& options,
                const std::string& reason,
                const std::vector<attempt_fact>& facts,
@@ -652,7 +660,7 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
 void call_locally(session_ptr self) {
   auto& st = self->state;
   const auto& model = *st.decision->settings;
-  const auto& adapter = adapters::adapter_for(model.provider);
+  const auto& adapter = adapter_of(self);
   auto response
     = adapter.respond_locally(st.ctx.body, model, st.ctx.request_id);
   auto elapsed
@@ -689,9 +697,8 @@ bool prepare_attempt(session_ptr self, upstream_request& request) {
     return true;
   // The io thread relays a 2xx answer through this translator.
   const auto& model = *st.decision->settings;
-  request.stream
-    = adapters::adapter_for(model.provider)
-        .make_stream_decoder(st.decision->settings, stream_options_of(self));
+  request.stream = adapter_of(self).make_stream_decoder(
+    st.decision->settings, stream_options_of(self));
   request.idle_timeout = to_ms(model.idle_timeout);
   request.response_headers.push_back({"X-Route-Reason", st.route_reason});
   request.received = st.ctx.received;
@@ -709,6 +716,7 @@ upstream_done fast_path_done(session_ptr self) {
   auto& st = self->state;
   auto handle = caf::actor_cast<session_actor>(self);
   auto reply = st.reply; // shares the once-only bridge state
+  const auto* adapter = &adapter_of(self);
   auto settings = st.decision->settings;
   auto options = st.ctx.stream
                    ? std::optional<stream_options>{stream_options_of(self)}
@@ -719,14 +727,14 @@ upstream_done fast_path_done(session_ptr self) {
   auto facts = attempt_facts(st.attempts);
   auto spent = st.upstream_spent;
   auto id = st.ctx.request_id;
-  return [handle, reply, settings, options, reason, facts, spent,
+  return [handle, reply, adapter, settings, options, reason, facts, spent,
           id](upstream_result r) {
     // Translating on the io thread is input handling: a failure here ends
     // this request with a 500 through the SESSION, never the io thread.
     try {
       inject_fault(boundary::upstream_done);
-      fast_path(handle, reply, *settings, options, reason, facts, spent,
-                std::move(r));
+      fast_path(handle, reply, *adapter, *settings, options, reason, facts,
+                spent, std::move(r));
     } catch (...) {
       report_failure(boundary::upstream_done, id, current_exception_text());
       upstream_result failed;
@@ -744,7 +752,7 @@ void call_model(session_ptr self, route_decision d) {
   st.outcome_pending = true;
   st.attempt_start = steady_clock::now();
   const auto& model = *st.decision->settings;
-  const auto& adapter = adapters::adapter_for(model.provider);
+  const auto& adapter = adapter_of(self);
   if (adapter.local()) {
     call_locally(self);
     return;
@@ -776,7 +784,7 @@ void call_model(session_ptr self, route_decision d) {
 /// relayed stream) at once and tells the SESSION only the outcome; hands
 /// anything else to the SESSION.
 void fast_path(const session_actor& handle, const reply_fn& reply,
-               const model_config& model,
+               const adapters::adapter& adapter, const model_config& model,
                const std::optional<stream_options>& options,
                const std::string& reason,
                const std::vector<attempt_fact>& facts,
@@ -800,8 +808,7 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
     return;
   }
   if (is_success(r)) {
-    auto response
-      = adapters::adapter_for(model.provider).from_provider_response(r, model);
+    auto response = adapter.from_provider_response(r, model);
     if (response) {
       auto out
         = success_reply(std::move(*response), r.status, r.elapsed, model.alias);
@@ -824,8 +831,8 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
 /// Asks the ROUTER for the request's candidates and walks them.
 void start_route(session_ptr self) {
   auto& st = self->state;
-  resolve_request req{st.ctx.request_id, st.ctx.client, st.ctx.key_index,
-                      st.ctx.requested_model, st.ctx.tags};
+  resolve_request req{st.ctx.request_id,      st.ctx.client, st.ctx.key_index,
+                      st.ctx.requested_model, st.ctx.tags,   st.ctx.endpoint};
   // No timeout: the ROUTER always answers, a dead one fails the request at
   // once, and the io thread keeps the request's deadline.
   self->request(st.router, caf::infinite, atom::resolve_v, std::move(req))
@@ -991,7 +998,16 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
   });
   if (!post_stage_empty(self))
     st.request_sha256 = to_hex(sha256(st.ctx.body.raw()));
-  run_pre(self, 0);
+  if (st.ctx.token_input && st.plugins && !st.plugins->pre.empty()) {
+    // Token ids are not text: passing them would pass them unread.
+    auto err = error_of(errc::invalid_request,
+                        "'input' as token ids cannot be checked by this "
+                        "gateway's plugins; send text instead.");
+    err.param = "input";
+    finish_with(self, std::move(err));
+  } else {
+    run_pre(self, 0);
+  }
   return {
     [self](atom::upstream, upstream_result& r) { on_upstream(self, r); },
     [self](atom::outcome, call_outcome& x) {

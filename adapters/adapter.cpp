@@ -35,6 +35,16 @@ const adapter& adapter_for(provider_kind provider) {
   return openai_like;
 }
 
+const adapter& adapter_for(provider_kind provider, api_endpoint endpoint) {
+  static const openai::embeddings_adapter openai_embeddings;
+  static const echo::echo_embeddings_adapter echo_embeddings;
+  if (endpoint == api_endpoint::embeddings)
+    return provider == provider_kind::echo
+             ? static_cast<const adapter&>(echo_embeddings)
+             : static_cast<const adapter&>(openai_embeddings);
+  return adapter_for(provider);
+}
+
 namespace {
 
 /// Replaces every occurrence of `secret` in `text` with "***".

@@ -59,8 +59,14 @@ public:
   make_stream_decoder(model_config_ptr model, stream_options options) const = 0;
 };
 
-/// Returns the adapter for `provider` (adapters are stateless singletons).
+/// Returns the chat adapter for `provider` (adapters are stateless
+/// singletons); its health_request serves every endpoint of the model.
 const adapter& adapter_for(provider_kind provider);
+
+/// Returns the adapter that serves `endpoint` on `provider` (the config
+/// loader lets a model declare only endpoints its provider can serve:
+/// core/config endpoints_of).
+const adapter& adapter_for(provider_kind provider, api_endpoint endpoint);
 
 /// Maps a finished upstream exchange that is not a 2xx answer to the error
 /// the client gets: 429 relayed with Retry-After; 400/401/403/404/409/413/

@@ -17,6 +17,7 @@
 #include "core/policy/auth.hpp"
 #include "core/policy/glob.hpp"
 #include "core/request/chat_request.hpp"
+#include "core/request/embeddings_request.hpp"
 #include "core/request/request_head.hpp"
 #include "core/request/request_id.hpp"
 #include "http/asio_bridge.hpp"
@@ -225,16 +226,24 @@ void log_request(const request_log& info, const http_reply& reply) {
   out.write();
 }
 
-bool is_chat(const request_log& info) {
-  return info.path == "/v1/chat/completions" && info.method == "POST";
+/// The model API a request called (chat or another one served through a
+/// SESSION), or nothing.
+std::optional<api_endpoint> model_call_of(const request_log& info) {
+  if (info.method != "POST")
+    return std::nullopt;
+  for (auto e : all_endpoints)
+    if (info.path == path_of(e))
+      return e;
+  return std::nullopt;
 }
 
-/// Counts a chat request this thread answered, `total` after its first
-/// byte.
+/// Counts a request to a model this thread answered, `total` after its
+/// first byte.
 void account(worker& w, const request_log& info, const http_reply& reply,
              std::chrono::microseconds total) {
-  if (is_chat(info))
-    w.metrics.record(info.client, reply, total, overhead_of(reply, total));
+  if (auto endpoint = model_call_of(info))
+    w.metrics.record(info.client, reply, total, overhead_of(reply, total),
+                     *endpoint);
 }
 
 std::chrono::microseconds since(clock_type::time_point start) {
@@ -307,10 +316,16 @@ http_reply list_models(const gateway_config& cfg, const api_key_config& key,
   for (const auto& m : cfg.models) {
     if (!glob_any(key.allowed_models, m->alias))
       continue;
+    // `endpoints` is ours: what the model serves. OpenAI clients ignore it.
+    auto endpoints = nlohmann::ordered_json::array();
+    for (auto e : all_endpoints)
+      if (m->endpoints.has(e))
+        endpoints.push_back(to_string(e));
     data.push_back({{"id", m->alias},
                     {"object", "model"},
                     {"created", created},
-                    {"owned_by", to_string(m->provider)}});
+                    {"owned_by", to_string(m->provider)},
+                    {"endpoints", std::move(endpoints)}});
   }
   nlohmann::ordered_json body = {{"object", "list"}, {"data", std::move(data)}};
   http_reply r;
@@ -351,9 +366,9 @@ net::awaitable<http_reply> ask_actors(worker& w, Ask ask) {
                                       net::use_awaitable);
 }
 
-/// A chat request that passed its checks, on its way to a SESSION. On the
-/// heap: handle_chat's coroutine frame, which a stream keeps for its whole
-/// life, holds only a pointer to it.
+/// A request to a model that passed its checks, on its way to a SESSION.
+/// On the heap: handle_call's coroutine frame, which a stream keeps for its
+/// whole life, holds only a pointer to it.
 struct chat_start {
   actors::generation_ptr gen;
   chat_context ctx;
@@ -364,13 +379,39 @@ struct chat_start {
   actors::cancel_fn cancel;
 };
 
-/// The checks of a chat request, on the io thread: the key (unless it was
-/// checked before the body under this configuration) and the body. Returns
-/// the request ready for its SESSION, and sets the connection's sink; or
-/// nothing, with the refusal in `refused`.
-std::unique_ptr<chat_start> check_chat(endpoint_call& call,
-                                       http_reply& refused) {
-  // The worker, the stream and the request outlive handle_chat: the
+/// The body checks of `endpoint`: what a SESSION needs from the body goes
+/// into `ctx`. Nothing here builds a document of the body.
+caf::error check_body(api_endpoint endpoint, std::string_view body,
+                      chat_context& ctx) {
+  switch (endpoint) {
+  case api_endpoint::chat: {
+    auto summary = check_chat_request(body);
+    if (!summary)
+      return std::move(summary.error());
+    ctx.requested_model = std::move(summary->model);
+    ctx.stream = summary->stream;
+    ctx.include_usage = summary->include_usage;
+    return {};
+  }
+  case api_endpoint::embeddings: {
+    auto summary = check_embeddings_request(body);
+    if (!summary)
+      return std::move(summary.error());
+    ctx.requested_model = std::move(summary->model);
+    ctx.token_input = summary->token_input;
+    return {};
+  }
+  }
+  return make_error(errc::internal, "unknown endpoint");
+}
+
+/// The checks of a request to a model, on the io thread: the key (unless
+/// it was checked before the body under this configuration) and the body.
+/// Returns the request ready for its SESSION, and sets the connection's
+/// sink; or nothing, with the refusal in `refused`.
+std::unique_ptr<chat_start>
+check_call(endpoint_call& call, api_endpoint endpoint, http_reply& refused) {
+  // The worker, the stream and the request outlive handle_call: the
   // connection awaits it directly.
   auto& w = call.w;
   auto& req = call.req;
@@ -385,18 +426,15 @@ std::unique_ptr<chat_start> check_chat(endpoint_call& call,
   if (key == nullptr)
     return nullptr;
   info.client = key->name;
-  auto summary = check_chat_request(req.body());
-  if (!summary) {
-    refused = error_reply(to_api_error(summary.error()));
+  auto& ctx = start->ctx;
+  if (auto err = check_body(endpoint, req.body(), ctx)) {
+    refused = error_reply(to_api_error(err));
     return nullptr;
   }
-  auto& ctx = start->ctx;
+  ctx.endpoint = endpoint;
   ctx.request_id = info.request_id;
   ctx.client = key->name;
   ctx.key_index = static_cast<size_t>(key - cfg.server.api_keys.data());
-  ctx.requested_model = std::move(summary->model);
-  ctx.stream = summary->stream;
-  ctx.include_usage = summary->include_usage;
   ctx.received = info.start;
   ctx.deadline = info.start + to_ms(cfg.server.request_deadline);
   // A stream may stay open for minutes: the connection does not keep its
@@ -421,13 +459,14 @@ std::unique_ptr<chat_start> check_chat(endpoint_call& call,
   return start;
 }
 
-/// POST /v1/chat/completions: authenticate and check on the io thread, then
-/// hand the request to a SESSION and wait for its reply. (Every local of a
-/// coroutine stays in its frame until it ends: the checks live in
-/// check_chat().)
-net::awaitable<http_reply> handle_chat(endpoint_call& call) {
+/// POST to a model's API (`Endpoint`, e.g. /v1/chat/completions):
+/// authenticate and check on the io thread, then hand the request to a
+/// SESSION and wait for its reply. (Every local of a coroutine stays in its
+/// frame until it ends: the checks live in check_call().)
+template <api_endpoint Endpoint>
+net::awaitable<http_reply> handle_call(endpoint_call& call) {
   http_reply answer;
-  auto start = check_chat(call, answer);
+  auto start = check_call(call, Endpoint, answer);
   if (!start)
     co_return answer;
   auto* s = start.get();
@@ -550,7 +589,10 @@ struct route_entry {
 
 /// Every endpoint. A path not here is 404; a method it does not take, 405.
 constexpr std::array routes{
-  route_entry{"/v1/chat/completions", "POST", handle_chat},
+  route_entry{path_of(api_endpoint::chat), "POST",
+              handle_call<api_endpoint::chat>},
+  route_entry{path_of(api_endpoint::embeddings), "POST",
+              handle_call<api_endpoint::embeddings>},
   route_entry{"/v1/models", "GET", handle_models},
   route_entry{"/metrics", "GET", handle_metrics},
   route_entry{"/health/live", "GET", handle_live},
@@ -637,7 +679,10 @@ net::awaitable<void> reject(client_stream& stream, errc code,
 /// before the body is read, so nobody without one makes the gateway read
 /// megabytes.
 bool keyed_body_endpoint(std::string_view path) {
-  return path == "/v1/chat/completions";
+  for (auto e : all_endpoints)
+    if (path == path_of(e))
+      return true;
+  return false;
 }
 
 /// The client closed or reset the connection, in TLS or not.
@@ -673,7 +718,7 @@ struct request_state {
   /// The key checked before the body (refuse_before_body).
   early_key checked;
   /// The chat request's watch on its client, and the sink a stream
-  /// relays into (set by handle_chat).
+  /// relays into (set by handle_call).
   std::shared_ptr<downstream_sink> sink;
   http_reply reply;
 };
@@ -938,7 +983,7 @@ net::awaitable<bool> write_answer(connection& c, request_state& r,
   const auto& info = r.info;
   auto& reply = r.reply;
   auto total = since(info.start);
-  if (is_chat(info) && !reply.facts_unknown)
+  if (model_call_of(info) && !reply.facts_unknown)
     reply.headers.push_back(
       {std::string{overhead_header},
        std::to_string(overhead_of(reply, total).count())});

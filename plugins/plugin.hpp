@@ -109,17 +109,21 @@ caf::result<actors::plugin_verdict> guarded(const std::string& request_id,
 actors::plugin_actor spawn_logic_plugin(caf::actor_system& sys,
                                         plugin_logic_ptr logic);
 
-/// The text of every message of a chat request: string `content` and the
-/// `text` parts of array content, with a pointer to each string so a
-/// plugin can find and rewrite it.
+/// One text of a request, whatever its endpoint, with a pointer to the
+/// string so a plugin can find and rewrite it.
 struct text_ref {
-  /// JSON pointer of the string (e.g. "/messages/0/content").
+  /// JSON pointer of the string (e.g. "/messages/0/content", "/input/2").
   nlohmann::ordered_json::json_pointer where;
   const std::string* text = nullptr;
 };
 
-/// Every message text of a chat request body, in order.
-std::vector<text_ref> request_texts(const nlohmann::ordered_json& body);
+/// Every text of a request body, in order: the one view plugins read, so a
+/// new endpoint needs no plugin changes. Chat: each message's string
+/// `content` and the `text` parts of array content. Embeddings: `input`
+/// when a string, else each string of the list (token ids are not text:
+/// such a request never reaches the plugins).
+std::vector<text_ref> request_texts(const nlohmann::ordered_json& body,
+                                    api_endpoint endpoint);
 
 /// The non-streamed answer of `out` as a document; null when there is
 /// none (an error, a stream) or it is not JSON.

@@ -202,8 +202,22 @@ actors::plugin_actor spawn_logic_plugin(caf::actor_system& sys,
   return sys.spawn(logic_plugin, std::move(logic));
 }
 
-std::vector<text_ref> request_texts(const nlohmann::ordered_json& body) {
+std::vector<text_ref> request_texts(const nlohmann::ordered_json& body,
+                                    api_endpoint endpoint) {
   std::vector<text_ref> out;
+  if (endpoint == api_endpoint::embeddings) {
+    auto input = body.find("input");
+    if (input == body.end())
+      return out;
+    nlohmann::ordered_json::json_pointer where{"/input"};
+    if (input->is_string())
+      out.push_back({where, input->get_ptr<const std::string*>()});
+    else if (input->is_array())
+      for (size_t i = 0; i < input->size(); ++i)
+        if ((*input)[i].is_string())
+          out.push_back({where / i, (*input)[i].get_ptr<const std::string*>()});
+    return out;
+  }
   auto messages = body.find("messages");
   if (messages == body.end() || !messages->is_array())
     return out;

@@ -2,8 +2,15 @@
 
 #include "core/json/get.hpp"
 #include "core/json/reader.hpp"
+#include "core/request/embeddings_request.hpp"
+#include "core/sha256.hpp"
 
+#include <openssl/evp.h>
+
+#include <bit>
 #include <chrono>
+#include <cmath>
+#include <cstring>
 
 namespace pw::adapters::echo {
 
@@ -87,6 +94,145 @@ echo_adapter::from_provider_response(const upstream_result&,
 
 std::unique_ptr<stream_decoder>
 echo_adapter::make_stream_decoder(model_config_ptr, stream_options) const {
+  return nullptr;
+}
+
+std::vector<float> echo_vector(std::string_view input, uint32_t dimensions) {
+  std::vector<float> out;
+  out.reserve(dimensions);
+  std::string seed{input};
+  seed.push_back('\0');
+  auto at = seed.size();
+  seed.resize(at + 4);
+  for (uint32_t block = 0; out.size() < dimensions; ++block) {
+    for (int i = 0; i < 4; ++i)
+      seed[at + i] = static_cast<char>((block >> (8 * i)) & 0xff);
+    auto digest = sha256(seed);
+    for (size_t i = 0; i + 4 <= digest.size() && out.size() < dimensions;
+         i += 4) {
+      uint32_t x = 0;
+      for (size_t j = 0; j < 4; ++j)
+        x |= static_cast<uint32_t>(digest[i + j]) << (8 * j);
+      // [-1, 1): the top 24 bits, exact in a float.
+      out.push_back(static_cast<float>(x >> 8) / 8388608.0f - 1.0f);
+    }
+  }
+  double norm = 0;
+  for (auto x : out)
+    norm += double{x} * x;
+  norm = std::sqrt(norm);
+  if (norm > 0)
+    for (auto& x : out)
+      x = static_cast<float>(x / norm);
+  return out;
+}
+
+std::string base64_floats(const std::vector<float>& v) {
+  std::string bytes(v.size() * 4, '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    auto bits = std::bit_cast<uint32_t>(v[i]);
+    for (size_t j = 0; j < 4; ++j)
+      bytes[4 * i + j] = static_cast<char>((bits >> (8 * j)) & 0xff);
+  }
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                           reinterpret_cast<const unsigned char*>(bytes.data()),
+                           static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+namespace {
+
+/// The inputs of an embeddings request, each as the text its vector is
+/// drawn from, with its token estimate.
+struct echo_input {
+  std::string key;
+  uint64_t tokens = 0;
+};
+
+echo_input input_of(const nlohmann::ordered_json& item) {
+  if (item.is_string()) {
+    auto text = item.get<std::string>();
+    auto tokens = estimate_tokens(text);
+    return {std::move(text), tokens};
+  }
+  // A list of token ids: its JSON text, one token per id.
+  return {json::dump(nlohmann::ordered_json(item)), item.size()};
+}
+
+std::vector<echo_input> inputs_of(const nlohmann::ordered_json& input) {
+  std::vector<echo_input> out;
+  bool many = input.is_array() && !input.empty()
+              && (input.front().is_string() || input.front().is_array());
+  if (!many) {
+    out.push_back(input_of(input));
+    return out;
+  }
+  for (const auto& item : input)
+    out.push_back(input_of(item));
+  return out;
+}
+
+} // namespace
+
+caf::expected<chat_response>
+echo_embeddings_adapter::respond_locally(const chat_payload& request,
+                                         const model_config& model,
+                                         std::string_view) const {
+  const auto& body = request.json();
+  auto input = body.find("input");
+  if (input == body.end())
+    return make_error(errc::invalid_request, "'input' is a required property.",
+                      "input");
+  uint32_t dimensions = 16;
+  if (auto d = body.find("dimensions");
+      d != body.end() && d->is_number_unsigned())
+    dimensions = static_cast<uint32_t>(
+      std::min<uint64_t>(d->get<uint64_t>(), max_embedding_dimensions));
+  bool base64 = string_or(body, "encoding_format") == "base64";
+  chat_response out;
+  auto data = nlohmann::ordered_json::array();
+  size_t index = 0;
+  for (auto& item : inputs_of(*input)) {
+    auto v = echo_vector(item.key, dimensions);
+    nlohmann::ordered_json embedding;
+    if (base64)
+      embedding = base64_floats(v);
+    else
+      embedding = std::move(v);
+    data.push_back({{"object", "embedding"},
+                    {"index", index++},
+                    {"embedding", std::move(embedding)}});
+    out.prompt_tokens += item.tokens;
+  }
+  nlohmann::ordered_json answer = {
+    {"object", "list"},
+    {"data", std::move(data)},
+    {"model", model.alias},
+    {"usage",
+     {{"prompt_tokens", out.prompt_tokens},
+      {"total_tokens", out.prompt_tokens}}},
+  };
+  out.body = json::dump(answer);
+  return out;
+}
+
+caf::expected<upstream_request>
+echo_embeddings_adapter::to_provider_request(const chat_payload&,
+                                             const model_config&) const {
+  return make_error(errc::internal, "the echo provider makes no upstream call");
+}
+
+caf::expected<chat_response>
+echo_embeddings_adapter::from_provider_response(const upstream_result&,
+                                                const model_config&) const {
+  return make_error(errc::internal, "the echo provider makes no upstream call");
+}
+
+std::unique_ptr<stream_decoder>
+echo_embeddings_adapter::make_stream_decoder(model_config_ptr,
+                                             stream_options) const {
   return nullptr;
 }
 

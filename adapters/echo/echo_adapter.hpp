@@ -7,6 +7,8 @@
 
 #include "adapters/adapter.hpp"
 
+#include <vector>
+
 namespace pw::adapters::echo {
 
 class echo_adapter final : public adapter {
@@ -32,6 +34,45 @@ public:
   make_stream_decoder(model_config_ptr model,
                       stream_options options) const override;
 };
+
+/// POST /v1/embeddings on the echo provider: deterministic unit vectors,
+/// the same for the same input, so `make run` can show the endpoint and
+/// tests can check what reaches the model.
+class echo_embeddings_adapter final : public adapter {
+public:
+  // -- pw::adapters::adapter --------------------------------------------------
+
+  [[nodiscard]] bool local() const override { return true; }
+
+  /// One vector per input (`dimensions` long, 16 by default), as floats
+  /// or, with `encoding_format: "base64"`, as base64 of little-endian
+  /// float32s; `usage.prompt_tokens` estimated (token ids counted).
+  caf::expected<chat_response>
+  respond_locally(const chat_payload& request, const model_config& model,
+                  std::string_view request_id) const override;
+
+  caf::expected<upstream_request>
+  to_provider_request(const chat_payload& request,
+                      const model_config& model) const override;
+
+  caf::expected<chat_response>
+  from_provider_response(const upstream_result& result,
+                         const model_config& model) const override;
+
+  /// Never called: embeddings do not stream.
+  std::unique_ptr<stream_decoder>
+  make_stream_decoder(model_config_ptr model,
+                      stream_options options) const override;
+};
+
+/// The echo vector of `input` (a text, or the JSON text of a token list):
+/// `dimensions` numbers drawn from SHA-256 of the input and a counter,
+/// scaled to unit length.
+std::vector<float> echo_vector(std::string_view input, uint32_t dimensions);
+
+/// The base64 of `v` as little-endian float32s (OpenAI's `base64`
+/// encoding_format).
+std::string base64_floats(const std::vector<float>& v);
 
 /// The text of a message's `content`: the string itself, or the `text` parts
 /// of an array of parts joined by newlines.

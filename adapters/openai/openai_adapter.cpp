@@ -217,4 +217,42 @@ openai_adapter::make_stream_decoder(model_config_ptr model,
                                                  std::move(options));
 }
 
+caf::expected<upstream_request>
+embeddings_adapter::to_provider_request(const chat_payload& request,
+                                        const model_config& model) const {
+  auto out = json_post(model, wire::embeddings_path,
+                       body_with_model(request, model.model));
+  add_credentials(out, model);
+  return out;
+}
+
+caf::expected<chat_response>
+embeddings_adapter::from_provider_response(const upstream_result& result,
+                                           const model_config& model) const {
+  auto doc = json::read(result.body, json::upstream_limits);
+  if (!doc)
+    return malformed(model, doc.error().what(json::upstream_limits));
+  auto root = doc->root();
+  if (!root.is_object())
+    return malformed(model, "not a JSON object");
+  simdjson::dom::array data;
+  if (auto d = json::member(root, wire::data);
+      !d || d->get(data) != simdjson::SUCCESS)
+    return malformed(model, "no 'data' list");
+  for (auto item : data)
+    if (!item.is_object())
+      return malformed(model, "an item of 'data' that is not an object");
+  chat_response out;
+  out.body = with_alias(result.body, root, model.alias);
+  if (auto usage = json::member(root, wire::usage))
+    out.prompt_tokens = json::uint_of(*usage, wire::prompt_tokens);
+  return out;
+}
+
+std::unique_ptr<stream_decoder>
+embeddings_adapter::make_stream_decoder(model_config_ptr,
+                                        stream_options) const {
+  return nullptr;
+}
+
 } // namespace pw::adapters::openai

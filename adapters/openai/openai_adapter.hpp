@@ -1,8 +1,9 @@
 #pragma once
 
-// The OpenAI adapter, also used for vLLM and Ollama's OpenAI-compatible API:
-// the request passes through with `model` set to the provider's id; the
-// answer passes through with `model` set to the alias.
+// The OpenAI adapters, also used for vLLM and Ollama's OpenAI-compatible
+// API: the request passes through with `model` set to the provider's id;
+// the answer passes through with `model` set to the alias. One for chat
+// completions, one for embeddings.
 
 #include "adapters/adapter.hpp"
 
@@ -26,6 +27,28 @@ public:
 
   std::optional<upstream_request>
   health_request(const model_config& model) const override;
+};
+
+/// POST /v1/embeddings, passed through to `<base_url>/embeddings`.
+class embeddings_adapter final : public adapter {
+public:
+  // -- pw::adapters::adapter --------------------------------------------------
+
+  caf::expected<upstream_request>
+  to_provider_request(const chat_payload& request,
+                      const model_config& model) const override;
+
+  /// The answer with `model` set to the alias, once it is an embeddings
+  /// list (an object whose `data` is a list of objects); its
+  /// `usage.prompt_tokens` as the prompt tokens.
+  caf::expected<chat_response>
+  from_provider_response(const upstream_result& result,
+                         const model_config& model) const override;
+
+  /// Never called: embeddings do not stream.
+  std::unique_ptr<stream_decoder>
+  make_stream_decoder(model_config_ptr model,
+                      stream_options options) const override;
 };
 
 } // namespace pw::adapters::openai

@@ -8,6 +8,8 @@
 namespace pw::adapters::openai::wire {
 
 constexpr std::string_view chat_path = "/chat/completions";
+constexpr std::string_view embeddings_path = "/embeddings";
+constexpr std::string_view data = "data";
 constexpr std::string_view models_path = "/models";
 constexpr std::string_view model = "model";
 constexpr std::string_view choices = "choices";

@@ -176,9 +176,10 @@ std::chrono::microseconds overhead_of(const http_reply& reply,
 
 void metrics_shard::record(std::string_view client, const http_reply& reply,
                            std::chrono::microseconds total,
-                           std::chrono::microseconds gateway) {
+                           std::chrono::microseconds gateway,
+                           api_endpoint endpoint) {
   auto status = reply.status;
-  ++requests[{reply.model, std::string{client}, status}];
+  ++requests[{endpoint, reply.model, std::string{client}, status}];
   auto& u = usage[{std::string{client}, reply.model}];
   ++u.requests;
   u.errors += status >= 400 ? 1 : 0;
@@ -283,15 +284,18 @@ namespace {
 void render_client_families(exposition& out, const metrics_shard& m,
                             const metrics_scope& scope) {
   out.family("pw_router_requests_total", "counter",
-             "Chat completion requests answered, by model, client and "
+             "Requests to models answered, by endpoint, model, client and "
              "status.");
   for (const auto& [k, v] : m.requests) {
-    const auto& [model, client, status] = k;
+    const auto& [endpoint, model, client, status] = k;
     if (!visible(scope, client))
       continue;
     auto code = std::to_string(status);
     out.sample("pw_router_requests_total",
-               {{"model", model}, {"client", client}, {"status", code}},
+               {{"endpoint", to_string(endpoint)},
+                {"model", model},
+                {"client", client},
+                {"status", code}},
                static_cast<double>(v));
   }
   out.family("pw_router_tokens_total", "counter",

@@ -7,6 +7,7 @@
 // one shard, and a scrape merges copies of them on the scraping thread.
 
 #include "core/boundary.hpp"
+#include "core/config/config.hpp"
 #include "core/request/exchange.hpp"
 
 #include <array>
@@ -71,8 +72,10 @@ struct usage_counts {
 /// from status codes, never from what a client sent, so the number of
 /// series is bounded by the config.
 struct metrics_shard {
-  /// (model, client, status) -> requests.
-  std::map<std::tuple<std::string, std::string, unsigned>, uint64_t> requests;
+  /// (endpoint, model, client, status) -> requests.
+  std::map<std::tuple<api_endpoint, std::string, std::string, unsigned>,
+           uint64_t>
+    requests;
   /// (client, model) -> usage.
   std::map<std::pair<std::string, std::string>, usage_counts> usage;
   /// model -> request durations.
@@ -85,12 +88,13 @@ struct metrics_shard {
   /// plugin -> blocked requests.
   std::map<std::string, uint64_t> plugin_blocks;
 
-  /// Counts one answered request of `client` ("" before authentication):
-  /// `total` from its first byte to its answer, `overhead` the part of it
-  /// spent in the gateway.
+  /// Counts one answered request of `client` ("" before authentication)
+  /// to `endpoint`: `total` from its first byte to its answer, `overhead`
+  /// the part of it spent in the gateway.
   void record(std::string_view client, const http_reply& reply,
               std::chrono::microseconds total,
-              std::chrono::microseconds overhead);
+              std::chrono::microseconds overhead,
+              api_endpoint endpoint = api_endpoint::chat);
 
   void merge(const metrics_shard& other);
 };

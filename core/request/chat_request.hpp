@@ -4,6 +4,7 @@
 // on the raw body, the body itself (parsed only when someone needs the
 // document), and the context an io thread hands to a SESSION.
 
+#include "core/config/config.hpp"
 #include "core/json/limits.hpp"
 
 #include <caf/expected.hpp>
@@ -71,9 +72,15 @@ private:
   mutable std::shared_ptr<const nlohmann::ordered_json> doc_;
 };
 
-/// Everything a SESSION needs to serve one chat request.
+/// Everything a SESSION needs to serve one request to a model: a chat, or
+/// another API (`endpoint`) that goes through the same stages.
 struct chat_context {
   std::string request_id;
+  /// The API called.
+  api_endpoint endpoint = api_endpoint::chat;
+  /// The input is token ids, not text (embeddings): no plugin can read it,
+  /// so a request with pre plugins configured is refused.
+  bool token_input = false;
   /// The key's `name`.
   std::string client;
   /// Index of the key in `server.api_keys` of the current config.

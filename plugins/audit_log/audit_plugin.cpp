@@ -215,6 +215,7 @@ nlohmann::ordered_json audit_record(const actors::plugin_outcome& out,
   line["time"] = log::timestamp();
   line["request_id"] = out.request.request_id;
   line["client"] = out.request.client;
+  line["endpoint"] = to_string(out.request.endpoint);
   line["status"] = out.status;
   line["model"] = out.model.empty() ? json(nullptr) : json(out.model);
   line["route_reason"]

@@ -138,11 +138,17 @@ http_plugin(http_plugin_actor::stateful_pointer<http_plugin_state> self,
     [self](atom::pre, const actors::plugin_request& req)
       -> caf::result<actors::plugin_verdict> {
       auto& st = self->state;
+      auto texts = nlohmann::ordered_json::array();
+      if (req.body)
+        for (const auto& t : request_texts(*req.body, req.endpoint))
+          texts.push_back(*t.text);
       nlohmann::ordered_json ctx = {
         {"request_id", req.request_id},
         {"client", req.client},
+        {"endpoint", to_string(req.endpoint)},
         {"tags", req.tags},
         {"metadata", req.metadata},
+        {"texts", std::move(texts)},
         {"body", req.body ? *req.body : nlohmann::ordered_json{}},
       };
       upstream_request out;

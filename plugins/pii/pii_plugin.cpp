@@ -31,7 +31,8 @@ public:
   on_request(const actors::plugin_request& req) const override {
     if (!req.body)
       return {};
-    return apply(req.body.get(), request_texts(*req.body), "request");
+    return apply(req.body.get(), request_texts(*req.body, req.endpoint),
+                 "request");
   }
 
   actors::plugin_verdict

@@ -33,7 +33,7 @@ public:
   on_request(const actors::plugin_request& req) const override {
     if (!req.body)
       return {};
-    return scan(request_texts(*req.body), true);
+    return scan(request_texts(*req.body, req.endpoint), true);
   }
 
   actors::plugin_verdict

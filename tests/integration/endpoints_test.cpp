@@ -77,8 +77,8 @@ TEST_CASE("/health's latency percentiles come from the model's calls") {
 
 TEST_CASE("unknown paths and wrong methods get 404 and 405 envelopes") {
   gateway_process gw{make_config(echo_model, "echo")};
-  auto res
-    = http_request(gw.port(), "GET", "/v1/embeddings", "", auth_json(full_key));
+  auto res = http_request(gw.port(), "POST", "/v1/images/generations", "{}",
+                          auth_json(full_key));
   CHECK(res.status == 404);
   CHECK(error_of(res)["type"] == "not_found_error");
   res = http_request(gw.port(), "GET", "/v1/chat/completions", "",

@@ -1,8 +1,9 @@
 // The official `openai` npm client against the real pw-router binary: chats
 // on the echo model, an OpenAI-compatible and an Anthropic fake upstream,
 // streamed and not (same text and finish reason both ways), a tool-calling
-// round trip through the Anthropic model, the models list, and the SDK's
-// error classes for our envelope.
+// round trip through the Anthropic model, the models list, embeddings (the
+// echo model's vectors as base64 and as floats, and through the fake
+// upstream), and the SDK's error classes for our envelope.
 //
 // openai 6.x: the newest major that runs on Debian bookworm's own Node.js
 // (18); 7.x needs Node.js 22. It streams with Node's built-in fetch (4.x's
@@ -70,6 +71,23 @@ function openai(request, res) {
             ...words.map((w) => [null, chunk({ content: w })]),
             [null, chunk({}, "stop")], [null, "[DONE]"]]);
 }
+// An OpenAI embeddings answer: one fixed unit vector per input, as floats or,
+// when asked, as base64 of little-endian float32s (what the SDK asks for by
+// default).
+const upstreamVector = [0.5, -0.5, 0.5, -0.5];
+function embeddings(request, res) {
+  const inputs = Array.isArray(request.input) && typeof request.input[0] !== "number"
+    ? request.input : [request.input];
+  const embedding = request.encoding_format === "base64"
+    ? Buffer.from(new Float32Array(upstreamVector).buffer).toString("base64")
+    : upstreamVector;
+  res.writeHead(200, { "Content-Type": "application/json" });
+  res.end(JSON.stringify({
+    object: "list", model: request.model,
+    data: inputs.map((_, index) => ({ object: "embedding", index, embedding })),
+    usage: { prompt_tokens: 3, total_tokens: 3 },
+  }));
+}
 // An Anthropic Messages answer: text, or a tool call when tools are offered
 // and no tool result is in the conversation yet.
 function anthropic(request, res) {
@@ -121,6 +139,7 @@ const upstream = http.createServer((req, res) => {
                 key: req.headers["x-api-key"], body });
     const request = JSON.parse(body);
     if (req.url.endsWith("/v1/messages")) anthropic(request, res);
+    else if (req.url.endsWith("/embeddings")) embeddings(request, res);
     else openai(request, res);
   });
 });
@@ -139,11 +158,13 @@ server:
 models:
   echo:
     provider: echo
+    endpoints: [chat, embeddings]
   fake-gpt:
     provider: openai
     model: "gpt-fake-upstream"
     api_key: "${upstreamKey}"
     base_url: "http://127.0.0.1:${upstreamPort}/v1"
+    endpoints: [chat, embeddings]
   fake-claude:
     provider: anthropic
     model: "claude-fake-upstream"
@@ -209,8 +230,78 @@ await check("chat through an OpenAI-compatible upstream", async () => {
 
 await check("models list", async () => {
   const ids = [];
-  for await (const m of client.models.list()) ids.push(m.id);
+  const endpoints = {};
+  for await (const m of client.models.list()) {
+    ids.push(m.id);
+    endpoints[m.id] = m.endpoints;
+  }
   assert.deepEqual(ids, ["echo", "fake-gpt", "fake-claude"]);
+  assert.deepEqual(endpoints, { echo: ["chat", "embeddings"],
+                                "fake-gpt": ["chat", "embeddings"],
+                                "fake-claude": ["chat"] });
+});
+
+// -- embeddings -------------------------------------------------------------------
+const norm = (v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+const assertUnit = (v, length) => {
+  assert.ok(Array.isArray(v), `not an array: ${typeof v}`);
+  assert.equal(v.length, length);
+  for (const x of v) assert.equal(typeof x, "number");
+  assert.ok(Math.abs(norm(v) - 1) < 1e-5, `norm ${norm(v)}`);
+};
+let helloVector = null;
+
+// Without encoding_format the SDK asks for base64 and decodes it itself.
+await check("embeddings on the echo model, base64 by default", async () => {
+  const r = await client.embeddings.create({ model: "echo", input: "hello" });
+  assert.equal(r.object, "list");
+  assert.equal(r.model, "echo");
+  assert.equal(r.data.length, 1);
+  assert.equal(r.data[0].index, 0);
+  assertUnit(r.data[0].embedding, 16);
+  assert.ok(r.usage.prompt_tokens > 0);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens);
+  helloVector = r.data[0].embedding;
+});
+
+await check("embeddings as floats are the same numbers", async () => {
+  const r = await client.embeddings.create({ model: "echo", input: "hello",
+                                             encoding_format: "float" });
+  const v = r.data[0].embedding;
+  assertUnit(v, 16);
+  assert.ok(helloVector, "no base64 answer to compare with");
+  for (let i = 0; i < v.length; i++)
+    assert.ok(Math.abs(v[i] - helloVector[i]) < 1e-6, `item ${i}: ${v[i]} vs ${helloVector[i]}`);
+});
+
+await check("embeddings with dimensions for a list of inputs", async () => {
+  const r = await client.embeddings.create({ model: "echo", input: ["first", "second"],
+                                             dimensions: 8 });
+  assert.equal(r.data.length, 2);
+  assert.deepEqual(r.data.map((d) => d.index), [0, 1]);
+  for (const d of r.data) assertUnit(d.embedding, 8);
+  assert.notDeepEqual(r.data[0].embedding, r.data[1].embedding);
+});
+
+await check("embeddings through an OpenAI-compatible upstream", async () => {
+  const r = await client.embeddings.create({ model: "fake-gpt", input: "hi" });
+  assert.equal(r.model, "fake-gpt");
+  assert.equal(r.data.length, 1);
+  assert.deepEqual(r.data[0].embedding, upstreamVector);
+  const last = seen.at(-1);
+  assert.equal(last.url, "/v1/embeddings");
+  assert.equal(last.auth, `Bearer ${upstreamKey}`);
+  assert.deepEqual(JSON.parse(last.body),
+                   { model: "gpt-fake-upstream", input: "hi", encoding_format: "base64" });
+});
+
+await check("embeddings on a chat-only model are a BadRequestError", async () => {
+  const before = seen.length;
+  await assert.rejects(
+    client.embeddings.create({ model: "fake-claude", input: "hello" }),
+    (e) => e instanceof OpenAI.BadRequestError && e.status === 400
+           && e.code === "endpoint_unsupported" && e.param === "model");
+  assert.equal(seen.length, before);
 });
 
 // Streams give the same text and finish reason as the non-streaming call.

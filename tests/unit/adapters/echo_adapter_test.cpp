@@ -40,3 +40,69 @@ TEST_CASE("echo with no user message answers an empty string") {
   CHECK(nlohmann::json::parse(out->body)["choices"][0]["message"]["content"]
         == "");
 }
+
+TEST_CASE("echo embeddings: one unit vector per input, the same for the same "
+          "input") {
+  const auto& adapter
+    = adapters::adapter_for(provider_kind::echo, api_endpoint::embeddings);
+  REQUIRE(adapter.local());
+  model_config m;
+  m.alias = "echo";
+  m.provider = provider_kind::echo;
+  auto answer = [&](const std::string& body) {
+    auto out = adapter.respond_locally(chat_payload{body}, m, "req-1");
+    REQUIRE(out);
+    return nlohmann::json::parse(out->body);
+  };
+  auto norm = [](const nlohmann::json& v) {
+    double sum = 0;
+    for (const auto& x : v)
+      sum += x.get<double>() * x.get<double>();
+    return sum;
+  };
+  auto body = answer(R"({"input":["alpha","beta","alpha"]})");
+  CHECK(body["object"] == "list");
+  CHECK(body["model"] == "echo");
+  REQUIRE(body["data"].size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& item = body["data"][i];
+    CHECK(item["object"] == "embedding");
+    CHECK(item["index"] == i);
+    REQUIRE(item["embedding"].size() == 16);
+    CHECK(norm(item["embedding"]) == Approx(1.0).epsilon(1e-5));
+  }
+  CHECK(body["data"][0]["embedding"] == body["data"][2]["embedding"]);
+  CHECK(body["data"][0]["embedding"] != body["data"][1]["embedding"]);
+  CHECK(body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"]);
+  CHECK(body["usage"]["prompt_tokens"].get<int>() > 0);
+  SECTION("dimensions sets the length") {
+    auto one = answer(R"({"input":"alpha","dimensions":300})");
+    REQUIRE(one["data"].size() == 1);
+    CHECK(one["data"][0]["embedding"].size() == 300);
+  }
+  SECTION("token ids: one input per list, counted as tokens") {
+    auto one = answer(R"({"input":[1,2,3]})");
+    CHECK(one["data"].size() == 1);
+    CHECK(one["usage"]["prompt_tokens"] == 3);
+    auto two = answer(R"({"input":[[1,2,3],[4]]})");
+    CHECK(two["data"].size() == 2);
+    CHECK(two["data"][0]["embedding"] == one["data"][0]["embedding"]);
+  }
+  SECTION("base64 is the same numbers as little-endian float32") {
+    auto b64 = answer(R"({"input":"alpha","encoding_format":"base64"})");
+    auto expected = adapters::echo::echo_vector("alpha", 16);
+    CHECK(b64["data"][0]["embedding"]
+          == adapters::echo::base64_floats(expected));
+    auto floats = answer(R"({"input":"alpha"})");
+    for (size_t i = 0; i < expected.size(); ++i)
+      CHECK(floats["data"][0]["embedding"][i].get<double>()
+            == Approx(expected[i]).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("echo embeddings: base64 of known floats") {
+  // 1.0f is 00 00 80 3f little-endian; -2.0f is 00 00 00 c0.
+  CHECK(adapters::echo::base64_floats({1.0f}) == "AACAPw==");
+  CHECK(adapters::echo::base64_floats({1.0f, -2.0f}) == "AACAPwAAAMA=");
+  CHECK(adapters::echo::base64_floats({}).empty());
+}

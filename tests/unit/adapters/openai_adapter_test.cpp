@@ -122,3 +122,45 @@ TEST_CASE("a malformed 2xx answer is an upstream failure") {
     CHECK(code_of(out.error()) == errc::upstream_invalid);
   }
 }
+
+TEST_CASE("embeddings pass through to <base_url>/embeddings and come back "
+          "under the alias") {
+  const auto& adapter
+    = adapters::adapter_for(provider_kind::openai, api_endpoint::embeddings);
+  chat_payload in{R"({"model":"gpt","input":["a","b"],"dimensions":8})"};
+  auto req = adapter.to_provider_request(in, gpt());
+  REQUIRE(req);
+  CHECK(req->path == "/v1/embeddings");
+  CHECK(req->body
+        == R"({"model":"gpt-4o-2024-08-06","input":["a","b"],"dimensions":8})");
+  CHECK(header(*req, "Authorization") == "Bearer sk-upstream-key");
+  upstream_result r;
+  r.status = 200;
+  r.body = R"({"object":"list","data":[{"object":"embedding","index":0,)"
+           R"("embedding":[0.5,-0.5]}],"model":"text-embedding-3-small",)"
+           R"("usage":{"prompt_tokens":4,"total_tokens":4}})";
+  auto out = adapter.from_provider_response(r, gpt());
+  REQUIRE(out);
+  CHECK(out->body
+        == R"({"object":"list","data":[{"object":"embedding","index":0,)"
+           R"("embedding":[0.5,-0.5]}],"model":"gpt",)"
+           R"("usage":{"prompt_tokens":4,"total_tokens":4}})");
+  CHECK(out->prompt_tokens == 4);
+  CHECK(out->completion_tokens == 0);
+}
+
+TEST_CASE("an embeddings answer that is not a list of objects is the "
+          "provider's failure") {
+  const auto& adapter
+    = adapters::adapter_for(provider_kind::vllm, api_endpoint::embeddings);
+  for (const auto* body : {"[]", "{}", R"({"data":{}})", R"({"data":[1]})",
+                           R"({"data":[{}],"data":[]})", "not json"}) {
+    INFO(body);
+    upstream_result r;
+    r.status = 200;
+    r.body = body;
+    auto out = adapter.from_provider_response(r, gpt());
+    REQUIRE_FALSE(out);
+    CHECK(code_of(out.error()) == errc::upstream_invalid);
+  }
+}

@@ -71,12 +71,16 @@ TEST_CASE("a histogram counts each observation once, in its bucket") {
 TEST_CASE("the Prometheus text of a scrape parses strictly") {
   auto text = render_prometheus(snapshot_of(sample_shard()), {true, ""});
   auto prom = parse_exposition(text);
-  CHECK(prom.value("pw_router_requests_total",
-                   {{"model", "local"}, {"client", "alice"}, {"status", "200"}})
+  CHECK(prom.value("pw_router_requests_total", {{"endpoint", "chat"},
+                                                {"model", "local"},
+                                                {"client", "alice"},
+                                                {"status", "200"}})
         == 2);
-  CHECK(prom.value("pw_router_requests_total",
-                   {{"model", ""}, {"client", ""}, {"status", "401"}})
-        == 1);
+  CHECK(
+    prom.value(
+      "pw_router_requests_total",
+      {{"endpoint", "chat"}, {"model", ""}, {"client", ""}, {"status", "401"}})
+    == 1);
   CHECK(
     prom.value("pw_router_tokens_total",
                {{"model", "local"}, {"client", "alice"}, {"kind", "prompt"}})
@@ -127,8 +131,10 @@ TEST_CASE("a client's scrape holds only its own series") {
     if (s.labels.count("client"))
       CHECK(s.labels.at("client") == "bob");
   }
-  CHECK(prom.value("pw_router_requests_total",
-                   {{"model", ""}, {"client", "bob"}, {"status", "400"}})
+  CHECK(prom.value("pw_router_requests_total", {{"endpoint", "chat"},
+                                                {"model", ""},
+                                                {"client", "bob"},
+                                                {"status", "400"}})
         == 1);
   // Aggregates over every tenant are for admins only.
   CHECK_FALSE(prom.has("pw_router_request_duration_seconds"));
@@ -168,8 +174,10 @@ TEST_CASE("label values are escaped and read back unchanged") {
   std::string odd = "we\"ird\\name\nx";
   m.record(odd, reply_of("m", 200), microseconds{10}, microseconds{5});
   auto prom = parse_exposition(render_prometheus(snapshot_of(m), {true, ""}));
-  CHECK(prom.value("pw_router_requests_total",
-                   {{"model", "m"}, {"client", odd}, {"status", "200"}})
+  CHECK(prom.value("pw_router_requests_total", {{"endpoint", "chat"},
+                                                {"model", "m"},
+                                                {"client", odd},
+                                                {"status", "200"}})
         == 1);
 }
 

@@ -243,7 +243,7 @@ TEST_CASE("request and response texts point at every string") {
   body["messages"].push_back(
     {{"role", "user"},
      {"content", json::array({{{"type", "text"}, {"text", "b"}}})}});
-  auto texts = request_texts(body);
+  auto texts = request_texts(body, api_endpoint::chat);
   REQUIRE(texts.size() == 2);
   CHECK(texts[0].where.to_string() == "/messages/0/content");
   CHECK(*texts[1].text == "b");
@@ -280,4 +280,24 @@ TEST_CASE("audit record: what happened, hashes, no bodies by default") {
   auto with_bodies = audit_record(out, true);
   CHECK(with_bodies["request"]["messages"][0]["content"] == "secret plan");
   CHECK(with_bodies["response"]["a"] == 1);
+}
+
+TEST_CASE("embeddings texts are the strings of input, wherever they are") {
+  auto one = json::parse(R"({"input":"a@b.example"})");
+  auto texts = request_texts(one, api_endpoint::embeddings);
+  REQUIRE(texts.size() == 1);
+  CHECK(texts[0].where.to_string() == "/input");
+  CHECK(*texts[0].text == "a@b.example");
+  auto many = json::parse(R"({"input":["x","y"],"messages":"ignored"})");
+  texts = request_texts(many, api_endpoint::embeddings);
+  REQUIRE(texts.size() == 2);
+  CHECK(texts[1].where.to_string() == "/input/1");
+  CHECK(*texts[1].text == "y");
+  CHECK(
+    request_texts(json::parse(R"({"input":[1,2]})"), api_endpoint::embeddings)
+      .empty());
+  // A chat body's `input` is not its text.
+  CHECK(request_texts(json::parse(R"({"input":"x","messages":[]})"),
+                      api_endpoint::chat)
+          .empty());
 }
