@@ -101,7 +101,8 @@ void deliver(session_ptr self, http_reply reply) {
   auto& st = self->state;
   if (st.wrap_sse && !reply.error && !reply.streamed && st.decision) {
     // Asked for a stream, got a whole answer: send it as one.
-    reply.body = completion_to_sse(reply.body, stream_options_of(self));
+    reply.body
+      = adapter_of(self).whole_to_sse(reply.body, stream_options_of(self));
     reply.content_type = "text/event-stream";
   }
   if (st.reply) {
@@ -815,7 +816,7 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
       out.headers.push_back({"X-Route-Reason", reason});
       if (options) {
         // Asked for a stream, got a whole answer: send it as a stream.
-        out.body = completion_to_sse(out.body, *options);
+        out.body = adapter.whole_to_sse(out.body, *options);
         out.content_type = "text/event-stream";
       }
       caf::anon_send(
@@ -1000,10 +1001,13 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
     st.request_sha256 = to_hex(sha256(st.ctx.body.raw()));
   if (st.ctx.token_input && st.plugins && !st.plugins->pre.empty()) {
     // Token ids are not text: passing them would pass them unread.
+    std::string field
+      = st.ctx.endpoint == api_endpoint::completions ? "prompt" : "input";
     auto err = error_of(errc::invalid_request,
-                        "'input' as token ids cannot be checked by this "
-                        "gateway's plugins; send text instead.");
-    err.param = "input";
+                        "'" + field
+                          + "' as token ids cannot be checked by this "
+                            "gateway's plugins; send text instead.");
+    err.param = std::move(field);
     finish_with(self, std::move(err));
   } else {
     run_pre(self, 0);

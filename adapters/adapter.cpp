@@ -18,6 +18,11 @@ caf::expected<chat_response> adapter::respond_locally(const chat_payload&,
                                       + " does not answer locally");
 }
 
+std::string adapter::whole_to_sse(std::string_view body,
+                                  const stream_options& options) const {
+  return completion_to_sse(body, options);
+}
+
 const adapter& adapter_for(provider_kind provider) {
   static const openai::openai_adapter openai_like;
   static const echo::echo_adapter echo_local;
@@ -36,12 +41,21 @@ const adapter& adapter_for(provider_kind provider) {
 }
 
 const adapter& adapter_for(provider_kind provider, api_endpoint endpoint) {
+  static const openai::completions_adapter openai_completions;
   static const openai::embeddings_adapter openai_embeddings;
+  static const echo::echo_completions_adapter echo_completions;
   static const echo::echo_embeddings_adapter echo_embeddings;
-  if (endpoint == api_endpoint::embeddings)
-    return provider == provider_kind::echo
-             ? static_cast<const adapter&>(echo_embeddings)
-             : static_cast<const adapter&>(openai_embeddings);
+  bool echo = provider == provider_kind::echo;
+  switch (endpoint) {
+  case api_endpoint::chat:
+    break;
+  case api_endpoint::completions:
+    return echo ? static_cast<const adapter&>(echo_completions)
+                : static_cast<const adapter&>(openai_completions);
+  case api_endpoint::embeddings:
+    return echo ? static_cast<const adapter&>(echo_embeddings)
+                : static_cast<const adapter&>(openai_embeddings);
+  }
   return adapter_for(provider);
 }
 

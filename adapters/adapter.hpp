@@ -57,6 +57,12 @@ public:
   /// Makes the translator for a streamed answer (`"stream": true`).
   virtual std::unique_ptr<stream_decoder>
   make_stream_decoder(model_config_ptr model, stream_options options) const = 0;
+
+  /// A whole answer in the client's format (a local one, or one a provider
+  /// sent whole although a stream was asked for) as the events of a
+  /// stream. Default: a chat.completion (completion_to_sse).
+  [[nodiscard]] virtual std::string
+  whole_to_sse(std::string_view body, const stream_options& options) const;
 };
 
 /// Returns the chat adapter for `provider` (adapters are stateless

@@ -17,6 +17,7 @@
 #include "core/policy/auth.hpp"
 #include "core/policy/glob.hpp"
 #include "core/request/chat_request.hpp"
+#include "core/request/completions_request.hpp"
 #include "core/request/embeddings_request.hpp"
 #include "core/request/request_head.hpp"
 #include "core/request/request_id.hpp"
@@ -393,6 +394,16 @@ caf::error check_body(api_endpoint endpoint, std::string_view body,
     ctx.include_usage = summary->include_usage;
     return {};
   }
+  case api_endpoint::completions: {
+    auto summary = check_completions_request(body);
+    if (!summary)
+      return std::move(summary.error());
+    ctx.requested_model = std::move(summary->model);
+    ctx.stream = summary->stream;
+    ctx.include_usage = summary->include_usage;
+    ctx.token_input = summary->token_input;
+    return {};
+  }
   case api_endpoint::embeddings: {
     auto summary = check_embeddings_request(body);
     if (!summary)
@@ -591,6 +602,8 @@ struct route_entry {
 constexpr std::array routes{
   route_entry{path_of(api_endpoint::chat), "POST",
               handle_call<api_endpoint::chat>},
+  route_entry{path_of(api_endpoint::completions), "POST",
+              handle_call<api_endpoint::completions>},
   route_entry{path_of(api_endpoint::embeddings), "POST",
               handle_call<api_endpoint::embeddings>},
   route_entry{"/v1/models", "GET", handle_models},

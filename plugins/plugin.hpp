@@ -119,9 +119,10 @@ struct text_ref {
 
 /// Every text of a request body, in order: the one view plugins read, so a
 /// new endpoint needs no plugin changes. Chat: each message's string
-/// `content` and the `text` parts of array content. Embeddings: `input`
-/// when a string, else each string of the list (token ids are not text:
-/// such a request never reaches the plugins).
+/// `content` and the `text` parts of array content. Completions: `prompt`
+/// when a string, else each string of the list, then `suffix`. Embeddings:
+/// `input` when a string, else each string of the list. (Token ids are not
+/// text: such a request never reaches the pre plugins.)
 std::vector<text_ref> request_texts(const nlohmann::ordered_json& body,
                                     api_endpoint endpoint);
 
@@ -130,8 +131,10 @@ std::vector<text_ref> request_texts(const nlohmann::ordered_json& body,
 std::shared_ptr<const nlohmann::ordered_json>
 response_document(const actors::plugin_outcome& out);
 
-/// Every assistant text of a chat completion response (each choice's
-/// `message.content`, string or text parts).
-std::vector<text_ref> response_texts(const nlohmann::ordered_json& body);
+/// Every generated text of a response: each choice's `message.content`
+/// (string or text parts) for chat, each choice's `text` for completions;
+/// none for embeddings (vectors are not text).
+std::vector<text_ref> response_texts(const nlohmann::ordered_json& body,
+                                     api_endpoint endpoint);
 
 } // namespace pw::plugins

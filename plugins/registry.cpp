@@ -114,6 +114,24 @@ void add_content(const nlohmann::ordered_json& content,
   }
 }
 
+/// Appends `body[key]` when a string, else each string of it when a list.
+void add_strings(const nlohmann::ordered_json& body, const std::string& key,
+                 std::vector<text_ref>& out) {
+  auto field = body.find(key);
+  if (field == body.end())
+    return;
+  auto where = nlohmann::ordered_json::json_pointer{"/" + key};
+  if (field->is_string()) {
+    out.push_back({where, field->get_ptr<const std::string*>()});
+    return;
+  }
+  if (!field->is_array())
+    return;
+  for (size_t i = 0; i < field->size(); ++i)
+    if ((*field)[i].is_string())
+      out.push_back({where / i, (*field)[i].get_ptr<const std::string*>()});
+}
+
 } // namespace
 
 plugin_logic::~plugin_logic() = default;
@@ -206,16 +224,12 @@ std::vector<text_ref> request_texts(const nlohmann::ordered_json& body,
                                     api_endpoint endpoint) {
   std::vector<text_ref> out;
   if (endpoint == api_endpoint::embeddings) {
-    auto input = body.find("input");
-    if (input == body.end())
-      return out;
-    nlohmann::ordered_json::json_pointer where{"/input"};
-    if (input->is_string())
-      out.push_back({where, input->get_ptr<const std::string*>()});
-    else if (input->is_array())
-      for (size_t i = 0; i < input->size(); ++i)
-        if ((*input)[i].is_string())
-          out.push_back({where / i, (*input)[i].get_ptr<const std::string*>()});
+    add_strings(body, "input", out);
+    return out;
+  }
+  if (endpoint == api_endpoint::completions) {
+    add_strings(body, "prompt", out);
+    add_strings(body, "suffix", out);
     return out;
   }
   auto messages = body.find("messages");
@@ -244,15 +258,24 @@ response_document(const actors::plugin_outcome& out) {
   return std::make_shared<const nlohmann::ordered_json>(std::move(*doc));
 }
 
-std::vector<text_ref> response_texts(const nlohmann::ordered_json& body) {
+std::vector<text_ref> response_texts(const nlohmann::ordered_json& body,
+                                     api_endpoint endpoint) {
   std::vector<text_ref> out;
   auto choices = body.find("choices");
-  if (choices == body.end() || !choices->is_array())
+  if (endpoint == api_endpoint::embeddings || choices == body.end()
+      || !choices->is_array())
     return out;
   for (size_t i = 0; i < choices->size(); ++i) {
     const auto& c = (*choices)[i];
     if (!c.is_object())
       continue;
+    if (endpoint == api_endpoint::completions) {
+      if (auto text = c.find("text"); text != c.end() && text->is_string())
+        out.push_back(
+          {nlohmann::ordered_json::json_pointer{"/choices"} / i / "text",
+           text->get_ptr<const std::string*>()});
+      continue;
+    }
     auto message = c.find("message");
     if (message == c.end() || !message->is_object())
       continue;

@@ -81,19 +81,19 @@ echo_adapter::respond_locally(const chat_payload& request,
 }
 
 caf::expected<upstream_request>
-echo_adapter::to_provider_request(const chat_payload&,
-                                  const model_config&) const {
+local_adapter::to_provider_request(const chat_payload&,
+                                   const model_config&) const {
   return make_error(errc::internal, "the echo provider makes no upstream call");
 }
 
 caf::expected<chat_response>
-echo_adapter::from_provider_response(const upstream_result&,
-                                     const model_config&) const {
+local_adapter::from_provider_response(const upstream_result&,
+                                      const model_config&) const {
   return make_error(errc::internal, "the echo provider makes no upstream call");
 }
 
 std::unique_ptr<stream_decoder>
-echo_adapter::make_stream_decoder(model_config_ptr, stream_options) const {
+local_adapter::make_stream_decoder(model_config_ptr, stream_options) const {
   return nullptr;
 }
 
@@ -177,6 +177,50 @@ std::vector<echo_input> inputs_of(const nlohmann::ordered_json& input) {
 } // namespace
 
 caf::expected<chat_response>
+echo_completions_adapter::respond_locally(const chat_payload& request,
+                                          const model_config& model,
+                                          std::string_view request_id) const {
+  const auto& body = request.json();
+  auto prompt = body.find("prompt");
+  if (prompt == body.end())
+    return make_error(errc::invalid_request, "'prompt' is a required property.",
+                      "prompt");
+  auto created = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  chat_response out;
+  auto choices = nlohmann::ordered_json::array();
+  size_t index = 0;
+  for (auto& item : inputs_of(*prompt)) {
+    out.prompt_tokens += item.tokens;
+    out.completion_tokens += estimate_tokens(item.key);
+    choices.push_back({{"text", std::move(item.key)},
+                       {"index", index++},
+                       {"logprobs", nullptr},
+                       {"finish_reason", "stop"}});
+  }
+  nlohmann::ordered_json answer = {
+    {"id", "cmpl-echo-" + std::string{request_id}},
+    {"object", "text_completion"},
+    {"created", created},
+    {"model", model.alias},
+    {"choices", std::move(choices)},
+    {"usage",
+     {{"prompt_tokens", out.prompt_tokens},
+      {"completion_tokens", out.completion_tokens},
+      {"total_tokens", out.prompt_tokens + out.completion_tokens}}},
+  };
+  out.body = json::dump(answer);
+  return out;
+}
+
+std::string
+echo_completions_adapter::whole_to_sse(std::string_view body,
+                                       const stream_options& options) const {
+  return text_completion_to_sse(body, options);
+}
+
+caf::expected<chat_response>
 echo_embeddings_adapter::respond_locally(const chat_payload& request,
                                          const model_config& model,
                                          std::string_view) const {
@@ -216,24 +260,6 @@ echo_embeddings_adapter::respond_locally(const chat_payload& request,
   };
   out.body = json::dump(answer);
   return out;
-}
-
-caf::expected<upstream_request>
-echo_embeddings_adapter::to_provider_request(const chat_payload&,
-                                             const model_config&) const {
-  return make_error(errc::internal, "the echo provider makes no upstream call");
-}
-
-caf::expected<chat_response>
-echo_embeddings_adapter::from_provider_response(const upstream_result&,
-                                                const model_config&) const {
-  return make_error(errc::internal, "the echo provider makes no upstream call");
-}
-
-std::unique_ptr<stream_decoder>
-echo_embeddings_adapter::make_stream_decoder(model_config_ptr,
-                                             stream_options) const {
-  return nullptr;
 }
 
 } // namespace pw::adapters::echo

@@ -11,58 +11,65 @@
 
 namespace pw::adapters::echo {
 
-class echo_adapter final : public adapter {
+/// What every echo adapter shares: it answers inside the gateway, so it
+/// makes no upstream request, reads no upstream answer, and streams its
+/// answer whole (whole_to_sse).
+class local_adapter : public adapter {
 public:
   // -- pw::adapters::adapter --------------------------------------------------
 
   [[nodiscard]] bool local() const override { return true; }
 
-  caf::expected<chat_response>
-  respond_locally(const chat_payload& request, const model_config& model,
-                  std::string_view request_id) const override;
-
+  /// Error `internal`: never called for a local provider.
   caf::expected<upstream_request>
   to_provider_request(const chat_payload& request,
                       const model_config& model) const override;
 
+  /// Error `internal`: never called for a local provider.
   caf::expected<chat_response>
   from_provider_response(const upstream_result& result,
                          const model_config& model) const override;
 
-  /// Never called: a local answer is streamed whole (completion_to_sse).
+  /// Nothing: never called for a local provider.
   std::unique_ptr<stream_decoder>
   make_stream_decoder(model_config_ptr model,
                       stream_options options) const override;
 };
 
+/// POST /v1/chat/completions on the echo provider.
+class echo_adapter final : public local_adapter {
+public:
+  caf::expected<chat_response>
+  respond_locally(const chat_payload& request, const model_config& model,
+                  std::string_view request_id) const override;
+};
+
+/// POST /v1/completions on the echo provider: a text_completion with one
+/// choice per prompt, whose text is the prompt (token ids as their JSON
+/// text).
+class echo_completions_adapter final : public local_adapter {
+public:
+  caf::expected<chat_response>
+  respond_locally(const chat_payload& request, const model_config& model,
+                  std::string_view request_id) const override;
+
+  /// text_completion_to_sse.
+  [[nodiscard]] std::string
+  whole_to_sse(std::string_view body,
+               const stream_options& options) const override;
+};
+
 /// POST /v1/embeddings on the echo provider: deterministic unit vectors,
 /// the same for the same input, so `make run` can show the endpoint and
 /// tests can check what reaches the model.
-class echo_embeddings_adapter final : public adapter {
+class echo_embeddings_adapter final : public local_adapter {
 public:
-  // -- pw::adapters::adapter --------------------------------------------------
-
-  [[nodiscard]] bool local() const override { return true; }
-
   /// One vector per input (`dimensions` long, 16 by default), as floats
   /// or, with `encoding_format: "base64"`, as base64 of little-endian
   /// float32s; `usage.prompt_tokens` estimated (token ids counted).
   caf::expected<chat_response>
   respond_locally(const chat_payload& request, const model_config& model,
                   std::string_view request_id) const override;
-
-  caf::expected<upstream_request>
-  to_provider_request(const chat_payload& request,
-                      const model_config& model) const override;
-
-  caf::expected<chat_response>
-  from_provider_response(const upstream_result& result,
-                         const model_config& model) const override;
-
-  /// Never called: embeddings do not stream.
-  std::unique_ptr<stream_decoder>
-  make_stream_decoder(model_config_ptr model,
-                      stream_options options) const override;
 };
 
 /// The echo vector of `input` (a text, or the JSON text of a token list):

@@ -84,8 +84,11 @@ chunk_facts facts_of(element chunk) {
     element first;
     if (choices->get_array().value_unsafe().at(0).get(first)
         == simdjson::SUCCESS) {
+      // A chat chunk's text is in `delta`; a text completion's in `text`.
       if (auto delta = json::member(first, "delta"))
         out.content = json::string_of(*delta, "content");
+      else
+        out.content = json::string_of(first, "text");
       out.finish_reason = json::string_of(first, "finish_reason");
     }
   }
@@ -162,21 +165,20 @@ void add_credentials(upstream_request& out, const model_config& model) {
       {"Authorization", "Bearer " + model.api_key.reveal()});
 }
 
-} // namespace
-
-caf::expected<upstream_request>
-openai_adapter::to_provider_request(const chat_payload& request,
-                                    const model_config& model) const {
-  // Every field the client sent goes through; only the model id changes.
-  auto out
-    = json_post(model, wire::chat_path, body_with_model(request, model.model));
+/// The request to `path` under the model's base_url: every field the
+/// client sent goes through; only the model id changes.
+upstream_request pass_through(const chat_payload& request,
+                              const model_config& model,
+                              std::string_view path) {
+  auto out = json_post(model, path, body_with_model(request, model.model));
   add_credentials(out, model);
   return out;
 }
 
-caf::expected<chat_response>
-openai_adapter::from_provider_response(const upstream_result& result,
-                                       const model_config& model) const {
+/// A chat.completion or a text_completion: what completion_fault accepts,
+/// byte for byte with `model` set to the alias, and its usage.
+caf::expected<chat_response> completion_of(const upstream_result& result,
+                                           const model_config& model) {
   auto doc = json::read(result.body, json::upstream_limits);
   if (!doc)
     return malformed(model, doc.error().what(json::upstream_limits));
@@ -191,6 +193,20 @@ openai_adapter::from_provider_response(const upstream_result& result,
     out.completion_tokens = json::uint_of(*usage, wire::completion_tokens);
   }
   return out;
+}
+
+} // namespace
+
+caf::expected<upstream_request>
+openai_adapter::to_provider_request(const chat_payload& request,
+                                    const model_config& model) const {
+  return pass_through(request, model, wire::chat_path);
+}
+
+caf::expected<chat_response>
+openai_adapter::from_provider_response(const upstream_result& result,
+                                       const model_config& model) const {
+  return completion_of(result, model);
 }
 
 std::optional<upstream_request>
@@ -218,12 +234,34 @@ openai_adapter::make_stream_decoder(model_config_ptr model,
 }
 
 caf::expected<upstream_request>
+completions_adapter::to_provider_request(const chat_payload& request,
+                                         const model_config& model) const {
+  return pass_through(request, model, wire::completions_path);
+}
+
+caf::expected<chat_response>
+completions_adapter::from_provider_response(const upstream_result& result,
+                                            const model_config& model) const {
+  return completion_of(result, model);
+}
+
+std::unique_ptr<stream_decoder>
+completions_adapter::make_stream_decoder(model_config_ptr model,
+                                         stream_options options) const {
+  return std::make_unique<openai_stream_decoder>(std::move(model),
+                                                 std::move(options));
+}
+
+std::string
+completions_adapter::whole_to_sse(std::string_view body,
+                                  const stream_options& options) const {
+  return text_completion_to_sse(body, options);
+}
+
+caf::expected<upstream_request>
 embeddings_adapter::to_provider_request(const chat_payload& request,
                                         const model_config& model) const {
-  auto out = json_post(model, wire::embeddings_path,
-                       body_with_model(request, model.model));
-  add_credentials(out, model);
-  return out;
+  return pass_through(request, model, wire::embeddings_path);
 }
 
 caf::expected<chat_response>

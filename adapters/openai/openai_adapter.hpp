@@ -29,6 +29,32 @@ public:
   health_request(const model_config& model) const override;
 };
 
+/// POST /v1/completions (legacy text completions), passed through to
+/// `<base_url>/completions`; streams relayed chunk by chunk as for chat.
+class completions_adapter final : public adapter {
+public:
+  // -- pw::adapters::adapter --------------------------------------------------
+
+  caf::expected<upstream_request>
+  to_provider_request(const chat_payload& request,
+                      const model_config& model) const override;
+
+  /// The answer with `model` set to the alias, once it is an object whose
+  /// `choices` is a list of objects; its usage.
+  caf::expected<chat_response>
+  from_provider_response(const upstream_result& result,
+                         const model_config& model) const override;
+
+  std::unique_ptr<stream_decoder>
+  make_stream_decoder(model_config_ptr model,
+                      stream_options options) const override;
+
+  /// text_completion_to_sse.
+  [[nodiscard]] std::string
+  whole_to_sse(std::string_view body,
+               const stream_options& options) const override;
+};
+
 /// POST /v1/embeddings, passed through to `<base_url>/embeddings`.
 class embeddings_adapter final : public adapter {
 public:

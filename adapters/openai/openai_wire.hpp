@@ -8,6 +8,7 @@
 namespace pw::adapters::openai::wire {
 
 constexpr std::string_view chat_path = "/chat/completions";
+constexpr std::string_view completions_path = "/completions";
 constexpr std::string_view embeddings_path = "/embeddings";
 constexpr std::string_view data = "data";
 constexpr std::string_view models_path = "/models";

@@ -105,19 +105,23 @@ std::string_view to_string(provider_kind x);
 enum class api_endpoint : uint8_t {
   /// POST /v1/chat/completions
   chat,
+  /// POST /v1/completions (legacy text completions)
+  completions,
   /// POST /v1/embeddings
   embeddings,
 };
 
 /// Every api_endpoint, in order.
 inline constexpr api_endpoint all_endpoints[]
-  = {api_endpoint::chat, api_endpoint::embeddings};
+  = {api_endpoint::chat, api_endpoint::completions, api_endpoint::embeddings};
 
 /// Returns the config spelling of `x`, e.g. "embeddings".
 constexpr std::string_view to_string(api_endpoint x) {
   switch (x) {
   case api_endpoint::chat:
     return "chat";
+  case api_endpoint::completions:
+    return "completions";
   case api_endpoint::embeddings:
     return "embeddings";
   }
@@ -129,6 +133,8 @@ constexpr std::string_view path_of(api_endpoint x) {
   switch (x) {
   case api_endpoint::chat:
     return "/v1/chat/completions";
+  case api_endpoint::completions:
+    return "/v1/completions";
   case api_endpoint::embeddings:
     return "/v1/embeddings";
   }

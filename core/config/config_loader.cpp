@@ -41,7 +41,8 @@ std::string_view to_string(provider_kind x) {
 endpoint_set endpoints_of(provider_kind provider) {
   if (provider == provider_kind::anthropic)
     return {api_endpoint::chat};
-  return {api_endpoint::chat, api_endpoint::embeddings};
+  return {api_endpoint::chat, api_endpoint::completions,
+          api_endpoint::embeddings};
 }
 
 std::string endpoint::origin() const {
@@ -780,7 +781,8 @@ void load_endpoints(diagnostics& diag, const YAML::Node& node,
     return;
   auto where = join(path, "endpoints");
   if (names->empty()) {
-    diag.fail(where, "must name at least one endpoint (chat, embeddings)");
+    diag.fail(where, "must name at least one endpoint (chat, completions, "
+                     "embeddings)");
     return;
   }
   endpoint_set set;
@@ -792,7 +794,7 @@ void load_endpoints(diagnostics& diag, const YAML::Node& node,
         found = e;
     if (!found) {
       diag.fail(where, "unknown endpoint " + quoted(name)
-                         + " (known: chat, embeddings)");
+                         + " (known: chat, completions, embeddings)");
       continue;
     }
     if (set.has(*found))

@@ -2,6 +2,7 @@
 
 #include "core/errc.hpp"
 #include "core/json/reader.hpp"
+#include "core/request/body_checks.hpp"
 
 namespace pw {
 
@@ -11,74 +12,7 @@ namespace dom = simdjson::dom;
 using dom::element;
 using dom::element_type;
 
-caf::error invalid(std::string message, std::string param = {}) {
-  return make_error(errc::invalid_request, std::move(message),
-                    std::move(param));
-}
-
-/// The sampling fields clients send most, and their ranges (OpenAI's).
-struct number_rule {
-  std::string_view key;
-  double min;
-  double max;
-  bool integer;
-};
-
-constexpr number_rule number_rules[] = {
-  {"temperature", 0, 2, false},
-  {"top_p", 0, 1, false},
-  {"max_tokens", 1, 1e9, true},
-  {"max_completion_tokens", 1, 1e9, true},
-  {"n", 1, 128, true},
-  {"presence_penalty", -2, 2, false},
-  {"frequency_penalty", -2, 2, false},
-};
-
-const number_rule* rule_for(std::string_view key) {
-  for (const auto& r : number_rules)
-    if (r.key == key)
-      return &r;
-  return nullptr;
-}
-
-/// "0.5", "2", "1000000000": a bound as a person writes it.
-std::string number_text(double x) {
-  auto out = std::to_string(x);
-  out.erase(out.find_last_not_of('0') + 1);
-  if (!out.empty() && out.back() == '.')
-    out.pop_back();
-  return out;
-}
-
-/// A top-level sampling field: null, or a number within its rule.
-caf::error check_number(const number_rule& rule, element value) {
-  auto key = std::string{rule.key};
-  double x = 0;
-  bool is_integer = true;
-  switch (value.type()) {
-  case element_type::NULL_VALUE:
-    return {};
-  case element_type::INT64:
-    x = static_cast<double>(value.get_int64().value_unsafe());
-    break;
-  case element_type::UINT64:
-    x = static_cast<double>(value.get_uint64().value_unsafe());
-    break;
-  case element_type::DOUBLE:
-    x = value.get_double().value_unsafe();
-    is_integer = false;
-    break;
-  default:
-    return invalid("'" + key + "' must be a number.", key);
-  }
-  if (rule.integer && !is_integer)
-    return invalid("'" + key + "' must be an integer.", key);
-  if (!(x >= rule.min && x <= rule.max))
-    return invalid("'" + key + "' must be between " + number_text(rule.min)
-                     + " and " + number_text(rule.max) + ".",
-                   key);
-  return {};
-}
+using body_checks::invalid;
 
 bool is_role(std::string_view role) {
   return role == "system" || role == "developer" || role == "user"
@@ -181,9 +115,8 @@ caf::expected<chat_summary> check_shape(element root) {
       auto usage = json::member(value, "include_usage");
       out.include_usage
         = usage && usage->is_bool() && usage->get_bool().value_unsafe();
-    } else if (const auto* rule = rule_for(key)) {
-      if (auto err = check_number(*rule, value))
-        return err;
+    } else if (auto err = body_checks::check_sampling(key, value)) {
+      return err;
     }
   }
   if (!has_messages)
@@ -195,13 +128,8 @@ caf::expected<chat_summary> check_shape(element root) {
 
 caf::expected<chat_summary> check_chat_request(std::string_view body) {
   auto doc = json::read(body, json::client_limits);
-  if (!doc) {
-    const auto& p = doc.error();
-    if (p.kind == json::fault::syntax || p.kind == json::fault::utf8)
-      return invalid("We could not parse the JSON body of your request. The "
-                     "body must be valid JSON (UTF-8).");
-    return json::client_error(p, json::client_limits, "The request body");
-  }
+  if (!doc)
+    return body_checks::unreadable(doc.error());
   return check_shape(doc->root());
 }
 

@@ -4,6 +4,8 @@
 // raw body before anything else. The body then travels as a chat_payload
 // does (bytes as received, document on first use).
 
+#include "core/request/body_checks.hpp"
+
 #include <caf/expected.hpp>
 
 #include <cstdint>
@@ -14,7 +16,7 @@
 namespace pw {
 
 /// At most this many inputs in one request (OpenAI's limit).
-constexpr size_t max_embedding_inputs = 2048;
+constexpr size_t max_embedding_inputs = body_checks::max_items;
 
 /// At most this many dimensions asked for.
 constexpr uint32_t max_embedding_dimensions = 65536;

@@ -141,6 +141,53 @@ std::string completion_to_sse(std::string_view completion,
   return out;
 }
 
+std::string text_completion_to_sse(std::string_view completion,
+                                   const stream_options& options) {
+  using json = nlohmann::ordered_json;
+  auto parsed = pw::json::parse(completion, pw::json::upstream_limits);
+  std::string out;
+  if (!parsed || !parsed->is_object()) {
+    out += stream_error_event("The answer could not be streamed");
+    return out;
+  }
+  const auto& doc = *parsed;
+  auto base = [&](json choices) {
+    return json{{"id", string_or(doc, "id", "cmpl-" + options.request_id)},
+                {"object", "text_completion"},
+                {"created", int_or(doc, "created")},
+                {"model", options.alias},
+                {"choices", std::move(choices)}};
+  };
+  auto send = [&](const json& chunk) {
+    out += "data: ";
+    out += pw::json::dump(chunk);
+    out += "\n\n";
+  };
+  if (auto c = doc.find("choices"); c != doc.end() && c->is_array()) {
+    for (size_t i = 0; i < c->size(); ++i) {
+      const auto& choice = (*c)[i];
+      if (!choice.is_object())
+        continue;
+      json finish = "stop";
+      if (auto f = choice.find("finish_reason");
+          f != choice.end() && f->is_string())
+        finish = *f;
+      send(base(json::array(
+        {{{"text", string_or(choice, "text")},
+          {"index", int_or(choice, "index", static_cast<int64_t>(i))},
+          {"logprobs", nullptr},
+          {"finish_reason", std::move(finish)}}})));
+    }
+  }
+  if (options.include_usage && doc.contains("usage")) {
+    auto chunk = base(json::array());
+    chunk["usage"] = doc["usage"];
+    send(chunk);
+  }
+  out += "data: [DONE]\n\n";
+  return out;
+}
+
 std::string stream_error_event(std::string_view message, std::string_view type,
                                std::string_view code) {
   std::string out = "data: {\"error\":{\"message\":";

@@ -115,6 +115,12 @@ protected:
 std::string completion_to_sse(std::string_view completion,
                               const stream_options& options);
 
+/// A whole text_completion (POST /v1/completions) turned into the events
+/// of a stream: one chunk per choice with its text and finish reason,
+/// usage when asked, `[DONE]`.
+std::string text_completion_to_sse(std::string_view completion,
+                                   const stream_options& options);
+
 /// The OpenAI error event that ends a failed stream.
 std::string stream_error_event(std::string_view message,
                                std::string_view type = "upstream_error",

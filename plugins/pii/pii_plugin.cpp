@@ -38,7 +38,8 @@ public:
   actors::plugin_verdict
   on_response(const actors::plugin_outcome& out) const override {
     if (auto doc = response_document(out))
-      return apply(doc.get(), response_texts(*doc), "response");
+      return apply(doc.get(), response_texts(*doc, out.request.endpoint),
+                   "response");
     // A stream: the client has it already, the findings are recorded.
     if (out.streamed && !out.stream_text.empty())
       return apply(

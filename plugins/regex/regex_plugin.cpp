@@ -39,7 +39,7 @@ public:
   actors::plugin_verdict
   on_response(const actors::plugin_outcome& out) const override {
     if (auto doc = response_document(out))
-      return scan(response_texts(*doc), true);
+      return scan(response_texts(*doc, out.request.endpoint), true);
     if (out.streamed) {
       // The client has the stream: tags are recorded, a block is noted.
       text_ref whole{nlohmann::ordered_json::json_pointer{}, &out.stream_text};

@@ -1,19 +1,43 @@
-// Fuzz target: the chat request shape check the io threads run on every
-// body, then the translations a valid body goes through (the Anthropic
-// request's fast path held to the document form's bytes), and the echo
-// model's answer to it as the client gets it (whole and as a stream).
+// Fuzz target: the body checks the io threads run on every request to a
+// model (chat, completions, embeddings), then what a valid body goes
+// through: for chat the translations (the Anthropic request's fast path
+// held to the document form's bytes); for each endpoint the echo model's
+// answer as the client gets it (whole and as a stream).
 
 #include "adapters/adapter.hpp"
 #include "adapters/anthropic/anthropic_adapter.hpp"
 #include "core/json/reader.hpp"
 #include "core/request/chat_request.hpp"
+#include "core/request/completions_request.hpp"
+#include "core/request/embeddings_request.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+namespace {
+
+/// The echo model's answer to a checked body of `endpoint`, whole and as a
+/// stream.
+void echo_answer(std::string_view body, pw::api_endpoint endpoint) {
+  pw::chat_payload payload{std::string{body}};
+  pw::model_config model;
+  model.alias = "m";
+  model.provider = pw::provider_kind::echo;
+  const auto& echo
+    = pw::adapters::adapter_for(pw::provider_kind::echo, endpoint);
+  if (auto answer = echo.respond_locally(payload, model, "req"))
+    echo.whole_to_sse(answer->body, {"m", true, "req"});
+}
+
+} // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body{reinterpret_cast<const char*>(data), size};
+  if (pw::check_completions_request(body))
+    echo_answer(body, pw::api_endpoint::completions);
+  if (pw::check_embeddings_request(body))
+    echo_answer(body, pw::api_endpoint::embeddings);
   auto summary = pw::check_chat_request(body);
   if (!summary)
     return 0;
@@ -32,9 +56,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       = pw::adapters::anthropic::simple_messages_request(body, model))
     if (!out || *quick != pw::json::dump(*out))
       __builtin_trap();
-  model.provider = pw::provider_kind::echo;
-  const auto& echo = pw::adapters::adapter_for(pw::provider_kind::echo);
-  if (auto answer = echo.respond_locally(payload, model, "req"))
-    pw::completion_to_sse(answer->body, {"m", true, "req"});
+  echo_answer(body, pw::api_endpoint::chat);
   return 0;
 }

@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     out.prompt_tokens = answer->prompt_tokens;
     out.completion_tokens = answer->completion_tokens;
     if (auto doc = pw::plugins::response_document(out))
-      pw::plugins::response_texts(*doc);
+      pw::plugins::response_texts(*doc, pw::api_endpoint::chat);
     pw::json::dump(pw::plugins::audit_record(out, true));
   }
   result.status = 400;

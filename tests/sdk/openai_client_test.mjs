@@ -3,7 +3,8 @@
 // streamed and not (same text and finish reason both ways), a tool-calling
 // round trip through the Anthropic model, the models list, embeddings (the
 // echo model's vectors as base64 and as floats, and through the fake
-// upstream), and the SDK's error classes for our envelope.
+// upstream), legacy text completions (the echo model and the fake upstream,
+// streamed and not), and the SDK's error classes for our envelope.
 //
 // openai 6.x: the newest major that runs on Debian bookworm's own Node.js
 // (18); 7.x needs Node.js 22. It streams with Node's built-in fetch (4.x's
@@ -88,6 +89,30 @@ function embeddings(request, res) {
     usage: { prompt_tokens: 3, total_tokens: 3 },
   }));
 }
+// A legacy text completion (`text_completion`): JSON, or SSE chunks for
+// "stream": true, with a usage chunk (choices: []) when the request asks.
+const completionUsage = { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 };
+function completions(request, res) {
+  const base = { id: "cmpl-fake", object: "text_completion", created: 1700000000,
+                 model: request.model };
+  if (!request.stream) {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({
+      ...base,
+      choices: [{ text: words.join(""), index: 0, logprobs: null, finish_reason: "stop" }],
+      usage: completionUsage,
+    }));
+    return;
+  }
+  const chunk = (text, finish = null) => ({
+    ...base, choices: [{ text, index: 0, logprobs: null, finish_reason: finish }] });
+  const events = words.map((w) => [null, chunk(w)]);
+  events.push([null, chunk("", "stop")]);
+  if (request.stream_options?.include_usage)
+    events.push([null, { ...base, choices: [], usage: completionUsage }]);
+  events.push([null, "[DONE]"]);
+  sse(res, events);
+}
 // An Anthropic Messages answer: text, or a tool call when tools are offered
 // and no tool result is in the conversation yet.
 function anthropic(request, res) {
@@ -140,6 +165,7 @@ const upstream = http.createServer((req, res) => {
     const request = JSON.parse(body);
     if (req.url.endsWith("/v1/messages")) anthropic(request, res);
     else if (req.url.endsWith("/embeddings")) embeddings(request, res);
+    else if (req.url.endsWith("/v1/completions")) completions(request, res);
     else openai(request, res);
   });
 });
@@ -158,13 +184,13 @@ server:
 models:
   echo:
     provider: echo
-    endpoints: [chat, embeddings]
+    endpoints: [chat, completions, embeddings]
   fake-gpt:
     provider: openai
     model: "gpt-fake-upstream"
     api_key: "${upstreamKey}"
     base_url: "http://127.0.0.1:${upstreamPort}/v1"
-    endpoints: [chat, embeddings]
+    endpoints: [chat, completions, embeddings]
   fake-claude:
     provider: anthropic
     model: "claude-fake-upstream"
@@ -236,8 +262,8 @@ await check("models list", async () => {
     endpoints[m.id] = m.endpoints;
   }
   assert.deepEqual(ids, ["echo", "fake-gpt", "fake-claude"]);
-  assert.deepEqual(endpoints, { echo: ["chat", "embeddings"],
-                                "fake-gpt": ["chat", "embeddings"],
+  assert.deepEqual(endpoints, { echo: ["chat", "completions", "embeddings"],
+                                "fake-gpt": ["chat", "completions", "embeddings"],
                                 "fake-claude": ["chat"] });
 });
 
@@ -299,6 +325,89 @@ await check("embeddings on a chat-only model are a BadRequestError", async () =>
   const before = seen.length;
   await assert.rejects(
     client.embeddings.create({ model: "fake-claude", input: "hello" }),
+    (e) => e instanceof OpenAI.BadRequestError && e.status === 400
+           && e.code === "endpoint_unsupported" && e.param === "model");
+  assert.equal(seen.length, before);
+});
+
+// -- legacy text completions ------------------------------------------------------
+await check("completions on the echo model", async () => {
+  const r = await client.completions.create({ model: "echo", prompt: "hello from the sdk" });
+  assert.equal(r.object, "text_completion");
+  assert.equal(r.model, "echo");
+  assert.equal(r.choices.length, 1);
+  assert.equal(r.choices[0].index, 0);
+  assert.equal(r.choices[0].text, "hello from the sdk");
+  assert.equal(r.choices[0].finish_reason, "stop");
+  assert.ok(r.usage.prompt_tokens > 0);
+  assert.equal(r.usage.completion_tokens, r.usage.prompt_tokens);
+});
+
+await check("completions on the echo model with a list of prompts", async () => {
+  const r = await client.completions.create({ model: "echo", prompt: ["first", "second one"] });
+  assert.deepEqual(r.choices.map((c) => [c.index, c.text, c.finish_reason]),
+                   [[0, "first", "stop"], [1, "second one", "stop"]]);
+});
+
+await check("completions through an OpenAI-compatible upstream", async () => {
+  const r = await client.completions.create({ model: "fake-gpt", prompt: "Say hi",
+                                              max_tokens: 5, temperature: 0.2 });
+  assert.equal(r.object, "text_completion");
+  assert.equal(r.model, "fake-gpt");
+  assert.equal(r.choices[0].text, "from upstream");
+  assert.equal(r.choices[0].finish_reason, "stop");
+  assert.deepEqual(r.usage, completionUsage);
+  const last = seen.at(-1);
+  assert.equal(last.url, "/v1/completions");
+  assert.equal(last.auth, `Bearer ${upstreamKey}`);
+  assert.deepEqual(JSON.parse(last.body),
+                   { model: "gpt-fake-upstream", prompt: "Say hi", max_tokens: 5, temperature: 0.2 });
+});
+
+// Streamed completions give the same text and finish reason as whole ones.
+for (const model of ["echo", "fake-gpt"]) {
+  await check(`streamed completions on ${model} match the non-streaming answer`, async () => {
+    const prompt = "from upstream";
+    const whole = await client.completions.create({ model, prompt });
+    const before = seen.length;
+    const stream = await client.completions.create({
+      model, prompt, stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    let finish = null;
+    let usage = null;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      assert.equal(chunk.object, "text_completion");
+      assert.equal(chunk.model, model);
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices) {
+        assert.equal(choice.index, 0);
+        text += choice.text ?? "";
+        if (choice.finish_reason) finish = choice.finish_reason;
+      }
+    }
+    assert.ok(chunks > 0);
+    assert.equal(text, whole.choices[0].text);
+    assert.equal(finish, whole.choices[0].finish_reason);
+    assert.ok(usage && usage.total_tokens > 0, `usage ${JSON.stringify(usage)}`);
+    if (model === "fake-gpt") {
+      assert.equal(seen.length, before + 1);
+      const sent = JSON.parse(seen.at(-1).body);
+      assert.equal(seen.at(-1).url, "/v1/completions");
+      assert.equal(sent.stream, true);
+      assert.deepEqual(sent.stream_options, { include_usage: true });
+      assert.deepEqual(usage, completionUsage);
+    } else {
+      assert.equal(seen.length, before);
+    }
+  });
+}
+
+await check("completions on a chat-only model are a BadRequestError", async () => {
+  const before = seen.length;
+  await assert.rejects(
+    client.completions.create({ model: "fake-claude", prompt: "hello" }),
     (e) => e instanceof OpenAI.BadRequestError && e.status === 400
            && e.code === "endpoint_unsupported" && e.param === "model");
   assert.equal(seen.length, before);

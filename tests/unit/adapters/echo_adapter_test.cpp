@@ -106,3 +106,39 @@ TEST_CASE("echo embeddings: base64 of known floats") {
   CHECK(adapters::echo::base64_floats({1.0f, -2.0f}) == "AACAPwAAAMA=");
   CHECK(adapters::echo::base64_floats({}).empty());
 }
+
+TEST_CASE("echo completions repeat each prompt as its choice") {
+  const auto& adapter
+    = adapters::adapter_for(provider_kind::echo, api_endpoint::completions);
+  REQUIRE(adapter.local());
+  model_config m;
+  m.alias = "echo";
+  m.provider = provider_kind::echo;
+  auto answer = [&](const std::string& body) {
+    auto out = adapter.respond_locally(chat_payload{body}, m, "req-7");
+    REQUIRE(out);
+    return nlohmann::json::parse(out->body);
+  };
+  auto one = answer(R"({"prompt":"Say this"})");
+  CHECK(one["object"] == "text_completion");
+  CHECK(one["id"] == "cmpl-echo-req-7");
+  CHECK(one["model"] == "echo");
+  REQUIRE(one["choices"].size() == 1);
+  CHECK(one["choices"][0]["text"] == "Say this");
+  CHECK(one["choices"][0]["finish_reason"] == "stop");
+  CHECK(one["usage"]["total_tokens"]
+        == one["usage"]["prompt_tokens"].get<int>()
+             + one["usage"]["completion_tokens"].get<int>());
+  auto many = answer(R"({"prompt":["a","b"]})");
+  REQUIRE(many["choices"].size() == 2);
+  CHECK(many["choices"][1]["text"] == "b");
+  CHECK(many["choices"][1]["index"] == 1);
+  auto tokens = answer(R"({"prompt":[1,2,3]})");
+  CHECK(tokens["choices"][0]["text"] == "[1,2,3]");
+  auto events = adapter.whole_to_sse(
+    adapter.respond_locally(chat_payload{R"({"prompt":"hi"})"}, m, "r")->body,
+    {"echo", false, "r", 0});
+  CHECK(events.find("\"object\":\"text_completion\"") != std::string::npos);
+  CHECK(events.find("\"text\":\"hi\"") != std::string::npos);
+  CHECK(events.ends_with("data: [DONE]\n\n"));
+}

@@ -164,3 +164,29 @@ TEST_CASE("an embeddings answer that is not a list of objects is the "
     CHECK(code_of(out.error()) == errc::upstream_invalid);
   }
 }
+
+TEST_CASE("text completions pass through to <base_url>/completions and come "
+          "back under the alias") {
+  const auto& adapter
+    = adapters::adapter_for(provider_kind::openai, api_endpoint::completions);
+  chat_payload in{R"({"model":"gpt","prompt":"Once","max_tokens":5})"};
+  auto req = adapter.to_provider_request(in, gpt());
+  REQUIRE(req);
+  CHECK(req->path == "/v1/completions");
+  CHECK(req->body
+        == R"({"model":"gpt-4o-2024-08-06","prompt":"Once","max_tokens":5})");
+  upstream_result r;
+  r.status = 200;
+  r.body = R"({"id":"cmpl-1","object":"text_completion","model":"davinci",)"
+           R"("choices":[{"text":" upon","index":0,"finish_reason":"length"}],)"
+           R"("usage":{"prompt_tokens":1,"completion_tokens":2}})";
+  auto out = adapter.from_provider_response(r, gpt());
+  REQUIRE(out);
+  CHECK(nlohmann::json::parse(out->body)["model"] == "gpt");
+  CHECK(out->prompt_tokens == 1);
+  CHECK(out->completion_tokens == 2);
+  r.body = R"({"choices":{}})";
+  auto bad = adapter.from_provider_response(r, gpt());
+  REQUIRE_FALSE(bad);
+  CHECK(code_of(bad.error()) == errc::upstream_invalid);
+}

@@ -185,3 +185,56 @@ TEST_CASE("a whole answer becomes a stream") {
   auto no_usage = completion_to_sse(completion, {"echo", false, "r"});
   CHECK(no_usage.find("usage") == std::string::npos);
 }
+
+TEST_CASE("a text completion stream is relayed chunk by chunk under the alias, "
+          "its text kept") {
+  auto decoder
+    = adapters::adapter_for(provider_kind::vllm, api_endpoint::completions)
+        .make_stream_decoder(gpt(), {"gpt", false, "r", max_kept_stream_text});
+  REQUIRE(decoder);
+  std::string out;
+  decoder->feed(
+    "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"model\":\"up\","
+    "\"choices\":[{\"text\":\"Hel\",\"index\":0,\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"model\":\"up\","
+    "\"choices\":[{\"text\":\"lo\",\"index\":0,\"finish_reason\":\"length\"}],"
+    "\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":2}}\n\n"
+    "data: [DONE]\n\n",
+    out);
+  decoder->finish(out);
+  CHECK(out.find("\"model\":\"gpt\"") != std::string::npos);
+  CHECK(out.find("\"model\":\"up\"") == std::string::npos);
+  CHECK(out.ends_with("data: [DONE]\n\n"));
+  const auto& summary = decoder->summary();
+  CHECK(summary.complete);
+  CHECK(summary.text == "Hello");
+  CHECK(summary.finish_reason == "length");
+  CHECK(summary.completion_tokens == 2);
+}
+
+TEST_CASE("a whole text completion becomes a stream of one chunk per choice") {
+  auto events = text_completion_to_sse(
+    R"({"id":"cmpl-9","object":"text_completion","created":5,"model":"x",)"
+    R"("choices":[{"text":"one","index":0,"finish_reason":"stop"},)"
+    R"({"text":"two","index":1,"finish_reason":"length"}],)"
+    R"("usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})",
+    {"alias", true, "req", 0});
+  auto chunks = parse_all(events, 0);
+  REQUIRE(chunks.size() == 4);
+  auto first = nlohmann::json::parse(chunks[0].data);
+  CHECK(first["object"] == "text_completion");
+  CHECK(first["model"] == "alias");
+  CHECK(first["id"] == "cmpl-9");
+  CHECK(first["choices"][0]["text"] == "one");
+  CHECK(first["choices"][0]["finish_reason"] == "stop");
+  auto second = nlohmann::json::parse(chunks[1].data);
+  CHECK(second["choices"][0]["index"] == 1);
+  CHECK(second["choices"][0]["finish_reason"] == "length");
+  auto usage = nlohmann::json::parse(chunks[2].data);
+  CHECK(usage["choices"].empty());
+  CHECK(usage["usage"]["total_tokens"] == 3);
+  CHECK(chunks[3].data == "[DONE]");
+  CHECK(
+    text_completion_to_sse("not json", {"a", false, "r", 0}).find("\"error\"")
+    != std::string::npos);
+}

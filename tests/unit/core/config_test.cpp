@@ -603,12 +603,12 @@ TEST_CASE("endpoints: what a model serves, chat by default") {
               "\"embeddings\"");
   CHECK_ERROR(with("openai", "[chat, images]"),
               "models.m.endpoints: unknown endpoint \"images\" (known: chat, "
-              "embeddings)");
+              "completions, embeddings)");
   CHECK_ERROR(with("openai", "[chat, chat]"),
               "models.m.endpoints: endpoint \"chat\" listed twice");
   CHECK_ERROR(with("openai", "[]"),
               "models.m.endpoints: must name at least one endpoint (chat, "
-              "embeddings)");
+              "completions, embeddings)");
   CHECK_ERROR(with("openai", "chat"), "models.m.endpoints: expected a list, "
                                       "got a scalar");
 }

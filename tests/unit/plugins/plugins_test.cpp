@@ -301,3 +301,23 @@ TEST_CASE("embeddings texts are the strings of input, wherever they are") {
                       api_endpoint::chat)
           .empty());
 }
+
+TEST_CASE("completions texts are the prompt strings and the suffix, and the "
+          "answer's texts") {
+  auto body = json::parse(R"({"prompt":["p0","p1"],"suffix":"s"})");
+  auto texts = request_texts(body, api_endpoint::completions);
+  REQUIRE(texts.size() == 3);
+  CHECK(texts[0].where.to_string() == "/prompt/0");
+  CHECK(texts[2].where.to_string() == "/suffix");
+  CHECK(*texts[2].text == "s");
+  auto answer = json::parse(
+    R"({"choices":[{"text":"t0","index":0},{"text":"t1","index":1}]})");
+  auto out = response_texts(answer, api_endpoint::completions);
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].where.to_string() == "/choices/1/text");
+  CHECK(*out[1].text == "t1");
+  CHECK(response_texts(answer, api_endpoint::chat).empty());
+  CHECK(response_texts(json::parse(R"({"data":[],"choices":[{"text":"x"}]})"),
+                       api_endpoint::embeddings)
+          .empty());
+}
