@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <random>
 
 namespace pw::actors {
@@ -66,6 +67,26 @@ void report(session_ptr self, call_outcome x) {
   st.outcome_pending = false;
   x.lease = st.decision->lease;
   self->send(st.decision->model, atom::outcome_v, std::move(x));
+}
+
+/// Sets the client's headers the endpoint passes on (chat_context::
+/// forward_headers) on the upstream request, over the adapter's own.
+void forward_headers(const chat_context& ctx, upstream_request& request) {
+  for (const auto& h : ctx.forward_headers) {
+    auto same = [&](const header_field& x) {
+      return std::equal(x.name.begin(), x.name.end(), h.name.begin(),
+                        h.name.end(), [](char a, char b) {
+                          return std::tolower(static_cast<unsigned char>(a))
+                                 == std::tolower(static_cast<unsigned char>(b));
+                        });
+    };
+    if (auto it
+        = std::find_if(request.headers.begin(), request.headers.end(), same);
+        it != request.headers.end())
+      it->value = h.value;
+    else
+      request.headers.push_back(h);
+  }
 }
 
 /// The translator between the client's API and the admitted model's
@@ -759,6 +780,8 @@ void call_model(session_ptr self, route_decision d) {
     return;
   }
   auto request = adapter.to_provider_request(st.ctx.body, model);
+  if (request)
+    forward_headers(st.ctx, *request);
   if (!request) {
     report(self, {call_result::cancelled, 0, 0, {}});
     finish_with(self, to_api_error(request.error()));

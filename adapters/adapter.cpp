@@ -1,6 +1,7 @@
 #include "adapters/adapter.hpp"
 
 #include "adapters/anthropic/anthropic_adapter.hpp"
+#include "adapters/anthropic/messages_adapter.hpp"
 #include "adapters/echo/echo_adapter.hpp"
 #include "adapters/openai/openai_adapter.hpp"
 #include "core/json/reader.hpp"
@@ -45,6 +46,10 @@ const adapter& adapter_for(provider_kind provider, api_endpoint endpoint) {
   static const openai::embeddings_adapter openai_embeddings;
   static const echo::echo_completions_adapter echo_completions;
   static const echo::echo_embeddings_adapter echo_embeddings;
+  static const anthropic::messages_adapter anthropic_messages;
+  static const anthropic::count_tokens_adapter anthropic_count_tokens;
+  static const echo::echo_messages_adapter echo_messages;
+  static const echo::echo_count_tokens_adapter echo_count_tokens;
   bool echo = provider == provider_kind::echo;
   switch (endpoint) {
   case api_endpoint::chat:
@@ -55,6 +60,13 @@ const adapter& adapter_for(provider_kind provider, api_endpoint endpoint) {
   case api_endpoint::embeddings:
     return echo ? static_cast<const adapter&>(echo_embeddings)
                 : static_cast<const adapter&>(openai_embeddings);
+  // Only anthropic and echo models serve the Messages API (endpoints_of).
+  case api_endpoint::messages:
+    return echo ? static_cast<const adapter&>(echo_messages)
+                : static_cast<const adapter&>(anthropic_messages);
+  case api_endpoint::count_tokens:
+    return echo ? static_cast<const adapter&>(echo_count_tokens)
+                : static_cast<const adapter&>(anthropic_count_tokens);
   }
   return adapter_for(provider);
 }
@@ -278,6 +290,15 @@ std::string body_with_model(const chat_payload& request,
   }
   out.push_back('}');
   return out;
+}
+
+std::string with_alias(std::string_view text, simdjson::dom::element root,
+                       std::string_view alias) {
+  if (auto spliced = with_top_level_string(text, "model", alias))
+    return std::move(*spliced);
+  auto doc = json::to_document(root);
+  doc["model"] = alias;
+  return json::dump(doc);
 }
 
 } // namespace pw::adapters

@@ -1,10 +1,13 @@
 #pragma once
 
-// The provider adapter interface: pure translators between the OpenAI chat
-// format and a provider's wire format. Adapters never touch sockets; the
-// SESSION hands what they build to an io thread through upstream_fn.
+// The provider adapter interface: pure translators between an OpenAI API
+// (chat completions, text completions, embeddings: one adapter per
+// endpoint and provider) and a provider's wire format. Adapters never
+// touch sockets; the SESSION hands what they build to an io thread through
+// upstream_fn.
 
 #include "core/config/config.hpp"
+#include "core/json/reader.hpp"
 #include "core/request/chat_request.hpp"
 #include "core/request/exchange.hpp"
 #include "core/request/stream.hpp"
@@ -43,8 +46,9 @@ public:
   to_provider_request(const chat_payload& request,
                       const model_config& model) const = 0;
 
-  /// Translates a 2xx provider answer into an OpenAI chat.completion whose
-  /// `model` is the alias. Error `upstream_failed` if it is malformed.
+  /// Translates a 2xx provider answer into the client's format (for chat
+  /// an OpenAI chat.completion) whose `model` is the alias. Error
+  /// `upstream_invalid` if it is malformed.
   virtual caf::expected<chat_response>
   from_provider_response(const upstream_result& result,
                          const model_config& model) const = 0;
@@ -101,6 +105,12 @@ upstream_request json_post(const model_config& model, std::string_view path,
 /// with the model's CA file and connect timeout; for health checks. The
 /// adapter adds the credentials, the caller the check's timeouts.
 upstream_request json_get(const model_config& model, std::string path);
+
+/// `text`, a checked JSON object read as `root`, with its top-level
+/// `model` set to `alias`: the bytes spliced, or (when a top-level key is
+/// escaped) the document re-serialised.
+std::string with_alias(std::string_view text, simdjson::dom::element root,
+                       std::string_view alias);
 
 /// The request body with `model` set to the provider's id: the received
 /// bytes with one field spliced when possible, else the document

@@ -60,7 +60,29 @@ const error_row& row_of(errc code) {
                               : table[static_cast<size_t>(errc::internal)];
 }
 
-rendered_error render_error(const api_error& err) {
+std::string_view anthropic_error_type(unsigned status) {
+  switch (status) {
+  case 401:
+    return "authentication_error";
+  case 403:
+    return "permission_error";
+  case 404:
+    return "not_found_error";
+  case 413:
+    return "request_too_large";
+  case 429:
+    return "rate_limit_error";
+  case 503:
+  case 529:
+    return "overloaded_error";
+  case 504:
+    return "timeout_error";
+  default:
+    return status >= 500 ? "api_error" : "invalid_request_error";
+  }
+}
+
+rendered_error render_error(const api_error& err, error_dialect dialect) {
   const auto& row = row_of(err.code);
   unsigned status = row.status;
   if (status == 0 && err.code == errc::policy_blocked)
@@ -68,6 +90,18 @@ rendered_error render_error(const api_error& err) {
     status = err.status >= 400 && err.status < 600 ? err.status : 403;
   else if (status == 0)
     status = err.status >= 400 && err.status < 500 ? err.status : 400;
+  if (dialect == error_dialect::anthropic) {
+    auto message
+      = err.message.empty() ? std::string{to_string(err.code)} : err.message;
+    // Anthropic's envelope has no `param`: the field goes in the message.
+    if (!err.param.empty() && message.find(err.param) == std::string::npos)
+      message = err.param + ": " + message;
+    nlohmann::ordered_json body
+      = {{"type", "error"},
+         {"error",
+          {{"type", anthropic_error_type(status)}, {"message", message}}}};
+    return {status, json::dump(body)};
+  }
   nlohmann::ordered_json e = {
     {"message",
      err.message.empty() ? std::string{to_string(err.code)} : err.message},

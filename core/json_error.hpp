@@ -31,7 +31,21 @@ struct rendered_error {
   std::string body;
 };
 
-/// Renders `err` as the OpenAI envelope with its status.
-rendered_error render_error(const api_error& err);
+/// Which envelope an error is written in.
+enum class error_dialect : uint8_t {
+  /// {"error":{"message","type","param","code"}}
+  openai,
+  /// Anthropic's {"type":"error","error":{"type","message"}}, for the
+  /// Messages API (/v1/messages...); the type follows the status.
+  anthropic,
+};
+
+/// Renders `err` as the envelope of `dialect` with its status.
+rendered_error render_error(const api_error& err,
+                            error_dialect dialect = error_dialect::openai);
+
+/// Anthropic's error `type` for an HTTP status (e.g. 429 ->
+/// "rate_limit_error").
+std::string_view anthropic_error_type(unsigned status);
 
 } // namespace pw

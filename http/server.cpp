@@ -19,6 +19,7 @@
 #include "core/request/chat_request.hpp"
 #include "core/request/completions_request.hpp"
 #include "core/request/embeddings_request.hpp"
+#include "core/request/messages_request.hpp"
 #include "core/request/request_head.hpp"
 #include "core/request/request_id.hpp"
 #include "http/asio_bridge.hpp"
@@ -151,15 +152,26 @@ http_reply error_reply(errc code, std::string message) {
   return error_reply(error_of(code, std::move(message)));
 }
 
+/// Anthropic's API: /v1/messages and the paths under it.
+bool is_messages_path(std::string_view path) {
+  auto base = path_of(api_endpoint::messages);
+  return path.starts_with(base)
+         && (path.size() == base.size() || path[base.size()] == '/');
+}
+
 /// Turns an http_reply into the wire response, with the headers every
 /// response carries.
 response_t make_response(http_reply& reply, const std::string& request_id,
-                         bool is_v1, unsigned version, bool head) {
+                         std::string_view path, unsigned version, bool head) {
   response_t res;
   res.version(version);
   unsigned status = reply.status;
+  bool is_v1 = path.starts_with("/v1/");
   if (reply.error) {
-    auto rendered = render_error(*reply.error);
+    // Anthropic's clients read Anthropic's envelope on its API's paths.
+    auto dialect = is_messages_path(path) ? error_dialect::anthropic
+                                          : error_dialect::openai;
+    auto rendered = render_error(*reply.error, dialect);
     status = rendered.status;
     reply.body = std::move(rendered.body);
     if (reply.error->retry_after > 0)
@@ -291,10 +303,17 @@ net::awaitable<std::optional<metrics_shard>> gather_metrics(worker& w) {
   co_return std::move(g->merged);
 }
 
-/// Authenticates; on failure fills `reply` and returns nullptr.
+/// Authenticates; on failure fills `reply` and returns nullptr. On
+/// Anthropic's API the key may come in `x-api-key` (what its clients
+/// send), which wins over `Authorization`.
 const api_key_config* authorize(const gateway_config& cfg, const request_t& req,
                                 http_reply& reply) {
-  auto key = authenticate(cfg.server, req[bhttp::field::authorization]);
+  auto target = std::string_view{req.target()};
+  auto x_api_key = req["x-api-key"];
+  auto key
+    = !x_api_key.empty() && is_messages_path(target.substr(0, target.find('?')))
+        ? authenticate(cfg.server, "Bearer " + std::string{x_api_key})
+        : authenticate(cfg.server, req[bhttp::field::authorization]);
   if (key)
     return *key;
   reply = http_reply{};
@@ -320,7 +339,7 @@ http_reply list_models(const gateway_config& cfg, const api_key_config& key,
     // `endpoints` is ours: what the model serves. OpenAI clients ignore it.
     auto endpoints = nlohmann::ordered_json::array();
     for (auto e : all_endpoints)
-      if (m->endpoints.has(e))
+      if (configurable(e) && m->endpoints.has(e))
         endpoints.push_back(to_string(e));
     data.push_back({{"id", m->alias},
                     {"object", "model"},
@@ -380,11 +399,25 @@ struct chat_start {
   actors::cancel_fn cancel;
 };
 
+/// The Messages API's headers a provider gets as the client sent them.
+constexpr std::array<std::string_view, 2> anthropic_forwarded{
+  "anthropic-version", "anthropic-beta"};
+
 /// The body checks of `endpoint`: what a SESSION needs from the body goes
 /// into `ctx`. Nothing here builds a document of the body.
 caf::error check_body(api_endpoint endpoint, std::string_view body,
                       chat_context& ctx) {
   switch (endpoint) {
+  case api_endpoint::messages:
+  case api_endpoint::count_tokens: {
+    auto summary
+      = check_messages_request(body, endpoint == api_endpoint::count_tokens);
+    if (!summary)
+      return std::move(summary.error());
+    ctx.requested_model = std::move(summary->model);
+    ctx.stream = summary->stream && endpoint == api_endpoint::messages;
+    return {};
+  }
   case api_endpoint::chat: {
     auto summary = check_chat_request(body);
     if (!summary)
@@ -443,6 +476,11 @@ check_call(endpoint_call& call, api_endpoint endpoint, http_reply& refused) {
     return nullptr;
   }
   ctx.endpoint = endpoint;
+  if (endpoint == api_endpoint::messages
+      || endpoint == api_endpoint::count_tokens)
+    for (auto name : anthropic_forwarded)
+      if (auto value = req[name]; !value.empty())
+        ctx.forward_headers.push_back({std::string{name}, std::string{value}});
   ctx.request_id = info.request_id;
   ctx.client = key->name;
   ctx.key_index = static_cast<size_t>(key - cfg.server.api_keys.data());
@@ -606,6 +644,10 @@ constexpr std::array routes{
               handle_call<api_endpoint::completions>},
   route_entry{path_of(api_endpoint::embeddings), "POST",
               handle_call<api_endpoint::embeddings>},
+  route_entry{path_of(api_endpoint::messages), "POST",
+              handle_call<api_endpoint::messages>},
+  route_entry{path_of(api_endpoint::count_tokens), "POST",
+              handle_call<api_endpoint::count_tokens>},
   route_entry{"/v1/models", "GET", handle_models},
   route_entry{"/metrics", "GET", handle_metrics},
   route_entry{"/health/live", "GET", handle_live},
@@ -650,7 +692,7 @@ net::awaitable<void> linger(client_stream& stream);
 /// and closes the connection.
 net::awaitable<void> reject(client_stream& stream, http_reply reply,
                             request_log info) {
-  auto res = make_response(reply, info.request_id, false, 11, false);
+  auto res = make_response(reply, info.request_id, info.path, 11, false);
   res.keep_alive(false);
   stream.lowest().expires_after(std::chrono::seconds{5});
   auto wire = to_wire(res);
@@ -824,6 +866,13 @@ net::awaitable<void> reject_head(connection& c, const parser_t& parser,
   // means the header fields are what grew too large.
   bool line_parsed = parser.get().method() != bhttp::verb::unknown
                      || !parser.get().method_string().empty();
+  if (line_parsed && info.path.empty()) {
+    // For the log line, and the error envelope the path's clients read.
+    const auto& header = parser.get();
+    info.method = std::string{header.method_string()};
+    info.path = std::string{header.target().substr(
+      0, std::min<size_t>(header.target().find('?'), 256))};
+  }
   auto max_header = c.cfg.max_header_bytes;
   if (ec == bhttp::error::header_limit && !line_parsed
       && received.find("\r\n") == std::string_view::npos)
@@ -1000,9 +1049,8 @@ net::awaitable<bool> write_answer(connection& c, request_state& r,
     reply.headers.push_back(
       {std::string{overhead_header},
        std::to_string(overhead_of(reply, total).count())});
-  auto res
-    = make_response(reply, info.request_id, info.path.starts_with("/v1/"),
-                    req.version(), req.method() == bhttp::verb::head);
+  auto res = make_response(reply, info.request_id, info.path, req.version(),
+                           req.method() == bhttp::verb::head);
   res.keep_alive(req.keep_alive() && !c.w.draining && !unread);
   // Counted before it is written: a client that scrapes /metrics as soon
   // as it has its answer (through another io thread) finds it counted.

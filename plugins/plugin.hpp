@@ -121,8 +121,10 @@ struct text_ref {
 /// new endpoint needs no plugin changes. Chat: each message's string
 /// `content` and the `text` parts of array content. Completions: `prompt`
 /// when a string, else each string of the list, then `suffix`. Embeddings:
-/// `input` when a string, else each string of the list. (Token ids are not
-/// text: such a request never reaches the pre plugins.)
+/// `input` when a string, else each string of the list. Messages (and
+/// count_tokens): `system` and each message's content, as a string or as
+/// the `text` of text blocks and the content of tool_result blocks. (Token
+/// ids are not text: such a request never reaches the pre plugins.)
 std::vector<text_ref> request_texts(const nlohmann::ordered_json& body,
                                     api_endpoint endpoint);
 
@@ -132,8 +134,9 @@ std::shared_ptr<const nlohmann::ordered_json>
 response_document(const actors::plugin_outcome& out);
 
 /// Every generated text of a response: each choice's `message.content`
-/// (string or text parts) for chat, each choice's `text` for completions;
-/// none for embeddings (vectors are not text).
+/// (string or text parts) for chat, each choice's `text` for completions,
+/// the `text` of each text block for messages; none for embeddings
+/// (vectors are not text) and count_tokens.
 std::vector<text_ref> response_texts(const nlohmann::ordered_json& body,
                                      api_endpoint endpoint);
 

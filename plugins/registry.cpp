@@ -1,6 +1,7 @@
 // The one list of built-in plugins: name, the stages it may run in, how its
 // config is checked and how its actor is spawned.
 
+#include "core/json/get.hpp"
 #include "core/json/reader.hpp"
 #include "plugins/audit_log/audit_plugin.hpp"
 #include "plugins/http/http_plugin.hpp"
@@ -132,6 +133,55 @@ void add_strings(const nlohmann::ordered_json& body, const std::string& key,
       out.push_back({where / i, (*field)[i].get_ptr<const std::string*>()});
 }
 
+/// Appends the text of Anthropic content at `where`: the string, or the
+/// `text` of its text blocks and the content of its tool_result blocks.
+void add_blocks(const nlohmann::ordered_json& content,
+                const nlohmann::ordered_json::json_pointer& where,
+                std::vector<text_ref>& out) {
+  if (content.is_string()) {
+    out.push_back({where, content.get_ptr<const std::string*>()});
+    return;
+  }
+  if (!content.is_array())
+    return;
+  for (size_t j = 0; j < content.size(); ++j) {
+    const auto& block = content[j];
+    if (!block.is_object())
+      continue;
+    auto type = block.find("type");
+    if (type == block.end() || !type->is_string())
+      continue;
+    if (*type == "text") {
+      auto text = block.find("text");
+      if (text != block.end() && text->is_string())
+        out.push_back(
+          {where / j / "text", text->get_ptr<const std::string*>()});
+    } else if (*type == "tool_result") {
+      if (auto inner = block.find("content"); inner != block.end())
+        add_blocks(*inner, where / j / "content", out);
+    }
+  }
+}
+
+/// A Messages request's texts: `system`, then each message's content.
+void add_messages_texts(const nlohmann::ordered_json& body,
+                        std::vector<text_ref>& out) {
+  if (auto system = body.find("system"); system != body.end())
+    add_blocks(*system, nlohmann::ordered_json::json_pointer{"/system"}, out);
+  auto messages = body.find("messages");
+  if (messages == body.end() || !messages->is_array())
+    return;
+  for (size_t i = 0; i < messages->size(); ++i) {
+    const auto& m = (*messages)[i];
+    if (!m.is_object())
+      continue;
+    if (auto content = m.find("content"); content != m.end())
+      add_blocks(
+        *content,
+        nlohmann::ordered_json::json_pointer{"/messages"} / i / "content", out);
+  }
+}
+
 } // namespace
 
 plugin_logic::~plugin_logic() = default;
@@ -232,6 +282,11 @@ std::vector<text_ref> request_texts(const nlohmann::ordered_json& body,
     add_strings(body, "suffix", out);
     return out;
   }
+  if (endpoint == api_endpoint::messages
+      || endpoint == api_endpoint::count_tokens) {
+    add_messages_texts(body, out);
+    return out;
+  }
   auto messages = body.find("messages");
   if (messages == body.end() || !messages->is_array())
     return out;
@@ -261,8 +316,24 @@ response_document(const actors::plugin_outcome& out) {
 std::vector<text_ref> response_texts(const nlohmann::ordered_json& body,
                                      api_endpoint endpoint) {
   std::vector<text_ref> out;
+  if (endpoint == api_endpoint::messages) {
+    // An Anthropic message: the text of its text blocks.
+    if (auto content = body.find("content");
+        content != body.end() && content->is_array())
+      for (size_t j = 0; j < content->size(); ++j) {
+        const auto& block = (*content)[j];
+        auto text = block.is_object() ? block.find("text") : block.end();
+        if (block.is_object() && string_or(block, "type") == "text"
+            && text != block.end() && text->is_string())
+          out.push_back(
+            {nlohmann::ordered_json::json_pointer{"/content"} / j / "text",
+             text->get_ptr<const std::string*>()});
+      }
+    return out;
+  }
   auto choices = body.find("choices");
-  if (endpoint == api_endpoint::embeddings || choices == body.end()
+  if (endpoint == api_endpoint::embeddings
+      || endpoint == api_endpoint::count_tokens || choices == body.end()
       || !choices->is_array())
     return out;
   for (size_t i = 0; i < choices->size(); ++i) {

@@ -881,8 +881,8 @@ private:
   std::unordered_map<uint64_t, size_t> tool_calls_;
 };
 
-/// The API version every request carries, and the key when the model has
-/// one.
+} // namespace
+
 void add_version_and_key(upstream_request& out, const model_config& model) {
   out.headers.push_back(
     {std::string{wire::version_header}, std::string{wire::version}});
@@ -890,8 +890,6 @@ void add_version_and_key(upstream_request& out, const model_config& model) {
     out.headers.push_back(
       {std::string{wire::key_header}, model.api_key.reveal()});
 }
-
-} // namespace
 
 std::unique_ptr<stream_decoder>
 make_decoder(model_config_ptr model, stream_options options, int64_t created) {

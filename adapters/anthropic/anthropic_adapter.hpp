@@ -50,6 +50,10 @@ caf::expected<chat_response> to_chat_completion(simdjson::dom::element message,
                                                 const model_config& model,
                                                 int64_t created);
 
+/// Adds the API version every request carries, and the model's key when it
+/// has one.
+void add_version_and_key(upstream_request& out, const model_config& model);
+
 /// Anthropic's `stop_reason` as an OpenAI `finish_reason`.
 std::string_view finish_reason_of(std::string_view stop_reason);
 

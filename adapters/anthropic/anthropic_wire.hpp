@@ -7,6 +7,8 @@
 namespace pw::adapters::anthropic::wire {
 
 constexpr std::string_view messages_path = "/v1/messages";
+constexpr std::string_view count_tokens_path = "/v1/messages/count_tokens";
+constexpr std::string_view beta_header = "anthropic-beta";
 constexpr std::string_view models_path = "/v1/models";
 constexpr std::string_view version_header = "anthropic-version";
 constexpr std::string_view version = "2023-06-01";

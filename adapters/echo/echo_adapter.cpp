@@ -1,5 +1,6 @@
 #include "adapters/echo/echo_adapter.hpp"
 
+#include "adapters/anthropic/messages_adapter.hpp"
 #include "core/json/get.hpp"
 #include "core/json/reader.hpp"
 #include "core/request/embeddings_request.hpp"
@@ -218,6 +219,90 @@ std::string
 echo_completions_adapter::whole_to_sse(std::string_view body,
                                        const stream_options& options) const {
   return text_completion_to_sse(body, options);
+}
+
+namespace {
+
+/// The text of an Anthropic `content` (or `system`): the string, or its
+/// text blocks joined by newlines.
+std::string blocks_text(const nlohmann::ordered_json& content) {
+  if (content.is_string())
+    return content.get<std::string>();
+  std::string out;
+  if (!content.is_array())
+    return out;
+  for (const auto& block : content) {
+    if (string_or(block, "type") != "text")
+      continue;
+    if (!out.empty())
+      out.push_back('\n');
+    out += string_or(block, "text");
+  }
+  return out;
+}
+
+/// The token estimate of a Messages request's `system` and messages, and
+/// the text of its last user message.
+std::pair<uint64_t, std::string>
+messages_facts(const nlohmann::ordered_json& body) {
+  uint64_t tokens = 0;
+  std::string last_user;
+  if (auto system = body.find("system"); system != body.end())
+    tokens += estimate_tokens(blocks_text(*system));
+  if (auto messages = body.find("messages");
+      messages != body.end() && messages->is_array())
+    for (const auto& m : *messages) {
+      auto content = m.find("content");
+      if (!m.is_object() || content == m.end())
+        continue;
+      auto text = blocks_text(*content);
+      tokens += estimate_tokens(text);
+      if (string_or(m, "role") == "user")
+        last_user = std::move(text);
+    }
+  return {tokens, std::move(last_user)};
+}
+
+} // namespace
+
+caf::expected<chat_response>
+echo_messages_adapter::respond_locally(const chat_payload& request,
+                                       const model_config& model,
+                                       std::string_view request_id) const {
+  auto [input_tokens, text] = messages_facts(request.json());
+  chat_response out;
+  out.prompt_tokens = input_tokens;
+  out.completion_tokens = estimate_tokens(text);
+  nlohmann::ordered_json answer = {
+    {"id", "msg_echo_" + std::string{request_id}},
+    {"type", "message"},
+    {"role", "assistant"},
+    {"model", model.alias},
+    {"content", nlohmann::ordered_json::array(
+                  {{{"type", "text"}, {"text", std::move(text)}}})},
+    {"stop_reason", "end_turn"},
+    {"stop_sequence", nullptr},
+    {"usage",
+     {{"input_tokens", out.prompt_tokens},
+      {"output_tokens", out.completion_tokens}}},
+  };
+  out.body = json::dump(answer);
+  return out;
+}
+
+std::string
+echo_messages_adapter::whole_to_sse(std::string_view body,
+                                    const stream_options& options) const {
+  return anthropic::message_to_sse(body, options);
+}
+
+caf::expected<chat_response> echo_count_tokens_adapter::respond_locally(
+  const chat_payload& request, const model_config&, std::string_view) const {
+  chat_response out;
+  out.prompt_tokens = messages_facts(request.json()).first;
+  nlohmann::ordered_json answer = {{"input_tokens", out.prompt_tokens}};
+  out.body = json::dump(answer);
+  return out;
 }
 
 caf::expected<chat_response>

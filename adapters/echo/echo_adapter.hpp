@@ -59,6 +59,29 @@ public:
                const stream_options& options) const override;
 };
 
+/// POST /v1/messages on the echo provider: an Anthropic message whose one
+/// text block is the text of the last user message.
+class echo_messages_adapter final : public local_adapter {
+public:
+  caf::expected<chat_response>
+  respond_locally(const chat_payload& request, const model_config& model,
+                  std::string_view request_id) const override;
+
+  /// anthropic::message_to_sse.
+  [[nodiscard]] std::string
+  whole_to_sse(std::string_view body,
+               const stream_options& options) const override;
+};
+
+/// POST /v1/messages/count_tokens on the echo provider: the estimate of
+/// the text of `system` and every message.
+class echo_count_tokens_adapter final : public local_adapter {
+public:
+  caf::expected<chat_response>
+  respond_locally(const chat_payload& request, const model_config& model,
+                  std::string_view request_id) const override;
+};
+
 /// POST /v1/embeddings on the echo provider: deterministic unit vectors,
 /// the same for the same input, so `make run` can show the endpoint and
 /// tests can check what reaches the model.

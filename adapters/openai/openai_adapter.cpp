@@ -45,18 +45,6 @@ const char* completion_fault(element root) {
   return nullptr;
 }
 
-/// `text`, a checked JSON object, with its top-level `model` set to
-/// `alias`: the bytes spliced, or (when a top-level key is escaped) the
-/// document re-serialised.
-std::string with_alias(std::string_view text, element root,
-                       std::string_view alias) {
-  if (auto spliced = with_top_level_string(text, wire::model, alias))
-    return std::move(*spliced);
-  auto doc = json::to_document(root);
-  doc[wire::model] = alias;
-  return json::dump(doc);
-}
-
 /// What the stream summary takes from one `chat.completion.chunk` (or
 /// from an error object some servers send mid-stream).
 struct chunk_facts {

@@ -109,11 +109,17 @@ enum class api_endpoint : uint8_t {
   completions,
   /// POST /v1/embeddings
   embeddings,
+  /// POST /v1/messages (Anthropic's Messages API, inbound)
+  messages,
+  /// POST /v1/messages/count_tokens: served by every model that serves
+  /// `messages`; not a name in the config.
+  count_tokens,
 };
 
 /// Every api_endpoint, in order.
 inline constexpr api_endpoint all_endpoints[]
-  = {api_endpoint::chat, api_endpoint::completions, api_endpoint::embeddings};
+  = {api_endpoint::chat, api_endpoint::completions, api_endpoint::embeddings,
+     api_endpoint::messages, api_endpoint::count_tokens};
 
 /// Returns the config spelling of `x`, e.g. "embeddings".
 constexpr std::string_view to_string(api_endpoint x) {
@@ -124,6 +130,10 @@ constexpr std::string_view to_string(api_endpoint x) {
     return "completions";
   case api_endpoint::embeddings:
     return "embeddings";
+  case api_endpoint::messages:
+    return "messages";
+  case api_endpoint::count_tokens:
+    return "count_tokens";
   }
   return "unknown";
 }
@@ -137,6 +147,10 @@ constexpr std::string_view path_of(api_endpoint x) {
     return "/v1/completions";
   case api_endpoint::embeddings:
     return "/v1/embeddings";
+  case api_endpoint::messages:
+    return "/v1/messages";
+  case api_endpoint::count_tokens:
+    return "/v1/messages/count_tokens";
   }
   return "/";
 }
@@ -153,7 +167,10 @@ public:
 
   constexpr void add(api_endpoint x) { bits_ |= bit(x); }
 
+  /// Whether `x` is in the set; count_tokens goes with messages.
   [[nodiscard]] constexpr bool has(api_endpoint x) const {
+    if (x == api_endpoint::count_tokens)
+      x = api_endpoint::messages;
     return (bits_ & bit(x)) != 0;
   }
 
@@ -168,6 +185,12 @@ private:
 
   uint8_t bits_ = 0;
 };
+
+/// Whether `x` is spelled in `endpoints` (count_tokens is not: it goes
+/// with messages).
+constexpr bool configurable(api_endpoint x) {
+  return x != api_endpoint::count_tokens;
+}
 
 /// The endpoints `provider` can serve at all.
 endpoint_set endpoints_of(provider_kind provider);

@@ -39,10 +39,16 @@ std::string_view to_string(provider_kind x) {
 }
 
 endpoint_set endpoints_of(provider_kind provider) {
-  if (provider == provider_kind::anthropic)
-    return {api_endpoint::chat};
-  return {api_endpoint::chat, api_endpoint::completions,
-          api_endpoint::embeddings};
+  switch (provider) {
+  case provider_kind::anthropic:
+    return {api_endpoint::chat, api_endpoint::messages};
+  case provider_kind::echo:
+    return {api_endpoint::chat, api_endpoint::completions,
+            api_endpoint::embeddings, api_endpoint::messages};
+  default:
+    return {api_endpoint::chat, api_endpoint::completions,
+            api_endpoint::embeddings};
+  }
 }
 
 std::string endpoint::origin() const {
@@ -782,7 +788,7 @@ void load_endpoints(diagnostics& diag, const YAML::Node& node,
   auto where = join(path, "endpoints");
   if (names->empty()) {
     diag.fail(where, "must name at least one endpoint (chat, completions, "
-                     "embeddings)");
+                     "embeddings, messages)");
     return;
   }
   endpoint_set set;
@@ -790,11 +796,12 @@ void load_endpoints(diagnostics& diag, const YAML::Node& node,
   for (const auto& name : *names) {
     std::optional<api_endpoint> found;
     for (auto e : all_endpoints)
-      if (to_string(e) == name)
+      if (configurable(e) && to_string(e) == name)
         found = e;
     if (!found) {
       diag.fail(where, "unknown endpoint " + quoted(name)
-                         + " (known: chat, completions, embeddings)");
+                         + " (known: chat, completions, embeddings, "
+                           "messages)");
       continue;
     }
     if (set.has(*found))

@@ -27,7 +27,7 @@ namespace {
 std::string list_of(endpoint_set set) {
   std::string out;
   for (auto e : all_endpoints) {
-    if (!set.has(e))
+    if (!configurable(e) || !set.has(e))
       continue;
     if (!out.empty())
       out += ", ";

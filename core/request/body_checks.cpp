@@ -148,14 +148,13 @@ caf::error check_text_or_tokens(element value, const text_rules& rules,
                    field);
   auto first = items.at(0).value_unsafe();
   // Every item the shape of the first: texts, token ids or token lists.
-  bool (*same)(element) = first.is_string() ? text
+  bool (*same)(element) = first.is_string()  ? text
                           : first.is_array() ? is_token_list
                                              : is_token;
   size_t i = 0;
   for (auto item : items) {
     if (!same(item))
-      return invalid(shapes + " Item " + std::to_string(i) + " is not.",
-                     field);
+      return invalid(shapes + " Item " + std::to_string(i) + " is not.", field);
     ++i;
   }
   token_input = !first.is_string();

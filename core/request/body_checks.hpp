@@ -7,8 +7,8 @@
 #include "core/json/limits.hpp"
 
 #include <caf/error.hpp>
-#include <simdjson.h>
 
+#include <simdjson.h>
 #include <string>
 #include <string_view>
 

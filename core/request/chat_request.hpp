@@ -6,6 +6,7 @@
 
 #include "core/config/config.hpp"
 #include "core/json/limits.hpp"
+#include "core/request/exchange.hpp"
 
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
@@ -78,7 +79,8 @@ struct chat_context {
   std::string request_id;
   /// The API called.
   api_endpoint endpoint = api_endpoint::chat;
-  /// The input is token ids, not text (embeddings): no plugin can read it,
+  /// The input is token ids, not text (an embeddings `input`, a completions
+  /// `prompt`): no plugin can read it,
   /// so a request with pre plugins configured is refused.
   bool token_input = false;
   /// The key's `name`.
@@ -90,6 +92,9 @@ struct chat_context {
   std::string requested_model;
   bool stream = false;
   bool include_usage = false;
+  /// Headers of the client's request passed on to the provider (Messages
+  /// API: `anthropic-version`, `anthropic-beta`), replacing the adapter's.
+  std::vector<header_field> forward_headers;
   /// Routing tags, set by pre plugins.
   std::vector<std::string> tags;
   std::chrono::steady_clock::time_point received;

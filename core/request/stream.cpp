@@ -52,7 +52,7 @@ stream_state stream_decoder::abort(std::string& out, std::string why,
 stream_state stream_decoder::fail(std::string& out, std::string message,
                                   std::string_view type,
                                   std::string_view code) {
-  out += stream_error_event(message, type, code);
+  out += error_event(message, type, code);
   summary_.complete = false;
   summary_.error = std::move(message);
   state_ = stream_state::failed;
@@ -69,8 +69,18 @@ void stream_decoder::emit(std::string& out, std::string_view json) {
   out += "\n\n";
 }
 
+std::string stream_decoder::error_event(std::string_view message,
+                                        std::string_view type,
+                                        std::string_view code) const {
+  return stream_error_event(message, type, code);
+}
+
 stream_state stream_decoder::end(std::string& out) {
   out += "data: [DONE]\n\n";
+  return complete();
+}
+
+stream_state stream_decoder::complete() {
   summary_.complete = true;
   state_ = stream_state::done;
   return state_;

@@ -1,7 +1,8 @@
 #pragma once
 
 // Incremental stream translation: a provider's streamed body in, OpenAI
-// `chat.completion.chunk` server-sent events out. One decoder per stream,
+// server-sent events out (`chat.completion.chunk`, or `text_completion`
+// chunks for POST /v1/completions). One decoder per stream,
 // used by the io thread that relays it (no actor per chunk).
 
 #include <cstdint>
@@ -35,7 +36,8 @@ struct stream_summary {
 enum class stream_state {
   /// More bytes are expected.
   open,
-  /// The provider ended the stream; `data: [DONE]` was emitted.
+  /// The provider ended the stream (OpenAI formats: `data: [DONE]` was
+  /// emitted).
   done,
   /// Malformed input or a provider error: one error event was emitted and
   /// the stream must end without `[DONE]`.
@@ -87,10 +89,20 @@ protected:
   /// Translates bytes; implemented per provider.
   virtual stream_state on_bytes(std::string_view bytes, std::string& out) = 0;
 
-  /// Ends the stream with one error event.
+  /// Ends the stream with one error event (error_event).
   stream_state fail(std::string& out, std::string message,
                     std::string_view type = "upstream_error",
                     std::string_view code = "stream_failed");
+
+  /// The error event that ends a failed stream in the client's format.
+  /// Default: OpenAI's (stream_error_event).
+  [[nodiscard]] virtual std::string error_event(std::string_view message,
+                                                std::string_view type,
+                                                std::string_view code) const;
+
+  /// Marks the stream complete without writing anything (a format whose
+  /// last event is the provider's own, e.g. Anthropic's message_stop).
+  stream_state complete();
 
   /// Appends "data: <json>\n\n" (raw line breaks in `json` become spaces,
   /// so the event stays one line).

@@ -32,7 +32,8 @@ TEST_CASE("completions: every prompt shape OpenAI takes is accepted") {
     REQUIRE(r);
     CHECK_FALSE(r->token_input);
   }
-  for (const auto* body : {R"({"prompt":[1,2]})", R"({"prompt":[[1],[2,3]]})"}) {
+  for (const auto* body :
+       {R"({"prompt":[1,2]})", R"({"prompt":[[1],[2,3]]})"}) {
     INFO(body);
     auto r = check_completions_request(body);
     REQUIRE(r);

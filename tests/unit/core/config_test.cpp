@@ -603,12 +603,18 @@ TEST_CASE("endpoints: what a model serves, chat by default") {
               "\"embeddings\"");
   CHECK_ERROR(with("openai", "[chat, images]"),
               "models.m.endpoints: unknown endpoint \"images\" (known: chat, "
-              "completions, embeddings)");
+              "completions, embeddings, messages)");
+  CHECK_ERROR(with("openai", "[chat, messages]"),
+              "models.m.endpoints: the openai provider cannot serve "
+              "\"messages\"");
+  CHECK_ERROR(with("anthropic", "[chat, count_tokens]"),
+              "models.m.endpoints: unknown endpoint \"count_tokens\" (known: "
+              "chat, completions, embeddings, messages)");
   CHECK_ERROR(with("openai", "[chat, chat]"),
               "models.m.endpoints: endpoint \"chat\" listed twice");
   CHECK_ERROR(with("openai", "[]"),
               "models.m.endpoints: must name at least one endpoint (chat, "
-              "completions, embeddings)");
+              "completions, embeddings, messages)");
   CHECK_ERROR(with("openai", "chat"), "models.m.endpoints: expected a list, "
                                       "got a scalar");
 }

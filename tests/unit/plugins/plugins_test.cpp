@@ -321,3 +321,34 @@ TEST_CASE("completions texts are the prompt strings and the suffix, and the "
                        api_endpoint::embeddings)
           .empty());
 }
+
+TEST_CASE("Messages texts are the system prompt and every text and tool "
+          "result") {
+  auto body = json::parse(R"({"system":[{"type":"text","text":"sys"}],
+    "messages":[{"role":"user","content":"plain"},
+                {"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{"q":"not text"}}]},
+                {"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"result"},
+                                          {"type":"tool_result","tool_use_id":"u","content":[{"type":"text","text":"nested"}]},
+                                          {"type":"image","source":{}},
+                                          {"type":"text","text":"last"}]}]})");
+  std::vector<std::string> where;
+  for (const auto& t : request_texts(body, api_endpoint::messages))
+    where.push_back(t.where.to_string() + "=" + *t.text);
+  CHECK(where
+        == std::vector<std::string>{
+          "/system/0/text=sys", "/messages/0/content=plain",
+          "/messages/2/content/0/content=result",
+          "/messages/2/content/1/content/0/text=nested",
+          "/messages/2/content/3/text=last"});
+  CHECK(request_texts(json::parse(R"({"system":"s","messages":[]})"),
+                      api_endpoint::count_tokens)
+          .size()
+        == 1);
+  auto answer
+    = json::parse(R"({"type":"message","content":[{"type":"text","text":"a"},
+    {"type":"tool_use","id":"t","name":"f","input":{}},{"type":"text","text":"b"}]})");
+  auto out = response_texts(answer, api_endpoint::messages);
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].where.to_string() == "/content/2/text");
+  CHECK(*out[1].text == "b");
+}
