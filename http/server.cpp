@@ -309,15 +309,19 @@ net::awaitable<std::optional<metrics_shard>> gather_metrics(worker& w) {
 const api_key_config* authorize(const gateway_config& cfg, const request_t& req,
                                 http_reply& reply) {
   auto target = std::string_view{req.target()};
+  bool messages = is_messages_path(target.substr(0, target.find('?')));
   auto x_api_key = req["x-api-key"];
-  auto key
-    = !x_api_key.empty() && is_messages_path(target.substr(0, target.find('?')))
-        ? authenticate(cfg.server, "Bearer " + std::string{x_api_key})
-        : authenticate(cfg.server, req[bhttp::field::authorization]);
+  auto key = !x_api_key.empty() && messages
+               ? authenticate(cfg.server, "Bearer " + std::string{x_api_key})
+               : authenticate(cfg.server, req[bhttp::field::authorization]);
   if (key)
     return *key;
   reply = http_reply{};
   reply.error = to_api_error(key.error());
+  if (messages && x_api_key.empty() && req[bhttp::field::authorization].empty())
+    reply.error->message
+      = "Missing API key: send 'x-api-key: <key>' or 'Authorization: Bearer "
+        "<key>'";
   reply.headers.push_back({"WWW-Authenticate", "Bearer"});
   return nullptr;
 }
