@@ -1,8 +1,8 @@
 // Fuzz target: the body checks the io threads run on every request to a
-// model (chat, completions, embeddings), then what a valid body goes
-// through: for chat the translations (the Anthropic request's fast path
-// held to the document form's bytes); for each endpoint the echo model's
-// answer as the client gets it (whole and as a stream).
+// model (chat, completions, embeddings, messages, count_tokens), then what a
+// valid body goes through: for chat the translations (the Anthropic request's
+// fast path held to the document form's bytes); for each endpoint the echo
+// model's answer as the client gets it (whole and as a stream).
 
 #include "adapters/adapter.hpp"
 #include "adapters/anthropic/anthropic_adapter.hpp"
@@ -10,6 +10,7 @@
 #include "core/request/chat_request.hpp"
 #include "core/request/completions_request.hpp"
 #include "core/request/embeddings_request.hpp"
+#include "core/request/messages_request.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -38,6 +39,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     echo_answer(body, pw::api_endpoint::completions);
   if (pw::check_embeddings_request(body))
     echo_answer(body, pw::api_endpoint::embeddings);
+  if (pw::check_messages_request(body))
+    echo_answer(body, pw::api_endpoint::messages);
+  if (pw::check_messages_request(body, true))
+    echo_answer(body, pw::api_endpoint::count_tokens);
   auto summary = pw::check_chat_request(body);
   if (!summary)
     return 0;

@@ -1,7 +1,8 @@
 // Fuzz target: arbitrary bytes as a provider's stream, through the stream
-// translator of every adapter that reads one (openai, anthropic), in two
-// pieces, keeping the text for the post stage, and on through the audit
-// record the post stage writes from the summary. The first byte picks the
+// translator of every adapter that reads one (openai, anthropic, and an
+// Anthropic stream relayed to a Messages API client), in two pieces,
+// keeping the text for the post stage, and on through the audit record
+// the post stage writes from the summary. The first byte picks the
 // provider, include_usage and the split; the rest is the stream.
 
 #include "adapters/adapter.hpp"
@@ -31,6 +32,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   decoder->feed(input.substr(0, split), out);
   decoder->feed(input.substr(split), out);
   decoder->finish(out);
+  if (provider == pw::provider_kind::anthropic) {
+    // The same bytes relayed to a Messages API client.
+    auto relay = pw::adapters::adapter_for(provider, pw::api_endpoint::messages)
+                   .make_stream_decoder(model, options);
+    std::string relayed;
+    relay->feed(input.substr(0, split), relayed);
+    relay->feed(input.substr(split), relayed);
+    relay->finish(relayed);
+  }
   const auto& summary = decoder->summary();
   pw::actors::plugin_outcome outcome;
   outcome.status = 200;
