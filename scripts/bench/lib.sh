@@ -1,9 +1,9 @@
 # shellcheck shell=bash
-# Shared by scaling.sh, streams.sh and syscalls.sh (sourced, not run): `die`, a
-# temporary directory with the PIDs of the processes the script started,
-# stopped by PID and removed when the script exits, `wait_ready`, and the
-# checks, gateway configuration and wrk script of the pass-through
-# benchmarks.
+# Shared by endpoints.sh, scaling.sh, streams.sh and syscalls.sh (sourced,
+# not run): `die`, a temporary directory with the PIDs of the processes
+# the script started, stopped by PID and removed when the script exits,
+# `wait_ready`, and the checks, gateway configuration and wrk script of the
+# pass-through benchmarks.
 #
 #   . "$(dirname "$0")/lib.sh"
 #   bench_setup pw-name      # sets $dir; append started PIDs to pids
