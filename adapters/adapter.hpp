@@ -1,8 +1,9 @@
 #pragma once
 
-// The provider adapter interface: pure translators between an OpenAI API
-// (chat completions, text completions, embeddings: one adapter per
-// endpoint and provider) and a provider's wire format. Adapters never
+// The provider adapter interface: pure translators between the API a
+// client called (OpenAI's chat completions, text completions, embeddings,
+// or Anthropic's Messages API: one adapter per endpoint and provider) and
+// a provider's wire format. Adapters never
 // touch sockets; the SESSION hands what they build to an io thread through
 // upstream_fn.
 

@@ -32,7 +32,8 @@ uint64_t input_tokens_of(element usage) {
 
 /// Appends "event: <name>\ndata: <json>\n\n" (raw line breaks in `data`
 /// become spaces, so the event stays one data line).
-void emit_event(std::string& out, std::string_view name, std::string_view data) {
+void emit_event(std::string& out, std::string_view name,
+                std::string_view data) {
   out += "event: ";
   out += name;
   out += "\ndata: ";
@@ -62,8 +63,7 @@ protected:
       auto doc = pw::json::read(ev.data, pw::json::upstream_limits);
       if (!doc)
         return fail(out, "The upstream sent a malformed stream event ("
-                           + doc.error().what(pw::json::upstream_limits)
-                           + ")");
+                           + doc.error().what(pw::json::upstream_limits) + ")");
       auto data = doc->root();
       if (!data.is_object())
         return fail(out, "The upstream sent a malformed stream event (not "
@@ -126,9 +126,8 @@ private:
       type = pw::json::string_of(*error, "type");
     }
     return fail(out,
-                message.empty()
-                  ? std::string{"The upstream reported an error"}
-                  : scrubbed(std::string{message}, *model_),
+                message.empty() ? std::string{"The upstream reported an error"}
+                                : scrubbed(std::string{message}, *model_),
                 type.empty() ? std::string_view{"api_error"} : type);
   }
 
@@ -160,8 +159,8 @@ std::string messages_error_event(std::string_view message,
       kind = known;
   if (kind == "api_error" && type.find("timeout") != std::string_view::npos)
     kind = "timeout_error";
-  json body = {{"type", "error"},
-               {"error", {{"type", kind}, {"message", message}}}};
+  json body
+    = {{"type", "error"}, {"error", {{"type", kind}, {"message", message}}}};
   std::string out;
   emit_event(out, wire::error, pw::json::dump(body));
   return out;
@@ -177,17 +176,16 @@ std::string message_to_sse(std::string_view message,
   auto usage = object_or_empty(doc, "usage");
   json start_usage = usage;
   start_usage["output_tokens"] = 0;
-  json start = {
-    {"type", "message_start"},
-    {"message",
-     {{"id", string_or(doc, "id", "msg_" + options.request_id)},
-      {"type", "message"},
-      {"role", "assistant"},
-      {"model", options.alias},
-      {"content", json::array()},
-      {"stop_reason", nullptr},
-      {"stop_sequence", nullptr},
-      {"usage", std::move(start_usage)}}}};
+  json start = {{"type", "message_start"},
+                {"message",
+                 {{"id", string_or(doc, "id", "msg_" + options.request_id)},
+                  {"type", "message"},
+                  {"role", "assistant"},
+                  {"model", options.alias},
+                  {"content", json::array()},
+                  {"stop_reason", nullptr},
+                  {"stop_sequence", nullptr},
+                  {"usage", std::move(start_usage)}}}};
   std::string out;
   emit_event(out, wire::message_start, pw::json::dump(start));
   size_t index = 0;
@@ -205,9 +203,8 @@ std::string message_to_sse(std::string_view message,
         auto input = block.find("input");
         opening["input"] = json::object();
         delta = {{"type", "input_json_delta"},
-                 {"partial_json", input != block.end()
-                                    ? pw::json::dump(*input)
-                                    : std::string{"{}"}}};
+                 {"partial_json", input != block.end() ? pw::json::dump(*input)
+                                                       : std::string{"{}"}}};
       }
       emit_event(out, wire::content_block_start,
                  pw::json::dump(json{{"type", "content_block_start"},
@@ -218,9 +215,9 @@ std::string message_to_sse(std::string_view message,
                    pw::json::dump(json{{"type", "content_block_delta"},
                                        {"index", index},
                                        {"delta", std::move(delta)}}));
-      emit_event(out, wire::content_block_stop,
-                 pw::json::dump(
-                   json{{"type", "content_block_stop"}, {"index", index}}));
+      emit_event(
+        out, wire::content_block_stop,
+        pw::json::dump(json{{"type", "content_block_stop"}, {"index", index}}));
       ++index;
     }
   }
@@ -232,12 +229,12 @@ std::string message_to_sse(std::string_view message,
     stop_sequence = *s;
   emit_event(
     out, wire::message_delta,
-    pw::json::dump(json{
-      {"type", "message_delta"},
-      {"delta",
-       {{"stop_reason", std::move(stop_reason)},
-        {"stop_sequence", std::move(stop_sequence)}}},
-      {"usage", {{"output_tokens", uint_or(usage, "output_tokens")}}}}));
+    pw::json::dump(
+      json{{"type", "message_delta"},
+           {"delta",
+            {{"stop_reason", std::move(stop_reason)},
+             {"stop_sequence", std::move(stop_sequence)}}},
+           {"usage", {{"output_tokens", uint_or(usage, "output_tokens")}}}}));
   emit_event(out, wire::message_stop, R"({"type":"message_stop"})");
   return out;
 }
@@ -283,8 +280,9 @@ messages_adapter::make_stream_decoder(model_config_ptr model,
   return make_relay_decoder(std::move(model), std::move(options));
 }
 
-std::string messages_adapter::whole_to_sse(std::string_view body,
-                                           const stream_options& options) const {
+std::string
+messages_adapter::whole_to_sse(std::string_view body,
+                               const stream_options& options) const {
   return message_to_sse(body, options);
 }
 
@@ -304,8 +302,8 @@ count_tokens_adapter::from_provider_response(const upstream_result& result,
   if (!doc)
     return malformed(model, doc.error().what(pw::json::upstream_limits));
   auto root = doc->root();
-  auto tokens = root.is_object() ? pw::json::member(root, "input_tokens")
-                                 : std::nullopt;
+  auto tokens
+    = root.is_object() ? pw::json::member(root, "input_tokens") : std::nullopt;
   if (!tokens || !tokens->is_number())
     return malformed(model, "no 'input_tokens' count");
   chat_response out;

@@ -1,8 +1,9 @@
 #pragma once
 
-// Incremental stream translation: a provider's streamed body in, OpenAI
-// server-sent events out (`chat.completion.chunk`, or `text_completion`
-// chunks for POST /v1/completions). One decoder per stream,
+// Incremental stream translation: a provider's streamed body in, the
+// client's server-sent events out (OpenAI's `chat.completion.chunk`,
+// `text_completion` chunks for POST /v1/completions, Anthropic's events
+// for the Messages API). One decoder per stream,
 // used by the io thread that relays it (no actor per chunk).
 
 #include <cstdint>
@@ -67,8 +68,8 @@ public:
   virtual ~stream_decoder();
 
   /// Feeds the next bytes of the provider's body (any boundaries) and
-  /// appends complete OpenAI events to `out`. Once `done` or `failed`, the
-  /// rest is ignored.
+  /// appends complete events in the client's format to `out`. Once `done` or
+  /// `failed`, the rest is ignored.
   stream_state feed(std::string_view bytes, std::string& out);
 
   /// The provider's body ended. A stream that did not end properly gets an
