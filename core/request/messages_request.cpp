@@ -24,8 +24,9 @@ caf::error check_blocks(element value, const std::string& where) {
     auto at = where + "." + std::to_string(i++);
     auto type = block.is_object() ? json::member(block, "type") : std::nullopt;
     if (!type || !type->is_string())
-      return invalid(at + ": a content block must be an object with a string "
-                          "'type'.",
+      return invalid(at
+                       + ": a content block must be an object with a string "
+                         "'type'.",
                      at);
   }
   return {};

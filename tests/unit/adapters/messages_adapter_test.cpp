@@ -58,8 +58,9 @@ TEST_CASE("a Messages request to an Anthropic model passes through with only "
   auto req = adapter.to_provider_request(in, *claude());
   REQUIRE(req);
   CHECK(req->path == "/v1/messages");
-  CHECK(req->body
-        == R"({"model":"claude-sonnet-4","max_tokens":9,"messages":[{"role":"user","content":"x"}]})");
+  CHECK(
+    req->body
+    == R"({"model":"claude-sonnet-4","max_tokens":9,"messages":[{"role":"user","content":"x"}]})");
   CHECK(header(*req, "x-api-key") == "sk-ant-upstream");
   CHECK(header(*req, "anthropic-version") == "2023-06-01");
   const auto& count = adapters::adapter_for(provider_kind::anthropic,
@@ -134,8 +135,9 @@ TEST_CASE("an Anthropic stream is relayed event by event, the model set to "
   CHECK(start["message"]["model"] == "claude");
   CHECK(start["message"]["id"] == "msg_1");
   CHECK(events[1].event == "ping");
-  CHECK(events[3].data
-        == R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}})");
+  CHECK(
+    events[3].data
+    == R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}})");
   CHECK(events[7].event == "message_stop");
   CHECK(out.find("[DONE]") == std::string::npos);
   const auto& s = decoder->summary();
@@ -148,8 +150,8 @@ TEST_CASE("an Anthropic stream is relayed event by event, the model set to "
 
 TEST_CASE("a broken or failed Messages stream ends with Anthropic's error "
           "event") {
-  auto decoder = adapters::anthropic::make_relay_decoder(claude(),
-                                                         {"claude", false, "r"});
+  auto decoder
+    = adapters::anthropic::make_relay_decoder(claude(), {"claude", false, "r"});
   std::string out;
   decoder->feed("event: ping\ndata: {\"type\":\"ping\"}\n\n", out);
   decoder->finish(out);
@@ -174,12 +176,12 @@ TEST_CASE("a broken or failed Messages stream ends with Anthropic's error "
     CHECK(e["error"]["type"] == "overloaded_error");
     CHECK(e["error"]["message"] == "busy ***");
   }
-  CHECK(nlohmann::json::parse(
-          events_of(adapters::anthropic::messages_error_event(
-                      "slow", "timeout_error"))
-            .at(0)
-            .data)["error"]["type"]
-        == "timeout_error");
+  CHECK(
+    nlohmann::json::parse(events_of(adapters::anthropic::messages_error_event(
+                                      "slow", "timeout_error"))
+                            .at(0)
+                            .data)["error"]["type"]
+    == "timeout_error");
   CHECK(nlohmann::json::parse(
           events_of(adapters::anthropic::messages_error_event("x", "weird"))
             .at(0)
@@ -188,8 +190,8 @@ TEST_CASE("a broken or failed Messages stream ends with Anthropic's error "
 }
 
 TEST_CASE("a whole message becomes the events of its stream") {
-  auto events
-    = events_of(adapters::anthropic::message_to_sse(answer, {"alias", false, "r", 0}));
+  auto events = events_of(
+    adapters::anthropic::message_to_sse(answer, {"alias", false, "r", 0}));
   std::vector<std::string> names;
   for (const auto& e : events)
     names.push_back(e.event);
@@ -230,13 +232,14 @@ TEST_CASE("the echo model answers the Messages API with the last user text") {
   CHECK(body["id"] == "msg_echo_req-3");
   CHECK(body["type"] == "message");
   CHECK(body["model"] == "echo");
-  CHECK(body["content"]
-        == nlohmann::json::array(
-          {{{"type", "text"}, {"text", "three\nfour"}}}));
+  CHECK(
+    body["content"]
+    == nlohmann::json::array({{{"type", "text"}, {"text", "three\nfour"}}}));
   CHECK(body["stop_reason"] == "end_turn");
   CHECK(body["usage"]["input_tokens"] == out->prompt_tokens);
   CHECK(out->prompt_tokens > 0);
-  auto events = events_of(adapter.whole_to_sse(out->body, {"echo", false, "r", 0}));
+  auto events
+    = events_of(adapter.whole_to_sse(out->body, {"echo", false, "r", 0}));
   CHECK(events.front().event == "message_start");
   CHECK(events.back().event == "message_stop");
   const auto& count

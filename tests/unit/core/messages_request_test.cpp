@@ -26,17 +26,18 @@ const std::string user = R"("messages":[{"role":"user","content":"hi"}])";
 } // namespace
 
 TEST_CASE("messages: the bodies Anthropic's API takes are accepted") {
-  for (const auto& body : std::vector<std::string>{
-         R"({"model":"m","max_tokens":16,)" + user + "}",
-         R"({"max_tokens":1,"system":"be brief",)" + user + "}",
-         R"({"model":"m","max_tokens":8,"system":[{"type":"text","text":"s"}],)"
-         R"("messages":[{"role":"user","content":[{"type":"text","text":"a"},)"
-         R"({"type":"image","source":{}}]},{"role":"assistant","content":[)"
-         R"({"type":"tool_use","id":"t","name":"f","input":{}}]},{"role":"user",)"
-         R"("content":[{"type":"tool_result","tool_use_id":"t","content":"r"}]}],)"
-         R"("tools":[{"name":"f","input_schema":{}}],"stop_sequences":["x"],)"
-         R"("temperature":1,"top_p":0.5,"top_k":5,"metadata":{"user_id":"u"}})",
-       }) {
+  for (
+    const auto& body : std::vector<std::string>{
+      R"({"model":"m","max_tokens":16,)" + user + "}",
+      R"({"max_tokens":1,"system":"be brief",)" + user + "}",
+      R"({"model":"m","max_tokens":8,"system":[{"type":"text","text":"s"}],)"
+      R"("messages":[{"role":"user","content":[{"type":"text","text":"a"},)"
+      R"({"type":"image","source":{}}]},{"role":"assistant","content":[)"
+      R"({"type":"tool_use","id":"t","name":"f","input":{}}]},{"role":"user",)"
+      R"("content":[{"type":"tool_result","tool_use_id":"t","content":"r"}]}],)"
+      R"("tools":[{"name":"f","input_schema":{}}],"stop_sequences":["x"],)"
+      R"("temperature":1,"top_p":0.5,"top_k":5,"metadata":{"user_id":"u"}})",
+    }) {
     INFO(body);
     CHECK(check_messages_request(body));
   }
@@ -56,8 +57,7 @@ TEST_CASE("messages: a body of the wrong shape is refused with its field") {
   CHECK(refused_param(R"({"max_tokens":0,)" + user + "}") == "max_tokens");
   CHECK(refused_param(R"({"max_tokens":1.5,)" + user + "}") == "max_tokens");
   CHECK(refused_param(R"({"max_tokens":null,)" + user + "}") == "max_tokens");
-  CHECK(refused_param(R"({"model":3,"max_tokens":5,)" + user + "}")
-        == "model");
+  CHECK(refused_param(R"({"model":3,"max_tokens":5,)" + user + "}") == "model");
   CHECK(refused_param(R"({"max_tokens":5,"messages":[]})") == "messages");
   CHECK(refused_param(R"({"max_tokens":5,"messages":[1]})") == "messages.0");
   CHECK(refused_param(
@@ -93,10 +93,11 @@ TEST_CASE("errors on the Messages API are written in Anthropic's envelope") {
   auto r = render_error(err, error_dialect::anthropic);
   CHECK(r.status == 400);
   auto body = nlohmann::json::parse(r.body);
-  CHECK(body == nlohmann::json{{"type", "error"},
-                               {"error",
-                                {{"type", "invalid_request_error"},
-                                 {"message", "max_tokens: Field required."}}}});
+  CHECK(body
+        == nlohmann::json{{"type", "error"},
+                          {"error",
+                           {{"type", "invalid_request_error"},
+                            {"message", "max_tokens: Field required."}}}});
   CHECK(render_error(error_of(errc::missing_api_key, "no key"),
                      error_dialect::anthropic)
           .body.find("authentication_error")
