@@ -10,9 +10,32 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 namespace pw::test {
+
+/// A directory of its own under the system's temporary directory, removed
+/// with everything in it when the test ends.
+struct temp_dir {
+  std::filesystem::path path;
+
+  temp_dir() {
+    std::string pattern
+      = (std::filesystem::temp_directory_path() / "pw-test-XXXXXX").string();
+    path = ::mkdtemp(pattern.data());
+  }
+
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+};
 
 /// A port nobody listens on (bound, then closed again).
 inline uint16_t closed_port() {

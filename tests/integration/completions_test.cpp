@@ -308,18 +308,6 @@ raw_response stream_once(uint16_t port, const nlohmann::json& body) {
 
 // -- files -------------------------------------------------------------------
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "pw-cmpl-XXXXXX");
-    path = ::mkdtemp(pattern.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 std::vector<std::string> lines_of(const fs::path& p) {
   std::vector<std::string> out;
   std::ifstream in{p};

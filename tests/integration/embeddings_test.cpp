@@ -147,18 +147,6 @@ vector_t float32_le(const std::string& bytes) {
   return out;
 }
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "pw-embed-XXXXXX");
-    path = ::mkdtemp(pattern.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 std::vector<std::string> lines_of(const fs::path& p) {
   std::vector<std::string> out;
   std::ifstream in{p};

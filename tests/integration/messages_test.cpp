@@ -462,18 +462,6 @@ void check_relayed(const std::vector<sse_event>& got,
 
 // -- files -------------------------------------------------------------------
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "pw-msg-XXXXXX");
-    path = ::mkdtemp(pattern.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 std::vector<std::string> lines_of(const fs::path& p) {
   std::vector<std::string> out;
   std::ifstream in{p};
