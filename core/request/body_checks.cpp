@@ -95,6 +95,11 @@ caf::error check_sampling(std::string_view name, element value) {
   const auto* rule = rule_for(name);
   if (rule == nullptr)
     return {};
+  return check_number(name, value, rule->min, rule->max, rule->integer);
+}
+
+caf::error check_number(std::string_view name, element value, double min,
+                        double max, bool integer) {
   auto key = std::string{name};
   double x = 0;
   bool is_integer = true;
@@ -114,11 +119,11 @@ caf::error check_sampling(std::string_view name, element value) {
   default:
     return invalid("'" + key + "' must be a number.", key);
   }
-  if (rule->integer && !is_integer)
+  if (integer && !is_integer)
     return invalid("'" + key + "' must be an integer.", key);
-  if (!(x >= rule->min && x <= rule->max))
-    return invalid("'" + key + "' must be between " + number_text(rule->min)
-                     + " and " + number_text(rule->max) + ".",
+  if (!(x >= min && x <= max))
+    return invalid("'" + key + "' must be between " + number_text(min) + " and "
+                     + number_text(max) + ".",
                    key);
   return {};
 }

@@ -24,6 +24,11 @@ caf::error invalid(std::string message, std::string param = {});
 /// The error for a body the JSON layer refused (json::client_limits).
 caf::error unreadable(const json::problem& p);
 
+/// `key` holding null, or a number from `min` to `max` (an integer when
+/// `integer`).
+caf::error check_number(std::string_view key, simdjson::dom::element value,
+                        double min, double max, bool integer);
+
 /// A top-level sampling field (temperature, top_p, max_tokens,
 /// max_completion_tokens, n, presence_penalty, frequency_penalty): null,
 /// or a number in OpenAI's range. Any other key: no error.

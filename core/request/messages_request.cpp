@@ -9,7 +9,6 @@ namespace {
 
 namespace dom = simdjson::dom;
 using dom::element;
-using dom::element_type;
 
 using body_checks::invalid;
 
@@ -66,37 +65,6 @@ caf::error check_messages(element value) {
   return {};
 }
 
-/// A number from `min` to `max` (an integer when `integer`), or null.
-caf::error check_range(std::string_view key, element value, double min,
-                       double max, bool integer) {
-  auto name = std::string{key};
-  double x = 0;
-  switch (value.type()) {
-  case element_type::NULL_VALUE:
-    return {};
-  case element_type::INT64:
-    x = static_cast<double>(value.get_int64().value_unsafe());
-    break;
-  case element_type::UINT64:
-    x = static_cast<double>(value.get_uint64().value_unsafe());
-    break;
-  case element_type::DOUBLE:
-    if (integer)
-      return invalid(name + ": must be an integer.", name);
-    x = value.get_double().value_unsafe();
-    break;
-  default:
-    return invalid(name + ": must be a number.", name);
-  }
-  if (!(x >= min && x <= max))
-    return invalid(name + ": must be from " + std::to_string(int64_t(min))
-                     + (max < 1e9 ? " to " + std::to_string(int64_t(max))
-                                  : std::string{" or more"})
-                     + ".",
-                   name);
-  return {};
-}
-
 caf::error check_list(std::string_view key, element value,
                       bool (*item_ok)(element), std::string_view items) {
   auto name = std::string{key};
@@ -127,7 +95,7 @@ caf::error check_field(std::string_view key, element value,
     has_max_tokens = true;
     if (value.is_null())
       return invalid("max_tokens: must be an integer.", "max_tokens");
-    return check_range(key, value, 1, 1e18, true);
+    return body_checks::check_number(key, value, 1, 1e9, true);
   } else if (key == "system") {
     return check_content(value, "system");
   } else if (key == "stream") {
@@ -135,9 +103,9 @@ caf::error check_field(std::string_view key, element value,
       return invalid("stream: must be a boolean.", "stream");
     out.stream = value.is_bool() && value.get_bool().value_unsafe();
   } else if (key == "temperature" || key == "top_p") {
-    return check_range(key, value, 0, 1, false);
+    return body_checks::check_number(key, value, 0, 1, false);
   } else if (key == "top_k") {
-    return check_range(key, value, 0, 1e18, true);
+    return body_checks::check_number(key, value, 0, 1e9, true);
   } else if (key == "stop_sequences") {
     return check_list(
       key, value, [](element x) { return x.is_string(); }, "strings");
