@@ -780,7 +780,9 @@ void call_model(session_ptr self, route_decision d) {
     return;
   }
   auto request = adapter.to_provider_request(st.ctx.body, model);
-  if (request)
+  // The client's headers for Anthropic (anthropic-version, -beta) go to
+  // Anthropic only.
+  if (request && model.provider == provider_kind::anthropic)
     forward_headers(st.ctx, *request);
   if (!request) {
     report(self, {call_result::cancelled, 0, 0, {}});

@@ -3,6 +3,7 @@
 #include "adapters/anthropic/anthropic_adapter.hpp"
 #include "adapters/anthropic/messages_adapter.hpp"
 #include "adapters/echo/echo_adapter.hpp"
+#include "adapters/openai/messages_chat.hpp"
 #include "adapters/openai/openai_adapter.hpp"
 #include "core/json/reader.hpp"
 #include "core/json/text.hpp"
@@ -50,6 +51,7 @@ const adapter& adapter_for(provider_kind provider, api_endpoint endpoint) {
   static const anthropic::count_tokens_adapter anthropic_count_tokens;
   static const echo::echo_messages_adapter echo_messages;
   static const echo::echo_count_tokens_adapter echo_count_tokens;
+  static const openai::messages_chat_adapter openai_messages;
   bool echo = provider == provider_kind::echo;
   switch (endpoint) {
   case api_endpoint::chat:
@@ -60,10 +62,12 @@ const adapter& adapter_for(provider_kind provider, api_endpoint endpoint) {
   case api_endpoint::embeddings:
     return echo ? static_cast<const adapter&>(echo_embeddings)
                 : static_cast<const adapter&>(openai_embeddings);
-  // Only anthropic and echo models serve the Messages API (endpoints_of).
   case api_endpoint::messages:
+    if (provider == provider_kind::anthropic)
+      return anthropic_messages;
     return echo ? static_cast<const adapter&>(echo_messages)
-                : static_cast<const adapter&>(anthropic_messages);
+                : static_cast<const adapter&>(openai_messages);
+  // Only anthropic and echo models count tokens (endpoints_of).
   case api_endpoint::count_tokens:
     return echo ? static_cast<const adapter&>(echo_count_tokens)
                 : static_cast<const adapter&>(anthropic_count_tokens);

@@ -146,13 +146,6 @@ caf::error malformed(const model_config& model, std::string_view why) {
                       + ")");
 }
 
-/// A model without a key (self-hosted vLLM, Ollama) sends no credentials.
-void add_credentials(upstream_request& out, const model_config& model) {
-  if (!model.api_key.empty())
-    out.headers.push_back(
-      {"Authorization", "Bearer " + model.api_key.reveal()});
-}
-
 /// The request to `path` under the model's base_url: every field the
 /// client sent goes through; only the model id changes.
 upstream_request pass_through(const chat_payload& request,
@@ -184,6 +177,12 @@ caf::expected<chat_response> completion_of(const upstream_result& result,
 }
 
 } // namespace
+
+void add_credentials(upstream_request& out, const model_config& model) {
+  if (!model.api_key.empty())
+    out.headers.push_back(
+      {"Authorization", "Bearer " + model.api_key.reveal()});
+}
 
 caf::expected<upstream_request>
 openai_adapter::to_provider_request(const chat_payload& request,

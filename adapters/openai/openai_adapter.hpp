@@ -77,4 +77,8 @@ public:
                       stream_options options) const override;
 };
 
+/// Adds the model's key as a bearer token; a model without a key
+/// (self-hosted vLLM, Ollama) sends no credentials.
+void add_credentials(upstream_request& out, const model_config& model);
+
 } // namespace pw::adapters::openai

@@ -112,7 +112,8 @@ enum class api_endpoint : uint8_t {
   /// POST /v1/messages (Anthropic's Messages API, inbound)
   messages,
   /// POST /v1/messages/count_tokens: served by every model that serves
-  /// `messages`; not a name in the config.
+  /// `messages` and whose provider counts tokens (anthropic, echo); not a
+  /// name in the config.
   count_tokens,
 };
 
@@ -167,10 +168,8 @@ public:
 
   constexpr void add(api_endpoint x) { bits_ |= bit(x); }
 
-  /// Whether `x` is in the set; count_tokens goes with messages.
+  /// Whether `x` is in the set.
   [[nodiscard]] constexpr bool has(api_endpoint x) const {
-    if (x == api_endpoint::count_tokens)
-      x = api_endpoint::messages;
     return (bits_ & bit(x)) != 0;
   }
 

@@ -41,13 +41,17 @@ std::string_view to_string(provider_kind x) {
 endpoint_set endpoints_of(provider_kind provider) {
   switch (provider) {
   case provider_kind::anthropic:
-    return {api_endpoint::chat, api_endpoint::messages};
+    return {api_endpoint::chat, api_endpoint::messages,
+            api_endpoint::count_tokens};
   case provider_kind::echo:
     return {api_endpoint::chat, api_endpoint::completions,
-            api_endpoint::embeddings, api_endpoint::messages};
+            api_endpoint::embeddings, api_endpoint::messages,
+            api_endpoint::count_tokens};
   default:
+    // The Messages API translated to chat completions; OpenAI-compatible
+    // servers have nothing that counts tokens.
     return {api_endpoint::chat, api_endpoint::completions,
-            api_endpoint::embeddings};
+            api_endpoint::embeddings, api_endpoint::messages};
   }
 }
 
@@ -811,6 +815,9 @@ void load_endpoints(diagnostics& diag, const YAML::Node& node,
                          + " provider cannot serve " + quoted(name));
     set.add(*found);
   }
+  // Counting goes with the Messages API where the provider can count.
+  if (set.has(api_endpoint::messages) && can.has(api_endpoint::count_tokens))
+    set.add(api_endpoint::count_tokens);
   m.endpoints = set;
 }
 

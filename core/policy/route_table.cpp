@@ -172,11 +172,15 @@ caf::expected<route> route_table::resolve(std::string_view requested,
   // if tags would have rerouted the request.
   auto path = std::string{path_of(endpoint)};
   if (is_model && !endpoints_of(requested).has(endpoint))
-    return make_error(errc::endpoint_unsupported,
-                      "The model '" + std::string{requested}
-                        + "' does not serve " + path + " (it serves: "
-                        + list_of(endpoints_of(requested)) + ")",
-                      "model");
+    return make_error(
+      errc::endpoint_unsupported,
+      "The model '" + std::string{requested} + "' does not serve " + path
+        + " (it serves: " + list_of(endpoints_of(requested)) + ")"
+        + (endpoint == api_endpoint::count_tokens
+               && endpoints_of(requested).has(api_endpoint::messages)
+             ? "; only anthropic and echo models count tokens"
+             : ""),
+      "model");
   std::erase_if(allowed, [&](const std::string& alias) {
     return !endpoints_of(alias).has(endpoint);
   });

@@ -598,15 +598,32 @@ TEST_CASE("endpoints: what a model serves, chat by default") {
            + "\n    model: x\n    endpoints: " + list
            + "\nrouting:\n  default_model: m\n";
   };
+  // Counting tokens goes with the Messages API where the provider counts.
+  auto served = [&](const std::string& provider) {
+    auto c = load_config_text(
+      keys + "models:\n  m:\n    provider: " + provider
+      + (provider == "echo"
+           ? std::string{}
+           : "\n    model: x\n    base_url: \"http://127.0.0.1:9/v1\"")
+      + "\n    endpoints: [messages]\nrouting:\n  default_model: m\n");
+    REQUIRE(c);
+    return c->models[0]->endpoints;
+  };
+  CHECK(served("anthropic")
+        == endpoint_set{api_endpoint::messages, api_endpoint::count_tokens});
+  CHECK(served("echo")
+        == endpoint_set{api_endpoint::messages, api_endpoint::count_tokens});
+  for (const auto* p : {"openai", "vllm", "ollama"})
+    CHECK(served(p) == endpoint_set{api_endpoint::messages});
   CHECK_ERROR(with("anthropic", "[embeddings]"),
               "models.m.endpoints: the anthropic provider cannot serve "
               "\"embeddings\"");
   CHECK_ERROR(with("openai", "[chat, images]"),
               "models.m.endpoints: unknown endpoint \"images\" (known: chat, "
               "completions, embeddings, messages)");
-  CHECK_ERROR(with("openai", "[chat, messages]"),
-              "models.m.endpoints: the openai provider cannot serve "
-              "\"messages\"");
+  CHECK_ERROR(with("anthropic", "[completions]"),
+              "models.m.endpoints: the anthropic provider cannot serve "
+              "\"completions\"");
   CHECK_ERROR(with("anthropic", "[chat, count_tokens]"),
               "models.m.endpoints: unknown endpoint \"count_tokens\" (known: "
               "chat, completions, embeddings, messages)");
