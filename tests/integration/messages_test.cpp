@@ -23,6 +23,7 @@
 #include <vector>
 
 using namespace pw::test;
+using namespace pw::test::messages_api;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
@@ -59,24 +60,7 @@ bool is_count(const fake_request& req) {
   return req.target.ends_with("/count_tokens");
 }
 
-bool asks_stream(const nlohmann::json& body) {
-  return body.is_object() && body.contains("stream")
-         && body["stream"].is_boolean() && body["stream"].get<bool>();
-}
-
 // -- SSE events --------------------------------------------------------------
-
-/// One server-sent event: its `event:` name and its `data:`.
-struct sse_event {
-  std::string name;
-  std::string data;
-
-  [[nodiscard]] nlohmann::json json() const {
-    auto j = nlohmann::json::parse(data, nullptr, false);
-    CHECK_FALSE(j.is_discarded());
-    return j;
-  }
-};
 
 /// An event whose data is `{"type":TYPE, ...rest}`, named TYPE.
 sse_event event_of(const std::string& type,
@@ -129,50 +113,24 @@ std::vector<fake_chunk> chunks_of(const std::vector<sse_event>& events,
   return out;
 }
 
-/// The events in an SSE body, in order.
-std::vector<sse_event> events_in(const std::string& body) {
-  std::vector<sse_event> out;
-  size_t pos = 0;
-  while (pos < body.size()) {
-    auto end = body.find("\n\n", pos);
-    auto block = body.substr(pos, end == std::string::npos ? std::string::npos
-                                                           : end - pos);
-    pos = end == std::string::npos ? body.size() : end + 2;
-    sse_event e;
-    bool any = false;
-    size_t line_start = 0;
-    while (line_start < block.size()) {
-      auto eol = block.find('\n', line_start);
-      auto line
-        = block.substr(line_start, eol == std::string::npos ? std::string::npos
-                                                            : eol - line_start);
-      line_start = eol == std::string::npos ? block.size() : eol + 1;
-      auto value = [&](size_t skip) {
-        auto v = line.substr(skip);
-        if (v.starts_with(" "))
-          v.erase(0, 1);
-        return v;
-      };
-      if (line.starts_with("event:")) {
-        e.name = value(6);
-        any = true;
-      } else if (line.starts_with("data:")) {
-        e.data += (e.data.empty() ? "" : "\n") + value(5);
-        any = true;
-      }
+/// Checks that `got` is `sent` relayed: the same events in order, each
+/// with its name, the data unchanged but message_start's `message.model`,
+/// which is `alias`.
+void check_relayed(const std::vector<sse_event>& got,
+                   const std::vector<sse_event>& sent,
+                   const std::string& alias) {
+  REQUIRE(got.size() == sent.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("event " << i << ": " << sent[i].name);
+    CHECK(got[i].name == sent[i].name);
+    if (sent[i].name == "message_start") {
+      auto expected = sent[i].json();
+      expected["message"]["model"] = alias;
+      CHECK(got[i].json() == expected);
+    } else {
+      CHECK(got[i].data == sent[i].data);
     }
-    if (any)
-      out.push_back(e);
   }
-  return out;
-}
-
-/// The names of `events`, in order.
-std::vector<std::string> names_of(const std::vector<sse_event>& events) {
-  std::vector<std::string> out;
-  for (const auto& e : events)
-    out.push_back(e.name);
-  return out;
 }
 
 // -- fake upstreams ----------------------------------------------------------
@@ -197,269 +155,6 @@ fake_handler answer_messages(std::string answer = spec_answer,
   };
 }
 
-fake_handler
-answer_with(unsigned status, std::string body,
-            std::vector<std::pair<std::string, std::string>> headers = {}) {
-  return [=](const fake_request&) {
-    fake_response r;
-    r.status = status;
-    r.body = body;
-    r.headers = headers;
-    return r;
-  };
-}
-
-fake_handler stream_with(std::vector<fake_chunk> chunks, bool finish = true,
-                         std::chrono::milliseconds stall = 0ms) {
-  return [=](const fake_request&) {
-    fake_response r;
-    r.content_type = "text/event-stream";
-    r.chunks = chunks;
-    r.finish = finish;
-    r.stall = stall;
-    return r;
-  };
-}
-
-/// POSTs `u` received (health checks are GETs).
-std::vector<fake_request> posts_of(const fake_upstream& u) {
-  std::vector<fake_request> posts;
-  for (const auto& r : u.requests())
-    if (r.method == "POST")
-      posts.push_back(r);
-  return posts;
-}
-
-/// The only POST `u` received.
-fake_request only_post(const fake_upstream& u) {
-  auto posts = posts_of(u);
-  REQUIRE(posts.size() == 1);
-  return posts[0];
-}
-
-/// Whether any header value or the body of `req` holds `secret`.
-bool carries(const fake_request& req, const std::string& secret) {
-  for (const auto& [name, value] : req.headers)
-    if (value.find(secret) != std::string::npos)
-      return true;
-  return req.body.find(secret) != std::string::npos;
-}
-
-// -- requests ----------------------------------------------------------------
-
-const std::string messages_path = "/v1/messages";
-const std::string count_path = "/v1/messages/count_tokens";
-
-/// Headers as Anthropic's clients send them: the key in x-api-key.
-header_list key_headers(const std::string& key) {
-  return {{"x-api-key", key}, {"Content-Type", "application/json"}};
-}
-
-header_list with_header(header_list headers, const std::string& name,
-                        const std::string& value) {
-  headers.emplace_back(name, value);
-  return headers;
-}
-
-http_response post_to(const gateway_process& gw, const std::string& path,
-                      const std::string& body,
-                      const header_list& headers = key_headers(full_key)) {
-  return http_request(gw.port(), "POST", path, body, headers);
-}
-
-http_response ask(const gateway_process& gw, const nlohmann::json& body,
-                  const header_list& headers = key_headers(full_key)) {
-  return post_to(gw, messages_path, body.dump(), headers);
-}
-
-http_response count(const gateway_process& gw, const nlohmann::json& body,
-                    const header_list& headers = key_headers(full_key)) {
-  return post_to(gw, count_path, body.dump(), headers);
-}
-
-/// A minimal Messages body for `model` ("" = no model field).
-nlohmann::json msg_body(const std::string& model,
-                        const std::string& text = "hello") {
-  nlohmann::json b
-    = {{"max_tokens", 64},
-       {"messages",
-        nlohmann::json::array({{{"role", "user"}, {"content", text}}})}};
-  if (!model.empty())
-    b["model"] = model;
-  return b;
-}
-
-/// A minimal count_tokens body for `model` (no max_tokens).
-nlohmann::json count_body(const std::string& model,
-                          const std::string& text = "hello") {
-  auto b = msg_body(model, text);
-  b.erase("max_tokens");
-  return b;
-}
-
-/// The `error` object of an Anthropic error answer, checking the envelope:
-/// {"type":"error","error":{"type":T,"message":M}}, no OpenAI fields.
-nlohmann::json anthropic_error_of(const http_response& res) {
-  INFO(res.body);
-  CHECK(res.header("content-type") == "application/json");
-  auto j = nlohmann::json::parse(res.body, nullptr, false);
-  REQUIRE(j.is_object());
-  CHECK(j["type"] == "error");
-  REQUIRE(j["error"].is_object());
-  auto e = j["error"];
-  CHECK(e["type"].is_string());
-  CHECK(e["message"].is_string());
-  CHECK_FALSE(e.contains("param"));
-  CHECK_FALSE(e.contains("code"));
-  return e;
-}
-
-/// Anthropic's error type for `status`.
-std::string type_for(unsigned status) {
-  switch (status) {
-  case 400:
-    return "invalid_request_error";
-  case 401:
-    return "authentication_error";
-  case 403:
-    return "permission_error";
-  case 404:
-    return "not_found_error";
-  case 413:
-    return "request_too_large";
-  case 429:
-    return "rate_limit_error";
-  case 503:
-    return "overloaded_error";
-  case 504:
-    return "timeout_error";
-  default:
-    return "api_error";
-  }
-}
-
-/// Checks `res` is an Anthropic error with `status` and its type.
-nlohmann::json expect_error(const http_response& res, unsigned status) {
-  INFO(res.body);
-  CHECK(res.status == status);
-  auto e = anthropic_error_of(res);
-  CHECK(e["type"] == type_for(status));
-  return e;
-}
-
-bool mentions(const nlohmann::json& error, const std::string& text) {
-  return error["message"].is_string()
-         && error["message"].get<std::string>().find(text) != std::string::npos;
-}
-
-// -- raw streams -------------------------------------------------------------
-
-/// A raw HTTP response, with a chunked body decoded.
-struct raw_response {
-  std::string head;
-  std::string body;
-  bool closed = false;
-
-  [[nodiscard]] std::vector<sse_event> events() const {
-    return events_in(body);
-  }
-
-  [[nodiscard]] size_t count(const std::string& text) const {
-    size_t n = 0;
-    for (auto pos = body.find(text); pos != std::string::npos;
-         pos = body.find(text, pos + 1))
-      ++n;
-    return n;
-  }
-
-  /// The text of the text_delta events.
-  [[nodiscard]] std::string text() const {
-    std::string out;
-    for (const auto& e : events()) {
-      if (e.name != "content_block_delta")
-        continue;
-      auto j = e.json();
-      if (j.contains("delta") && j["delta"].value("type", "") == "text_delta")
-        out += j["delta"]["text"].get<std::string>();
-    }
-    return out;
-  }
-};
-
-std::string dechunk(const std::string& raw) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < raw.size()) {
-    auto eol = raw.find("\r\n", pos);
-    if (eol == std::string::npos)
-      break;
-    auto size = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
-    if (size == 0)
-      break;
-    out += raw.substr(eol + 2, size);
-    pos = eol + 2 + size + 2;
-  }
-  return out;
-}
-
-raw_response split(const std::string& raw, bool closed) {
-  raw_response r;
-  r.closed = closed;
-  auto end = raw.find("\r\n\r\n");
-  r.head = raw.substr(0, end);
-  auto body = end == std::string::npos ? std::string{} : raw.substr(end + 4);
-  r.body = r.head.find("chunked") != std::string::npos ? dechunk(body) : body;
-  return r;
-}
-
-/// A Messages request on the wire, the key in x-api-key.
-std::string raw_request(const nlohmann::json& body,
-                        const std::string& path = messages_path) {
-  auto text = body.dump();
-  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nx-api-key: " + full_key
-         + "\r\nContent-Type: application/json\r\nConnection: close\r\n"
-           "Content-Length: "
-         + std::to_string(text.size()) + "\r\n\r\n" + text;
-}
-
-nlohmann::json stream_body(const std::string& model,
-                           const std::string& text = "Say hello") {
-  auto b = msg_body(model, text);
-  b["stream"] = true;
-  return b;
-}
-
-/// Sends `body` on a new connection and reads until it closes (or
-/// `timeout` passes: then `closed` is false).
-raw_response stream_once(uint16_t port, const nlohmann::json& body,
-                         std::chrono::milliseconds timeout = 20s) {
-  raw_connection conn{port};
-  REQUIRE(conn.send(raw_request(body)));
-  bool closed = false;
-  auto raw = conn.read_until_close(timeout, closed);
-  return split(raw, closed);
-}
-
-/// Checks that `got` is `sent` relayed: the same events in order, each
-/// with its name, the data unchanged but message_start's `message.model`,
-/// which is `alias`.
-void check_relayed(const std::vector<sse_event>& got,
-                   const std::vector<sse_event>& sent,
-                   const std::string& alias) {
-  REQUIRE(got.size() == sent.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    INFO("event " << i << ": " << sent[i].name);
-    CHECK(got[i].name == sent[i].name);
-    if (sent[i].name == "message_start") {
-      auto expected = sent[i].json();
-      expected["message"]["model"] = alias;
-      CHECK(got[i].json() == expected);
-    } else {
-      CHECK(got[i].data == sent[i].data);
-    }
-  }
-}
-
 // -- files -------------------------------------------------------------------
 
 std::vector<std::string> lines_of(const fs::path& p) {
@@ -477,15 +172,6 @@ std::string replace_all(std::string text, const std::string& from,
     text.replace(pos, from.size(), to);
   return text;
 }
-
-const std::string pii_redact = "middleware:\n"
-                               "  pre_request:\n"
-                               "    - plugin: pii\n"
-                               "      config: {action: redact}\n";
-
-/// Keeps the breaker closed through many failures.
-const std::string patient_health
-  = "health:\n  check_interval_seconds: 0\n  unhealthy_threshold: 100\n";
 
 } // namespace
 
@@ -1630,7 +1316,8 @@ TEST_CASE("messages config errors stop the start with their YAML path") {
     return write_temp_file(make_config(echo_model + model, "echo"));
   };
   std::vector<std::string> files;
-  // Only anthropic and echo models serve messages.
+  // Every provider serves messages now (OpenAI-compatible ones through a
+  // translation); anthropic models serve no embeddings.
   for (const auto* provider : {"openai", "vllm", "ollama"}) {
     INFO(provider);
     auto alias = std::string{"m-"} + provider;
@@ -1639,16 +1326,22 @@ TEST_CASE("messages config errors stop the start with their YAML path") {
                               "\"http://127.0.0.1:1/v1\"\n"
                             + serves);
     files.push_back(file);
+    CHECK(run_pw_router({"--check-config", file}).exit_code == 0);
+  }
+  {
+    auto file = config_with(claude_model(
+      "claude", "http://127.0.0.1:1", "    endpoints: [chat, embeddings]\n"));
+    files.push_back(file);
     auto r = run_pw_router({"--check-config", file});
     CHECK(r.exit_code == 2);
-    CHECK(r.err.find("models." + alias + ".endpoints: the " + provider
-                     + " provider cannot serve \"messages\"")
+    CHECK(r.err.find("models.claude.endpoints: the anthropic provider cannot "
+                     "serve \"embeddings\"")
           != std::string::npos);
     r = run_pw_router({"--config", file, "--port", "0"}, {},
                       std::chrono::seconds{10});
     CHECK(r.exit_code == 2);
     CHECK(r.out.find("listening") == std::string::npos);
-    CHECK(r.err.find("models." + alias + ".endpoints") != std::string::npos);
+    CHECK(r.err.find("models.claude.endpoints") != std::string::npos);
   }
   // count_tokens is not an endpoint name: it goes with messages.
   auto counting = config_with(claude_model("claude", "http://127.0.0.1:1",

@@ -2,8 +2,11 @@
 // binary, on Anthropic's Messages API inbound (POST /v1/messages, POST
 // /v1/messages/count_tokens): the echo model whole and streamed, a fake
 // Anthropic upstream (a tool call and its result, a stream relayed event by
-// event, a stream that breaks, token counts), and the SDK's error classes
-// for the gateway's Anthropic error envelope.
+// event, a stream that breaks, token counts), a fake OpenAI-compatible
+// upstream behind the same API (the request translated to a chat completion,
+// the answer and its stream translated back: text, usage, a tool call and
+// its result; count_tokens refused), and the SDK's error classes for the
+// gateway's Anthropic error envelope.
 //
 // @anthropic-ai/sdk 1.17 sends its apiKey as `Authorization: Bearer`, not
 // `x-api-key`. The main client here sends the key in `X-Api-Key`, as
@@ -103,6 +106,49 @@ function messages(request, res) {
   for (const e of events) res.write(frame(e));
   res.end();
 }
+// A chat completion (the OpenAI-compatible model behind /v1/messages): a
+// tool call when tools are offered and no tool message is in the
+// conversation yet, text otherwise; chunks for "stream": true, with a usage
+// chunk when stream_options asks for one.
+const chatUsage = { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 };
+const chatCall = { id: "call_1", type: "function",
+  function: { name: "get_weather", arguments: JSON.stringify({ city: "Paris" }) } };
+function chat(request, res) {
+  const hasResult = request.messages.some((m) => m.role === "tool");
+  const useTool = Array.isArray(request.tools) && request.tools.length > 0 && !hasResult;
+  const text = hasResult ? "It is 18C in Paris." : words.join("");
+  if (!request.stream) {
+    json(res, 200, {
+      id: "chatcmpl-fake", object: "chat.completion", created: 1700000000, model: request.model,
+      choices: [{ index: 0, finish_reason: useTool ? "tool_calls" : "stop",
+        message: useTool ? { role: "assistant", content: null, tool_calls: [chatCall] }
+                         : { role: "assistant", content: text } }],
+      usage: chatUsage,
+    });
+    return;
+  }
+  const chunk = (delta, finish = null) => ({
+    id: "chatcmpl-fake", object: "chat.completion.chunk", created: 1700000000,
+    model: request.model, choices: [{ index: 0, delta, finish_reason: finish }] });
+  const chunks = [chunk({ role: "assistant", content: "" })];
+  if (useTool) {
+    // The id and name first, the arguments in pieces, as OpenAI sends them.
+    const { arguments: args, ...rest } = chatCall.function;
+    chunks.push(chunk({ tool_calls: [{ index: 0, id: chatCall.id, type: "function",
+                                       function: { ...rest, arguments: "" } }] }));
+    for (const piece of [args.slice(0, 8), args.slice(8)])
+      chunks.push(chunk({ tool_calls: [{ index: 0, function: { arguments: piece } }] }));
+  } else {
+    for (const w of words) chunks.push(chunk({ content: w }));
+  }
+  chunks.push(chunk({}, useTool ? "tool_calls" : "stop"));
+  if (request.stream_options?.include_usage)
+    chunks.push({ id: "chatcmpl-fake", object: "chat.completion.chunk", created: 1700000000,
+                  model: request.model, choices: [], usage: chatUsage });
+  res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+  for (const c of chunks) res.write(`data: ${JSON.stringify(c)}\n\n`);
+  res.end("data: [DONE]\n\n");
+}
 const upstream = http.createServer((req, res) => {
   let body = "";
   req.on("data", (c) => (body += c));
@@ -118,6 +164,7 @@ const upstream = http.createServer((req, res) => {
     if (req.method === "POST" && req.url === "/v1/messages/count_tokens")
       json(res, 200, { input_tokens: 17 });
     else if (req.method === "POST" && req.url === "/v1/messages") messages(request, res);
+    else if (req.method === "POST" && req.url === "/v1/chat/completions") chat(request, res);
     else json(res, 404, { type: "error", error: { type: "not_found_error", message: req.url } });
   });
 });
@@ -152,6 +199,12 @@ models:
     api_key: "${upstreamKey}"
     base_url: "http://127.0.0.1:${upstreamPort}"
     endpoints: [messages]
+  fake-gpt:
+    provider: openai
+    model: "gpt-fake-upstream"
+    api_key: "${upstreamKey}"
+    base_url: "http://127.0.0.1:${upstreamPort}/v1"
+    endpoints: [chat, messages]
   chat-only:
     provider: anthropic
     model: "claude-chat-only"
@@ -218,6 +271,15 @@ function lastUpstream(url) {
 }
 
 const user = (content) => [{ role: "user", content }];
+// The error body the SDK parsed: Anthropic's envelope with `type`.
+const anthropicError = (e, status, type) => {
+  assert.equal(e.status, status);
+  assert.equal(e.error?.type, "error", JSON.stringify(e.error));
+  assert.equal(e.error?.error?.type, type, JSON.stringify(e.error));
+  assert.equal(typeof e.error?.error?.message, "string");
+  assert.equal(e.type, type);
+  return true;
+};
 const streamTypes = ["message_start", "content_block_start", "content_block_delta",
                      "content_block_stop", "message_delta", "message_stop"];
 
@@ -376,17 +438,131 @@ await check("messages.countTokens through an Anthropic upstream", async () => {
   assert.deepEqual(JSON.parse(got.body), { ...params, model: "claude-fake-upstream" });
 });
 
-// -- errors ------------------------------------------------------------------------
-// The error body the SDK parsed: Anthropic's envelope with `type`.
-const anthropicError = (e, status, type) => {
-  assert.equal(e.status, status);
-  assert.equal(e.error?.type, "error", JSON.stringify(e.error));
-  assert.equal(e.error?.error?.type, type, JSON.stringify(e.error));
-  assert.equal(typeof e.error?.error?.message, "string");
-  assert.equal(e.type, type);
-  return true;
-};
+// -- the fake OpenAI-compatible upstream ----------------------------------------------
+// The last request the fake upstream got on chat/completions, checked for
+// the model's own key as a bearer token, none of Anthropic's headers (the
+// SDK sends anthropic-version on every request) and no client key.
+function lastChat() {
+  const last = seen.at(-1);
+  assert.ok(last, "the upstream got nothing");
+  assert.equal(last.method, "POST");
+  assert.equal(last.url, "/v1/chat/completions");
+  assert.equal(last.headers.authorization, `Bearer ${upstreamKey}`);
+  for (const name of ["x-api-key", "anthropic-version", "anthropic-beta"])
+    assert.equal(last.headers[name], undefined, `${name} reached the upstream`);
+  const everything = JSON.stringify(last.headers) + last.body;
+  for (const secret of [key, echoOnlyKey])
+    assert.ok(!everything.includes(secret), "a client key reached the upstream");
+  return JSON.parse(last.body);
+}
 
+await check("messages.create through an OpenAI-compatible upstream", async () => {
+  const r = await client.messages.create({
+    model: "fake-gpt", max_tokens: 100, system: "Be brief.", temperature: 0.2,
+    stop_sequences: ["END"], metadata: { user_id: "sdk-user" }, messages: user("hi") });
+  assert.equal(r.id, "msg_chatcmpl-fake");
+  assert.equal(r.type, "message");
+  assert.equal(r.role, "assistant");
+  assert.equal(r.model, "fake-gpt");
+  assert.deepEqual(r.content, [{ type: "text", text: words.join("") }]);
+  assert.equal(r.stop_reason, "end_turn");
+  assert.equal(r.stop_sequence, null);
+  assert.deepEqual(r.usage, { input_tokens: 9, output_tokens: 3 });
+  assert.deepEqual(lastChat(), {
+    model: "gpt-fake-upstream",
+    messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "hi" }],
+    max_completion_tokens: 100, temperature: 0.2, stop: ["END"], user: "sdk-user" });
+});
+
+await check("messages.stream through an OpenAI-compatible upstream", async () => {
+  const stream = client.messages.stream({ model: "fake-gpt", max_tokens: 64, messages: user("hi") });
+  let text = "";
+  const types = [];
+  stream.on("text", (delta) => (text += delta));
+  stream.on("streamEvent", (event) => types.push(event.type));
+  const final = await stream.finalMessage();
+  assert.deepEqual(types, ["message_start", "content_block_start",
+    ...words.map(() => "content_block_delta"), "content_block_stop", "message_delta",
+    "message_stop"]);
+  assert.equal(text, words.join(""));
+  assert.equal(final.id, "msg_chatcmpl-fake");
+  assert.equal(final.model, "fake-gpt");
+  assert.deepEqual(final.content, [{ type: "text", text: words.join("") }]);
+  assert.equal(final.stop_reason, "end_turn");
+  // The usage of the stream's last chunk, in message_delta.
+  assert.equal(final.usage.input_tokens, 9);
+  assert.equal(final.usage.output_tokens, 3);
+  assert.equal(await stream.finalText(), words.join(""));
+  const sent = lastChat();
+  assert.equal(sent.stream, true);
+  assert.deepEqual(sent.stream_options, { include_usage: true });
+});
+
+await check("a tool call through an OpenAI-compatible upstream, and its result", async () => {
+  const params = { model: "fake-gpt", max_tokens: 200, tools, tool_choice: { type: "any" },
+                   messages: user("Weather in Paris?") };
+  const first = await client.messages.create(params);
+  assert.equal(first.model, "fake-gpt");
+  assert.equal(first.stop_reason, "tool_use");
+  assert.equal(first.content.length, 1);
+  const call = first.content[0];
+  assert.equal(call.type, "tool_use");
+  assert.equal(call.id, "call_1");
+  assert.equal(call.name, "get_weather");
+  assert.deepEqual(call.input, { city: "Paris" });
+  const sent = lastChat();
+  assert.deepEqual(sent.tools, [{ type: "function", function: {
+    name: tools[0].name, description: tools[0].description, parameters: tools[0].input_schema } }]);
+  assert.equal(sent.tool_choice, "required");
+  // The result goes back as a tool message after the assistant's call.
+  const messages = [...params.messages, { role: "assistant", content: first.content },
+    { role: "user", content: [{ type: "tool_result", tool_use_id: call.id, content: "18C" }] }];
+  const second = await client.messages.create({ ...params, tool_choice: { type: "auto" }, messages });
+  assert.equal(second.stop_reason, "end_turn");
+  assert.deepEqual(second.content, [{ type: "text", text: "It is 18C in Paris." }]);
+  const round = lastChat();
+  assert.equal(round.tool_choice, "auto");
+  assert.equal(round.messages.length, 3);
+  assert.deepEqual(round.messages[0], { role: "user", content: "Weather in Paris?" });
+  const [assistant, result] = round.messages.slice(1);
+  assert.equal(assistant.role, "assistant");
+  assert.equal(assistant.content, null);
+  assert.equal(assistant.tool_calls.length, 1);
+  assert.equal(assistant.tool_calls[0].id, "call_1");
+  assert.equal(assistant.tool_calls[0].type, "function");
+  assert.equal(assistant.tool_calls[0].function.name, "get_weather");
+  assert.deepEqual(JSON.parse(assistant.tool_calls[0].function.arguments), { city: "Paris" });
+  assert.deepEqual(result, { role: "tool", tool_call_id: "call_1", content: "18C" });
+});
+
+await check("a streamed tool call through an OpenAI-compatible upstream", async () => {
+  const stream = client.messages.stream({
+    model: "fake-gpt", max_tokens: 200, tools, messages: user("Weather in Paris?") });
+  let partialJson = "";
+  stream.on("inputJson", (partial) => (partialJson += partial));
+  const final = await stream.finalMessage();
+  assert.equal(final.stop_reason, "tool_use");
+  assert.equal(final.content.length, 1);
+  const call = final.content[0];
+  assert.equal(call.type, "tool_use");
+  assert.equal(call.id, "call_1");
+  assert.equal(call.name, "get_weather");
+  assert.deepEqual(call.input, { city: "Paris" });
+  assert.deepEqual(JSON.parse(partialJson), { city: "Paris" });
+  assert.equal(final.usage.output_tokens, 3);
+  assert.equal(lastChat().stream, true);
+});
+
+await check("messages.countTokens on an OpenAI-compatible model is a BadRequestError", async () => {
+  const before = seen.length;
+  await assert.rejects(
+    client.messages.countTokens({ model: "fake-gpt", messages: user("x") }),
+    (e) => e instanceof Anthropic.BadRequestError && anthropicError(e, 400, "invalid_request_error")
+           && e.message.includes("only anthropic and echo models count tokens"));
+  assert.equal(seen.length, before);
+});
+
+// -- errors ------------------------------------------------------------------------
 await check("a model that does not exist is a NotFoundError", async () => {
   const before = seen.length;
   await assert.rejects(
