@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # Requests per second and latency of the model endpoints (chat, text
-# completions, embeddings, and Anthropic's Messages API passed through to
-# an anthropic model) through the gateway, beside the same requests to the
-# mock upstream directly and through nginx proxy_pass, all non-streamed.
-# The chat line is the yardstick for the others: the gateway's req/s on an
-# endpoint divided by its chat req/s shows what the endpoint itself costs.
+# completions, embeddings, and Anthropic's Messages API, passed through to
+# an anthropic model and translated to an OpenAI-compatible one) through
+# the gateway, beside the same requests to the mock upstream directly and
+# through nginx proxy_pass, all non-streamed. The chat line is the
+# yardstick for the others: the gateway's req/s on an endpoint divided by
+# its chat req/s shows what the endpoint itself costs. Then streams, one
+# at a time (scripts/bench/first_event.py): the first event and the end
+# of a chat stream and of a Messages stream (translated from the mock's
+# OpenAI chunks, and relayed from its Anthropic events), beside the mock's
+# own stream directly and through nginx.
 #
 # The mock is the shared harness's nginx mock with two more fixed answers:
 # a text_completion as large as its chat answer, and an embeddings list of
 # one 256-number vector (text-embedding-3-small with `dimensions: 256`),
 # 3.3 KB of JSON. Each target runs pinned to CPU 1 with its default
-# threads, the mock and wrk on CPU 0; wrk -t1 -cCONNECTIONS for DURATION
-# seconds per endpoint and target, after a 1 s warm-up.
+# threads, the mock, wrk and the stream probe on CPU 0; wrk -t1
+# -cCONNECTIONS for DURATION seconds per endpoint and target, after a 1 s
+# warm-up; PROBES streams per target after 20 unmeasured ones.
 #
 #   cmake --preset release && cmake --build --preset release
-#   scripts/bench/endpoints.sh              # about 80 seconds
+#   scripts/bench/endpoints.sh              # about 2 minutes
 #
-# Env: PW_ROUTER_BIN (build/release/pw-router), DURATION (5), CONNECTIONS
-# (16), PORT (29460; the mock gets PORT+1, nginx PORT+2), BENCH_DIR
+# Env: PW_ROUTER_BIN (build/release/pw-router), DURATION (5), PROBES
+# (300), CONNECTIONS (16), PORT (29460; the mock gets PORT+1, nginx PORT+2), BENCH_DIR
 # (../shared/bench, for the mock and nginx's proxy configuration), NGINX.
 # It stops only the processes it started, by PID.
 set -euo pipefail
@@ -27,6 +33,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${PW_ROUTER_BIN:-$root/build/release/pw-router}
 bench_dir=${BENCH_DIR:-$root/../shared/bench}
 duration=${DURATION:-5}
+probes=${PROBES:-300}
 conns=${CONNECTIONS:-16}
 port=${PORT:-29460}
 mock_port=$((port + 1))
@@ -83,7 +90,21 @@ models:
     model: gpt-4o-mini
     api_key: sk-upstream-mock
     base_url: "http://127.0.0.1:$mock_port/v1"
-    endpoints: [chat, completions, embeddings]
+    endpoints: [chat, completions, embeddings, messages]
+    timeout_seconds: 30
+  mock-openai-stream:
+    provider: openai
+    model: gpt-4o-mini
+    api_key: sk-upstream-mock
+    base_url: "http://127.0.0.1:$mock_port/stream/v1"
+    endpoints: [chat, messages]
+    timeout_seconds: 30
+  mock-claude-stream:
+    provider: anthropic
+    model: claude-sonnet-4-20250514
+    api_key: sk-ant-mock
+    base_url: "http://127.0.0.1:$mock_port/anthropic-stream"
+    endpoints: [messages]
     timeout_seconds: 30
   mock-claude:
     provider: anthropic
@@ -104,6 +125,7 @@ bodies=(
   'completions /v1/completions /v1/completions {"model":"mock-openai","prompt":"hello there, how are you","max_tokens":64}'
   'embeddings /v1/embeddings /v1/embeddings {"model":"mock-openai","input":"hello there, how are you","dimensions":256}'
   'messages /v1/messages /anthropic/v1/messages {"model":"mock-claude","max_tokens":64,"messages":[{"role":"user","content":"hello there, how are you"}]}'
+  'messages-chat /v1/messages /v1/chat/completions {"model":"mock-openai","max_tokens":64,"messages":[{"role":"user","content":"hello there, how are you"}]}'
 )
 for line in "${bodies[@]}"; do
   read -r name _ _ body <<< "$line"
@@ -156,12 +178,28 @@ wait_ready "http://127.0.0.1:$port/health/ready" ||
   die "the gateway did not get ready; its output: $(cat "$dir/gw.log")"
 measure gw "http://127.0.0.1:$port"
 
+# Streams, one at a time: the first event and the end of each, with nginx
+# and the gateway both up and the targets probed in turn.
+taskset -c 1 "$nginx" -p "$dir/proxy" -c "$dir/proxy.conf" -g 'daemon off;' 2> "$dir/proxy.err" &
+pids+=($!)
+wait_ready "http://127.0.0.1:$nginx_port/v1/models" || die "nginx did not start: $(cat "$dir/proxy.err")"
+chat_body='{"model":"%s","stream":true,"messages":[{"role":"user","content":"hello there, how are you"}]}'
+messages_body='{"model":"%s","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"hello there, how are you"}]}'
+# shellcheck disable=SC2059
+taskset -c 0 python3 "$root/scripts/bench/first_event.py" -n "$probes" --key "$key" --base direct \
+  "direct=http://127.0.0.1:$mock_port/stream/v1/chat/completions=$(printf "$chat_body" gpt-4o-mini)" \
+  "nginx=http://127.0.0.1:$nginx_port/stream/v1/chat/completions=$(printf "$chat_body" gpt-4o-mini)" \
+  "gw-chat=http://127.0.0.1:$port/v1/chat/completions=$(printf "$chat_body" mock-openai-stream)" \
+  "gw-messages-to-openai=http://127.0.0.1:$port/v1/messages=$(printf "$messages_body" mock-openai-stream)" \
+  "gw-messages-relay=http://127.0.0.1:$port/v1/messages=$(printf "$messages_body" mock-claude-stream)" \
+  > "$dir/streams"
+
 echo "# non-streamed, wrk -t1 -c$conns, ${duration}s each; targets on CPU 1, the mock and wrk on CPU 0"
-printf "%-12s %-8s %9s %9s %9s %9s %9s\n" endpoint target "req/s" "p50 us" "p99 us" "gw/nginx" "gw/chat"
+printf "%-14s %-8s %9s %9s %9s %9s %9s\n" endpoint target "req/s" "p50 us" "p99 us" "gw/nginx" "gw/chat"
 awk '
   { rps[$2, $1] = $3; p50[$2, $1] = $4; p99[$2, $1] = $5; seen[$2] = 1 }
   END {
-    n = split("chat completions embeddings messages", order, " ")
+    n = split("chat completions embeddings messages messages-chat", order, " ")
     for (i = 1; i <= n; i++) {
       e = order[i]
       if (!(e in seen)) continue
@@ -170,7 +208,10 @@ awk '
         t = targets[j]
         ratio = (t == "gw" && rps[e, "nginx"] > 0) ? sprintf("%.2fx", rps[e, "gw"] / rps[e, "nginx"]) : ""
         chat = (t == "gw" && rps["chat", "gw"] > 0) ? sprintf("%.2fx", rps[e, "gw"] / rps["chat", "gw"]) : ""
-        printf "%-12s %-8s %9d %9d %9d %9s %9s\n", e, t, rps[e, t], p50[e, t], p99[e, t], ratio, chat
+        printf "%-14s %-8s %9d %9d %9d %9s %9s\n", e, t, rps[e, t], p50[e, t], p99[e, t], ratio, chat
       }
     }
   }' "$dir/results"
+echo
+echo "# streamed, one at a time, $probes probes per target, first event and end over a new connection (ms)"
+cat "$dir/streams"
