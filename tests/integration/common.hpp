@@ -1,7 +1,8 @@
 #pragma once
 
-// Shared pieces of the integration tests: keys, config builders, bodies;
-// in `messages_api`, requests, errors and streams of the Messages API.
+// Shared pieces of the integration tests: keys, config builders, bodies,
+// raw responses and their server-sent events; in `messages_api`, requests,
+// errors and streams of the Messages API.
 
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/gateway_process.hpp"
@@ -142,19 +143,7 @@ inline nlohmann::json error_of(const http_response& res) {
   return e;
 }
 
-/// Anthropic's Messages API inbound (messages_test.cpp,
-/// messages_chat_test.cpp): requests with the key in x-api-key, Anthropic's
-/// error envelope, streams read event by event. A namespace of its own, so that
-/// the files that do not use it keep their own helpers of the same names.
-namespace messages_api {
-
-/// Whether a request body asks for a stream.
-inline bool asks_stream(const nlohmann::json& body) {
-  return body.is_object() && body.contains("stream")
-         && body["stream"].is_boolean() && body["stream"].get<bool>();
-}
-
-// -- SSE events --------------------------------------------------------------
+// -- raw streams -------------------------------------------------------------
 
 /// One server-sent event: its `event:` name and its `data:`.
 struct sse_event {
@@ -212,6 +201,70 @@ inline std::vector<std::string> names_of(const std::vector<sse_event>& events) {
   for (const auto& e : events)
     out.push_back(e.name);
   return out;
+}
+
+/// A raw HTTP response, with a chunked body decoded.
+struct raw_response {
+  std::string head;
+  std::string body;
+  bool closed = false;
+
+  [[nodiscard]] bool has(const std::string& text) const {
+    return body.find(text) != std::string::npos;
+  }
+
+  [[nodiscard]] size_t count(const std::string& text) const {
+    size_t n = 0;
+    for (auto pos = body.find(text); pos != std::string::npos;
+         pos = body.find(text, pos + 1))
+      ++n;
+    return n;
+  }
+
+  /// The server-sent events in the body, in order.
+  [[nodiscard]] std::vector<sse_event> events() const {
+    return events_in(body);
+  }
+};
+
+/// A chunked body (`Transfer-Encoding: chunked`) decoded.
+inline std::string dechunk(const std::string& raw) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < raw.size()) {
+    auto eol = raw.find("\r\n", pos);
+    if (eol == std::string::npos)
+      break;
+    auto size = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
+    if (size == 0)
+      break;
+    out += raw.substr(eol + 2, size);
+    pos = eol + 2 + size + 2;
+  }
+  return out;
+}
+
+/// A raw HTTP/1.1 response split into its head and its (decoded) body.
+inline raw_response split(const std::string& raw, bool closed) {
+  raw_response r;
+  r.closed = closed;
+  auto end = raw.find("\r\n\r\n");
+  r.head = raw.substr(0, end);
+  auto body = end == std::string::npos ? std::string{} : raw.substr(end + 4);
+  r.body = r.head.find("chunked") != std::string::npos ? dechunk(body) : body;
+  return r;
+}
+
+/// Anthropic's Messages API inbound (messages_test.cpp,
+/// messages_chat_test.cpp): requests with the key in x-api-key, Anthropic's
+/// error envelope, streams read event by event. A namespace of its own, so that
+/// the files that do not use it keep their own helpers of the same names.
+namespace messages_api {
+
+/// Whether a request body asks for a stream.
+inline bool asks_stream(const nlohmann::json& body) {
+  return body.is_object() && body.contains("stream")
+         && body["stream"].is_boolean() && body["stream"].get<bool>();
 }
 
 // -- fake upstreams ----------------------------------------------------------
@@ -381,62 +434,17 @@ inline bool mentions(const nlohmann::json& error, const std::string& text) {
 
 // -- raw streams -------------------------------------------------------------
 
-/// A raw HTTP response, with a chunked body decoded.
-struct raw_response {
-  std::string head;
-  std::string body;
-  bool closed = false;
-
-  [[nodiscard]] std::vector<sse_event> events() const {
-    return events_in(body);
-  }
-
-  [[nodiscard]] size_t count(const std::string& text) const {
-    size_t n = 0;
-    for (auto pos = body.find(text); pos != std::string::npos;
-         pos = body.find(text, pos + 1))
-      ++n;
-    return n;
-  }
-
-  /// The text of the text_delta events.
-  [[nodiscard]] std::string text() const {
-    std::string out;
-    for (const auto& e : events()) {
-      if (e.name != "content_block_delta")
-        continue;
-      auto j = e.json();
-      if (j.contains("delta") && j["delta"].value("type", "") == "text_delta")
-        out += j["delta"]["text"].get<std::string>();
-    }
-    return out;
-  }
-};
-
-inline std::string dechunk(const std::string& raw) {
+/// The text of the text_delta events of a Messages stream.
+inline std::string message_text(const raw_response& r) {
   std::string out;
-  size_t pos = 0;
-  while (pos < raw.size()) {
-    auto eol = raw.find("\r\n", pos);
-    if (eol == std::string::npos)
-      break;
-    auto size = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
-    if (size == 0)
-      break;
-    out += raw.substr(eol + 2, size);
-    pos = eol + 2 + size + 2;
+  for (const auto& e : r.events()) {
+    if (e.name != "content_block_delta")
+      continue;
+    auto j = e.json();
+    if (j.contains("delta") && j["delta"].value("type", "") == "text_delta")
+      out += j["delta"]["text"].get<std::string>();
   }
   return out;
-}
-
-inline raw_response split(const std::string& raw, bool closed) {
-  raw_response r;
-  r.closed = closed;
-  auto end = raw.find("\r\n\r\n");
-  r.head = raw.substr(0, end);
-  auto body = end == std::string::npos ? std::string{} : raw.substr(end + 4);
-  r.body = r.head.find("chunked") != std::string::npos ? dechunk(body) : body;
-  return r;
 }
 
 /// A Messages request on the wire, the key in x-api-key.

@@ -177,103 +177,29 @@ std::vector<std::string> texts_of(const nlohmann::json& answer,
 
 // -- raw streams -------------------------------------------------------------
 
-/// A raw HTTP response, with a chunked body decoded and its SSE events.
-struct raw_response {
-  std::string head;
-  std::string body;
-  bool closed = false;
-
-  [[nodiscard]] bool has(const std::string& text) const {
-    return body.find(text) != std::string::npos;
-  }
-
-  [[nodiscard]] size_t count(const std::string& text) const {
-    size_t n = 0;
-    for (auto pos = body.find(text); pos != std::string::npos;
-         pos = body.find(text, pos + 1))
-      ++n;
-    return n;
-  }
-
-  /// The `data:` payload of every event, in order ("[DONE]" included).
-  [[nodiscard]] std::vector<std::string> datas() const {
-    std::vector<std::string> out;
-    size_t pos = 0;
-    while (pos < body.size()) {
-      auto end = body.find("\n\n", pos);
-      auto event = body.substr(pos, end == std::string::npos ? std::string::npos
-                                                             : end - pos);
-      pos = end == std::string::npos ? body.size() : end + 2;
-      size_t line_start = 0;
-      while (line_start < event.size()) {
-        auto eol = event.find('\n', line_start);
-        auto line = event.substr(line_start, eol == std::string::npos
-                                               ? std::string::npos
-                                               : eol - line_start);
-        line_start = eol == std::string::npos ? event.size() : eol + 1;
-        if (line.starts_with("data:")) {
-          auto data = line.substr(5);
-          if (data.starts_with(" "))
-            data.erase(0, 1);
-          out.push_back(data);
-        }
-      }
-    }
-    return out;
-  }
-
-  /// The JSON events (everything but [DONE]).
-  [[nodiscard]] std::vector<nlohmann::json> events() const {
-    std::vector<nlohmann::json> out;
-    for (const auto& d : datas()) {
-      if (d == "[DONE]")
-        continue;
-      auto j = nlohmann::json::parse(d, nullptr, false);
-      CHECK_FALSE(j.is_discarded());
-      out.push_back(j);
-    }
-    return out;
-  }
-
-  /// The completion text of choice `index`, assembled from the events.
-  [[nodiscard]] std::string text(size_t index = 0) const {
-    std::string out;
-    for (const auto& e : events()) {
-      if (!e.is_object() || !e.contains("choices") || !e["choices"].is_array())
-        continue;
-      for (const auto& c : e["choices"])
-        if (c.value("index", size_t{0}) == index && c.contains("text")
-            && c["text"].is_string())
-          out += c["text"].get<std::string>();
-    }
-    return out;
-  }
-};
-
-std::string dechunk(const std::string& raw) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < raw.size()) {
-    auto eol = raw.find("\r\n", pos);
-    if (eol == std::string::npos)
-      break;
-    auto size = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
-    if (size == 0)
-      break;
-    out += raw.substr(eol + 2, size);
-    pos = eol + 2 + size + 2;
+/// The JSON events of an OpenAI-style stream (everything but [DONE]).
+std::vector<nlohmann::json> json_events(const raw_response& r) {
+  std::vector<nlohmann::json> out;
+  for (const auto& e : r.events()) {
+    if (e.data == "[DONE]")
+      continue;
+    out.push_back(e.json());
   }
   return out;
 }
 
-raw_response split(const std::string& raw, bool closed) {
-  raw_response r;
-  r.closed = closed;
-  auto end = raw.find("\r\n\r\n");
-  r.head = raw.substr(0, end);
-  auto body = end == std::string::npos ? std::string{} : raw.substr(end + 4);
-  r.body = r.head.find("chunked") != std::string::npos ? dechunk(body) : body;
-  return r;
+/// The completion text of choice `index`, assembled from the events.
+std::string completion_text(const raw_response& r, size_t index = 0) {
+  std::string out;
+  for (const auto& e : json_events(r)) {
+    if (!e.is_object() || !e.contains("choices") || !e["choices"].is_array())
+      continue;
+    for (const auto& c : e["choices"])
+      if (c.value("index", size_t{0}) == index && c.contains("text")
+          && c["text"].is_string())
+        out += c["text"].get<std::string>();
+  }
+  return out;
 }
 
 /// A completions request on the wire.
@@ -771,12 +697,12 @@ TEST_CASE("completions streams pass through event by event with the alias "
     CHECK(r.head.starts_with("HTTP/1.1 200"));
     CHECK(r.head.find("Content-Type: text/event-stream") != std::string::npos);
     CHECK(r.head.find("Content-Length") == std::string::npos);
-    CHECK(r.text() == "Hello there");
+    CHECK(completion_text(r) == "Hello there");
     CHECK(r.count("data: [DONE]") == 1);
     CHECK(r.body.ends_with("data: [DONE]\n\n"));
     CHECK_FALSE(r.has("upstream-model"));
     // Each upstream event arrives as one event, in order, under the alias.
-    auto events = r.events();
+    auto events = json_events(r);
     REQUIRE(events.size() == 4);
     for (const auto& e : events) {
       CHECK(e["object"] == "text_completion");
@@ -807,11 +733,11 @@ TEST_CASE("stream_options.include_usage passes through to the upstream and "
     make_config(openai_model("m", upstream.base_url() + "/v1", both), "m")};
   auto r = stream_once(gw.port(), stream_body("m", "x", true));
   CHECK(r.head.starts_with("HTTP/1.1 200"));
-  CHECK(r.text() == "ab");
+  CHECK(completion_text(r) == "ab");
   CHECK(r.count("data: [DONE]") == 1);
   auto forwarded = only_post(upstream);
   CHECK(forwarded["stream_options"] == nlohmann::json{{"include_usage", true}});
-  auto events = r.events();
+  auto events = json_events(r);
   REQUIRE_FALSE(events.empty());
   auto last = events.back();
   CHECK(last["model"] == "m");
@@ -844,9 +770,9 @@ TEST_CASE("an upstream failure before a completions stream falls back to "
   auto r = stream_once(gw.port(), stream_body("cmp1"));
   CHECK(r.head.starts_with("HTTP/1.1 200"));
   CHECK(r.head.find("text/event-stream") != std::string::npos);
-  CHECK(r.text() == "from backup");
+  CHECK(completion_text(r) == "from backup");
   CHECK(r.count("data: [DONE]") == 1);
-  for (const auto& e : r.events())
+  for (const auto& e : json_events(r))
     CHECK(e["model"] == "cmp2");
   CHECK(chats(failing) == 1);
   auto forwarded = only_post(good);
@@ -863,11 +789,11 @@ TEST_CASE("a completions stream that breaks off ends with one error event, "
     make_config(openai_model("m", upstream.base_url() + "/v1", both), "m")};
   auto r = stream_once(gw.port(), stream_body("m"));
   CHECK(r.head.starts_with("HTTP/1.1 200"));
-  CHECK(r.text() == "partial");
+  CHECK(completion_text(r) == "partial");
   CHECK_FALSE(r.has("[DONE]"));
   CHECK_FALSE(r.has("\"finish_reason\":\"stop\""));
   CHECK(r.closed);
-  auto events = r.events();
+  auto events = json_events(r);
   size_t errors = 0;
   for (const auto& e : events)
     errors += e.is_object() && e.contains("error") ? 1 : 0;
@@ -963,7 +889,7 @@ TEST_CASE("the echo model streams a completion with the same text") {
     CHECK(r.count("data: [DONE]") == 1);
     CHECK(r.body.ends_with("data: [DONE]\n\n"));
     // One event per choice, each whole, and nothing else.
-    auto events = r.events();
+    auto events = json_events(r);
     REQUIRE(events.size() == texts.size());
     for (size_t i = 0; i < events.size(); ++i) {
       auto e = events[i];
@@ -985,7 +911,7 @@ TEST_CASE("the echo model's completion stream ends with a usage event when "
   CHECK(r.head.starts_with("HTTP/1.1 200"));
   CHECK(r.count("data: [DONE]") == 1);
   CHECK(r.body.ends_with("data: [DONE]\n\n"));
-  auto events = r.events();
+  auto events = json_events(r);
   REQUIRE(events.size() == 2);
   CHECK(events[0]["choices"][0]["text"] == "count my tokens");
   CHECK(events[0]["choices"][0]["finish_reason"] == "stop");
@@ -1074,7 +1000,7 @@ TEST_CASE("a PII-tagged completions request naming an external model is "
   auto r = stream_once(gw.port(),
                        stream_body("external", "contact jane.roe@example.com"));
   CHECK(r.head.starts_with("HTTP/1.1 200"));
-  for (const auto& e : r.events())
+  for (const auto& e : json_events(r))
     CHECK(e["model"] == "local");
   CHECK(chats(external) == 0);
   CHECK(chats(local) == 4);

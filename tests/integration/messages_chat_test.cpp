@@ -479,7 +479,7 @@ TEST_CASE("a streamed answer from an openai model reaches the client as "
         == nlohmann::json{{"type", "text"}, {"text", ""}});
   CHECK(events[2].json()["delta"]
         == nlohmann::json{{"type", "text_delta"}, {"text", "Hel"}});
-  CHECK(r.text() == "Hello there");
+  CHECK(message_text(r) == "Hello there");
   CHECK(events[5].json()["index"] == 0);
   auto end = events[6].json();
   CHECK(end["delta"]["stop_reason"] == "end_turn");
@@ -526,7 +526,7 @@ TEST_CASE("a streamed tool call from an openai model becomes a tool_use "
           "content_block_delta", "content_block_stop", "message_delta",
           "message_stop"});
   REQUIRE(events.size() == 10);
-  CHECK(r.text() == "Checking.");
+  CHECK(message_text(r) == "Checking.");
   CHECK(events[3].json()["index"] == 0);
   auto tool = events[4].json();
   CHECK(tool["index"] == 1);
@@ -567,7 +567,7 @@ TEST_CASE("an openai model that answers a stream request whole is streamed "
   REQUIRE(events.size() == 6);
   CHECK(events[0].json()["message"]["model"] == "gpt");
   CHECK(events[0].json()["message"]["id"] == "msg_chatcmpl-42");
-  CHECK(r.text() == "whole answer");
+  CHECK(message_text(r) == "whole answer");
   auto end = events[4].json();
   CHECK(end["delta"]["stop_reason"] == "end_turn");
   CHECK(end["usage"]["output_tokens"] == 3);
@@ -593,7 +593,7 @@ TEST_CASE("an error chunk in an openai stream ends the client's messages "
     INFO(r.body);
     CHECK(r.head.starts_with("HTTP/1.1 200"));
     CHECK(r.closed);
-    CHECK(r.text() == "partial");
+    CHECK(message_text(r) == "partial");
     auto events = r.events();
     CHECK(names_of(events)
           == std::vector<std::string>{"message_start", "content_block_start",
@@ -626,7 +626,7 @@ TEST_CASE("an openai stream cut before its DONE line ends the client's "
     INFO(r.body);
     CHECK(r.head.starts_with("HTTP/1.1 200"));
     CHECK(r.closed);
-    CHECK(r.text() == "partial");
+    CHECK(message_text(r) == "partial");
     auto events = r.events();
     REQUIRE(events.size() == 5);
     CHECK(events[0].name == "message_start");
@@ -717,7 +717,7 @@ TEST_CASE("an upstream 500 on messages falls back along the chain to the "
   REQUIRE_FALSE(events.empty());
   CHECK(events[0].name == "message_start");
   CHECK(events[0].json()["message"]["model"] == "gpt2");
-  CHECK(r.text() == "Hello there");
+  CHECK(message_text(r) == "Hello there");
   CHECK(events.back().name == "message_stop");
   CHECK(chats(failing) == 2);
   CHECK(chats(chat_only) == 0);

@@ -823,7 +823,7 @@ TEST_CASE("a messages stream is relayed event by event with its event "
   CHECK(r.head.starts_with("HTTP/1.1 200"));
   CHECK(r.head.find("Content-Type: text/event-stream") != std::string::npos);
   CHECK(r.head.find("Content-Length") == std::string::npos);
-  CHECK(r.text() == "Hello there");
+  CHECK(message_text(r) == "Hello there");
   check_relayed(r.events(), sent, "claude");
   CHECK(r.count("claude-x") == 0);
   CHECK(r.count("[DONE]") == 0);
@@ -877,7 +877,7 @@ TEST_CASE("an upstream failure before a messages stream falls back to the "
   auto r = stream_once(gw.port(), stream_body("claude1"));
   CHECK(r.head.starts_with("HTTP/1.1 200"));
   CHECK(r.head.find("text/event-stream") != std::string::npos);
-  CHECK(r.text() == "from backup");
+  CHECK(message_text(r) == "from backup");
   check_relayed(r.events(), sent, "claude2");
   CHECK(chats(failing) == 1);
   auto forwarded = nlohmann::json::parse(only_post(good).body);
@@ -898,7 +898,7 @@ TEST_CASE("a messages stream that breaks before message_stop ends with one "
   INFO(r.body);
   CHECK(r.head.starts_with("HTTP/1.1 200"));
   CHECK(r.closed);
-  CHECK(r.text() == "partial");
+  CHECK(message_text(r) == "partial");
   auto events = r.events();
   REQUIRE(events.size() == sent.size() + 1);
   check_relayed(std::vector<sse_event>(events.begin(), events.end() - 1), sent,
@@ -1097,7 +1097,7 @@ TEST_CASE("the echo model streams a message as the six events of the "
     auto end = events[4].json();
     CHECK(end["delta"]["stop_reason"] == "end_turn");
     CHECK(end["usage"]["output_tokens"] == answer["usage"]["output_tokens"]);
-    CHECK(r.text() == text);
+    CHECK(message_text(r) == text);
   }
 }
 

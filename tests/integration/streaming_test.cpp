@@ -9,67 +9,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// A raw HTTP response, with a chunked body decoded.
-struct raw_response {
-  std::string head;
-  std::string body;
-  bool closed = false;
-
-  [[nodiscard]] bool has(const std::string& text) const {
-    return body.find(text) != std::string::npos;
-  }
-
-  [[nodiscard]] size_t count(const std::string& text) const {
-    size_t n = 0;
-    for (auto pos = body.find(text); pos != std::string::npos;
-         pos = body.find(text, pos + 1))
-      ++n;
-    return n;
-  }
-
-  /// The assistant text assembled from the content deltas.
-  [[nodiscard]] std::string text() const {
-    std::string out;
-    size_t pos = 0;
-    while ((pos = body.find("data: ", pos)) != std::string::npos) {
-      auto end = body.find("\n\n", pos);
-      auto data = body.substr(pos + 6, end - pos - 6);
-      pos = end;
-      auto j = nlohmann::json::parse(data, nullptr, false);
-      if (!j.is_object() || !j.contains("choices") || j["choices"].empty())
-        continue;
-      auto delta = j["choices"][0].value("delta", nlohmann::json::object());
-      if (delta.contains("content") && delta["content"].is_string())
-        out += delta["content"].get<std::string>();
-    }
-    return out;
-  }
-};
-
-std::string dechunk(const std::string& raw) {
+/// The assistant text of a chat stream, assembled from the content deltas.
+std::string chat_text(const raw_response& r) {
   std::string out;
-  size_t pos = 0;
-  while (pos < raw.size()) {
-    auto eol = raw.find("\r\n", pos);
-    if (eol == std::string::npos)
-      break;
-    auto size = std::stoul(raw.substr(pos, eol - pos), nullptr, 16);
-    if (size == 0)
-      break;
-    out += raw.substr(eol + 2, size);
-    pos = eol + 2 + size + 2;
+  for (const auto& e : r.events()) {
+    auto j = nlohmann::json::parse(e.data, nullptr, false);
+    if (!j.is_object() || !j.contains("choices") || j["choices"].empty())
+      continue;
+    auto delta = j["choices"][0].value("delta", nlohmann::json::object());
+    if (delta.contains("content") && delta["content"].is_string())
+      out += delta["content"].get<std::string>();
   }
   return out;
-}
-
-raw_response split(const std::string& raw, bool closed) {
-  raw_response r;
-  r.closed = closed;
-  auto end = raw.find("\r\n\r\n");
-  r.head = raw.substr(0, end);
-  auto body = end == std::string::npos ? std::string{} : raw.substr(end + 4);
-  r.body = r.head.find("chunked") != std::string::npos ? dechunk(body) : body;
-  return r;
 }
 
 std::string stream_request(const std::string& model, bool usage = false,
@@ -123,7 +74,7 @@ TEST_CASE("OpenAI-compatible streams pass through with the alias and one "
     CHECK(r.head.find("Content-Type: text/event-stream") != std::string::npos);
     CHECK(r.head.find("Cache-Control: no-cache") != std::string::npos);
     CHECK(r.head.find("Content-Length") == std::string::npos);
-    CHECK(r.text() == "Hello there");
+    CHECK(chat_text(r) == "Hello there");
     CHECK(r.count("data: [DONE]") == 1);
     CHECK(r.body.ends_with("data: [DONE]\n\n"));
     CHECK(r.count("\"model\":\"m\"") == 5);
@@ -161,7 +112,7 @@ TEST_CASE("a burst larger than the relay's read buffer arrives whole and in "
     gateway_process gw{make_config(model, "m")};
     auto r = stream_once(gw.port(), "m");
     CHECK(r.head.starts_with("HTTP/1.1 200"));
-    CHECK(r.text() == expected);
+    CHECK(chat_text(r) == expected);
     CHECK(r.count("data: [DONE]") == 1);
     CHECK(r.body.ends_with("data: [DONE]\n\n"));
   }
@@ -176,7 +127,7 @@ TEST_CASE("Anthropic streams are translated, with usage when asked") {
     "claude")};
   auto r = stream_once(gw.port(), "claude", true);
   CHECK(r.head.starts_with("HTTP/1.1 200"));
-  CHECK(r.text() == "Bonjour");
+  CHECK(chat_text(r) == "Bonjour");
   CHECK(r.has("\"finish_reason\":\"stop\""));
   CHECK(r.has("\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7,"
               "\"total_tokens\":18}"));
@@ -197,7 +148,7 @@ TEST_CASE("an upstream that ignores \"stream\" still gives the client a "
   auto r = stream_once(gw.port(), "m", true);
   CHECK(r.head.starts_with("HTTP/1.1 200"));
   CHECK(r.head.find("text/event-stream") != std::string::npos);
-  CHECK(r.text() == "whole answer");
+  CHECK(chat_text(r) == "whole answer");
   CHECK(r.has("\"usage\""));
   CHECK(r.count("data: [DONE]") == 1);
 }
@@ -209,7 +160,7 @@ TEST_CASE("the echo model streams too") {
   CHECK(r.head.find("text/event-stream") != std::string::npos);
   CHECK(r.head.find("Content-Length") == std::string::npos);
   CHECK(r.head.find("Cache-Control: no-cache") != std::string::npos);
-  CHECK(r.text() == "hi");
+  CHECK(chat_text(r) == "hi");
   CHECK(r.has("\"usage\""));
   CHECK(r.count("data: [DONE]") == 1);
 }
@@ -245,7 +196,7 @@ TEST_CASE("a stream that breaks off ends with one error event, never "
   gateway_process gw{make_config(openai_model("m", upstream.base_url()), "m")};
   auto r = stream_once(gw.port(), "m");
   CHECK(r.head.starts_with("HTTP/1.1 200"));
-  CHECK(r.text() == "partial");
+  CHECK(chat_text(r) == "partial");
   CHECK(r.count("\"error\"") == 1);
   CHECK_FALSE(r.has("[DONE]"));
   CHECK_FALSE(r.has("\"finish_reason\":\"stop\""));
@@ -265,7 +216,7 @@ TEST_CASE("an upstream stream that goes quiet is cut at the idle timeout") {
     openai_model("m", upstream.base_url(), "    idle_timeout_seconds: 0.3\n"),
     "m")};
   auto r = stream_once(gw.port(), "m");
-  CHECK(r.text() == "slow");
+  CHECK(chat_text(r) == "slow");
   CHECK(r.has("idle timeout"));
   CHECK_FALSE(r.has("[DONE]"));
   CHECK(r.closed);
@@ -322,7 +273,7 @@ TEST_CASE("a stream still flowing at the request deadline ends with one "
   bool closed = false;
   auto rest = conn.read_until_close(10s, closed);
   auto r = split(first + rest, closed);
-  CHECK(r.text().starts_with("tok"));
+  CHECK(chat_text(r).starts_with("tok"));
   CHECK(r.count("\"error\"") == 1);
   CHECK(r.has("\"type\":\"timeout_error\""));
   CHECK_FALSE(r.has("[DONE]"));
@@ -342,7 +293,7 @@ TEST_CASE("a stream longer than the model's timeout_seconds is cut and "
     openai_model("m", upstream.base_url(), "    timeout_seconds: 0.4\n"), "m",
     "  request_deadline_seconds: 30\n")};
   auto r = stream_once(gw.port(), "m");
-  CHECK(r.text().starts_with("tok"));
+  CHECK(chat_text(r).starts_with("tok"));
   CHECK(r.has("\"code\":\"timeout\""));
   CHECK(r.has("timeout_seconds"));
   CHECK_FALSE(r.has("[DONE]"));

@@ -6,44 +6,19 @@
 
 #include "adapters/anthropic/anthropic_adapter.hpp"
 #include "core/errc.hpp"
+#include "tests/support/golden.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 using namespace pw;
+using namespace pw::test;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path dir = fs::path{PW_TEST_DATA_DIR} / "anthropic";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in{p, std::ios::binary};
-  REQUIRE(in);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-nlohmann::json load(const fs::path& p) {
-  return nlohmann::json::parse(slurp(p));
-}
-
-/// Every case name in `sub` (files named <case>.in.*).
-std::vector<std::string> cases(const std::string& sub) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir / sub)) {
-    auto name = e.path().filename().string();
-    auto pos = name.find(".in.");
-    if (pos != std::string::npos)
-      out.push_back(name.substr(0, pos));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 model_config_ptr claude() {
   auto m = std::make_shared<model_config>();
@@ -81,7 +56,7 @@ std::string translate_stream(const std::string& input, bool include_usage,
 } // namespace
 
 TEST_CASE("OpenAI requests translate to Anthropic Messages requests") {
-  auto names = cases("request");
+  auto names = golden_cases(dir, "request");
   REQUIRE(names.size() >= 15);
   for (const auto& name : names) {
     INFO("case " << name);
@@ -92,17 +67,17 @@ TEST_CASE("OpenAI requests translate to Anthropic Messages requests") {
     if (fs::exists(error_file)) {
       REQUIRE_FALSE(out);
       CHECK(code_of(out.error()) == errc::invalid_request);
-      CHECK(param_of(out.error()) == load(error_file)["param"]);
+      CHECK(param_of(out.error()) == load_json(error_file)["param"]);
       continue;
     }
     REQUIRE(out);
     CHECK(nlohmann::json::parse(out->dump())
-          == load(dir / "request" / (name + ".out.json")));
+          == load_json(dir / "request" / (name + ".out.json")));
   }
 }
 
 TEST_CASE("Anthropic answers translate to OpenAI chat completions") {
-  auto names = cases("response");
+  auto names = golden_cases(dir, "response");
   REQUIRE(names.size() >= 7);
   for (const auto& name : names) {
     INFO("case " << name);
@@ -112,7 +87,7 @@ TEST_CASE("Anthropic answers translate to OpenAI chat completions") {
     auto out = adapters::anthropic::to_chat_completion(in->root(), *claude(),
                                                        1700000000);
     REQUIRE(out);
-    auto expected = load(dir / "response" / (name + ".out.json"));
+    auto expected = load_json(dir / "response" / (name + ".out.json"));
     CHECK(nlohmann::json::parse(out->body) == expected);
     CHECK(out->prompt_tokens == expected["usage"]["prompt_tokens"]);
     CHECK(out->completion_tokens == expected["usage"]["completion_tokens"]);
@@ -121,7 +96,7 @@ TEST_CASE("Anthropic answers translate to OpenAI chat completions") {
 
 TEST_CASE("Anthropic streams translate to OpenAI chunks at any byte "
           "boundary") {
-  auto names = cases("stream");
+  auto names = golden_cases(dir, "stream");
   REQUIRE(names.size() >= 6);
   for (const auto& name : names) {
     INFO("case " << name);
@@ -130,7 +105,7 @@ TEST_CASE("Anthropic streams translate to OpenAI chunks at any byte "
     bool include_usage = false;
     auto options = dir / "stream" / (name + ".options.json");
     if (fs::exists(options))
-      include_usage = load(options).value("include_usage", false);
+      include_usage = load_json(options).value("include_usage", false);
     CHECK(translate_stream(input, include_usage, {}) == expected);
     std::vector<size_t> every_byte(input.size());
     for (size_t i = 0; i < input.size(); ++i)

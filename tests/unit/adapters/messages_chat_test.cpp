@@ -11,44 +11,20 @@
 #include "adapters/anthropic/messages_adapter.hpp"
 #include "adapters/openai/messages_chat.hpp"
 #include "core/errc.hpp"
+#include "tests/support/golden.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 using namespace pw;
+using namespace pw::test;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path dir = fs::path{PW_TEST_DATA_DIR} / "messages_chat";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in{p, std::ios::binary};
-  REQUIRE(in);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-nlohmann::json load(const fs::path& p) {
-  return nlohmann::json::parse(slurp(p));
-}
-
-/// Every case name in `sub` (files named <case>.in.*).
-std::vector<std::string> cases(const std::string& sub) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir / sub)) {
-    auto name = e.path().filename().string();
-    auto pos = name.find(".in.");
-    if (pos != std::string::npos)
-      out.push_back(name.substr(0, pos));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 /// The expected text in `file`, or a failure that leaves `actual` in
 /// golden-actual/ for review.
@@ -78,7 +54,7 @@ model_config_ptr gpt(provider_kind provider = provider_kind::openai) {
 provider_kind provider_of(const fs::path& file) {
   if (!fs::exists(file))
     return provider_kind::openai;
-  auto name = load(file).value("provider", "openai");
+  auto name = load_json(file).value("provider", "openai");
   if (name == "vllm")
     return provider_kind::vllm;
   if (name == "ollama")
@@ -109,7 +85,7 @@ std::string translate_stream(const std::string& input,
 } // namespace
 
 TEST_CASE("Messages requests translate to chat completion requests") {
-  auto names = cases("request");
+  auto names = golden_cases(dir, "request");
   REQUIRE(names.size() >= 17);
   for (const auto& name : names) {
     INFO("case " << name);
@@ -121,7 +97,7 @@ TEST_CASE("Messages requests translate to chat completion requests") {
     if (fs::exists(error_file)) {
       REQUIRE_FALSE(out);
       CHECK(code_of(out.error()) == errc::invalid_request);
-      CHECK(param_of(out.error()) == load(error_file)["param"]);
+      CHECK(param_of(out.error()) == load_json(error_file)["param"]);
       continue;
     }
     REQUIRE(out);
@@ -134,7 +110,7 @@ TEST_CASE("Messages requests translate to chat completion requests") {
 }
 
 TEST_CASE("chat completions translate to Anthropic messages") {
-  auto names = cases("response");
+  auto names = golden_cases(dir, "response");
   REQUIRE(names.size() >= 13);
   for (const auto& name : names) {
     INFO("case " << name);
@@ -168,7 +144,7 @@ TEST_CASE("chat completions translate to Anthropic messages") {
 
 TEST_CASE("OpenAI streams translate to Anthropic events at any byte "
           "boundary") {
-  auto names = cases("stream");
+  auto names = golden_cases(dir, "stream");
   REQUIRE(names.size() >= 12);
   for (const auto& name : names) {
     INFO("case " << name);

@@ -1,21 +1,16 @@
 #include "adapters/openai/openai_adapter.hpp"
 #include "core/errc.hpp"
+#include "tests/support/golden.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <fstream>
-#include <sstream>
-
 using namespace pw;
+using namespace pw::test;
 
 namespace {
 
 std::string golden(const std::string& name) {
-  std::ifstream in{std::string{PW_TEST_DATA_DIR} + "/adapters/openai/" + name};
-  REQUIRE(in);
-  std::ostringstream out;
-  out << in.rdbuf();
-  auto text = out.str();
+  auto text = slurp(std::string{PW_TEST_DATA_DIR} + "/adapters/openai/" + name);
   while (!text.empty() && text.back() == '\n')
     text.pop_back();
   return text;
