@@ -734,7 +734,8 @@ protected:
       if (type == wire::message_start) {
         on_message_start(data, out);
       } else if (type == wire::content_block_start) {
-        on_block_start(data, out);
+        if (on_block_start(data, out) != stream_state::open)
+          return state_;
       } else if (type == wire::content_block_delta) {
         on_block_delta(data, out);
       } else if (type == wire::message_delta) {
@@ -781,10 +782,10 @@ private:
     send(out, chunk(json{{"role", "assistant"}, {"content", ""}}));
   }
 
-  void on_block_start(const json& data, std::string& out) {
+  stream_state on_block_start(const json& data, std::string& out) {
     auto block = data.find("content_block");
     if (block == data.end() || !block->is_object())
-      return;
+      return stream_state::open;
     auto type = string_or(*block, "type");
     if (type == wire::text) {
       auto text = string_or(*block, "text");
@@ -795,6 +796,10 @@ private:
     } else if (type == wire::tool_use) {
       auto index = uint_or(data, "index");
       auto tool_index = tool_calls_.size();
+      if (tool_index == max_stream_tool_calls)
+        return fail(out, "The upstream sent more than "
+                           + std::to_string(max_stream_tool_calls)
+                           + " tool calls in one answer");
       tool_calls_.emplace(index, tool_index);
       send(out, chunk(json{{"tool_calls",
                             json::array({{{"index", tool_index},
@@ -804,6 +809,7 @@ private:
                                            {{"name", string_or(*block, "name")},
                                             {"arguments", ""}}}}})}}));
     }
+    return stream_state::open;
   }
 
   void on_block_delta(const json& data, std::string& out) {

@@ -668,6 +668,10 @@ private:
     auto fn = pw::json::member(call, "function");
     auto known = tools_.find(index);
     if (known == tools_.end()) {
+      if (tools_.size() == max_stream_tool_calls)
+        return fail(out, "The upstream sent more than "
+                           + std::to_string(max_stream_tool_calls)
+                           + " tool calls in one answer");
       // A new call: its own tool_use block.
       close_block(out);
       tools_.emplace(index, index_);

@@ -61,6 +61,11 @@ struct stream_options {
 /// writes in one answer today (about 250k tokens), and a bound per stream.
 constexpr size_t max_kept_stream_text = 1024 * 1024;
 
+/// The most tool calls a translated stream follows (each costs a map
+/// entry): far more than any model makes in one answer, and a bound per
+/// stream whatever an upstream sends. A stream with more fails.
+constexpr size_t max_stream_tool_calls = 4096;
+
 class stream_decoder {
 public:
   explicit stream_decoder(stream_options options);

@@ -435,6 +435,16 @@ inline bool mentions(const nlohmann::json& error, const std::string& text) {
 // -- raw streams -------------------------------------------------------------
 
 /// The text of the text_delta events of a Messages stream.
+/// Checks that `e` is Anthropic's error event, of type `type`.
+inline void check_error_event(const sse_event& e, std::string_view type) {
+  CHECK(e.name == "error");
+  auto j = e.json();
+  CHECK(j["type"] == "error");
+  REQUIRE(j["error"].is_object());
+  CHECK(j["error"]["type"] == type);
+  CHECK(j["error"]["message"].is_string());
+}
+
 inline std::string message_text(const raw_response& r) {
   std::string out;
   for (const auto& e : r.events()) {

@@ -630,13 +630,7 @@ TEST_CASE("an openai stream cut before its DONE line ends the client's "
     auto events = r.events();
     REQUIRE(events.size() == 5);
     CHECK(events[0].name == "message_start");
-    auto last = events.back();
-    CHECK(last.name == "error");
-    auto j = last.json();
-    CHECK(j["type"] == "error");
-    REQUIRE(j["error"].is_object());
-    CHECK(j["error"]["type"] == "api_error");
-    CHECK(j["error"]["message"].is_string());
+    check_error_event(events.back(), "api_error");
     CHECK(r.count("event: error\ndata: ") == 1);
     CHECK(r.count("message_delta") == 0);
     CHECK(r.count("message_stop") == 0);

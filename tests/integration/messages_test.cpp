@@ -903,13 +903,7 @@ TEST_CASE("a messages stream that breaks before message_stop ends with one "
   REQUIRE(events.size() == sent.size() + 1);
   check_relayed(std::vector<sse_event>(events.begin(), events.end() - 1), sent,
                 "claude");
-  auto last = events.back();
-  CHECK(last.name == "error");
-  auto j = last.json();
-  CHECK(j["type"] == "error");
-  REQUIRE(j["error"].is_object());
-  CHECK(j["error"]["type"] == "api_error");
-  CHECK(j["error"]["message"].is_string());
+  check_error_event(events.back(), "api_error");
   CHECK(r.count("event: error") == 1);
   CHECK(r.count("message_stop") == 0);
   CHECK(r.count("[DONE]") == 0);

@@ -233,3 +233,32 @@ TEST_CASE("the usual request written from its bytes is the document form's, "
   CHECK(compared >= 40);
   CHECK(fast >= 8);
 }
+
+TEST_CASE("an Anthropic stream translates at most max_stream_tool_calls "
+          "tool calls") {
+  auto blocks = [](size_t n) {
+    std::string in
+      = "event: message_start\ndata: "
+        R"({"type":"message_start","message":{"id":"m","usage":{}}})"
+        "\n\n";
+    for (size_t i = 0; i < n; ++i)
+      in
+        += "event: content_block_start\ndata: "
+           R"({"type":"content_block_start","index":)"
+           + std::to_string(i)
+           + R"(,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}})"
+           + "\n\n";
+    return in + "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+  };
+  stream_summary most;
+  auto out = translate_stream(blocks(max_stream_tool_calls), false, {}, &most);
+  CHECK(most.complete);
+  CHECK(out.ends_with("data: [DONE]\n\n"));
+  stream_summary over;
+  out = translate_stream(blocks(max_stream_tool_calls + 1), false, {}, &over);
+  CHECK_FALSE(over.complete);
+  CHECK(over.error
+        == "The upstream sent more than 4096 tool calls in one "
+           "answer");
+  CHECK(out.find("[DONE]") == std::string::npos);
+}

@@ -245,3 +245,28 @@ TEST_CASE("a whole translated answer streams as Anthropic's events") {
   CHECK(at(R"("stop_reason":"tool_use")") != std::string::npos);
   CHECK(at("event: message_stop\n") != std::string::npos);
 }
+
+TEST_CASE("a translated stream follows at most max_stream_tool_calls tool "
+          "calls") {
+  auto calls = [](size_t n) {
+    std::string in;
+    for (size_t i = 0; i < n; ++i)
+      in += R"(data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":)"
+            + std::to_string(i)
+            + R"(,"id":"c","function":{"name":"f","arguments":"{}"}}]}}]})"
+            + "\n\n";
+    return in + "data: [DONE]\n\n";
+  };
+  stream_summary most;
+  auto out = translate_stream(calls(max_stream_tool_calls), {}, &most);
+  CHECK(most.complete);
+  CHECK(out.ends_with(
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+  stream_summary over;
+  out = translate_stream(calls(max_stream_tool_calls + 1), {}, &over);
+  CHECK_FALSE(over.complete);
+  CHECK(over.error
+        == "The upstream sent more than 4096 tool calls in one "
+           "answer");
+  CHECK(out.find("event: message_stop") == std::string::npos);
+}
