@@ -1,9 +1,11 @@
 #pragma once
 
 // Shared pieces of the integration tests: keys, config builders, bodies,
-// raw responses and their server-sent events; in `messages_api`, requests,
-// errors and streams of the Messages API.
+// the audit log and the request counter, raw responses and their
+// server-sent events; in `messages_api`, requests, errors and streams of the
+// Messages API.
 
+#include "tests/support/exposition.hpp"
 #include "tests/support/fake_upstream.hpp"
 #include "tests/support/gateway_process.hpp"
 #include "tests/support/http_client.hpp"
@@ -16,6 +18,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -141,6 +145,68 @@ inline nlohmann::json error_of(const http_response& res) {
   CHECK(e.contains("param"));
   CHECK(res.header("content-type") == "application/json");
   return e;
+}
+
+// -- audit log and metrics ---------------------------------------------------
+
+/// A `post_response` stage (for a `middleware:` block) with one audit_log
+/// entry writing to `file`; `options` ("fsync: every") join its config.
+inline std::string audit_log_stage(const std::filesystem::path& file,
+                                   const std::string& options = "") {
+  return "  post_response:\n"
+         "    - plugin: audit_log\n"
+         "      config: {path: \""
+         + file.string() + "\"" + (options.empty() ? "" : ", " + options)
+         + "}\n";
+}
+
+/// A `middleware:` block with only `audit_log_stage(file, options)`, for
+/// make_config's `extra`.
+inline std::string audit_log_middleware(const std::filesystem::path& file,
+                                        const std::string& options = "") {
+  return "middleware:\n" + audit_log_stage(file, options);
+}
+
+/// `headers` (by default the full key's) with `X-Request-Id: id` appended
+/// last.
+inline header_list with_request_id(const std::string& id,
+                                   header_list headers = auth_json(full_key)) {
+  headers.emplace_back("X-Request-Id", id);
+  return headers;
+}
+
+/// The lines of the file `p`, without their newlines.
+inline std::vector<std::string> lines_of(const std::filesystem::path& p) {
+  std::vector<std::string> out;
+  std::ifstream in{p};
+  for (std::string line; std::getline(in, line);)
+    out.push_back(line);
+  return out;
+}
+
+/// The lines of the audit log `file` that carry a `request_id`, parsed and
+/// keyed by it.
+inline std::map<std::string, nlohmann::json>
+audit_records_by_id(const std::filesystem::path& file) {
+  std::map<std::string, nlohmann::json> by_id;
+  for (const auto& line : lines_of(file)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("request_id"))
+      by_id[j["request_id"].get<std::string>()] = j;
+  }
+  return by_id;
+}
+
+/// The `pw_router_requests_total` series of `endpoint` and `status` for
+/// `model` and `client`.
+inline double requests_total(const prom_text& p, const std::string& endpoint,
+                             const std::string& status,
+                             const std::string& model = "echo",
+                             const std::string& client = "full") {
+  return p.value("pw_router_requests_total", {{"endpoint", endpoint},
+                                              {"model", model},
+                                              {"client", client},
+                                              {"status", status}});
 }
 
 // -- raw streams -------------------------------------------------------------

@@ -13,13 +13,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <vector>
 
 using namespace pw::test;
 using namespace std::chrono_literals;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -232,15 +230,7 @@ raw_response stream_once(uint16_t port, const nlohmann::json& body) {
   return split(raw, closed);
 }
 
-// -- files -------------------------------------------------------------------
-
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::vector<std::string> out;
-  std::ifstream in{p};
-  for (std::string line; std::getline(in, line);)
-    out.push_back(line);
-  return out;
-}
+// -- config ------------------------------------------------------------------
 
 const std::string pii_redact = "middleware:\n"
                                "  pre_request:\n"
@@ -1098,33 +1088,19 @@ TEST_CASE("/v1/models lists completions among the endpoints a model serves") {
 TEST_CASE("the audit log records a completions request under its endpoint") {
   temp_dir dir;
   auto log = dir.path / "audit.jsonl";
-  gateway_process gw{make_config(echo_cmp, "echo", "",
-                                 "middleware:\n"
-                                 "  post_response:\n"
-                                 "    - plugin: audit_log\n"
-                                 "      config: {path: \""
-                                   + log.string() + "\"}\n")};
-  auto with_id = [](const std::string& id) {
-    auto h = auth_json(full_key);
-    h.emplace_back("X-Request-Id", id);
-    return h;
-  };
+  gateway_process gw{
+    make_config(echo_cmp, "echo", "", audit_log_middleware(log))};
   REQUIRE(http_request(gw.port(), "POST", "/v1/chat/completions",
-                       chat_body("echo"), with_id("audit-chat-1"))
+                       chat_body("echo"), with_request_id("audit-chat-1"))
             .status
           == 200);
   REQUIRE(http_request(gw.port(), "POST", "/v1/completions",
                        R"({"model":"echo","prompt":"hello"})",
-                       with_id("audit-cmpl-1"))
+                       with_request_id("audit-cmpl-1"))
             .status
           == 200);
   REQUIRE(gw.stop() == 0);
-  std::map<std::string, nlohmann::json> by_id;
-  for (const auto& line : lines_of(log)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("request_id"))
-      by_id[j["request_id"].get<std::string>()] = j;
-  }
+  auto by_id = audit_records_by_id(log);
   REQUIRE(by_id.count("audit-chat-1") == 1);
   REQUIRE(by_id.count("audit-cmpl-1") == 1);
   CHECK(by_id["audit-chat-1"]["endpoint"] == "chat");
@@ -1135,13 +1111,6 @@ TEST_CASE("the audit log records a completions request under its endpoint") {
 
 TEST_CASE("/metrics counts completions requests under their endpoint") {
   gateway_process gw{make_config(echo_cmp, "echo")};
-  auto requests = [](const prom_text& p, const std::string& endpoint,
-                     const std::string& status) {
-    return p.value("pw_router_requests_total", {{"endpoint", endpoint},
-                                                {"model", "echo"},
-                                                {"client", "full"},
-                                                {"status", status}});
-  };
   for (int i = 0; i < 2; ++i)
     REQUIRE(
       complete(gw, nlohmann::json{{"model", "echo"}, {"prompt", "x"}}).status
@@ -1157,8 +1126,8 @@ TEST_CASE("/metrics counts completions requests under their endpoint") {
                           {{"Authorization", "Bearer " + full_key}});
   REQUIRE(res.status == 200);
   auto prom = parse_exposition(res.body);
-  CHECK(requests(prom, "completions", "200") == 3);
-  CHECK(requests(prom, "chat", "200") == 1);
+  CHECK(requests_total(prom, "completions", "200") == 3);
+  CHECK(requests_total(prom, "chat", "200") == 1);
 }
 
 TEST_CASE("completions config errors stop the start with their YAML path") {

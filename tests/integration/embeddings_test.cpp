@@ -12,12 +12,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <vector>
 
 using namespace pw::test;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -144,14 +142,6 @@ vector_t float32_le(const std::string& bytes) {
            << (8 * b);
     out.push_back(std::bit_cast<float>(u));
   }
-  return out;
-}
-
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::vector<std::string> out;
-  std::ifstream in{p};
-  for (std::string line; std::getline(in, line);)
-    out.push_back(line);
   return out;
 }
 
@@ -746,33 +736,19 @@ TEST_CASE("/v1/models lists the endpoints each model serves") {
 TEST_CASE("the audit log records which endpoint a request used") {
   temp_dir dir;
   auto log = dir.path / "audit.jsonl";
-  gateway_process gw{make_config(echo_both, "echo", "",
-                                 "middleware:\n"
-                                 "  post_response:\n"
-                                 "    - plugin: audit_log\n"
-                                 "      config: {path: \""
-                                   + log.string() + "\"}\n")};
-  auto with_id = [](const std::string& id) {
-    auto h = auth_json(full_key);
-    h.emplace_back("X-Request-Id", id);
-    return h;
-  };
+  gateway_process gw{
+    make_config(echo_both, "echo", "", audit_log_middleware(log))};
   REQUIRE(http_request(gw.port(), "POST", "/v1/chat/completions",
-                       chat_body("echo"), with_id("audit-chat-1"))
+                       chat_body("echo"), with_request_id("audit-chat-1"))
             .status
           == 200);
   REQUIRE(http_request(gw.port(), "POST", "/v1/embeddings",
                        R"({"model":"echo","input":"hello"})",
-                       with_id("audit-embed-1"))
+                       with_request_id("audit-embed-1"))
             .status
           == 200);
   REQUIRE(gw.stop() == 0);
-  std::map<std::string, nlohmann::json> by_id;
-  for (const auto& line : lines_of(log)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("request_id"))
-      by_id[j["request_id"].get<std::string>()] = j;
-  }
+  auto by_id = audit_records_by_id(log);
   REQUIRE(by_id.count("audit-chat-1") == 1);
   REQUIRE(by_id.count("audit-embed-1") == 1);
   CHECK(by_id["audit-chat-1"]["endpoint"] == "chat");

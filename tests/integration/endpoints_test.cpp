@@ -94,18 +94,16 @@ TEST_CASE("unknown paths and wrong methods get 404 and 405 envelopes") {
 TEST_CASE("every response carries the request id and the security headers") {
   gateway_process gw{make_config(echo_model, "echo")};
   SECTION("a sane client request id is echoed") {
-    auto headers = auth_json(full_key);
-    headers.emplace_back("X-Request-Id", "client-id-123.abc_XYZ");
     auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
-                            chat_body("echo"), headers);
+                            chat_body("echo"),
+                            with_request_id("client-id-123.abc_XYZ"));
     CHECK(res.header("x-request-id") == "client-id-123.abc_XYZ");
   }
   SECTION("a missing, too long or odd request id is replaced") {
     auto res = http_request(gw.port(), "GET", "/health");
     auto generated = res.header("x-request-id");
     CHECK(generated.size() == 32);
-    auto headers = auth_json(full_key);
-    headers.emplace_back("X-Request-Id", std::string(129, 'a'));
+    auto headers = with_request_id(std::string(129, 'a'));
     res = http_request(gw.port(), "POST", "/v1/chat/completions",
                        chat_body("echo"), headers);
     CHECK(res.header("x-request-id").size() == 32);

@@ -283,11 +283,7 @@ TEST_CASE("a 128 MB stream is relayed in bounded memory, its text kept only "
   // ASan keeps freed memory in a quarantine; a small one makes the
   // resident size show what the gateway holds, not what it freed.
   gateway_process gw{make_config(openai_model("m", up.base_url()), "m", "",
-                                 "middleware:\n"
-                                 "  post_response:\n"
-                                 "    - plugin: audit_log\n"
-                                 "      config: {path: \""
-                                   + dir + "/audit.jsonl\"}\n"),
+                                 audit_log_middleware(dir + "/audit.jsonl")),
                      {{"ASAN_OPTIONS", "quarantine_size_mb=8"}}};
   auto peak_kb = [&] {
     std::ifstream status{"/proc/" + std::to_string(gw.pid()) + "/status"};

@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <vector>
@@ -25,7 +24,6 @@
 using namespace pw::test;
 using namespace pw::test::messages_api;
 using namespace std::chrono_literals;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -155,15 +153,7 @@ fake_handler answer_messages(std::string answer = spec_answer,
   };
 }
 
-// -- files -------------------------------------------------------------------
-
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::vector<std::string> out;
-  std::ifstream in{p};
-  for (std::string line; std::getline(in, line);)
-    out.push_back(line);
-  return out;
-}
+// -- text --------------------------------------------------------------------
 
 std::string replace_all(std::string text, const std::string& from,
                         const std::string& to) {
@@ -1010,8 +1000,7 @@ TEST_CASE("the echo model answers a message with the text of the last user "
                            {"max_tokens", 64},
                            {"system", "ignore me"},
                            {"messages", nlohmann::json::parse(c.messages)}};
-    auto res
-      = ask(gw, body, with_header(key_headers(full_key), "X-Request-Id", id));
+    auto res = ask(gw, body, with_request_id(id, key_headers(full_key)));
     INFO(res.body);
     REQUIRE(res.status == 200);
     CHECK(res.header("content-type") == "application/json");
@@ -1244,30 +1233,22 @@ TEST_CASE("the audit log records messages and count_tokens requests under "
           "their endpoint") {
   temp_dir dir;
   auto log = dir.path / "audit.jsonl";
-  gateway_process gw{make_config(echo_msg, "echo", "",
-                                 "middleware:\n"
-                                 "  post_response:\n"
-                                 "    - plugin: audit_log\n"
-                                 "      config: {path: \""
-                                   + log.string() + "\"}\n")};
-  auto with_id = [](const std::string& id) {
-    return with_header(key_headers(full_key), "X-Request-Id", id);
-  };
-  REQUIRE(http_request(
-            gw.port(), "POST", "/v1/chat/completions", chat_body("echo"),
-            with_header(auth_json(full_key), "X-Request-Id", "audit-chat-1"))
+  gateway_process gw{
+    make_config(echo_msg, "echo", "", audit_log_middleware(log))};
+  REQUIRE(http_request(gw.port(), "POST", "/v1/chat/completions",
+                       chat_body("echo"), with_request_id("audit-chat-1"))
             .status
           == 200);
-  REQUIRE(ask(gw, msg_body("echo"), with_id("audit-msg-1")).status == 200);
-  REQUIRE(count(gw, count_body("echo"), with_id("audit-count-1")).status
+  REQUIRE(ask(gw, msg_body("echo"),
+              with_request_id("audit-msg-1", key_headers(full_key)))
+            .status
+          == 200);
+  REQUIRE(count(gw, count_body("echo"),
+                with_request_id("audit-count-1", key_headers(full_key)))
+            .status
           == 200);
   REQUIRE(gw.stop() == 0);
-  std::map<std::string, nlohmann::json> by_id;
-  for (const auto& line : lines_of(log)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("request_id"))
-      by_id[j["request_id"].get<std::string>()] = j;
-  }
+  auto by_id = audit_records_by_id(log);
   REQUIRE(by_id.count("audit-chat-1") == 1);
   REQUIRE(by_id.count("audit-msg-1") == 1);
   REQUIRE(by_id.count("audit-count-1") == 1);
@@ -1281,13 +1262,6 @@ TEST_CASE("the audit log records messages and count_tokens requests under "
 
 TEST_CASE("/metrics counts messages requests under their endpoint") {
   gateway_process gw{make_config(echo_msg, "echo")};
-  auto requests = [](const prom_text& p, const std::string& endpoint,
-                     const std::string& status) {
-    return p.value("pw_router_requests_total", {{"endpoint", endpoint},
-                                                {"model", "echo"},
-                                                {"client", "full"},
-                                                {"status", status}});
-  };
   for (int i = 0; i < 2; ++i)
     REQUIRE(ask(gw, msg_body("echo")).status == 200);
   auto r = stream_once(gw.port(), stream_body("echo"));
@@ -1301,8 +1275,8 @@ TEST_CASE("/metrics counts messages requests under their endpoint") {
                           {{"Authorization", "Bearer " + full_key}});
   REQUIRE(res.status == 200);
   auto prom = parse_exposition(res.body);
-  CHECK(requests(prom, "messages", "200") == 3);
-  CHECK(requests(prom, "chat", "200") == 1);
+  CHECK(requests_total(prom, "messages", "200") == 3);
+  CHECK(requests_total(prom, "chat", "200") == 1);
 }
 
 TEST_CASE("messages config errors stop the start with their YAML path") {

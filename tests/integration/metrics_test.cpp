@@ -64,12 +64,10 @@ http_response chat(const gateway_process& gw, const std::string& key,
   return res;
 }
 
+/// The chat requests counted for `model`, `client` and `status`.
 double requests(const prom_text& p, const std::string& model,
                 const std::string& client, const std::string& status) {
-  return p.value("pw_router_requests_total", {{"endpoint", "chat"},
-                                              {"model", model},
-                                              {"client", client},
-                                              {"status", status}});
+  return requests_total(p, "chat", status, model, client);
 }
 
 /// Every counter series of `before` is present in `after` and not smaller;

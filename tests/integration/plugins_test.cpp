@@ -119,14 +119,6 @@ std::string read_all(const fs::path& p) {
   return {std::istreambuf_iterator<char>{in}, {}};
 }
 
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::vector<std::string> out;
-  std::ifstream in{p};
-  for (std::string line; std::getline(in, line);)
-    out.push_back(line);
-  return out;
-}
-
 std::string sha256_hex(const std::string& data) {
   unsigned char d[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d);
@@ -250,10 +242,7 @@ TEST_CASE("PII is redacted upstream and the audit log holds only hashes") {
                     "  pre_request:\n"
                     "    - plugin: pii\n"
                     "      config: {action: redact}\n"
-                    "  post_response:\n"
-                    "    - plugin: audit_log\n"
-                    "      config: {path: \""
-                    + (dir.path / "audit.jsonl").string() + "\"}\n";
+                    + audit_log_stage(dir.path / "audit.jsonl");
   gateway_process gw{policy_config(a, b, c, "", middleware)};
   const std::string secret
     = "I am jane.roe@example.com, card 4111 1111 1111 1111";
@@ -292,11 +281,7 @@ TEST_CASE("a SIGHUP that changes an audit_log entry is refused, and the "
   fake_upstream up{answer_chat()};
   auto config_with = [&](const std::string& file) {
     return make_config(openai_model("m", up.base_url()), "m", "",
-                       "middleware:\n"
-                       "  post_response:\n"
-                       "    - plugin: audit_log\n"
-                       "      config: {path: \""
-                         + (dir.path / file).string() + "\", fsync: every}\n");
+                       audit_log_middleware(dir.path / file, "fsync: every"));
   };
   gateway_process gw{config_with("first.jsonl")};
   auto chat = [&] {
@@ -332,11 +317,7 @@ TEST_CASE("after a crash tore its last line the audit log recovers, serves "
   fake_upstream up{answer_chat()};
   auto log = dir.path / "audit.jsonl";
   auto config = make_config(openai_model("m", up.base_url()), "m", "",
-                            "middleware:\n"
-                            "  post_response:\n"
-                            "    - plugin: audit_log\n"
-                            "      config: {path: \""
-                              + log.string() + "\", fsync: every}\n");
+                            audit_log_middleware(log, "fsync: every"));
   {
     gateway_process gw{config};
     for (int i = 0; i < 3; ++i)
@@ -376,16 +357,10 @@ TEST_CASE("the audit chain verifies after 1,000 mixed requests and catches "
   fake_upstream a{answer_chat("answer")};
   fake_upstream b{answer_chat("local answer")};
   fake_upstream c{answer_chat()};
-  auto middleware = regex_middleware
-                    + "  post_response:\n"
-                      "    - plugin: audit_log\n"
-                      "      config:\n"
-                      "        path: \""
-                    + (dir.path / "audit.jsonl").string()
-                    + "\"\n"
-                      "        fsync: interval\n"
-                      "        interval_ms: 50\n"
-                      "        max_bytes: 200000\n";
+  auto middleware
+    = regex_middleware
+      + audit_log_stage(dir.path / "audit.jsonl",
+                        "fsync: interval, interval_ms: 50, max_bytes: 200000");
   gateway_process gw{policy_config(a, b, c, "", middleware)};
   constexpr int clients = 4;
   constexpr int per_client = 250;

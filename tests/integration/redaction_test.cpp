@@ -116,11 +116,8 @@ TEST_CASE("no client, admin or provider key appears in any output") {
       + "/v1\"\n"
         "routing:\n  default_model: direct\n"
         "  fallback_chains:\n    main: [\"down\", \"direct\"]\n"
-        "middleware:\n  post_response:\n    - plugin: audit_log\n"
-        "      config: {path: \""
-      + audit.string()
-      + "\", include_bodies: true}\n"
-        "logging:\n  level: debug\n"
+      + audit_log_middleware(audit, "include_bodies: true")
+      + "logging:\n  level: debug\n"
         "health:\n  check_interval_seconds: 0\n";
   gateway_process gw{config, {{"PW_CANARY_KEY", env_canary}}};
   std::string outputs;
