@@ -196,7 +196,10 @@ result<view> read(std::string_view text, const limits& lim) {
   element root;
   // The text is copied into the parser's padded buffer (simdjson reads
   // past the end in blocks); strings are copied out of it while parsing.
-  if (auto err = parser->parse(text.data(), text.size(), true).get(root)) {
+  // An empty view may have no data at all, which memcpy must not see.
+  static constexpr char nothing[1] = {};
+  const char* bytes = text.empty() ? nothing : text.data();
+  if (auto err = parser->parse(bytes, text.size(), true).get(root)) {
     cache().give(std::move(parser));
     return problem{fault_of(err), {}, {}};
   }
