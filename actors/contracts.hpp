@@ -10,6 +10,8 @@
 //   io thread --cancel--> SESSION (the deadline fired, or the client left)
 //   io thread --health--> SUPERVISOR --status--> every MODEL
 //   SESSION --pre--> each pre PLUGIN;  SESSION --post--> each post PLUGIN
+//   SESSION --reserve--> LEDGER (a governed key's worst case, after the
+//   route);  SESSION --settle--> LEDGER (the real usage, at the end)
 
 #include "actors/fwd.hpp"
 
@@ -80,6 +82,12 @@ constexpr retire retire_v{};
 /// the client got 504): the SESSION ends it (io thread -> SESSION).
 using cancel = caf::atom_constant<caf::atom("cancel")>;
 constexpr cancel cancel_v{};
+/// Reserve a request's worst case (SESSION -> LEDGER).
+using reserve = caf::atom_constant<caf::atom("reserve")>;
+constexpr reserve reserve_v{};
+/// Replace a reservation by the real usage (SESSION -> LEDGER).
+using settle = caf::atom_constant<caf::atom("settle")>;
+constexpr settle settle_v{};
 using get = caf::get_atom;
 constexpr get get_v{};
 using update = caf::update_atom;
@@ -133,6 +141,22 @@ enum class call_result : uint8_t {
   /// The call never finished: client gone, deadline, shutdown.
   cancelled,
 };
+
+/// Tokens an answer used, as the provider reported them.
+struct token_usage {
+  uint64_t prompt = 0;
+  uint64_t completion = 0;
+  /// Prompt tokens served from the provider's cache.
+  uint64_t cached = 0;
+  /// The provider reported usage at all.
+  bool known = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, token_usage& x) {
+  return f(caf::meta::type_name("token_usage"), x.prompt, x.completion,
+           x.cached, x.known);
+}
 
 /// SESSION -> MODEL: what happened to one admitted call.
 struct call_outcome {
@@ -275,6 +299,86 @@ inline route_decision decision_for(std::string alias, model_actor model,
   d.lease = a.lease;
   return d;
 }
+
+/// SESSION -> LEDGER: reserve the worst case of a governed request.
+struct usage_request {
+  std::string request_id;
+  /// The key's name and its team ("" = none): the scopes charged.
+  std::string client;
+  std::string team;
+  /// The route's models: the reservation is priced at the dearest.
+  std::vector<std::string> models;
+  /// Estimated prompt tokens (usage_estimate.hpp).
+  uint64_t prompt_tokens = 0;
+  /// The most output tokens the request allows: max_tokens times n, or
+  /// the largest `default_max_tokens` of the route's models (0 for
+  /// embeddings).
+  uint64_t max_output = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_request& x) {
+  return f(caf::meta::type_name("usage_request"), x.request_id, x.client,
+           x.team, x.models, x.prompt_tokens, x.max_output);
+}
+
+/// LEDGER -> SESSION: a hold, or why not; and the `x-ratelimit-*`
+/// headers either way.
+struct usage_grant {
+  /// The hold's id (settle names it); 0 when refused.
+  uint64_t hold = 0;
+  /// Refused: the client's error (429 rate_limit_exceeded or
+  /// insufficient_quota; 503 when the usage state is unreachable).
+  std::optional<api_error> refusal;
+  std::vector<header_field> headers;
+};
+
+/// SESSION -> LEDGER: how a request with a hold ended.
+struct usage_settlement {
+  uint64_t hold = 0;
+  /// The model that answered ("" = none did: nothing is charged).
+  std::string model;
+  token_usage usage;
+  /// No usage reported, but an answer went out (a stream cut, a provider
+  /// that omits usage): the reservation is charged whole.
+  bool charge_reservation = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_settlement& x) {
+  return f(caf::meta::type_name("usage_settlement"), x.hold, x.model, x.usage,
+           x.charge_reservation);
+}
+
+/// One scope's limits and use, for GET /v1/usage and /metrics.
+struct scope_usage {
+  /// "key:<name>" or "team:<name>".
+  std::string scope;
+  usage_limits limits;
+  uint64_t minute_requests = 0;
+  uint64_t minute_tokens = 0;
+  uint64_t day_tokens = 0;
+  uint64_t month_tokens = 0;
+  /// pico-USD.
+  uint64_t month_cost = 0;
+  uint64_t in_flight = 0;
+};
+
+/// LEDGER -> io thread: every scope, and the ledger's own counters.
+struct usage_report {
+  std::vector<scope_usage> scopes;
+  /// "embedded" or "redis".
+  std::string backend;
+  /// False while the backend cannot be reached.
+  bool available = true;
+  uint64_t reserved = 0;
+  uint64_t settled = 0;
+  uint64_t refused = 0;
+  uint64_t unavailable = 0;
+  /// Tokens settled (real usage) and their cost, since start.
+  uint64_t settled_tokens = 0;
+  uint64_t settled_cost = 0;
+};
 
 /// ROUTER -> ROUTER: every client's rate-limit window (admission times,
 /// oldest first), handed to the ROUTER of a newer generation.
@@ -421,6 +525,21 @@ using supervisor_actor = caf::typed_actor<
   // had time to finish.
   caf::reacts_to<atom::retire, std::vector<caf::actor>>>;
 
+/// The LEDGER actor interface: one per process, across reloads; owns the
+/// usage counters of every governed key and team (embedded), or reaches
+/// them in Redis.
+using ledger_actor = caf::typed_actor<
+  // Reserves a request's worst case, or refuses it.
+  caf::replies_to<atom::reserve, usage_request>::with<usage_grant>,
+  // Replaces a hold by the real usage and ends its request in flight.
+  caf::reacts_to<atom::settle, usage_settlement>,
+  // Every scope's limits and use (GET /v1/usage, /metrics).
+  caf::replies_to<atom::get>::with<usage_report>,
+  // A reloaded configuration: new limits and prices, same counters.
+  caf::reacts_to<atom::update, gateway_config_ptr>,
+  // INTERNAL: time to write the journal.
+  caf::reacts_to<atom::flush>>;
+
 /// The SESSION actor interface: one per chat request. It is spawned by an io
 /// thread and drives pre stage -> resolve -> upstream call -> outcome ->
 /// post stage -> reply.
@@ -432,8 +551,9 @@ using session_actor = caf::typed_actor<
   // (sent from the io thread).
   caf::reacts_to<atom::upstream, upstream_result>,
   // The io thread already answered the client with a successful response
-  // (no post stage had to see it); record this outcome and end.
-  caf::reacts_to<atom::outcome, call_outcome>,
+  // (no post stage had to see it); record this outcome, and what the
+  // answer used, and end.
+  caf::reacts_to<atom::outcome, call_outcome, token_usage>,
   // INTERNAL: the backoff before retrying the same model is over.
   caf::reacts_to<atom::retry>,
   // The io thread stopped waiting: it answered 504 at the request's
@@ -449,6 +569,8 @@ using session_actor = caf::typed_actor<
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::admission)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::route_plan)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::rate_windows)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::usage_grant)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::usage_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::upstream_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::gateway_config_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::generation_ptr)

@@ -79,6 +79,78 @@ void health_request(caf::event_based_actor* self, supervisor_actor sup,
       });
 }
 
+/// pico-USD as USD.
+double usd(uint64_t pico) {
+  return static_cast<double>(pico) / 1e12;
+}
+
+/// One scope of GET /v1/usage: its limits, what it used in the current
+/// periods, and what is left of each limit.
+nlohmann::ordered_json render_scope(const scope_usage& u) {
+  using doc = nlohmann::ordered_json;
+  auto colon = u.scope.find(':');
+  doc limits = doc::object();
+  doc used = {{"requests_this_minute", u.minute_requests},
+              {"tokens_this_minute", u.minute_tokens},
+              {"in_flight", u.in_flight},
+              {"tokens_today", u.day_tokens},
+              {"tokens_this_month", u.month_tokens},
+              {"cost_usd_this_month", usd(u.month_cost)}};
+  doc remaining = doc::object();
+  auto add = [&](const char* name, const std::optional<uint64_t>& limit,
+                 uint64_t use) {
+    if (!limit)
+      return;
+    limits[name] = *limit;
+    remaining[name] = *limit > use ? *limit - use : 0;
+  };
+  const auto& l = u.limits;
+  add("requests_per_minute", l.requests_per_minute, u.minute_requests);
+  add("tokens_per_minute", l.tokens_per_minute, u.minute_tokens);
+  add("max_concurrent", l.max_concurrent, u.in_flight);
+  add("tokens_per_day", l.tokens_per_day, u.day_tokens);
+  add("tokens_per_month", l.tokens_per_month, u.month_tokens);
+  if (l.budget_per_month) {
+    limits["budget_usd_per_month"] = usd(*l.budget_per_month);
+    remaining["budget_usd_per_month"] = usd(
+      *l.budget_per_month > u.month_cost ? *l.budget_per_month - u.month_cost
+                                         : 0);
+  }
+  return {{"scope", u.scope.substr(0, colon)},
+          {"name", u.scope.substr(colon + 1)},
+          {"limits", std::move(limits)},
+          {"used", std::move(used)},
+          {"remaining", std::move(remaining)}};
+}
+
+/// A one-shot actor that answers GET /v1/usage.
+void usage_request_actor(caf::event_based_actor* self, ledger_actor ledger,
+                         usage_view view, reply_fn reply) {
+  auto shared = std::make_shared<reply_fn>(std::move(reply));
+  self->request(ledger, health_timeout, atom::get_v)
+    .then(
+      [shared, view](usage_report& report) {
+        nlohmann::ordered_json scopes = nlohmann::ordered_json::array();
+        for (const auto& u : report.scopes)
+          if (view.all || u.scope == "key:" + view.client
+              || (!view.team.empty() && u.scope == "team:" + view.team))
+            scopes.push_back(render_scope(u));
+        nlohmann::ordered_json body = {{"object", "usage"},
+                                       {"backend", report.backend},
+                                       {"available", report.available},
+                                       {"scopes", std::move(scopes)}};
+        http_reply r;
+        r.body = json::dump(body);
+        (*shared)(std::move(r));
+      },
+      [shared](caf::error&) {
+        http_reply r;
+        r.error = error_of(errc::usage_unavailable,
+                           "The gateway's usage ledger did not answer");
+        (*shared)(std::move(r));
+      });
+}
+
 /// A one-shot actor that answers the readiness probe.
 void ready_request(caf::event_based_actor* self, supervisor_actor sup,
                    reply_fn reply) {
@@ -168,10 +240,15 @@ const gateway_config& config_of(const generation_ptr& gen) {
 
 cancel_fn start_chat(const generation_ptr& gen, chat_context ctx,
                      reply_fn reply, upstream_fn upstream) {
-  auto s
-    = gen->system->spawn(session, std::move(ctx), gen->router, gen->plugins,
-                         std::move(reply), std::move(upstream));
+  auto s = gen->system->spawn(session, std::move(ctx), gen->config, gen->router,
+                              gen->ledger, gen->plugins, std::move(reply),
+                              std::move(upstream));
   return [s](cancel_reason why) { caf::anon_send(s, atom::cancel_v, why); };
+}
+
+void start_usage(const generation_ptr& gen, usage_view view, reply_fn reply) {
+  gen->system->spawn(usage_request_actor, gen->ledger, std::move(view),
+                     std::move(reply));
 }
 
 void start_health(const generation_ptr& gen, reply_fn reply) {

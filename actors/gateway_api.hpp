@@ -35,6 +35,17 @@ using cancel_fn = std::function<void(cancel_reason)>;
 cancel_fn start_chat(const generation_ptr& gen, chat_context ctx,
                      reply_fn reply, upstream_fn upstream);
 
+/// Whose usage GET /v1/usage shows: a key its own scopes (its name and
+/// its team), an admin key every scope.
+struct usage_view {
+  std::string client;
+  std::string team;
+  bool all = false;
+};
+
+/// Answers GET /v1/usage from the LEDGER: limits, use and what is left.
+void start_usage(const generation_ptr& gen, usage_view view, reply_fn reply);
+
 /// Answers GET /health from the SUPERVISOR's view of every MODEL.
 void start_health(const generation_ptr& gen, reply_fn reply);
 

@@ -17,6 +17,8 @@ struct generation {
   caf::actor_system* system = nullptr;
   gateway_config_ptr config;
   router_actor router;
+  /// The usage counters (the same across reloads).
+  ledger_actor ledger;
   supervisor_actor supervisor;
   /// The pre and post PLUGINs, in config order.
   plugin_set_ptr plugins;

@@ -6,6 +6,7 @@
 #include "core/json/get.hpp"
 #include "core/json_error.hpp"
 #include "core/observe/log.hpp"
+#include "core/policy/usage_estimate.hpp"
 #include "core/sha256.hpp"
 
 #include <caf/all.hpp>
@@ -313,6 +314,16 @@ void finish(session_ptr self, http_reply reply) {
   reply.blocked_by = st.blocked_by;
   if (!st.route_reason.empty())
     reply.headers.push_back({"X-Route-Reason", st.route_reason});
+  for (const auto& h : st.limit_headers)
+    reply.headers.push_back(h);
+  if (!reply.error && !reply.model.empty() && !st.answered) {
+    // What the answer used, for the LEDGER (a post plugin that blocks it
+    // now does not undo what the provider spent).
+    st.answered = true;
+    st.answered_by = reply.model;
+    st.usage = {reply.prompt_tokens, reply.completion_tokens, 0,
+                reply.prompt_tokens + reply.completion_tokens > 0};
+  }
   if (post_stage_empty(self) || st.post_started) {
     deliver(self, std::move(reply));
     return;
@@ -565,6 +576,12 @@ void left_during_call(session_ptr self, const upstream_result& r) {
 
 void retry_or_fall_back(session_ptr self, api_error err, unsigned status);
 
+/// What a stream's summary says the answer used.
+token_usage usage_of(const stream_summary& s) {
+  return {s.prompt_tokens, s.completion_tokens, 0,
+          s.prompt_tokens + s.completion_tokens > 0};
+}
+
 /// Handles a finished upstream exchange.
 void on_upstream(session_ptr self, upstream_result& r) {
   auto& st = self->state;
@@ -674,7 +691,7 @@ void on_cancel(session_ptr self, cancel_reason why) {
 void fast_path(const session_actor& handle, const reply_fn& reply,
                const adapters::adapter& adapter, const model_config& model,
                const std::optional<stream_options>& options,
-               const std::string& reason,
+               const std::vector<header_field>& headers,
                const std::vector<attempt_fact>& facts,
                std::chrono::microseconds spent, upstream_result r);
 
@@ -723,6 +740,8 @@ bool prepare_attempt(session_ptr self, upstream_request& request) {
     st.decision->settings, stream_options_of(self));
   request.idle_timeout = to_ms(model.idle_timeout);
   request.response_headers.push_back({"X-Route-Reason", st.route_reason});
+  for (const auto& h : st.limit_headers)
+    request.response_headers.push_back(h);
   request.received = st.ctx.received;
   request.upstream_before = st.upstream_spent;
   for (auto& h : request.headers)
@@ -743,19 +762,20 @@ upstream_done fast_path_done(session_ptr self) {
   auto options = st.ctx.stream
                    ? std::optional<stream_options>{stream_options_of(self)}
                    : std::nullopt;
-  auto reason = st.route_reason;
+  auto headers = st.limit_headers;
+  headers.insert(headers.begin(), {"X-Route-Reason", st.route_reason});
   // The attempts before this one, for the metrics of an answer that never
   // comes back here.
   auto facts = attempt_facts(st.attempts);
   auto spent = st.upstream_spent;
   auto id = st.ctx.request_id;
-  return [handle, reply, adapter, settings, options, reason, facts, spent,
+  return [handle, reply, adapter, settings, options, headers, facts, spent,
           id](upstream_result r) {
     // Translating on the io thread is input handling: a failure here ends
     // this request with a 500 through the SESSION, never the io thread.
     try {
       inject_fault(boundary::upstream_done);
-      fast_path(handle, reply, *adapter, *settings, options, reason, facts,
+      fast_path(handle, reply, *adapter, *settings, options, headers, facts,
                 spent, std::move(r));
     } catch (...) {
       report_failure(boundary::upstream_done, id, current_exception_text());
@@ -812,7 +832,7 @@ void call_model(session_ptr self, route_decision d) {
 void fast_path(const session_actor& handle, const reply_fn& reply,
                const adapters::adapter& adapter, const model_config& model,
                const std::optional<stream_options>& options,
-               const std::string& reason,
+               const std::vector<header_field>& headers,
                const std::vector<attempt_fact>& facts,
                std::chrono::microseconds spent, upstream_result r) {
   auto with_facts = [&](http_reply out, call_result result) {
@@ -829,7 +849,8 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
     // The client already has the stream; only facts remain.
     auto outcome = stream_outcome(r);
     auto result = outcome.result;
-    caf::anon_send(handle, atom::outcome_v, std::move(outcome));
+    caf::anon_send(handle, atom::outcome_v, std::move(outcome),
+                   usage_of(r.summary));
     reply(with_facts(streamed_reply(r, model.alias), result));
     return;
   }
@@ -838,20 +859,117 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
     if (response) {
       auto out
         = success_reply(std::move(*response), r.status, r.elapsed, model.alias);
-      out.headers.push_back({"X-Route-Reason", reason});
+      out.headers.insert(out.headers.end(), headers.begin(), headers.end());
+      call_outcome outcome{
+        call_result::success, r.status, r.elapsed.count(), {}};
+      token_usage usage{out.prompt_tokens, out.completion_tokens, 0,
+                        out.prompt_tokens + out.completion_tokens > 0};
       if (options) {
         // Asked for a stream, got a whole answer: send it as a stream.
         out.body = adapter.whole_to_sse(out.body, *options);
         out.content_type = "text/event-stream";
       }
-      caf::anon_send(
-        handle, atom::outcome_v,
-        call_outcome{call_result::success, r.status, r.elapsed.count(), {}});
+      caf::anon_send(handle, atom::outcome_v, std::move(outcome), usage);
       reply(with_facts(std::move(out), call_result::success));
       return;
     }
   }
   caf::anon_send(handle, atom::upstream_v, std::move(r));
+}
+
+/// Whether the request's key or its team has usage limits.
+bool governed(session_ptr self) {
+  const auto& st = self->state;
+  if (!st.config || !st.ledger
+      || st.ctx.key_index >= st.config->server.api_keys.size())
+    return false;
+  const auto& key = st.config->server.api_keys[st.ctx.key_index];
+  if (key.limits.any())
+    return true;
+  const auto* team
+    = key.team.empty() ? nullptr : st.config->find_team(key.team);
+  return team != nullptr && team->limits.any();
+}
+
+/// The LEDGER's request for this one: the estimate of its prompt, its most
+/// output, and the route's models.
+usage_request usage_request_of(session_ptr self) {
+  const auto& st = self->state;
+  const auto& key = st.config->server.api_keys[st.ctx.key_index];
+  usage_request req;
+  req.request_id = st.ctx.request_id;
+  req.client = key.name;
+  req.team = key.team;
+  for (const auto& c : st.remaining)
+    req.models.push_back(c.alias);
+  const auto& raw = st.ctx.body.raw();
+  if (!raw.empty()) {
+    req.prompt_tokens = estimate_prompt_tokens(raw.size());
+    req.max_output = requested_output(std::string_view{raw});
+  } else {
+    const auto& doc = st.ctx.body.json();
+    req.prompt_tokens = estimate_prompt_tokens(json::dump(doc).size());
+    req.max_output = requested_output(doc);
+  }
+  if (req.max_output == 0 && st.ctx.endpoint != api_endpoint::embeddings)
+    for (const auto& alias : req.models)
+      if (const auto* m = st.config->find_model(alias))
+        req.max_output = std::max(req.max_output, (*m)->default_max_tokens);
+  return req;
+}
+
+/// A governed stream settles on the provider's usage: OpenAI-compatible
+/// servers report it only when `stream_options.include_usage` asks, so
+/// the gateway asks (the decoders relay that chunk only to a client that
+/// asked too). Anthropic streams always report usage.
+void ask_stream_usage(session_ptr self) {
+  auto& st = self->state;
+  if (!st.ctx.stream || st.ctx.include_usage
+      || (st.ctx.endpoint != api_endpoint::chat
+          && st.ctx.endpoint != api_endpoint::completions))
+    return;
+  auto& doc = st.ctx.body.mutable_json();
+  if (!doc.is_object())
+    return;
+  auto& opts = doc["stream_options"];
+  if (!opts.is_object())
+    opts = nlohmann::ordered_json::object();
+  opts["include_usage"] = true;
+}
+
+/// Reserves the request's worst case at the LEDGER, then walks the route;
+/// a refusal answers 429 (or 503 without the usage state).
+void reserve_usage(session_ptr self) {
+  auto& st = self->state;
+  self
+    ->request(st.ledger, caf::infinite, atom::reserve_v, usage_request_of(self))
+    .then(
+      [self](usage_grant& g) {
+        auto& st = self->state;
+        st.limit_headers = std::move(g.headers);
+        // Kept even when the request was cancelled meanwhile: the session's
+        // end settles it, with nothing charged.
+        st.hold = g.hold;
+        if (st.finished)
+          return;
+        if (g.refusal) {
+          http_reply reply;
+          reply.error = std::move(*g.refusal);
+          reply.log_error = "usage limit";
+          finish(self, std::move(reply));
+          return;
+        }
+        if (g.hold != 0)
+          ask_stream_usage(self);
+        next_candidate(self);
+      },
+      [self](caf::error&) {
+        if (self->state.finished)
+          return;
+        finish_with(self, error_of(errc::usage_unavailable,
+                                   "The gateway's usage ledger is not "
+                                   "available; retry the request"));
+      });
 }
 
 /// Asks the ROUTER for the request's candidates and walks them.
@@ -870,7 +988,10 @@ void start_route(session_ptr self) {
         st.route_reason = std::move(plan.reason);
         st.remaining = std::move(plan.candidates);
         st.next = 0;
-        next_candidate(self);
+        if (governed(self))
+          reserve_usage(self);
+        else
+          next_candidate(self);
       },
       [self](caf::error& err) {
         if (self->state.finished)
@@ -988,15 +1109,29 @@ session_state::~session_state() {
     caf::anon_send(decision->model, atom::outcome_v,
                    call_outcome{call_result::cancelled, 0, 0, "session ended",
                                 decision->lease});
+  if (hold != 0 && ledger) {
+    // What the answer used replaces the reservation; without an answer
+    // nothing is charged; an answer without usage is charged whole.
+    usage_settlement x;
+    x.hold = hold;
+    if (answered) {
+      x.model = answered_by;
+      x.usage = usage;
+      x.charge_reservation = !usage.known;
+    }
+    caf::anon_send(ledger, atom::settle_v, std::move(x));
+  }
 }
 
 session_actor::behavior_type
 session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
-        router_actor router, plugin_set_ptr plugins, reply_fn reply,
-        upstream_fn upstream) {
+        gateway_config_ptr config, router_actor router, ledger_actor ledger,
+        plugin_set_ptr plugins, reply_fn reply, upstream_fn upstream) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
+  st.config = std::move(config);
   st.router = std::move(router);
+  st.ledger = std::move(ledger);
   st.plugins = std::move(plugins);
   st.reply = std::move(reply);
   st.upstream = std::move(upstream);
@@ -1039,8 +1174,14 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
   }
   return {
     [self](atom::upstream, upstream_result& r) { on_upstream(self, r); },
-    [self](atom::outcome, call_outcome& x) {
+    [self](atom::outcome, call_outcome& x, token_usage& usage) {
       // The fast path: the io thread answered the client already.
+      auto& st = self->state;
+      if (st.decision && x.result != call_result::failure) {
+        st.answered = true;
+        st.answered_by = st.decision->alias;
+        st.usage = usage;
+      }
       report(self, std::move(x));
       end_session(self);
     },

@@ -25,7 +25,20 @@ struct session_state {
   static inline const char* name = "session";
 
   chat_context ctx;
+  /// The configuration the request started on.
+  gateway_config_ptr config;
   router_actor router;
+  ledger_actor ledger;
+  /// A governed key's hold at the LEDGER (0 = none): settled when the
+  /// session ends, whatever ends it.
+  uint64_t hold = 0;
+  /// The `x-ratelimit-*` headers every answer carries.
+  std::vector<header_field> limit_headers;
+  /// What the answer used, and the model that gave it ("" = none).
+  token_usage usage;
+  std::string answered_by;
+  /// An answer (or part of a stream) reached the client.
+  bool answered = false;
   /// The pre and post PLUGINs of this request's generation (may be null).
   plugin_set_ptr plugins;
   reply_fn reply;
@@ -93,7 +106,7 @@ std::chrono::milliseconds retry_backoff(uint32_t n);
 /// Spawn function of the SESSION actor. `plugins` may be null (none).
 session_actor::behavior_type
 session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
-        router_actor router, plugin_set_ptr plugins, reply_fn reply,
-        upstream_fn upstream);
+        gateway_config_ptr config, router_actor router, ledger_actor ledger,
+        plugin_set_ptr plugins, reply_fn reply, upstream_fn upstream);
 
 } // namespace pw::actors

@@ -1,6 +1,7 @@
 #include "actors/supervisor.hpp"
 
 #include "actors/generation.hpp"
+#include "actors/ledger.hpp"
 #include "actors/model.hpp"
 #include "actors/router.hpp"
 #include "core/observe/log.hpp"
@@ -32,6 +33,16 @@ router_actor spawn_router(supervisor_ptr self,
                        std::move(predecessor));
   self->monitor(r);
   return r;
+}
+
+ledger_actor spawn_ledger(supervisor_ptr self) {
+  // With Redis the LEDGER waits on the network: a thread of its own, so
+  // no io thread ever does.
+  auto l = self->state.config->state.backend == state_backend::redis
+             ? self->spawn<caf::detached>(ledger, self->state.config)
+             : self->spawn(ledger, self->state.config);
+  self->monitor(l);
+  return l;
 }
 
 /// Spawns the PLUGIN of one middleware entry (checked at load) and
@@ -103,6 +114,7 @@ generation_ptr current_generation(supervisor_ptr self) {
   gen->system = &self->system();
   gen->config = self->state.config;
   gen->router = self->state.router;
+  gen->ledger = self->state.ledger;
   gen->supervisor = caf::actor_cast<supervisor_actor>(self);
   gen->plugins = self->state.plugins;
   return gen;
@@ -153,6 +165,17 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
     if (!may_restart(self))
       return;
     st.router = spawn_router(self);
+    publish(self);
+    return;
+  }
+  if (dm.source == st.ledger.address()) {
+    // Holds in flight are lost with it; the journal keeps the day and
+    // month totals.
+    log::write(log_level::error, "actor_down",
+               {{"actor", "ledger"}, {"reason", reason}});
+    if (!may_restart(self))
+      return;
+    st.ledger = spawn_ledger(self);
     publish(self);
     return;
   }
@@ -229,6 +252,8 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
     st.retiring.push_back(a);
   st.models = std::move(models);
   st.router = spawn_router(self, st.router);
+  // The LEDGER keeps its counters: only limits and prices change.
+  self->send(st.ledger, atom::update_v, next);
   st.loaded_at = log::timestamp();
   publish(self);
   log::write(log_level::info, "config_reloaded",
@@ -258,6 +283,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
   for (const auto& m : st.config->models)
     st.models.emplace_back(m->alias, spawn_model(self, m));
   st.router = spawn_router(self);
+  st.ledger = spawn_ledger(self);
   std::vector<caf::actor> none;
   st.plugins = spawn_plugins(self, *st.config, nullptr, nullptr, none);
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
@@ -267,6 +293,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     for (auto& [alias, handle] : self->state.models)
       self->send_exit(handle, msg.reason);
     self->send_exit(self->state.router, msg.reason);
+    self->send_exit(self->state.ledger, msg.reason);
     for (auto& p : plugin_actors(self->state.plugins))
       self->send_exit(p, msg.reason);
     for (auto& old : self->state.retiring)

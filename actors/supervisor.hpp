@@ -32,6 +32,8 @@ struct supervisor_state {
   /// Alias -> MODEL, in config order.
   std::vector<std::pair<std::string, model_actor>> models;
   router_actor router;
+  /// The usage counters, kept across reloads.
+  ledger_actor ledger;
   /// The PLUGINs of the running configuration, in config order.
   plugin_set_ptr plugins;
   /// Tells the io threads about a new ROUTER.

@@ -38,6 +38,10 @@ std::string_view to_string(errc x) {
     return "not_implemented";
   case errc::rate_limited:
     return "rate_limited";
+  case errc::quota_exceeded:
+    return "quota_exceeded";
+  case errc::usage_unavailable:
+    return "usage_unavailable";
   case errc::upstream_rate_limited:
     return "upstream_rate_limited";
   case errc::upstream_rejected:

@@ -48,8 +48,15 @@ enum class errc : uint8_t {
   http_version_not_supported,
   /// A request method HTTP does not define.
   not_implemented,
-  /// The client's key exceeded its `rate_limit`.
+  /// The client's key exceeded its `rate_limit`, or a per-minute or
+  /// concurrency limit of its `limits` or its team's.
   rate_limited,
+  /// A day or month token quota or the monthly budget of the key or its
+  /// team is used up (OpenAI's `insufficient_quota`).
+  quota_exceeded,
+  /// The usage state (Redis) cannot be reached and `state.on_unavailable`
+  /// is deny.
+  usage_unavailable,
   /// The upstream answered 429.
   upstream_rate_limited,
   /// The upstream rejected the request (4xx); relayed with its status.

@@ -28,6 +28,8 @@ constexpr error_row table[] = {
    "http_version_not_supported"},
   {errc::not_implemented, 501, "invalid_request_error", "not_implemented"},
   {errc::rate_limited, 429, "rate_limit_error", "rate_limit_exceeded"},
+  {errc::quota_exceeded, 429, "insufficient_quota", "insufficient_quota"},
+  {errc::usage_unavailable, 503, "service_unavailable", "usage_unavailable"},
   {errc::upstream_rate_limited, 429, "rate_limit_error",
    "upstream_rate_limited"},
   {errc::upstream_rejected, 0, "invalid_request_error", "upstream_rejected"},

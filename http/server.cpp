@@ -551,6 +551,22 @@ net::awaitable<http_reply> handle_models(endpoint_call& call) {
   co_return list_models(cfg, *key, call.started_unix);
 }
 
+/// GET /v1/usage: the key's limits, use and what is left (an admin key:
+/// every key's and team's).
+net::awaitable<http_reply> handle_usage(endpoint_call& call) {
+  auto gen = call.w.gen;
+  const auto& cfg = actors::config_of(gen);
+  http_reply refused;
+  const auto* key = authorize(cfg, call.req, refused);
+  if (key == nullptr)
+    co_return refused;
+  call.info.client = key->name;
+  actors::usage_view view{key->name, key->team, key->admin};
+  co_return co_await ask_actors(call.w, [&](reply_fn fn) {
+    actors::start_usage(gen, std::move(view), std::move(fn));
+  });
+}
+
 /// Whose series a scrape of /metrics sees: an admin key (or a public
 /// endpoint) every tenant's, any other key only its own client's. Fills
 /// `refused` and returns nothing when the key fails.
@@ -653,6 +669,7 @@ constexpr std::array routes{
   route_entry{path_of(api_endpoint::count_tokens), "POST",
               handle_call<api_endpoint::count_tokens>},
   route_entry{"/v1/models", "GET", handle_models},
+  route_entry{"/v1/usage", "GET", handle_usage},
   route_entry{"/metrics", "GET", handle_metrics},
   route_entry{"/health/live", "GET", handle_live},
   route_entry{"/health/ready", "GET", handle_ready},

@@ -11,8 +11,11 @@ packages=(
   # release executable's allocator, docs/performance.md)
   libcaf-dev libboost1.81-dev libyaml-cpp-dev nlohmann-json3-dev libssl-dev
   libre2-dev libsimdjson-dev libmimalloc-dev
-  # tests: Catch2 v2, curl for smoke checks
-  catch2 curl ca-certificates
+  # shared usage state (`state.backend: redis`, actors/redis_store.cpp)
+  libhiredis-dev
+  # tests: Catch2 v2, curl for smoke checks; a real Redis for the shared
+  # usage state and nginx as the load balancer of the multi-replica tests
+  catch2 curl ca-certificates redis-server nginx-light
   # tooling
   clang-format
 )

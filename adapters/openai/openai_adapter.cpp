@@ -87,6 +87,15 @@ chunk_facts facts_of(element chunk) {
   return out;
 }
 
+/// A chunk with usage and an empty `choices`: the one
+/// `stream_options.include_usage` adds at the end.
+bool usage_only(element chunk) {
+  auto choices = json::member(chunk, wire::choices);
+  simdjson::dom::array list;
+  return choices && choices->get_array().get(list) == simdjson::SUCCESS
+         && list.size() == 0;
+}
+
 /// OpenAI-compatible streams pass through event by event: each chunk is
 /// checked, its `model` set to the alias, and `[DONE]` ends the stream.
 class openai_stream_decoder final : public stream_decoder {
@@ -127,6 +136,10 @@ protected:
       if (facts.prompt_tokens + facts.completion_tokens > 0) {
         summary_.prompt_tokens = facts.prompt_tokens;
         summary_.completion_tokens = facts.completion_tokens;
+        // The usage chunk the gateway asked for itself (a governed key's
+        // stream) is read, not relayed, unless the client asked too.
+        if (!options_.include_usage && usage_only(chunk))
+          continue;
       }
       emit(out, with_alias(ev.data, chunk, options_.alias));
     }

@@ -30,6 +30,38 @@ inline std::chrono::milliseconds to_ms(seconds_d x) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(x);
 }
 
+/// Usage limits of a client (`server.api_keys[].limits`) or a team
+/// (`teams.<name>.limits`); each unset one does not apply. Minutes, days
+/// and months are UTC calendar periods (core/policy/usage_ledger.hpp).
+struct usage_limits {
+  std::optional<uint64_t> requests_per_minute;
+  std::optional<uint64_t> tokens_per_minute;
+  /// Requests in flight at once.
+  std::optional<uint64_t> max_concurrent;
+  std::optional<uint64_t> tokens_per_day;
+  std::optional<uint64_t> tokens_per_month;
+  /// `budget_usd_per_month`, in pico-USD (10^-12 USD): costs add up in
+  /// integers, exactly.
+  std::optional<uint64_t> budget_per_month;
+
+  /// Whether any limit is set.
+  [[nodiscard]] bool any() const {
+    return requests_per_minute || tokens_per_minute || max_concurrent
+           || tokens_per_day || tokens_per_month || budget_per_month;
+  }
+
+  friend bool operator==(const usage_limits&, const usage_limits&) = default;
+};
+
+/// A model's prices (`models.<alias>.pricing`, USD per million tokens),
+/// held in pico-USD per token.
+struct model_pricing {
+  uint64_t input = 0;
+  uint64_t output = 0;
+  /// Prompt tokens the provider served from its cache (default: `input`).
+  uint64_t cached_input = 0;
+};
+
 /// One client key: the identity a request runs under.
 struct api_key_config {
   /// The bearer token itself (empty when the config gives `key_sha256`).
@@ -42,6 +74,10 @@ struct api_key_config {
   std::vector<std::string> allowed_models;
   /// Sees every tenant's series on GET /metrics (others see only their own).
   bool admin = false;
+  /// The team whose limits also apply ("" = none).
+  std::string team;
+  /// This client's own limits (keys sharing a name share them).
+  usage_limits limits;
 };
 
 /// Inbound TLS (`server.tls`); off when `cert_file` is empty.
@@ -242,6 +278,8 @@ struct model_config {
   /// What the model serves (`endpoints`, default chat only): routing
   /// never picks it for anything else.
   endpoint_set endpoints{api_endpoint::chat};
+  /// Its prices; unset: its tokens cost nothing against a budget.
+  std::optional<model_pricing> pricing;
 };
 
 using model_config_ptr = std::shared_ptr<const model_config>;
@@ -287,6 +325,40 @@ struct rate_limit_config {
   seconds_d window{60};
 };
 
+/// `teams.<name>`: limits several keys share.
+struct team_config {
+  std::string name;
+  usage_limits limits;
+};
+
+enum class state_backend : uint8_t { embedded, redis };
+
+/// `state.redis`: where the shared counters live.
+struct redis_config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 6379;
+  uint32_t db = 0;
+  redacted_string password;
+  /// Prefix of every key the gateway writes.
+  std::string key_prefix = "pw-router";
+  /// Bound on one round trip (and on connecting).
+  std::chrono::milliseconds timeout{250};
+};
+
+/// `state`: where usage counters live and what happens without them.
+struct state_config {
+  state_backend backend = state_backend::embedded;
+  /// Embedded: the file the day and month totals are journalled to (""
+  /// = memory only).
+  std::string path;
+  /// Redis unreachable: refuse governed requests (deny, the default) or
+  /// serve them uncounted (allow).
+  bool allow_when_unavailable = false;
+  /// How often the journal is written (embedded).
+  seconds_d journal_interval{1};
+  redis_config redis;
+};
+
 /// One `middleware.pre_request[]` or `post_response[]` entry.
 struct plugin_entry {
   std::string plugin;
@@ -326,6 +398,9 @@ struct gateway_config {
   routing_config routing;
   health_config health;
   rate_limit_config rate_limit;
+  /// `teams`, in config order.
+  std::vector<team_config> teams;
+  state_config state;
   middleware_config middleware;
   logging_config logging;
   /// Hex SHA-256 of the file as read, for startup logs.
@@ -341,6 +416,12 @@ struct gateway_config {
 
   /// Returns the chain with this name, or nullptr.
   [[nodiscard]] const chain_config* find_chain(std::string_view name) const;
+
+  /// Returns the team with this name, or nullptr.
+  [[nodiscard]] const team_config* find_team(std::string_view name) const;
+
+  /// Whether any key or team has a usage limit (a LEDGER runs).
+  [[nodiscard]] bool governed() const;
 };
 
 using gateway_config_ptr = std::shared_ptr<const gateway_config>;

@@ -81,6 +81,23 @@ const chain_config* gateway_config::find_chain(std::string_view name) const {
   return nullptr;
 }
 
+const team_config* gateway_config::find_team(std::string_view name) const {
+  for (const auto& t : teams)
+    if (t.name == name)
+      return &t;
+  return nullptr;
+}
+
+bool gateway_config::governed() const {
+  for (const auto& k : server.api_keys)
+    if (k.limits.any())
+      return true;
+  for (const auto& t : teams)
+    if (t.limits.any())
+      return true;
+  return false;
+}
+
 bool same_upstream(const model_config& x, const model_config& y) {
   return x.alias == y.alias && x.provider == y.provider && x.model == y.model
          && x.api_key == y.api_key && x.base_url == y.base_url
@@ -483,6 +500,41 @@ std::optional<bool> get_bool(diagnostics& diag, const YAML::Node& map,
   return std::nullopt;
 }
 
+/// Reads a non-negative decimal number (prices, budgets) up to `max`.
+std::optional<double> get_amount(diagnostics& diag, const YAML::Node& map,
+                                 std::string_view key, const std::string& path,
+                                 double max) {
+  auto n = map[std::string{key}];
+  if (is_absent(n))
+    return std::nullopt;
+  auto where = join(path, key);
+  if (!n.IsScalar()) {
+    diag.fail(where, std::string{"expected a number, got "} + kind_name(n));
+    return std::nullopt;
+  }
+  const auto& text = n.Scalar();
+  double value = 0;
+  auto [ptr, ec]
+    = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size()
+      || !std::isfinite(value) || value < 0) {
+    diag.fail(where, "expected a number >= 0 (got " + quoted(text) + ")");
+    return std::nullopt;
+  }
+  if (value > max) {
+    std::ostringstream m;
+    m << "must be at most " << max << " (got " << text << ")";
+    diag.fail(where, m.str());
+    return std::nullopt;
+  }
+  return value;
+}
+
+/// USD -> pico-USD (10^-12 USD), rounded to the nearest.
+uint64_t to_pico_usd(double usd) {
+  return static_cast<uint64_t>(std::llround(usd * 1e12));
+}
+
 std::optional<std::vector<std::string>>
 get_string_list(diagnostics& diag, const YAML::Node& map, std::string_view key,
                 const std::string& path) {
@@ -615,17 +667,59 @@ bool load_key_secret(diagnostics& diag, const YAML::Node& entry,
   return hashed;
 }
 
+/// `limits` of a key or a team: every field optional, none zero.
+void load_limits(diagnostics& diag, const YAML::Node& node,
+                 const std::string& path, usage_limits& out) {
+  if (is_absent(node))
+    return;
+  if (!check_map(diag, node, path,
+                 {"requests_per_minute", "tokens_per_minute", "max_concurrent",
+                  "tokens_per_day", "tokens_per_month",
+                  "budget_usd_per_month"}))
+    return;
+  auto count = [&](std::string_view key) {
+    return get_int<uint64_t>(diag, node, key, path,
+                             plain<uint64_t>(1, uint64_t{1} << 50));
+  };
+  out.requests_per_minute = count("requests_per_minute");
+  out.tokens_per_minute = count("tokens_per_minute");
+  out.max_concurrent = count("max_concurrent");
+  out.tokens_per_day = count("tokens_per_day");
+  out.tokens_per_month = count("tokens_per_month");
+  // Ten million USD a month is 10^19 pico-USD, inside 64 bits.
+  if (auto usd = get_amount(diag, node, "budget_usd_per_month", path, 1e7)) {
+    if (*usd <= 0)
+      diag.fail(join(path, "budget_usd_per_month"),
+                "must be more than 0 (got "
+                  + quoted(node["budget_usd_per_month"].Scalar()) + ")");
+    else
+      out.budget_per_month = to_pico_usd(*usd);
+  }
+  if (!out.any() && node.size() == 0)
+    diag.fail(path, "sets no limit (remove it, or set requests_per_minute, "
+                    "tokens_per_minute, max_concurrent, tokens_per_day, "
+                    "tokens_per_month or budget_usd_per_month)");
+}
+
 /// One entry of `server.api_keys`, refused as a duplicate of an earlier one.
 void load_api_key(diagnostics& diag, const YAML::Node& entry,
                   const std::string& entry_path, const std::string& keys_path,
                   std::vector<api_key_config>& out) {
   if (!check_map(diag, entry, entry_path,
-                 {"key", "key_sha256", "name", "allowed_models", "admin"}))
+                 {"key", "key_sha256", "name", "allowed_models", "admin",
+                  "team", "limits"}))
     return;
   api_key_config key;
   bool hashed = load_key_secret(diag, entry, entry_path, key);
   key.name = require_string(diag, entry, "name", entry_path);
   key.admin = get_bool(diag, entry, "admin", entry_path).value_or(false);
+  if (auto team = get_string(diag, entry, "team", entry_path)) {
+    if (!valid_name(*team))
+      diag.fail(join(entry_path, "team"),
+                "a team name must be 1 to 128 visible ASCII characters");
+    key.team = *team;
+  }
+  load_limits(diag, entry["limits"], join(entry_path, "limits"), key.limits);
   auto globs = get_string_list(diag, entry, "allowed_models", entry_path);
   if (!globs) {
     if (is_absent(entry["allowed_models"]))
@@ -637,11 +731,18 @@ void load_api_key(diagnostics& diag, const YAML::Node& entry,
   } else {
     key.allowed_models = std::move(*globs);
   }
-  for (size_t j = 0; j < out.size(); ++j)
+  for (size_t j = 0; j < out.size(); ++j) {
     if (key.key_digest != sha256_digest{}
         && out[j].key_digest == key.key_digest)
       diag.fail(join(entry_path, hashed ? "key_sha256" : "key"),
                 "same key as " + index(keys_path, j));
+    // Keys that share a name are one client: one set of counters.
+    if (out[j].name == key.name
+        && (out[j].team != key.team || !(out[j].limits == key.limits)))
+      diag.fail(entry_path, "keys named " + quoted(key.name)
+                              + " must have the same team and limits (see "
+                              + index(keys_path, j) + ")");
+  }
   out.push_back(std::move(key));
 }
 
@@ -836,6 +937,31 @@ void load_ca_file(diagnostics& diag, const YAML::Node& node,
   m.ca_file = *v;
 }
 
+/// `pricing`: USD per million tokens; `input` and `output` required.
+void load_pricing(diagnostics& diag, const YAML::Node& node,
+                  const std::string& path, model_config& m) {
+  if (is_absent(node))
+    return;
+  if (!check_map(diag, node, path, {"input", "output", "cached_input"}))
+    return;
+  // A million USD per million tokens is beyond any real price list.
+  constexpr double most = 1e6;
+  auto per_token
+    = [](double usd_per_million) { return to_pico_usd(usd_per_million / 1e6); };
+  model_pricing p;
+  auto input = get_amount(diag, node, "input", path, most);
+  auto output = get_amount(diag, node, "output", path, most);
+  if (is_absent(node["input"]))
+    diag.fail(join(path, "input"), "required (USD per million tokens)");
+  if (is_absent(node["output"]))
+    diag.fail(join(path, "output"), "required (USD per million tokens)");
+  p.input = per_token(input.value_or(0));
+  p.output = per_token(output.value_or(0));
+  p.cached_input = per_token(get_amount(diag, node, "cached_input", path, most)
+                               .value_or(input.value_or(0)));
+  m.pricing = p;
+}
+
 void load_model(diagnostics& diag, const std::string& alias,
                 const YAML::Node& node, const std::string& path,
                 std::vector<model_config_ptr>& out) {
@@ -843,7 +969,8 @@ void load_model(diagnostics& diag, const std::string& alias,
                  {"provider", "model", "api_key", "base_url", "timeout_seconds",
                   "connect_timeout_seconds", "first_byte_timeout_seconds",
                   "idle_timeout_seconds", "max_retries", "max_concurrent",
-                  "tags", "ca_file", "default_max_tokens", "endpoints"}))
+                  "tags", "ca_file", "default_max_tokens", "endpoints",
+                  "pricing"}))
     return;
   auto m = std::make_shared<model_config>();
   m->alias = alias;
@@ -861,6 +988,7 @@ void load_model(diagnostics& diag, const std::string& alias,
   load_model_limits(diag, node, path, *m);
   load_endpoints(diag, node, path, *m);
   load_ca_file(diag, node, path, is_echo, *m);
+  load_pricing(diag, node["pricing"], join(path, "pricing"), *m);
   out.push_back(std::move(m));
 }
 
@@ -1065,6 +1193,109 @@ void load_rate_limit(diagnostics& diag, const YAML::Node& node,
     out.window = *v;
 }
 
+/// `teams`: name -> {limits}.
+void load_teams(diagnostics& diag, const YAML::Node& node,
+                std::vector<team_config>& out) {
+  const std::string path = "teams";
+  if (is_absent(node) || !check_named_map(diag, node, path))
+    return;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    team_config t;
+    t.name = it->first.Scalar();
+    auto where = join(path, t.name);
+    if (!valid_name(t.name))
+      diag.fail(where, "a team name must be 1 to 128 visible ASCII characters");
+    if (!check_map(diag, it->second, where, {"limits"}))
+      continue;
+    if (is_absent(it->second["limits"]))
+      diag.fail(join(where, "limits"), "required");
+    load_limits(diag, it->second["limits"], join(where, "limits"), t.limits);
+    out.push_back(std::move(t));
+  }
+}
+
+/// Every key's team is defined; a budget on models without a price is
+/// said.
+void check_governance(diagnostics& diag, const gateway_config& cfg) {
+  for (size_t i = 0; i < cfg.server.api_keys.size(); ++i) {
+    const auto& k = cfg.server.api_keys[i];
+    if (!k.team.empty() && cfg.find_team(k.team) == nullptr)
+      diag.fail(index("server.api_keys", i) + ".team",
+                "unknown team " + quoted(k.team) + " (define it under teams)");
+  }
+  bool budget = false;
+  for (const auto& k : cfg.server.api_keys)
+    budget = budget || k.limits.budget_per_month.has_value();
+  for (const auto& t : cfg.teams)
+    budget = budget || t.limits.budget_per_month.has_value();
+  if (!budget)
+    return;
+  for (const auto& m : cfg.models)
+    if (!m->pricing && m->provider != provider_kind::echo)
+      diag.warn("models." + m->alias,
+                "no pricing: its tokens cost nothing against "
+                "budget_usd_per_month");
+}
+
+/// `state`: embedded (default) or redis.
+void load_state(diagnostics& diag, const YAML::Node& node, state_config& out) {
+  const std::string path = "state";
+  if (is_absent(node))
+    return;
+  if (!check_map(diag, node, path,
+                 {"backend", "path", "on_unavailable",
+                  "journal_interval_seconds", "redis"}))
+    return;
+  if (auto b = get_string(diag, node, "backend", path)) {
+    if (*b == "redis")
+      out.backend = state_backend::redis;
+    else if (*b != "embedded")
+      diag.fail(join(path, "backend"),
+                "expected embedded or redis (got " + quoted(*b) + ")");
+  }
+  out.path = get_string(diag, node, "path", path).value_or("");
+  if (auto v = get_string(diag, node, "on_unavailable", path)) {
+    if (*v == "allow")
+      out.allow_when_unavailable = true;
+    else if (*v != "deny")
+      diag.fail(join(path, "on_unavailable"),
+                "expected deny or allow (got " + quoted(*v) + ")");
+  }
+  if (auto v = get_seconds(diag, node, "journal_interval_seconds", path))
+    out.journal_interval = *v;
+  auto redis = node["redis"];
+  auto rpath = join(path, "redis");
+  if (out.backend == state_backend::redis && is_absent(redis))
+    diag.fail(rpath, "required with backend: redis");
+  if (is_absent(redis))
+    return;
+  if (out.backend != state_backend::redis)
+    diag.fail(rpath, "set, but backend is not redis");
+  if (!check_map(
+        diag, redis, rpath,
+        {"host", "port", "db", "password", "key_prefix", "timeout_ms"}))
+    return;
+  auto& r = out.redis;
+  r.host = get_string(diag, redis, "host", rpath).value_or(r.host);
+  if (auto v = get_int<uint16_t>(diag, redis, "port", rpath,
+                                 plain<uint16_t>(1, 65535)))
+    r.port = *v;
+  if (auto v = get_int<uint32_t>(diag, redis, "db", rpath,
+                                 plain<uint32_t>(0, 1u << 20)))
+    r.db = *v;
+  r.password
+    = redacted_string{get_string(diag, redis, "password", rpath).value_or("")};
+  if (auto v = get_string(diag, redis, "key_prefix", rpath)) {
+    if (!valid_name(*v))
+      diag.fail(join(rpath, "key_prefix"),
+                "must be 1 to 128 visible ASCII characters");
+    r.key_prefix = *v;
+  }
+  if (auto v = get_int<uint32_t>(diag, redis, "timeout_ms", rpath,
+                                 {1u, 600'000u, 10'000u}))
+    r.timeout = std::chrono::milliseconds{*v};
+}
+
 void load_plugins(diagnostics& diag, const YAML::Node& node,
                   const std::string& path, std::vector<plugin_entry>& out) {
   if (is_absent(node))
@@ -1183,13 +1414,16 @@ caf::expected<gateway_config> load_config_text(std::string_view yaml) {
     expand_tree(diag, root, "", process_env);
     if (!check_map(diag, root, "",
                    {"server", "models", "routing", "health", "rate_limit",
-                    "middleware", "logging"}))
+                    "teams", "state", "middleware", "logging"}))
       return to_error(diag);
     load_server(diag, root["server"], cfg.server);
     load_models(diag, root["models"], cfg.models);
     load_routing(diag, root["routing"], cfg.models, cfg.routing);
     load_health(diag, root["health"], cfg.health);
     load_rate_limit(diag, root["rate_limit"], cfg.rate_limit);
+    load_teams(diag, root["teams"], cfg.teams);
+    load_state(diag, root["state"], cfg.state);
+    check_governance(diag, cfg);
     load_middleware(diag, root["middleware"], cfg.middleware);
     load_logging(diag, root["logging"], cfg.logging);
     if (cfg.server.request_deadline.count() <= 0) {

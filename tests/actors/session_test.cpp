@@ -58,8 +58,9 @@ struct session_fixture : actor_fixture {
       upstream_calls.push_back(std::move(req));
       answer_upstream = std::move(done);
     };
-    auto s = sys.spawn(session, std::move(ctx), router_handle, plugins,
-                       reply_fn{reply}, upstream_fn{upstream});
+    auto s = sys.spawn(session, std::move(ctx), gateway_config_ptr{},
+                       router_handle, ledger_actor{}, plugins, reply_fn{reply},
+                       upstream_fn{upstream});
     run();
     return s;
   }
@@ -240,7 +241,8 @@ struct fallback_fixture : actor_fixture {
       calls.push_back(std::move(req));
       answer_upstream = std::move(done);
     };
-    auto s = sys.spawn(session, std::move(ctx), router_handle, plugin_set_ptr{},
+    auto s = sys.spawn(session, std::move(ctx), gateway_config_ptr{},
+                       router_handle, ledger_actor{}, plugin_set_ptr{},
                        reply_fn{reply}, upstream_fn{upstream});
     run();
     return s;

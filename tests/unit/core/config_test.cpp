@@ -4,7 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 using namespace pw;
@@ -185,7 +188,7 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
   SECTION("unknown top-level key") {
     CHECK_ERROR(keys + echo_models + echo_routing + "extras: 1\n",
                 "extras: unknown key (allowed: server, models, routing, "
-                "health, rate_limit, middleware, logging)");
+                "health, rate_limit, teams, state, middleware, logging)");
   }
   SECTION("duplicate key") {
     CHECK_ERROR(keys + echo_models + echo_routing + "routing: {}\n",
@@ -271,7 +274,7 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
     CHECK_ERROR(entry("{key: k, name: a, allowed_models: ['*'], role: x}")
                   + echo_models + echo_routing,
                 "server.api_keys[0].role: unknown key (allowed: key, "
-                "key_sha256, name, allowed_models, admin)");
+                "key_sha256, name, allowed_models, admin, team, limits)");
     CHECK_ERROR(entry("{key: k, name: a, allowed_models: ['*'], admin: 1}")
                   + echo_models + echo_routing,
                 "server.api_keys[0].admin: expected true or false (got "
@@ -375,7 +378,7 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
                 "api_key, base_url, timeout_seconds, connect_timeout_seconds, "
                 "first_byte_timeout_seconds, idle_timeout_seconds, "
                 "max_retries, max_concurrent, tags, ca_file, "
-                "default_max_tokens, endpoints)");
+                "default_max_tokens, endpoints, pricing)");
     CHECK_ERROR(keys
                   + model("    provider: openai\n    model: x\n"
                           "    api_key: [a, b]\n"),
@@ -634,4 +637,358 @@ TEST_CASE("endpoints: what a model serves, chat by default") {
               "completions, embeddings, messages)");
   CHECK_ERROR(with("openai", "chat"), "models.m.endpoints: expected a list, "
                                       "got a scalar");
+}
+
+namespace {
+
+/// `server.api_keys` with one entry (a flow mapping) per element.
+std::string key_list(std::initializer_list<std::string> entries) {
+  std::string out = "server:\n  api_keys:\n";
+  for (const auto& e : entries)
+    out += "    - " + e + "\n";
+  return out;
+}
+
+bool has_warning(const gateway_config& cfg, const std::string& line) {
+  return std::find(cfg.warnings.begin(), cfg.warnings.end(), line)
+         != cfg.warnings.end();
+}
+
+const std::string all_limits
+  = "requests_per_minute, tokens_per_minute, max_concurrent, "
+    "tokens_per_day, tokens_per_month, budget_usd_per_month";
+
+} // namespace
+
+TEST_CASE("usage limits load for keys and teams") {
+  auto cfg = load_config_text(R"(server:
+  api_keys:
+    - key: k1
+      name: alice
+      allowed_models: ["*"]
+      team: red
+      limits:
+        requests_per_minute: 60
+        tokens_per_minute: 100000
+        max_concurrent: 4
+        tokens_per_day: 1000000
+        tokens_per_month: 20000000
+        budget_usd_per_month: 12.5
+    - {key: k2, name: bob, allowed_models: ["*"]}
+    - {key: k3, name: carol, allowed_models: ["*"], team: red}
+teams:
+  red:
+    limits: {tokens_per_day: 5000000, budget_usd_per_month: 10}
+  blue:
+    limits: {max_concurrent: 8}
+)" + echo_models + echo_routing);
+  REQUIRE(cfg);
+  const auto& list = cfg->server.api_keys;
+  REQUIRE(list.size() == 3);
+  CHECK(list[0].team == "red");
+  const auto& lim = list[0].limits;
+  CHECK(lim.requests_per_minute == 60u);
+  CHECK(lim.tokens_per_minute == 100'000u);
+  CHECK(lim.max_concurrent == 4u);
+  CHECK(lim.tokens_per_day == 1'000'000u);
+  CHECK(lim.tokens_per_month == 20'000'000u);
+  // USD in pico-USD: 12.5 * 10^12.
+  CHECK(lim.budget_per_month == 12'500'000'000'000u);
+  CHECK(lim.any());
+  CHECK(list[1].team.empty());
+  CHECK_FALSE(list[1].limits.any());
+  CHECK(list[1].limits == usage_limits{});
+  CHECK(list[2].team == "red");
+  CHECK_FALSE(list[2].limits.any());
+  REQUIRE(cfg->teams.size() == 2);
+  CHECK(cfg->teams[0].name == "red"); // in config order
+  CHECK(cfg->teams[1].name == "blue");
+  const auto* red = cfg->find_team("red");
+  REQUIRE(red != nullptr);
+  CHECK(red->limits.tokens_per_day == 5'000'000u);
+  CHECK(red->limits.budget_per_month == 10'000'000'000'000u);
+  CHECK_FALSE(red->limits.requests_per_minute);
+  CHECK_FALSE(red->limits.max_concurrent);
+  REQUIRE(cfg->find_team("blue") != nullptr);
+  CHECK(cfg->find_team("blue")->limits.max_concurrent == 8u);
+  CHECK(cfg->find_team("green") == nullptr);
+  CHECK(cfg->governed());
+  // The echo model is free: a budget says nothing about it.
+  CHECK(cfg->warnings.empty());
+}
+
+TEST_CASE("keys that share a name share their team and limits") {
+  auto cfg = load_config_text(
+    key_list({"{key: k1, name: a, allowed_models: ['*'], team: red, "
+              "limits: {max_concurrent: 2}}",
+              "{key: k2, name: a, allowed_models: ['*'], team: red, "
+              "limits: {max_concurrent: 2}}"})
+    + "teams:\n  red:\n    limits: {tokens_per_day: 100}\n" + echo_models
+    + echo_routing);
+  REQUIRE(cfg);
+  CHECK(cfg->server.api_keys.size() == 2);
+  CHECK(cfg->server.api_keys[0].limits == cfg->server.api_keys[1].limits);
+}
+
+TEST_CASE("governed(): whether any key or team has a usage limit") {
+  auto plain = load_config_text(keys + echo_models + echo_routing);
+  REQUIRE(plain);
+  CHECK_FALSE(plain->governed());
+  CHECK(plain->teams.empty());
+  auto by_key
+    = load_config_text(key_list({"{key: k, name: a, allowed_models: ['*'], "
+                                 "limits: {requests_per_minute: 5}}"})
+                       + echo_models + echo_routing);
+  REQUIRE(by_key);
+  CHECK(by_key->governed());
+  // A team's limits govern even before a key names it.
+  auto by_team = load_config_text(
+    keys + "teams:\n  red:\n    limits: {tokens_per_month: 1000}\n"
+    + echo_models + echo_routing);
+  REQUIRE(by_team);
+  CHECK(by_team->governed());
+}
+
+TEST_CASE("pricing is USD per million tokens, held in pico-USD per token") {
+  auto cfg = load_config_text(keys + R"(models:
+  gpt:
+    provider: openai
+    model: gpt-4o
+    pricing: {input: 2.5, output: 10}
+  mini:
+    provider: openai
+    model: gpt-4o-mini
+    pricing: {input: 0.15, output: 0.6, cached_input: 0.075}
+  echo:
+    provider: echo
+routing:
+  default_model: gpt
+)");
+  REQUIRE(cfg);
+  const auto& gpt = (*cfg->find_model("gpt"))->pricing;
+  REQUIRE(gpt);
+  CHECK(gpt->input == 2'500'000);
+  CHECK(gpt->output == 10'000'000);
+  CHECK(gpt->cached_input == 2'500'000); // defaults to input
+  const auto& mini = (*cfg->find_model("mini"))->pricing;
+  REQUIRE(mini);
+  CHECK(mini->input == 150'000);
+  CHECK(mini->output == 600'000);
+  CHECK(mini->cached_input == 75'000);
+  CHECK_FALSE((*cfg->find_model("echo"))->pricing);
+  auto model = [](const std::string& pricing) {
+    return keys + "models:\n  m:\n    provider: openai\n    model: x\n"
+           + "    pricing: " + pricing + "\nrouting:\n  default_model: m\n";
+  };
+  CHECK_ERROR(model("{input: 1}"),
+              "models.m.pricing.output: required (USD per million tokens)");
+  CHECK_ERROR(model("{output: 1}"),
+              "models.m.pricing.input: required (USD per million tokens)");
+  CHECK_ERROR(model("{input: -1, output: 1}"),
+              "models.m.pricing.input: expected a number >= 0 (got \"-1\")");
+  CHECK_ERROR(model("{input: cheap, output: 1}"),
+              "models.m.pricing.input: expected a number >= 0 (got "
+              "\"cheap\")");
+  CHECK_ERROR(model("{input: 1, output: 1, currency: EUR}"),
+              "models.m.pricing.currency: unknown key (allowed: input, "
+              "output, cached_input)");
+  CHECK_ERROR(model("2.5"),
+              "models.m.pricing: expected a mapping, got a scalar");
+}
+
+TEST_CASE("a budget with a model without pricing loads with a warning") {
+  auto config = [](const std::string& limits, const std::string& pricing) {
+    return key_list({"{key: k, name: a, allowed_models: ['*'], limits: "
+                     + limits + "}"})
+           + "models:\n  gpt:\n    provider: openai\n    model: x\n" + pricing
+           + "  echo:\n    provider: echo\nrouting:\n  default_model: gpt\n";
+  };
+  const std::string warning = "models.gpt: no pricing: its tokens cost "
+                              "nothing against budget_usd_per_month";
+  auto cfg = load_config_text(config("{budget_usd_per_month: 10}", ""));
+  REQUIRE(cfg);
+  CHECK(has_warning(*cfg, warning));
+  // The echo model costs nothing anyway: no warning for it.
+  for (const auto& w : cfg->warnings)
+    CHECK_FALSE(w.starts_with("models.echo"));
+  // A team's budget counts too.
+  auto team = load_config_text(
+    key_list({"{key: k, name: a, allowed_models: ['*'], team: red}"})
+    + "teams:\n  red:\n    limits: {budget_usd_per_month: 1}\n"
+    + "models:\n  gpt:\n    provider: openai\n    model: x\n"
+    + "routing:\n  default_model: gpt\n");
+  REQUIRE(team);
+  CHECK(has_warning(*team, warning));
+  // Without a budget, or with a price, nothing to say.
+  auto no_budget = load_config_text(config("{tokens_per_day: 10}", ""));
+  REQUIRE(no_budget);
+  CHECK_FALSE(has_warning(*no_budget, warning));
+  auto priced = load_config_text(config(
+    "{budget_usd_per_month: 10}", "    pricing: {input: 1, output: 2}\n"));
+  REQUIRE(priced);
+  CHECK(priced->warnings.empty());
+}
+
+TEST_CASE("state: embedded by default, or redis with its connection") {
+  auto defaults = load_config_text(keys + echo_models + echo_routing);
+  REQUIRE(defaults);
+  CHECK(defaults->state.backend == state_backend::embedded);
+  CHECK(defaults->state.path.empty());
+  CHECK_FALSE(defaults->state.allow_when_unavailable);
+  CHECK(defaults->state.journal_interval.count() == 1);
+  auto embedded = load_config_text(
+    keys + echo_models + echo_routing
+    + "state:\n  path: /var/lib/pw/usage.json\n"
+      "  journal_interval_seconds: 5\n  on_unavailable: deny\n");
+  REQUIRE(embedded);
+  CHECK(embedded->state.backend == state_backend::embedded);
+  CHECK(embedded->state.path == "/var/lib/pw/usage.json");
+  CHECK(embedded->state.journal_interval.count() == 5);
+  CHECK_FALSE(embedded->state.allow_when_unavailable);
+  auto redis = load_config_text(keys + echo_models + echo_routing + R"(state:
+  backend: redis
+  on_unavailable: allow
+  redis:
+    host: redis.internal
+    port: 6380
+    db: 2
+    password: s3cret
+    key_prefix: gw
+    timeout_ms: 100
+)");
+  REQUIRE(redis);
+  const auto& s = redis->state;
+  CHECK(s.backend == state_backend::redis);
+  CHECK(s.allow_when_unavailable);
+  CHECK(s.redis.host == "redis.internal");
+  CHECK(s.redis.port == 6380);
+  CHECK(s.redis.db == 2);
+  CHECK(s.redis.password.reveal() == "s3cret");
+  CHECK(to_string(s.redis.password) == "***");
+  CHECK(s.redis.key_prefix == "gw");
+  CHECK(s.redis.timeout == std::chrono::milliseconds{100});
+  auto redis_defaults = load_config_text(keys + echo_models + echo_routing
+                                         + "state:\n  backend: redis\n"
+                                           "  redis: {}\n");
+  REQUIRE(redis_defaults);
+  CHECK(redis_defaults->state.redis.host == "127.0.0.1");
+  CHECK(redis_defaults->state.redis.port == 6379);
+  CHECK(redis_defaults->state.redis.key_prefix == "pw-router");
+  CHECK(redis_defaults->state.redis.timeout == std::chrono::milliseconds{250});
+}
+
+TEST_CASE("invalid limits, teams and state are refused with their YAML "
+          "path") {
+  auto entry = [](const std::string& extra) {
+    return key_list({"{key: k, name: a, allowed_models: ['*'], " + extra + "}"})
+           + echo_models + echo_routing;
+  };
+  SECTION("limits") {
+    CHECK_ERROR(entry("limits: {rpm: 5}"),
+                "server.api_keys[0].limits.rpm: unknown key (allowed: "
+                  + all_limits + ")");
+    CHECK_ERROR(entry("limits: {}"),
+                "server.api_keys[0].limits: sets no limit (remove it, or set "
+                "requests_per_minute, tokens_per_minute, max_concurrent, "
+                "tokens_per_day, tokens_per_month or budget_usd_per_month)");
+    CHECK_ERROR(entry("limits: {requests_per_minute: 0}"),
+                "server.api_keys[0].limits.requests_per_minute: must be at "
+                "least 1 (got 0)");
+    CHECK_ERROR(entry("limits: {tokens_per_day: 0, max_concurrent: 2}"),
+                "server.api_keys[0].limits.tokens_per_day: must be at least 1 "
+                "(got 0)");
+    CHECK_ERROR(entry("limits: {max_concurrent: -1}"),
+                "server.api_keys[0].limits.max_concurrent: must be at least 1 "
+                "(got -1)");
+    CHECK_ERROR(entry("limits: {tokens_per_month: lots}"),
+                "server.api_keys[0].limits.tokens_per_month: expected an "
+                "integer (got \"lots\")");
+    CHECK_ERROR(entry("limits: {budget_usd_per_month: -1}"),
+                "server.api_keys[0].limits.budget_usd_per_month: expected a "
+                "number >= 0 (got \"-1\")");
+    auto huge = errors_of(entry("limits: {budget_usd_per_month: 20000000}"));
+    CHECK(huge.find("server.api_keys[0].limits.budget_usd_per_month: must be "
+                    "at most ")
+          != std::string::npos);
+    CHECK_ERROR(entry("limits: 5"),
+                "server.api_keys[0].limits: expected a mapping, got a scalar");
+  }
+  SECTION("teams") {
+    CHECK_ERROR(entry("team: ghost"),
+                "server.api_keys[0].team: unknown team \"ghost\" (define it "
+                "under teams)");
+    // The index is the key's own.
+    CHECK_ERROR(key_list({"{key: k1, name: a, allowed_models: ['*']}",
+                          "{key: k2, name: b, allowed_models: ['*'], "
+                          "team: ghost}"})
+                  + "teams:\n  red:\n    limits: {max_concurrent: 1}\n"
+                  + echo_models + echo_routing,
+                "server.api_keys[1].team: unknown team \"ghost\" (define it "
+                "under teams)");
+    CHECK_ERROR(keys + echo_models + echo_routing + "teams:\n  red: {}\n",
+                "teams.red.limits: required");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                  + "teams:\n  red:\n    limits: {}\n",
+                "teams.red.limits: sets no limit (remove it, or set "
+                "requests_per_minute, tokens_per_minute, max_concurrent, "
+                "tokens_per_day, tokens_per_month or budget_usd_per_month)");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                  + "teams:\n  red:\n    limits: {max_concurrent: 1}\n"
+                    "    members: [a]\n",
+                "teams.red.members: unknown key (allowed: limits)");
+    CHECK_ERROR(keys + echo_models + echo_routing
+                  + "teams:\n  red:\n    limits: {max_concurrent: 0}\n",
+                "teams.red.limits.max_concurrent: must be at least 1 (got 0)");
+    CHECK_ERROR(keys + echo_models + echo_routing + "teams: [red]\n",
+                "teams: expected a mapping, got a list");
+  }
+  SECTION("keys with the same name but different limits or teams") {
+    CHECK_ERROR(key_list({"{key: k1, name: a, allowed_models: ['*'], "
+                          "limits: {max_concurrent: 1}}",
+                          "{key: k2, name: a, allowed_models: ['*'], "
+                          "limits: {max_concurrent: 2}}"})
+                  + echo_models + echo_routing,
+                "server.api_keys[1]: keys named \"a\" must have the same team "
+                "and limits (see server.api_keys[0])");
+    CHECK_ERROR(key_list({"{key: k1, name: a, allowed_models: ['*'], "
+                          "limits: {max_concurrent: 1}}",
+                          "{key: k2, name: a, allowed_models: ['*']}"})
+                  + echo_models + echo_routing,
+                "server.api_keys[1]: keys named \"a\" must have the same team "
+                "and limits (see server.api_keys[0])");
+    CHECK_ERROR(key_list({"{key: k1, name: a, allowed_models: ['*'], "
+                          "team: red}",
+                          "{key: k2, name: a, allowed_models: ['*']}"})
+                  + "teams:\n  red:\n    limits: {max_concurrent: 1}\n"
+                  + echo_models + echo_routing,
+                "server.api_keys[1]: keys named \"a\" must have the same team "
+                "and limits (see server.api_keys[0])");
+  }
+  SECTION("state") {
+    auto state = [](const std::string& body) {
+      return keys + echo_models + echo_routing + "state: " + body + "\n";
+    };
+    CHECK_ERROR(state("{backend: redis}"),
+                "state.redis: required with backend: redis");
+    CHECK_ERROR(state("{redis: {host: r}}"),
+                "state.redis: set, but backend is not redis");
+    CHECK_ERROR(state("{backend: embedded, redis: {host: r}}"),
+                "state.redis: set, but backend is not redis");
+    CHECK_ERROR(state("{on_unavailable: maybe}"),
+                "state.on_unavailable: expected deny or allow (got "
+                "\"maybe\")");
+    CHECK_ERROR(state("{backend: etcd}"),
+                "state.backend: expected embedded or redis (got \"etcd\")");
+    CHECK_ERROR(state("{file: x}"),
+                "state.file: unknown key (allowed: backend, path, "
+                "on_unavailable, journal_interval_seconds, redis)");
+    CHECK_ERROR(state("{journal_interval_seconds: 0}"),
+                "state.journal_interval_seconds: must be > 0 (got 0)");
+    CHECK_ERROR(state("{backend: redis, redis: {port: 0}}"),
+                "state.redis.port: must be at least 1 (got 0)");
+    CHECK_ERROR(state("{backend: redis, redis: {user: x}}"),
+                "state.redis.user: unknown key (allowed: host, port, db, "
+                "password, key_prefix, timeout_ms)");
+    CHECK_ERROR(state("[embedded]"), "state: expected a mapping, got a list");
+  }
 }

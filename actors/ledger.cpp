@@ -1,0 +1,381 @@
+#include "actors/ledger.hpp"
+
+#include "core/observe/log.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace pw::actors {
+
+namespace {
+
+using ledger_ptr = ledger_actor::stateful_pointer<ledger_state>;
+using std::chrono::system_clock;
+
+void index_keys(ledger_state& st) {
+  st.keys.clear();
+  for (const auto& k : st.config->server.api_keys)
+    st.keys.try_emplace(k.name, &k);
+}
+
+/// The scopes a request is charged to under the current config.
+std::vector<ledger_scope> scopes_of(const ledger_state& st,
+                                    const usage_request& req) {
+  std::vector<ledger_scope> out;
+  auto key = st.keys.find(req.client);
+  if (key != st.keys.end() && key->second->limits.any())
+    out.push_back({"key:" + req.client, &key->second->limits});
+  if (!req.team.empty())
+    if (const auto* team = st.config->find_team(req.team);
+        team != nullptr && team->limits.any())
+      out.push_back({"team:" + req.team, &team->limits});
+  return out;
+}
+
+/// a + b, or the largest value when that overflows.
+uint64_t add_sat(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/// a * b, or the largest value when that overflows.
+uint64_t mul_sat(uint64_t a, uint64_t b) {
+  return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+/// What `tokens` cost on `model` (pico-USD); 0 without pricing. Saturates:
+/// a request may ask for absurd max_tokens, and must then cost the most,
+/// never wrap to little.
+uint64_t cost_of(const model_config& model, const token_usage& u) {
+  if (!model.pricing)
+    return 0;
+  const auto& p = *model.pricing;
+  auto cached = std::min(u.cached, u.prompt);
+  return add_sat(add_sat(mul_sat(u.prompt - cached, p.input),
+                         mul_sat(cached, p.cached_input)),
+                 mul_sat(u.completion, p.output));
+}
+
+/// The worst case of a request: its prompt estimate plus its most output,
+/// priced at the dearest model of its route.
+usage_amount worst_case(const gateway_config& cfg, const usage_request& req) {
+  usage_amount out;
+  auto most_output = req.max_output;
+  out.tokens = add_sat(req.prompt_tokens, most_output);
+  for (const auto& alias : req.models)
+    if (const auto* m = cfg.find_model(alias)) {
+      token_usage u{req.prompt_tokens, most_output, 0, true};
+      out.cost = std::max(out.cost, cost_of(**m, u));
+    }
+  return out;
+}
+
+std::vector<header_field> headers_of(const rate_view& v) {
+  std::vector<header_field> out;
+  if (v.limit_requests) {
+    out.push_back(
+      {"x-ratelimit-limit-requests", std::to_string(*v.limit_requests)});
+    out.push_back({"x-ratelimit-remaining-requests",
+                   std::to_string(*v.remaining_requests)});
+    out.push_back({"x-ratelimit-reset-requests", reset_text(v.reset_ms)});
+  }
+  if (v.limit_tokens) {
+    out.push_back(
+      {"x-ratelimit-limit-tokens", std::to_string(*v.limit_tokens)});
+    out.push_back(
+      {"x-ratelimit-remaining-tokens", std::to_string(*v.remaining_tokens)});
+    out.push_back({"x-ratelimit-reset-tokens", reset_text(v.reset_ms)});
+  }
+  return out;
+}
+
+void flush(ledger_ptr self) {
+  auto& st = self->state;
+  st.flush_armed = false;
+  if (!st.dirty || st.redis || st.config->state.path.empty())
+    return;
+  st.dirty = false;
+  std::string why;
+  if (write_journal(st.config->state.path, st.book.journal(), why)) {
+    if (st.journal_failing)
+      log::write(log_level::info, "usage_journal_written",
+                 {{"path", st.config->state.path}});
+    st.journal_failing = false;
+    return;
+  }
+  st.dirty = true; // try again at the next change
+  if (!st.journal_failing)
+    log::write(log_level::error, "usage_journal_failed",
+               {{"path", st.config->state.path}, {"error", why}});
+  st.journal_failing = true;
+}
+
+void mark_dirty(ledger_ptr self) {
+  auto& st = self->state;
+  st.dirty = true;
+  if (st.flush_armed || st.redis || st.config->state.path.empty())
+    return;
+  st.flush_armed = true;
+  self->delayed_send(self,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                       st.config->state.journal_interval),
+                     atom::flush_v);
+}
+
+void read_journal(ledger_state& st) {
+  const auto& path = st.config->state.path;
+  if (path.empty())
+    return;
+  std::ifstream in{path, std::ios::binary};
+  if (!in) {
+    log::write(log_level::info, "usage_journal_absent",
+               {{"path", path},
+                {"detail", "no journal yet: day and month totals start at 0"}});
+    return;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (st.book.restore(text.str(), periods_at(system_clock::now())))
+    log::write(log_level::info, "usage_journal_read",
+               {{"path", path}, {"scopes", st.book.scopes().size()}});
+  else
+    log::write(log_level::error, "usage_journal_unreadable",
+               {{"path", path},
+                {"detail", "not a usage journal: day and month totals start "
+                           "at 0; the file is replaced at the next write"}});
+}
+
+/// Redis could not be reached: counted, logged once per outage.
+void unreachable(ledger_ptr self, const std::string& why) {
+  auto& st = self->state;
+  ++st.unavailable;
+  if (st.outage)
+    return;
+  st.outage = true;
+  log::write(log_level::error, "usage_state_unavailable",
+             {{"backend", "redis"},
+              {"error", why},
+              {"on_unavailable", st.config->state.allow_when_unavailable
+                                   ? "allow: governed requests are served "
+                                     "uncounted"
+                                   : "deny: governed requests get 503"}});
+}
+
+void reachable(ledger_ptr self) {
+  auto& st = self->state;
+  if (!st.outage)
+    return;
+  st.outage = false;
+  log::write(log_level::info, "usage_state_restored", {{"backend", "redis"}});
+}
+
+std::string hold_name(const ledger_state& st, uint64_t id) {
+  return st.replica + ":" + std::to_string(id);
+}
+
+usage_grant reserve(ledger_ptr self, const usage_request& req) {
+  auto& st = self->state;
+  usage_grant out;
+  auto scopes = scopes_of(st, req);
+  if (scopes.empty())
+    return out; // not governed under this config
+  auto worst = worst_case(*st.config, req);
+  auto now = periods_at(system_clock::now());
+  ledger_answer answer;
+  auto id = st.next_hold + 1;
+  if (st.redis) {
+    std::string why;
+    // A hold whose settlement never comes leaves the in-flight count once
+    // its request's deadline (and a minute of grace) has passed.
+    auto expires
+      = std::chrono::duration_cast<std::chrono::milliseconds>(
+          system_clock::now().time_since_epoch()
+          + st.config->server.request_deadline + std::chrono::seconds{60})
+          .count();
+    auto got
+      = st.redis->reserve(scopes, worst, now, hold_name(st, id), expires, why);
+    if (!got) {
+      unreachable(self, why);
+      if (st.config->state.allow_when_unavailable)
+        return out; // served, uncounted: the operator chose so
+      auto err = error_of(errc::usage_unavailable,
+                          "The gateway cannot reach its usage state, so it "
+                          "cannot check this key's limits; retry shortly.");
+      err.retry_after = 1;
+      out.refusal = std::move(err);
+      return out;
+    }
+    reachable(self);
+    answer = std::move(*got);
+  } else {
+    answer = st.book.reserve(scopes, worst, now);
+  }
+  out.headers = headers_of(answer.view);
+  if (answer.refusal) {
+    ++st.refused;
+    const auto& r = *answer.refusal;
+    api_error err;
+    err.code = is_quota(r.kind) ? errc::quota_exceeded : errc::rate_limited;
+    err.message = r.message();
+    err.retry_after = r.retry_after_s;
+    out.refusal = std::move(err);
+    return out;
+  }
+  ++st.reserved;
+  out.hold = st.next_hold = id;
+  st.holds.emplace(out.hold, std::move(*answer.hold));
+  mark_dirty(self);
+  return out;
+}
+
+void settle(ledger_ptr self, const usage_settlement& x) {
+  auto& st = self->state;
+  auto it = st.holds.find(x.hold);
+  if (it == st.holds.end())
+    return;
+  usage_amount actual;
+  if (!x.model.empty()) {
+    if (x.usage.known) {
+      actual.tokens = add_sat(x.usage.prompt, x.usage.completion);
+      if (const auto* m = st.config->find_model(x.model))
+        actual.cost = cost_of(**m, x.usage);
+    } else if (x.charge_reservation) {
+      actual = it->second.reserved;
+    }
+  }
+  if (st.redis) {
+    std::string why;
+    if (st.redis->settle(it->second, hold_name(st, x.hold), actual, why))
+      reachable(self);
+    else
+      // The reservation stays charged (the safe side); its in-flight entry
+      // expires with the hold.
+      unreachable(self, why);
+  } else {
+    st.book.settle(it->second, actual, periods_at(system_clock::now()));
+  }
+  st.holds.erase(it);
+  ++st.settled;
+  st.settled_tokens += actual.tokens;
+  st.settled_cost += actual.cost;
+  mark_dirty(self);
+}
+
+usage_report report_of(ledger_state& st) {
+  usage_report out;
+  out.backend = st.redis ? "redis" : "embedded";
+  out.available = !st.outage;
+  out.unavailable = st.unavailable;
+  out.reserved = st.reserved;
+  out.settled = st.settled;
+  out.refused = st.refused;
+  out.settled_tokens = st.settled_tokens;
+  out.settled_cost = st.settled_cost;
+  auto now = periods_at(system_clock::now());
+  auto add = [&](const std::string& scope, const usage_limits& limits) {
+    scope_usage u;
+    u.scope = scope;
+    u.limits = limits;
+    std::optional<scope_counters> shared;
+    if (st.redis) {
+      std::string why;
+      shared = st.redis->read(scope, now, why);
+      out.available = out.available && shared.has_value();
+    }
+    const auto* c
+      = st.redis ? (shared ? &*shared : nullptr) : st.book.find(scope);
+    if (c != nullptr) {
+      auto copy = *c;
+      copy.roll(now);
+      u.minute_requests = copy.minute_requests;
+      u.minute_tokens = copy.minute_tokens;
+      u.day_tokens = copy.day_tokens;
+      u.month_tokens = copy.month_tokens;
+      u.month_cost = copy.month_cost;
+      u.in_flight = copy.in_flight;
+    }
+    out.scopes.push_back(std::move(u));
+  };
+  for (const auto& [name, key] : st.keys)
+    if (key->limits.any())
+      add("key:" + name, key->limits);
+  for (const auto& t : st.config->teams)
+    add("team:" + t.name, t.limits);
+  std::sort(out.scopes.begin(), out.scopes.end(),
+            [](const scope_usage& x, const scope_usage& y) {
+              return x.scope < y.scope;
+            });
+  return out;
+}
+
+} // namespace
+
+bool write_journal(const std::string& path, const std::string& text,
+                   std::string& why) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out{tmp, std::ios::binary | std::ios::trunc};
+    if (!out) {
+      why = "cannot open " + tmp + " for writing";
+      return false;
+    }
+    out << text << '\n';
+    out.flush();
+    if (!out) {
+      why = "cannot write " + tmp;
+      return false;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    why = "cannot rename " + tmp + " to " + path;
+    return false;
+  }
+  return true;
+}
+
+ledger_state::~ledger_state() {
+  if (!dirty || redis || !config || config->state.path.empty())
+    return;
+  std::string why;
+  if (!write_journal(config->state.path, book.journal(), why))
+    log::write(log_level::error, "usage_journal_failed",
+               {{"path", config->state.path}, {"error", why}});
+}
+
+ledger_actor::behavior_type
+ledger(ledger_actor::stateful_pointer<ledger_state> self,
+       gateway_config_ptr config) {
+  auto& st = self->state;
+  st.config = std::move(config);
+  index_keys(st);
+  if (st.config->state.backend == state_backend::redis) {
+    st.redis = std::make_unique<redis_store>(st.config->state.redis);
+    std::random_device rd;
+    std::ostringstream id;
+    id << std::hex << rd() << rd();
+    st.replica = id.str();
+  } else {
+    read_journal(st);
+  }
+  return {
+    [self](atom::reserve, const usage_request& req) {
+      return reserve(self, req);
+    },
+    [self](atom::settle, const usage_settlement& x) { settle(self, x); },
+    [self](atom::get) { return report_of(self->state); },
+    [self](atom::update, gateway_config_ptr& next) {
+      // Same counters, new limits and prices; holds settle as they were
+      // made.
+      auto& st = self->state;
+      st.config = std::move(next);
+      index_keys(st);
+    },
+    [self](atom::flush) { flush(self); },
+  };
+}
+
+} // namespace pw::actors

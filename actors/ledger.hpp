@@ -1,0 +1,72 @@
+#pragma once
+
+// The LEDGER actor: one per process, kept across reloads. It owns the usage
+// counters of every governed key and team (core/policy/usage_ledger.hpp):
+// a SESSION reserves its request's worst case after the route and settles
+// the real usage when it ends. With `state.path` the day and month totals
+// are journalled to that file, so a restart does not reset a quota. With
+// `state.backend: redis` the counters live in Redis instead (shared by
+// every replica) and the LEDGER runs on a thread of its own.
+
+#include "actors/contracts.hpp"
+#include "actors/redis_store.hpp"
+#include "core/config/config.hpp"
+#include "core/policy/usage_ledger.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace pw::actors {
+
+struct ledger_state {
+  static inline const char* name = "ledger";
+
+  gateway_config_ptr config;
+  /// Embedded: the counters themselves.
+  usage_ledger book;
+  /// Redis: the shared counters (null when embedded). The backend is the
+  /// one the process started with; a reload does not change it.
+  std::unique_ptr<redis_store> redis;
+  /// Names this process's holds in Redis ("<random>:<n>").
+  std::string replica;
+  /// Redis is unreachable now (logged once per outage).
+  bool outage = false;
+  uint64_t unavailable = 0;
+  /// Key name -> its limits and team (keys sharing a name share both).
+  std::unordered_map<std::string, const api_key_config*> keys;
+  /// Open holds by id.
+  std::unordered_map<uint64_t, ledger_hold> holds;
+  uint64_t next_hold = 0;
+  /// Changes since the journal was last written.
+  bool dirty = false;
+  bool flush_armed = false;
+  /// The last journal write failed (logged once until one succeeds).
+  bool journal_failing = false;
+  uint64_t reserved = 0;
+  uint64_t settled = 0;
+  uint64_t refused = 0;
+  uint64_t settled_tokens = 0;
+  uint64_t settled_cost = 0;
+
+  ledger_state() = default;
+  ledger_state(const ledger_state&) = delete;
+  ledger_state& operator=(const ledger_state&) = delete;
+  /// Writes the journal a last time.
+  ~ledger_state();
+};
+
+/// Writes `text` to `path` through a temporary file and a rename, so the
+/// journal is always whole. False with `why` on failure.
+bool write_journal(const std::string& path, const std::string& text,
+                   std::string& why);
+
+/// Spawn function of the LEDGER actor. Reads the journal of
+/// `config->state.path` first, if there is one (embedded), or readies the
+/// Redis client (which connects at the first request).
+ledger_actor::behavior_type
+ledger(ledger_actor::stateful_pointer<ledger_state> self,
+       gateway_config_ptr config);
+
+} // namespace pw::actors

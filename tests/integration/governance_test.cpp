@@ -1,0 +1,447 @@
+// Usage governance through the real binary: per-key and per-team limits
+// that hold under concurrent load (streams and whole answers mixed), 429s
+// shaped like OpenAI's with their headers, GET /v1/usage, and counters that
+// survive a SIGHUP and, through the journal, a restart.
+
+#include "tests/integration/common.hpp"
+#include "tests/support/service_process.hpp"
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+using namespace pw::test;
+using namespace std::chrono_literals;
+using pw::test::messages_api::asks_stream;
+using pw::test::messages_api::mentions;
+
+namespace {
+
+/// What the fake upstream reports for every answer.
+constexpr uint64_t prompt_used = 12;
+constexpr uint64_t completion_used = 5;
+constexpr uint64_t used_per_request = prompt_used + completion_used;
+
+const std::string team_key = "sk-test-team-key-3b9e17";
+
+/// An OpenAI-compatible upstream that reports usage: in the answer, and in
+/// a stream's last chunk when `stream_options.include_usage` asks. Each
+/// answer takes `delay`, so concurrent requests overlap.
+fake_handler metered(std::chrono::milliseconds delay = 0ms) {
+  return [delay](const fake_request& req) {
+    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    fake_response r;
+    r.delay = delay;
+    nlohmann::json usage = {{"prompt_tokens", prompt_used},
+                            {"completion_tokens", completion_used},
+                            {"total_tokens", used_per_request}};
+    if (!asks_stream(body)) {
+      r.body = openai_completion("upstream-m", "metered answer");
+      return r;
+    }
+    r.content_type = "text/event-stream";
+    r.chunks = openai_stream({"metered ", "answer"});
+    if (body.contains("stream_options")
+        && body["stream_options"].value("include_usage", false)) {
+      nlohmann::json last = {{"id", "chatcmpl-fake-stream"},
+                             {"object", "chat.completion.chunk"},
+                             {"created", 1700000000},
+                             {"model", "upstream-m"},
+                             {"choices", nlohmann::json::array()},
+                             {"usage", usage}};
+      // Before [DONE], as OpenAI sends it.
+      r.chunks.insert(r.chunks.end() - 1, {0ms, sse(last.dump())});
+    }
+    return r;
+  };
+}
+
+/// A config with `full` (limits `full_limits`, team `team`), `teammate`
+/// (no limits of its own, team `team`) and `limited` (ungoverned); one
+/// model `m` on `url` with `model_more`; `extra` at the top level.
+std::string governed_config(const std::string& url,
+                            const std::string& full_limits,
+                            const std::string& team_limits,
+                            const std::string& extra = "",
+                            const std::string& model_more = "") {
+  return "server:\n"
+         "  api_keys:\n"
+         "    - key: \""
+         + full_key
+         + "\"\n"
+           "      name: full\n"
+           "      team: team\n"
+           "      allowed_models: [\"*\"]\n"
+           "      limits: "
+         + full_limits
+         + "\n"
+           "    - key: \""
+         + team_key
+         + "\"\n"
+           "      name: teammate\n"
+           "      team: team\n"
+           "      allowed_models: [\"*\"]\n"
+           "    - key: \""
+         + limited_key
+         + "\"\n"
+           "      name: limited\n"
+           "      allowed_models: [\"*\"]\n"
+           "teams:\n"
+           "  team:\n"
+           "    limits: "
+         + team_limits + "\nmodels:\n" + openai_model("m", url, model_more)
+         + "routing:\n  default_model: m\n"
+           "health:\n  check_interval_seconds: 0\n"
+         + extra;
+}
+
+/// A chat body for `m` with a small max_tokens, streamed or not.
+std::string small_body(bool stream) {
+  nlohmann::json body = {{"model", "m"},
+                         {"max_tokens", 5},
+                         {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+  if (stream)
+    body["stream"] = true;
+  return body.dump();
+}
+
+/// The reservation of small_body(stream): the gateway's estimate (one
+/// token per 3 bytes of body) plus max_tokens.
+uint64_t worst_of(bool stream) {
+  return (small_body(stream).size() + 2) / 3 + 5;
+}
+
+http_response chat_as(const gateway_process& gw, const std::string& key,
+                      bool stream = false) {
+  return http_request(gw.port(), "POST", "/v1/chat/completions",
+                      small_body(stream), auth_json(key));
+}
+
+/// GET /v1/usage as `key`: scope "key"/"team" and name -> the entry.
+std::map<std::string, nlohmann::json> usage_of(const gateway_process& gw,
+                                               const std::string& key) {
+  auto res = http_request(gw.port(), "GET", "/v1/usage", "", auth_json(key));
+  REQUIRE(res.status == 200);
+  std::map<std::string, nlohmann::json> out;
+  auto doc = res.json();
+  for (const auto& s : doc["scopes"])
+    out[s["scope"].get<std::string>() + ":" + s["name"].get<std::string>()] = s;
+  return out;
+}
+
+/// Checks a refusal is OpenAI's 429 with Retry-After and the rate headers.
+void check_refusal(const http_response& res, const std::string& code) {
+  CHECK(res.status == 429);
+  CHECK(error_of(res)["code"] == code);
+  CHECK(!res.header("retry-after").empty());
+  CHECK(!res.header("x-ratelimit-limit-requests").empty());
+  CHECK(!res.header("x-ratelimit-remaining-requests").empty());
+  CHECK(!res.header("x-ratelimit-reset-requests").empty());
+  CHECK(!res.header("x-ratelimit-limit-tokens").empty());
+  CHECK(!res.header("x-ratelimit-remaining-tokens").empty());
+  CHECK(!res.header("x-ratelimit-reset-tokens").empty());
+}
+
+} // namespace
+
+TEST_CASE("32 concurrent clients, streams and whole answers mixed, never take "
+          "a key past its daily tokens, and every refusal is a 429 with "
+          "OpenAI's headers",
+          "[integration][governance]") {
+  fake_upstream up{metered(20ms)};
+  constexpr uint64_t limit = 3000;
+  gateway_process gw{governed_config(
+    up.base_url(),
+    "{tokens_per_day: " + std::to_string(limit)
+      + ", requests_per_minute: 1000000, tokens_per_minute: 1000000000}",
+    "{tokens_per_month: 1000000000}")};
+  std::atomic<uint64_t> ok{0}, refused{0}, other{0}, streamed_usage{0};
+  std::vector<std::thread> clients;
+  std::vector<http_response> refusals(32);
+  for (int i = 0; i < 32; ++i)
+    clients.emplace_back([&, i] {
+      bool stream = i % 2 == 1;
+      // Bounded: the quota ends every client's loop long before this.
+      for (int n = 0; n < 500; ++n) {
+        auto res = chat_as(gw, full_key, stream);
+        if (res.status == 200) {
+          ++ok;
+          // The usage the gateway asked for itself is not relayed.
+          if (stream && res.body.find("\"usage\"") != std::string::npos)
+            ++streamed_usage;
+          continue;
+        }
+        if (res.status == 429)
+          ++refused;
+        else
+          ++other;
+        refusals[i] = res;
+        break;
+      }
+    });
+  for (auto& t : clients)
+    t.join();
+  CHECK(other == 0);
+  CHECK(refused == 32);
+  CHECK(streamed_usage == 0);
+  for (const auto& r : refusals)
+    check_refusal(r, "insufficient_quota");
+  // Settled usage never passes the limit; a refusal came only once the
+  // settled usage plus what the 32 requests in flight reserved did.
+  auto settled = ok.load() * used_per_request;
+  CHECK(settled <= limit);
+  CHECK(settled + 32 * std::max(worst_of(true), worst_of(false)) > limit);
+  auto usage = usage_of(gw, full_key);
+  CHECK(usage["key:full"]["used"]["tokens_today"] == settled);
+  CHECK(usage["key:full"]["used"]["in_flight"] == 0);
+  CHECK(usage["team:team"]["used"]["tokens_this_month"] == settled);
+  CHECK(usage["key:full"]["remaining"]["tokens_per_day"] == limit - settled);
+  INFO(ok.load() << " answered, " << refused.load() << " refused");
+}
+
+TEST_CASE("a key over max_concurrent gets 429 rate_limit_exceeded at once and "
+          "is served again when a request ends",
+          "[integration][governance]") {
+  fake_upstream up{metered(400ms)};
+  gateway_process gw{governed_config(up.base_url(), "{max_concurrent: 2}",
+                                     "{tokens_per_day: 1000000}")};
+  std::vector<std::thread> slow;
+  std::vector<unsigned> statuses(2);
+  for (int i = 0; i < 2; ++i)
+    slow.emplace_back([&, i] { statuses[i] = chat_as(gw, full_key).status; });
+  REQUIRE(up.wait_for_requests(2));
+  auto third = chat_as(gw, full_key);
+  CHECK(third.status == 429);
+  CHECK(error_of(third)["code"] == "rate_limit_exceeded");
+  CHECK(mentions(error_of(third), "at most 2 at once"));
+  CHECK(third.header("retry-after") == "1");
+  for (auto& t : slow)
+    t.join();
+  CHECK(statuses == std::vector<unsigned>{200, 200});
+  CHECK(chat_as(gw, full_key).status == 200);
+  // The refused request never reached the upstream.
+  CHECK(chats(up) == 3);
+}
+
+TEST_CASE("a team's limit binds every key of the team; a key without limits "
+          "of its own or a team is not governed",
+          "[integration][governance]") {
+  fake_upstream up{metered()};
+  // Room for three requests: two settled plus a third one's reservation.
+  auto room = 2 * used_per_request + worst_of(false);
+  gateway_process gw{
+    governed_config(up.base_url(), "{max_concurrent: 100}",
+                    "{tokens_per_day: " + std::to_string(room) + "}")};
+  CHECK(chat_as(gw, full_key).status == 200);
+  CHECK(chat_as(gw, team_key).status == 200);
+  CHECK(chat_as(gw, team_key).status == 200);
+  auto fourth = chat_as(gw, full_key);
+  CHECK(fourth.status == 429);
+  CHECK(error_of(fourth)["code"] == "insufficient_quota");
+  CHECK(mentions(error_of(fourth), "team 'team'"));
+  CHECK(!fourth.header("retry-after").empty());
+  CHECK(chats(up) == 3);
+  // The ungoverned key: no limit, no headers.
+  auto free = chat_as(gw, limited_key);
+  CHECK(free.status == 200);
+  CHECK(free.header("x-ratelimit-limit-requests").empty());
+  // A key sees its own scopes, not the others'.
+  auto seen = usage_of(gw, team_key);
+  CHECK(seen.count("team:team") == 1);
+  CHECK(seen.count("key:full") == 0);
+  CHECK(seen["team:team"]["used"]["tokens_today"] == 3 * used_per_request);
+  CHECK(usage_of(gw, limited_key).empty());
+}
+
+TEST_CASE("a monthly budget in USD is spent at the model's prices and "
+          "refused with insufficient_quota",
+          "[integration][governance]") {
+  fake_upstream up{metered()};
+  // 1000 USD per million tokens: 17 tokens cost 0.017 USD.
+  gateway_process gw{
+    governed_config(up.base_url(),
+                    "{budget_usd_per_month: 0.1, requests_per_minute: 1000000, "
+                    "tokens_per_minute: 1000000000}",
+                    "{tokens_per_day: 100000000}", "",
+                    "    pricing: {input: 1000, output: 1000}\n")};
+  int ok = 0;
+  http_response last;
+  for (int i = 0; i < 20; ++i) {
+    last = chat_as(gw, full_key, i % 2 == 0);
+    if (last.status != 200)
+      break;
+    ++ok;
+  }
+  check_refusal(last, "insufficient_quota");
+  CHECK(mentions(error_of(last), "monthly budget"));
+  CHECK(ok >= 1);
+  auto cost = usage_of(gw, full_key)["key:full"]["used"]["cost_usd_this_month"]
+                .get<double>();
+  CHECK(cost == Approx(0.017 * ok));
+  CHECK(cost <= 0.1);
+}
+
+TEST_CASE("usage counters survive a SIGHUP, and the day's and month's totals "
+          "a restart through the journal",
+          "[integration][governance]") {
+  fake_upstream up{metered()};
+  auto dir = std::filesystem::temp_directory_path()
+             / ("pw-usage-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto journal = (dir / "usage.json").string();
+  auto config = [&](const std::string& day_limit) {
+    return governed_config(
+      up.base_url(), "{tokens_per_day: " + day_limit + ", max_concurrent: 10}",
+      "{tokens_per_month: 1000000}",
+      "state:\n  path: \"" + journal
+        + "\"\n  journal_interval_seconds: 0.05\n");
+  };
+  {
+    gateway_process gw{config("100000")};
+    for (int i = 0; i < 3; ++i)
+      REQUIRE(chat_as(gw, full_key, i == 1).status == 200);
+    gw.rewrite_config(config("200000"));
+    gw.signal(SIGHUP);
+    REQUIRE(gw.wait_for_output("config_reloaded"));
+    auto usage = usage_of(gw, full_key)["key:full"];
+    CHECK(usage["used"]["tokens_today"] == 3 * used_per_request);
+    CHECK(usage["limits"]["tokens_per_day"] == 200000);
+    CHECK(gw.stop() == 0);
+  }
+  REQUIRE(std::filesystem::exists(journal));
+  gateway_process again{config("200000")};
+  auto usage = usage_of(again, full_key);
+  CHECK(usage["key:full"]["used"]["tokens_today"] == 3 * used_per_request);
+  CHECK(usage["team:team"]["used"]["tokens_this_month"]
+        == 3 * used_per_request);
+  // What is not a period total starts afresh.
+  CHECK(usage["key:full"]["used"]["in_flight"] == 0);
+  REQUIRE(chat_as(again, full_key).status == 200);
+  CHECK(usage_of(again, full_key)["key:full"]["used"]["tokens_today"]
+        == 4 * used_per_request);
+  CHECK(again.stop() == 0);
+  std::filesystem::remove_all(dir);
+}
+
+// -- shared state in Redis ---------------------------------------------------
+
+namespace {
+
+/// `state:` for the Redis at `port`.
+std::string redis_state(uint16_t port,
+                        const std::string& on_unavailable = "deny") {
+  return "state:\n  backend: redis\n  on_unavailable: " + on_unavailable
+         + "\n  redis:\n    host: 127.0.0.1\n    port: " + std::to_string(port)
+         + "\n    key_prefix: pw-test\n    timeout_ms: 500\n";
+}
+
+} // namespace
+
+TEST_CASE("two gateway processes share one daily budget through Redis: 32 "
+          "clients on both never take the key past it",
+          "[integration][governance][redis]") {
+  auto redis = start_redis();
+  fake_upstream up{metered(20ms)};
+  constexpr uint64_t limit = 3000;
+  auto config = governed_config(
+    up.base_url(),
+    "{tokens_per_day: " + std::to_string(limit)
+      + ", requests_per_minute: 1000000, tokens_per_minute: 1000000000}",
+    "{tokens_per_month: 1000000000}", redis_state(redis.port()));
+  gateway_process one{config};
+  gateway_process two{config};
+  std::atomic<uint64_t> ok{0}, refused{0}, other{0};
+  std::vector<http_response> refusals(32);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 32; ++i)
+    clients.emplace_back([&, i] {
+      const auto& gw = i % 2 == 0 ? one : two;
+      bool stream = i % 4 >= 2;
+      for (int n = 0; n < 500; ++n) {
+        auto res = chat_as(gw, full_key, stream);
+        if (res.status == 200) {
+          ++ok;
+          continue;
+        }
+        ++(res.status == 429 ? refused : other);
+        refusals[i] = res;
+        break;
+      }
+    });
+  for (auto& t : clients)
+    t.join();
+  CHECK(other == 0);
+  CHECK(refused == 32);
+  for (const auto& r : refusals)
+    check_refusal(r, "insufficient_quota");
+  auto settled = ok.load() * used_per_request;
+  CHECK(settled <= limit);
+  CHECK(settled + 32 * std::max(worst_of(true), worst_of(false)) > limit);
+  // Both replicas read the same counters.
+  for (const auto* gw : {&one, &two}) {
+    auto usage = usage_of(*gw, full_key);
+    CHECK(usage["key:full"]["used"]["tokens_today"] == settled);
+    CHECK(usage["key:full"]["used"]["in_flight"] == 0);
+  }
+  INFO(ok.load() << " answered");
+}
+
+TEST_CASE("Redis killed under load: on_unavailable deny answers 503 at once, "
+          "allow serves uncounted, and both recover when it is back",
+          "[integration][governance][redis]") {
+  auto redis = start_redis();
+  fake_upstream up{metered()};
+  auto limits = "{requests_per_minute: 1000000}";
+  gateway_process deny{governed_config(up.base_url(), limits,
+                                       "{max_concurrent: 1000}",
+                                       redis_state(redis.port(), "deny"))};
+  gateway_process allow{governed_config(up.base_url(), limits,
+                                        "{max_concurrent: 1000}",
+                                        redis_state(redis.port(), "allow"))};
+  REQUIRE(chat_as(deny, full_key).status == 200);
+  REQUIRE(chat_as(allow, full_key).status == 200);
+  redis.kill();
+  // Several clients at once while it is down: none hangs (each answer is
+  // bounded by the Redis timeout), none crashes the gateway.
+  std::atomic<int> unavailable{0}, served{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i)
+    clients.emplace_back([&, i] {
+      for (int n = 0; n < 5; ++n) {
+        auto res = chat_as(i % 2 == 0 ? deny : allow, full_key);
+        if (i % 2 == 0 && res.status == 503
+            && error_of(res)["code"] == "usage_unavailable"
+            && res.header("retry-after") == "1")
+          ++unavailable;
+        else if (i % 2 == 1 && res.status == 200)
+          ++served;
+        else
+          ++other;
+      }
+    });
+  for (auto& t : clients)
+    t.join();
+  CHECK(unavailable == 20);
+  CHECK(served == 20);
+  CHECK(other == 0);
+  CHECK(deny.wait_for_output("usage_state_unavailable"));
+  auto report
+    = http_request(deny.port(), "GET", "/v1/usage", "", auth_json(full_key))
+        .json();
+  CHECK(report["available"] == false);
+  redis.restart();
+  // Recovery needs no restart: the next request after a second reconnects.
+  auto recovered = [&](const gateway_process& gw) {
+    for (int i = 0; i < 100; ++i) {
+      if (chat_as(gw, full_key).status == 200)
+        return true;
+      std::this_thread::sleep_for(100ms); // the reconnect is paced at 1 s
+    }
+    return false;
+  };
+  CHECK(recovered(deny));
+  CHECK(recovered(allow));
+  CHECK(deny.wait_for_output("usage_state_restored"));
+  CHECK(deny.running());
+  CHECK(allow.running());
+}
