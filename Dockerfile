@@ -39,13 +39,14 @@ LABEL org.opencontainers.image.title="pw-router" \
 #   libcaf_core.so.0.17.6 -> libcaf-core0.17   libyaml-cpp.so.0.7 -> libyaml-cpp0.7
 #   libssl.so.3, libcrypto.so.3 -> libssl3     libre2.so.9 -> libre2-9
 #   libsimdjson.so.14 -> libsimdjson14         libmimalloc.so.2 -> libmimalloc2.0
+#   libhiredis.so.0.14 -> libhiredis0.14
 # libstdc++6, libgcc-s1 and libc6 are in the base image; Boost.Beast and
 # Boost.Asio are header-only, no Boost library is linked. ca-certificates is
 # the system CA store that upstream TLS verifies against (models without
 # ca_file).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libcaf-core0.17 libyaml-cpp0.7 libssl3 libre2-9 libsimdjson14 \
+      libcaf-core0.17 libyaml-cpp0.7 libssl3 libre2-9 libsimdjson14 libhiredis0.14 \
       libmimalloc2.0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 pw-router \

@@ -535,6 +535,9 @@ using ledger_actor = caf::typed_actor<
   caf::reacts_to<atom::settle, usage_settlement>,
   // Every scope's limits and use (GET /v1/usage, /metrics).
   caf::replies_to<atom::get>::with<usage_report>,
+  // The backend and whether it was reachable at the last exchange, without
+  // the scopes (GET /health/ready: no Redis round trip).
+  caf::replies_to<atom::status>::with<usage_report>,
   // A reloaded configuration: new limits and prices, same counters.
   caf::reacts_to<atom::update, gateway_config_ptr>,
   // INTERNAL: time to write the journal.

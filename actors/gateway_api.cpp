@@ -153,34 +153,57 @@ void usage_request_actor(caf::event_based_actor* self, ledger_actor ledger,
 
 /// A one-shot actor that answers the readiness probe.
 void ready_request(caf::event_based_actor* self, supervisor_actor sup,
-                   reply_fn reply) {
+                   ledger_actor ledger, reply_fn reply) {
   auto shared = std::make_shared<reply_fn>(std::move(reply));
-  self->request(sup, health_timeout, atom::health_v)
+  // The usage state first (answered from memory): it goes in the body.
+  auto usage = std::make_shared<nlohmann::ordered_json>(nullptr);
+  auto models = [self, sup, shared, usage] {
+    self->request(sup, health_timeout, atom::health_v)
+      .then(
+        [shared, usage](health_report& report) {
+          size_t admitting = 0;
+          for (const auto& m : report.models)
+            admitting += m.circuit == "closed" || m.circuit == "half_open";
+          http_reply r;
+          if (admitting == 0) {
+            r.error = error_of(errc::no_model_available,
+                               "Not ready: no model admits traffic");
+          } else {
+            // An unreachable usage state does not make the replica unready:
+            // every replica shares it, so taking them all out of the load
+            // balancer helps nobody; ungoverned keys are still served, and
+            // governed ones get a clear 503 (or are served, with allow).
+            nlohmann::ordered_json body
+              = {{"status", "ready"},
+                 {"models_admitting", admitting},
+                 {"models", report.models.size()},
+                 {"config_sha256", report.config_sha256},
+                 {"usage_state", *usage}};
+            r.body = json::dump(body);
+          }
+          (*shared)(std::move(r));
+        },
+        [shared](caf::error&) {
+          http_reply r;
+          r.error = error_of(errc::overloaded,
+                             "Not ready: the gateway's supervisor did not "
+                             "answer");
+          (*shared)(std::move(r));
+        });
+  };
+  if (!ledger) {
+    models();
+    return;
+  }
+  self->request(ledger, health_timeout, atom::status_v)
     .then(
-      [shared](health_report& report) {
-        size_t admitting = 0;
-        for (const auto& m : report.models)
-          admitting += m.circuit == "closed" || m.circuit == "half_open";
-        http_reply r;
-        if (admitting == 0) {
-          r.error = error_of(errc::no_model_available,
-                             "Not ready: no model admits traffic");
-        } else {
-          nlohmann::ordered_json body
-            = {{"status", "ready"},
-               {"models_admitting", admitting},
-               {"models", report.models.size()},
-               {"config_sha256", report.config_sha256}};
-          r.body = json::dump(body);
-        }
-        (*shared)(std::move(r));
+      [usage, models](usage_report& r) {
+        *usage = {{"backend", r.backend}, {"available", r.available}};
+        models();
       },
-      [shared](caf::error&) {
-        http_reply r;
-        r.error = error_of(errc::overloaded,
-                           "Not ready: the gateway's supervisor did not "
-                           "answer");
-        (*shared)(std::move(r));
+      [usage, models](caf::error&) {
+        *usage = {{"backend", nullptr}, {"available", false}};
+        models();
       });
 }
 
@@ -205,8 +228,35 @@ void answer_scrape(metrics_job& job) {
 }
 
 /// A one-shot actor that completes a scrape with the MODELs' state.
+/// The LEDGER's report as scrape gauges.
+usage_gauges gauges_of(const usage_report& r) {
+  usage_gauges out;
+  out.backend = r.backend;
+  out.available = r.available;
+  out.reserved = r.reserved;
+  out.refused = r.refused;
+  out.unavailable = r.unavailable;
+  out.settled = r.settled;
+  out.settled_tokens = r.settled_tokens;
+  out.settled_cost_usd = usd(r.settled_cost);
+  for (const auto& u : r.scopes) {
+    auto colon = u.scope.find(':');
+    usage_scope_gauge g;
+    g.kind = u.scope.substr(0, colon);
+    g.name = u.scope.substr(colon + 1);
+    g.in_flight = u.in_flight;
+    g.tokens_today = u.day_tokens;
+    g.tokens_this_month = u.month_tokens;
+    g.cost_usd_this_month = usd(u.month_cost);
+    if (auto b = u.limits.budget_per_month)
+      g.budget_remaining_usd = usd(*b > u.month_cost ? *b - u.month_cost : 0);
+    out.scopes.push_back(std::move(g));
+  }
+  return out;
+}
+
 void metrics_request(caf::event_based_actor* self, supervisor_actor sup,
-                     std::shared_ptr<metrics_job> job) {
+                     ledger_actor ledger, std::shared_ptr<metrics_job> job) {
   if (job->json || !job->scope.all) {
     // The usage shape and a client's scrape show no model state: no need
     // to ask for it.
@@ -215,14 +265,26 @@ void metrics_request(caf::event_based_actor* self, supervisor_actor sup,
   }
   self->request(sup, health_timeout, atom::health_v)
     .then(
-      [job](health_report& report) {
+      [self, ledger, job](health_report& report) {
         auto& snap = job->snap;
         for (const auto& m : report.models)
           snap.models.push_back(
             {m.alias, circuit_gauge(m.circuit), m.in_flight});
         snap.config_sha256 = report.config_sha256;
         snap.process = read_process_stats();
-        answer_scrape(*job);
+        if (!ledger) {
+          answer_scrape(*job);
+          return;
+        }
+        // A LEDGER that does not answer leaves its series out; the rest of
+        // the scrape still comes.
+        self->request(ledger, health_timeout, atom::get_v)
+          .then(
+            [job](usage_report& usage) {
+              job->snap.usage = gauges_of(usage);
+              answer_scrape(*job);
+            },
+            [job](caf::error&) { answer_scrape(*job); });
       },
       [job](caf::error&) {
         http_reply r;
@@ -259,11 +321,13 @@ void start_metrics(const generation_ptr& gen, metrics_snapshot snap,
                    metrics_scope scope, bool json, reply_fn reply) {
   auto job = std::make_shared<metrics_job>(
     metrics_job{std::move(snap), std::move(scope), json, std::move(reply)});
-  gen->system->spawn(metrics_request, gen->supervisor, std::move(job));
+  gen->system->spawn(metrics_request, gen->supervisor, gen->ledger,
+                     std::move(job));
 }
 
 void start_ready(const generation_ptr& gen, reply_fn reply) {
-  gen->system->spawn(ready_request, gen->supervisor, std::move(reply));
+  gen->system->spawn(ready_request, gen->supervisor, gen->ledger,
+                     std::move(reply));
 }
 
 } // namespace pw::actors

@@ -367,6 +367,17 @@ ledger(ledger_actor::stateful_pointer<ledger_state> self,
     },
     [self](atom::settle, const usage_settlement& x) { settle(self, x); },
     [self](atom::get) { return report_of(self->state); },
+    [self](atom::status) {
+      const auto& st = self->state;
+      usage_report out;
+      out.backend = st.redis ? "redis" : "embedded";
+      out.available = !st.outage;
+      out.reserved = st.reserved;
+      out.settled = st.settled;
+      out.refused = st.refused;
+      out.unavailable = st.unavailable;
+      return out;
+    },
     [self](atom::update, gateway_config_ptr& next) {
       // Same counters, new limits and prices; holds settle as they were
       // made.

@@ -236,6 +236,10 @@ redis_store::reply_ptr redis_store::eval(int which,
     if (rr == nullptr) {
       why = std::string{"Redis did not answer: "} + ctx_->errstr;
       drop();
+      // A connection Redis closed (it restarted) gets one new one at once;
+      // a Redis that is away fails here within the timeout.
+      if (attempt == 0 && connect(why))
+        continue;
       available_ = false;
       return nullptr;
     }

@@ -55,7 +55,8 @@ private:
   /// scripts; false with `why` when that fails.
   bool connect(std::string& why);
   void drop();
-  /// Runs a script by its SHA-1 (loading it again after a Redis restart).
+  /// Runs a script by its SHA-1, reconnecting once when the connection was
+  /// closed and loading the scripts again after a Redis restart.
   struct reply_deleter {
     void operator()(void* r) const;
   };

@@ -395,6 +395,61 @@ void render_process_families(exposition& out, const process_stats& p) {
   out.sample("process_start_time_seconds", {}, p.start_time_seconds);
 }
 
+/// The usage LEDGER: reservations by outcome, settlements, the state's
+/// reachability, and each governed scope's use and budget left.
+void render_usage_families(exposition& out, const usage_gauges& u) {
+  out.family("pw_router_usage_reservations_total", "counter",
+             "Governed requests at the usage ledger, by outcome: reserved, "
+             "refused (a limit), unavailable (the usage state could not be "
+             "reached).");
+  out.sample("pw_router_usage_reservations_total", {{"outcome", "reserved"}},
+             static_cast<double>(u.reserved));
+  out.sample("pw_router_usage_reservations_total", {{"outcome", "refused"}},
+             static_cast<double>(u.refused));
+  out.sample("pw_router_usage_reservations_total", {{"outcome", "unavailable"}},
+             static_cast<double>(u.unavailable));
+  out.family("pw_router_usage_settled_total", "counter",
+             "Reservations replaced by the real usage.");
+  out.sample("pw_router_usage_settled_total", {},
+             static_cast<double>(u.settled));
+  out.family("pw_router_usage_settled_tokens_total", "counter",
+             "Tokens charged at settlement (the provider's usage).");
+  out.sample("pw_router_usage_settled_tokens_total", {},
+             static_cast<double>(u.settled_tokens));
+  out.family("pw_router_usage_settled_cost_usd_total", "counter",
+             "USD charged at settlement, at the models' prices.");
+  out.sample("pw_router_usage_settled_cost_usd_total", {}, u.settled_cost_usd);
+  out.family("pw_router_usage_state_available", "gauge",
+             "1 while the usage state (embedded, or Redis) can be reached.");
+  out.sample("pw_router_usage_state_available", {{"backend", u.backend}},
+             u.available ? 1 : 0);
+  out.family("pw_router_usage_in_flight", "gauge",
+             "Requests each governed key or team has in flight.");
+  for (const auto& s : u.scopes)
+    out.sample("pw_router_usage_in_flight",
+               {{"scope", s.kind}, {"name", s.name}},
+               static_cast<double>(s.in_flight));
+  out.family("pw_router_usage_tokens_today", "gauge",
+             "Tokens each governed key or team used this UTC day.");
+  for (const auto& s : u.scopes)
+    out.sample("pw_router_usage_tokens_today",
+               {{"scope", s.kind}, {"name", s.name}},
+               static_cast<double>(s.tokens_today));
+  out.family("pw_router_usage_tokens_this_month", "gauge",
+             "Tokens each governed key or team used this UTC month.");
+  for (const auto& s : u.scopes)
+    out.sample("pw_router_usage_tokens_this_month",
+               {{"scope", s.kind}, {"name", s.name}},
+               static_cast<double>(s.tokens_this_month));
+  out.family("pw_router_usage_budget_remaining_usd", "gauge",
+             "What is left of each monthly budget this UTC month.");
+  for (const auto& s : u.scopes)
+    if (s.budget_remaining_usd)
+      out.sample("pw_router_usage_budget_remaining_usd",
+                 {{"scope", s.kind}, {"name", s.name}},
+                 *s.budget_remaining_usd);
+}
+
 } // namespace
 
 std::string render_prometheus(const metrics_snapshot& snap,
@@ -410,6 +465,8 @@ std::string render_prometheus(const metrics_snapshot& snap,
     return out.take();
   render_traffic_families(out, snap.merged);
   render_gateway_families(out, snap);
+  if (snap.usage)
+    render_usage_families(out, *snap.usage);
   render_process_families(out, snap.process);
   return out.take();
 }

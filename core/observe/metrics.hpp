@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -112,6 +113,32 @@ struct model_gauge {
   uint64_t in_flight = 0;
 };
 
+/// One governed key or team at scrape time (the LEDGER's view).
+struct usage_scope_gauge {
+  /// "key" or "team", and its name.
+  std::string kind;
+  std::string name;
+  uint64_t in_flight = 0;
+  uint64_t tokens_today = 0;
+  uint64_t tokens_this_month = 0;
+  double cost_usd_this_month = 0;
+  /// Set when the scope has a monthly budget.
+  std::optional<double> budget_remaining_usd;
+};
+
+/// The LEDGER's counters at scrape time (docs/governance.md).
+struct usage_gauges {
+  std::string backend;
+  bool available = true;
+  uint64_t reserved = 0;
+  uint64_t refused = 0;
+  uint64_t unavailable = 0;
+  uint64_t settled = 0;
+  uint64_t settled_tokens = 0;
+  double settled_cost_usd = 0;
+  std::vector<usage_scope_gauge> scopes;
+};
+
 /// The circuit state as the gauge's number ("closed" -> 0, ...).
 int circuit_gauge(std::string_view circuit);
 
@@ -138,6 +165,8 @@ struct metrics_snapshot {
   std::array<uint64_t, boundary_count> internal_errors{};
   /// Log lines dropped because stdout could not keep up (core/observe/log.hpp).
   uint64_t log_lines_dropped = 0;
+  /// The usage LEDGER's counters (absent when it did not answer).
+  std::optional<usage_gauges> usage;
 };
 
 /// Who scrapes: `all` (an admin key, or `server.metrics_public`), or one

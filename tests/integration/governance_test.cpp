@@ -57,7 +57,7 @@ fake_handler metered(std::chrono::milliseconds delay = 0ms) {
 }
 
 /// A config with `full` (limits `full_limits`, team `team`), `teammate`
-/// (no limits of its own, team `team`) and `limited` (ungoverned); one
+/// (no limits of its own, team `team`) and `limited` (ungoverned, admin); one
 /// model `m` on `url` with `model_more`; `extra` at the top level.
 std::string governed_config(const std::string& url,
                             const std::string& full_limits,
@@ -85,6 +85,7 @@ std::string governed_config(const std::string& url,
          + limited_key
          + "\"\n"
            "      name: limited\n"
+           "      admin: true\n"
            "      allowed_models: [\"*\"]\n"
            "teams:\n"
            "  team:\n"
@@ -250,7 +251,31 @@ TEST_CASE("a team's limit binds every key of the team; a key without limits "
   CHECK(seen.count("team:team") == 1);
   CHECK(seen.count("key:full") == 0);
   CHECK(seen["team:team"]["used"]["tokens_today"] == 3 * used_per_request);
-  CHECK(usage_of(gw, limited_key).empty());
+  // The admin key sees every scope, in /v1/usage and in /metrics.
+  auto all = usage_of(gw, limited_key);
+  CHECK(all.count("key:full") == 1);
+  CHECK(all.count("team:team") == 1);
+  auto scrape
+    = http_request(gw.port(), "GET", "/metrics", "", auth_json(limited_key));
+  REQUIRE(scrape.status == 200);
+  auto metrics = parse_exposition(scrape.body);
+  CHECK(metrics.value("pw_router_usage_reservations_total",
+                      {{"outcome", "reserved"}})
+        == 3);
+  CHECK(metrics.value("pw_router_usage_reservations_total",
+                      {{"outcome", "refused"}})
+        == 1);
+  CHECK(metrics.value("pw_router_usage_settled_tokens_total", {})
+        == 3 * used_per_request);
+  CHECK(metrics.value("pw_router_usage_tokens_today",
+                      {{"scope", "team"}, {"name", "team"}})
+        == 3 * used_per_request);
+  CHECK(
+    metrics.value("pw_router_usage_state_available", {{"backend", "embedded"}})
+    == 1);
+  auto ready = http_request(gw.port(), "GET", "/health/ready").json();
+  CHECK(ready["usage_state"]["backend"] == "embedded");
+  CHECK(ready["usage_state"]["available"] == true);
 }
 
 TEST_CASE("a monthly budget in USD is spent at the model's prices and "
@@ -429,6 +454,9 @@ TEST_CASE("Redis killed under load: on_unavailable deny answers 503 at once, "
     = http_request(deny.port(), "GET", "/v1/usage", "", auth_json(full_key))
         .json();
   CHECK(report["available"] == false);
+  auto ready = http_request(deny.port(), "GET", "/health/ready");
+  CHECK(ready.status == 200);
+  CHECK(ready.json()["usage_state"]["available"] == false);
   redis.restart();
   // Recovery needs no restart: the next request after a second reconnects.
   auto recovered = [&](const gateway_process& gw) {
@@ -444,4 +472,69 @@ TEST_CASE("Redis killed under load: on_unavailable deny answers 503 at once, "
   CHECK(deny.wait_for_output("usage_state_restored"));
   CHECK(deny.running());
   CHECK(allow.running());
+}
+
+TEST_CASE("three gateways behind nginx with one Redis hold a key's "
+          "requests_per_minute fleet-wide",
+          "[integration][governance][redis]") {
+  auto redis = start_redis();
+  fake_upstream up{metered()};
+  constexpr int limit = 12;
+  auto config = governed_config(
+    up.base_url(), "{requests_per_minute: " + std::to_string(limit) + "}",
+    "{max_concurrent: 1000}", redis_state(redis.port()));
+  gateway_process a{config}, b{config}, c{config};
+  auto dir = std::filesystem::temp_directory_path()
+             / ("pw-nginx-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto lb = start_nginx({a.port(), b.port(), c.port()}, dir.string());
+  auto minute = [] {
+    return std::chrono::duration_cast<std::chrono::minutes>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+  };
+  // Three times the limit, from 6 clients at once, all inside one calendar
+  // minute (a run that straddles two minutes is run again, at most twice).
+  int ok = 0, refused = 0;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) {
+      // The last run spilled into this minute: start with the next one.
+      auto next = std::chrono::system_clock::time_point{
+        std::chrono::minutes{minute() + 1}};
+      std::this_thread::sleep_until(next);
+    }
+    auto started = minute();
+    std::atomic<int> got_ok{0}, got_refused{0}, got_other{0};
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 6; ++i)
+      clients.emplace_back([&] {
+        for (int n = 0; n < limit / 2; ++n) {
+          auto res = http_request(lb.port(), "POST", "/v1/chat/completions",
+                                  small_body(false), auth_json(full_key));
+          if (res.status == 200)
+            ++got_ok;
+          else if (res.status == 429
+                   && error_of(res)["code"] == "rate_limit_exceeded"
+                   && !res.header("retry-after").empty()
+                   && res.header("x-ratelimit-remaining-requests") == "0")
+            ++got_refused;
+          else
+            ++got_other;
+        }
+      });
+    for (auto& t : clients)
+      t.join();
+    CHECK(got_other == 0);
+    ok = got_ok;
+    refused = got_refused;
+    if (minute() == started)
+      break;
+  }
+  CHECK(ok == limit);
+  CHECK(refused == 2 * limit);
+  // Every replica served part of it: the limit held across all three.
+  for (const auto* gw : {&a, &b, &c})
+    CHECK(gw->output().find("\"status\":200") != std::string::npos);
+  lb.kill();
+  std::filesystem::remove_all(dir);
 }

@@ -145,4 +145,31 @@ service_process start_redis() {
                          port};
 }
 
+service_process start_nginx(const std::vector<uint16_t>& backends,
+                            const std::string& dir) {
+  auto port = free_port();
+  std::ostringstream conf;
+  conf << "worker_processes 1;\n"
+       << "pid " << dir << "/nginx.pid;\n"
+       << "error_log " << dir << "/error.log warn;\n"
+       << "daemon off;\n"
+       << "events { worker_connections 1024; }\n"
+       << "http {\n  access_log off;\n";
+  for (const auto* t : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"})
+    conf << "  " << t << "_temp_path " << dir << "/" << t << ";\n";
+  conf << "  upstream gateways {\n";
+  for (auto b : backends)
+    conf << "    server 127.0.0.1:" << b << ";\n";
+  conf << "    keepalive 16;\n  }\n"
+       << "  server {\n    listen 127.0.0.1:" << port << ";\n"
+       << "    location / {\n      proxy_pass http://gateways;\n"
+       << "      proxy_http_version 1.1;\n"
+       << "      proxy_set_header Connection \"\";\n"
+       << "      proxy_buffering off;\n    }\n  }\n}\n";
+  auto path = dir + "/nginx.conf";
+  std::ofstream{path} << conf.str();
+  return service_process{
+    {"/usr/sbin/nginx", "-p", dir, "-e", dir + "/error.log", "-c", path}, port};
+}
+
 } // namespace pw::test

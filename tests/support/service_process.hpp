@@ -53,4 +53,9 @@ private:
 /// nothing saved to disk.
 service_process start_redis();
 
+/// nginx (Debian `nginx-light`) on a free loopback port, round-robin over
+/// 127.0.0.1:`backends`, its files in `dir` (which must exist).
+service_process start_nginx(const std::vector<uint16_t>& backends,
+                            const std::string& dir);
+
 } // namespace pw::test
