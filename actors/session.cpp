@@ -883,6 +883,9 @@ bool governed(session_ptr self) {
   if (!st.config || !st.ledger
       || st.ctx.key_index >= st.config->server.api_keys.size())
     return false;
+  // Counting tokens spends none: not a request the limits are about.
+  if (st.ctx.endpoint == api_endpoint::count_tokens)
+    return false;
   const auto& key = st.config->server.api_keys[st.ctx.key_index];
   if (key.limits.any())
     return true;
@@ -966,9 +969,11 @@ void reserve_usage(session_ptr self) {
       [self](caf::error&) {
         if (self->state.finished)
           return;
-        finish_with(self, error_of(errc::usage_unavailable,
-                                   "The gateway's usage ledger is not "
-                                   "available; retry the request"));
+        auto err = error_of(errc::usage_unavailable,
+                            "The gateway's usage ledger is not available; "
+                            "retry the request");
+        err.retry_after = 1;
+        finish_with(self, std::move(err));
       });
 }
 
@@ -1176,8 +1181,10 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
     [self](atom::upstream, upstream_result& r) { on_upstream(self, r); },
     [self](atom::outcome, call_outcome& x, token_usage& usage) {
       // The fast path: the io thread answered the client already.
+      // Either kind means the client got an answer, or part of a stream:
+      // what the provider spent is charged either way.
       auto& st = self->state;
-      if (st.decision && x.result != call_result::failure) {
+      if (st.decision) {
         st.answered = true;
         st.answered_by = st.decision->alias;
         st.usage = usage;

@@ -252,6 +252,18 @@ pw::gateway_config_ptr reload(const options& opts,
                {{"subject", http::tls_subject(*tls)},
                 {"not_after", http::tls_not_after(*tls)}});
   }
+  // The LEDGER keeps its backend (embedded counters, or its Redis).
+  const auto& was = running->state;
+  auto& now = next->state;
+  if (was.backend != now.backend || was.redis.host != now.redis.host
+      || was.redis.port != now.redis.port || was.redis.db != now.redis.db
+      || was.redis.key_prefix != now.redis.key_prefix
+      || was.redis.password != now.redis.password
+      || was.redis.timeout != now.redis.timeout) {
+    restart_only.emplace_back("state.backend, state.redis");
+    now.backend = was.backend;
+    now.redis = was.redis;
+  }
   if (!restart_only.empty())
     log::write(log_level::warning, "reload_needs_restart",
                {{"keys", restart_only},

@@ -2,7 +2,7 @@
 
 // What a request may use at most, before it runs: the worst case a
 // governed key reserves (actors/ledger.hpp). The real usage replaces it
-// when the answer ends (docs/governance.md measures the estimate's error).
+// when the answer ends (docs/governance.md: the estimate and its error).
 
 #include <nlohmann/json.hpp>
 
