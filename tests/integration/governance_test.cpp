@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 using namespace pw::test;
@@ -537,4 +539,36 @@ TEST_CASE("three gateways behind nginx with one Redis hold a key's "
     CHECK(gw->output().find("\"status\":200") != std::string::npos);
   lb.kill();
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("deploy/config.yaml passes --check-config, and the Kubernetes "
+          "ConfigMap carries the same file",
+          "[integration][governance]") {
+  std::string path = std::string{PW_SOURCE_DIR} + "/deploy/config.yaml";
+  auto r = run_pw_router({"--check-config", path},
+                         {{"PW_ROUTER_API_KEY", "sk-deploy-check"}});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  auto read = [](const std::string& p) {
+    std::ifstream in{p};
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+  };
+  auto config = read(path);
+  auto map
+    = read(std::string{PW_SOURCE_DIR} + "/deploy/kubernetes/configmap.yaml");
+  // Each line of the file, indented four spaces under `config.yaml: |`.
+  std::istringstream lines{config};
+  std::string line;
+  size_t checked = 0;
+  while (std::getline(lines, line)) {
+    auto indented = line.empty() ? std::string{} : "    " + line;
+    if (indented.empty())
+      continue;
+    INFO(line);
+    CHECK(map.find(indented + "\n") != std::string::npos);
+    ++checked;
+  }
+  CHECK(checked > 20);
 }
