@@ -12,8 +12,9 @@
 namespace pw {
 
 /// Prompt tokens estimated from the body's size: one token per 3 bytes,
-/// rounded up. The JSON around the text counts too, so for English text
-/// (about 4 bytes per token) it lands above the real count.
+/// rounded up. Measured against o200k_base (scripts/bench/estimate_error.sh)
+/// its median is 4 to 39 % above the real prompt, by kind of text, and
+/// its worst 9 % below (Chinese text).
 uint64_t estimate_prompt_tokens(uint64_t body_bytes);
 
 /// The most output tokens a request allows: `max_completion_tokens`, else

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# What usage limits cost: requests per second and latency of non-streamed
+# chat through the gateway with no limits, with a key's limits in the
+# embedded LEDGER, and with the same limits kept in Redis (a Debian
+# redis-server 7 on loopback), all in one run. The limits are set so high
+# that nothing is refused: every request reserves and settles, which is
+# the work being measured (docs/governance.md).
+#
+# The mock is the shared harness's nginx mock. The gateway runs pinned to
+# CPU 1 with its default threads (with Redis its LEDGER's own thread shares
+# that CPU); the mock, Redis and wrk run on CPU 0. wrk -t1 -cCONNECTIONS for
+# DURATION seconds per configuration after a 1 s warm-up, ROUNDS rounds
+# taking the three configurations in turn; the table shows each one's
+# median over the rounds and its ratio to "off".
+#
+#   cmake --preset release && cmake --build --preset release
+#   scripts/bench/governance.sh             # about 1 minute
+#
+# Env: PW_ROUTER_BIN (build/release/pw-router), DURATION (5), ROUNDS (3),
+# CONNECTIONS (16), PORT (29480; the mock gets PORT+1, Redis PORT+2),
+# BENCH_DIR (../shared/bench), NGINX, REDIS_SERVER. It stops only the
+# processes it started, by PID.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$root/scripts/bench/lib.sh"
+bin=${PW_ROUTER_BIN:-$root/build/release/pw-router}
+bench_dir=${BENCH_DIR:-$root/../shared/bench}
+duration=${DURATION:-5}
+rounds=${ROUNDS:-3}
+conns=${CONNECTIONS:-16}
+port=${PORT:-29480}
+mock_port=$((port + 1))
+redis_port=$((port + 2))
+nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+redis_server=${REDIS_SERVER:-$(command -v redis-server || echo /usr/bin/redis-server)}
+key=sk-bench-0123456789abcdef
+
+require_passthrough "$bin" "$bench_dir" "$nginx"
+[ -x "$redis_server" ] || die "no redis-server (apt-get install -y redis-server, or set REDIS_SERVER)"
+[ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (the target on one, the load on the other)"
+bench_setup pw-governance
+
+sed -e "s/{port}/$mock_port/g" -e "s#{run_dir}#$dir#g" \
+  "$bench_dir/mock/nginx-mock.conf.tmpl" > "$dir/mock.conf"
+taskset -c 0 "$nginx" -p "$dir" -c "$dir/mock.conf" -g 'daemon off;' 2> "$dir/mock.err" &
+pids+=($!)
+taskset -c 0 "$redis_server" --port "$redis_port" --bind 127.0.0.1 --save '' \
+  --appendonly no > "$dir/redis.log" 2>&1 &
+pids+=($!)
+
+write_passthrough "$port" "$mock_port" "$key"
+cp "$dir/gw.yaml" "$dir/off.yaml"
+# Limits nothing reaches: each request is still checked, reserved and
+# settled in the key's scope and its team's.
+limits='limits: {requests_per_minute: 1000000000, tokens_per_minute: 1000000000000, tokens_per_day: 1000000000000000, budget_usd_per_month: 1000000}'
+sed -e "s|allowed_models: \[\"\*\"\]}|allowed_models: [\"*\"], team: bench, $limits}|" \
+  "$dir/off.yaml" > "$dir/embedded.yaml"
+cat >> "$dir/embedded.yaml" << YAML
+teams:
+  bench:
+    limits: {max_concurrent: 100000, tokens_per_month: 1000000000000000}
+YAML
+grep -q "team: bench" "$dir/embedded.yaml" || die "could not add limits to the configuration"
+sed -i 's|^    timeout_seconds: 30|    timeout_seconds: 30\n    pricing: {input: 0.15, output: 0.60}|' "$dir/embedded.yaml"
+cp "$dir/embedded.yaml" "$dir/redis.yaml"
+cat >> "$dir/redis.yaml" << YAML
+state:
+  backend: redis
+  redis: {host: 127.0.0.1, port: $redis_port, key_prefix: bench}
+YAML
+
+wait_ready "http://127.0.0.1:$mock_port/v1/models" || die "the mock did not start: $(cat "$dir/mock.err")"
+
+run() { # name round
+  local name=$1 gw out="$dir/$1.$2.wrk"
+  taskset -c 1 "$bin" --config "$dir/$name.yaml" > "$dir/$name.log" 2>&1 &
+  gw=$!
+  wait_ready "http://127.0.0.1:$port/health/ready" ||
+    die "the gateway ($name) did not get ready: $(cat "$dir/$name.log")"
+  taskset -c 0 wrk -t1 -c"$conns" -d1s -s "$dir/post.lua" "http://127.0.0.1:$port/v1/chat/completions" > /dev/null
+  taskset -c 0 wrk -t1 -c"$conns" -d"${duration}s" --latency -s "$dir/post.lua" \
+    "http://127.0.0.1:$port/v1/chat/completions" > "$out"
+  grep -q "Non-2xx" "$out" && die "$name: wrk saw non-2xx answers: $(cat "$out")"
+  if [ "$name" != off ]; then
+    curl -fs -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/usage" > "$dir/$name.usage" ||
+      die "$name: GET /v1/usage failed"
+    grep -q '"tokens_today":[1-9]' "$dir/$name.usage" || die "$name: nothing was counted: $(cat "$dir/$name.usage")"
+  fi
+  kill "$gw"
+  wait "$gw" 2> /dev/null || true
+  awk -v n="$name" '
+    function us(x) {
+      if (x ~ /us$/) return x + 0
+      if (x ~ /ms$/) return x * 1000
+      return x * 1000000
+    }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = us($2) }
+    $1 == "99%" { p99 = us($2) }
+    END { printf "%s %.0f %.0f %.0f\n", n, rps, p50, p99 }' "$out" >> "$dir/results"
+}
+
+for r in $(seq 1 "$rounds"); do
+  for name in off embedded redis; do run "$name" "$r"; done
+done
+
+echo "# non-streamed chat, wrk -t1 -c$conns, ${duration}s x $rounds rounds; gateway on CPU 1, mock, Redis and wrk on CPU 0"
+printf "%-9s %9s %9s %9s %9s\n" limits "req/s" "p50 us" "p99 us" "vs off"
+python3 - "$dir/results" << 'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    n, rps, p50, p99 = line.split()
+    rows.setdefault(n, []).append((float(rps), float(p50), float(p99)))
+med = {n: [statistics.median(x[i] for x in v) for i in range(3)] for n, v in rows.items()}
+for n in ("off", "embedded", "redis"):
+    rps, p50, p99 = med[n]
+    print("%-9s %9.0f %9.0f %9.0f %8.2fx" % (n, rps, p50, p99, rps / med["off"][0]))
+PY
