@@ -265,7 +265,8 @@ void settle(ledger_ptr self, const usage_settlement& x) {
   mark_dirty(self);
 }
 
-usage_report report_of(ledger_state& st) {
+/// The LEDGER's own counters, without the scopes.
+usage_report counters_of(const ledger_state& st) {
   usage_report out;
   out.backend = st.redis ? "redis" : "embedded";
   out.available = !st.outage;
@@ -275,6 +276,12 @@ usage_report report_of(ledger_state& st) {
   out.refused = st.refused;
   out.settled_tokens = st.settled_tokens;
   out.settled_cost = st.settled_cost;
+  return out;
+}
+
+/// The counters and every governed scope (read from Redis with Redis).
+usage_report report_of(ledger_state& st) {
+  auto out = counters_of(st);
   auto now = periods_at(system_clock::now());
   auto add = [&](const std::string& scope, const usage_limits& limits) {
     scope_usage u;
@@ -367,17 +374,7 @@ ledger(ledger_actor::stateful_pointer<ledger_state> self,
     },
     [self](atom::settle, const usage_settlement& x) { settle(self, x); },
     [self](atom::get) { return report_of(self->state); },
-    [self](atom::status) {
-      const auto& st = self->state;
-      usage_report out;
-      out.backend = st.redis ? "redis" : "embedded";
-      out.available = !st.outage;
-      out.reserved = st.reserved;
-      out.settled = st.settled;
-      out.refused = st.refused;
-      out.unavailable = st.unavailable;
-      return out;
-    },
+    [self](atom::status) { return counters_of(self->state); },
     [self](atom::update, gateway_config_ptr& next) {
       // Same counters, new limits and prices; holds settle as they were
       // made.

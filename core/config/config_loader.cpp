@@ -440,12 +440,10 @@ int_range<T> plain(T min, T max) {
   return {min, max, max};
 }
 
-/// Reads a duration in seconds. `allow_zero` admits 0 (meaning "off").
-std::optional<seconds_d> get_seconds(diagnostics& diag, const YAML::Node& map,
-                                     std::string_view key,
-                                     const std::string& path,
-                                     bool allow_zero = false,
-                                     bool allow_negative = false) {
+/// Reads a finite decimal number, with its text (for messages).
+std::optional<std::pair<double, std::string>>
+get_number(diagnostics& diag, const YAML::Node& map, std::string_view key,
+           const std::string& path) {
   auto n = map[std::string{key}];
   if (is_absent(n))
     return std::nullopt;
@@ -463,6 +461,20 @@ std::optional<seconds_d> get_seconds(diagnostics& diag, const YAML::Node& map,
     diag.fail(where, "expected a number (got " + quoted(text) + ")");
     return std::nullopt;
   }
+  return std::pair{value, text};
+}
+
+/// Reads a duration in seconds. `allow_zero` admits 0 (meaning "off").
+std::optional<seconds_d> get_seconds(diagnostics& diag, const YAML::Node& map,
+                                     std::string_view key,
+                                     const std::string& path,
+                                     bool allow_zero = false,
+                                     bool allow_negative = false) {
+  auto read = get_number(diag, map, key, path);
+  if (!read)
+    return std::nullopt;
+  auto [value, text] = *read;
+  auto where = join(path, key);
   if (!allow_negative && (value < 0 || (value == 0 && !allow_zero))) {
     diag.fail(where, std::string{"must be "} + (allow_zero ? ">= 0" : "> 0")
                        + " (got " + text + ")");
@@ -504,20 +516,12 @@ std::optional<bool> get_bool(diagnostics& diag, const YAML::Node& map,
 std::optional<double> get_amount(diagnostics& diag, const YAML::Node& map,
                                  std::string_view key, const std::string& path,
                                  double max) {
-  auto n = map[std::string{key}];
-  if (is_absent(n))
+  auto read = get_number(diag, map, key, path);
+  if (!read)
     return std::nullopt;
+  auto [value, text] = *read;
   auto where = join(path, key);
-  if (!n.IsScalar()) {
-    diag.fail(where, std::string{"expected a number, got "} + kind_name(n));
-    return std::nullopt;
-  }
-  const auto& text = n.Scalar();
-  double value = 0;
-  auto [ptr, ec]
-    = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || ptr != text.data() + text.size()
-      || !std::isfinite(value) || value < 0) {
+  if (value < 0) {
     diag.fail(where, "expected a number >= 0 (got " + quoted(text) + ")");
     return std::nullopt;
   }
