@@ -321,8 +321,9 @@ void finish(session_ptr self, http_reply reply) {
     // now does not undo what the provider spent).
     st.answered = true;
     st.answered_by = reply.model;
-    st.usage = {reply.prompt_tokens, reply.completion_tokens, 0,
-                reply.prompt_tokens + reply.completion_tokens > 0};
+    st.usage
+      = {reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens,
+         reply.prompt_tokens + reply.completion_tokens > 0};
   }
   if (post_stage_empty(self) || st.post_started) {
     deliver(self, std::move(reply));
@@ -350,6 +351,7 @@ http_reply success_reply(adapters::chat_response response,
   reply.upstream_time = upstream_time;
   reply.prompt_tokens = response.prompt_tokens;
   reply.completion_tokens = response.completion_tokens;
+  reply.cached_tokens = response.cached_tokens;
   return reply;
 }
 
@@ -380,6 +382,7 @@ http_reply streamed_reply(const upstream_result& r, std::string model) {
   reply.upstream_time = r.elapsed;
   reply.prompt_tokens = r.summary.prompt_tokens;
   reply.completion_tokens = r.summary.completion_tokens;
+  reply.cached_tokens = r.summary.cached_tokens;
   if (r.client_gone)
     reply.log_error = "client_closed";
   else if (!r.summary.complete)
@@ -578,7 +581,7 @@ void retry_or_fall_back(session_ptr self, api_error err, unsigned status);
 
 /// What a stream's summary says the answer used.
 token_usage usage_of(const stream_summary& s) {
-  return {s.prompt_tokens, s.completion_tokens, 0,
+  return {s.prompt_tokens, s.completion_tokens, s.cached_tokens,
           s.prompt_tokens + s.completion_tokens > 0};
 }
 
@@ -862,7 +865,8 @@ void fast_path(const session_actor& handle, const reply_fn& reply,
       out.headers.insert(out.headers.end(), headers.begin(), headers.end());
       call_outcome outcome{
         call_result::success, r.status, r.elapsed.count(), {}};
-      token_usage usage{out.prompt_tokens, out.completion_tokens, 0,
+      token_usage usage{out.prompt_tokens, out.completion_tokens,
+                        out.cached_tokens,
                         out.prompt_tokens + out.completion_tokens > 0};
       if (options) {
         // Asked for a stream, got a whole answer: send it as a stream.

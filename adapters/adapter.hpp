@@ -28,6 +28,10 @@ struct chat_response {
   std::string body;
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
+  /// Of the prompt tokens, those the provider read from its prompt cache
+  /// (OpenAI's `prompt_tokens_details.cached_tokens`, Anthropic's
+  /// `cache_read_input_tokens`): priced at `cached_input`.
+  uint64_t cached_tokens = 0;
 };
 
 class adapter {

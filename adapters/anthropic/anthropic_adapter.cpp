@@ -393,6 +393,13 @@ uint64_t prompt_tokens_of(const json& usage) {
   return total;
 }
 
+/// Cache reads: the part of the prompt priced at `cached_input`.
+uint64_t cache_reads_of(const json& usage) {
+  auto it = usage.find("cache_read_input_tokens");
+  return it != usage.end() && it->is_number_unsigned() ? it->get<uint64_t>()
+                                                       : 0;
+}
+
 uint64_t output_tokens_of(const json& usage) {
   auto it = usage.find("output_tokens");
   return it != usage.end() && it->is_number_unsigned() ? it->get<uint64_t>()
@@ -671,6 +678,7 @@ caf::expected<chat_response> to_chat_completion(simdjson::dom::element message,
                         + uint_of(*u, "cache_creation_input_tokens")
                         + uint_of(*u, "cache_read_input_tokens");
     out.completion_tokens = uint_of(*u, "output_tokens");
+    out.cached_tokens = uint_of(*u, "cache_read_input_tokens");
   }
   auto& body = out.body;
   body.reserve(320 + model.alias.size() + text.size() + tool_calls.size());
@@ -777,6 +785,7 @@ private:
           u != message->end() && u->is_object()) {
         summary_.prompt_tokens = prompt_tokens_of(*u);
         summary_.completion_tokens = output_tokens_of(*u);
+        summary_.cached_tokens = cache_reads_of(*u);
       }
     }
     send(out, chunk(json{{"role", "assistant"}, {"content", ""}}));
@@ -840,8 +849,10 @@ private:
     if (auto u = data.find("usage"); u != data.end() && u->is_object()) {
       if (u->contains("output_tokens"))
         summary_.completion_tokens = output_tokens_of(*u);
-      if (u->contains("input_tokens"))
+      if (u->contains("input_tokens")) {
         summary_.prompt_tokens = prompt_tokens_of(*u);
+        summary_.cached_tokens = cache_reads_of(*u);
+      }
     }
     auto delta = data.find("delta");
     if (delta == data.end() || !delta->is_object())

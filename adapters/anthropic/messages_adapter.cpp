@@ -109,10 +109,12 @@ private:
     auto doc = pw::json::to_document(data);
     if (auto m = doc.find("message"); m != doc.end() && m->is_object()) {
       (*m)["model"] = options_.alias;
-      if (auto u = m->find("usage"); u != m->end() && u->is_object())
+      if (auto u = m->find("usage"); u != m->end() && u->is_object()) {
         summary_.prompt_tokens = uint_or(*u, "input_tokens")
                                  + uint_or(*u, "cache_creation_input_tokens")
                                  + uint_or(*u, "cache_read_input_tokens");
+        summary_.cached_tokens = uint_or(*u, "cache_read_input_tokens");
+      }
     }
     emit_event(out, wire::message_start, pw::json::dump(doc));
   }
@@ -270,6 +272,7 @@ messages_adapter::from_provider_response(const upstream_result& result,
   if (auto usage = pw::json::member(root, "usage")) {
     out.prompt_tokens = input_tokens_of(*usage);
     out.completion_tokens = pw::json::uint_of(*usage, "output_tokens");
+    out.cached_tokens = pw::json::uint_of(*usage, "cache_read_input_tokens");
   }
   return out;
 }

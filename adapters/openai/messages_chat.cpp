@@ -520,6 +520,7 @@ to_anthropic_message(element completion, const model_config& model,
   chat_response out;
   out.prompt_tokens = n.prompt;
   out.completion_tokens = n.completion;
+  out.cached_tokens = n.cached;
   auto& body = out.body;
   body.reserve(content.size() + 256);
   body += R"({"id":)";
@@ -747,6 +748,7 @@ private:
     summary_.finish_reason = stop_reason_;
     summary_.prompt_tokens = counts_.prompt;
     summary_.completion_tokens = counts_.completion;
+    summary_.cached_tokens = counts_.cached;
     begin_event(out, aw::message_delta);
     out += R"({"type":"message_delta","delta":{"stop_reason":)";
     append_json_string(out, stop_reason_);

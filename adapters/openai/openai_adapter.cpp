@@ -54,7 +54,16 @@ struct chunk_facts {
   std::string_view finish_reason;
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
+  uint64_t cached_tokens = 0;
 };
+
+/// OpenAI's `usage.prompt_tokens_details.cached_tokens` (at most the
+/// prompt).
+uint64_t cached_of(element usage, uint64_t prompt) {
+  auto details = json::member(usage, "prompt_tokens_details");
+  return details ? std::min(prompt, json::uint_of(*details, "cached_tokens"))
+                 : 0;
+}
 
 chunk_facts facts_of(element chunk) {
   chunk_facts out;
@@ -83,6 +92,7 @@ chunk_facts facts_of(element chunk) {
   if (auto usage = json::member(chunk, wire::usage)) {
     out.prompt_tokens = json::uint_of(*usage, wire::prompt_tokens);
     out.completion_tokens = json::uint_of(*usage, wire::completion_tokens);
+    out.cached_tokens = cached_of(*usage, out.prompt_tokens);
   }
   return out;
 }
@@ -136,6 +146,7 @@ protected:
       if (facts.prompt_tokens + facts.completion_tokens > 0) {
         summary_.prompt_tokens = facts.prompt_tokens;
         summary_.completion_tokens = facts.completion_tokens;
+        summary_.cached_tokens = facts.cached_tokens;
         // The usage chunk the gateway asked for itself (a governed key's
         // stream) is read, not relayed, unless the client asked too.
         if (!options_.include_usage && usage_only(chunk))
@@ -185,6 +196,7 @@ caf::expected<chat_response> completion_of(const upstream_result& result,
   if (auto usage = json::member(root, wire::usage)) {
     out.prompt_tokens = json::uint_of(*usage, wire::prompt_tokens);
     out.completion_tokens = json::uint_of(*usage, wire::completion_tokens);
+    out.cached_tokens = cached_of(*usage, out.prompt_tokens);
   }
   return out;
 }

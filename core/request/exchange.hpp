@@ -80,6 +80,8 @@ struct http_reply {
   std::chrono::microseconds upstream_time{0};
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
+  /// Of the prompt tokens, those read from the provider's prompt cache.
+  uint64_t cached_tokens = 0;
   /// Facts for the metrics: every attempt in order, the time all of them
   /// spent upstream, and the plugin that blocked the request (if any).
   std::vector<attempt_fact> attempts;

@@ -25,6 +25,8 @@ struct stream_summary {
   std::string finish_reason;
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
+  /// Of the prompt tokens, those read from the provider's prompt cache.
+  uint64_t cached_tokens = 0;
   /// True once the provider ended the stream properly.
   bool complete = false;
   /// Why the stream failed, when it did (no secrets).

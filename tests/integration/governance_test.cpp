@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -27,18 +28,25 @@ constexpr uint64_t used_per_request = prompt_used + completion_used;
 const std::string team_key = "sk-test-team-key-3b9e17";
 
 /// An OpenAI-compatible upstream that reports usage: in the answer, and in
-/// a stream's last chunk when `stream_options.include_usage` asks. Each
-/// answer takes `delay`, so concurrent requests overlap.
-fake_handler metered(std::chrono::milliseconds delay = 0ms) {
-  return [delay](const fake_request& req) {
+/// a stream's last chunk when `stream_options.include_usage` asks; `cached`
+/// of the prompt tokens as read from its prompt cache. Each answer takes
+/// `delay`, so concurrent requests overlap.
+fake_handler metered(std::chrono::milliseconds delay = 0ms,
+                     uint64_t cached = 0) {
+  return [delay, cached](const fake_request& req) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
     fake_response r;
     r.delay = delay;
     nlohmann::json usage = {{"prompt_tokens", prompt_used},
                             {"completion_tokens", completion_used},
                             {"total_tokens", used_per_request}};
+    if (cached > 0)
+      usage["prompt_tokens_details"] = {{"cached_tokens", cached}};
     if (!asks_stream(body)) {
-      r.body = openai_completion("upstream-m", "metered answer");
+      auto answer = nlohmann::json::parse(
+        openai_completion("upstream-m", "metered answer"));
+      answer["usage"] = usage;
+      r.body = answer.dump();
       return r;
     }
     r.content_type = "text/event-stream";
@@ -145,6 +153,70 @@ void check_refusal(const http_response& res, const std::string& code) {
   CHECK(!res.header("x-ratelimit-reset-tokens").empty());
 }
 
+/// What a budget run saw.
+struct budget_run {
+  uint64_t ok = 0;
+  uint64_t refused = 0;
+  uint64_t other = 0;
+  /// Streams whose body carried a usage chunk the client did not ask for.
+  uint64_t streamed_usage = 0;
+  /// The answer that ended each client's loop.
+  std::vector<http_response> last;
+};
+
+/// 32 clients, each on gateway `i % gateways.size()`, streaming when
+/// `stream(i)`, send until their first refusal (at most 500 each).
+budget_run spend_budget(const std::vector<const gateway_process*>& gateways,
+                        const std::function<bool(int)>& stream) {
+  std::atomic<uint64_t> ok{0}, refused{0}, other{0}, streamed_usage{0};
+  budget_run out;
+  out.last.resize(32);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 32; ++i)
+    clients.emplace_back([&, i] {
+      const auto& gw = *gateways[static_cast<size_t>(i) % gateways.size()];
+      bool streamed = stream(i);
+      // Bounded: the quota ends every client's loop long before this.
+      for (int n = 0; n < 500; ++n) {
+        auto res = chat_as(gw, full_key, streamed);
+        if (res.status == 200) {
+          ++ok;
+          // The usage the gateway asked for itself is not relayed.
+          if (streamed && res.body.find("\"usage\"") != std::string::npos)
+            ++streamed_usage;
+          continue;
+        }
+        ++(res.status == 429 ? refused : other);
+        out.last[static_cast<size_t>(i)] = res;
+        break;
+      }
+    });
+  for (auto& t : clients)
+    t.join();
+  out.ok = ok;
+  out.refused = refused;
+  out.other = other;
+  out.streamed_usage = streamed_usage;
+  return out;
+}
+
+/// The checks of a budget run against `limit` daily tokens: every client
+/// ended on a 429 with the headers; the settled usage is within the limit,
+/// and refusals came only once settled usage plus the 32 reservations in
+/// flight passed it. Returns the settled tokens.
+uint64_t check_budget_run(const budget_run& run, uint64_t limit) {
+  CHECK(run.other == 0);
+  CHECK(run.refused == 32);
+  CHECK(run.streamed_usage == 0);
+  for (const auto& r : run.last)
+    check_refusal(r, "insufficient_quota");
+  auto settled = run.ok * used_per_request;
+  CHECK(settled <= limit);
+  CHECK(settled + 32 * std::max(worst_of(true), worst_of(false)) > limit);
+  INFO(run.ok << " answered");
+  return settled;
+}
+
 } // namespace
 
 TEST_CASE("32 concurrent clients, streams and whole answers mixed, never take "
@@ -158,48 +230,13 @@ TEST_CASE("32 concurrent clients, streams and whole answers mixed, never take "
     "{tokens_per_day: " + std::to_string(limit)
       + ", requests_per_minute: 1000000, tokens_per_minute: 1000000000}",
     "{tokens_per_month: 1000000000}")};
-  std::atomic<uint64_t> ok{0}, refused{0}, other{0}, streamed_usage{0};
-  std::vector<std::thread> clients;
-  std::vector<http_response> refusals(32);
-  for (int i = 0; i < 32; ++i)
-    clients.emplace_back([&, i] {
-      bool stream = i % 2 == 1;
-      // Bounded: the quota ends every client's loop long before this.
-      for (int n = 0; n < 500; ++n) {
-        auto res = chat_as(gw, full_key, stream);
-        if (res.status == 200) {
-          ++ok;
-          // The usage the gateway asked for itself is not relayed.
-          if (stream && res.body.find("\"usage\"") != std::string::npos)
-            ++streamed_usage;
-          continue;
-        }
-        if (res.status == 429)
-          ++refused;
-        else
-          ++other;
-        refusals[i] = res;
-        break;
-      }
-    });
-  for (auto& t : clients)
-    t.join();
-  CHECK(other == 0);
-  CHECK(refused == 32);
-  CHECK(streamed_usage == 0);
-  for (const auto& r : refusals)
-    check_refusal(r, "insufficient_quota");
-  // Settled usage never passes the limit; a refusal came only once the
-  // settled usage plus what the 32 requests in flight reserved did.
-  auto settled = ok.load() * used_per_request;
-  CHECK(settled <= limit);
-  CHECK(settled + 32 * std::max(worst_of(true), worst_of(false)) > limit);
+  auto settled = check_budget_run(
+    spend_budget({&gw}, [](int i) { return i % 2 == 1; }), limit);
   auto usage = usage_of(gw, full_key);
   CHECK(usage["key:full"]["used"]["tokens_today"] == settled);
   CHECK(usage["key:full"]["used"]["in_flight"] == 0);
   CHECK(usage["team:team"]["used"]["tokens_this_month"] == settled);
   CHECK(usage["key:full"]["remaining"]["tokens_per_day"] == limit - settled);
-  INFO(ok.load() << " answered, " << refused.load() << " refused");
 }
 
 TEST_CASE("a key over max_concurrent gets 429 rate_limit_exceeded at once and "
@@ -308,6 +345,25 @@ TEST_CASE("a monthly budget in USD is spent at the model's prices and "
   CHECK(cost <= 0.1);
 }
 
+TEST_CASE("prompt tokens the provider read from its cache are priced at "
+          "cached_input, streamed or not",
+          "[integration][governance]") {
+  // 8 of the 12 prompt tokens cached: 4 x 1000 + 8 x 100 + 5 x 2000 USD
+  // per million tokens = 0.0148 USD per request.
+  fake_upstream up{metered(0ms, 8)};
+  gateway_process gw{governed_config(
+    up.base_url(), "{budget_usd_per_month: 100}", "{max_concurrent: 100}", "",
+    "    pricing: {input: 1000, cached_input: 100, output: 2000}\n")};
+  REQUIRE(chat_as(gw, full_key).status == 200);
+  auto cost = [&] {
+    return usage_of(gw, full_key)["key:full"]["used"]["cost_usd_this_month"]
+      .get<double>();
+  };
+  CHECK(cost() == Approx(0.0148));
+  REQUIRE(chat_as(gw, full_key, true).status == 200);
+  CHECK(cost() == Approx(2 * 0.0148));
+}
+
 TEST_CASE("usage counters survive a SIGHUP, and the day's and month's totals "
           "a restart through the journal",
           "[integration][governance]") {
@@ -377,40 +433,14 @@ TEST_CASE("two gateway processes share one daily budget through Redis: 32 "
     "{tokens_per_month: 1000000000}", redis_state(redis.port()));
   gateway_process one{config};
   gateway_process two{config};
-  std::atomic<uint64_t> ok{0}, refused{0}, other{0};
-  std::vector<http_response> refusals(32);
-  std::vector<std::thread> clients;
-  for (int i = 0; i < 32; ++i)
-    clients.emplace_back([&, i] {
-      const auto& gw = i % 2 == 0 ? one : two;
-      bool stream = i % 4 >= 2;
-      for (int n = 0; n < 500; ++n) {
-        auto res = chat_as(gw, full_key, stream);
-        if (res.status == 200) {
-          ++ok;
-          continue;
-        }
-        ++(res.status == 429 ? refused : other);
-        refusals[i] = res;
-        break;
-      }
-    });
-  for (auto& t : clients)
-    t.join();
-  CHECK(other == 0);
-  CHECK(refused == 32);
-  for (const auto& r : refusals)
-    check_refusal(r, "insufficient_quota");
-  auto settled = ok.load() * used_per_request;
-  CHECK(settled <= limit);
-  CHECK(settled + 32 * std::max(worst_of(true), worst_of(false)) > limit);
+  auto settled = check_budget_run(
+    spend_budget({&one, &two}, [](int i) { return i % 4 >= 2; }), limit);
   // Both replicas read the same counters.
   for (const auto* gw : {&one, &two}) {
     auto usage = usage_of(*gw, full_key);
     CHECK(usage["key:full"]["used"]["tokens_today"] == settled);
     CHECK(usage["key:full"]["used"]["in_flight"] == 0);
   }
-  INFO(ok.load() << " answered");
 }
 
 TEST_CASE("Redis killed under load: on_unavailable deny answers 503 at once, "
