@@ -88,6 +88,9 @@ constexpr reserve reserve_v{};
 /// Replace a reservation by the real usage (SESSION -> LEDGER).
 using settle = caf::atom_constant<caf::atom("settle")>;
 constexpr settle settle_v{};
+/// Time to end the holds whose settlement never came (LEDGER to itself).
+using expire = caf::atom_constant<caf::atom("expire")>;
+constexpr expire expire_v{};
 using get = caf::get_atom;
 constexpr get get_v{};
 using update = caf::update_atom;
@@ -541,7 +544,9 @@ using ledger_actor = caf::typed_actor<
   // A reloaded configuration: new limits and prices, same counters.
   caf::reacts_to<atom::update, gateway_config_ptr>,
   // INTERNAL: time to write the journal.
-  caf::reacts_to<atom::flush>>;
+  caf::reacts_to<atom::flush>,
+  // INTERNAL: time to end the holds whose settlement never came.
+  caf::reacts_to<atom::expire>>;
 
 /// The SESSION actor interface: one per chat request. It is spawned by an io
 /// thread and drives pre stage -> resolve -> upstream call -> outcome ->

@@ -15,6 +15,9 @@ namespace pw::actors {
 namespace {
 
 using ledger_ptr = ledger_actor::stateful_pointer<ledger_state>;
+
+/// How often holds past their expiry are looked for.
+constexpr auto expiry_sweep = std::chrono::seconds{10};
 using std::chrono::system_clock;
 
 void index_keys(ledger_state& st) {
@@ -227,9 +230,44 @@ usage_grant reserve(ledger_ptr self, const usage_request& req) {
   }
   ++st.reserved;
   out.hold = st.next_hold = id;
-  st.holds.emplace(out.hold, std::move(*answer.hold));
+  // A SESSION that ends before the grant reaches it never settles: the
+  // hold then ends after its request's deadline and a minute of grace,
+  // charged whole (its in-flight count comes back).
+  auto grace = std::chrono::duration_cast<caf::actor_clock::duration_type>(
+    st.config->server.request_deadline + std::chrono::seconds{60});
+  st.holds.emplace(out.hold,
+                   ledger_state::open_hold{std::move(*answer.hold),
+                                           self->clock().now() + grace});
+  if (!st.expiry_armed) {
+    st.expiry_armed = true;
+    self->delayed_send(self, expiry_sweep, atom::expire_v);
+  }
   mark_dirty(self);
   return out;
+}
+
+/// Ends the holds past their expiry, charged whole.
+void expire_holds(ledger_ptr self) {
+  auto& st = self->state;
+  st.expiry_armed = false;
+  auto now = self->clock().now();
+  auto periods = periods_at(system_clock::now());
+  for (auto it = st.holds.begin(); it != st.holds.end();) {
+    if (it->second.expires > now) {
+      ++it;
+      continue;
+    }
+    // With Redis the hold's own expiry in the in-flight set does this.
+    if (!st.redis)
+      st.book.settle(it->second.hold, it->second.hold.reserved, periods);
+    ++st.expired;
+    it = st.holds.erase(it);
+  }
+  if (!st.holds.empty()) {
+    st.expiry_armed = true;
+    self->delayed_send(self, expiry_sweep, atom::expire_v);
+  }
+  mark_dirty(self);
 }
 
 void settle(ledger_ptr self, const usage_settlement& x) {
@@ -244,19 +282,19 @@ void settle(ledger_ptr self, const usage_settlement& x) {
       if (const auto* m = st.config->find_model(x.model))
         actual.cost = cost_of(**m, x.usage);
     } else if (x.charge_reservation) {
-      actual = it->second.reserved;
+      actual = it->second.hold.reserved;
     }
   }
   if (st.redis) {
     std::string why;
-    if (st.redis->settle(it->second, hold_name(st, x.hold), actual, why))
+    if (st.redis->settle(it->second.hold, hold_name(st, x.hold), actual, why))
       reachable(self);
     else
       // The reservation stays charged (the safe side); its in-flight entry
       // expires with the hold.
       unreachable(self, why);
   } else {
-    st.book.settle(it->second, actual, periods_at(system_clock::now()));
+    st.book.settle(it->second.hold, actual, periods_at(system_clock::now()));
   }
   st.holds.erase(it);
   ++st.settled;
@@ -383,6 +421,7 @@ ledger(ledger_actor::stateful_pointer<ledger_state> self,
       index_keys(st);
     },
     [self](atom::flush) { flush(self); },
+    [self](atom::expire) { expire_holds(self); },
   };
 }
 

@@ -13,6 +13,8 @@
 #include "core/config/config.hpp"
 #include "core/policy/usage_ledger.hpp"
 
+#include <caf/actor_clock.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,8 +38,16 @@ struct ledger_state {
   uint64_t unavailable = 0;
   /// Key name -> its limits and team (keys sharing a name share both).
   std::unordered_map<std::string, const api_key_config*> keys;
+  /// An open hold, and when it ends without its settlement (its
+  /// SESSION died before the grant reached it).
+  struct open_hold {
+    ledger_hold hold;
+    caf::actor_clock::time_point expires;
+  };
   /// Open holds by id.
-  std::unordered_map<uint64_t, ledger_hold> holds;
+  std::unordered_map<uint64_t, open_hold> holds;
+  bool expiry_armed = false;
+  uint64_t expired = 0;
   uint64_t next_hold = 0;
   /// Changes since the journal was last written.
   bool dirty = false;

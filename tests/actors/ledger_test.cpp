@@ -275,6 +275,33 @@ TEST_CASE_METHOD(ledger_fixture, "settling charges the real usage and ends "
   CHECK(scope_in(r, "key:alice")->in_flight == 0);
 }
 
+TEST_CASE_METHOD(ledger_fixture, "a hold whose settlement never comes ends "
+                                 "after its request's deadline, charged "
+                                 "whole") {
+  start();
+  // The SESSION died before the grant reached it: no settlement comes.
+  auto g = reserve_ok(ask("alice", "red"));
+  CHECK(in_flight("key:alice") == 1);
+  // Deadline (0 here) plus a minute of grace; the sweep runs every 10 s.
+  for (int i = 0; i < 5; ++i) {
+    sched.advance_time(std::chrono::seconds{10});
+    run();
+  }
+  CHECK(in_flight("key:alice") == 1);
+  for (int i = 0; i < 3; ++i) {
+    sched.advance_time(std::chrono::seconds{10});
+    run();
+  }
+  auto r = report();
+  REQUIRE(scope_in(r, "key:alice") != nullptr);
+  CHECK(scope_in(r, "key:alice")->in_flight == 0);
+  CHECK(scope_in(r, "team:red")->in_flight == 0);
+  CHECK(scope_in(r, "key:alice")->day_tokens == 15);
+  // A settlement that comes after all finds nothing to settle.
+  settle(g.hold, "gpt", token_usage{1, 1, 0, true});
+  CHECK(report().settled == 0);
+}
+
 TEST_CASE_METHOD(ledger_fixture, "a request no model answered is charged "
                                  "nothing") {
   start();

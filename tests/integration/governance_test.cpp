@@ -567,7 +567,7 @@ TEST_CASE("three gateways behind nginx with one Redis hold a key's "
   // Every replica served part of it: the limit held across all three.
   for (const auto* gw : {&a, &b, &c})
     CHECK(gw->output().find("\"status\":200") != std::string::npos);
-  lb.kill();
+  lb.stop();
   std::filesystem::remove_all(dir);
 }
 

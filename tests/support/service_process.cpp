@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -86,7 +87,7 @@ service_process::service_process(std::vector<std::string> argv, uint16_t port)
 }
 
 service_process::~service_process() {
-  kill();
+  stop();
   std::remove(log_path_.c_str());
 }
 
@@ -120,6 +121,25 @@ void service_process::kill() {
   if (pid_ <= 0)
     return;
   ::kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+void service_process::stop() {
+  if (pid_ <= 0)
+    return;
+  ::kill(pid_, SIGTERM);
+  // Its exit is an event: a pidfd becomes readable.
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  bool gone = false;
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    gone = poll(&p, 1, 10'000) == 1;
+    close(pidfd);
+  }
+  if (!gone)
+    ::kill(pid_, SIGKILL);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;

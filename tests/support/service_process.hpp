@@ -31,8 +31,13 @@ public:
 
   [[nodiscard]] uint16_t port() const { return port_; }
 
-  /// Ends it with SIGKILL (a crash) and reaps it.
+  /// Ends it with SIGKILL (a crash) and reaps it. A process with children
+  /// (nginx's workers) is ended with stop() instead.
   void kill();
+
+  /// Ends it with SIGTERM (nginx's master then ends its workers), waits
+  /// up to 10 s, then SIGKILL; reaps it.
+  void stop();
 
   /// Starts it again with the same arguments on the same port.
   void restart();

@@ -72,6 +72,8 @@ bool any_contains(const std::vector<std::pair<fs::path, std::string>>& files,
 /// Atoms no test sends by name, and the test case (the first line of its
 /// name) that hangs or fails unless the atom is handled.
 const std::map<std::string, std::string> exercised_by{
+  // The LEDGER's timer that ends holds nobody settles.
+  {"expire", "a hold whose settlement never comes ends "},
   // The io thread's callback sends it with a failed exchange.
   {"upstream", "an upstream 5xx is a 502 and a model "},
   // The MODEL's health timer, and the check's answer through the io thread.
