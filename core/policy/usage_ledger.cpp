@@ -3,6 +3,7 @@
 #include "core/json/reader.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <sstream>
 
 namespace pw {
@@ -14,6 +15,12 @@ using namespace std::chrono;
 /// 0 when `x` would go below it.
 uint64_t minus(uint64_t x, uint64_t y) {
   return x > y ? x - y : 0;
+}
+
+/// x + y, or the largest value when that overflows (an absurd max_tokens
+/// must fail a limit, not wrap round under it).
+uint64_t plus(uint64_t x, uint64_t y) {
+  return x > UINT64_MAX - y ? UINT64_MAX : x + y;
 }
 
 uint64_t left_of(uint64_t limit, uint64_t used) {
@@ -140,52 +147,108 @@ std::string ledger_refusal::message() const {
   return out.str();
 }
 
+std::optional<uint64_t> limit_of(const usage_limits& lim, limit_kind k) {
+  switch (k) {
+  case limit_kind::requests_per_minute:
+    return lim.requests_per_minute;
+  case limit_kind::tokens_per_minute:
+    return lim.tokens_per_minute;
+  case limit_kind::max_concurrent:
+    return lim.max_concurrent;
+  case limit_kind::tokens_per_day:
+    return lim.tokens_per_day;
+  case limit_kind::tokens_per_month:
+    return lim.tokens_per_month;
+  case limit_kind::budget_per_month:
+    return lim.budget_per_month;
+  }
+  return std::nullopt;
+}
+
+ledger_refusal refusal_for(limit_kind k, const std::string& scope,
+                           const usage_limits& lim, uint64_t used,
+                           usage_amount worst, const ledger_periods& now) {
+  ledger_refusal r;
+  r.kind = k;
+  r.scope = scope;
+  r.limit = limit_of(lim, k).value_or(0);
+  switch (k) {
+  case limit_kind::max_concurrent:
+    r.wanted = 1;
+    r.retry_after_s = 1;
+    break;
+  case limit_kind::requests_per_minute:
+    r.wanted = 1;
+    r.retry_after_s = seconds_up(now.minute_left_ms);
+    break;
+  case limit_kind::tokens_per_minute:
+    r.wanted = worst.tokens;
+    r.retry_after_s = seconds_up(now.minute_left_ms);
+    break;
+  case limit_kind::tokens_per_day:
+    r.wanted = worst.tokens;
+    r.retry_after_s = now.day_left_s;
+    break;
+  case limit_kind::tokens_per_month:
+    r.wanted = worst.tokens;
+    r.retry_after_s = now.month_left_s;
+    break;
+  case limit_kind::budget_per_month:
+    r.wanted = worst.cost;
+    r.retry_after_s = now.month_left_s;
+    break;
+  }
+  r.left = left_of(r.limit, used);
+  r.never = r.wanted > r.limit;
+  return r;
+}
+
+void tighten(rate_view& v, const usage_limits& lim, uint64_t minute_requests,
+             uint64_t minute_tokens) {
+  if (auto l = lim.requests_per_minute) {
+    auto left = left_of(*l, minute_requests);
+    if (!v.remaining_requests || left < *v.remaining_requests) {
+      v.limit_requests = *l;
+      v.remaining_requests = left;
+    }
+  }
+  if (auto l = lim.tokens_per_minute) {
+    auto left = left_of(*l, minute_tokens);
+    if (!v.remaining_tokens || left < *v.remaining_tokens) {
+      v.limit_tokens = *l;
+      v.remaining_tokens = left;
+    }
+  }
+}
+
 ledger_answer usage_ledger::reserve(const std::vector<ledger_scope>& scopes,
                                     usage_amount worst,
                                     const ledger_periods& now) {
   ledger_answer out;
-  auto minute_s = seconds_up(now.minute_left_ms);
-  auto refuse = [&](limit_kind kind, const std::string& scope, uint64_t limit,
-                    uint64_t wanted, uint64_t used, uint32_t retry) {
-    ledger_refusal r;
-    r.kind = kind;
-    r.scope = scope;
-    r.limit = limit;
-    r.wanted = wanted;
-    r.left = left_of(limit, used);
-    r.never = wanted > limit;
-    r.retry_after_s = retry;
-    out.refusal = std::move(r);
-  };
+  // Each limit in the order they are checked, with what it counts.
   for (const auto& s : scopes) {
     if (s.limits == nullptr)
       continue;
     const auto& lim = *s.limits;
     auto& c = scopes_[s.name];
     c.roll(now);
-    if (lim.max_concurrent && c.in_flight + 1 > *lim.max_concurrent)
-      refuse(limit_kind::max_concurrent, s.name, *lim.max_concurrent, 1,
-             c.in_flight, 1);
-    else if (lim.requests_per_minute
-             && c.minute_requests + 1 > *lim.requests_per_minute)
-      refuse(limit_kind::requests_per_minute, s.name, *lim.requests_per_minute,
-             1, c.minute_requests, minute_s);
-    else if (lim.tokens_per_minute
-             && c.minute_tokens + worst.tokens > *lim.tokens_per_minute)
-      refuse(limit_kind::tokens_per_minute, s.name, *lim.tokens_per_minute,
-             worst.tokens, c.minute_tokens, minute_s);
-    else if (lim.tokens_per_day
-             && c.day_tokens + worst.tokens > *lim.tokens_per_day)
-      refuse(limit_kind::tokens_per_day, s.name, *lim.tokens_per_day,
-             worst.tokens, c.day_tokens, now.day_left_s);
-    else if (lim.tokens_per_month
-             && c.month_tokens + worst.tokens > *lim.tokens_per_month)
-      refuse(limit_kind::tokens_per_month, s.name, *lim.tokens_per_month,
-             worst.tokens, c.month_tokens, now.month_left_s);
-    else if (lim.budget_per_month
-             && c.month_cost + worst.cost > *lim.budget_per_month)
-      refuse(limit_kind::budget_per_month, s.name, *lim.budget_per_month,
-             worst.cost, c.month_cost, now.month_left_s);
+    const std::pair<limit_kind, uint64_t> checks[] = {
+      {limit_kind::max_concurrent, plus(c.in_flight, 1)},
+      {limit_kind::requests_per_minute, plus(c.minute_requests, 1)},
+      {limit_kind::tokens_per_minute, plus(c.minute_tokens, worst.tokens)},
+      {limit_kind::tokens_per_day, plus(c.day_tokens, worst.tokens)},
+      {limit_kind::tokens_per_month, plus(c.month_tokens, worst.tokens)},
+      {limit_kind::budget_per_month, plus(c.month_cost, worst.cost)},
+    };
+    const uint64_t used[] = {c.in_flight,  c.minute_requests, c.minute_tokens,
+                             c.day_tokens, c.month_tokens,    c.month_cost};
+    for (size_t i = 0; i < std::size(checks); ++i) {
+      auto [kind, after] = checks[i];
+      if (auto l = limit_of(lim, kind); l && after > *l) {
+        out.refusal = refusal_for(kind, s.name, lim, used[i], worst, now);
+        break;
+      }
+    }
     if (out.refusal)
       break;
   }
@@ -197,37 +260,23 @@ ledger_answer usage_ledger::reserve(const std::vector<ledger_scope>& scopes,
       if (s.limits == nullptr)
         continue;
       auto& c = scopes_[s.name];
-      c.minute_requests += 1;
-      c.minute_tokens += worst.tokens;
-      c.day_tokens += worst.tokens;
-      c.month_tokens += worst.tokens;
-      c.month_cost += worst.cost;
-      c.in_flight += 1;
+      c.minute_requests = plus(c.minute_requests, 1);
+      c.minute_tokens = plus(c.minute_tokens, worst.tokens);
+      c.day_tokens = plus(c.day_tokens, worst.tokens);
+      c.month_tokens = plus(c.month_tokens, worst.tokens);
+      c.month_cost = plus(c.month_cost, worst.cost);
+      c.in_flight = plus(c.in_flight, 1);
       hold.scopes.push_back(s.name);
     }
     out.hold = std::move(hold);
   }
   // The headers show the tightest per-minute limit of the scopes.
   out.view.reset_ms = now.minute_left_ms;
-  for (const auto& s : scopes) {
-    if (s.limits == nullptr)
-      continue;
-    const auto& c = scopes_[s.name];
-    if (auto l = s.limits->requests_per_minute) {
-      auto left = left_of(*l, c.minute_requests);
-      if (!out.view.remaining_requests || left < *out.view.remaining_requests) {
-        out.view.limit_requests = *l;
-        out.view.remaining_requests = left;
-      }
+  for (const auto& s : scopes)
+    if (s.limits != nullptr) {
+      const auto& c = scopes_[s.name];
+      tighten(out.view, *s.limits, c.minute_requests, c.minute_tokens);
     }
-    if (auto l = s.limits->tokens_per_minute) {
-      auto left = left_of(*l, c.minute_tokens);
-      if (!out.view.remaining_tokens || left < *out.view.remaining_tokens) {
-        out.view.limit_tokens = *l;
-        out.view.remaining_tokens = left;
-      }
-    }
-  }
   return out;
 }
 
@@ -242,7 +291,7 @@ void usage_ledger::settle(const ledger_hold& hold, usage_amount actual,
     c.in_flight = minus(c.in_flight, 1);
     // Only the periods the reservation went into, while they last.
     auto fix = [&](uint64_t& x, uint64_t reserved, uint64_t real) {
-      x = minus(x, reserved) + real;
+      x = plus(minus(x, reserved), real);
     };
     if (c.minute == hold.at.minute)
       fix(c.minute_tokens, hold.reserved.tokens, actual.tokens);

@@ -126,6 +126,20 @@ struct ledger_answer {
   rate_view view;
 };
 
+/// The limit of kind `k` in `lim` (absent when not set).
+std::optional<uint64_t> limit_of(const usage_limits& lim, limit_kind k);
+
+/// The refusal of a request that wanted `worst` (one request, its tokens or
+/// its cost, as `k` counts) where `used` of limit `k` was taken already.
+ledger_refusal refusal_for(limit_kind k, const std::string& scope,
+                           const usage_limits& lim, uint64_t used,
+                           usage_amount worst, const ledger_periods& now);
+
+/// Makes `v` show the tighter of what it shows and scope `lim`'s
+/// per-minute limits, given that scope's counts this minute.
+void tighten(rate_view& v, const usage_limits& lim, uint64_t minute_requests,
+             uint64_t minute_tokens);
+
 class usage_ledger {
 public:
   /// Checks every limit of every scope and, when all pass, charges one
