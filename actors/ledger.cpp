@@ -180,43 +180,26 @@ std::string hold_name(const ledger_state& st, uint64_t id) {
   return st.replica + ":" + std::to_string(id);
 }
 
-usage_grant reserve(ledger_ptr self, const usage_request& req) {
+/// The answer to a request the usage state could not check: served
+/// uncounted, or 503, as `state.on_unavailable` says.
+usage_grant unchecked(ledger_ptr self, const std::string& why) {
+  auto& st = self->state;
+  unreachable(self, why);
+  usage_grant out;
+  if (st.config->state.allow_when_unavailable)
+    return out; // served, uncounted: the operator chose so
+  auto err = error_of(errc::usage_unavailable,
+                      "The gateway cannot reach its usage state, so it "
+                      "cannot check this key's limits; retry shortly.");
+  err.retry_after = 1;
+  out.refusal = std::move(err);
+  return out;
+}
+
+/// The grant of a checked reservation: hold `id`, or the refusal.
+usage_grant grant_of(ledger_ptr self, ledger_answer answer, uint64_t id) {
   auto& st = self->state;
   usage_grant out;
-  auto scopes = scopes_of(st, req);
-  if (scopes.empty())
-    return out; // not governed under this config
-  auto worst = worst_case(*st.config, req);
-  auto now = periods_at(system_clock::now());
-  ledger_answer answer;
-  auto id = st.next_hold + 1;
-  if (st.redis) {
-    std::string why;
-    // A hold whose settlement never comes leaves the in-flight count once
-    // its request's deadline (and a minute of grace) has passed.
-    auto expires
-      = std::chrono::duration_cast<std::chrono::milliseconds>(
-          system_clock::now().time_since_epoch()
-          + st.config->server.request_deadline + std::chrono::seconds{60})
-          .count();
-    auto got
-      = st.redis->reserve(scopes, worst, now, hold_name(st, id), expires, why);
-    if (!got) {
-      unreachable(self, why);
-      if (st.config->state.allow_when_unavailable)
-        return out; // served, uncounted: the operator chose so
-      auto err = error_of(errc::usage_unavailable,
-                          "The gateway cannot reach its usage state, so it "
-                          "cannot check this key's limits; retry shortly.");
-      err.retry_after = 1;
-      out.refusal = std::move(err);
-      return out;
-    }
-    reachable(self);
-    answer = std::move(*got);
-  } else {
-    answer = st.book.reserve(scopes, worst, now);
-  }
   out.headers = headers_of(answer.view);
   if (answer.refusal) {
     ++st.refused;
@@ -229,7 +212,7 @@ usage_grant reserve(ledger_ptr self, const usage_request& req) {
     return out;
   }
   ++st.reserved;
-  out.hold = st.next_hold = id;
+  out.hold = id;
   // A SESSION that ends before the grant reaches it never settles: the
   // hold then ends after its request's deadline and a minute of grace,
   // charged whole (its in-flight count comes back).
@@ -244,6 +227,89 @@ usage_grant reserve(ledger_ptr self, const usage_request& req) {
   }
   mark_dirty(self);
   return out;
+}
+
+/// Sends the waiting settlements and reservations to Redis as one batch
+/// and answers the reservations.
+void run_batch(ledger_ptr self) {
+  auto& st = self->state;
+  st.batch_armed = false;
+  st.settlements_armed = false;
+  if (st.reservations.empty() && st.settlements.empty())
+    return;
+  auto reservations = std::move(st.reservations);
+  auto waiting = std::move(st.waiting);
+  auto settlements = std::move(st.settlements);
+  st.reservations.clear();
+  st.waiting.clear();
+  st.settlements.clear();
+  auto got = st.redis->exchange(settlements, reservations,
+                                std::chrono::system_clock::now());
+  bool whole = got.settlements_failed == 0;
+  for (size_t i = 0; i < waiting.size(); ++i) {
+    if (!got.answers[i]) {
+      whole = false;
+      waiting[i].promise.deliver(unchecked(self, got.why));
+      continue;
+    }
+    waiting[i].promise.deliver(
+      grant_of(self, std::move(*got.answers[i]), waiting[i].hold));
+  }
+  // A settlement without an answer leaves its reservation charged (the
+  // safe side); its in-flight entry expires with the hold.
+  for (size_t i = 0; i < got.settlements_failed; ++i)
+    unreachable(self, got.why);
+  if (whole)
+    reachable(self);
+}
+
+/// Has the waiting batch sent once the LEDGER has read the messages
+/// already in its mailbox (they join it), or at once when it is large. A
+/// batch of settlements alone waits up to a millisecond for reservations
+/// to join it: nobody waits for a settlement, and a round trip spent on
+/// one would delay the next reservation.
+void arm_batch(ledger_ptr self, bool reservation) {
+  auto& st = self->state;
+  constexpr size_t most_per_batch = 512;
+  if (st.reservations.size() + st.settlements.size() >= most_per_batch) {
+    run_batch(self);
+    return;
+  }
+  if (st.batch_armed)
+    return;
+  if (reservation) {
+    st.batch_armed = true;
+    self->send(self, atom::flush_v);
+  } else if (!st.settlements_armed) {
+    st.settlements_armed = true;
+    self->delayed_send(self, std::chrono::milliseconds{1}, atom::flush_v);
+  }
+}
+
+caf::result<usage_grant> reserve(ledger_ptr self, const usage_request& req) {
+  auto& st = self->state;
+  auto scopes = scopes_of(st, req);
+  if (scopes.empty())
+    return usage_grant{}; // not governed under this config
+  auto worst = worst_case(*st.config, req);
+  auto id = ++st.next_hold;
+  if (!st.redis)
+    return grant_of(
+      self, st.book.reserve(scopes, worst, periods_at(system_clock::now())),
+      id);
+  // A hold whose settlement never comes leaves the in-flight count once
+  // its request's deadline (and a minute of grace) has passed.
+  auto expires
+    = std::chrono::duration_cast<std::chrono::milliseconds>(
+        system_clock::now().time_since_epoch()
+        + st.config->server.request_deadline + std::chrono::seconds{60})
+        .count();
+  st.reservations.push_back(
+    {std::move(scopes), worst, hold_name(st, id), expires});
+  st.waiting.push_back({self->make_response_promise<usage_grant>(), id});
+  auto promise = st.waiting.back().promise;
+  arm_batch(self, true);
+  return promise;
 }
 
 /// Ends the holds past their expiry, charged whole.
@@ -286,13 +352,9 @@ void settle(ledger_ptr self, const usage_settlement& x) {
     }
   }
   if (st.redis) {
-    std::string why;
-    if (st.redis->settle(it->second.hold, hold_name(st, x.hold), actual, why))
-      reachable(self);
-    else
-      // The reservation stays charged (the safe side); its in-flight entry
-      // expires with the hold.
-      unreachable(self, why);
+    st.settlements.push_back(
+      {std::move(it->second.hold), hold_name(st, x.hold), actual});
+    arm_batch(self, false);
   } else {
     st.book.settle(it->second.hold, actual, periods_at(system_clock::now()));
   }
@@ -383,6 +445,8 @@ bool write_journal(const std::string& path, const std::string& text,
 }
 
 ledger_state::~ledger_state() {
+  for (auto& w : waiting)
+    w.promise.deliver(caf::make_error(caf::sec::request_receiver_down));
   if (!dirty || redis || !config || config->state.path.empty())
     return;
   std::string why;
@@ -417,10 +481,20 @@ ledger(ledger_actor::stateful_pointer<ledger_state> self,
       // Same counters, new limits and prices; holds settle as they were
       // made.
       auto& st = self->state;
+      // The waiting batch was checked against the limits it was made with
+      // (which the old configuration owns).
+      if (st.redis)
+        run_batch(self);
       st.config = std::move(next);
       index_keys(st);
     },
-    [self](atom::flush) { flush(self); },
+    // The journal (embedded) or the waiting batch (Redis).
+    [self](atom::flush) {
+      if (self->state.redis)
+        run_batch(self);
+      else
+        flush(self);
+    },
     [self](atom::expire) { expire_holds(self); },
   };
 }

@@ -14,11 +14,13 @@
 #include "core/policy/usage_ledger.hpp"
 
 #include <caf/actor_clock.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace pw::actors {
 
@@ -33,6 +35,19 @@ struct ledger_state {
   std::unique_ptr<redis_store> redis;
   /// Names this process's holds in Redis ("<random>:<n>").
   std::string replica;
+  /// Redis: the reservations (with their promises and hold ids) and the
+  /// settlements that wait for the next batch. A batch goes out when the
+  /// LEDGER has read every message that came before it.
+  std::vector<redis_reservation> reservations;
+  struct waiting_grant {
+    caf::typed_response_promise<usage_grant> promise;
+    uint64_t hold = 0;
+  };
+  std::vector<waiting_grant> waiting;
+  std::vector<redis_settlement> settlements;
+  bool batch_armed = false;
+  /// A batch of settlements alone goes a millisecond later.
+  bool settlements_armed = false;
   /// Redis is unreachable now (logged once per outage).
   bool outage = false;
   uint64_t unavailable = 0;
@@ -63,7 +78,8 @@ struct ledger_state {
   ledger_state() = default;
   ledger_state(const ledger_state&) = delete;
   ledger_state& operator=(const ledger_state&) = delete;
-  /// Writes the journal a last time.
+  /// Writes the journal a last time; fails the reservations still waiting
+  /// for Redis.
   ~ledger_state();
 };
 

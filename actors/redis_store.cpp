@@ -1,99 +1,137 @@
 #include "actors/redis_store.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <hiredis/hiredis.h>
+#include <iterator>
+#include <unordered_map>
 
 namespace pw::actors {
 
 namespace {
 
-// Every script takes four keys per scope: the minute's hash (r requests,
-// t tokens), the day's tokens, the month's hash (t tokens, c pico-USD)
-// and the sorted set of holds in flight (scored by their expiry).
+// Each scope has two keys: a hash of its counters (m, d, o: the minute,
+// day and month they count; mr, mt: the minute's requests and tokens; dt:
+// the day's tokens; ot, oc: the month's tokens and pico-USD) and the sorted
+// set of its holds in flight, scored by when each expires. Counters of a
+// period that has passed count as 0, as in usage_ledger.
 
-/// ARGV: now_ms, worst tokens, worst cost, hold id, hold expiry (ms),
-/// minute TTL (ms), day TTL (s), month TTL (s), then six limits per scope
+/// One batch, applied in order as one atomic script (the settlements come
+/// first). KEYS: per scope, its
+/// hash and its set of holds. ARGV: now (ms), minute, day and month, the
+/// hash's TTL (s, renewed when its month starts), then six limits per scope
 /// (max_concurrent, requests_per_minute, tokens_per_minute, tokens_per_day,
-/// tokens_per_month, budget; -1 = none), checked in usage_ledger's order.
-/// Returns {1, requests, tokens per scope...} or {0, scope, limit, used}.
-constexpr const char* reserve_lua = R"lua(
-local n = #KEYS / 4
-local wt = tonumber(ARGV[2])
-local wc = tonumber(ARGV[3])
+/// tokens_per_month, budget; -1 = none), then the operations:
+///   r, hold id, expiry (ms), tokens, cost, n, n scope numbers
+///   s, hold id, minute, day, month, reserved tokens, real tokens,
+///     reserved cost, real cost, n, n scope numbers
+/// Each reservation adds {1, then per scope its minute's requests and
+/// tokens} or {0, which of its scopes, which limit, what was used} to the
+/// answer. Tokens are Lua numbers (exact below 2^53); costs change through
+/// HINCRBY with integers below 2^50, so the stored sum stays exact.
+constexpr const char* batch_lua = R"lua(
+local now, mi, di, oi = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local function num(x) return tonumber(x) or 0 end
-local minute = {}
-for i = 0, n - 1 do
-  local mk, dk, ok, ik = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
-  redis.call('ZREMRANGEBYSCORE', ik, '-inf', ARGV[1])
-  local f = redis.call('ZCARD', ik)
-  local mr = num(redis.call('HGET', mk, 'r'))
-  local mt = num(redis.call('HGET', mk, 't'))
-  local d = num(redis.call('GET', dk))
-  local ot = num(redis.call('HGET', ok, 't'))
-  local oc = num(redis.call('HGET', ok, 'c'))
-  local checks = {{f, 1}, {mr, 1}, {mt, wt}, {d, wt}, {ot, wt}, {oc, wc}}
-  local b = 9 + 6 * i
-  for k = 1, 6 do
-    local lim = tonumber(ARGV[b + k - 1])
-    if lim >= 0 and checks[k][1] + checks[k][2] > lim then
-      return {0, i, k, checks[k][1]}
-    end
+local S = {}
+for s = 1, #KEYS / 2 do
+  local hk, ik = KEYS[2 * s - 1], KEYS[2 * s]
+  redis.call('ZREMRANGEBYSCORE', ik, '-inf', now)
+  local h = redis.call('HMGET', hk, 'm', 'mr', 'mt', 'd', 'dt', 'o', 'ot', 'oc')
+  local x = {hk = hk, ik = ik, f = redis.call('ZCARD', ik), mr = 0, mt = 0,
+             dt = 0, ot = 0, oc = 0, lim = {}}
+  if h[1] == mi then x.mr, x.mt = num(h[2]), num(h[3]) end
+  if h[4] == di then x.dt = num(h[5]) end
+  if h[6] == oi then
+    x.ot, x.oc = num(h[7]), num(h[8])
+  else
+    redis.call('HSET', hk, 'oc', 0)
+    redis.call('EXPIRE', hk, ARGV[5])
   end
-  minute[i + 1] = {mr, mt}
+  for k = 1, 6 do x.lim[k] = tonumber(ARGV[5 + 6 * (s - 1) + k]) end
+  S[s] = x
 end
-local out = {1}
-for i = 0, n - 1 do
-  local mk, dk, ok, ik = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
-  redis.call('HINCRBY', mk, 'r', 1)
-  redis.call('HINCRBY', mk, 't', ARGV[2])
-  redis.call('PEXPIRE', mk, ARGV[6])
-  redis.call('INCRBY', dk, ARGV[2])
-  redis.call('EXPIRE', dk, ARGV[7])
-  redis.call('HINCRBY', ok, 't', ARGV[2])
-  redis.call('HINCRBY', ok, 'c', ARGV[3])
-  redis.call('EXPIRE', ok, ARGV[8])
-  redis.call('ZADD', ik, ARGV[5], ARGV[4])
-  out[#out + 1] = minute[i + 1][1] + 1
-  out[#out + 1] = minute[i + 1][2] + wt
+local out = {}
+local p = 6 + 6 * #KEYS / 2
+while p <= #ARGV do
+  if ARGV[p] == 'r' then
+    local id, exp, wt, wc = ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3]), ARGV[p + 4]
+    local n, wcn = tonumber(ARGV[p + 5]), tonumber(ARGV[p + 4])
+    local refused
+    for j = 1, n do
+      local x = S[tonumber(ARGV[p + 5 + j])]
+      local used = {x.f, x.mr, x.mt, x.dt, x.ot, x.oc}
+      local want = {1, 1, wt, wt, wt, wcn}
+      for k = 1, 6 do
+        if x.lim[k] >= 0 and used[k] + want[k] > x.lim[k] then
+          refused = {j - 1, k, used[k]}
+          break
+        end
+      end
+      if refused then break end
+    end
+    if refused then
+      out[#out + 1] = 0
+      for k = 1, 3 do out[#out + 1] = refused[k] end
+    else
+      out[#out + 1] = 1
+      for j = 1, n do
+        local x = S[tonumber(ARGV[p + 5 + j])]
+        x.f, x.mr, x.mt = x.f + 1, x.mr + 1, x.mt + wt
+        x.dt, x.ot, x.oc = x.dt + wt, x.ot + wt, x.oc + wcn
+        x.changed = true
+        redis.call('ZADD', x.ik, exp, id)
+        if wcn ~= 0 then redis.call('HINCRBY', x.hk, 'oc', wc) end
+        out[#out + 1] = x.mr
+        out[#out + 1] = x.mt
+      end
+    end
+    p = p + 6 + n
+  else
+    local id, rt, at = ARGV[p + 1], tonumber(ARGV[p + 5]), tonumber(ARGV[p + 6])
+    local rc, ac, n = tonumber(ARGV[p + 7]), tonumber(ARGV[p + 8]), tonumber(ARGV[p + 9])
+    for j = 1, n do
+      local x = S[tonumber(ARGV[p + 9 + j])]
+      x.f = x.f - redis.call('ZREM', x.ik, id)
+      if ARGV[p + 2] == mi then x.mt = math.max(0, x.mt - rt) + at end
+      if ARGV[p + 3] == di then x.dt = math.max(0, x.dt - rt) + at end
+      if ARGV[p + 4] == oi then
+        x.ot = math.max(0, x.ot - rt) + at
+        local d = ac - math.min(x.oc, rc)
+        if d ~= 0 then redis.call('HINCRBY', x.hk, 'oc', d) end
+        x.oc = x.oc + d
+      end
+      x.changed = true
+    end
+    p = p + 10 + n
+  end
+end
+for _, x in ipairs(S) do
+  if x.changed then
+    redis.call('HSET', x.hk, 'm', mi, 'mr', x.mr, 'mt', x.mt, 'd', di,
+               'dt', x.dt, 'o', oi, 'ot', x.ot)
+  end
 end
 return out
 )lua";
 
-/// ARGV: hold id, token delta, cost delta (real minus reserved, signed).
-/// Adjusts only the periods the hold was charged in, while they last.
-constexpr const char* settle_lua = R"lua(
-local n = #KEYS / 4
-for i = 0, n - 1 do
-  local mk, dk, ok, ik = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
-  redis.call('ZREM', ik, ARGV[1])
-  if redis.call('EXISTS', mk) == 1 then
-    redis.call('HINCRBY', mk, 't', ARGV[2])
-  end
-  if redis.call('EXISTS', dk) == 1 then
-    redis.call('INCRBY', dk, ARGV[2])
-  end
-  if redis.call('EXISTS', ok) == 1 then
-    redis.call('HINCRBY', ok, 't', ARGV[2])
-    redis.call('HINCRBY', ok, 'c', ARGV[3])
-  end
-end
-return 1
-)lua";
-
-/// ARGV: now_ms. Returns {in flight, requests, minute tokens, day tokens,
-/// month tokens, month cost}.
+/// KEYS: a scope's hash and set of holds. ARGV: now (ms), minute, day,
+/// month. Returns {in flight, requests, minute tokens, day tokens, month
+/// tokens, month cost}.
 constexpr const char* read_lua = R"lua(
 local function num(x) return tonumber(x) or 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
-return {redis.call('ZCARD', KEYS[4]), num(redis.call('HGET', KEYS[1], 'r')),
-        num(redis.call('HGET', KEYS[1], 't')), num(redis.call('GET', KEYS[2])),
-        num(redis.call('HGET', KEYS[3], 't')),
-        redis.call('HGET', KEYS[3], 'c') or '0'}
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local h = redis.call('HMGET', KEYS[1], 'm', 'mr', 'mt', 'd', 'dt', 'o', 'ot', 'oc')
+local out = {redis.call('ZCARD', KEYS[2]), 0, 0, 0, 0, '0'}
+if h[1] == ARGV[2] then out[2], out[3] = num(h[2]), num(h[3]) end
+if h[4] == ARGV[3] then out[4] = num(h[5]) end
+if h[6] == ARGV[4] then out[5], out[6] = num(h[7]), h[8] or '0' end
+return out
 )lua";
 
-constexpr std::array<const char*, 3> scripts{reserve_lua, settle_lua, read_lua};
-enum script_id { reserve_script, settle_script, read_script };
+constexpr std::array<const char*, 2> scripts{batch_lua, read_lua};
+enum script_id { batch_script, read_script };
 
 constexpr limit_kind kinds[] = {
   limit_kind::max_concurrent,    limit_kind::requests_per_minute,
@@ -105,15 +143,9 @@ std::string limit_arg(const std::optional<uint64_t>& x) {
   return x ? std::to_string(*x) : std::string{"-1"};
 }
 
-/// Signed difference as a decimal string (HINCRBY takes it exactly).
-std::string delta(uint64_t to, uint64_t from) {
-  return to >= from ? std::to_string(to - from)
-                    : "-" + std::to_string(from - to);
-}
-
-int64_t unix_ms_now() {
+int64_t unix_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
+           t.time_since_epoch())
     .count();
 }
 
@@ -206,30 +238,21 @@ bool redis_store::connect(std::string& why) {
   return true;
 }
 
-redis_store::reply_ptr redis_store::eval(int which,
-                                         const std::vector<std::string>& keys,
-                                         const std::vector<std::string>& args,
-                                         std::string& why) {
+redis_store::reply_ptr redis_store::run(call& c, std::string& why) {
   if (ctx_ == nullptr && !connect(why)) {
     available_ = false;
     return nullptr;
   }
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    auto add = [&](const std::string& s) {
-      ptrs.push_back(s.data());
-      lens.push_back(s.size());
-    };
-    std::string evalsha = "EVALSHA";
-    std::string nkeys = std::to_string(keys.size());
-    add(evalsha);
-    add(shas_[static_cast<size_t>(which)]);
-    add(nkeys);
-    for (const auto& k : keys)
-      add(k);
-    for (const auto& a : args)
-      add(a);
+    c.argv[1] = shas_[static_cast<size_t>(c.script)];
+    ptrs.clear();
+    lens.clear();
+    for (const auto& a : c.argv) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
     reply_ptr r{redisCommandArgv(ctx_, static_cast<int>(ptrs.size()),
                                  ptrs.data(), lens.data())};
     const auto* rr = static_cast<const redisReply*>(r.get());
@@ -244,7 +267,8 @@ redis_store::reply_ptr redis_store::eval(int which,
       return nullptr;
     }
     if (rr->type == REDIS_REPLY_ERROR) {
-      // A restarted Redis lost the scripts: load them again, once.
+      // A restarted Redis lost the scripts (the call did not run): load
+      // them again, once.
       if (attempt == 0 && std::strncmp(rr->str, "NOSCRIPT", 8) == 0) {
         drop();
         if (!connect(why)) {
@@ -265,151 +289,173 @@ redis_store::reply_ptr redis_store::eval(int which,
   return nullptr;
 }
 
-std::vector<std::string> redis_store::keys_of(const std::string& scope,
-                                              const ledger_periods& at) const {
-  auto base = cfg_.key_prefix + ":" + scope;
-  return {base + ":m:" + std::to_string(at.minute),
-          base + ":d:" + std::to_string(at.day),
-          base + ":mo:" + std::to_string(at.month), base + ":inflight"};
+namespace {
+
+/// The scopes of `r` that have limits (the ones it is charged to).
+std::vector<const ledger_scope*> limited(const redis_reservation& r) {
+  std::vector<const ledger_scope*> out;
+  for (const auto& s : r.scopes)
+    if (s.limits != nullptr)
+      out.push_back(&s);
+  return out;
 }
 
-std::optional<ledger_answer>
-redis_store::reserve(const std::vector<ledger_scope>& scopes,
-                     usage_amount worst, const ledger_periods& now,
-                     const std::string& hold_id, int64_t expires_unix_ms,
-                     std::string& why) {
-  std::vector<std::string> keys;
-  std::vector<std::string> args
-    = {std::to_string(unix_ms_now()),   std::to_string(worst.tokens),
-       std::to_string(worst.cost),      hold_id,
-       std::to_string(expires_unix_ms), "120000",
-       std::to_string(2 * 86400),       std::to_string(40 * 86400)};
-  std::vector<const ledger_scope*> used;
-  for (const auto& s : scopes) {
-    if (s.limits == nullptr)
-      continue;
-    used.push_back(&s);
-    for (auto& k : keys_of(s.name, now))
-      keys.push_back(std::move(k));
-    const auto& l = *s.limits;
-    for (const auto* x :
-         {&l.max_concurrent, &l.requests_per_minute, &l.tokens_per_minute,
-          &l.tokens_per_day, &l.tokens_per_month, &l.budget_per_month})
-      args.push_back(limit_arg(*x));
-  }
-  auto r = eval(reserve_script, keys, args, why);
-  if (!r)
+/// Reads reservation `res`'s answer from the batch's answer at `at` (and
+/// moves `at` past it), as usage_ledger::reserve gives it; nullopt when it
+/// is not one.
+std::optional<ledger_answer> answer_of(const redisReply* rr, size_t& at,
+                                       const redis_reservation& res,
+                                       const ledger_periods& now) {
+  auto used = limited(res);
+  auto next = [&]() -> std::optional<uint64_t> {
+    if (at >= rr->elements)
+      return std::nullopt;
+    return as_uint(rr->element[at++]);
+  };
+  auto status = next();
+  if (!status)
     return std::nullopt;
-  const auto* rr = static_cast<const redisReply*>(r.get());
-  if (rr->type != REDIS_REPLY_ARRAY || rr->elements < 1) {
-    why = "Redis answered the reservation with something else";
-    available_ = false;
-    return std::nullopt;
-  }
   ledger_answer out;
   out.view.reset_ms = now.minute_left_ms;
-  auto at = [&](size_t i) { return as_uint(rr->element[i]); };
-  // Per-minute counters per scope (after the charge, when charged).
-  std::vector<std::pair<uint64_t, uint64_t>> minute(used.size());
-  if (at(0) == 0 && rr->elements >= 4) {
-    auto i = static_cast<size_t>(at(1));
-    auto k = static_cast<size_t>(at(2));
-    if (i >= used.size() || k < 1 || k > 6) {
-      why = "Redis answered the reservation with something else";
-      available_ = false;
+  if (*status == 0) {
+    auto i = next();
+    auto k = next();
+    auto taken = next();
+    if (!taken || *i >= used.size() || *k < 1 || *k > std::size(kinds))
       return std::nullopt;
-    }
-    const auto& lim = *used[i]->limits;
-    ledger_refusal ref;
-    ref.kind = kinds[k - 1];
-    ref.scope = used[i]->name;
-    auto used_now = at(3);
-    const std::optional<uint64_t>* limits[]
-      = {&lim.max_concurrent, &lim.requests_per_minute, &lim.tokens_per_minute,
-         &lim.tokens_per_day, &lim.tokens_per_month,    &lim.budget_per_month};
-    ref.limit = **limits[k - 1];
-    ref.wanted = k <= 2 ? 1 : k == 6 ? worst.cost : worst.tokens;
-    ref.left = ref.limit > used_now ? ref.limit - used_now : 0;
-    ref.never = ref.wanted > ref.limit;
-    ref.retry_after_s
-      = k == 1   ? 1
-        : k <= 3 ? std::max<uint32_t>(1, (now.minute_left_ms + 999) / 1000)
-        : k == 4 ? now.day_left_s
-                 : now.month_left_s;
-    out.refusal = std::move(ref);
-    // Headers: the tightest minute limit is not known without the other
-    // scopes' counts; they say the limit and nothing left of the refused.
+    const auto* refused = used[*i];
+    out.refusal = refusal_for(kinds[*k - 1], refused->name, *refused->limits,
+                              *taken, res.worst, now);
+    // Headers: the other scopes' minute counts are not in the answer; they
+    // show each limit, with nothing left of the one that refused.
+    auto kind = out.refusal->kind;
     for (const auto* s : used) {
-      if (auto l = s->limits->requests_per_minute)
-        if (!out.view.limit_requests || *l < *out.view.limit_requests) {
-          out.view.limit_requests = *l;
-          out.view.remaining_requests
-            = out.refusal->kind == limit_kind::requests_per_minute ? 0 : *l;
-        }
-      if (auto l = s->limits->tokens_per_minute)
-        if (!out.view.limit_tokens || *l < *out.view.limit_tokens) {
-          out.view.limit_tokens = *l;
-          out.view.remaining_tokens
-            = out.refusal->kind == limit_kind::tokens_per_minute ? 0 : *l;
-        }
+      auto spent = [&](limit_kind k) { return s == refused && kind == k; };
+      tighten(out.view, *s->limits,
+              spent(limit_kind::requests_per_minute) ? UINT64_MAX : 0,
+              spent(limit_kind::tokens_per_minute) ? UINT64_MAX : 0);
     }
     return out;
   }
-  if (rr->elements != 1 + 2 * used.size()) {
-    why = "Redis answered the reservation with something else";
-    available_ = false;
-    return std::nullopt;
-  }
   ledger_hold hold;
   hold.at = now;
-  hold.reserved = worst;
-  for (size_t i = 0; i < used.size(); ++i) {
-    hold.scopes.push_back(used[i]->name);
-    auto requests = at(1 + 2 * i);
-    auto tokens = at(2 + 2 * i);
-    const auto& lim = *used[i]->limits;
-    if (auto l = lim.requests_per_minute) {
-      auto left = *l > requests ? *l - requests : 0;
-      if (!out.view.remaining_requests || left < *out.view.remaining_requests) {
-        out.view.limit_requests = *l;
-        out.view.remaining_requests = left;
-      }
-    }
-    if (auto l = lim.tokens_per_minute) {
-      auto left = *l > tokens ? *l - tokens : 0;
-      if (!out.view.remaining_tokens || left < *out.view.remaining_tokens) {
-        out.view.limit_tokens = *l;
-        out.view.remaining_tokens = left;
-      }
-    }
+  hold.reserved = res.worst;
+  for (const auto* s : used) {
+    auto requests = next();
+    auto tokens = next();
+    if (!tokens)
+      return std::nullopt;
+    hold.scopes.push_back(s->name);
+    tighten(out.view, *s->limits, *requests, *tokens);
   }
   out.hold = std::move(hold);
   return out;
 }
 
-bool redis_store::settle(const ledger_hold& hold, const std::string& hold_id,
-                         usage_amount actual, std::string& why) {
-  std::vector<std::string> keys;
-  for (const auto& scope : hold.scopes)
-    for (auto& k : keys_of(scope, hold.at))
-      keys.push_back(std::move(k));
-  if (keys.empty())
-    return true;
-  return eval(settle_script, keys,
-              {hold_id, delta(actual.tokens, hold.reserved.tokens),
-               delta(actual.cost, hold.reserved.cost)},
-              why)
-         != nullptr;
+/// Redis counts in signed 64 bits and Lua in doubles: amounts beyond this
+/// (an absurd max_tokens, past any limit already) are charged as this.
+constexpr uint64_t most = uint64_t{1} << 50;
+
+std::string amount(uint64_t x) {
+  return std::to_string(std::min(x, most));
+}
+
+} // namespace
+
+redis_outcome
+redis_store::exchange(const std::vector<redis_settlement>& settlements,
+                      const std::vector<redis_reservation>& reservations,
+                      std::chrono::system_clock::time_point clock) {
+  redis_outcome out;
+  out.answers.resize(reservations.size());
+  if (reservations.empty() && settlements.empty())
+    return out;
+  auto now = periods_at(clock);
+  // The batch's scopes, numbered from 1 in the script, with their limits
+  // (none for a scope only settled).
+  std::vector<std::pair<std::string, const usage_limits*>> scopes;
+  std::unordered_map<std::string, size_t> numbers;
+  auto number_of = [&](const std::string& name, const usage_limits* limits) {
+    auto [it, added] = numbers.try_emplace(name, scopes.size() + 1);
+    if (added)
+      scopes.emplace_back(name, limits);
+    else if (limits != nullptr)
+      scopes[it->second - 1].second = limits;
+    return std::to_string(it->second);
+  };
+  // Settlements first: they end holds of earlier batches, so they free
+  // what this batch's reservations may need.
+  std::vector<std::string> ops;
+  for (const auto& x : settlements) {
+    const auto& h = x.hold;
+    ops.insert(ops.end(), {"s", x.hold_id, std::to_string(h.at.minute),
+                           std::to_string(h.at.day), std::to_string(h.at.month),
+                           amount(h.reserved.tokens), amount(x.actual.tokens),
+                           amount(h.reserved.cost), amount(x.actual.cost),
+                           std::to_string(h.scopes.size())});
+    for (const auto& name : h.scopes)
+      ops.push_back(number_of(name, nullptr));
+  }
+  for (const auto& r : reservations) {
+    auto used = limited(r);
+    ops.insert(ops.end(), {"r", r.hold_id, std::to_string(r.expires_unix_ms),
+                           amount(r.worst.tokens), amount(r.worst.cost),
+                           std::to_string(used.size())});
+    for (const auto* s : used)
+      ops.push_back(number_of(s->name, s->limits));
+  }
+  call c{batch_script, {"EVALSHA", "", std::to_string(2 * scopes.size())}};
+  for (const auto& [name, limits] : scopes) {
+    auto base = cfg_.key_prefix + ":" + name;
+    c.argv.push_back(base);
+    c.argv.push_back(base + ":inflight");
+  }
+  c.argv.push_back(std::to_string(unix_ms(clock)));
+  c.argv.push_back(std::to_string(now.minute));
+  c.argv.push_back(std::to_string(now.day));
+  c.argv.push_back(std::to_string(now.month));
+  c.argv.push_back(std::to_string(40 * 86400));
+  for (const auto& [name, limits] : scopes)
+    for (auto kind : kinds)
+      c.argv.push_back(limits != nullptr ? limit_arg(limit_of(*limits, kind))
+                                         : std::string{"-1"});
+  std::move(ops.begin(), ops.end(), std::back_inserter(c.argv));
+  auto reply = run(c, out.why);
+  const auto* rr = static_cast<const redisReply*>(reply.get());
+  if (rr != nullptr && rr->type != REDIS_REPLY_ARRAY) {
+    out.why = "Redis answered the batch with something else";
+    available_ = false;
+    rr = nullptr;
+  }
+  if (rr == nullptr) {
+    out.settlements_failed = settlements.size();
+    return out;
+  }
+  size_t at = 0;
+  for (size_t i = 0; i < reservations.size(); ++i) {
+    out.answers[i] = answer_of(rr, at, reservations[i], now);
+    if (!out.answers[i]) {
+      out.why = "Redis answered a reservation with something else";
+      available_ = false;
+      break;
+    }
+  }
+  return out;
 }
 
 std::optional<scope_counters> redis_store::read(const std::string& scope,
                                                 const ledger_periods& now,
                                                 std::string& why) {
-  auto r = eval(read_script, keys_of(scope, now),
-                {std::to_string(unix_ms_now())}, why);
-  if (!r)
+  auto base = cfg_.key_prefix + ":" + scope;
+  call read{read_script,
+            {"EVALSHA", "", "2", base, base + ":inflight",
+             std::to_string(unix_ms(std::chrono::system_clock::now())),
+             std::to_string(now.minute), std::to_string(now.day),
+             std::to_string(now.month)}};
+  auto reply = run(read, why);
+  if (!reply)
     return std::nullopt;
-  const auto* rr = static_cast<const redisReply*>(r.get());
+  const auto* rr = static_cast<const redisReply*>(reply.get());
   if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 6) {
     why = "Redis answered the read with something else";
     return std::nullopt;
