@@ -6,23 +6,46 @@
 // the real usage when it ends. With `state.path` the day and month totals
 // are journalled to that file, so a restart does not reset a quota. With
 // `state.backend: redis` the counters live in Redis instead (shared by
-// every replica) and the LEDGER runs on a thread of its own.
+// every replica): the LEDGER hands batches of settlements and reservations
+// to Redis workers, each a thread of its own with one connection, so no io
+// thread waits on the network and a batch can be on its way while the next
+// one forms.
 
 #include "actors/contracts.hpp"
 #include "actors/redis_store.hpp"
 #include "core/config/config.hpp"
 #include "core/policy/usage_ledger.hpp"
 
+#include <caf/actor.hpp>
 #include <caf/actor_clock.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace pw::actors {
+
+/// What a Redis worker is asked: settlements and reservations to make
+/// (redis_store::exchange), scopes to read; it answers with the same
+/// object, filled in.
+struct redis_batch {
+  /// Own the limits the reservations point to.
+  std::vector<gateway_config_ptr> configs;
+  std::vector<redis_settlement> settlements;
+  std::vector<redis_reservation> reservations;
+  std::chrono::system_clock::time_point at;
+  redis_outcome outcome;
+  /// Scopes to read, and what was read (nullopt: no answer).
+  std::vector<std::string> reads;
+  std::vector<std::optional<scope_counters>> read;
+};
+using redis_batch_ptr = std::shared_ptr<redis_batch>;
 
 struct ledger_state {
   static inline const char* name = "ledger";
@@ -30,14 +53,16 @@ struct ledger_state {
   gateway_config_ptr config;
   /// Embedded: the counters themselves.
   usage_ledger book;
-  /// Redis: the shared counters (null when embedded). The backend is the
-  /// one the process started with; a reload does not change it.
-  std::unique_ptr<redis_store> redis;
+  /// Redis: the workers (none when embedded) and which are busy with a
+  /// batch. The backend is the one the process started with; a reload does
+  /// not change it.
+  std::vector<caf::actor> workers;
+  std::vector<bool> busy;
   /// Names this process's holds in Redis ("<random>:<n>").
   std::string replica;
-  /// Redis: the reservations (with their promises and hold ids) and the
-  /// settlements that wait for the next batch. A batch goes out when the
-  /// LEDGER has read every message that came before it.
+  /// Redis: the settlements and reservations (with their promises and hold
+  /// ids) that wait for the next batch. A batch goes out to an idle worker
+  /// once the LEDGER has read every message that came before it.
   std::vector<redis_reservation> reservations;
   struct waiting_grant {
     caf::typed_response_promise<usage_grant> promise;
@@ -45,9 +70,12 @@ struct ledger_state {
   };
   std::vector<waiting_grant> waiting;
   std::vector<redis_settlement> settlements;
+  /// Configurations replaced while reservations made under them waited.
+  std::vector<gateway_config_ptr> retained;
   bool batch_armed = false;
-  /// A batch of settlements alone goes a millisecond later.
-  bool settlements_armed = false;
+  /// The reservations of each batch at a worker, by batch number.
+  std::unordered_map<uint64_t, std::vector<waiting_grant>> sent;
+  uint64_t batches = 0;
   /// Redis is unreachable now (logged once per outage).
   bool outage = false;
   uint64_t unavailable = 0;
@@ -81,6 +109,9 @@ struct ledger_state {
   /// Writes the journal a last time; fails the reservations still waiting
   /// for Redis.
   ~ledger_state();
+
+  /// Whether the counters are in Redis.
+  [[nodiscard]] bool shared() const { return !workers.empty(); }
 };
 
 /// Writes `text` to `path` through a temporary file and a rename, so the
@@ -96,3 +127,5 @@ ledger(ledger_actor::stateful_pointer<ledger_state> self,
        gateway_config_ptr config);
 
 } // namespace pw::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::redis_batch_ptr)

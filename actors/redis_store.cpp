@@ -18,29 +18,37 @@ namespace {
 // set of its holds in flight, scored by when each expires. Counters of a
 // period that has passed count as 0, as in usage_ledger.
 
-/// One batch, applied in order as one atomic script (the settlements come
-/// first). KEYS: per scope, its
+/// One batch, applied in order as one atomic script. KEYS: per scope, its
 /// hash and its set of holds. ARGV: now (ms), minute, day and month, the
 /// hash's TTL (s, renewed when its month starts), then six limits per scope
 /// (max_concurrent, requests_per_minute, tokens_per_minute, tokens_per_day,
-/// tokens_per_month, budget; -1 = none), then the operations:
-///   r, hold id, expiry (ms), tokens, cost, n, n scope numbers
+/// tokens_per_month, budget; -1 = none), then the settlements, then the
+/// reservations:
 ///   s, hold id, minute, day, month, reserved tokens, real tokens,
 ///     reserved cost, real cost, n, n scope numbers
+///   r, hold id, expiry (ms), tokens, cost, n, n scope numbers
 /// Each reservation adds {1, then per scope its minute's requests and
 /// tokens} or {0, which of its scopes, which limit, what was used} to the
-/// answer. Tokens are Lua numbers (exact below 2^53); costs change through
-/// HINCRBY with integers below 2^50, so the stored sum stays exact.
+/// answer. Each scope's keys are read and written once per batch, whatever
+/// its size. Tokens are Lua numbers (exact below 2^53); costs reach the
+/// hash through HINCRBY in steps below 2^53, so the stored sum is exact.
 constexpr const char* batch_lua = R"lua(
 local now, mi, di, oi = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local function num(x) return tonumber(x) or 0 end
+local function spend(x, d)
+  if math.abs(x.dc) + math.abs(d) >= 2^52 then
+    redis.call('HINCRBY', x.hk, 'oc', x.dc)
+    x.dc = 0
+  end
+  x.dc, x.oc = x.dc + d, x.oc + d
+end
 local S = {}
 for s = 1, #KEYS / 2 do
   local hk, ik = KEYS[2 * s - 1], KEYS[2 * s]
   redis.call('ZREMRANGEBYSCORE', ik, '-inf', now)
   local h = redis.call('HMGET', hk, 'm', 'mr', 'mt', 'd', 'dt', 'o', 'ot', 'oc')
   local x = {hk = hk, ik = ik, f = redis.call('ZCARD', ik), mr = 0, mt = 0,
-             dt = 0, ot = 0, oc = 0, lim = {}}
+             dt = 0, ot = 0, oc = 0, dc = 0, lim = {}, ended = {}, added = {}}
   if h[1] == mi then x.mr, x.mt = num(h[2]), num(h[3]) end
   if h[4] == di then x.dt = num(h[5]) end
   if h[6] == oi then
@@ -52,62 +60,69 @@ for s = 1, #KEYS / 2 do
   for k = 1, 6 do x.lim[k] = tonumber(ARGV[5 + 6 * (s - 1) + k]) end
   S[s] = x
 end
-local out = {}
 local p = 6 + 6 * #KEYS / 2
-while p <= #ARGV do
-  if ARGV[p] == 'r' then
-    local id, exp, wt, wc = ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3]), ARGV[p + 4]
-    local n, wcn = tonumber(ARGV[p + 5]), tonumber(ARGV[p + 4])
-    local refused
-    for j = 1, n do
-      local x = S[tonumber(ARGV[p + 5 + j])]
-      local used = {x.f, x.mr, x.mt, x.dt, x.ot, x.oc}
-      local want = {1, 1, wt, wt, wt, wcn}
-      for k = 1, 6 do
-        if x.lim[k] >= 0 and used[k] + want[k] > x.lim[k] then
-          refused = {j - 1, k, used[k]}
-          break
-        end
-      end
-      if refused then break end
+while p <= #ARGV and ARGV[p] == 's' do
+  local id, rt, at = ARGV[p + 1], tonumber(ARGV[p + 5]), tonumber(ARGV[p + 6])
+  local rc, ac, n = tonumber(ARGV[p + 7]), tonumber(ARGV[p + 8]), tonumber(ARGV[p + 9])
+  for j = 1, n do
+    local x = S[tonumber(ARGV[p + 9 + j])]
+    x.ended[#x.ended + 1] = id
+    if ARGV[p + 2] == mi then x.mt = math.max(0, x.mt - rt) + at end
+    if ARGV[p + 3] == di then x.dt = math.max(0, x.dt - rt) + at end
+    if ARGV[p + 4] == oi then
+      x.ot = math.max(0, x.ot - rt) + at
+      spend(x, ac - math.min(x.oc, rc))
     end
-    if refused then
-      out[#out + 1] = 0
-      for k = 1, 3 do out[#out + 1] = refused[k] end
-    else
-      out[#out + 1] = 1
-      for j = 1, n do
-        local x = S[tonumber(ARGV[p + 5 + j])]
-        x.f, x.mr, x.mt = x.f + 1, x.mr + 1, x.mt + wt
-        x.dt, x.ot, x.oc = x.dt + wt, x.ot + wt, x.oc + wcn
-        x.changed = true
-        redis.call('ZADD', x.ik, exp, id)
-        if wcn ~= 0 then redis.call('HINCRBY', x.hk, 'oc', wc) end
-        out[#out + 1] = x.mr
-        out[#out + 1] = x.mt
-      end
-    end
-    p = p + 6 + n
-  else
-    local id, rt, at = ARGV[p + 1], tonumber(ARGV[p + 5]), tonumber(ARGV[p + 6])
-    local rc, ac, n = tonumber(ARGV[p + 7]), tonumber(ARGV[p + 8]), tonumber(ARGV[p + 9])
-    for j = 1, n do
-      local x = S[tonumber(ARGV[p + 9 + j])]
-      x.f = x.f - redis.call('ZREM', x.ik, id)
-      if ARGV[p + 2] == mi then x.mt = math.max(0, x.mt - rt) + at end
-      if ARGV[p + 3] == di then x.dt = math.max(0, x.dt - rt) + at end
-      if ARGV[p + 4] == oi then
-        x.ot = math.max(0, x.ot - rt) + at
-        local d = ac - math.min(x.oc, rc)
-        if d ~= 0 then redis.call('HINCRBY', x.hk, 'oc', d) end
-        x.oc = x.oc + d
-      end
-      x.changed = true
-    end
-    p = p + 10 + n
+    x.changed = true
   end
+  p = p + 10 + n
 end
 for _, x in ipairs(S) do
+  if #x.ended > 0 then
+    x.f = x.f - redis.call('ZREM', x.ik, unpack(x.ended))
+  end
+end
+local out = {}
+while p <= #ARGV do
+  local id, exp, wt = ARGV[p + 1], ARGV[p + 2], tonumber(ARGV[p + 3])
+  local wc, n = tonumber(ARGV[p + 4]), tonumber(ARGV[p + 5])
+  local refused
+  for j = 1, n do
+    local x = S[tonumber(ARGV[p + 5 + j])]
+    local L, k, u = x.lim
+    if L[1] >= 0 and x.f + 1 > L[1] then k, u = 1, x.f
+    elseif L[2] >= 0 and x.mr + 1 > L[2] then k, u = 2, x.mr
+    elseif L[3] >= 0 and x.mt + wt > L[3] then k, u = 3, x.mt
+    elseif L[4] >= 0 and x.dt + wt > L[4] then k, u = 4, x.dt
+    elseif L[5] >= 0 and x.ot + wt > L[5] then k, u = 5, x.ot
+    elseif L[6] >= 0 and x.oc + wc > L[6] then k, u = 6, x.oc end
+    if k then
+      refused = {j - 1, k, u}
+      break
+    end
+  end
+  if refused then
+    out[#out + 1] = 0
+    for k = 1, 3 do out[#out + 1] = refused[k] end
+  else
+    out[#out + 1] = 1
+    for j = 1, n do
+      local x = S[tonumber(ARGV[p + 5 + j])]
+      x.f, x.mr, x.mt = x.f + 1, x.mr + 1, x.mt + wt
+      x.dt, x.ot = x.dt + wt, x.ot + wt
+      spend(x, wc)
+      x.added[#x.added + 1] = exp
+      x.added[#x.added + 1] = id
+      x.changed = true
+      out[#out + 1] = x.mr
+      out[#out + 1] = x.mt
+    end
+  end
+  p = p + 6 + n
+end
+for _, x in ipairs(S) do
+  if #x.added > 0 then redis.call('ZADD', x.ik, unpack(x.added)) end
+  if x.dc ~= 0 then redis.call('HINCRBY', x.hk, 'oc', x.dc) end
   if x.changed then
     redis.call('HSET', x.hk, 'm', mi, 'mr', x.mr, 'mt', x.mt, 'd', di,
                'dt', x.dt, 'o', oi, 'ot', x.ot)

@@ -36,11 +36,9 @@ router_actor spawn_router(supervisor_ptr self,
 }
 
 ledger_actor spawn_ledger(supervisor_ptr self) {
-  // With Redis the LEDGER waits on the network: a thread of its own, so
-  // no io thread ever does.
-  auto l = self->state.config->state.backend == state_backend::redis
-             ? self->spawn<caf::detached>(ledger, self->state.config)
-             : self->spawn(ledger, self->state.config);
+  // With Redis the LEDGER's workers wait on the network, each on a thread
+  // of its own; the LEDGER itself never does.
+  auto l = self->spawn(ledger, self->state.config);
   self->monitor(l);
   return l;
 }
