@@ -11,7 +11,9 @@
 # that CPU); the mock, Redis and wrk run on CPU 0. wrk -t1 -cCONNECTIONS for
 # DURATION seconds per configuration after a 1 s warm-up, ROUNDS rounds
 # taking the three configurations in turn; the table shows each one's
-# median over the rounds and its ratio to "off".
+# median over the rounds, the median over the rounds of its ratio to "off"
+# in the same round, and the gateway's CPU time per request (user and
+# system, all its threads, from /proc; median over the rounds).
 #
 #   cmake --preset release && cmake --build --preset release
 #   scripts/bench/governance.sh             # about 1 minute
@@ -72,6 +74,12 @@ YAML
 
 wait_ready "http://127.0.0.1:$mock_port/v1/models" || die "the mock did not start: $(cat "$dir/mock.err")"
 
+# CPU time (user and system, in clock ticks) the gateway `pid` and its
+# threads have used.
+cpu_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 run() { # name round
   local name=$1 gw out="$dir/$1.$2.wrk"
   taskset -c 1 "$bin" --config "$dir/$name.yaml" > "$dir/$name.log" 2>&1 &
@@ -79,8 +87,11 @@ run() { # name round
   wait_ready "http://127.0.0.1:$port/health/ready" ||
     die "the gateway ($name) did not get ready: $(cat "$dir/$name.log")"
   taskset -c 0 wrk -t1 -c"$conns" -d1s -s "$dir/post.lua" "http://127.0.0.1:$port/v1/chat/completions" > /dev/null
+  local before after
+  before=$(cpu_ticks "$gw")
   taskset -c 0 wrk -t1 -c"$conns" -d"${duration}s" --latency -s "$dir/post.lua" \
     "http://127.0.0.1:$port/v1/chat/completions" > "$out"
+  after=$(cpu_ticks "$gw")
   grep -q "Non-2xx" "$out" && die "$name: wrk saw non-2xx answers: $(cat "$out")"
   if [ "$name" != off ]; then
     curl -fs -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/usage" > "$dir/$name.usage" ||
@@ -89,16 +100,17 @@ run() { # name round
   fi
   kill "$gw"
   wait "$gw" 2> /dev/null || true
-  awk -v n="$name" '
+  awk -v n="$name" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
     function us(x) {
       if (x ~ /us$/) return x + 0
       if (x ~ /ms$/) return x * 1000
       return x * 1000000
     }
     /Requests\/sec/ { rps = $2 }
+    / requests in / { requests = $1 }
     $1 == "50%" { p50 = us($2) }
     $1 == "99%" { p99 = us($2) }
-    END { printf "%s %.0f %.0f %.0f\n", n, rps, p50, p99 }' "$out" >> "$dir/results"
+    END { printf "%s %.0f %.0f %.0f %.1f\n", n, rps, p50, p99, ticks * 1e6 / hz / requests }' "$out" >> "$dir/results"
 }
 
 for r in $(seq 1 "$rounds"); do
@@ -106,15 +118,19 @@ for r in $(seq 1 "$rounds"); do
 done
 
 echo "# non-streamed chat, wrk -t1 -c$conns, ${duration}s x $rounds rounds; gateway on CPU 1, mock, Redis and wrk on CPU 0"
-printf "%-9s %9s %9s %9s %9s\n" limits "req/s" "p50 us" "p99 us" "vs off"
+printf "%-9s %9s %9s %9s %9s %11s\n" limits "req/s" "p50 us" "p99 us" "vs off" "CPU us/req"
 python3 - "$dir/results" << 'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    n, rps, p50, p99 = line.split()
-    rows.setdefault(n, []).append((float(rps), float(p50), float(p99)))
-med = {n: [statistics.median(x[i] for x in v) for i in range(3)] for n, v in rows.items()}
+    n, rps, p50, p99, cpu = line.split()
+    rows.setdefault(n, []).append((float(rps), float(p50), float(p99), float(cpu)))
+med = {n: [statistics.median(x[i] for x in v) for i in range(4)] for n, v in rows.items()}
+# The ratio is the median of each round's ratio: the three configurations
+# of a round run back to back, so a machine that drifts between rounds
+# moves all three alike.
 for n in ("off", "embedded", "redis"):
-    rps, p50, p99 = med[n]
-    print("%-9s %9.0f %9.0f %9.0f %8.2fx" % (n, rps, p50, p99, rps / med["off"][0]))
+    rps, p50, p99, cpu = med[n]
+    ratio = statistics.median(x[0] / o[0] for x, o in zip(rows[n], rows["off"]))
+    print("%-9s %9.0f %9.0f %9.0f %8.2fx %11.1f" % (n, rps, p50, p99, ratio, cpu))
 PY
