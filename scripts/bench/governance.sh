@@ -133,4 +133,6 @@ for n in ("off", "embedded", "redis"):
     rps, p50, p99, cpu = med[n]
     ratio = statistics.median(x[0] / o[0] for x, o in zip(rows[n], rows["off"]))
     print("%-9s %9.0f %9.0f %9.0f %8.2fx %11.1f" % (n, rps, p50, p99, ratio, cpu))
+for n in ("off", "embedded", "redis"):
+    print("# %s req/s by round: %s" % (n, " ".join("%.0f" % x[0] for x in rows[n])))
 PY
