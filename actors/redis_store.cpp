@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <hiredis/hiredis.h>
@@ -270,13 +271,18 @@ redis_store::reply_ptr redis_store::run(call& c, std::string& why) {
     }
     reply_ptr r{redisCommandArgv(ctx_, static_cast<int>(ptrs.size()),
                                  ptrs.data(), lens.data())};
+    auto error = errno;
     const auto* rr = static_cast<const redisReply*>(r.get());
     if (rr == nullptr) {
+      // A timeout: Redis may still run the batch, so it is not sent again
+      // (that could charge it twice).
+      bool timed_out = ctx_->err == REDIS_ERR_IO
+                       && (error == EAGAIN || error == EWOULDBLOCK);
       why = std::string{"Redis did not answer: "} + ctx_->errstr;
       drop();
       // A connection Redis closed (it restarted) gets one new one at once;
       // a Redis that is away fails here within the timeout.
-      if (attempt == 0 && connect(why))
+      if (attempt == 0 && !timed_out && connect(why))
         continue;
       available_ = false;
       return nullptr;
@@ -367,9 +373,9 @@ std::optional<ledger_answer> answer_of(const redisReply* rr, size_t& at,
   return out;
 }
 
-/// Redis counts in signed 64 bits and Lua in doubles: amounts beyond this
-/// (an absurd max_tokens, past any limit already) are charged as this.
-constexpr uint64_t most = uint64_t{1} << 50;
+/// Lua counts in doubles (exact below 2^53): one request's tokens or cost
+/// beyond this (4.5 x 10^15 tokens, or USD 4,503) are charged as this.
+constexpr uint64_t most = uint64_t{1} << 52;
 
 std::string amount(uint64_t x) {
   return std::to_string(std::min(x, most));
