@@ -7,9 +7,9 @@
 // are journalled to that file, so a restart does not reset a quota. With
 // `state.backend: redis` the counters live in Redis instead (shared by
 // every replica): the LEDGER hands batches of settlements and reservations
-// to Redis workers, each a thread of its own with one connection, so no io
-// thread waits on the network and a batch can be on its way while the next
-// one forms.
+// to its Redis worker, a thread of its own with the connection, so no io
+// thread waits on the network; what queues while the worker is busy goes
+// as the next batch.
 
 #include "actors/contracts.hpp"
 #include "actors/redis_store.hpp"

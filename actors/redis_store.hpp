@@ -3,8 +3,9 @@
 // The LEDGER's shared backend (`state.backend: redis`): the same counters
 // and rules as core/policy/usage_ledger.hpp, kept in one Redis that every
 // replica uses. The client is hiredis's synchronous API, bounded by
-// `state.redis.timeout_ms`: the LEDGER that owns a store runs on a thread
-// of its own (caf::detached), so a slow Redis never blocks an io thread.
+// `state.redis.timeout_ms`: the LEDGER's Redis worker that owns a store
+// runs on a thread of its own (caf::detached), so a slow Redis never
+// blocks an io thread.
 // The reservations and settlements that queue up while Redis answers one
 // batch go as the next batch: one Lua script, atomic on the server
 // whatever the other replicas do, that reads and writes each scope's

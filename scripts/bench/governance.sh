@@ -7,8 +7,8 @@
 # the work being measured (docs/governance.md).
 #
 # The mock is the shared harness's nginx mock. The gateway runs pinned to
-# CPU 1 with its default threads (with Redis its LEDGER's own thread shares
-# that CPU); the mock, Redis and wrk run on CPU 0. wrk -t1 -cCONNECTIONS for
+# CPU 1 with its default threads (with Redis its LEDGER's Redis worker, a
+# thread of its own, shares that CPU); the mock, Redis and wrk run on CPU 0. wrk -t1 -cCONNECTIONS for
 # DURATION seconds per configuration after a 1 s warm-up, ROUNDS rounds
 # taking the three configurations in turn; the table shows each one's
 # median over the rounds, the median over the rounds of its ratio to "off"
