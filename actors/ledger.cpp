@@ -294,6 +294,8 @@ void send_batch(ledger_ptr self) {
     st.retained.clear();
   auto id = ++st.batches;
   st.sent.emplace(id, std::move(waiting));
+  // What is left (more than one batch holds) goes to another idle worker,
+  // or when this one answers.
   self->request(st.workers[worker], caf::infinite, std::move(b))
     .then(
       [self, worker, id](redis_batch_ptr& done) {
@@ -314,16 +316,18 @@ void send_batch(ledger_ptr self) {
 }
 
 /// Has the waiting batch sent once the LEDGER has read the messages
-/// already in its mailbox (they join it). Settlements alone go only when
-/// every worker is idle: nobody waits for a settlement, so while a worker
-/// is busy they wait for the next reservations or for its answer, and no
-/// worker's round trip is spent on them alone.
+/// already in its mailbox (they join it). With no worker idle, the next
+/// worker's answer does this. Settlements alone go only when every worker
+/// is idle: nobody waits for a settlement, so while a worker is busy they
+/// wait for the next reservations or for its answer, and no worker's round
+/// trip is spent on them alone.
 void arm_batch(ledger_ptr self, bool reservation) {
   auto& st = self->state;
   if (st.batch_armed || (st.reservations.empty() && st.settlements.empty()))
     return;
-  if (!reservation
-      && std::find(st.busy.begin(), st.busy.end(), true) != st.busy.end())
+  auto busy
+    = static_cast<size_t>(std::count(st.busy.begin(), st.busy.end(), true));
+  if (busy == st.busy.size() || (!reservation && busy > 0))
     return;
   st.batch_armed = true;
   self->send(self, atom::flush_v);
