@@ -349,6 +349,36 @@ TEST_CASE("a refusal charges nothing, in no scope", "[ledger]") {
   CHECK(counters(book, "team:red").day_tokens == 50);
 }
 
+TEST_CASE("an absurd worst case fails every limit it meets instead of "
+          "wrapping round under it, and charges the most",
+          "[ledger]") {
+  usage_limits team;
+  team.tokens_per_day = 1000;
+  team.budget_per_month = 5 * usd;
+  usage_limits key;
+  key.requests_per_minute = 100;
+  usage_ledger book;
+  auto now = tuesday();
+  std::vector<ledger_scope> both{{"key:alice", &key}, {"team:red", &team}};
+  REQUIRE(book.reserve(both, {10, 1 * usd}, now).hold);
+  // 10 tokens used: 10 + (2^64 - 1) would wrap round to 9, under 1000.
+  auto tokens_refused = book.reserve(both, {UINT64_MAX, 0}, now);
+  REQUIRE(tokens_refused.refusal);
+  CHECK(tokens_refused.refusal->kind == limit_kind::tokens_per_day);
+  CHECK(tokens_refused.refusal->never);
+  auto cost_refused = book.reserve(both, {1, UINT64_MAX}, now);
+  REQUIRE(cost_refused.refusal);
+  CHECK(cost_refused.refusal->kind == limit_kind::budget_per_month);
+  CHECK(cost_refused.refusal->never);
+  // Where no limit counts tokens, they are charged and stay at the most.
+  std::vector<ledger_scope> key_only{{"key:alice", &key}};
+  REQUIRE(book.reserve(key_only, {UINT64_MAX, UINT64_MAX}, now).hold);
+  REQUIRE(book.reserve(key_only, {5, 5}, now).hold);
+  CHECK(counters(book, "key:alice").day_tokens == UINT64_MAX);
+  CHECK(counters(book, "key:alice").month_cost == UINT64_MAX);
+  CHECK(counters(book, "key:alice").minute_requests == 3);
+}
+
 // -- settle -------------------------------------------------------------------
 
 TEST_CASE("settling replaces the reservation by the real usage and ends the "
