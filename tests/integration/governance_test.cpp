@@ -128,15 +128,29 @@ http_response chat_as(const gateway_process& gw, const std::string& key,
                       small_body(stream), auth_json(key));
 }
 
-/// GET /v1/usage as `key`: scope "key"/"team" and name -> the entry.
+/// GET /v1/usage as `key`: scope "key"/"team" and name -> the entry, once
+/// no request of the scopes it sees is in flight. A client has its answer
+/// before its SESSION ends and settles, so a read right after the answer
+/// may still see the reservation; the read is repeated until the
+/// settlement is in (at most 2 s), and the last read is returned.
 std::map<std::string, nlohmann::json> usage_of(const gateway_process& gw,
                                                const std::string& key) {
-  auto res = http_request(gw.port(), "GET", "/v1/usage", "", auth_json(key));
-  REQUIRE(res.status == 200);
   std::map<std::string, nlohmann::json> out;
-  auto doc = res.json();
-  for (const auto& s : doc["scopes"])
-    out[s["scope"].get<std::string>() + ":" + s["name"].get<std::string>()] = s;
+  for (int attempt = 0; attempt < 400; ++attempt) {
+    auto res = http_request(gw.port(), "GET", "/v1/usage", "", auth_json(key));
+    REQUIRE(res.status == 200);
+    out.clear();
+    bool settled = true;
+    auto doc = res.json();
+    for (const auto& s : doc["scopes"]) {
+      settled = settled && s["used"]["in_flight"] == 0;
+      out[s["scope"].get<std::string>() + ":" + s["name"].get<std::string>()]
+        = s;
+    }
+    if (settled)
+      break;
+    std::this_thread::sleep_for(5ms);
+  }
   return out;
 }
 
