@@ -439,6 +439,17 @@ listed(const ledger_state& st) {
   return out;
 }
 
+/// What a Redis worker read of `scope` (null if it was not read, or got no
+/// answer, or there was no worker to ask).
+const scope_counters* read_of(const redis_batch* b, const std::string& scope) {
+  if (b == nullptr)
+    return nullptr;
+  for (size_t i = 0; i < b->reads.size() && i < b->read.size(); ++i)
+    if (b->reads[i] == scope)
+      return b->read[i] ? &*b->read[i] : nullptr;
+  return nullptr;
+}
+
 /// The counters and every governed scope: from the embedded ledger, or
 /// from what a Redis worker read (`shared`, null when it could not ask).
 usage_report report_of(const ledger_state& st, const redis_batch* shared) {
@@ -452,14 +463,8 @@ usage_report report_of(const ledger_state& st, const redis_batch* shared) {
     if (!st.shared()) {
       c = st.book.find(scope);
     } else {
-      auto i = shared == nullptr
-                 ? 0
-                 : std::find(shared->reads.begin(), shared->reads.end(), scope)
-                     - shared->reads.begin();
-      if (shared != nullptr && static_cast<size_t>(i) < shared->read.size()
-          && shared->read[static_cast<size_t>(i)])
-        c = &*shared->read[static_cast<size_t>(i)];
-      else
+      c = read_of(shared, scope);
+      if (c == nullptr)
         out.available = false;
     }
     if (c != nullptr) {

@@ -76,9 +76,6 @@ public:
   std::optional<scope_counters>
   read(const std::string& scope, const ledger_periods& now, std::string& why);
 
-  /// Whether the last exchange worked.
-  [[nodiscard]] bool available() const { return available_; }
-
 private:
   struct reply_deleter {
     void operator()(void* r) const;
