@@ -90,6 +90,9 @@ using settle = caf::atom_constant<caf::atom("settle")>;
 constexpr settle settle_v{};
 /// Time to end the holds whose settlement never came (LEDGER to itself).
 using expire = caf::atom_constant<caf::atom("expire")>;
+/// INTERNAL: Redis answered a batch (to the LEDGER).
+using exchanged = caf::atom_constant<caf::atom("exchanged")>;
+constexpr exchanged exchanged_v{};
 constexpr expire expire_v{};
 using get = caf::get_atom;
 constexpr get get_v{};
@@ -528,6 +531,10 @@ using supervisor_actor = caf::typed_actor<
   // had time to finish.
   caf::reacts_to<atom::retire, std::vector<caf::actor>>>;
 
+/// A batch the LEDGER sends to Redis, and its answer (redis_store.hpp).
+struct redis_batch;
+using redis_batch_ptr = std::shared_ptr<redis_batch>;
+
 /// The LEDGER actor interface: one per process, across reloads; owns the
 /// usage counters of every governed key and team (embedded), or reaches
 /// them in Redis.
@@ -546,7 +553,9 @@ using ledger_actor = caf::typed_actor<
   // INTERNAL: time to write the journal.
   caf::reacts_to<atom::flush>,
   // INTERNAL: time to end the holds whose settlement never came.
-  caf::reacts_to<atom::expire>>;
+  caf::reacts_to<atom::expire>,
+  // INTERNAL: Redis answered a batch (sent from the link's io thread).
+  caf::reacts_to<atom::exchanged, redis_batch_ptr>>;
 
 /// The SESSION actor interface: one per chat request. It is spawned by an io
 /// thread and drives pre stage -> resolve -> upstream call -> outcome ->
@@ -579,6 +588,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::route_plan)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::rate_windows)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::usage_grant)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::usage_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::redis_batch_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::upstream_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::gateway_config_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::generation_ptr)

@@ -255,24 +255,105 @@ void batch_done(ledger_ptr self, uint64_t id, const redis_outcome& got) {
     reachable(self);
 }
 
+/// The LEDGER's own counters, without the scopes.
+usage_report counters_of(const ledger_state& st) {
+  usage_report out;
+  out.backend = st.shared() ? "redis" : "embedded";
+  out.available = !st.outage;
+  out.unavailable = st.unavailable;
+  out.reserved = st.reserved;
+  out.settled = st.settled;
+  out.refused = st.refused;
+  out.settled_tokens = st.settled_tokens;
+  out.settled_cost = st.settled_cost;
+  return out;
+}
+
+/// The governed scopes under the current config.
+std::vector<std::pair<std::string, const usage_limits*>>
+listed(const ledger_state& st) {
+  std::vector<std::pair<std::string, const usage_limits*>> out;
+  for (const auto& [name, key] : st.keys)
+    if (key->limits.any())
+      out.emplace_back("key:" + name, &key->limits);
+  for (const auto& t : st.config->teams)
+    out.emplace_back("team:" + t.name, &t.limits);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+/// What Redis answered for `scope` (null if it was not read, or got no
+/// answer).
+const scope_counters* read_of(const redis_batch* b, const std::string& scope) {
+  if (b == nullptr)
+    return nullptr;
+  for (size_t i = 0; i < b->reads.size() && i < b->read.size(); ++i)
+    if (b->reads[i] == scope)
+      return b->read[i] ? &*b->read[i] : nullptr;
+  return nullptr;
+}
+
+/// The counters and every governed scope: from the embedded ledger, or
+/// from what Redis answered (`shared`).
+usage_report report_of(const ledger_state& st, const redis_batch* shared) {
+  auto out = counters_of(st);
+  auto now = periods_at(system_clock::now());
+  for (const auto& [scope, limits] : listed(st)) {
+    scope_usage u;
+    u.scope = scope;
+    u.limits = *limits;
+    const scope_counters* c = nullptr;
+    if (!st.shared()) {
+      c = st.book.find(scope);
+    } else {
+      c = read_of(shared, scope);
+      if (c == nullptr)
+        out.available = false;
+    }
+    if (c != nullptr) {
+      auto copy = *c;
+      copy.roll(now);
+      u.minute_requests = copy.minute_requests;
+      u.minute_tokens = copy.minute_tokens;
+      u.day_tokens = copy.day_tokens;
+      u.month_tokens = copy.month_tokens;
+      u.month_cost = copy.month_cost;
+      u.in_flight = copy.in_flight;
+    }
+    out.scopes.push_back(std::move(u));
+  }
+  return out;
+}
+
 void arm_batch(ledger_ptr self, bool reservation);
 
 /// At most this many settlements and reservations go in one batch (one
 /// script call).
 constexpr size_t most_per_batch = 512;
 
-/// Hands the waiting settlements and reservations to an idle worker as one
-/// batch; with none idle, they wait for the first one back.
+/// At most this many batches are out at once. More let batches overlap
+/// (the link pipelines them), but each is then smaller, and Redis runs
+/// more scripts for the same requests.
+constexpr size_t most_out = 1;
+
+/// Hands `b` to the store; Redis's answer comes back as `exchanged`.
+void send_to_redis(ledger_ptr self, redis_batch_ptr b) {
+  self->state.store->run(std::move(b), [ledger = caf::actor_cast<ledger_actor>(
+                                          self)](redis_batch_ptr done) {
+    caf::anon_send(ledger, atom::exchanged_v, std::move(done));
+  });
+}
+
+/// Sends the waiting settlements and reservations as one batch, unless
+/// the most batches are out already; then they wait for the first answer.
 void send_batch(ledger_ptr self) {
   auto& st = self->state;
   st.batch_armed = false;
   if (st.reservations.empty() && st.settlements.empty())
     return;
-  auto idle = std::find(st.busy.begin(), st.busy.end(), false);
-  if (idle == st.busy.end())
+  if (st.out >= most_out)
     return;
-  *idle = true;
-  auto worker = static_cast<size_t>(idle - st.busy.begin());
+  ++st.out;
   auto b = std::make_shared<redis_batch>();
   b->at = system_clock::now();
   auto n_settle = std::min(st.settlements.size(), most_per_batch);
@@ -292,42 +373,57 @@ void send_batch(ledger_ptr self) {
   b->configs.push_back(st.config);
   if (st.reservations.empty())
     st.retained.clear();
-  auto id = ++st.batches;
-  st.sent.emplace(id, std::move(waiting));
-  // What is left (more than one batch holds) goes to another idle worker,
-  // or when this one answers.
-  self->request(st.workers[worker], caf::infinite, std::move(b))
-    .then(
-      [self, worker, id](redis_batch_ptr& done) {
-        self->state.busy[worker] = false;
-        batch_done(self, id, done->outcome);
-        arm_batch(self, !self->state.reservations.empty());
-      },
-      [self, worker, id, n_settle](caf::error& err) {
-        self->state.busy[worker] = false;
-        redis_outcome failed;
-        failed.settlements_failed = n_settle;
-        failed.why = "the Redis worker stopped: " + caf::to_string(err);
-        batch_done(self, id, failed);
-        arm_batch(self, !self->state.reservations.empty());
-      });
+  b->id = ++st.batches;
+  st.sent.emplace(b->id, std::move(waiting));
+  send_to_redis(self, std::move(b));
+  // What is left (more than one batch holds) goes now if another batch may
+  // be out, or when this one is answered.
   if (!st.reservations.empty() || !st.settlements.empty())
     arm_batch(self, !st.reservations.empty());
 }
 
+/// Redis answered batch `b` (or it got no answer).
+void exchanged(ledger_ptr self, const redis_batch_ptr& b) {
+  auto& st = self->state;
+  if (auto report = st.reports.find(b->id); report != st.reports.end()) {
+    auto rp = std::move(report->second);
+    st.reports.erase(report);
+    rp.deliver(report_of(st, b.get()));
+    return;
+  }
+  --st.out;
+  batch_done(self, b->id, b->outcome);
+  arm_batch(self, !st.reservations.empty());
+}
+
+/// GET /v1/usage: with Redis, every scope is read first (beside the
+/// batches out; the link pipelines them).
+caf::result<usage_report> get_report(ledger_ptr self) {
+  auto& st = self->state;
+  if (!st.shared())
+    return report_of(st, nullptr);
+  auto b = std::make_shared<redis_batch>();
+  b->at = system_clock::now();
+  for (auto& [scope, limits] : listed(st))
+    b->reads.push_back(scope);
+  b->id = ++st.batches;
+  auto rp = self->make_response_promise<usage_report>();
+  st.reports.emplace(b->id, rp);
+  send_to_redis(self, std::move(b));
+  return rp;
+}
+
 /// Has the waiting batch sent once the LEDGER has read the messages
-/// already in its mailbox (they join it). With no worker idle, the next
-/// worker's answer does this. Settlements alone go only when every worker
-/// is idle: nobody waits for a settlement, so while a worker is busy they
-/// wait for the next reservations or for its answer, and no worker's round
-/// trip is spent on them alone.
+/// already in its mailbox (they join it). With the most batches out, the
+/// next answer does this. Settlements alone go only when no batch is out:
+/// nobody waits for a settlement, so while a batch is out they wait for
+/// the next reservations or for its answer, and no round trip is spent on
+/// them alone.
 void arm_batch(ledger_ptr self, bool reservation) {
   auto& st = self->state;
   if (st.batch_armed || (st.reservations.empty() && st.settlements.empty()))
     return;
-  auto busy
-    = static_cast<size_t>(std::count(st.busy.begin(), st.busy.end(), true));
-  if (busy == st.busy.size() || (!reservation && busy > 0))
+  if (st.out >= most_out || (!reservation && st.out > 0))
     return;
   st.batch_armed = true;
   self->send(self, atom::flush_v);
@@ -412,121 +508,6 @@ void settle(ledger_ptr self, const usage_settlement& x) {
   mark_dirty(self);
 }
 
-/// The LEDGER's own counters, without the scopes.
-usage_report counters_of(const ledger_state& st) {
-  usage_report out;
-  out.backend = st.shared() ? "redis" : "embedded";
-  out.available = !st.outage;
-  out.unavailable = st.unavailable;
-  out.reserved = st.reserved;
-  out.settled = st.settled;
-  out.refused = st.refused;
-  out.settled_tokens = st.settled_tokens;
-  out.settled_cost = st.settled_cost;
-  return out;
-}
-
-/// The governed scopes under the current config.
-std::vector<std::pair<std::string, const usage_limits*>>
-listed(const ledger_state& st) {
-  std::vector<std::pair<std::string, const usage_limits*>> out;
-  for (const auto& [name, key] : st.keys)
-    if (key->limits.any())
-      out.emplace_back("key:" + name, &key->limits);
-  for (const auto& t : st.config->teams)
-    out.emplace_back("team:" + t.name, &t.limits);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-/// What a Redis worker read of `scope` (null if it was not read, or got no
-/// answer, or there was no worker to ask).
-const scope_counters* read_of(const redis_batch* b, const std::string& scope) {
-  if (b == nullptr)
-    return nullptr;
-  for (size_t i = 0; i < b->reads.size() && i < b->read.size(); ++i)
-    if (b->reads[i] == scope)
-      return b->read[i] ? &*b->read[i] : nullptr;
-  return nullptr;
-}
-
-/// The counters and every governed scope: from the embedded ledger, or
-/// from what a Redis worker read (`shared`, null when it could not ask).
-usage_report report_of(const ledger_state& st, const redis_batch* shared) {
-  auto out = counters_of(st);
-  auto now = periods_at(system_clock::now());
-  for (const auto& [scope, limits] : listed(st)) {
-    scope_usage u;
-    u.scope = scope;
-    u.limits = *limits;
-    const scope_counters* c = nullptr;
-    if (!st.shared()) {
-      c = st.book.find(scope);
-    } else {
-      c = read_of(shared, scope);
-      if (c == nullptr)
-        out.available = false;
-    }
-    if (c != nullptr) {
-      auto copy = *c;
-      copy.roll(now);
-      u.minute_requests = copy.minute_requests;
-      u.minute_tokens = copy.minute_tokens;
-      u.day_tokens = copy.day_tokens;
-      u.month_tokens = copy.month_tokens;
-      u.month_cost = copy.month_cost;
-      u.in_flight = copy.in_flight;
-    }
-    out.scopes.push_back(std::move(u));
-  }
-  return out;
-}
-
-/// GET /v1/usage: with Redis, a worker reads every scope first.
-caf::result<usage_report> get_report(ledger_ptr self) {
-  auto& st = self->state;
-  if (!st.shared())
-    return report_of(st, nullptr);
-  auto b = std::make_shared<redis_batch>();
-  b->at = system_clock::now();
-  for (auto& [scope, limits] : listed(st))
-    b->reads.push_back(scope);
-  auto rp = self->make_response_promise<usage_report>();
-  // Reads go to the first worker, behind any batch it has.
-  self->request(st.workers.front(), caf::infinite, std::move(b))
-    .then(
-      [self, rp](redis_batch_ptr& done) mutable {
-        rp.deliver(report_of(self->state, done.get()));
-      },
-      [self, rp](caf::error&) mutable {
-        rp.deliver(report_of(self->state, nullptr));
-      });
-  return rp;
-}
-
-/// Redis workers per LEDGER. More let batches overlap, but each batch then
-/// costs thread wake-ups on the gateway's cores: on the 2-core bench
-/// (scripts/bench/governance.sh), two workers served 0.68x of no limits at
-/// 68 us of CPU per request, one 0.70x at 54 us.
-constexpr size_t redis_workers = 1;
-
-/// A Redis worker: one connection, used by one batch at a time.
-caf::behavior redis_worker(caf::event_based_actor*, redis_config cfg) {
-  auto store = std::make_shared<redis_store>(std::move(cfg));
-  return {
-    [store](redis_batch_ptr& b) {
-      if (!b->settlements.empty() || !b->reservations.empty())
-        b->outcome = store->exchange(b->settlements, b->reservations, b->at);
-      auto now = periods_at(b->at);
-      for (const auto& scope : b->reads) {
-        std::string why;
-        b->read.push_back(store->read(scope, now, why));
-      }
-      return b;
-    },
-  };
-}
-
 } // namespace
 
 bool write_journal(const std::string& path, const std::string& text,
@@ -558,6 +539,8 @@ ledger_state::~ledger_state() {
   for (auto& [id, batch] : sent)
     for (auto& w : batch)
       w.promise.deliver(caf::make_error(caf::sec::request_receiver_down));
+  for (auto& [id, rp] : reports)
+    rp.deliver(caf::make_error(caf::sec::request_receiver_down));
   if (!dirty || shared() || !config || config->state.path.empty())
     return;
   std::string why;
@@ -568,15 +551,12 @@ ledger_state::~ledger_state() {
 
 ledger_actor::behavior_type
 ledger(ledger_actor::stateful_pointer<ledger_state> self,
-       gateway_config_ptr config) {
+       gateway_config_ptr config, redis_link_factory links) {
   auto& st = self->state;
   st.config = std::move(config);
   index_keys(st);
   if (st.config->state.backend == state_backend::redis) {
-    for (size_t i = 0; i < redis_workers; ++i)
-      st.workers.push_back(self->spawn<caf::detached + caf::linked>(
-        redis_worker, st.config->state.redis));
-    st.busy.assign(st.workers.size(), false);
+    st.store = std::make_shared<redis_store>(st.config->state.redis, links);
     std::random_device rd;
     std::ostringstream id;
     id << std::hex << rd() << rd();
@@ -610,6 +590,7 @@ ledger(ledger_actor::stateful_pointer<ledger_state> self,
         flush(self);
     },
     [self](atom::expire) { expire_holds(self); },
+    [self](atom::exchanged, redis_batch_ptr& b) { exchanged(self, b); },
   };
 }
 

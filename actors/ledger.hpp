@@ -7,9 +7,9 @@
 // are journalled to that file, so a restart does not reset a quota. With
 // `state.backend: redis` the counters live in Redis instead (shared by
 // every replica): the LEDGER hands batches of settlements and reservations
-// to its Redis worker, a thread of its own with the connection, so no io
-// thread waits on the network; what queues while the worker is busy goes
-// as the next batch.
+// to its redis_store, whose connection an io thread's event loop drives,
+// and Redis's answer comes back as a message, so nothing waits on the
+// network; what queues while a batch is out goes as the next batch.
 
 #include "actors/contracts.hpp"
 #include "actors/redis_store.hpp"
@@ -18,7 +18,6 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_clock.hpp>
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/typed_response_promise.hpp>
 
 #include <chrono>
@@ -31,38 +30,23 @@
 
 namespace pw::actors {
 
-/// What a Redis worker is asked: settlements and reservations to make
-/// (redis_store::exchange), scopes to read; it answers with the same
-/// object, filled in.
-struct redis_batch {
-  /// Own the limits the reservations point to.
-  std::vector<gateway_config_ptr> configs;
-  std::vector<redis_settlement> settlements;
-  std::vector<redis_reservation> reservations;
-  std::chrono::system_clock::time_point at;
-  redis_outcome outcome;
-  /// Scopes to read, and what was read (nullopt: no answer).
-  std::vector<std::string> reads;
-  std::vector<std::optional<scope_counters>> read;
-};
-using redis_batch_ptr = std::shared_ptr<redis_batch>;
-
 struct ledger_state {
   static inline const char* name = "ledger";
 
   gateway_config_ptr config;
   /// Embedded: the counters themselves.
   usage_ledger book;
-  /// Redis: the workers (none when embedded) and which are busy with a
-  /// batch. The backend is the one the process started with; a reload does
-  /// not change it.
-  std::vector<caf::actor> workers;
-  std::vector<bool> busy;
+  /// Redis: the store (null when embedded) and how many batches are out.
+  /// The backend is the one the process started with; a reload does not
+  /// change it.
+  std::shared_ptr<redis_store> store;
+  size_t out = 0;
   /// Names this process's holds in Redis ("<random>:<n>").
   std::string replica;
   /// Redis: the settlements and reservations (with their promises and hold
-  /// ids) that wait for the next batch. A batch goes out to an idle worker
-  /// once the LEDGER has read every message that came before it.
+  /// ids) that wait for the next batch. A batch goes out (when fewer than
+  /// the most are out) once the LEDGER has read every message that came
+  /// before it.
   std::vector<redis_reservation> reservations;
   struct waiting_grant {
     caf::typed_response_promise<usage_grant> promise;
@@ -73,8 +57,11 @@ struct ledger_state {
   /// Configurations replaced while reservations made under them waited.
   std::vector<gateway_config_ptr> retained;
   bool batch_armed = false;
-  /// The reservations of each batch at a worker, by batch number.
+  /// The reservations of each batch out, by batch number.
   std::unordered_map<uint64_t, std::vector<waiting_grant>> sent;
+  /// GET /v1/usage reads out, by batch number.
+  std::unordered_map<uint64_t, caf::typed_response_promise<usage_report>>
+    reports;
   uint64_t batches = 0;
   /// Redis is unreachable now (logged once per outage).
   bool outage = false;
@@ -111,7 +98,7 @@ struct ledger_state {
   ~ledger_state();
 
   /// Whether the counters are in Redis.
-  [[nodiscard]] bool shared() const { return !workers.empty(); }
+  [[nodiscard]] bool shared() const { return store != nullptr; }
 };
 
 /// Writes `text` to `path` through a temporary file and a rename, so the
@@ -120,12 +107,10 @@ bool write_journal(const std::string& path, const std::string& text,
                    std::string& why);
 
 /// Spawn function of the LEDGER actor. Reads the journal of
-/// `config->state.path` first, if there is one (embedded), or readies the
-/// Redis client (which connects at the first request).
+/// `config->state.path` first, if there is one (embedded), or makes its
+/// Redis link with `links` (which connects at the first request).
 ledger_actor::behavior_type
 ledger(ledger_actor::stateful_pointer<ledger_state> self,
-       gateway_config_ptr config);
+       gateway_config_ptr config, redis_link_factory links);
 
 } // namespace pw::actors
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::redis_batch_ptr)

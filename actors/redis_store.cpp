@@ -1,8 +1,9 @@
 #include "actors/redis_store.hpp"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <hiredis/hiredis.h>
@@ -147,7 +148,27 @@ return out
 )lua";
 
 constexpr std::array<const char*, 2> scripts{batch_lua, read_lua};
-enum script_id { batch_script, read_script };
+enum script_id : size_t { batch_script, read_script };
+
+/// Lowercase hex SHA-1 of `text`: the name Redis gives a script.
+std::string sha1_hex(const char* text) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  EVP_Digest(text, std::strlen(text), md.data(), &len, EVP_sha1(), nullptr);
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(digits[md[i] >> 4]);
+    out.push_back(digits[md[i] & 15]);
+  }
+  return out;
+}
+
+const std::array<std::string, 2>& script_shas() {
+  static const std::array<std::string, 2> shas{sha1_hex(batch_lua),
+                                               sha1_hex(read_lua)};
+  return shas;
+}
 
 constexpr limit_kind kinds[] = {
   limit_kind::max_concurrent,    limit_kind::requests_per_minute,
@@ -175,139 +196,52 @@ uint64_t as_uint(const redisReply* r) {
 
 } // namespace
 
-void redis_store::reply_deleter::operator()(void* r) const {
+void redis_link::reply_deleter::operator()(redisReply* r) const {
   freeReplyObject(r);
 }
 
-redis_store::redis_store(redis_config cfg) : cfg_(std::move(cfg)) {
-  // nop: the first request connects
+redis_store::redis_store(const redis_config& cfg,
+                         const redis_link_factory& links)
+    : prefix_(cfg.key_prefix) {
+  script_shas(); // computed once, before any thread calls eval()
+  if (links)
+    link_ = links(cfg, greeting());
 }
 
-redis_store::~redis_store() {
-  drop();
+std::vector<std::vector<std::string>> redis_store::greeting() {
+  std::vector<std::vector<std::string>> out;
+  for (const auto* script : scripts)
+    out.push_back({"SCRIPT", "LOAD", script});
+  return out;
 }
 
-void redis_store::drop() {
-  if (ctx_ != nullptr)
-    redisFree(ctx_);
-  ctx_ = nullptr;
-  shas_.clear();
-}
-
-bool redis_store::connect(std::string& why) {
-  auto now = std::chrono::steady_clock::now();
-  if (!available_ && now - last_attempt_ < std::chrono::seconds{1}) {
-    why = "Redis was unreachable less than a second ago";
-    return false;
+void redis_store::eval(size_t script, std::vector<std::string> args,
+                       redis_link::done_fn done) const {
+  if (!link_) {
+    done(nullptr, "the gateway has no connection to Redis");
+    return;
   }
-  last_attempt_ = now;
-  timeval tv{};
-  tv.tv_sec = cfg_.timeout.count() / 1000;
-  tv.tv_usec = (cfg_.timeout.count() % 1000) * 1000;
-  ctx_ = redisConnectWithTimeout(cfg_.host.c_str(), cfg_.port, tv);
-  if (ctx_ == nullptr || ctx_->err != 0) {
-    why = ctx_ != nullptr
-            ? std::string{"cannot connect to Redis at "} + cfg_.host + ":"
-                + std::to_string(cfg_.port) + ": " + ctx_->errstr
-            : std::string{"cannot allocate a Redis context"};
-    drop();
-    return false;
-  }
-  redisSetTimeout(ctx_, tv);
-  auto command = [&](std::vector<std::string> argv) -> reply_ptr {
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    for (const auto& a : argv) {
-      ptrs.push_back(a.data());
-      lens.push_back(a.size());
+  auto argv = std::make_shared<std::vector<std::string>>();
+  argv->reserve(args.size() + 2);
+  argv->push_back("EVALSHA");
+  argv->push_back(script_shas()[script]);
+  std::move(args.begin(), args.end(), std::back_inserter(*argv));
+  auto first = *argv;
+  link_->call(first, [link = link_, argv, script, done = std::move(done)](
+                       redis_link::reply_ptr r, const std::string& why) {
+    // Each connection loads the scripts first, so this is a SCRIPT FLUSH
+    // while connected (the call did not run): the script goes again with
+    // its text, which loads it for the next calls. (Calls already sent
+    // behind this one may then run before it.)
+    if (r && r->type == REDIS_REPLY_ERROR
+        && std::strncmp(r->str, "NOSCRIPT", 8) == 0) {
+      (*argv)[0] = "EVAL";
+      (*argv)[1] = scripts[script];
+      link->call(*argv, done);
+      return;
     }
-    return reply_ptr{redisCommandArgv(ctx_, static_cast<int>(ptrs.size()),
-                                      ptrs.data(), lens.data())};
-  };
-  auto failed = [&](const reply_ptr& r, const char* step) {
-    const auto* rr = static_cast<const redisReply*>(r.get());
-    if (rr != nullptr && rr->type != REDIS_REPLY_ERROR)
-      return false;
-    // Never the password: only which step failed and Redis's own words.
-    why = std::string{"Redis "} + step + " failed"
-          + (rr != nullptr ? std::string{": "} + rr->str
-                           : std::string{": "} + ctx_->errstr);
-    drop();
-    return true;
-  };
-  if (!cfg_.password.empty()) {
-    auto r = command({"AUTH", std::string{cfg_.password.reveal()}});
-    if (failed(r, "AUTH"))
-      return false;
-  }
-  if (cfg_.db != 0) {
-    auto r = command({"SELECT", std::to_string(cfg_.db)});
-    if (failed(r, "SELECT"))
-      return false;
-  }
-  for (const auto* script : scripts) {
-    auto r = command({"SCRIPT", "LOAD", script});
-    if (failed(r, "SCRIPT LOAD"))
-      return false;
-    shas_.emplace_back(static_cast<const redisReply*>(r.get())->str);
-  }
-  return true;
-}
-
-redis_store::reply_ptr redis_store::run(call& c, std::string& why) {
-  if (ctx_ == nullptr && !connect(why)) {
-    available_ = false;
-    return nullptr;
-  }
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    c.argv[1] = shas_[static_cast<size_t>(c.script)];
-    ptrs.clear();
-    lens.clear();
-    for (const auto& a : c.argv) {
-      ptrs.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    reply_ptr r{redisCommandArgv(ctx_, static_cast<int>(ptrs.size()),
-                                 ptrs.data(), lens.data())};
-    auto error = errno;
-    const auto* rr = static_cast<const redisReply*>(r.get());
-    if (rr == nullptr) {
-      // A timeout: Redis may still run the batch, so it is not sent again
-      // (that could charge it twice).
-      bool timed_out = ctx_->err == REDIS_ERR_IO
-                       && (error == EAGAIN || error == EWOULDBLOCK);
-      why = std::string{"Redis did not answer: "} + ctx_->errstr;
-      drop();
-      // A connection Redis closed (it restarted) gets one new one at once;
-      // a Redis that is away fails here within the timeout.
-      if (attempt == 0 && !timed_out && connect(why))
-        continue;
-      available_ = false;
-      return nullptr;
-    }
-    if (rr->type == REDIS_REPLY_ERROR) {
-      // A restarted Redis lost the scripts (the call did not run): load
-      // them again, once.
-      if (attempt == 0 && std::strncmp(rr->str, "NOSCRIPT", 8) == 0) {
-        drop();
-        if (!connect(why)) {
-          available_ = false;
-          return nullptr;
-        }
-        continue;
-      }
-      why = std::string{"Redis refused the script: "} + rr->str;
-      available_ = false;
-      return nullptr;
-    }
-    available_ = true;
-    return r;
-  }
-  why = "Redis lost its scripts twice";
-  available_ = false;
-  return nullptr;
+    done(std::move(r), why);
+  });
 }
 
 namespace {
@@ -383,15 +317,13 @@ std::string amount(uint64_t x) {
 
 } // namespace
 
-redis_outcome
-redis_store::exchange(const std::vector<redis_settlement>& settlements,
-                      const std::vector<redis_reservation>& reservations,
-                      std::chrono::system_clock::time_point clock) {
-  redis_outcome out;
-  out.answers.resize(reservations.size());
-  if (reservations.empty() && settlements.empty())
-    return out;
-  auto now = periods_at(clock);
+namespace {
+
+/// EVALSHA's arguments after the SHA-1 for the settlements and
+/// reservations of `b`.
+std::vector<std::string> exchange_args(const std::string& prefix,
+                                       const redis_batch& b,
+                                       const ledger_periods& now) {
   // The batch's scopes, numbered from 1 in the script, with their limits
   // (none for a scope only settled).
   std::vector<std::pair<std::string, const usage_limits*>> scopes;
@@ -407,7 +339,7 @@ redis_store::exchange(const std::vector<redis_settlement>& settlements,
   // Settlements first: they end holds of earlier batches, so they free
   // what this batch's reservations may need.
   std::vector<std::string> ops;
-  for (const auto& x : settlements) {
+  for (const auto& x : b.settlements) {
     const auto& h = x.hold;
     ops.insert(ops.end(), {"s", x.hold_id, std::to_string(h.at.minute),
                            std::to_string(h.at.day), std::to_string(h.at.month),
@@ -417,7 +349,7 @@ redis_store::exchange(const std::vector<redis_settlement>& settlements,
     for (const auto& name : h.scopes)
       ops.push_back(number_of(name, nullptr));
   }
-  for (const auto& r : reservations) {
+  for (const auto& r : b.reservations) {
     auto used = limited(r);
     ops.insert(ops.end(), {"r", r.hold_id, std::to_string(r.expires_unix_ms),
                            amount(r.worst.tokens), amount(r.worst.cost),
@@ -425,62 +357,59 @@ redis_store::exchange(const std::vector<redis_settlement>& settlements,
     for (const auto* s : used)
       ops.push_back(number_of(s->name, s->limits));
   }
-  call c{batch_script, {"EVALSHA", "", std::to_string(2 * scopes.size())}};
+  std::vector<std::string> args{std::to_string(2 * scopes.size())};
+  args.reserve(1 + 2 * scopes.size() + 5 + 6 * scopes.size() + ops.size());
   for (const auto& [name, limits] : scopes) {
-    auto base = cfg_.key_prefix + ":" + name;
-    c.argv.push_back(base);
-    c.argv.push_back(base + ":inflight");
+    auto base = prefix + ":" + name;
+    args.push_back(base);
+    args.push_back(base + ":inflight");
   }
-  c.argv.push_back(std::to_string(unix_ms(clock)));
-  c.argv.push_back(std::to_string(now.minute));
-  c.argv.push_back(std::to_string(now.day));
-  c.argv.push_back(std::to_string(now.month));
-  c.argv.push_back(std::to_string(40 * 86400));
+  args.push_back(std::to_string(unix_ms(b.at)));
+  args.push_back(std::to_string(now.minute));
+  args.push_back(std::to_string(now.day));
+  args.push_back(std::to_string(now.month));
+  args.push_back(std::to_string(40 * 86400));
   for (const auto& [name, limits] : scopes)
     for (auto kind : kinds)
-      c.argv.push_back(limits != nullptr ? limit_arg(limit_of(*limits, kind))
-                                         : std::string{"-1"});
-  std::move(ops.begin(), ops.end(), std::back_inserter(c.argv));
-  auto reply = run(c, out.why);
-  const auto* rr = static_cast<const redisReply*>(reply.get());
-  if (rr != nullptr && rr->type != REDIS_REPLY_ARRAY) {
+      args.push_back(limits != nullptr ? limit_arg(limit_of(*limits, kind))
+                                       : std::string{"-1"});
+  std::move(ops.begin(), ops.end(), std::back_inserter(args));
+  return args;
+}
+
+/// Fills `b.outcome` from the batch script's reply (null: none, `why`).
+void read_exchange(redis_batch& b, const redisReply* rr, const std::string& why,
+                   const ledger_periods& now) {
+  auto& out = b.outcome;
+  out.answers.assign(b.reservations.size(), std::nullopt);
+  if (rr == nullptr) {
+    out.why = why;
+  } else if (rr->type == REDIS_REPLY_ERROR) {
+    out.why = std::string{"Redis refused the script: "} + rr->str;
+    rr = nullptr;
+  } else if (rr->type != REDIS_REPLY_ARRAY) {
     out.why = "Redis answered the batch with something else";
-    available_ = false;
     rr = nullptr;
   }
   if (rr == nullptr) {
-    out.settlements_failed = settlements.size();
-    return out;
+    out.settlements_failed = b.settlements.size();
+    return;
   }
   size_t at = 0;
-  for (size_t i = 0; i < reservations.size(); ++i) {
-    out.answers[i] = answer_of(rr, at, reservations[i], now);
+  for (size_t i = 0; i < b.reservations.size(); ++i) {
+    out.answers[i] = answer_of(rr, at, b.reservations[i], now);
     if (!out.answers[i]) {
       out.why = "Redis answered a reservation with something else";
-      available_ = false;
       break;
     }
   }
-  return out;
 }
 
-std::optional<scope_counters> redis_store::read(const std::string& scope,
-                                                const ledger_periods& now,
-                                                std::string& why) {
-  auto base = cfg_.key_prefix + ":" + scope;
-  call read{read_script,
-            {"EVALSHA", "", "2", base, base + ":inflight",
-             std::to_string(unix_ms(std::chrono::system_clock::now())),
-             std::to_string(now.minute), std::to_string(now.day),
-             std::to_string(now.month)}};
-  auto reply = run(read, why);
-  if (!reply)
+/// The counters the read script answered, or nullopt.
+std::optional<scope_counters> read_scope(const redisReply* rr,
+                                         const ledger_periods& now) {
+  if (rr == nullptr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 6)
     return std::nullopt;
-  const auto* rr = static_cast<const redisReply*>(reply.get());
-  if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 6) {
-    why = "Redis answered the read with something else";
-    return std::nullopt;
-  }
   scope_counters c;
   c.roll(now);
   c.in_flight = as_uint(rr->element[0]);
@@ -490,6 +419,49 @@ std::optional<scope_counters> redis_store::read(const std::string& scope,
   c.month_tokens = as_uint(rr->element[4]);
   c.month_cost = as_uint(rr->element[5]);
   return c;
+}
+
+} // namespace
+
+void redis_store::run(redis_batch_ptr b,
+                      std::function<void(redis_batch_ptr)> done) const {
+  auto now = periods_at(b->at);
+  bool exchange = !b->settlements.empty() || !b->reservations.empty();
+  b->outcome.answers.assign(b->reservations.size(), std::nullopt);
+  b->read.assign(b->reads.size(), std::nullopt);
+  // Every answer comes on the link's thread, so the count needs no lock.
+  struct progress {
+    redis_batch_ptr batch;
+    std::function<void(redis_batch_ptr)> done;
+    size_t left = 0;
+    void one_more() {
+      if (--left == 0)
+        done(std::move(batch));
+    }
+  };
+  auto p = std::make_shared<progress>(
+    progress{b, std::move(done), b->reads.size() + (exchange ? 1 : 0)});
+  if (p->left == 0) {
+    p->done(std::move(p->batch));
+    return;
+  }
+  if (exchange)
+    eval(batch_script, exchange_args(prefix_, *b, now),
+         [p, now](redis_link::reply_ptr r, const std::string& why) {
+           read_exchange(*p->batch, r.get(), why, now);
+           p->one_more();
+         });
+  for (size_t i = 0; i < b->reads.size(); ++i) {
+    auto base = prefix_ + ":" + b->reads[i];
+    eval(read_script,
+         {"2", base, base + ":inflight", std::to_string(unix_ms(b->at)),
+          std::to_string(now.minute), std::to_string(now.day),
+          std::to_string(now.month)},
+         [p, now, i](redis_link::reply_ptr r, const std::string&) {
+           p->batch->read[i] = read_scope(r.get(), now);
+           p->one_more();
+         });
+  }
 }
 
 } // namespace pw::actors

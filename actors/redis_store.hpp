@@ -2,10 +2,11 @@
 
 // The LEDGER's shared backend (`state.backend: redis`): the same counters
 // and rules as core/policy/usage_ledger.hpp, kept in one Redis that every
-// replica uses. The client is hiredis's synchronous API, bounded by
-// `state.redis.timeout_ms`: the LEDGER's Redis worker that owns a store
-// runs on a thread of its own (caf::detached), so a slow Redis never
-// blocks an io thread.
+// replica uses. The store turns the LEDGER's batches into script calls and
+// their replies into answers; the connection is a redis_link, which
+// http/redis_link.hpp drives from an io thread's event loop (pipelined,
+// each command bounded by `state.redis.timeout_ms`), so no thread ever
+// waits on Redis.
 // The reservations and settlements that queue up while Redis answers one
 // batch go as the next batch: one Lua script, atomic on the server
 // whatever the other replicas do, that reads and writes each scope's
@@ -16,12 +17,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-struct redisContext;
+struct redisReply;
 
 namespace pw::actors {
 
@@ -54,54 +56,74 @@ struct redis_outcome {
   std::string why;
 };
 
+/// One connection to Redis that pipelines commands: each gets its reply in
+/// order. http/redis_link.hpp has the one the gateway uses.
+class redis_link {
+public:
+  struct reply_deleter {
+    void operator()(redisReply* r) const;
+  };
+  using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
+  /// Called once per command, on the link's thread: its reply (an error
+  /// reply included), or null with why it got none (Redis unreachable, no
+  /// answer within the timeout, the connection lost).
+  using done_fn = std::function<void(reply_ptr reply, const std::string& why)>;
+
+  virtual ~redis_link() = default;
+
+  /// Sends command `argv`; callable from any thread.
+  virtual void call(const std::vector<std::string>& argv, done_fn done) = 0;
+};
+using redis_link_ptr = std::shared_ptr<redis_link>;
+/// Makes the link of a LEDGER (app/ passes http::server's), which sends
+/// the greeting commands on each new connection before any other.
+using redis_link_factory = std::function<redis_link_ptr(
+  const redis_config&, std::vector<std::vector<std::string>> greeting)>;
+
+/// What the LEDGER asks Redis in one go: settlements and reservations to
+/// make, scopes to read; answered with the same object, filled in.
+struct redis_batch {
+  /// Which batch of its LEDGER this is.
+  uint64_t id = 0;
+  /// Own the limits the reservations point to.
+  std::vector<gateway_config_ptr> configs;
+  std::vector<redis_settlement> settlements;
+  std::vector<redis_reservation> reservations;
+  std::chrono::system_clock::time_point at;
+  redis_outcome outcome;
+  /// Scopes to read, and what was read (nullopt: no answer).
+  std::vector<std::string> reads;
+  std::vector<std::optional<scope_counters>> read;
+};
+using redis_batch_ptr = std::shared_ptr<redis_batch>;
+
 class redis_store {
 public:
-  explicit redis_store(redis_config cfg);
-  ~redis_store();
+  /// The store's link comes from `links` (none: every call fails).
+  redis_store(const redis_config& cfg, const redis_link_factory& links);
 
-  redis_store(const redis_store&) = delete;
-  redis_store& operator=(const redis_store&) = delete;
+  /// What each new connection sends first: SCRIPT LOAD of each script, so
+  /// that every call after it finds its script.
+  static std::vector<std::vector<std::string>> greeting();
 
-  /// Makes every settlement, then every reservation, in one script: one
-  /// round trip, atomic on the server, each scope's counters read and
-  /// written once whatever the batch's size. Reservations are checked and
-  /// charged in the periods of `at`; holds whose expiry is before `at` no
-  /// longer count as in flight.
-  redis_outcome exchange(const std::vector<redis_settlement>& settlements,
-                         const std::vector<redis_reservation>& reservations,
-                         std::chrono::system_clock::time_point at);
-
-  /// The counters of `scope` in the periods of `now`; nullopt when Redis
-  /// cannot be reached.
-  std::optional<scope_counters>
-  read(const std::string& scope, const ledger_periods& now, std::string& why);
+  /// Runs `b`: every settlement, then every reservation, in one script
+  /// (one round trip, atomic on the server, each scope's counters read and
+  /// written once whatever the batch's size; reservations are checked and
+  /// charged in the periods of `b->at`, and holds whose expiry is before
+  /// it no longer count as in flight), and one read per scope of
+  /// `b->reads`. Calls `done(b)` once every answer is in `b->outcome` and
+  /// `b->read`, on the link's thread (at once when `b` asks nothing).
+  void run(redis_batch_ptr b, std::function<void(redis_batch_ptr)> done) const;
 
 private:
-  struct reply_deleter {
-    void operator()(void* r) const;
-  };
-  using reply_ptr = std::unique_ptr<void, reply_deleter>;
-  /// One script call: which script, and EVALSHA's argv (the SHA-1 is
-  /// filled in when it is sent).
-  struct call {
-    int script = 0;
-    std::vector<std::string> argv;
-  };
+  /// Runs a script by its SHA-1, and by its text when Redis does not have
+  /// it (its scripts were flushed while connected): `args` are EVALSHA's
+  /// after the SHA-1.
+  void eval(size_t script, std::vector<std::string> args,
+            redis_link::done_fn done) const;
 
-  /// Connects (at most once a second while Redis is away), loads the
-  /// scripts; false with `why` when that fails.
-  bool connect(std::string& why);
-  void drop();
-  /// Runs a script call, reconnecting once when the connection was closed
-  /// and loading the scripts again after a Redis restart; null with `why`
-  /// when it got no answer.
-  reply_ptr run(call& c, std::string& why);
-
-  redis_config cfg_;
-  redisContext* ctx_ = nullptr;
-  std::vector<std::string> shas_;
-  bool available_ = true;
-  std::chrono::steady_clock::time_point last_attempt_{};
+  std::string prefix_;
+  redis_link_ptr link_;
 };
 
 } // namespace pw::actors

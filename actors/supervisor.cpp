@@ -36,9 +36,9 @@ router_actor spawn_router(supervisor_ptr self,
 }
 
 ledger_actor spawn_ledger(supervisor_ptr self) {
-  // With Redis the LEDGER's workers wait on the network, each on a thread
-  // of its own; the LEDGER itself never does.
-  auto l = self->spawn(ledger, self->state.config);
+  // With Redis the LEDGER's connection is driven by an io thread's event
+  // loop; the LEDGER never waits on the network.
+  auto l = self->spawn(ledger, self->state.config, self->state.redis_links);
   self->monitor(l);
   return l;
 }
@@ -271,12 +271,14 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
            gateway_config_ptr config, publish_fn publish_to_io,
-           upstream_fn check, plugin_spawner spawner) {
+           upstream_fn check, plugin_spawner spawner,
+           redis_link_factory redis_links) {
   auto& st = self->state;
   st.config = std::move(config);
   st.publish = std::move(publish_to_io);
   st.check = std::move(check);
   st.spawn_plugin = std::move(spawner);
+  st.redis_links = std::move(redis_links);
   st.window_start = std::chrono::steady_clock::now();
   for (const auto& m : st.config->models)
     st.models.emplace_back(m->alias, spawn_model(self, m));

@@ -8,6 +8,7 @@
 
 #include "actors/contracts.hpp"
 #include "actors/gateway_api.hpp"
+#include "actors/redis_store.hpp"
 #include "core/config/config.hpp"
 
 #include <chrono>
@@ -43,6 +44,8 @@ struct supervisor_state {
   upstream_fn check;
   /// Starts a PLUGIN.
   plugin_spawner spawn_plugin;
+  /// Makes the LEDGER's Redis connection (`state.backend: redis`).
+  redis_link_factory redis_links;
   /// When the running configuration was loaded (RFC 3339).
   std::string loaded_at;
   /// Actors of replaced generations, waiting to be retired (not restarted
@@ -61,6 +64,6 @@ constexpr uint32_t max_restarts_per_minute = 20;
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
            gateway_config_ptr config, publish_fn publish, upstream_fn check,
-           plugin_spawner spawner);
+           plugin_spawner spawner, redis_link_factory redis_links);
 
 } // namespace pw::actors

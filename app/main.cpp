@@ -423,9 +423,9 @@ int run(const options& opts, pw::gateway_config_ptr cfg,
     caf::actor_system_config sys_cfg;
     configure_scheduler(sys_cfg, *cfg);
     caf::actor_system sys{sys_cfg};
-    auto sup = sys.spawn(actors::supervisor, cfg, server.publisher(),
-                         server.health_checker(),
-                         actors::plugin_spawner{plugins::spawn_builtin});
+    auto sup = sys.spawn(
+      actors::supervisor, cfg, server.publisher(), server.health_checker(),
+      actors::plugin_spawner{plugins::spawn_builtin}, server.redis_links());
     // The configuration being served; SIGHUP replaces it.
     auto running = cfg;
     // Whatever happens from here on, the shutdown order holds: io threads

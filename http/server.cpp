@@ -26,6 +26,7 @@
 #include "http/client_stream.hpp"
 #include "http/downstream_sink.hpp"
 #include "http/io_scheduler.hpp"
+#include "http/redis_link.hpp"
 #include "http/tls_context.hpp"
 #include "http/upstream_client.hpp"
 #include "http/wire.hpp"
@@ -1333,6 +1334,14 @@ actors::publish_fn server::publisher() {
     });
   }
   return make_publish_fn(std::move(targets));
+}
+
+actors::redis_link_factory server::redis_links() {
+  auto* ioc = &impl_->workers.back()->ioc;
+  return [ioc](const redis_config& cfg,
+               std::vector<std::vector<std::string>> greeting) {
+    return make_redis_link(*ioc, cfg, std::move(greeting));
+  };
 }
 
 upstream_fn server::health_checker() {

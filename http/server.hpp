@@ -8,6 +8,7 @@
 #include "actors/fwd.hpp"
 
 #include "actors/gateway_api.hpp"
+#include "actors/redis_store.hpp"
 #include "core/config/config.hpp"
 
 #include <caf/expected.hpp>
@@ -57,6 +58,10 @@ public:
   /// `http` plugin its calls: each call on the next io thread in turn,
   /// through that thread's connection pool.
   [[nodiscard]] upstream_fn health_checker();
+
+  /// Returns the function the LEDGER makes its Redis connection with: one
+  /// driven by the last io thread's event loop.
+  [[nodiscard]] actors::redis_link_factory redis_links();
 
   /// Hands a new certificate to every io thread for the connections they
   /// accept from now on; returns once each has it (SIGHUP, main thread).

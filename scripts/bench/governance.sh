@@ -49,6 +49,7 @@ taskset -c 0 "$nginx" -p "$dir" -c "$dir/mock.conf" -g 'daemon off;' 2> "$dir/mo
 pids+=($!)
 taskset -c 0 "$redis_server" --port "$redis_port" --bind 127.0.0.1 --save '' \
   --appendonly no > "$dir/redis.log" 2>&1 &
+redis_pid=$!
 pids+=($!)
 
 write_passthrough "$port" "$mock_port" "$key"
@@ -80,6 +81,11 @@ cpu_ticks() {
   awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
+# Busy and total clock ticks of CPU 0 (the load's CPU) since boot.
+cpu0_ticks() {
+  awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat
+}
+
 run() { # name round
   local name=$1 gw out="$dir/$1.$2.wrk"
   taskset -c 1 "$bin" --config "$dir/$name.yaml" > "$dir/$name.log" 2>&1 &
@@ -87,11 +93,15 @@ run() { # name round
   wait_ready "http://127.0.0.1:$port/health/ready" ||
     die "the gateway ($name) did not get ready: $(cat "$dir/$name.log")"
   taskset -c 0 wrk -t1 -c"$conns" -d1s -s "$dir/post.lua" "http://127.0.0.1:$port/v1/chat/completions" > /dev/null
-  local before after
+  local before after redis_before redis_after load_before load_after
   before=$(cpu_ticks "$gw")
+  redis_before=$(cpu_ticks "$redis_pid")
+  load_before=$(cpu0_ticks)
   taskset -c 0 wrk -t1 -c"$conns" -d"${duration}s" --latency -s "$dir/post.lua" \
     "http://127.0.0.1:$port/v1/chat/completions" > "$out"
   after=$(cpu_ticks "$gw")
+  redis_after=$(cpu_ticks "$redis_pid")
+  load_after=$(cpu0_ticks)
   grep -q "Non-2xx" "$out" && die "$name: wrk saw non-2xx answers: $(cat "$out")"
   if [ "$name" != off ]; then
     curl -fs -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/usage" > "$dir/$name.usage" ||
@@ -100,7 +110,8 @@ run() { # name round
   fi
   kill "$gw"
   wait "$gw" 2> /dev/null || true
-  awk -v n="$name" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+  awk -v n="$name" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+    -v redis=$((redis_after - redis_before)) -v load="$load_before $load_after" '
     function us(x) {
       if (x ~ /us$/) return x + 0
       if (x ~ /ms$/) return x * 1000
@@ -110,7 +121,11 @@ run() { # name round
     / requests in / { requests = $1 }
     $1 == "50%" { p50 = us($2) }
     $1 == "99%" { p99 = us($2) }
-    END { printf "%s %.0f %.0f %.0f %.1f\n", n, rps, p50, p99, ticks * 1e6 / hz / requests }' "$out" >> "$dir/results"
+    END {
+      split(load, l, " ")
+      printf "%s %.0f %.0f %.0f %.1f %.1f %.0f\n", n, rps, p50, p99, ticks * 1e6 / hz / requests,
+        redis * 1e6 / hz / requests, 100 * (l[3] - l[1]) / (l[4] - l[2])
+    }' "$out" >> "$dir/results"
 }
 
 for r in $(seq 1 "$rounds"); do
@@ -118,21 +133,22 @@ for r in $(seq 1 "$rounds"); do
 done
 
 echo "# non-streamed chat, wrk -t1 -c$conns, ${duration}s x $rounds rounds; gateway on CPU 1, mock, Redis and wrk on CPU 0"
-printf "%-9s %9s %9s %9s %9s %11s\n" limits "req/s" "p50 us" "p99 us" "vs off" "CPU us/req"
+printf "%-9s %9s %9s %9s %9s %11s %13s %11s\n" limits "req/s" "p50 us" "p99 us" "vs off" "CPU us/req" \
+  "Redis us/req" "CPU 0 busy"
 python3 - "$dir/results" << 'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    n, rps, p50, p99, cpu = line.split()
-    rows.setdefault(n, []).append((float(rps), float(p50), float(p99), float(cpu)))
-med = {n: [statistics.median(x[i] for x in v) for i in range(4)] for n, v in rows.items()}
+    n, *figures = line.split()
+    rows.setdefault(n, []).append([float(x) for x in figures])
+med = {n: [statistics.median(x[i] for x in v) for i in range(6)] for n, v in rows.items()}
 # The ratio is the median of each round's ratio: the three configurations
 # of a round run back to back, so a machine that drifts between rounds
 # moves all three alike.
 for n in ("off", "embedded", "redis"):
-    rps, p50, p99, cpu = med[n]
+    rps, p50, p99, cpu, redis, load = med[n]
     ratio = statistics.median(x[0] / o[0] for x, o in zip(rows[n], rows["off"]))
-    print("%-9s %9.0f %9.0f %9.0f %8.2fx %11.1f" % (n, rps, p50, p99, ratio, cpu))
+    print("%-9s %9.0f %9.0f %9.0f %8.2fx %11.1f %13.1f %10.0f%%" % (n, rps, p50, p99, ratio, cpu, redis, load))
 for n in ("off", "embedded", "redis"):
     print("# %s req/s by round: %s" % (n, " ".join("%.0f" % x[0] for x in rows[n])))
 PY

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <hiredis/hiredis.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,6 +84,36 @@ const scope_usage* scope_in(const usage_report& r, const std::string& name) {
   return nullptr;
 }
 
+/// A Redis link that keeps each command for the test to answer.
+struct fake_link : redis_link {
+  struct sent {
+    std::vector<std::string> argv;
+    done_fn done;
+  };
+  std::vector<sent> calls;
+  std::vector<std::vector<std::string>> greeting;
+
+  void call(const std::vector<std::string>& argv, done_fn done) override {
+    calls.push_back({argv, std::move(done)});
+  }
+};
+
+/// The reply Redis would send as `resp` (its wire format).
+redis_link::reply_ptr reply_of(const std::string& resp) {
+  auto* reader = redisReaderCreate();
+  redisReaderFeed(reader, resp.data(), resp.size());
+  void* out = nullptr;
+  redisReaderGetReply(reader, &out);
+  redisReaderFree(reader);
+  REQUIRE(out != nullptr);
+  return redis_link::reply_ptr{static_cast<redisReply*>(out)};
+}
+
+/// How many reservations a batch script call makes.
+size_t reservations_in(const std::vector<std::string>& argv) {
+  return static_cast<size_t>(std::count(argv.begin(), argv.end(), "r"));
+}
+
 struct ledger_fixture : actor_fixture {
   std::shared_ptr<gateway_config> config = std::make_shared<gateway_config>();
   ledger_actor aut;
@@ -106,7 +137,7 @@ struct ledger_fixture : actor_fixture {
   }
 
   void start() {
-    aut = spawn(ledger, gateway_config_ptr{config});
+    aut = spawn(ledger, gateway_config_ptr{config}, redis_link_factory{});
     run();
   }
 
@@ -386,4 +417,81 @@ TEST_CASE_METHOD(ledger_fixture, "a budget refusal is a quota, priced at the "
   REQUIRE(scope_in(r, "key:dave") != nullptr);
   CHECK(scope_in(r, "key:dave")->in_flight == 1);
   CHECK(scope_in(r, "key:dave")->limits.budget_per_month == 1'000'000u);
+}
+
+TEST_CASE_METHOD(ledger_fixture, "with Redis, reservations that come while "
+                                 "a batch is out go as the next batch, and "
+                                 "a batch without an answer is refused as "
+                                 "on_unavailable says") {
+  config->state.backend = state_backend::redis;
+  auto link = std::make_shared<fake_link>();
+  aut = spawn(ledger, gateway_config_ptr{config},
+              redis_link_factory{[link](const redis_config&, auto greeting) {
+                link->greeting = std::move(greeting);
+                return link;
+              }});
+  run();
+  // Each new connection loads both scripts before any call.
+  REQUIRE(link->greeting.size() == 2);
+  CHECK(link->greeting[0][0] == "SCRIPT");
+  CHECK(link->calls.empty());
+  auto first
+    = self->request(aut, caf::infinite, atom::reserve_v, ask("alice", "red"));
+  run();
+  REQUIRE(link->calls.size() == 1);
+  CHECK(link->calls[0].argv[0] == "EVALSHA");
+  CHECK(reservations_in(link->calls[0].argv) == 1);
+  // Three more while the first batch is out: they wait for its answer.
+  std::vector<decltype(first)> more;
+  for (const auto* client : {"alice", "erin", "dave"})
+    more.push_back(
+      self->request(aut, caf::infinite, atom::reserve_v, ask(client, "red")));
+  run();
+  CHECK(link->calls.size() == 1);
+  // Granted: alice's key and her team (two scopes), one request and 15
+  // tokens this minute in each.
+  link->calls[0].done(reply_of("*5\r\n:1\r\n:1\r\n:15\r\n:1\r\n:15\r\n"), "");
+  run();
+  first.receive(
+    [&](usage_grant& g) {
+      CHECK(g.hold != 0);
+      CHECK_FALSE(g.refusal);
+      CHECK(header_of(g, "x-ratelimit-limit-requests") == "2");
+      CHECK(header_of(g, "x-ratelimit-remaining-requests") == "1");
+    },
+    [&](caf::error& err) { FAIL(message_of(err)); });
+  // The answer sent the three as one batch.
+  REQUIRE(link->calls.size() == 2);
+  CHECK(reservations_in(link->calls[1].argv) == 3);
+  // Redis does not answer it: each is refused (deny, the default).
+  link->calls[1].done(nullptr, "Redis did not answer within 250 ms");
+  run();
+  for (auto& h : more)
+    h.receive(
+      [&](usage_grant& g) {
+        CHECK(g.hold == 0);
+        REQUIRE(g.refusal);
+        CHECK(g.refusal->code == errc::usage_unavailable);
+        CHECK(g.refusal->retry_after == 1);
+      },
+      [&](caf::error& err) { FAIL(message_of(err)); });
+  // The LEDGER's status says so, for /health/ready.
+  auto status = self->request(aut, caf::infinite, atom::status_v);
+  run();
+  status.receive(
+    [&](usage_report& r) {
+      CHECK(r.backend == "redis");
+      CHECK_FALSE(r.available);
+      CHECK(r.unavailable == 3);
+      CHECK(r.reserved == 1);
+    },
+    [&](caf::error& err) { FAIL(message_of(err)); });
+  // An answer to a batch the LEDGER does not wait for changes nothing.
+  auto stray = std::make_shared<redis_batch>();
+  stray->id = 999;
+  self->send(aut, atom::exchanged_v, stray);
+  run();
+  CHECK(link->calls.size() == 2);
+  // The answered calls hold the LEDGER's handle: let them go.
+  link->calls.clear();
 }

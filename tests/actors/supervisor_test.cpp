@@ -38,7 +38,8 @@ struct supervisor_fixture : actor_fixture {
                 publish_fn{[this](generation_ptr g) {
                   published.push_back(std::move(g));
                 }},
-                upstream_fn{}, plugin_spawner{plugins::spawn_builtin});
+                upstream_fn{}, plugin_spawner{plugins::spawn_builtin},
+                redis_link_factory{});
     run();
   }
 
@@ -239,7 +240,8 @@ struct plugin_supervisor_fixture : supervisor_fixture {
                 publish_fn{[this](generation_ptr g) {
                   published.push_back(std::move(g));
                 }},
-                upstream_fn{}, plugin_spawner{plugins::spawn_builtin});
+                upstream_fn{}, plugin_spawner{plugins::spawn_builtin},
+                redis_link_factory{});
     run();
   }
 

@@ -1,15 +1,22 @@
 // The Redis backend against the embedded ledger: the same batches of
 // settlements and reservations, at the same simulated times, go to a real
-// redis-server (through actors/redis_store.hpp and its Lua script) and to
+// redis-server (through actors/redis_store.hpp, its Lua script and the
+// gateway's Redis link, http/redis_link.hpp) and to
 // core/policy/usage_ledger.hpp; every answer and every counter must agree.
 
 #include "actors/redis_store.hpp"
 #include "core/policy/usage_ledger.hpp"
+#include "http/redis_link.hpp"
 #include "tests/support/service_process.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <hiredis/hiredis.h>
 #include <map>
 #include <random>
 #include <string>
@@ -52,7 +59,148 @@ void check_same(const ledger_answer& want, const ledger_answer& got) {
   CHECK(want.view.reset_ms == got.view.reset_ms);
 }
 
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+/// What one command through the link got: a reply, or why not.
+struct answer {
+  redis_link::reply_ptr reply;
+  std::string why;
+};
+
+/// Sends `argv` through `link` and runs `ioc` until it is answered.
+answer command(net::io_context& ioc, redis_link& link,
+               const std::vector<std::string>& argv) {
+  std::optional<answer> out;
+  link.call(argv, [&](redis_link::reply_ptr r, const std::string& why) {
+    out = answer{std::move(r), why};
+  });
+  ioc.restart();
+  while (!out && ioc.run_one() > 0) {
+    // the peer's handlers, the link's, or its timer
+  }
+  REQUIRE(out);
+  return std::move(*out);
+}
+
+redis_config config_for(uint16_t port) {
+  redis_config cfg;
+  cfg.port = port;
+  cfg.timeout = 100ms;
+  return cfg;
+}
+
 } // namespace
+
+TEST_CASE("the Redis link pipelines commands to a real Redis, loads its "
+          "greeting on each connection, and never shows the password",
+          "[integration][governance][redis]") {
+  auto redis = pw::test::start_redis();
+  net::io_context ioc;
+  auto cfg = config_for(redis.port());
+  cfg.timeout = 2000ms;
+  auto link = pw::http::make_redis_link(ioc, cfg, {{"SET", "greeted", "yes"}});
+  // Many commands at once: each gets its own reply, in order.
+  std::vector<std::optional<long long>> got(50);
+  for (size_t i = 0; i < got.size(); ++i)
+    link->call({"INCRBY", "counter", std::to_string(i + 1)},
+               [&, i](redis_link::reply_ptr r, const std::string&) {
+                 if (r && r->type == REDIS_REPLY_INTEGER)
+                   got[i] = r->integer;
+               });
+  auto last = command(ioc, *link, {"GET", "greeted"});
+  REQUIRE(last.reply);
+  CHECK(std::string{last.reply->str} == "yes");
+  long long sum = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    sum += static_cast<long long>(i + 1);
+    REQUIRE(got[i].has_value());
+    CHECK(*got[i] == sum);
+  }
+  // A Redis that wants no password refuses AUTH: every command fails,
+  // with Redis's words and without the password.
+  cfg.password = redacted_string{"hunter2-secret"};
+  auto refused = pw::http::make_redis_link(ioc, cfg, {});
+  auto a = command(ioc, *refused, {"PING"});
+  CHECK_FALSE(a.reply);
+  INFO(a.why);
+  CHECK(a.why.find("Redis AUTH failed") != std::string::npos);
+  CHECK(a.why.find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("a Redis that accepts but never answers fails each command "
+          "within the timeout, and the next second's at once",
+          "[integration][governance][redis]") {
+  net::io_context ioc;
+  // The kernel completes the connection; nobody ever reads or answers.
+  tcp::acceptor silent{ioc, {net::ip::make_address("127.0.0.1"), 0}};
+  auto link = pw::http::make_redis_link(
+    ioc, config_for(silent.local_endpoint().port()), {});
+  auto first = command(ioc, *link, {"PING"});
+  CHECK_FALSE(first.reply);
+  CHECK(first.why == "Redis did not answer within 100 ms");
+  auto second = command(ioc, *link, {"PING"});
+  CHECK_FALSE(second.reply);
+  INFO(second.why);
+  CHECK(second.why.find("unreachable less than a second ago")
+        != std::string::npos);
+}
+
+TEST_CASE("a Redis that answers with something that is not RESP, or "
+          "closes the connection, fails the command without a crash",
+          "[integration][governance][redis]") {
+  net::io_context ioc;
+  tcp::acceptor peer{ioc, {net::ip::make_address("127.0.0.1"), 0}};
+  auto cfg = config_for(peer.local_endpoint().port());
+  cfg.timeout = 2000ms;
+  int accepted = 0;
+  std::string reply_with;
+  std::function<void()> serve = [&] {
+    peer.async_accept([&](const boost::system::error_code& ec, tcp::socket s) {
+      if (ec)
+        return;
+      ++accepted;
+      auto sock = std::make_shared<tcp::socket>(std::move(s));
+      auto buf = std::make_shared<std::array<char, 4096>>();
+      sock->async_read_some(
+        net::buffer(*buf),
+        [&, sock, buf](const boost::system::error_code&, size_t) {
+          if (reply_with.empty()) {
+            sock->close(); // read the command, answer nothing
+            return;
+          }
+          net::async_write(*sock, net::buffer(reply_with),
+                           [sock](const boost::system::error_code&, size_t) {
+                             // the link reads it, the socket stays open
+                           });
+        });
+      serve();
+    });
+  };
+  serve();
+  SECTION("not RESP") {
+    reply_with = "HTTP/1.1 200 OK\r\n\r\n";
+    auto link = pw::http::make_redis_link(ioc, cfg, {});
+    auto a = command(ioc, *link, {"PING"});
+    CHECK_FALSE(a.reply);
+    INFO(a.why);
+    CHECK(a.why.find("not RESP") != std::string::npos);
+  }
+  SECTION("a bulk string larger than 8 MiB is not waited for") {
+    reply_with = "$100000000\r\n" + std::string(9 << 20, 'x');
+    auto link = pw::http::make_redis_link(ioc, cfg, {});
+    auto a = command(ioc, *link, {"GET", "big"});
+    CHECK_FALSE(a.reply);
+    CHECK(a.why == "Redis sent an answer larger than 8 MiB");
+  }
+  SECTION("closed after reading: sent once more on a new connection") {
+    auto link = pw::http::make_redis_link(ioc, cfg, {});
+    auto a = command(ioc, *link, {"PING"});
+    CHECK_FALSE(a.reply);
+    CHECK(a.why == "Redis closed the connection");
+    CHECK(accepted == 2);
+  }
+}
 
 TEST_CASE("the Redis backend answers every reservation and keeps every "
           "counter as the embedded ledger does, across minutes, a day and "
@@ -63,7 +211,22 @@ TEST_CASE("the Redis backend answers every reservation and keeps every "
   cfg.port = redis.port();
   cfg.key_prefix = "differential";
   cfg.timeout = 2000ms;
-  redis_store shared{cfg};
+  // The gateway's own link, driven here by this thread's io_context.
+  boost::asio::io_context ioc;
+  redis_store shared{cfg, [&](const redis_config& c, auto greeting) {
+                       return pw::http::make_redis_link(ioc, c,
+                                                        std::move(greeting));
+                     }};
+  auto run = [&](redis_batch_ptr b) {
+    redis_batch_ptr out;
+    shared.run(std::move(b), [&](redis_batch_ptr done) { out = done; });
+    ioc.restart();
+    while (!out && ioc.run_one() > 0) {
+      // each answer, or the link's timer
+    }
+    REQUIRE(out);
+    return out;
+  };
   usage_ledger book;
 
   usage_limits a;
@@ -121,7 +284,15 @@ TEST_CASE("the Redis backend answers every reservation and keeps every "
             .count();
       reservations.push_back({route, worst, id, expires});
     }
-    auto got = shared.exchange(settlements, reservations, t);
+    auto batch = std::make_shared<redis_batch>();
+    batch->settlements = settlements;
+    batch->reservations = reservations;
+    batch->at = t;
+    // The reads go in the same batch: pipelined behind the script, so
+    // they see what it did.
+    batch->reads = {"key:a", "key:b", "team:t"};
+    auto done = run(batch);
+    const auto& got = done->outcome;
     INFO("round " << round);
     REQUIRE(got.why.empty());
     REQUIRE(got.settlements_failed == 0);
@@ -136,10 +307,10 @@ TEST_CASE("the Redis backend answers every reservation and keeps every "
           {*expected[i].hold, *got.answers[i]->hold, reservations[i].hold_id});
       }
     }
-    for (const auto* scope : {"key:a", "key:b", "team:t"}) {
+    for (size_t i = 0; i < done->reads.size(); ++i) {
+      const auto& scope = done->reads[i];
       INFO(scope);
-      std::string why;
-      auto read = shared.read(scope, now, why);
+      const auto& read = done->read[i];
       REQUIRE(read.has_value());
       scope_counters want;
       if (const auto* c = book.find(scope))
