@@ -208,6 +208,11 @@ redis_store::redis_store(const redis_config& cfg,
     link_ = links(cfg, greeting());
 }
 
+redis_store::~redis_store() {
+  if (link_)
+    link_->close();
+}
+
 std::vector<std::vector<std::string>> redis_store::greeting() {
   std::vector<std::vector<std::string>> out;
   for (const auto* script : scripts)

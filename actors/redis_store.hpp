@@ -73,6 +73,10 @@ public:
 
   /// Sends command `argv`; callable from any thread.
   virtual void call(const std::vector<std::string>& argv, done_fn done) = 0;
+
+  /// Closes the connection for good: what waits fails, later commands
+  /// fail at once. Callable from any thread.
+  virtual void close() = 0;
 };
 using redis_link_ptr = std::shared_ptr<redis_link>;
 /// Makes the link of a LEDGER (app/ passes http::server's), which sends
@@ -101,6 +105,11 @@ class redis_store {
 public:
   /// The store's link comes from `links` (none: every call fails).
   redis_store(const redis_config& cfg, const redis_link_factory& links);
+  /// Closes the link (a LEDGER that ends leaves no connection behind).
+  ~redis_store();
+
+  redis_store(const redis_store&) = delete;
+  redis_store& operator=(const redis_store&) = delete;
 
   /// What each new connection sends first: SCRIPT LOAD of each script, so
   /// that every call after it finds its script.

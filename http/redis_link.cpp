@@ -62,6 +62,14 @@ public:
     });
   }
 
+  void close() override {
+    net::post(ioc_, [self = shared_from_this()] {
+      self->closed_ = true;
+      self->timer_.cancel();
+      self->fail("the Redis link was closed", failure::closed);
+    });
+  }
+
 private:
   struct command {
     std::string bytes;
@@ -73,6 +81,10 @@ private:
 
   void enqueue(std::string bytes, done_fn done) {
     auto now = clock_type::now();
+    if (closed_) {
+      done(nullptr, "the Redis link was closed");
+      return;
+    }
     if (phase_ == phase::closed) {
       if (!reachable_ && now - last_failure_ < std::chrono::seconds{1}) {
         done(nullptr,
@@ -254,6 +266,8 @@ private:
     unreachable,
     /// An answer that is not Redis's protocol, or too large.
     protocol,
+    /// close(): nothing goes again.
+    closed,
   };
 
   void fail(const std::string& why, failure how) {
@@ -269,7 +283,7 @@ private:
     if (reader_ != nullptr)
       redisReaderFree(reader_);
     reader_ = nullptr;
-    if (how != failure::lost) {
+    if (how != failure::lost && how != failure::closed) {
       reachable_ = false;
       last_failure_ = clock_type::now();
       last_why_ = why;
@@ -336,6 +350,8 @@ private:
   std::array<char, 16384> in_{};
   redisReader* reader_ = nullptr;
   bool reachable_ = true;
+  /// close() was called.
+  bool closed_ = false;
   clock_type::time_point last_failure_{};
   std::string last_why_;
 };

@@ -96,6 +96,9 @@ struct fake_link : redis_link {
   void call(const std::vector<std::string>& argv, done_fn done) override {
     calls.push_back({argv, std::move(done)});
   }
+
+  void close() override { closed = true; }
+  bool closed = false;
 };
 
 /// The reply Redis would send as `resp` (its wire format).
@@ -494,4 +497,9 @@ TEST_CASE_METHOD(ledger_fixture, "with Redis, reservations that come while "
   CHECK(link->calls.size() == 2);
   // The answered calls hold the LEDGER's handle: let them go.
   link->calls.clear();
+  // A LEDGER that ends closes its link.
+  CHECK_FALSE(link->closed);
+  self->send_exit(aut, caf::exit_reason::user_shutdown);
+  run();
+  CHECK(link->closed);
 }

@@ -117,6 +117,11 @@ TEST_CASE("the Redis link pipelines commands to a real Redis, loads its "
     REQUIRE(got[i].has_value());
     CHECK(*got[i] == sum);
   }
+  // Closed for good: the next command fails at once.
+  link->close();
+  auto after = command(ioc, *link, {"PING"});
+  CHECK_FALSE(after.reply);
+  CHECK(after.why == "the Redis link was closed");
   // A Redis that wants no password refuses AUTH: every command fails,
   // with Redis's words and without the password.
   cfg.password = redacted_string{"hunter2-secret"};
