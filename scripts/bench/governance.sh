@@ -7,13 +7,16 @@
 # the work being measured (docs/governance.md).
 #
 # The mock is the shared harness's nginx mock. The gateway runs pinned to
-# CPU 1 with its default threads (with Redis its LEDGER's Redis worker, a
-# thread of its own, shares that CPU); the mock, Redis and wrk run on CPU 0. wrk -t1 -cCONNECTIONS for
-# DURATION seconds per configuration after a 1 s warm-up, ROUNDS rounds
-# taking the three configurations in turn; the table shows each one's
-# median over the rounds, the median over the rounds of its ratio to "off"
-# in the same round, and the gateway's CPU time per request (user and
-# system, all its threads, from /proc; median over the rounds).
+# CPU 1 with its default threads (with Redis, its last io thread drives
+# the LEDGER's Redis link); the mock, Redis and wrk run on CPU 0. wrk -t1
+# -cCONNECTIONS for DURATION seconds per configuration after a 1 s
+# warm-up, ROUNDS rounds taking the three configurations in turn; the
+# table shows each one's median over the rounds, the median over the
+# rounds of its ratio to "off" in the same round, and, medians over the
+# rounds: the gateway's CPU time per request (user and system, all its
+# threads, from /proc), redis-server's CPU time per request, how busy
+# CPU 0 (the load's) was, and requests per script call (Redis's INFO
+# commandstats: how many requests a batch carried).
 #
 #   cmake --preset release && cmake --build --preset release
 #   scripts/bench/governance.sh             # about 1 minute
@@ -81,6 +84,12 @@ cpu_ticks() {
   awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
+# Script calls Redis has run since it started.
+script_calls() {
+  redis-cli -p "$redis_port" INFO commandstats |
+    awk -F'[=,:]' '/^cmdstat_evalsha:/ { print $3; found = 1 } END { if (!found) print 0 }'
+}
+
 # Busy and total clock ticks of CPU 0 (the load's CPU) since boot.
 cpu0_ticks() {
   awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat
@@ -97,11 +106,14 @@ run() { # name round
   before=$(cpu_ticks "$gw")
   redis_before=$(cpu_ticks "$redis_pid")
   load_before=$(cpu0_ticks)
+  local calls_before calls_after
+  calls_before=$(script_calls)
   taskset -c 0 wrk -t1 -c"$conns" -d"${duration}s" --latency -s "$dir/post.lua" \
     "http://127.0.0.1:$port/v1/chat/completions" > "$out"
   after=$(cpu_ticks "$gw")
   redis_after=$(cpu_ticks "$redis_pid")
   load_after=$(cpu0_ticks)
+  calls_after=$(script_calls)
   grep -q "Non-2xx" "$out" && die "$name: wrk saw non-2xx answers: $(cat "$out")"
   if [ "$name" != off ]; then
     curl -fs -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/usage" > "$dir/$name.usage" ||
@@ -111,7 +123,8 @@ run() { # name round
   kill "$gw"
   wait "$gw" 2> /dev/null || true
   awk -v n="$name" -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" \
-    -v redis=$((redis_after - redis_before)) -v load="$load_before $load_after" '
+    -v redis=$((redis_after - redis_before)) -v load="$load_before $load_after" \
+    -v calls=$((calls_after - calls_before)) '
     function us(x) {
       if (x ~ /us$/) return x + 0
       if (x ~ /ms$/) return x * 1000
@@ -123,8 +136,9 @@ run() { # name round
     $1 == "99%" { p99 = us($2) }
     END {
       split(load, l, " ")
-      printf "%s %.0f %.0f %.0f %.1f %.1f %.0f\n", n, rps, p50, p99, ticks * 1e6 / hz / requests,
-        redis * 1e6 / hz / requests, 100 * (l[3] - l[1]) / (l[4] - l[2])
+      printf "%s %.0f %.0f %.0f %.1f %.1f %.0f %.1f\n", n, rps, p50, p99, ticks * 1e6 / hz / requests,
+        redis * 1e6 / hz / requests, 100 * (l[3] - l[1]) / (l[4] - l[2]),
+        calls > 0 ? requests / calls : 0
     }' "$out" >> "$dir/results"
 }
 
@@ -133,22 +147,23 @@ for r in $(seq 1 "$rounds"); do
 done
 
 echo "# non-streamed chat, wrk -t1 -c$conns, ${duration}s x $rounds rounds; gateway on CPU 1, mock, Redis and wrk on CPU 0"
-printf "%-9s %9s %9s %9s %9s %11s %13s %11s\n" limits "req/s" "p50 us" "p99 us" "vs off" "CPU us/req" \
-  "Redis us/req" "CPU 0 busy"
+printf "%-9s %9s %9s %9s %9s %11s %13s %11s %10s\n" limits "req/s" "p50 us" "p99 us" "vs off" "CPU us/req" \
+  "Redis us/req" "CPU 0 busy" "req/script"
 python3 - "$dir/results" << 'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     n, *figures = line.split()
     rows.setdefault(n, []).append([float(x) for x in figures])
-med = {n: [statistics.median(x[i] for x in v) for i in range(6)] for n, v in rows.items()}
+med = {n: [statistics.median(x[i] for x in v) for i in range(7)] for n, v in rows.items()}
 # The ratio is the median of each round's ratio: the three configurations
 # of a round run back to back, so a machine that drifts between rounds
 # moves all three alike.
 for n in ("off", "embedded", "redis"):
-    rps, p50, p99, cpu, redis, load = med[n]
+    rps, p50, p99, cpu, redis, load, per_call = med[n]
     ratio = statistics.median(x[0] / o[0] for x, o in zip(rows[n], rows["off"]))
-    print("%-9s %9.0f %9.0f %9.0f %8.2fx %11.1f %13.1f %10.0f%%" % (n, rps, p50, p99, ratio, cpu, redis, load))
+    print("%-9s %9.0f %9.0f %9.0f %8.2fx %11.1f %13.1f %10.0f%% %10s" % (
+        n, rps, p50, p99, ratio, cpu, redis, load, "%.1f" % per_call if per_call else "-"))
 for n in ("off", "embedded", "redis"):
     print("# %s req/s by round: %s" % (n, " ".join("%.0f" % x[0] for x in rows[n])))
 PY
