@@ -138,7 +138,7 @@ run() { # name round
       split(load, l, " ")
       printf "%s %.0f %.0f %.0f %.1f %.1f %.0f %.1f\n", n, rps, p50, p99, ticks * 1e6 / hz / requests,
         redis * 1e6 / hz / requests, 100 * (l[3] - l[1]) / (l[4] - l[2]),
-        calls > 0 ? requests / calls : 0
+        (calls > 0 ? requests / calls : 0)
     }' "$out" >> "$dir/results"
 }
 
