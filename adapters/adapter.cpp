@@ -131,8 +131,11 @@ api_error failure_error(const upstream_result& result,
     return err;
   }
   err.code = errc::upstream_failed;
+  auto unreached = result.failure == upstream_failure::connect
+                   || result.failure == upstream_failure::tls;
   err.message = "The upstream provider for model '" + alias
-                + "' could not be reached: " + result.detail;
+                + (unreached ? "' could not be reached: " : "' failed: ")
+                + result.detail;
   return err;
 }
 

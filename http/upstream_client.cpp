@@ -246,6 +246,11 @@ constexpr size_t max_stream_error_bytes = 1024 * 1024;
 constexpr size_t first_piece_bytes = 1024;
 constexpr size_t max_piece_bytes = 16 * 1024;
 
+/// The most a stream's translated events are held back while it has no
+/// content yet (role, message_start, pings): past it they go to the
+/// client, and a failure can no longer fall back.
+constexpr size_t max_held_bytes = 64 * 1024;
+
 /// How much a non-stream answer to a streaming request grows its body by
 /// per read.
 constexpr size_t whole_piece_bytes = 16 * 1024;
@@ -306,7 +311,7 @@ public:
     if (r.status < 200 || r.status >= 300 || !event_stream)
       co_await op.read_whole(r, reusable);
     else
-      co_await op.relay(r, end_by, reusable);
+      co_await op.relay(r, deadline, end_by, reusable);
   }
 
 private:
@@ -433,20 +438,93 @@ private:
       "timeout_error", r.past_deadline ? "deadline_exceeded" : "timeout");
   }
 
-  /// Relays a 2xx event stream: the client gets 200 only now, then each
-  /// translated piece, with `req.idle_timeout` between reads, until
-  /// `end_by`.
-  net::awaitable<void> relay(upstream_result& r, clock_type::time_point end_by,
-                             bool& reusable) {
+  /// Fallback until the first token: reads and translates the stream
+  /// without sending anything until it carries content (a text, refusal
+  /// or tool-call delta), ends properly, or holds more than
+  /// max_held_bytes, with what came in `held`. False, with the failure in
+  /// `r`, when it failed before that: an error event, a reset, an end
+  /// without its last event, or no content by `content_by` (the model's
+  /// first-byte timeout). Nothing reached the client then, so the SESSION
+  /// retries or falls back as for any failed call, and the breaker hears
+  /// of it.
+  net::awaitable<bool> await_content(upstream_result& r,
+                                     clock_type::time_point content_by,
+                                     clock_type::time_point end_by,
+                                     std::string& held) {
     auto& decoder = *req_.stream;
+    std::string out;
+    while (!decoder.has_content() && decoder.state() == stream_state::open
+           && held.size() <= max_held_bytes) {
+      if (parser_->is_done()) {
+        r = failure(upstream_failure::protocol,
+                    "the stream ended before its first token");
+        co_return false;
+      }
+      lowest_.expires_at(
+        std::min({clock_type::now() + req_.idle_timeout, content_by, end_by}));
+      auto [ec, n] = co_await read_piece(piece_.get(), piece_size_);
+      out.clear();
+      if (n > 0)
+        feed(n, out);
+      if (n == piece_size_ && piece_size_ < max_piece_bytes) {
+        piece_size_ *= 2;
+        piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
+      }
+      // The gateway's own failure is not the model's: it is streamed as
+      // before (its error event is in `out`).
+      if (internal_) {
+        held += out;
+        co_return true;
+      }
+      if (decoder.state() == stream_state::failed) {
+        r = failure(upstream_failure::protocol,
+                    "the stream failed before its first token: "
+                      + decoder.summary().error);
+        co_return false;
+      }
+      held += out;
+      if (decoder.has_content() || decoder.state() == stream_state::done)
+        break;
+      if (ec) {
+        if (sink_.client_gone())
+          r = client_gone_result();
+        else if (ec != beast::error::timeout)
+          r = failure(upstream_failure::protocol,
+                      "the stream broke off before its first token: "
+                        + ec.message());
+        else if (clock_type::now() >= std::min(content_by, end_by))
+          r = failure(upstream_failure::timeout,
+                      "no content within the first-byte timeout");
+        else
+          r = failure(upstream_failure::timeout,
+                      "the stream stalled before its first token (idle "
+                      "timeout)");
+        co_return false;
+      }
+    }
+    co_return true;
+  }
+
+  /// Relays a 2xx event stream: the client gets 200 only once it carries
+  /// content (await_content), then each translated piece, with
+  /// `req.idle_timeout` between reads, until `end_by`.
+  net::awaitable<void> relay(upstream_result& r,
+                             clock_type::time_point content_by,
+                             clock_type::time_point end_by, bool& reusable) {
+    auto& decoder = *req_.stream;
+    piece_size_ = first_piece_bytes;
+    piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
+    std::string out;
+    if (!co_await await_content(r, content_by, end_by, out))
+      co_return;
     if (!co_await sink_.begin(req_.request_id, req_.response_headers)) {
       r = client_gone_result();
       co_return;
     }
     r.streamed = true;
-    piece_size_ = first_piece_bytes;
-    piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
-    std::string out;
+    if (!out.empty() && !co_await sink_.write(out)) {
+      // The client left: summarised below.
+    }
     while (!parser_->is_done()) {
       lowest_.expires_at(
         std::min(clock_type::now() + req_.idle_timeout, end_by));

@@ -799,10 +799,12 @@ private:
     if (type == wire::text) {
       auto text = string_or(*block, "text");
       if (!text.empty()) {
+        saw_content();
         keep_text(text);
         send(out, chunk(json{{"content", text}}));
       }
     } else if (type == wire::tool_use) {
+      saw_content();
       auto index = uint_or(data, "index");
       auto tool_index = tool_calls_.size();
       if (tool_index == max_stream_tool_calls)
@@ -828,12 +830,14 @@ private:
     auto type = string_or(*delta, "type");
     if (type == wire::text_delta) {
       auto text = string_or(*delta, "text");
+      saw_content();
       keep_text(text);
       send(out, chunk(json{{"content", std::move(text)}}));
     } else if (type == wire::input_json_delta) {
       auto it = tool_calls_.find(uint_or(data, "index"));
       if (it == tool_calls_.end())
         return;
+      saw_content();
       send(out,
            chunk(json{
              {"tool_calls",

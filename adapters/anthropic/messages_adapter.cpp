@@ -76,7 +76,12 @@ protected:
         on_message_start(data, out);
         continue;
       }
-      if (type == wire::content_block_delta) {
+      if (type == wire::content_block_start) {
+        if (auto block = pw::json::member(data, "content_block");
+            block && pw::json::string_of(*block, "type") == wire::tool_use)
+          saw_content();
+      } else if (type == wire::content_block_delta) {
+        saw_content();
         if (auto delta = pw::json::member(data, "delta");
             delta && pw::json::string_of(*delta, "type") == wire::text_delta)
           keep_text(pw::json::string_of(*delta, "text"));

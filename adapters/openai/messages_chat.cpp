@@ -647,6 +647,7 @@ private:
   void add_text(std::string_view text, std::string& out) {
     if (text.empty())
       return;
+    saw_content();
     if (open_ != block_kind::text) {
       close_block(out);
       begin_event(out, aw::content_block_start);
@@ -674,6 +675,7 @@ private:
                            + std::to_string(max_stream_tool_calls)
                            + " tool calls in one answer");
       // A new call: its own tool_use block.
+      saw_content();
       close_block(out);
       tools_.emplace(index, index_);
       auto id = pw::json::string_of(call, "id");

@@ -51,6 +51,8 @@ struct chunk_facts {
   bool has_error = false;
   std::string_view error_message;
   std::string_view content;
+  /// A text, refusal or tool-call delta (or a completion's text).
+  bool has_content = false;
   std::string_view finish_reason;
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
@@ -82,10 +84,17 @@ chunk_facts facts_of(element chunk) {
     if (choices->get_array().value_unsafe().at(0).get(first)
         == simdjson::SUCCESS) {
       // A chat chunk's text is in `delta`; a text completion's in `text`.
-      if (auto delta = json::member(first, "delta"))
+      if (auto delta = json::member(first, "delta")) {
         out.content = json::string_of(*delta, "content");
-      else
+        auto calls = json::member(*delta, "tool_calls");
+        auto call = json::member(*delta, "function_call");
+        out.has_content
+          = !out.content.empty() || !json::string_of(*delta, "refusal").empty()
+            || (calls && calls->is_array()) || (call && call->is_object());
+      } else {
         out.content = json::string_of(first, "text");
+        out.has_content = !out.content.empty();
+      }
       out.finish_reason = json::string_of(first, "finish_reason");
     }
   }
@@ -141,6 +150,8 @@ protected:
                     "upstream_stream_error");
       }
       keep_text(facts.content);
+      if (facts.has_content)
+        saw_content();
       if (!facts.finish_reason.empty())
         summary_.finish_reason = facts.finish_reason;
       if (facts.prompt_tokens + facts.completion_tokens > 0) {

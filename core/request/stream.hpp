@@ -93,7 +93,15 @@ public:
 
   [[nodiscard]] stream_state state() const { return state_; }
 
+  /// True once the stream carried content: a text, refusal or tool-call
+  /// delta. Before it, a failed stream can still fall back to another
+  /// model (nothing the client could use was made).
+  [[nodiscard]] bool has_content() const { return content_; }
+
 protected:
+  /// A decoder calls this for each text, refusal or tool-call delta.
+  void saw_content() { content_ = true; }
+
   /// Translates bytes; implemented per provider.
   virtual stream_state on_bytes(std::string_view bytes, std::string& out) = 0;
 
@@ -127,6 +135,7 @@ protected:
   stream_options options_;
   stream_summary summary_;
   stream_state state_ = stream_state::open;
+  bool content_ = false;
 };
 
 /// A whole chat.completion turned into the events of a stream (role,

@@ -293,6 +293,31 @@ struct raw_response {
   }
 };
 
+/// The assistant text of a chat stream, assembled from the content deltas.
+inline std::string chat_text(const raw_response& r) {
+  std::string out;
+  for (const auto& e : r.events()) {
+    auto j = nlohmann::json::parse(e.data, nullptr, false);
+    if (!j.is_object() || !j.contains("choices") || j["choices"].empty())
+      continue;
+    auto delta = j["choices"][0].value("delta", nlohmann::json::object());
+    if (delta.contains("content") && delta["content"].is_string())
+      out += delta["content"].get<std::string>();
+  }
+  return out;
+}
+
+/// A chat request for `body` on the wire, with the full key.
+inline std::string raw_chat_request(const nlohmann::json& body,
+                                    const std::string& connection = "close") {
+  auto text = body.dump();
+  return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: "
+         "Bearer "
+         + full_key + "\r\nContent-Type: application/json\r\nConnection: "
+         + connection + "\r\nContent-Length: " + std::to_string(text.size())
+         + "\r\n\r\n" + text;
+}
+
 /// A chunked body (`Transfer-Encoding: chunked`) decoded.
 inline std::string dechunk(const std::string& raw) {
   std::string out;

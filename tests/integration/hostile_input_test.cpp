@@ -208,19 +208,32 @@ TEST_CASE("deep JSON in an upstream stream event ends that stream cleanly") {
   fake_response stream;
   stream.content_type = "text/event-stream";
   stream.chunks = openai_stream({"a"});
-  stream.chunks.insert(stream.chunks.begin() + 1,
-                       fake_chunk{0ms, sse("{\"choices\":[],\"x\":"
-                                           + nested_array(300'000) + "}")});
-  fake_upstream up{hostile_first(stream)};
-  gateway_process gw{make_config(openai_model("m", up.base_url()), "m")};
+  auto deep = fake_chunk{
+    0ms, sse("{\"choices\":[],\"x\":" + nested_array(300'000) + "}")};
   auto body = nlohmann::json::parse(chat_body("m"));
   body["stream"] = true;
-  auto res = post(gw, body.dump());
-  CHECK(res.status == 200);
-  CHECK(res.body.find("malformed stream event (nests deeper than 128")
-        != std::string::npos);
-  CHECK(res.body.find("[DONE]") == std::string::npos);
-  check_served(gw, "m");
+  SECTION("after the first token: one error event ends the stream") {
+    // The role, "a", then the deep event.
+    stream.chunks.insert(stream.chunks.begin() + 2, deep);
+    fake_upstream up{hostile_first(stream)};
+    gateway_process gw{make_config(openai_model("m", up.base_url()), "m")};
+    auto res = post(gw, body.dump());
+    CHECK(res.status == 200);
+    CHECK(res.body.find("malformed stream event (nests deeper than 128")
+          != std::string::npos);
+    CHECK(res.body.find("[DONE]") == std::string::npos);
+    check_served(gw, "m");
+  }
+  SECTION("before it: a failed attempt, 502 without a fallback") {
+    stream.chunks.insert(stream.chunks.begin() + 1, deep);
+    fake_upstream up{hostile_first(stream)};
+    gateway_process gw{make_config(openai_model("m", up.base_url()), "m")};
+    auto res = post(gw, body.dump());
+    CHECK(res.status == 502);
+    CHECK(res.body.find("before its first token") != std::string::npos);
+    CHECK(res.body.find("nests deeper than 128") != std::string::npos);
+    check_served(gw, "m");
+  }
 }
 
 TEST_CASE(

@@ -56,6 +56,18 @@ struct silent_listener {
   unsigned short port() const { return acceptor.local_endpoint().port(); }
 };
 
+using messages_api::stream_with;
+
+/// Sends the chat request `body` on a new connection and reads until it
+/// closes.
+raw_response chat_once(uint16_t port, const nlohmann::json& body) {
+  raw_connection conn{port};
+  REQUIRE(conn.send(raw_chat_request(body)));
+  bool closed = false;
+  auto raw = conn.read_until_close(20s, closed);
+  return split(raw, closed);
+}
+
 long vm_rss_kb(pid_t pid) {
   std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
   for (std::string line; std::getline(in, line);)
@@ -340,6 +352,87 @@ TEST_CASE("a stream falls back when the first model fails before its first "
   CHECK(res.status == 200);
   CHECK(res.body.find("\"saved\"") != std::string::npos);
   CHECK(res.body.find("\"model\":\"secondary\"") != std::string::npos);
+}
+
+TEST_CASE("a stream falls back when the first model fails before its first "
+          "token: an error event, a reset after the headers, a stall") {
+  struct failure_mode {
+    const char* name;
+    fake_handler handler;
+    std::string primary_extra;
+    const char* why;
+  };
+  // The role chunk alone: headers and an event, but no content yet.
+  auto role_only = openai_stream({"never sent"});
+  role_only.resize(1);
+  std::vector<failure_mode> modes = {
+    {"an error event first",
+     stream_with({fake_chunk{0ms, sse(R"({"error":{"message":"The server )"
+                                      R"(is overloaded","type":)"
+                                      R"("server_error"}})")}}),
+     "", "the stream failed before its first token: The server is overloaded"},
+    {"a reset after the headers", stream_with(role_only, false), "",
+     "the stream broke off before its first token"},
+    {"a stall before the first delta", stream_with(role_only, true, 10s),
+     "    first_byte_timeout_seconds: 0.3\n",
+     "no content within the first-byte timeout"},
+  };
+  fake_upstream secondary{stream_with(openai_stream({"sa", "ved"}))};
+  for (auto& mode : modes) {
+    INFO("failure mode: " << mode.name);
+    temp_dir dir;
+    fake_upstream primary{mode.handler};
+    gateway_process gw{
+      chain_config(primary.base_url(), secondary.base_url(), mode.primary_extra,
+                   audit_log_middleware(dir.path / "audit.jsonl"))};
+    auto body = nlohmann::json::parse(chat_body("primary"));
+    body["stream"] = true;
+    body["messages"][0]["content"] = mode.name;
+    auto r = chat_once(gw.port(), body);
+    // One 200, and only the fallback's events: nothing of the failed
+    // attempt reached the client.
+    CHECK(r.head.starts_with("HTTP/1.1 200"));
+    CHECK(r.body.find("HTTP/1.1") == std::string::npos);
+    CHECK(chat_text(r) == "saved");
+    CHECK(r.has("\"model\":\"secondary\""));
+    CHECK_FALSE(r.has("\"model\":\"primary\""));
+    CHECK_FALSE(r.has("\"error\""));
+    CHECK(r.count("[DONE]") == 1);
+    CHECK(r.head.find("X-Route-Reason: model:primary") != std::string::npos);
+    // The breaker heard of the failure.
+    CHECK(model_health(gw, "primary")["failures"] == 1);
+    CHECK(model_health(gw, "secondary")["successes"] == 1);
+    // The audit line says what happened.
+    REQUIRE(gw.stop() == 0);
+    auto lines = lines_of(dir.path / "audit.jsonl");
+    REQUIRE(lines.size() == 2);
+    auto line = nlohmann::json::parse(lines[1]);
+    CHECK(line["status"] == 200);
+    CHECK(line["model"] == "secondary");
+    REQUIRE(line["attempts"].size() == 2);
+    CHECK(line["attempts"][0]["model"] == "primary");
+    INFO(line["attempts"][0]["outcome"]);
+    CHECK(line["attempts"][0]["outcome"].get<std::string>().find(mode.why)
+          != std::string::npos);
+    CHECK(line["attempts"][1]["model"] == "secondary");
+  }
+}
+
+TEST_CASE("a stream whose first content came is not retried: a failure "
+          "after it ends the stream with one error event") {
+  auto chunks = openai_stream({"half", " an answer"});
+  chunks.resize(2); // the role, then "half": content, then a reset
+  fake_upstream primary{stream_with(chunks, false)};
+  fake_upstream secondary{stream_with(openai_stream({"never"}))};
+  gateway_process gw{chain_config(primary.base_url(), secondary.base_url())};
+  auto body = nlohmann::json::parse(chat_body("primary"));
+  body["stream"] = true;
+  auto r = chat_once(gw.port(), body);
+  CHECK(r.head.starts_with("HTTP/1.1 200"));
+  CHECK(chat_text(r) == "half");
+  CHECK(r.count("\"error\"") == 1);
+  CHECK_FALSE(r.has("[DONE]"));
+  CHECK(secondary.requests().empty());
 }
 
 TEST_CASE("the request deadline answers 504 at the deadline, not when the "

@@ -9,20 +9,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// The assistant text of a chat stream, assembled from the content deltas.
-std::string chat_text(const raw_response& r) {
-  std::string out;
-  for (const auto& e : r.events()) {
-    auto j = nlohmann::json::parse(e.data, nullptr, false);
-    if (!j.is_object() || !j.contains("choices") || j["choices"].empty())
-      continue;
-    auto delta = j["choices"][0].value("delta", nlohmann::json::object());
-    if (delta.contains("content") && delta["content"].is_string())
-      out += delta["content"].get<std::string>();
-  }
-  return out;
-}
-
 std::string stream_request(const std::string& model, bool usage = false,
                            const std::string& connection = "close") {
   nlohmann::json body = {{"model", model},
@@ -30,12 +16,7 @@ std::string stream_request(const std::string& model, bool usage = false,
                          {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
   if (usage)
     body["stream_options"] = {{"include_usage", true}};
-  auto text = body.dump();
-  return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: "
-         "Bearer "
-         + full_key + "\r\nContent-Type: application/json\r\nConnection: "
-         + connection + "\r\nContent-Length: " + std::to_string(text.size())
-         + "\r\n\r\n" + text;
+  return raw_chat_request(body, connection);
 }
 
 /// Sends a stream request on a new connection and reads until it closes.
