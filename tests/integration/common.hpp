@@ -91,6 +91,14 @@ inline std::string make_config(const std::string& models_yaml,
               : "");
 }
 
+/// A `models:` entry for an Anthropic model at `base_url`.
+inline std::string anthropic_model(const std::string& alias,
+                                   const std::string& base_url) {
+  return "  " + alias + ":\n    provider: anthropic\n    model: \"c\"\n"
+         + "    api_key: \"" + upstream_key + "\"\n    base_url: \"" + base_url
+         + "\"\n";
+}
+
 /// A `models:` entry for an OpenAI-compatible model on `base_url`.
 inline std::string openai_model(const std::string& alias,
                                 const std::string& base_url,

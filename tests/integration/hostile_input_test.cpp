@@ -51,13 +51,6 @@ fake_handler hostile_first(fake_response hostile,
   };
 }
 
-std::string anthropic_model(const std::string& alias,
-                            const std::string& base_url) {
-  return "  " + alias + ":\n    provider: anthropic\n    model: \"c\"\n"
-         + "    api_key: \"" + upstream_key + "\"\n    base_url: \"" + base_url
-         + "\"\n";
-}
-
 http_response post(const gateway_process& gw, const std::string& body) {
   return http_request(gw.port(), "POST", "/v1/chat/completions", body,
                       auth_json(full_key));

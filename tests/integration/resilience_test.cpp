@@ -418,6 +418,52 @@ TEST_CASE("a stream falls back when the first model fails before its first "
   }
 }
 
+TEST_CASE("an Anthropic stream that opens with overloaded_error falls back, "
+          "on chat completions and on the Messages API") {
+  // message_start, then the error: no content yet.
+  auto overloaded = anthropic_stream({"never sent"});
+  overloaded.resize(1);
+  overloaded.push_back(
+    {0ms, sse(R"({"type":"error","error":{"type":"overloaded_error",)"
+              R"("message":"Overloaded"}})",
+              "error")});
+  fake_upstream primary{stream_with(overloaded)};
+  SECTION("chat completions, to an OpenAI model") {
+    fake_upstream secondary{stream_with(openai_stream({"saved"}))};
+    gateway_process gw{make_config(
+      anthropic_model("claude", primary.base_url())
+        + openai_model("secondary", secondary.base_url()),
+      "claude", "",
+      "  fallback_chains:\n    main: [\"claude\", \"secondary\"]\n")};
+    auto body = nlohmann::json::parse(chat_body("claude"));
+    body["stream"] = true;
+    auto r = chat_once(gw.port(), body);
+    CHECK(r.head.starts_with("HTTP/1.1 200"));
+    CHECK(chat_text(r) == "saved");
+    CHECK(r.has("\"model\":\"secondary\""));
+    CHECK_FALSE(r.has("Overloaded"));
+    CHECK(model_health(gw, "claude")["failures"] == 1);
+  }
+  SECTION("the Messages API, to another Anthropic model") {
+    fake_upstream secondary{stream_with(anthropic_stream({"saved"}))};
+    const std::string messages = "    endpoints: [chat, messages]\n";
+    gateway_process gw{make_config(
+      anthropic_model("claude", primary.base_url()) + messages
+        + anthropic_model("claude-b", secondary.base_url()) + messages,
+      "claude", "",
+      "  fallback_chains:\n    main: [\"claude\", \"claude-b\"]\n")};
+    auto r = messages_api::stream_once(gw.port(),
+                                       messages_api::stream_body("claude"));
+    CHECK(r.head.starts_with("HTTP/1.1 200"));
+    CHECK(r.has("\"saved\""));
+    CHECK_FALSE(r.has("overloaded_error"));
+    CHECK(r.count("event: message_start") == 1);
+    CHECK(r.has("event: message_stop"));
+    CHECK(model_health(gw, "claude")["failures"] == 1);
+    CHECK(model_health(gw, "claude-b")["successes"] == 1);
+  }
+}
+
 TEST_CASE("a stream whose first content came is not retried: a failure "
           "after it ends the stream with one error event") {
   auto chunks = openai_stream({"half", " an answer"});
