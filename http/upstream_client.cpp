@@ -438,6 +438,27 @@ private:
       "timeout_error", r.past_deadline ? "deadline_exceeded" : "timeout");
   }
 
+  /// The next read of the stream ends `req.idle_timeout` from now at the
+  /// latest, and not past `by`.
+  void arm_read(clock_type::time_point by) {
+    lowest_.expires_at(std::min(clock_type::now() + req_.idle_timeout, by));
+  }
+
+  /// Translates the `n` bytes a read brought into `out` (cleared first);
+  /// a read that filled the piece doubles it, up to the largest. (Not a
+  /// coroutine: a relayed stream allocates no frame per read beyond
+  /// read_piece's.)
+  void take_piece(size_t n, std::string& out) {
+    out.clear();
+    if (n > 0)
+      feed(n, out);
+    if (n == piece_size_ && piece_size_ < max_piece_bytes) {
+      // A full read: more was there. Its bytes are translated already.
+      piece_size_ *= 2;
+      piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
+    }
+  }
+
   /// Fallback until the first token: reads and translates the stream
   /// without sending anything until it carries content (a text, refusal
   /// or tool-call delta), ends properly, or holds more than
@@ -460,16 +481,9 @@ private:
                     "the stream ended before its first token");
         co_return false;
       }
-      lowest_.expires_at(
-        std::min({clock_type::now() + req_.idle_timeout, content_by, end_by}));
+      arm_read(std::min(content_by, end_by));
       auto [ec, n] = co_await read_piece(piece_.get(), piece_size_);
-      out.clear();
-      if (n > 0)
-        feed(n, out);
-      if (n == piece_size_ && piece_size_ < max_piece_bytes) {
-        piece_size_ *= 2;
-        piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
-      }
+      take_piece(n, out);
       // The gateway's own failure is not the model's: it is streamed as
       // before (its error event is in `out`).
       if (internal_) {
@@ -526,17 +540,9 @@ private:
       // The client left: summarised below.
     }
     while (!parser_->is_done()) {
-      lowest_.expires_at(
-        std::min(clock_type::now() + req_.idle_timeout, end_by));
+      arm_read(end_by);
       auto [ec, n] = co_await read_piece(piece_.get(), piece_size_);
-      out.clear();
-      if (n > 0)
-        feed(n, out);
-      if (n == piece_size_ && piece_size_ < max_piece_bytes) {
-        // A full read: more was there. Its bytes are translated already.
-        piece_size_ *= 2;
-        piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
-      }
+      take_piece(n, out);
       if (ec && decoder.state() == stream_state::open) {
         if (sink_.client_gone())
           break;
