@@ -391,6 +391,8 @@ void exchanged(ledger_ptr self, const redis_batch_ptr& b) {
     rp.deliver(report_of(st, b.get()));
     return;
   }
+  if (!st.sent.contains(b->id))
+    return; // not a batch this LEDGER waits for
   --st.out;
   batch_done(self, b->id, b->outcome);
   arm_batch(self, !st.reservations.empty());

@@ -23,6 +23,38 @@ namespace {
 /// not trusted any more.
 constexpr size_t most_buffered = size_t{8} << 20;
 
+/// Most elements an array in a reply may announce. The gateway's largest
+/// answer, a batch of 512 reservations, has a few thousand; hiredis 0.14
+/// allocates the element array when it reads the header, so an unbounded
+/// count from a hostile Redis would be one huge allocation.
+constexpr int most_elements = 1 << 16;
+
+/// hiredis's own reply functions, with arrays bounded by most_elements.
+const redisReplyObjectFunctions& default_functions() {
+  static const redisReplyObjectFunctions fns = [] {
+    auto* probe = redisReaderCreate();
+    auto copy = *probe->fn;
+    redisReaderFree(probe);
+    return copy;
+  }();
+  return fns;
+}
+
+void* bounded_array(const redisReadTask* task, int elements) {
+  if (elements < 0 || elements > most_elements)
+    return nullptr; // the parser reports it as an error
+  return default_functions().createArray(task, elements);
+}
+
+redisReplyObjectFunctions* bounded_functions() {
+  static redisReplyObjectFunctions fns = [] {
+    auto copy = default_functions();
+    copy.createArray = bounded_array;
+    return copy;
+  }();
+  return &fns;
+}
+
 /// Appends `argv` as a RESP command (an array of bulk strings).
 void append_command(std::string& out, const std::vector<std::string>& argv) {
   out += '*';
@@ -146,6 +178,7 @@ private:
     boost::system::error_code ignored;
     socket_.set_option(tcp::no_delay{true}, ignored);
     reader_ = redisReaderCreate();
+    reader_->fn = bounded_functions();
     // The handshake goes first; its replies are read before any command's.
     // Never the password in a message: only Redis's own words.
     handshake_.clear();
@@ -219,8 +252,12 @@ private:
     for (;;) {
       void* r = nullptr;
       if (redisReaderGetReply(reader_, &r) != REDIS_OK) {
-        fail(std::string{"Redis sent something that is not RESP: "}
-               + reader_->errstr,
+        // An array over most_elements fails as "Out of memory".
+        fail(reader_->err == REDIS_ERR_OOM
+               ? std::string{"Redis sent an answer too large to read (an "
+                             "array of more than 65536 elements)"}
+               : std::string{"Redis sent something that is not RESP: "}
+                   + reader_->errstr,
              failure::protocol);
         return;
       }

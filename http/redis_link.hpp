@@ -14,8 +14,9 @@
 //   dropped): each command on it goes once more on a new connection;
 // - cannot connect, or AUTH, SELECT or a greeting command refused: every
 //   waiting command fails, and for a second the next ones fail at once.
-// A reply never grows past 8 MiB (the gateway's replies are a few KB):
-// a Redis that sends more loses the connection.
+// A reply never grows past 8 MiB or announces an array of more than
+// 65,536 elements (the gateway's replies are a few KB): a Redis that
+// sends more loses the connection.
 
 #include "actors/redis_store.hpp"
 

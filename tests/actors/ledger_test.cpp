@@ -489,12 +489,16 @@ TEST_CASE_METHOD(ledger_fixture, "with Redis, reservations that come while "
       CHECK(r.reserved == 1);
     },
     [&](caf::error& err) { FAIL(message_of(err)); });
-  // An answer to a batch the LEDGER does not wait for changes nothing.
+  // An answer to a batch the LEDGER does not wait for changes nothing:
+  // the next reservation still goes out at once.
   auto stray = std::make_shared<redis_batch>();
   stray->id = 999;
   self->send(aut, atom::exchanged_v, stray);
   run();
   CHECK(link->calls.size() == 2);
+  self->request(aut, caf::infinite, atom::reserve_v, ask("erin"));
+  run();
+  CHECK(link->calls.size() == 3);
   // The answered calls hold the LEDGER's handle: let them go.
   link->calls.clear();
   // A LEDGER that ends closes its link.

@@ -198,6 +198,15 @@ TEST_CASE("a Redis that answers with something that is not RESP, or "
     CHECK_FALSE(a.reply);
     CHECK(a.why == "Redis sent an answer larger than 8 MiB");
   }
+  SECTION("an array of a hundred million elements is not allocated") {
+    reply_with = "*100000000\r\n";
+    auto link = pw::http::make_redis_link(ioc, cfg, {});
+    auto a = command(ioc, *link, {"GET", "big"});
+    CHECK_FALSE(a.reply);
+    CHECK(a.why
+          == "Redis sent an answer too large to read (an array of more than "
+             "65536 elements)");
+  }
   SECTION("closed after reading: sent once more on a new connection") {
     auto link = pw::http::make_redis_link(ioc, cfg, {});
     auto a = command(ioc, *link, {"PING"});
