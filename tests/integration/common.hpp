@@ -354,6 +354,18 @@ inline raw_response split(const std::string& raw, bool closed) {
   return r;
 }
 
+/// Sends the raw request `request` on a new connection and reads until it
+/// closes (or `timeout` passes: then `closed` is false).
+inline raw_response send_once(uint16_t port, const std::string& request,
+                              std::chrono::milliseconds timeout
+                              = std::chrono::seconds{20}) {
+  raw_connection conn{port};
+  REQUIRE(conn.send(request));
+  bool closed = false;
+  auto raw = conn.read_until_close(timeout, closed);
+  return split(raw, closed);
+}
+
 /// Anthropic's Messages API inbound (messages_test.cpp,
 /// messages_chat_test.cpp): requests with the key in x-api-key, Anthropic's
 /// error envelope, streams read event by event. A namespace of its own, so that
@@ -578,11 +590,7 @@ inline nlohmann::json stream_body(const std::string& model,
 inline raw_response stream_once(uint16_t port, const nlohmann::json& body,
                                 std::chrono::milliseconds timeout
                                 = std::chrono::seconds{20}) {
-  raw_connection conn{port};
-  REQUIRE(conn.send(raw_request(body)));
-  bool closed = false;
-  auto raw = conn.read_until_close(timeout, closed);
-  return split(raw, closed);
+  return send_once(port, raw_request(body), timeout);
 }
 
 // -- config ------------------------------------------------------------------

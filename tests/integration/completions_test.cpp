@@ -223,11 +223,7 @@ nlohmann::json stream_body(const std::string& model,
 
 /// Sends `body` on a new connection and reads until it closes.
 raw_response stream_once(uint16_t port, const nlohmann::json& body) {
-  raw_connection conn{port};
-  REQUIRE(conn.send(raw_completions(body)));
-  bool closed = false;
-  auto raw = conn.read_until_close(20s, closed);
-  return split(raw, closed);
+  return send_once(port, raw_completions(body));
 }
 
 // -- config ------------------------------------------------------------------

@@ -58,16 +58,6 @@ struct silent_listener {
 
 using messages_api::stream_with;
 
-/// Sends the chat request `body` on a new connection and reads until it
-/// closes.
-raw_response chat_once(uint16_t port, const nlohmann::json& body) {
-  raw_connection conn{port};
-  REQUIRE(conn.send(raw_chat_request(body)));
-  bool closed = false;
-  auto raw = conn.read_until_close(20s, closed);
-  return split(raw, closed);
-}
-
 long vm_rss_kb(pid_t pid) {
   std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
   for (std::string line; std::getline(in, line);)
@@ -388,7 +378,7 @@ TEST_CASE("a stream falls back when the first model fails before its first "
     auto body = nlohmann::json::parse(chat_body("primary"));
     body["stream"] = true;
     body["messages"][0]["content"] = mode.name;
-    auto r = chat_once(gw.port(), body);
+    auto r = send_once(gw.port(), raw_chat_request(body));
     // One 200, and only the fallback's events: nothing of the failed
     // attempt reached the client.
     CHECK(r.head.starts_with("HTTP/1.1 200"));
@@ -437,7 +427,7 @@ TEST_CASE("an Anthropic stream that opens with overloaded_error falls back, "
       "  fallback_chains:\n    main: [\"claude\", \"secondary\"]\n")};
     auto body = nlohmann::json::parse(chat_body("claude"));
     body["stream"] = true;
-    auto r = chat_once(gw.port(), body);
+    auto r = send_once(gw.port(), raw_chat_request(body));
     CHECK(r.head.starts_with("HTTP/1.1 200"));
     CHECK(chat_text(r) == "saved");
     CHECK(r.has("\"model\":\"secondary\""));
@@ -473,7 +463,7 @@ TEST_CASE("a stream whose first content came is not retried: a failure "
   gateway_process gw{chain_config(primary.base_url(), secondary.base_url())};
   auto body = nlohmann::json::parse(chat_body("primary"));
   body["stream"] = true;
-  auto r = chat_once(gw.port(), body);
+  auto r = send_once(gw.port(), raw_chat_request(body));
   CHECK(r.head.starts_with("HTTP/1.1 200"));
   CHECK(chat_text(r) == "half");
   CHECK(r.count("\"error\"") == 1);

@@ -22,11 +22,7 @@ std::string stream_request(const std::string& model, bool usage = false,
 /// Sends a stream request on a new connection and reads until it closes.
 raw_response stream_once(uint16_t port, const std::string& model,
                          bool usage = false) {
-  raw_connection conn{port};
-  REQUIRE(conn.send(stream_request(model, usage)));
-  bool closed = false;
-  auto raw = conn.read_until_close(20s, closed);
-  return split(raw, closed);
+  return send_once(port, stream_request(model, usage));
 }
 
 fake_handler stream_with(std::vector<fake_chunk> chunks, bool finish = true,
