@@ -17,6 +17,7 @@
 
 #include "core/config/config.hpp"
 #include "core/request/exchange.hpp"
+#include "core/request/stream_guard.hpp"
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
@@ -28,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -504,12 +506,20 @@ struct plugin_slot {
   std::chrono::milliseconds timeout{1000};
   /// `on_error: continue`: a failure or timeout lets the request pass.
   bool fail_open = false;
+  /// A post plugin: how it treats streamed answers.
+  stream_mode stream = stream_mode::record;
 };
 
 /// The plugins of a generation, in config order per stage.
 struct plugin_set {
   std::vector<plugin_slot> pre;
   std::vector<plugin_slot> post;
+  /// The post plugins in `stream: hold`, in order: every stream passes
+  /// them (core/request/stream_guard.hpp). Null when none holds.
+  held_stages_ptr held;
+  /// The first post plugin in `stream: refuse`, if any: a request for a
+  /// stream is answered 400.
+  std::optional<size_t> refuses_streams;
 };
 
 using plugin_set_ptr = std::shared_ptr<const plugin_set>;

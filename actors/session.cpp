@@ -167,6 +167,30 @@ void merge_metadata(nlohmann::ordered_json& to,
       to[k] = v;
 }
 
+/// What the post plugins in `stream: hold` did to the stream, for the
+/// audit line: per plugin, the redactions by kind and where it cut.
+nlohmann::ordered_json held_metadata(session_ptr self) {
+  const auto& st = self->state;
+  auto out = nlohmann::ordered_json::array();
+  for (const auto& r : st.held) {
+    if (r.stage >= st.plugins->post.size())
+      continue;
+    const auto& slot = st.plugins->post[r.stage];
+    nlohmann::ordered_json item{{"entry", slot.path}, {"plugin", slot.name}};
+    if (!r.redacted.empty()) {
+      auto& redacted = item["redacted"];
+      for (const auto& [kind, n] : r.redacted)
+        redacted[kind] = n;
+    }
+    if (r.cut) {
+      item["cut_after_bytes"] = r.cut_after;
+      item["message"] = r.message;
+    }
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
 /// How the request ended, for the post stage.
 plugin_outcome outcome_of(session_ptr self, const http_reply& reply) {
   const auto& st = self->state;
@@ -189,6 +213,8 @@ plugin_outcome outcome_of(session_ptr self, const http_reply& reply) {
       out.stream_complete = reply.stream_complete;
       out.stream_text = st.stream_text;
       out.stream_text_truncated = st.stream_text_truncated;
+      if (!st.held.empty())
+        out.request.metadata["stream_policy"] = held_metadata(self);
     } else {
       out.response_body = std::make_shared<const std::string>(reply.body);
     }
@@ -385,6 +411,8 @@ http_reply streamed_reply(const upstream_result& r, std::string model) {
   reply.cached_tokens = r.summary.cached_tokens;
   if (r.client_gone)
     reply.log_error = "client_closed";
+  else if (r.summary.policy_cut)
+    reply.log_error = "policy_blocked";
   else if (!r.summary.complete)
     reply.log_error = "stream_failed";
   return reply;
@@ -394,7 +422,8 @@ http_reply streamed_reply(const upstream_result& r, std::string model) {
 /// or by the request's deadline (not the model's fault), or broken by the
 /// upstream (which includes running past the model's own timeout).
 call_outcome stream_outcome(const upstream_result& r) {
-  if (r.summary.complete)
+  // A held post plugin's cut is the policy's doing: the model answered.
+  if (r.summary.complete || r.summary.policy_cut)
     return {call_result::success, r.status, r.elapsed.count(), {}};
   if (r.failure == upstream_failure::internal)
     return {call_result::cancelled, r.status, r.elapsed.count(),
@@ -521,8 +550,16 @@ void stream_ended(session_ptr self, upstream_result& r) {
                          kind_of(outcome.result)});
   st.stream_text = std::move(r.summary.text);
   st.stream_text_truncated = r.summary.text_truncated;
+  st.held = std::move(r.summary.held);
   report(self, std::move(outcome));
-  finish(self, streamed_reply(r, alias));
+  auto reply = streamed_reply(r, alias);
+  if (r.summary.policy_cut)
+    for (const auto& h : st.held)
+      if (h.cut && h.stage < st.plugins->post.size()) {
+        st.blocked_by = st.plugins->post[h.stage].name;
+        reply.blocked_by = st.blocked_by;
+      }
+  finish(self, std::move(reply));
 }
 
 /// What a failed (non-streamed) exchange means: the client's error, how
@@ -719,6 +756,18 @@ void call_locally(session_ptr self) {
   answer(self, std::move(*response), 0, microseconds{0});
 }
 
+/// The events a client of `endpoint` reads.
+stream_format format_of(api_endpoint endpoint) {
+  switch (endpoint) {
+  case api_endpoint::completions:
+    return stream_format::completions;
+  case api_endpoint::messages:
+    return stream_format::messages;
+  default:
+    return stream_format::chat;
+  }
+}
+
 /// Bounds the attempt by the request's deadline (no attempt runs past it)
 /// and, for a stream, readies the relay. False when no time is left.
 bool prepare_attempt(session_ptr self, upstream_request& request) {
@@ -737,10 +786,20 @@ bool prepare_attempt(session_ptr self, upstream_request& request) {
   request.request_id = st.ctx.request_id;
   if (!st.ctx.stream)
     return true;
-  // The io thread relays a 2xx answer through this translator.
+  // The io thread relays a 2xx answer through this translator, and
+  // through the post plugins that hold streams, if any.
   const auto& model = *st.decision->settings;
-  request.stream = adapter_of(self).make_stream_decoder(
-    st.decision->settings, stream_options_of(self));
+  auto options = stream_options_of(self);
+  if (st.plugins && st.plugins->held) {
+    auto inner = options;
+    inner.keep_text = 0; // the guard keeps the text the client gets
+    request.stream = hold_stream(
+      adapter_of(self).make_stream_decoder(st.decision->settings, inner),
+      format_of(st.ctx.endpoint), std::move(options), st.plugins->held);
+  } else {
+    request.stream = adapter_of(self).make_stream_decoder(st.decision->settings,
+                                                          std::move(options));
+  }
   request.idle_timeout = to_ms(model.idle_timeout);
   request.response_headers.push_back({"X-Route-Reason", st.route_reason});
   for (const auto& h : st.limit_headers)
@@ -1177,6 +1236,17 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
                           + "' as token ids cannot be checked by this "
                             "gateway's plugins; send text instead.");
     err.param = std::move(field);
+    finish_with(self, std::move(err));
+  } else if (st.ctx.stream && st.plugins && st.plugins->refuses_streams) {
+    // A post plugin that must see whole answers: a stream would avoid it.
+    const auto& slot = st.plugins->post[*st.plugins->refuses_streams];
+    auto err = error_of(
+      errc::invalid_request,
+      "Streaming is not available on this gateway: its " + slot.name
+        + " plugin (" + slot.path
+        + ") checks whole answers (stream: refuse). Send the request "
+          "without \"stream\": true.");
+    err.param = "stream";
     finish_with(self, std::move(err));
   } else {
     run_pre(self, 0);

@@ -75,6 +75,8 @@ struct session_state {
   /// when there is one, and bounded: stream_options::keep_text).
   std::string stream_text;
   bool stream_text_truncated = false;
+  /// What the post plugins in `stream: hold` did to the stream.
+  std::vector<held_report> held;
   /// The client asked for a stream and gets a whole answer as one: turned
   /// into events after the post stage.
   bool wrap_sse = false;

@@ -60,8 +60,23 @@ plugin_actor spawn_plugin(supervisor_ptr self, const plugin_entry& entry) {
 }
 
 plugin_slot slot_of(const plugin_entry& entry, plugin_actor actor) {
-  return {entry.plugin, entry.path, std::move(actor), entry.timeout,
-          entry.fail_open};
+  return {entry.plugin,  entry.path,      std::move(actor),
+          entry.timeout, entry.fail_open, entry.stream_in_force};
+}
+
+/// The post plugins that hold streams, and the first that refuses them.
+void settle_streams(const gateway_config& cfg, plugin_set& set) {
+  auto held = std::make_shared<held_stages>();
+  const auto& post = cfg.middleware.post_response;
+  for (size_t i = 0; i < post.size(); ++i) {
+    const auto& e = post[i];
+    if (e.stream_in_force == stream_mode::hold && e.rule)
+      held->push_back({e.rule, e.stream_window_in_force, i});
+    if (e.stream_in_force == stream_mode::refuse && !set.refuses_streams)
+      set.refuses_streams = i;
+  }
+  if (!held->empty())
+    set.held = std::move(held);
 }
 
 /// The PLUGINs of `cfg`. A reload passes the running set: an entry that
@@ -98,6 +113,7 @@ std::shared_ptr<plugin_set> spawn_plugins(supervisor_ptr self,
   fill(cfg.middleware.post_response,
        old_cfg ? &old_cfg->middleware.post_response : nullptr,
        old ? &old->post : nullptr, out->post);
+  settle_streams(cfg, *out);
   if (old != nullptr) {
     for (auto* slots : {&old->pre, &old->post})
       for (auto& slot : *slots)

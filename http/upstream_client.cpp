@@ -490,14 +490,17 @@ private:
         held += out;
         co_return true;
       }
-      if (decoder.state() == stream_state::failed) {
+      // A held post plugin that cut the stream before any text was sent
+      // is an answer (the policy's), not the model's failure.
+      if (decoder.state() == stream_state::failed
+          && !decoder.summary().policy_cut) {
         r = failure(upstream_failure::protocol,
                     "the stream failed before its first token: "
                       + decoder.summary().error);
         co_return false;
       }
       held += out;
-      if (decoder.has_content() || decoder.state() == stream_state::done)
+      if (decoder.has_content() || decoder.state() != stream_state::open)
         break;
       if (ec) {
         if (sink_.client_gone())
@@ -575,7 +578,7 @@ private:
       r.client_gone = true;
       r.failure = upstream_failure::cancelled;
       r.detail = "the client closed the connection";
-    } else if (!r.summary.complete) {
+    } else if (!r.summary.complete && !r.summary.policy_cut) {
       r.failure = internal_    ? upstream_failure::internal
                   : timed_out_ ? upstream_failure::timeout
                                : upstream_failure::protocol;

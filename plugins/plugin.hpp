@@ -16,6 +16,7 @@
 #include "core/config/config.hpp"
 #include "core/errc.hpp"
 #include "core/request/exchange.hpp"
+#include "core/request/stream_guard.hpp"
 
 #include <caf/fwd.hpp>
 #include <caf/result.hpp>
@@ -27,6 +28,15 @@
 #include <vector>
 
 namespace pw::plugins {
+
+/// What a post plugin can do to a streamed answer.
+struct stream_support {
+  /// It may change or block an answer: streams must not avoid it, so the
+  /// entry holds them (with a rule) or refuses them by default.
+  bool changes_answers = false;
+  /// Its policy on held text (`stream: hold`); null when it cannot hold.
+  stream_rule_ptr rule;
+};
 
 /// A plugin's decision logic, with no state that changes: it may be called
 /// from any thread.
@@ -41,6 +51,10 @@ public:
   /// Post stage: record, change a non-streamed response, or block it.
   [[nodiscard]] virtual actors::plugin_verdict
   on_response(const actors::plugin_outcome& out) const;
+
+  /// In the post stage: what it can do to a streamed answer. Default:
+  /// nothing (it records).
+  [[nodiscard]] virtual stream_support streams() const;
 };
 
 using plugin_logic_ptr = std::shared_ptr<const plugin_logic>;
@@ -65,6 +79,9 @@ struct plugin_factory {
   std::function<actors::plugin_actor(caf::actor_system&, const plugin_entry&,
                                      const plugin_env&)>
     spawn;
+  /// What a checked post entry can do to a streamed answer; unset: it only
+  /// records.
+  std::function<stream_support(const plugin_entry&)> streams;
 };
 
 /// The built-in plugins, in registry order.
@@ -84,9 +101,13 @@ actors::plugin_actor spawn_builtin(caf::actor_system& sys,
                                    const upstream_fn& call);
 
 /// Checks every middleware entry of `cfg` against the registry: known name,
-/// allowed stage, valid config. Returns one message per problem, each
-/// starting with the entry's YAML path.
-std::vector<std::string> check_middleware(const gateway_config& cfg);
+/// allowed stage, valid config, a `stream` mode the plugin supports. Then
+/// settles how each post entry treats streams (`stream_in_force`, and for
+/// `hold` its rule and window): as written, else `hold` for a plugin that
+/// can change or block an answer and has a rule, `refuse` for one that
+/// can but has none (`http`), `record` otherwise. Returns one message per
+/// problem, each starting with the entry's YAML path.
+std::vector<std::string> check_middleware(gateway_config& cfg);
 
 /// Runs a PLUGIN's handler for request `request_id` inside the plugin
 /// boundary (core/boundary.hpp): a throw becomes that request's
@@ -134,8 +155,9 @@ std::shared_ptr<const nlohmann::ordered_json>
 response_document(const actors::plugin_outcome& out);
 
 /// Every generated text of a response: each choice's `message.content`
-/// (string or text parts) for chat, each choice's `text` for completions,
-/// the `text` of each text block for messages; none for embeddings
+/// (string or text parts), its `refusal` and the `arguments` of its tool
+/// calls (and of a legacy `function_call`) for chat, each choice's `text` for
+/// completions, the `text` of each text block for messages; none for embeddings
 /// (vectors are not text) and count_tokens.
 std::vector<text_ref> response_texts(const nlohmann::ordered_json& body,
                                      api_endpoint endpoint);

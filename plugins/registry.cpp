@@ -39,6 +39,11 @@ plugin_factory logic_factory(std::string_view name, logic_maker make) {
         return logic ? spawn_logic_plugin(sys, std::move(logic))
                      : actors::plugin_actor{};
       };
+  f.streams = [make](const plugin_entry& e) {
+    std::vector<std::string> errors;
+    auto logic = make(e, errors);
+    return logic ? logic->streams() : stream_support{};
+  };
   return f;
 }
 
@@ -196,6 +201,10 @@ plugin_logic::on_response(const actors::plugin_outcome&) const {
   return {};
 }
 
+stream_support plugin_logic::streams() const {
+  return {};
+}
+
 const std::vector<plugin_factory>& builtins() {
   static const std::vector<plugin_factory> list = [] {
     std::vector<plugin_factory> out;
@@ -242,10 +251,48 @@ actors::plugin_actor spawn_builtin(caf::actor_system& sys,
   return factory->spawn(sys, entry, plugin_env{call});
 }
 
-std::vector<std::string> check_middleware(const gateway_config& cfg) {
+namespace {
+
+/// Settles how post entry `e` treats streams (see check_middleware).
+void settle_stream(plugin_entry& e, std::vector<std::string>& errors) {
+  const auto* f = find_builtin(e.plugin);
+  auto can = f != nullptr && f->streams ? f->streams(e) : stream_support{};
+  auto mode = e.stream.value_or(can.rule              ? stream_mode::hold
+                                : can.changes_answers ? stream_mode::refuse
+                                                      : stream_mode::record);
+  if (mode == stream_mode::hold && !can.rule) {
+    errors.push_back(
+      e.path + ".stream: " + e.plugin
+      + (can.changes_answers
+           ? " cannot hold a stream (it decides on whole answers); use "
+             "refuse or record"
+           : " never changes or blocks an answer as configured, so there is "
+             "nothing to hold; use record"));
+    return;
+  }
+  if (e.stream_window != 0 && mode != stream_mode::hold) {
+    errors.push_back(e.path + ".stream_window: applies only to stream: hold "
+                     + "(this entry is stream: " + std::string{to_string(mode)}
+                     + ")");
+    return;
+  }
+  e.stream_in_force = mode;
+  if (mode == stream_mode::hold) {
+    e.rule = can.rule;
+    e.stream_window_in_force
+      = e.stream_window != 0 ? e.stream_window : can.rule->default_window();
+  }
+}
+
+} // namespace
+
+std::vector<std::string> check_middleware(gateway_config& cfg) {
   std::vector<std::string> errors;
   check_list(cfg.middleware.pre_request, stage_mask::pre, errors);
   check_list(cfg.middleware.post_response, stage_mask::post, errors);
+  if (errors.empty())
+    for (auto& e : cfg.middleware.post_response)
+      settle_stream(e, errors);
   // One writer per audit chain: two entries on one file would interleave
   // two chains and make the log fail verification.
   std::vector<std::pair<std::string, std::string>> audit_paths;
@@ -350,12 +397,31 @@ std::vector<text_ref> response_texts(const nlohmann::ordered_json& body,
     auto message = c.find("message");
     if (message == c.end() || !message->is_object())
       continue;
+    auto at = nlohmann::ordered_json::json_pointer{"/choices"} / i / "message";
     auto content = message->find("content");
     if (content != message->end())
-      add_content(*content,
-                  nlohmann::ordered_json::json_pointer{"/choices"} / i
-                    / "message" / "content",
-                  out);
+      add_content(*content, at / "content", out);
+    if (auto refusal = message->find("refusal");
+        refusal != message->end() && refusal->is_string())
+      out.push_back({at / "refusal", refusal->get_ptr<const std::string*>()});
+    // The arguments of tool calls are generated text too (a JSON text in
+    // a string), as they are in a stream.
+    auto arguments_of = [&](const nlohmann::ordered_json& fn,
+                            const nlohmann::ordered_json::json_pointer& where) {
+      if (!fn.is_object())
+        return;
+      auto a = fn.find("arguments");
+      if (a != fn.end() && a->is_string())
+        out.push_back({where / "arguments", a->get_ptr<const std::string*>()});
+    };
+    if (auto calls = message->find("tool_calls");
+        calls != message->end() && calls->is_array())
+      for (size_t k = 0; k < calls->size(); ++k)
+        if ((*calls)[k].is_object())
+          if (auto fn = (*calls)[k].find("function"); fn != (*calls)[k].end())
+            arguments_of(*fn, at / "tool_calls" / k / "function");
+    if (auto fn = message->find("function_call"); fn != message->end())
+      arguments_of(*fn, at / "function_call");
   }
   return out;
 }

@@ -23,6 +23,8 @@ class Node;
 
 namespace pw {
 
+class stream_rule; // core/request/stream_guard.hpp
+
 using seconds_d = std::chrono::duration<double>;
 
 /// Converts fractional seconds from the config into a clock duration.
@@ -360,6 +362,20 @@ struct state_config {
 };
 
 /// One `middleware.pre_request[]` or `post_response[]` entry.
+/// How a post plugin treats streamed answers (`stream:` of its entry).
+enum class stream_mode : uint8_t {
+  /// Hold back a window of the streamed text; send it once the plugin
+  /// passed it (core/request/stream_guard.hpp).
+  hold,
+  /// Answer `"stream": true` with 400.
+  refuse,
+  /// Record the stream after it was sent; change nothing.
+  record,
+};
+
+/// Config name: "hold", "refuse", "record".
+std::string_view to_string(stream_mode x);
+
 struct plugin_entry {
   std::string plugin;
   /// YAML path of the entry, for error messages.
@@ -371,9 +387,18 @@ struct plugin_entry {
   /// `on_error: continue`: a plugin that fails or does not answer in time
   /// lets the request pass; by default (`block`) it fails closed.
   bool fail_open = false;
-  /// The entry as written (plugin, config, timeout, on_error), to tell
-  /// whether a reload changed it.
+  /// The entry as written (plugin, config, timeout, on_error, stream), to
+  /// tell whether a reload changed it.
   std::string fingerprint;
+  /// `stream` as written (post_response only); unset: the plugin's default.
+  std::optional<stream_mode> stream;
+  /// `stream_window` as written, in bytes; 0: the plugin's default.
+  size_t stream_window = 0;
+  /// Settled by plugins::check_middleware: the mode in force and, for
+  /// `hold`, the plugin's rule and its window.
+  stream_mode stream_in_force = stream_mode::record;
+  std::shared_ptr<const pw::stream_rule> rule;
+  size_t stream_window_in_force = 0;
 };
 
 struct middleware_config {

@@ -6,6 +6,7 @@
 #include "core/config/env_expand.hpp"
 #include "core/config/yaml_node.hpp"
 #include "core/errc.hpp"
+#include "core/request/stream_guard.hpp"
 #include "core/sha256.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -21,6 +22,18 @@
 #include <thread>
 
 namespace pw {
+
+std::string_view to_string(stream_mode x) {
+  switch (x) {
+  case stream_mode::hold:
+    return "hold";
+  case stream_mode::refuse:
+    return "refuse";
+  case stream_mode::record:
+    return "record";
+  }
+  return "unknown";
+}
 
 std::string_view to_string(provider_kind x) {
   switch (x) {
@@ -1301,7 +1314,8 @@ void load_state(diagnostics& diag, const YAML::Node& node, state_config& out) {
 }
 
 void load_plugins(diagnostics& diag, const YAML::Node& node,
-                  const std::string& path, std::vector<plugin_entry>& out) {
+                  const std::string& path, std::vector<plugin_entry>& out,
+                  bool post) {
   if (is_absent(node))
     return;
   if (!node.IsSequence()) {
@@ -1312,7 +1326,8 @@ void load_plugins(diagnostics& diag, const YAML::Node& node,
     auto entry_path = index(path, i);
     auto entry = node[i];
     if (!check_map(diag, entry, entry_path,
-                   {"plugin", "config", "timeout_ms", "on_error"}))
+                   {"plugin", "config", "timeout_ms", "on_error", "stream",
+                    "stream_window"}))
       continue;
     plugin_entry p;
     p.path = entry_path;
@@ -1327,6 +1342,27 @@ void load_plugins(diagnostics& diag, const YAML::Node& node,
         diag.fail(join(entry_path, "on_error"),
                   "expected block or continue (got " + quoted(*v) + ")");
     }
+    for (const char* key : {"stream", "stream_window"})
+      if (!post && !is_absent(entry[key]))
+        diag.fail(join(entry_path, key),
+                  "only middleware.post_response entries treat streamed "
+                  "answers");
+    if (auto v = get_string(diag, entry, "stream", entry_path); v && post) {
+      if (*v == "hold")
+        p.stream = stream_mode::hold;
+      else if (*v == "refuse")
+        p.stream = stream_mode::refuse;
+      else if (*v == "record")
+        p.stream = stream_mode::record;
+      else
+        diag.fail(join(entry_path, "stream"),
+                  "expected hold, refuse or record (got " + quoted(*v) + ")");
+    }
+    if (auto v = get_int<size_t>(
+          diag, entry, "stream_window", entry_path,
+          {min_stream_window, max_stream_window, max_stream_window});
+        v && post)
+      p.stream_window = *v;
     YAML::Emitter fingerprint;
     fingerprint << entry;
     p.fingerprint = fingerprint.c_str();
@@ -1346,9 +1382,9 @@ void load_middleware(diagnostics& diag, const YAML::Node& node,
   if (!check_map(diag, node, "middleware", {"pre_request", "post_response"}))
     return;
   load_plugins(diag, node["pre_request"], "middleware.pre_request",
-               out.pre_request);
+               out.pre_request, false);
   load_plugins(diag, node["post_response"], "middleware.post_response",
-               out.post_response);
+               out.post_response, true);
 }
 
 void load_logging(diagnostics& diag, const YAML::Node& node,

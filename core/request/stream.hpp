@@ -10,8 +10,25 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace pw {
+
+/// What one held post plugin (`stream: hold`, core/request/stream_guard.hpp)
+/// did to a stream, for the audit line.
+struct held_report {
+  /// The held stage, in config order of the post plugins that hold.
+  size_t stage = 0;
+  /// How many redactions of each kind ("card", "email", ...), in the order
+  /// first seen.
+  std::vector<std::pair<std::string, uint64_t>> redacted;
+  /// The plugin cut the stream here: the client had `cut_after` bytes of
+  /// text, and `message` says why.
+  bool cut = false;
+  size_t cut_after = 0;
+  std::string message;
+};
 
 /// What a translated stream added up to, for the log line, the MODEL's
 /// outcome and the post stage.
@@ -34,6 +51,12 @@ struct stream_summary {
   /// True when the failure was the provider's own error event (a provider
   /// failure) rather than a broken stream.
   bool provider_error = false;
+  /// True when a held post plugin cut the stream (its policy, not a
+  /// failure of the model): `error` says why.
+  bool policy_cut = false;
+  /// What held post plugins did, one entry per plugin that redacted or
+  /// cut (empty without `stream: hold`).
+  std::vector<held_report> held;
 };
 
 enum class stream_state {
@@ -81,13 +104,19 @@ public:
 
   /// The provider's body ended. A stream that did not end properly gets an
   /// error event and `failed`; it is never reported as complete.
-  stream_state finish(std::string& out);
+  virtual stream_state finish(std::string& out);
 
   /// The transport failed (reset, idle timeout) or a time limit passed:
   /// ends an open stream with one error event saying why.
-  stream_state abort(std::string& out, std::string why,
-                     std::string_view type = "upstream_error",
-                     std::string_view code = "stream_failed");
+  virtual stream_state abort(std::string& out, std::string why,
+                             std::string_view type = "upstream_error",
+                             std::string_view code = "stream_failed");
+
+  /// The error event that ends a failed stream in the client's format.
+  /// Default: OpenAI's (stream_error_event).
+  [[nodiscard]] virtual std::string error_event(std::string_view message,
+                                                std::string_view type,
+                                                std::string_view code) const;
 
   [[nodiscard]] const stream_summary& summary() const { return summary_; }
 
@@ -109,12 +138,6 @@ protected:
   stream_state fail(std::string& out, std::string message,
                     std::string_view type = "upstream_error",
                     std::string_view code = "stream_failed");
-
-  /// The error event that ends a failed stream in the client's format.
-  /// Default: OpenAI's (stream_error_event).
-  [[nodiscard]] virtual std::string error_event(std::string_view message,
-                                                std::string_view type,
-                                                std::string_view code) const;
 
   /// Marks the stream complete without writing anything (a format whose
   /// last event is the provider's own, e.g. Anthropic's message_stop).

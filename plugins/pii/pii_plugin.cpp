@@ -20,11 +20,62 @@ struct pii_settings {
   std::string message;
 };
 
+/// The block message for the kinds found (`kinds`: "card, email").
+std::string block_message(const pii_settings& s, const std::string& kinds,
+                          std::string_view what) {
+  return s.message.empty() ? "blocked by policy: personal data (" + kinds
+                               + ") in the " + std::string{what}
+                           : s.message;
+}
+
+/// `redact` and `block` on a held stream: the same scanner, over the held
+/// text.
+class pii_stream_rule final : public stream_rule {
+public:
+  pii_stream_rule(pii_settings settings, pii_scanner scanner)
+      : settings_(std::move(settings)), scanner_(std::move(scanner)) {
+    // nop
+  }
+
+  /// The longest finding is an e-mail address: a local part of at most 64
+  /// bytes, `@` and a domain of at most 253; the checks around a finding
+  /// read a character or two on each side.
+  [[nodiscard]] size_t default_window() const override { return 320; }
+
+  void find(std::string_view text,
+            std::vector<held_finding>& out) const override {
+    for (const auto& f : scanner_.scan(text)) {
+      held_finding h;
+      h.offset = f.offset;
+      h.length = f.length;
+      h.kind = std::string{to_string(f.kind)};
+      if (settings_.action == pii_action::block) {
+        h.block = true;
+        h.message = block_message(settings_, h.kind, "response");
+        out.push_back(std::move(h));
+        return; // the stream ends here
+      }
+      h.replacement = "[REDACTED:" + std::string{label(f.kind)} + "]";
+      out.push_back(std::move(h));
+    }
+  }
+
+private:
+  pii_settings settings_;
+  pii_scanner scanner_;
+};
+
 class pii_plugin final : public plugin_logic {
 public:
   pii_plugin(pii_settings settings, std::vector<pii_kind> kinds)
       : settings_(std::move(settings)), scanner_(std::move(kinds)) {
     // nop
+  }
+
+  [[nodiscard]] stream_support streams() const override {
+    if (settings_.action == pii_action::tag)
+      return {};
+    return {true, std::make_shared<const pii_stream_rule>(settings_, scanner_)};
   }
 
   actors::plugin_verdict
@@ -87,10 +138,7 @@ private:
     } else {
       v.block = true;
       v.status = settings_.status;
-      v.message = settings_.message.empty()
-                    ? "blocked by policy: personal data (" + kinds + ") in the "
-                        + std::string{what}
-                    : settings_.message;
+      v.message = block_message(settings_, kinds, what);
     }
     return v;
   }

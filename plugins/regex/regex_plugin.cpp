@@ -22,11 +22,65 @@ struct regex_rule {
   std::string message;
 };
 
+using rule_list = std::shared_ptr<const std::vector<regex_rule>>;
+
+/// The block rules on a held stream: the stream ends before the earliest
+/// match of any block rule, with that rule's message.
+class regex_stream_rule final : public stream_rule {
+public:
+  explicit regex_stream_rule(rule_list rules) : rules_(std::move(rules)) {
+    // nop
+  }
+
+  /// A pattern's longest match cannot be read off RE2; 256 bytes covers
+  /// words, phrases and identifiers. Longer matches need `stream_window`.
+  [[nodiscard]] size_t default_window() const override { return 256; }
+
+  void find(std::string_view text,
+            std::vector<held_finding>& out) const override {
+    const regex_rule* first = nullptr;
+    re2::StringPiece earliest;
+    re2::StringPiece whole{text.data(), text.size()};
+    for (const auto& rule : *rules_) {
+      if (rule.block == 0)
+        continue;
+      re2::StringPiece match;
+      if (!rule.re->Match(whole, 0, whole.size(), RE2::UNANCHORED, &match, 1))
+        continue;
+      if (first == nullptr || match.data() < earliest.data()) {
+        first = &rule;
+        earliest = match;
+      }
+    }
+    if (first == nullptr)
+      return;
+    held_finding f;
+    f.offset = static_cast<size_t>(earliest.data() - whole.data());
+    f.length = earliest.size();
+    f.block = true;
+    f.kind = "regex";
+    f.message = first->message;
+    out.push_back(std::move(f));
+  }
+
+private:
+  rule_list rules_;
+};
+
 class regex_plugin final : public plugin_logic {
 public:
   explicit regex_plugin(std::vector<regex_rule> rules)
-      : rules_(std::move(rules)) {
+      : rules_(
+        std::make_shared<const std::vector<regex_rule>>(std::move(rules))) {
     // nop
+  }
+
+  [[nodiscard]] stream_support streams() const override {
+    bool blocks = std::any_of(rules_->begin(), rules_->end(),
+                              [](const auto& r) { return r.block != 0; });
+    if (!blocks)
+      return {};
+    return {true, std::make_shared<const regex_stream_rule>(rules_)};
   }
 
   actors::plugin_verdict
@@ -53,7 +107,7 @@ private:
   actors::plugin_verdict scan(const std::vector<text_ref>& texts,
                               bool may_block) const {
     actors::plugin_verdict v;
-    for (const auto& rule : rules_) {
+    for (const auto& rule : *rules_) {
       bool hit = std::any_of(texts.begin(), texts.end(), [&](const auto& t) {
         return RE2::PartialMatch(*t.text, *rule.re);
       });
@@ -76,7 +130,7 @@ private:
     return v;
   }
 
-  std::vector<regex_rule> rules_;
+  rule_list rules_;
 };
 
 } // namespace
