@@ -167,6 +167,31 @@ void merge_metadata(nlohmann::ordered_json& to,
       to[k] = v;
 }
 
+/// Why this answer came from the model it came from: the ROUTER's reason,
+/// and when earlier models of the route failed or were skipped, which ones
+/// and how (`model:a; fallback to b after a: HTTP 503`). Printable ASCII,
+/// as a header value must be; each outcome at most 120 bytes.
+std::string route_reason_of(session_ptr self, bool answered) {
+  const auto& st = self->state;
+  if (!answered || !st.decision || st.route_reason.empty())
+    return st.route_reason;
+  const auto& serving = st.decision->alias;
+  std::string before;
+  for (const auto& a : st.attempts) {
+    if (a.model == serving)
+      continue;
+    before += before.empty() ? "" : ", ";
+    before += a.model + ": " + a.outcome.substr(0, 120);
+  }
+  if (before.empty())
+    return st.route_reason;
+  auto out = st.route_reason + "; fallback to " + serving + " after " + before;
+  for (auto& c : out)
+    if (c < 0x20 || c > 0x7e)
+      c = '?';
+  return out;
+}
+
 /// What the post plugins in `stream: hold` did to the stream, for the
 /// audit line: per plugin, the redactions by kind and where it cut.
 nlohmann::ordered_json held_metadata(session_ptr self) {
@@ -220,7 +245,7 @@ plugin_outcome outcome_of(session_ptr self, const http_reply& reply) {
     }
   }
   out.attempts = st.attempts;
-  out.route_reason = st.route_reason;
+  out.route_reason = route_reason_of(self, !reply.error);
   out.blocked_by = st.blocked_by;
   out.prompt_tokens = reply.prompt_tokens;
   out.completion_tokens = reply.completion_tokens;
@@ -339,7 +364,8 @@ void finish(session_ptr self, http_reply reply) {
   reply.upstream_total = st.upstream_spent;
   reply.blocked_by = st.blocked_by;
   if (!st.route_reason.empty())
-    reply.headers.push_back({"X-Route-Reason", st.route_reason});
+    reply.headers.push_back(
+      {"X-Route-Reason", route_reason_of(self, !reply.error)});
   for (const auto& h : st.limit_headers)
     reply.headers.push_back(h);
   if (!reply.error && !reply.model.empty() && !st.answered) {
@@ -801,7 +827,8 @@ bool prepare_attempt(session_ptr self, upstream_request& request) {
                                                           std::move(options));
   }
   request.idle_timeout = to_ms(model.idle_timeout);
-  request.response_headers.push_back({"X-Route-Reason", st.route_reason});
+  request.response_headers.push_back(
+    {"X-Route-Reason", route_reason_of(self, true)});
   for (const auto& h : st.limit_headers)
     request.response_headers.push_back(h);
   request.received = st.ctx.received;
@@ -825,7 +852,8 @@ upstream_done fast_path_done(session_ptr self) {
                    ? std::optional<stream_options>{stream_options_of(self)}
                    : std::nullopt;
   auto headers = st.limit_headers;
-  headers.insert(headers.begin(), {"X-Route-Reason", st.route_reason});
+  headers.insert(headers.begin(),
+                 {"X-Route-Reason", route_reason_of(self, true)});
   // The attempts before this one, for the metrics of an answer that never
   // comes back here.
   auto facts = attempt_facts(st.attempts);

@@ -388,7 +388,10 @@ TEST_CASE("a stream falls back when the first model fails before its first "
     CHECK_FALSE(r.has("\"model\":\"primary\""));
     CHECK_FALSE(r.has("\"error\""));
     CHECK(r.count("[DONE]") == 1);
-    CHECK(r.head.find("X-Route-Reason: model:primary") != std::string::npos);
+    // The header says the answer came from the fallback, and why.
+    CHECK(r.head.find("X-Route-Reason: model:primary; fallback to secondary "
+                      "after primary: ")
+          != std::string::npos);
     // The breaker heard of the failure.
     CHECK(model_health(gw, "primary")["failures"] == 1);
     CHECK(model_health(gw, "secondary")["successes"] == 1);
@@ -405,6 +408,10 @@ TEST_CASE("a stream falls back when the first model fails before its first "
     CHECK(line["attempts"][0]["outcome"].get<std::string>().find(mode.why)
           != std::string::npos);
     CHECK(line["attempts"][1]["model"] == "secondary");
+    auto reason = line["route_reason"].get<std::string>();
+    CHECK(reason.starts_with("model:primary; fallback to secondary after "
+                             "primary: "));
+    CHECK(reason.find(mode.why) != std::string::npos);
   }
 }
 
