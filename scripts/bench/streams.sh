@@ -16,6 +16,11 @@
 #   cmake --preset release && cmake --build --preset release
 #   scripts/bench/streams.sh            # about 1 minute on 2 cores
 #
+# With HOLD=1 a third target, gw-hold, is the gateway with a post pii
+# redact entry, which holds every stream (docs/plugins.md): it sends fewer,
+# larger events, so compare the CPU per upstream event (the last column;
+# the same as per relayed event for the other two).
+#
 # Env: PW_ROUTER_BIN (build/release/pw-router), STREAMS ("1000 5000"),
 # EVENTS (50), INTERVAL_MS (100), PORT (29500; the upstream gets PORT+1,
 # nginx PORT+2), NGINX, PYTHON (python3). The open files limit must allow
@@ -70,6 +75,10 @@ routing: {default_model: slow}
 health: {check_interval_seconds: 3600}
 logging: {level: warning}
 YAML
+{
+  cat "$dir/gw.yaml"
+  printf 'middleware:\n  post_response:\n    - {plugin: pii, config: {action: redact}}\n'
+} > "$dir/gw-hold.yaml"
 mkdir -p "$dir/nginx"
 cat > "$dir/nginx.conf" << CONF
 worker_processes 1;
@@ -122,7 +131,7 @@ wait_port() { # port
 hz=$(getconf CLK_TCK)
 printf "# %s streams of %s events, one every %s ms; target on CPU 1, upstream and clients on CPU 0\n" \
   "$counts" "$events" "$interval"
-printf "%-6s %6s %9s %7s %14s %14s %9s\n" target N complete failed "KB/stream" "CPU us/event" seconds
+printf "%-7s %6s %9s %7s %14s %14s %14s %9s\n" target N complete failed "KB/stream" "CPU us/event" "us/up-event" seconds
 
 run_target() { # label url pid n log
   local label=$1 url=$2 top=$3 n=$4 log=$5 ps idle t0 peak out
@@ -144,14 +153,15 @@ run_target() { # label url pid n log
   local t1
   t1=$(ticks "${ps[@]}")
   out=$(cat "$dir/out")
-  "$python" - "$label" "$n" "$idle" "$peak" "$((t1 - t0))" "$hz" "$out" << 'PY'
+  "$python" - "$label" "$n" "$idle" "$peak" "$((t1 - t0))" "$hz" "$out" "$events" << 'PY'
 import json, sys
-label, n, idle, peak, dt, hz, out = sys.argv[1:8]
-n, idle, peak, dt, hz = int(n), int(idle), int(peak), int(dt), int(hz)
+label, n, idle, peak, dt, hz, out, events = sys.argv[1:9]
+n, idle, peak, dt, hz, events = int(n), int(idle), int(peak), int(dt), int(hz), int(events)
 r = json.loads(out)
 per_event = dt / hz / r["events"] * 1e6 if r["events"] else float("nan")
-print("%-6s %6d %9d %7d %14.1f %14.1f %9.1f" % (label, n, r["complete"], r["failed"],
-      (peak - idle) / n, per_event, r["seconds"]))
+per_up = dt / hz / (r["complete"] * events) * 1e6 if r["complete"] else float("nan")
+print("%-7s %6d %9d %7d %14.1f %14.1f %14.1f %9.1f" % (label, n, r["complete"], r["failed"],
+      (peak - idle) / n, per_event, per_up, r["seconds"]))
 PY
   # Failed streams: the target's own account of them, to stderr.
   if ! grep -q '"failed": 0' <<< "$out"; then
@@ -169,6 +179,17 @@ for n in $counts; do
     "$dir/gw.log"
   kill "$gw"
   wait "$gw" 2> /dev/null || true
+
+  if [ "${HOLD:-0}" = 1 ]; then
+    taskset -c 1 "$bin" --config "$dir/gw-hold.yaml" > "$dir/gw-hold.log" 2>&1 &
+    gw=$!
+    pids+=("$gw")
+    wait_port "$port" || die "the gateway did not start: $(cat "$dir/gw-hold.log")"
+    run_target gw-hold "http://127.0.0.1:$port/v1/chat/completions" "$gw" \
+      "$n" "$dir/gw-hold.log"
+    kill "$gw"
+    wait "$gw" 2> /dev/null || true
+  fi
 
   taskset -c 1 "$nginx" -p "$dir/nginx" -c "$dir/nginx.conf" -g 'daemon off;' \
     2> "$dir/nginx.err" &
