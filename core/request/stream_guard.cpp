@@ -334,10 +334,16 @@ private:
         continue;
       }
       for (auto [key, value] : object_of(*delta)) {
-        if (key == "content" && value.is_string())
+        if (key == "content" && value.is_string()) {
           hold(i, text_kind::content, 0, value.get_string().value_unsafe(),
                out);
-        else if (key == "refusal" && value.is_string())
+        } else if (key == "content" && value.is_array()) {
+          // Content as parts (not OpenAI's, but some servers send it): the
+          // text of each part is held; the rest goes without it.
+          for (auto part : array_of(value))
+            hold(i, text_kind::content, 0, json::string_of(part, "text"), out);
+          rest = true;
+        } else if (key == "refusal" && value.is_string())
           hold(i, text_kind::refusal, 0, value.get_string().value_unsafe(),
                out);
         else if (key == "tool_calls" && value.is_array())
@@ -408,8 +414,10 @@ private:
         if (delta == choice.end() || !delta->is_object())
           continue;
         for (const char* key : {"content", "refusal"})
-          if (auto t = delta->find(key); t != delta->end() && t->is_string()
-                                         && !t->get_ref<std::string&>().empty())
+          if (auto t = delta->find(key);
+              t != delta->end()
+              && ((t->is_string() && !t->get_ref<std::string&>().empty())
+                  || t->is_array()))
             delta->erase(t);
         if (auto calls = delta->find("tool_calls");
             calls != delta->end() && calls->is_array())
@@ -441,6 +449,20 @@ private:
       if (kind == "input_json_delta") {
         hold(i, text_kind::json, 0, json::string_of(*delta, "partial_json"),
              out);
+        return;
+      }
+    } else if (type == "content_block_start") {
+      // A text block starts empty; text in its start (not Anthropic's, but
+      // an upstream may send it) is held like a delta.
+      auto block = json::member(root, "content_block");
+      auto text = block ? json::string_of(*block, "text") : std::string_view{};
+      if (!text.empty() && json::string_of(*block, "type") == "text") {
+        auto doc = json::to_document(root);
+        doc["content_block"]["text"] = "";
+        out += "event: content_block_start\ndata: ";
+        out += json::dump(doc);
+        out += "\n\n";
+        hold(json::uint_of(root, "index"), text_kind::text, 0, text, out);
         return;
       }
     } else if (type == "content_block_stop") {

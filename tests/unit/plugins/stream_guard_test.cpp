@@ -420,3 +420,38 @@ TEST_CASE("a stream that breaks off still has its held text checked",
   auto events = data_of(out);
   CHECK(events.back()["error"]["code"] == "stream_failed");
 }
+
+TEST_CASE("text an upstream puts where none is expected is held too",
+          "[stream-guard]") {
+  auto stages = stages_of({pii_rule()});
+  SECTION("chat content as a list of parts") {
+    std::string up
+      = R"(data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,"delta":{"role":"assistant","content":[{"type":"text","text":"card 4111 1111 "},{"type":"text","text":"1111 1111 ok"}]},"finish_reason":null}]})"
+        "\n\n"
+        R"(data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"
+        "\n\ndata: [DONE]\n\n";
+    auto run = guard(provider_kind::openai, api_endpoint::chat, up, stages,
+                     1000, stream_format::chat);
+    CHECK(run.state == stream_state::done);
+    CHECK(run.out.find("4111") == std::string::npos);
+    CHECK(chat_text_of(run.out) == "card [REDACTED:CARD] ok");
+  }
+  SECTION("Messages text in a block's start") {
+    std::string up
+      = "event: message_start\ndata: "
+        R"({"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"c","content":[],"usage":{"input_tokens":1,"output_tokens":1}}})"
+        "\n\nevent: content_block_start\ndata: "
+        R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":"card 4111 1111 1111 1111"}})"
+        "\n\nevent: content_block_stop\ndata: "
+        R"({"type":"content_block_stop","index":0})"
+        "\n\nevent: message_stop\ndata: "
+        R"({"type":"message_stop"})"
+        "\n\n";
+    auto run = guard(provider_kind::anthropic, api_endpoint::messages, up,
+                     stages, 1000, stream_format::messages);
+    CHECK(run.state == stream_state::done);
+    CHECK(run.out.find("4111") == std::string::npos);
+    CHECK(run.out.find(R"("text":"card [REDACTED:CARD]")")
+          != std::string::npos);
+  }
+}
