@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 
 namespace pw {
 
@@ -43,6 +45,20 @@ bool has_value(element value, std::string_view key) {
 /// more than any answer has, and a bound whatever an upstream sends.
 constexpr size_t max_held_texts = max_stream_tool_calls + 64;
 
+/// What all held texts of one stream may keep together, about.
+constexpr size_t max_held_bytes = 64 * 1024 * 1024;
+
+/// Adds `n` to the count of `kind` in `list`.
+void add_count(std::vector<std::pair<std::string, uint64_t>>& list,
+               const std::string& kind, uint64_t n) {
+  for (auto& [name, count] : list)
+    if (name == kind) {
+      count += n;
+      return;
+    }
+  list.emplace_back(kind, n);
+}
+
 } // namespace
 
 stream_rule::~stream_rule() = default;
@@ -63,16 +79,6 @@ size_t held_text::held() const {
   return n;
 }
 
-void held_text::count(size_t i, const std::string& kind) {
-  auto& list = reports_[i].redacted;
-  for (auto& [name, n] : list)
-    if (name == kind) {
-      ++n;
-      return;
-    }
-  list.emplace_back(kind, 1);
-}
-
 bool held_text::step(size_t i, bool end, std::string& out) {
   auto& st = stages_[i];
   const auto& spec = (*spec_)[i];
@@ -80,13 +86,16 @@ bool held_text::step(size_t i, bool end, std::string& out) {
   // Checked once a window and an eighth are held: each check then sends at
   // least an eighth of a window, so a stream of tiny events is not read
   // again for every event.
-  if (p.empty() || (!end && p.size() < spec.window + spec.window / 8 + 1))
+  if (p.empty()
+      || (!end
+          && (p.size() < spec.window + spec.window / 8 + 1
+              || p.size() == st.checked)))
     return true;
   scan_.assign(st.context);
   scan_.append(p);
   found_.clear();
-  spec.rule->find(scan_, found_);
   const size_t base = st.context.size();
+  spec.rule->find(scan_, base, found_);
   // Findings in the coordinates of `p`: one that began in the released
   // text (a finding longer than the window) is clipped to what is held.
   size_t kept = 0;
@@ -103,11 +112,14 @@ bool held_text::step(size_t i, bool end, std::string& out) {
   found_.resize(kept);
   size_t cut = end ? p.size() : p.size() - spec.window;
   // A finding across the cut stays held whole, until its end is a window
-  // behind the newest text (or the text ends).
+  // behind the newest text (or the text ends). A block match that keeps
+  // running on (`BEGIN.*`) acts once four windows are held, rather than
+  // holding without bound.
   if (!end)
     for (const auto& f : found_)
       if (f.offset < cut && f.offset + f.length > cut) {
-        cut = f.offset;
+        if (!f.block || p.size() <= 4 * spec.window)
+          cut = f.offset;
         break;
       }
   // Not inside a UTF-8 character (of at most four bytes).
@@ -129,15 +141,15 @@ bool held_text::step(size_t i, bool end, std::string& out) {
     }
     out.append(p, at, f.offset - at);
     out += f.replacement;
-    count(i, f.kind);
+    add_count(reports_[i].redacted, f.kind, 1);
     at = f.offset + f.length;
   }
   if (at < cut)
     out.append(p, at, cut - at);
   // The released text, unchanged, is the context of the next check.
   st.context.append(p, 0, std::max(at, cut));
-  if (st.context.size() > spec.window) {
-    auto drop = st.context.size() - spec.window;
+  if (st.context.size() > 2 * spec.window) {
+    auto drop = st.context.size() - 2 * spec.window;
     for (int n = 0;
          n < 3 && drop < st.context.size() && continuation(st.context[drop]);
          ++n)
@@ -145,6 +157,7 @@ bool held_text::step(size_t i, bool end, std::string& out) {
     st.context.erase(0, drop);
   }
   p.erase(0, std::max(at, cut));
+  st.checked = p.size();
   return true;
 }
 
@@ -193,6 +206,13 @@ public:
         format_(format), stages_(std::move(stages)) {
     id_ = (format_ == stream_format::completions ? "cmpl-" : "chatcmpl-")
           + options_.request_id;
+    // A held text keeps up to about six windows per stage (pending, context,
+    // the check's copy); all of a stream's together stay under 64 MiB.
+    size_t windows = 0;
+    for (const auto& st : *stages_)
+      windows += st.window;
+    max_channels_ = std::clamp<size_t>(max_held_bytes / (6 * windows + 1), 16,
+                                       max_held_texts);
   }
 
   stream_state finish(std::string& out) override {
@@ -281,7 +301,10 @@ private:
       on_messages_event(name, root, ev, out);
       return;
     }
-    if (has_value(root, "error")) {
+    // An error event, as the adapters tell one (an object or a string);
+    // any other `error` is a field of a chunk, whose texts are held.
+    if (auto e = json::member(root, "error");
+        e && (e->is_object() || e->is_string())) {
       if (flush_all(out))
         out += ev;
       return;
@@ -410,6 +433,9 @@ private:
             *t = "";
           continue;
         }
+        // Not fields of a chunk, but text a client might show.
+        choice.erase("message");
+        choice.erase("text");
         auto delta = choice.find("delta");
         if (delta == choice.end() || !delta->is_object())
           continue;
@@ -451,6 +477,19 @@ private:
              out);
         return;
       }
+    } else if (type == "message_start") {
+      // A message starts with no content; content in its start (not
+      // Anthropic's) is not sent: it would pass unchecked.
+      auto message = json::member(root, "message");
+      auto content = message ? json::member(*message, "content") : std::nullopt;
+      if (content && !(content->is_array() && array_of(*content).size() == 0)) {
+        auto doc = json::to_document(root);
+        doc["message"]["content"] = nlohmann::ordered_json::array();
+        out += "event: message_start\ndata: ";
+        out += json::dump(doc);
+        out += "\n\n";
+        return;
+      }
     } else if (type == "content_block_start") {
       // A text block starts empty; text in its start (not Anthropic's, but
       // an upstream may send it) is held like a delta.
@@ -480,15 +519,16 @@ private:
   // --------------------------------------------------------------
 
   channel* find_channel(uint64_t choice, text_kind kind, uint64_t index) {
-    for (auto& c : channels_)
-      if (c->choice == choice && c->kind == kind && c->index == index)
-        return c.get();
-    if (channels_.size() >= max_held_texts) {
+    auto key = std::tuple{choice, static_cast<uint8_t>(kind), index};
+    if (auto it = by_key_.find(key); it != by_key_.end())
+      return it->second;
+    if (channels_.size() >= max_channels_) {
       overflow_ = true;
       return nullptr;
     }
     channels_.push_back(std::make_unique<channel>(
       channel{choice, kind, index, held_text{stages_}}));
+    by_key_.emplace(key, channels_.back().get());
     return channels_.back().get();
   }
 
@@ -513,8 +553,9 @@ private:
   }
 
   bool flush_choice(uint64_t choice, std::string& out) {
-    for (auto& c : channels_)
-      if (c->choice == choice && !release(*c, true, out))
+    for (auto it = by_key_.lower_bound({choice, 0, 0});
+         it != by_key_.end() && std::get<0>(it->first) == choice; ++it)
+      if (!release(*it->second, true, out))
         return false;
     return !stopped();
   }
@@ -644,9 +685,14 @@ private:
     summarise();
     if (blocked_) {
       summary_.complete = false;
+      summary_.finish_reason
+        = format_ == stream_format::messages ? "refusal" : "content_filter";
+      // A block found in the text held when the stream failed ends what the
+      // client sees; the model failed all the same (breaker, fallback).
+      if (inner == stream_state::failed)
+        return inner;
       summary_.error = message_;
       summary_.policy_cut = true;
-      summary_.finish_reason = "content_filter";
       content_ = true;
       return stream_state::failed;
     }
@@ -671,15 +717,8 @@ private:
       r.stage = (*stages_)[s].post_index;
       for (const auto& c : channels_) {
         const auto& from = c->text.reports()[s];
-        for (const auto& item : from.redacted) {
-          auto it = std::find_if(
-            r.redacted.begin(), r.redacted.end(),
-            [&](const auto& x) { return x.first == item.first; });
-          if (it == r.redacted.end())
-            r.redacted.push_back(item);
-          else
-            it->second += item.second;
-        }
+        for (const auto& [kind, n] : from.redacted)
+          add_count(r.redacted, kind, n);
       }
       if (blocked_ && s == blocked_stage_) {
         r.cut = true;
@@ -694,7 +733,11 @@ private:
   std::unique_ptr<stream_decoder> inner_;
   stream_format format_;
   held_stages_ptr stages_;
+  /// The held texts, in the order they began, and by (choice, kind,
+  /// index); at most max_channels_.
   std::vector<std::unique_ptr<channel>> channels_;
+  std::map<std::tuple<uint64_t, uint8_t, uint64_t>, channel*> by_key_;
+  size_t max_channels_ = max_held_texts;
   /// The inner decoder's events of one call, the released text of one
   /// channel, and one event being built.
   std::string tmp_;

@@ -54,9 +54,10 @@ public:
   /// can span together with the context its checks read around it.
   [[nodiscard]] virtual size_t default_window() const = 0;
 
-  /// Appends the findings in `text` to `out`, sorted by offset and not
-  /// overlapping.
-  virtual void find(std::string_view text,
+  /// Appends the findings in `text` that end after byte `from` to `out`,
+  /// sorted by offset and not overlapping. (The text before `from` was
+  /// sent already: it is there as context, and may begin mid-word.)
+  virtual void find(std::string_view text, size_t from,
                     std::vector<held_finding>& out) const = 0;
 };
 
@@ -81,9 +82,12 @@ constexpr size_t max_stream_window = 64 * 1024;
 /// stage k releases is what stage k+1 holds. Text is released only once it
 /// lies more than the stage's window behind the newest text (so every
 /// finding that could include it has been seen whole), or at the end of
-/// the text; a stage checks once it holds an eighth of a window more than
-/// the window, so each check sends at least that much. Each stage also keeps up
-/// to a window of the text it released, unchanged, as context for its checks.
+/// the text. A stage checks once it holds an eighth of a window more than
+/// the window and text came since its last check. Each stage also keeps
+/// up to two windows of the text it released, unchanged, as context for
+/// its checks (two, so that a match the cut context makes up at its start
+/// cannot reach the text the check is for). A block match that runs on
+/// past the cut is held until the stage holds four windows, then acts.
 class held_text {
 public:
   explicit held_text(held_stages_ptr stages);
@@ -115,13 +119,13 @@ private:
   struct stage_state {
     std::string pending;
     std::string context;
+    /// The size of `pending` after the last check: no new text, no check.
+    size_t checked = 0;
   };
 
   /// Runs stage `i` over its pending text; appends what it releases to
   /// `out`.
   bool step(size_t i, bool end, std::string& out);
-
-  void count(size_t i, const std::string& kind);
 
   held_stages_ptr spec_;
   std::vector<stage_state> stages_;

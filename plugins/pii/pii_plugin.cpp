@@ -42,9 +42,11 @@ public:
   /// read a character or two on each side.
   [[nodiscard]] size_t default_window() const override { return 320; }
 
-  void find(std::string_view text,
+  void find(std::string_view text, size_t from,
             std::vector<held_finding>& out) const override {
     for (const auto& f : scanner_.scan(text)) {
+      if (f.offset + f.length <= from)
+        continue; // sent already
       held_finding h;
       h.offset = f.offset;
       h.length = f.length;
@@ -52,10 +54,9 @@ public:
       if (settings_.action == pii_action::block) {
         h.block = true;
         h.message = block_message(settings_, h.kind, "response");
-        out.push_back(std::move(h));
-        return; // the stream ends here
+      } else {
+        h.replacement = "[REDACTED:" + std::string{label(f.kind)} + "]";
       }
-      h.replacement = "[REDACTED:" + std::string{label(f.kind)} + "]";
       out.push_back(std::move(h));
     }
   }

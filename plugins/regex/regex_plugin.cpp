@@ -36,7 +36,7 @@ public:
   /// words, phrases and identifiers. Longer matches need `stream_window`.
   [[nodiscard]] size_t default_window() const override { return 256; }
 
-  void find(std::string_view text,
+  void find(std::string_view text, size_t from,
             std::vector<held_finding>& out) const override {
     const regex_rule* first = nullptr;
     re2::StringPiece earliest;
@@ -44,8 +44,23 @@ public:
     for (const auto& rule : *rules_) {
       if (rule.block == 0)
         continue;
+      // The rule's first match that ends after `from`: one in the text sent
+      // already (where the context may begin mid-word) must not hide it.
       re2::StringPiece match;
-      if (!rule.re->Match(whole, 0, whole.size(), RE2::UNANCHORED, &match, 1))
+      size_t at = 0;
+      bool found = false;
+      while (at <= whole.size()
+             && rule.re->Match(whole, at, whole.size(), RE2::UNANCHORED, &match,
+                               1)) {
+        auto end
+          = static_cast<size_t>(match.data() - whole.data()) + match.size();
+        if (end > from || (match.empty() && end == from && from == 0)) {
+          found = true;
+          break;
+        }
+        at = match.empty() ? end + 1 : end;
+      }
+      if (!found)
         continue;
       if (first == nullptr || match.data() < earliest.data()) {
         first = &rule;

@@ -455,3 +455,126 @@ TEST_CASE("text an upstream puts where none is expected is held too",
           != std::string::npos);
   }
 }
+
+TEST_CASE("a block match longer than the window ends the stream without "
+          "waiting for its end without bound",
+          "[stream-guard]") {
+  // The match runs to the end of the text so far, however long it grows:
+  // the held text stays bounded.
+  auto stages = stages_of(
+    {regex_rule(R"({rules: [{pattern: 'BEGIN[a-z ]*', block: 403}]})")}, 64);
+  held_text h{stages};
+  std::string out = "";
+  bool ok = true;
+  h.add("Hello. BEGIN");
+  for (int i = 0; i < 1000 && ok; ++i) {
+    h.add("abc ");
+    ok = h.release(out, false);
+    CHECK(h.held() <= 4 * 64 + 4);
+  }
+  CHECK_FALSE(ok);
+  CHECK(out == "Hello. ");
+}
+
+TEST_CASE("a match the cut context makes up at its start does not hide a "
+          "real one",
+          "[stream-guard]") {
+  // The context may begin mid-word: 'XSECRET' cut to 'SECRET' matches
+  // \bSECRET\b there, in text sent already; the real match after it must
+  // still block.
+  auto stages = stages_of(
+    {regex_rule(R"({rules: [{pattern: '\bSECRET\b', block: 403}]})")}, 16);
+  std::string first = "aaaaaaaXSECRET " + std::string(25, 'b');
+  std::string second = " SECRET " + std::string(30, 'c');
+  held_text h{stages};
+  std::string out;
+  h.add(first);
+  REQUIRE(h.release(out, false));
+  h.add(second);
+  bool ok = h.release(out, false) && h.release(out, true);
+  CHECK_FALSE(ok);
+  CHECK(out == first + " ");
+}
+
+namespace {
+
+/// A rule that finds nothing and counts how often it was asked.
+struct counting_rule final : stream_rule {
+  mutable int calls = 0;
+  [[nodiscard]] size_t default_window() const override { return 16; }
+  void find(std::string_view, size_t,
+            std::vector<held_finding>&) const override {
+    ++calls;
+  }
+};
+
+} // namespace
+
+TEST_CASE("held text is checked again only when text came", "[stream-guard]") {
+  auto rule = std::make_shared<counting_rule>();
+  held_text h{stages_of({rule})};
+  std::string out;
+  h.add(std::string(100, 'a'));
+  REQUIRE(h.release(out, false));
+  CHECK(rule->calls == 1);
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(h.release(out, false));
+  CHECK(rule->calls == 1);
+  h.add("more text here");
+  REQUIRE(h.release(out, false));
+  CHECK(rule->calls == 2);
+}
+
+TEST_CASE("text in fields an upstream should not use is held or dropped",
+          "[stream-guard]") {
+  auto stages = stages_of({pii_rule()});
+  SECTION("a chunk whose error field is not an error") {
+    std::string up
+      = R"(data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","error":false,"choices":[{"index":0,"delta":{"content":"card 4111 1111 1111 1111"},"finish_reason":null}]})"
+        "\n\ndata: [DONE]\n\n";
+    auto run = guard(provider_kind::openai, api_endpoint::chat, up, stages,
+                     1000, stream_format::chat);
+    CHECK(run.out.find("4111") == std::string::npos);
+    CHECK(chat_text_of(run.out) == "card [REDACTED:CARD]");
+  }
+  SECTION("content in a Messages message_start") {
+    std::string up
+      = "event: message_start\ndata: "
+        R"({"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"card 4111 1111 1111 1111"}],"usage":{"input_tokens":1,"output_tokens":1}}})"
+        "\n\nevent: message_stop\ndata: "
+        R"({"type":"message_stop"})"
+        "\n\n";
+    auto run = guard(provider_kind::anthropic, api_endpoint::messages, up,
+                     stages, 1000, stream_format::messages);
+    CHECK(run.out.find("4111") == std::string::npos);
+    CHECK(run.out.find(R"("content":[])") != std::string::npos);
+  }
+}
+
+TEST_CASE("a block in the text held when the upstream broke off is not a "
+          "policy cut: the model failed",
+          "[stream-guard]") {
+  auto stages = stages_of({regex_rule(
+    R"({rules: [{pattern: 'secret project', block: 403, message: "no"}]})")});
+  std::string up = openai_stream("Hi. The secret project.", 1);
+  up = up.substr(0, up.find("\"finish_reason\":\"stop\""));
+  up = up.substr(0, up.rfind("data: "));
+  stream_options options{"m", false, "r", max_kept_stream_text};
+  auto inner_options = options;
+  inner_options.keep_text = 0;
+  auto decoder = hold_stream(
+    adapters::adapter_for(provider_kind::openai)
+      .make_stream_decoder(model(provider_kind::openai), inner_options),
+    stream_format::chat, options, stages);
+  std::string out;
+  decoder->feed(up, out);
+  decoder->abort(out, "The upstream stream broke off");
+  CHECK(decoder->state() == stream_state::failed);
+  CHECK_FALSE(decoder->summary().policy_cut);
+  CHECK(decoder->summary().error == "The upstream stream broke off");
+  CHECK(out.find("secret project") == std::string::npos);
+  CHECK(chat_text_of(out) == "Hi. The ");
+  // What the policy did is still recorded.
+  REQUIRE(decoder->summary().held.size() == 1);
+  CHECK(decoder->summary().held[0].cut);
+}
