@@ -62,6 +62,12 @@ constexpr probe probe_v{};
 /// A health check finished (io thread -> MODEL).
 using checked = caf::atom_constant<caf::atom("checked")>;
 constexpr checked checked_v{};
+/// Time to fetch a MODEL's run-time credential (MODEL to itself).
+using renew = caf::atom_constant<caf::atom("renew")>;
+constexpr renew renew_v{};
+/// A credential fetch finished (io thread -> MODEL).
+using renewed = caf::atom_constant<caf::atom("renewed")>;
+constexpr renewed renewed_v{};
 /// Time for a SESSION's next attempt after a backoff (SESSION to itself).
 using retry = caf::atom_constant<caf::atom("retry")>;
 constexpr retry retry_v{};
@@ -135,6 +141,10 @@ struct admission {
   /// outcome never comes (its holder died, a message was lost) expires, so
   /// neither an in-flight slot nor the probe slot is lost for good.
   uint64_t lease = 0;
+  /// Set when the model's provider needs a run-time credential (a token)
+  /// and the MODEL holds no valid one: why. The SESSION then fails the
+  /// attempt without calling (upstream_failure::credentials).
+  std::string credential_error{};
 };
 
 /// How an admitted call ended.
@@ -270,7 +280,11 @@ using model_actor = caf::typed_actor<
   // INTERNAL: runs one health check and re-arms the timer.
   caf::reacts_to<atom::probe>,
   // INTERNAL: a health check finished (from the io thread).
-  caf::reacts_to<atom::checked, upstream_result>>;
+  caf::reacts_to<atom::checked, upstream_result>,
+  // INTERNAL: fetches the run-time credential (a token) and re-arms.
+  caf::reacts_to<atom::renew>,
+  // INTERNAL: a credential fetch finished (from the io thread).
+  caf::reacts_to<atom::renewed, upstream_result>>;
 
 /// One model of a route: its alias and its actor.
 struct candidate {
@@ -295,6 +309,8 @@ struct route_decision {
   model_config_ptr settings;
   /// The admission's lease (echoed in the outcome).
   uint64_t lease = 0;
+  /// admission::credential_error.
+  std::string credential_error{};
 };
 
 /// The decision for a candidate whose MODEL admitted the call.
@@ -305,6 +321,7 @@ inline route_decision decision_for(std::string alias, model_actor model,
   d.model = std::move(model);
   d.settings = std::move(a.settings);
   d.lease = a.lease;
+  d.credential_error = std::move(a.credential_error);
   return d;
 }
 

@@ -48,7 +48,7 @@ void model_state::record(const call_outcome& x) {
 model_status model_state::status(circuit_breaker::clock::time_point now) const {
   model_status out;
   out.alias = settings->alias;
-  out.provider = std::string{to_string(settings->provider)};
+  out.provider = settings->provider;
   out.model = settings->model;
   out.circuit = std::string{to_string(breaker.state(now))};
   out.in_flight = in_flight();
@@ -120,8 +120,19 @@ void run_check(model_ptr self) {
   auto& st = self->state;
   if (st.check_in_flight || !st.check)
     return;
+  if (!st.has_credential(self->clock().now())) {
+    // Nothing to check with; requests fail with the reason meanwhile.
+    st.last_check = log::timestamp();
+    st.last_check_ok = false;
+    st.last_check_error
+      = "skipped: no valid credential ("
+        + (st.credential_error.empty() ? std::string{"its token expired"}
+                                       : st.credential_error)
+        + ")";
+    return;
+  }
   const auto& m = *st.settings;
-  auto req = adapters::adapter_for(m.provider).health_request(m);
+  auto req = adapters::adapter_for(m).health_request(m);
   if (!req)
     return;
   req->connect_timeout = std::min(req->connect_timeout, st.check_timeout);
@@ -158,12 +169,89 @@ void on_checked(model_ptr self, const upstream_result& r) {
   log_transition(self, "health check failed");
 }
 
+/// A credential fetch failed: said in the log, retried with a backoff (1,
+/// 2, 4 ... 60 s). A token still valid stays in use meanwhile.
+void credential_failed(model_ptr self, std::string why) {
+  auto& st = self->state;
+  st.credential_error = std::move(why);
+  ++st.credential_failures;
+  auto shift = std::min<uint32_t>(st.credential_failures - 1, 6);
+  auto delay = std::min(std::chrono::seconds{1} * (1u << shift),
+                        std::chrono::seconds{60});
+  if (!st.checks_started)
+    st.last_check_error = "waiting for a credential: " + st.credential_error;
+  log::write(log_level::warning, "credential_failed",
+             {{"model", st.settings->alias},
+              {"error", st.credential_error},
+              {"failures", st.credential_failures},
+              {"retry_in_s", delay.count()}});
+  self->delayed_send(self, delay, atom::renew_v);
+}
+
+/// Asks the provider's token endpoint for a credential, on an io thread.
+void fetch_credential(model_ptr self) {
+  auto& st = self->state;
+  if (st.credential_in_flight)
+    return;
+  const auto& m = *st.configured;
+  auto req = adapters::adapter_for(m).credential_request(m);
+  if (!req)
+    return;
+  if (!*req) {
+    credential_failed(self, message_of(req->error()));
+    return;
+  }
+  st.credential_in_flight = true;
+  auto handle = caf::actor_cast<model_actor>(self);
+  st.check(std::move(**req), [handle](upstream_result r) {
+    caf::anon_send(handle, atom::renewed_v, std::move(r));
+  });
+}
+
+/// A credential fetch finished: the new token goes into the settings the
+/// MODEL hands out, and the next fetch is set ahead of its expiry (at 3/4
+/// of its life, at most 5 minutes before it ends, at least 5 s on).
+void on_renewed(model_ptr self, const upstream_result& r) {
+  auto& st = self->state;
+  st.credential_in_flight = false;
+  if (r.failure == upstream_failure::cancelled)
+    return; // shutting down
+  const auto& m = *st.configured;
+  auto cred = adapters::adapter_for(m).credential_from(r, m);
+  if (!cred) {
+    credential_failed(self, message_of(cred.error()));
+    return;
+  }
+  auto next = std::make_shared<model_config>(m);
+  next->access_token = std::move(cred->token);
+  st.settings = std::move(next);
+  auto life = std::max(cred->lifetime, std::chrono::seconds{0});
+  st.credential_expires = self->clock().now() + life;
+  st.credential_error.clear();
+  st.credential_failures = 0;
+  auto ahead = std::min(life / 4, std::chrono::seconds{300});
+  auto renew_in = std::max(life - ahead, std::chrono::seconds{5});
+  log::write(log_level::info, "credential_renewed",
+             {{"model", m.alias},
+              {"expires_in_s", life.count()},
+              {"renew_in_s", renew_in.count()}});
+  self->delayed_send(self, renew_in, atom::renew_v);
+  if (!st.checks_started) {
+    st.last_check_error.clear();
+    if (st.check_interval.count() > 0) {
+      st.checks_started = true;
+      self->send(self, atom::probe_v);
+    }
+  }
+}
+
 } // namespace
 
 model_actor::behavior_type
 model(model_actor::stateful_pointer<model_state> self,
       model_config_ptr settings, health_config health, upstream_fn check) {
   auto& st = self->state;
+  st.configured = settings;
   st.settings = std::move(settings);
   st.breaker = circuit_breaker{breaker_settings{
     health.unhealthy_threshold, health.healthy_threshold,
@@ -174,8 +262,20 @@ model(model_actor::stateful_pointer<model_state> self,
   st.check_timeout = to_ms(health.check_timeout);
   // The first check runs at once, then one every interval: one timer per
   // model, never per request.
-  if (st.check && st.check_interval.count() > 0)
+  // A provider with a run-time credential fetches it at once and renews
+  // it ahead of its expiry; its health checks start with the first token.
+  st.needs_credential = adapters::adapter_for(*st.configured)
+                          .credential_request(*st.configured)
+                          .has_value();
+  if (st.needs_credential) {
+    st.credential_error
+      = st.check ? "not fetched yet" : "no io thread to fetch it";
+    st.last_check_error = "waiting for a credential";
+    if (st.check)
+      self->send(self, atom::renew_v);
+  } else if (st.check && st.check_interval.count() > 0) {
     self->send(self, atom::probe_v);
+  }
   return {
     [self](atom::admit, const admit_request& req) -> admission {
       auto& st = self->state;
@@ -197,7 +297,12 @@ model(model_actor::stateful_pointer<model_state> self,
       st.leases.emplace(id,
                         model_state::lease{now + ttl + st.lease_grace, probe});
       ++st.requests;
-      return admission{true, {}, st.settings, 0, probe, id};
+      admission out{true, {}, st.settings, 0, probe, id};
+      if (!st.has_credential(now))
+        out.credential_error = st.credential_error.empty()
+                                 ? std::string{"its token expired"}
+                                 : st.credential_error;
+      return out;
     },
     [self](atom::outcome, const call_outcome& x) {
       auto& st = self->state;
@@ -235,6 +340,8 @@ model(model_actor::stateful_pointer<model_state> self,
       self->delayed_send(self, self->state.check_interval, atom::probe_v);
     },
     [self](atom::checked, const upstream_result& r) { on_checked(self, r); },
+    [self](atom::renew) { fetch_credential(self); },
+    [self](atom::renewed, const upstream_result& r) { on_renewed(self, r); },
   };
 }
 

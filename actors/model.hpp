@@ -19,8 +19,24 @@ namespace pw::actors {
 struct model_state {
   static inline const char* name = "model";
 
-  /// The model's validated settings, shared with SESSIONs it admits.
+  /// The model's validated settings, shared with SESSIONs it admits; for a
+  /// provider with a run-time credential, a copy of `configured` with the
+  /// current access token.
   model_config_ptr settings;
+  /// The settings as loaded.
+  model_config_ptr configured;
+  /// The provider needs a run-time credential (adapter::credential_request).
+  bool needs_credential = false;
+  /// When the access token in `settings` stops being valid.
+  circuit_breaker::clock::time_point credential_expires{};
+  /// Why the MODEL holds no valid credential ("" when it does).
+  std::string credential_error;
+  bool credential_in_flight = false;
+  /// The health checks run (for a provider with a run-time credential,
+  /// once its first token came).
+  bool checks_started = false;
+  /// Failed fetches in a row (the retry backs off: 1, 2, 4 ... 60 s).
+  uint32_t credential_failures = 0;
   circuit_breaker breaker{breaker_settings{}};
   /// Runs health checks on an io thread (empty: no checks).
   upstream_fn check;
@@ -60,6 +76,13 @@ struct model_state {
   std::string last_check;
   bool last_check_ok = false;
   std::string last_check_error;
+
+  /// Whether the credential is valid at `now` (always, when none is needed).
+  [[nodiscard]] bool
+  has_credential(circuit_breaker::clock::time_point now) const {
+    return !needs_credential
+           || (!settings->access_token.empty() && now < credential_expires);
+  }
 
   /// Applies one outcome to the counters (not to the breaker).
   void record(const call_outcome& x);

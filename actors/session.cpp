@@ -94,8 +94,7 @@ void forward_headers(const chat_context& ctx, upstream_request& request) {
 /// provider.
 const adapters::adapter& adapter_of(session_ptr self) {
   const auto& st = self->state;
-  return adapters::adapter_for(st.decision->settings->provider,
-                               st.ctx.endpoint);
+  return adapters::adapter_for(*st.decision->settings, st.ctx.endpoint);
 }
 
 bool post_stage_empty(session_ptr self) {
@@ -889,10 +888,19 @@ void call_model(session_ptr self, route_decision d) {
     call_locally(self);
     return;
   }
+  if (!st.decision->credential_error.empty()) {
+    // No token to call with: a failed attempt of the model (502 with the
+    // reason, or the next model of the chain).
+    upstream_result none;
+    none.failure = upstream_failure::credentials;
+    none.detail = st.decision->credential_error;
+    on_upstream(self, none);
+    return;
+  }
   auto request = adapter.to_provider_request(st.ctx.body, model);
   // The client's headers for Anthropic (anthropic-version, -beta) go to
   // Anthropic only.
-  if (request && model.provider == provider_kind::anthropic)
+  if (request && adapter.takes_anthropic_headers())
     forward_headers(st.ctx, *request);
   if (!request) {
     report(self, {call_result::cancelled, 0, 0, {}});

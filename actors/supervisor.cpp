@@ -347,7 +347,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
               // A MODEL that does not answer shows up as unavailable.
               auto& s = report->models[i];
               s.alias = alias;
-              s.provider = std::string{to_string(settings->provider)};
+              s.provider = settings->provider;
               s.model = settings->model;
               s.circuit = "unknown";
               s.last_error = "model actor not responding";

@@ -1,10 +1,6 @@
 #include "adapters/adapter.hpp"
 
-#include "adapters/anthropic/anthropic_adapter.hpp"
-#include "adapters/anthropic/messages_adapter.hpp"
-#include "adapters/echo/echo_adapter.hpp"
-#include "adapters/openai/messages_chat.hpp"
-#include "adapters/openai/openai_adapter.hpp"
+#include "adapters/provider.hpp"
 #include "core/json/reader.hpp"
 #include "core/json/text.hpp"
 
@@ -15,9 +11,8 @@ adapter::~adapter() = default;
 caf::expected<chat_response> adapter::respond_locally(const chat_payload&,
                                                       const model_config& model,
                                                       std::string_view) const {
-  return make_error(errc::internal, "provider "
-                                      + std::string{to_string(model.provider)}
-                                      + " does not answer locally");
+  return make_error(errc::internal,
+                    "provider " + model.provider + " does not answer locally");
 }
 
 std::string adapter::whole_to_sse(std::string_view body,
@@ -25,54 +20,29 @@ std::string adapter::whole_to_sse(std::string_view body,
   return completion_to_sse(body, options);
 }
 
-const adapter& adapter_for(provider_kind provider) {
-  static const openai::openai_adapter openai_like;
-  static const echo::echo_adapter echo_local;
-  static const anthropic::anthropic_adapter anthropic_messages;
-  switch (provider) {
-  case provider_kind::echo:
-    return echo_local;
-  case provider_kind::openai:
-  case provider_kind::vllm:
-  case provider_kind::ollama:
-    return openai_like;
-  case provider_kind::anthropic:
-    return anthropic_messages;
-  }
-  return openai_like;
+std::optional<caf::expected<upstream_request>>
+adapter::credential_request(const model_config&) const {
+  return std::nullopt;
 }
 
-const adapter& adapter_for(provider_kind provider, api_endpoint endpoint) {
-  static const openai::completions_adapter openai_completions;
-  static const openai::embeddings_adapter openai_embeddings;
-  static const echo::echo_completions_adapter echo_completions;
-  static const echo::echo_embeddings_adapter echo_embeddings;
-  static const anthropic::messages_adapter anthropic_messages;
-  static const anthropic::count_tokens_adapter anthropic_count_tokens;
-  static const echo::echo_messages_adapter echo_messages;
-  static const echo::echo_count_tokens_adapter echo_count_tokens;
-  static const openai::messages_chat_adapter openai_messages;
-  bool echo = provider == provider_kind::echo;
-  switch (endpoint) {
-  case api_endpoint::chat:
-    break;
-  case api_endpoint::completions:
-    return echo ? static_cast<const adapter&>(echo_completions)
-                : static_cast<const adapter&>(openai_completions);
-  case api_endpoint::embeddings:
-    return echo ? static_cast<const adapter&>(echo_embeddings)
-                : static_cast<const adapter&>(openai_embeddings);
-  case api_endpoint::messages:
-    if (provider == provider_kind::anthropic)
-      return anthropic_messages;
-    return echo ? static_cast<const adapter&>(echo_messages)
-                : static_cast<const adapter&>(openai_messages);
-  // Only anthropic and echo models count tokens (endpoints_of).
-  case api_endpoint::count_tokens:
-    return echo ? static_cast<const adapter&>(echo_count_tokens)
-                : static_cast<const adapter&>(anthropic_count_tokens);
-  }
-  return adapter_for(provider);
+caf::expected<fetched_credential>
+adapter::credential_from(const upstream_result&, const model_config&) const {
+  return make_error(errc::internal, "no credential to fetch");
+}
+
+const adapter& adapter_for(std::string_view provider, api_endpoint endpoint) {
+  const auto* p = find_provider(provider);
+  if (p == nullptr)
+    p = find_provider("openai");
+  return p->serve(endpoint);
+}
+
+const adapter& adapter_for(const model_config& model) {
+  return adapter_for(model.provider, api_endpoint::chat);
+}
+
+const adapter& adapter_for(const model_config& model, api_endpoint endpoint) {
+  return adapter_for(model.provider, endpoint);
 }
 
 namespace {
@@ -94,6 +64,7 @@ std::string status_text(unsigned status) {
 
 std::string scrubbed(std::string text, const model_config& model, size_t max) {
   scrub(text, model.api_key.reveal());
+  scrub(text, model.access_token.reveal());
   text.resize(utf8_prefix(text, max).size());
   return text;
 }
@@ -131,6 +102,11 @@ api_error failure_error(const upstream_result& result,
     return err;
   }
   err.code = errc::upstream_failed;
+  if (result.failure == upstream_failure::credentials) {
+    err.message = "The gateway has no valid credentials for model '" + alias
+                  + "', so the provider was not called: " + result.detail;
+    return err;
+  }
   auto unreached = result.failure == upstream_failure::connect
                    || result.failure == upstream_failure::tls;
   err.message = "The upstream provider for model '" + alias

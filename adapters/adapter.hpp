@@ -16,6 +16,7 @@
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,14 @@ struct chat_response {
   /// (OpenAI's `prompt_tokens_details.cached_tokens`, Anthropic's
   /// `cache_read_input_tokens`): priced at `cached_input`.
   uint64_t cached_tokens = 0;
+};
+
+/// A credential fetched at run time (an OAuth access token): the MODEL
+/// actor fetches it off the request path and renews it before it expires
+/// (model_config::access_token).
+struct fetched_credential {
+  redacted_string token;
+  std::chrono::seconds lifetime{0};
 };
 
 class adapter {
@@ -63,9 +72,26 @@ public:
   [[nodiscard]] virtual std::optional<upstream_request>
   health_request(const model_config& model) const;
 
+  /// The request that fetches the model's run-time credential, or nullopt
+  /// when its credentials are static (a key, or none). An error when it
+  /// cannot be built (an unreadable token file, ...): the MODEL retries.
+  /// Asked of the provider's chat adapter (adapter_for(model)).
+  [[nodiscard]] virtual std::optional<caf::expected<upstream_request>>
+  credential_request(const model_config& model) const;
+
+  /// Reads the answer to credential_request; an error says why it is not
+  /// a credential, without the answer's secrets.
+  [[nodiscard]] virtual caf::expected<fetched_credential>
+  credential_from(const upstream_result& result,
+                  const model_config& model) const;
+
   /// Makes the translator for a streamed answer (`"stream": true`).
   virtual std::unique_ptr<stream_decoder>
   make_stream_decoder(model_config_ptr model, stream_options options) const = 0;
+
+  /// Whether the client's `anthropic-version` and `anthropic-beta` headers
+  /// go upstream (Anthropic's own API only).
+  [[nodiscard]] virtual bool takes_anthropic_headers() const { return false; }
 
   /// A whole answer in the client's format (a local one, or one a provider
   /// sent whole although a stream was asked for) as the events of a
@@ -74,14 +100,20 @@ public:
   whole_to_sse(std::string_view body, const stream_options& options) const;
 };
 
-/// Returns the chat adapter for `provider` (adapters are stateless
-/// singletons); its health_request serves every endpoint of the model.
-const adapter& adapter_for(provider_kind provider);
+/// Returns the chat adapter of the model's provider (adapters are
+/// stateless singletons); its health_request serves every endpoint of the
+/// model.
+const adapter& adapter_for(const model_config& model);
 
-/// Returns the adapter that serves `endpoint` on `provider` (the config
-/// loader lets a model declare only endpoints its provider can serve:
-/// core/config endpoints_of).
-const adapter& adapter_for(provider_kind provider, api_endpoint endpoint);
+/// Returns the adapter that serves `endpoint` on the model's provider (the
+/// config loader lets a model declare only endpoints its provider can
+/// serve: provider_spec::endpoints). A provider missing from the registry
+/// (a model built by hand in a test) gets the OpenAI adapters.
+const adapter& adapter_for(const model_config& model, api_endpoint endpoint);
+
+/// The same by provider name (`endpoint` chat by default).
+const adapter& adapter_for(std::string_view provider,
+                           api_endpoint endpoint = api_endpoint::chat);
 
 /// Maps a finished upstream exchange that is not a 2xx answer to the error
 /// the client gets: 429 relayed with Retry-After; 400/401/403/404/409/413/
@@ -92,8 +124,8 @@ const adapter& adapter_for(provider_kind provider, api_endpoint endpoint);
 api_error upstream_error(const upstream_result& result,
                          const model_config& model);
 
-/// `text` with the model's key replaced by "***", cut to `max` bytes on a
-/// UTF-8 boundary: for any provider text relayed to a client.
+/// `text` with the model's key (and access token) replaced by "***", cut to
+/// `max` bytes on a UTF-8 boundary: for any provider text relayed to a client.
 std::string scrubbed(std::string text, const model_config& model,
                      size_t max = 2000);
 

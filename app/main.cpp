@@ -10,6 +10,7 @@
 #include "actors/contracts.hpp"
 #include "actors/generation.hpp"
 #include "actors/supervisor.hpp"
+#include "adapters/provider.hpp"
 #include "app/sd_notify.hpp"
 #include "core/config/config.hpp"
 #include "core/observe/build_info.hpp"
@@ -138,7 +139,7 @@ std::optional<options> parse_flags(int argc, char** argv, int& exit_code) {
 std::optional<pw::gateway_config>
 load_checked(const std::string& path, std::vector<std::string>& errors,
              std::shared_ptr<pw::http::tls_context>& tls) {
-  auto cfg = pw::load_config(path);
+  auto cfg = pw::load_config(path, pw::adapters::catalog());
   if (!cfg) {
     std::string text = pw::message_of(cfg.error());
     size_t pos = 0;

@@ -349,7 +349,7 @@ http_reply list_models(const gateway_config& cfg, const api_key_config& key,
     data.push_back({{"id", m->alias},
                     {"object", "model"},
                     {"created", created},
-                    {"owned_by", to_string(m->provider)},
+                    {"owned_by", m->provider},
                     {"endpoints", std::move(endpoints)}});
   }
   nlohmann::ordered_json body = {{"object", "list"}, {"data", std::move(data)}};

@@ -12,6 +12,8 @@ class anthropic_adapter final : public adapter {
 public:
   // -- pw::adapters::adapter --------------------------------------------------
 
+  [[nodiscard]] bool takes_anthropic_headers() const override { return true; }
+
   caf::expected<upstream_request>
   to_provider_request(const chat_payload& request,
                       const model_config& model) const override;

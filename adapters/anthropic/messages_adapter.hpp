@@ -15,6 +15,8 @@ class messages_adapter final : public adapter {
 public:
   // -- pw::adapters::adapter --------------------------------------------------
 
+  [[nodiscard]] bool takes_anthropic_headers() const override { return true; }
+
   caf::expected<upstream_request>
   to_provider_request(const chat_payload& request,
                       const model_config& model) const override;
@@ -42,6 +44,8 @@ public:
 class count_tokens_adapter final : public adapter {
 public:
   // -- pw::adapters::adapter --------------------------------------------------
+
+  [[nodiscard]] bool takes_anthropic_headers() const override { return true; }
 
   caf::expected<upstream_request>
   to_provider_request(const chat_payload& request,

@@ -283,7 +283,7 @@ caf::error translate_tool_choice(const doc& choice, bool has_tools, doc& out) {
 
 } // namespace
 
-caf::expected<doc> to_chat_request(const doc& request,
+caf::expected<doc> to_chat_request(const doc& request, const dialect& dialect,
                                    const model_config& model) {
   if (auto mcp = request.find("mcp_servers");
       mcp != request.end() && !mcp->is_null())
@@ -297,14 +297,14 @@ caf::expected<doc> to_chat_request(const doc& request,
   if (auto n = request.find("max_tokens"); n != request.end())
     // OpenAI's newer models take only max_completion_tokens; vLLM and
     // Ollama read max_tokens.
-    out[model.provider == provider_kind::openai ? "max_completion_tokens"
-                                                : "max_tokens"]
+    out[dialect.max_completion_tokens() ? "max_completion_tokens"
+                                        : "max_tokens"]
       = *n;
   for (const auto* key : {"temperature", "top_p"})
     if (auto it = request.find(key); it != request.end() && !it->is_null())
       out[key] = *it;
-  if (auto k = request.find("top_k"); k != request.end() && !k->is_null()
-                                      && model.provider == provider_kind::vllm)
+  if (auto k = request.find("top_k");
+      k != request.end() && !k->is_null() && dialect.top_k())
     out["top_k"] = *k;
   if (auto stop = request.find("stop_sequences");
       stop != request.end() && stop->is_array() && !stop->empty())
@@ -811,14 +811,21 @@ std::unique_ptr<stream_decoder> make_messages_decoder(model_config_ptr model,
                                             std::move(options));
 }
 
+caf::expected<doc>
+messages_chat_adapter::chat_request(const doc& request,
+                                    const model_config& model) const {
+  return to_chat_request(request, dialect_, model);
+}
+
 caf::expected<upstream_request>
 messages_chat_adapter::to_provider_request(const chat_payload& request,
                                            const model_config& model) const {
-  auto body = to_chat_request(request.json(), model);
+  auto body = to_chat_request(request.json(), dialect_, model);
   if (!body)
     return body.error();
-  auto out = json_post(model, wire::chat_path, pw::json::dump(*body));
-  add_credentials(out, model);
+  auto out = json_post(model, dialect_.path(model, wire::chat_path),
+                       pw::json::dump(*body));
+  dialect_.add_credentials(out, model);
   return out;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 
 // Anthropic's Messages API inbound (POST /v1/messages) to an
-// OpenAI-compatible model (`openai`, `vllm`, `ollama`): the request
+// OpenAI-compatible model (`openai`, `vllm`, `ollama`, `azure`, `gemini`):
+// the request
 // translated into a chat completion request, the answer and its stream
 // translated back into Anthropic's message and events. What has no
 // counterpart is refused with a clear error when dropping it would change
@@ -9,13 +10,21 @@
 // would not (`thinking`, `cache_control`, `top_k` but for vLLM):
 // adapters/README.md lists both.
 
-#include "adapters/adapter.hpp"
+#include "adapters/openai/dialect.hpp"
 
 namespace pw::adapters::openai {
 
 /// POST /v1/messages to an OpenAI-compatible model.
 class messages_chat_adapter final : public adapter {
 public:
+  explicit messages_chat_adapter(const dialect& d = openai_dialect())
+      : dialect_(d) {}
+
+  /// to_chat_request in this adapter's dialect.
+  [[nodiscard]] caf::expected<nlohmann::ordered_json>
+  chat_request(const nlohmann::ordered_json& request,
+               const model_config& model) const;
+
   // -- pw::adapters::adapter --------------------------------------------------
 
   /// to_chat_request, sent to `<base_url>/chat/completions`.
@@ -37,14 +46,18 @@ public:
   [[nodiscard]] std::string
   whole_to_sse(std::string_view body,
                const stream_options& options) const override;
+
+private:
+  const dialect& dialect_;
 };
 
 /// Translates a Messages request document (one that passed
 /// check_messages_request) into a chat completion request body for
-/// `model`. Errors are `invalid_request` with the Messages field as
+/// `model` in `dialect` (max_tokens or max_completion_tokens, top_k).
+/// Errors are `invalid_request` with the Messages field as
 /// `param` (e.g. `messages.2.content.0.type`).
 caf::expected<nlohmann::ordered_json>
-to_chat_request(const nlohmann::ordered_json& request,
+to_chat_request(const nlohmann::ordered_json& request, const dialect& dialect,
                 const model_config& model);
 
 /// Translates a chat.completion into an Anthropic message whose `model` is

@@ -181,13 +181,14 @@ caf::error malformed(const model_config& model, std::string_view why) {
                       + ")");
 }
 
-/// The request to `path` under the model's base_url: every field the
-/// client sent goes through; only the model id changes.
+/// The request to the dialect's `path` under the model's base_url: every
+/// field the client sent goes through; only the model id changes.
 upstream_request pass_through(const chat_payload& request,
-                              const model_config& model,
+                              const model_config& model, const dialect& d,
                               std::string_view path) {
-  auto out = json_post(model, path, body_with_model(request, model.model));
-  add_credentials(out, model);
+  auto out = json_post(model, d.path(model, path),
+                       body_with_model(request, model.model));
+  d.add_credentials(out, model);
   return out;
 }
 
@@ -214,16 +215,85 @@ caf::expected<chat_response> completion_of(const upstream_result& result,
 
 } // namespace
 
-void add_credentials(upstream_request& out, const model_config& model) {
+dialect::~dialect() = default;
+
+std::string dialect::path(const model_config&,
+                          std::string_view api_path) const {
+  return std::string{api_path};
+}
+
+void dialect::add_credentials(upstream_request& out,
+                              const model_config& model) const {
   if (!model.api_key.empty())
     out.headers.push_back(
       {"Authorization", "Bearer " + model.api_key.reveal()});
 }
 
+std::optional<upstream_request>
+dialect::health_request(const model_config& model) const {
+  auto out
+    = json_get(model, model.target.base_path + path(model, wire::models_path));
+  add_credentials(out, model);
+  return out;
+}
+
+std::optional<caf::expected<upstream_request>>
+dialect::credential_request(const model_config&) const {
+  return std::nullopt;
+}
+
+caf::expected<fetched_credential>
+dialect::credential_from(const upstream_result&, const model_config&) const {
+  return make_error(errc::internal, "no credential to fetch");
+}
+
+namespace {
+
+class openai_own final : public dialect {
+public:
+  [[nodiscard]] bool max_completion_tokens() const override { return true; }
+};
+
+class vllm final : public dialect {
+public:
+  [[nodiscard]] bool top_k() const override { return true; }
+};
+
+class ollama final : public dialect {
+public:
+  [[nodiscard]] std::optional<upstream_request>
+  health_request(const model_config& model) const override {
+    // Ollama's own API sits next to its OpenAI-compatible /v1.
+    std::string_view base = model.target.base_path;
+    if (base.ends_with("/v1"))
+      base.remove_suffix(3);
+    auto out = json_get(model, std::string{base} + "/api/tags");
+    add_credentials(out, model);
+    return out;
+  }
+};
+
+} // namespace
+
+const dialect& openai_dialect() {
+  static const openai_own d;
+  return d;
+}
+
+const dialect& vllm_dialect() {
+  static const vllm d;
+  return d;
+}
+
+const dialect& ollama_dialect() {
+  static const ollama d;
+  return d;
+}
+
 caf::expected<upstream_request>
 openai_adapter::to_provider_request(const chat_payload& request,
                                     const model_config& model) const {
-  return pass_through(request, model, wire::chat_path);
+  return pass_through(request, model, dialect_, wire::chat_path);
 }
 
 caf::expected<chat_response>
@@ -234,19 +304,18 @@ openai_adapter::from_provider_response(const upstream_result& result,
 
 std::optional<upstream_request>
 openai_adapter::health_request(const model_config& model) const {
-  std::string path;
-  if (model.provider == provider_kind::ollama) {
-    // Ollama's own API sits next to its OpenAI-compatible /v1.
-    std::string_view base = model.target.base_path;
-    if (base.ends_with("/v1"))
-      base.remove_suffix(3);
-    path = std::string{base} + "/api/tags";
-  } else {
-    path = model.target.base_path + std::string{wire::models_path};
-  }
-  auto out = json_get(model, std::move(path));
-  add_credentials(out, model);
-  return out;
+  return dialect_.health_request(model);
+}
+
+std::optional<caf::expected<upstream_request>>
+openai_adapter::credential_request(const model_config& model) const {
+  return dialect_.credential_request(model);
+}
+
+caf::expected<fetched_credential>
+openai_adapter::credential_from(const upstream_result& result,
+                                const model_config& model) const {
+  return dialect_.credential_from(result, model);
 }
 
 std::unique_ptr<stream_decoder>
@@ -259,7 +328,7 @@ openai_adapter::make_stream_decoder(model_config_ptr model,
 caf::expected<upstream_request>
 completions_adapter::to_provider_request(const chat_payload& request,
                                          const model_config& model) const {
-  return pass_through(request, model, wire::completions_path);
+  return pass_through(request, model, dialect_, wire::completions_path);
 }
 
 caf::expected<chat_response>
@@ -284,7 +353,7 @@ completions_adapter::whole_to_sse(std::string_view body,
 caf::expected<upstream_request>
 embeddings_adapter::to_provider_request(const chat_payload& request,
                                         const model_config& model) const {
-  return pass_through(request, model, wire::embeddings_path);
+  return pass_through(request, model, dialect_, wire::embeddings_path);
 }
 
 caf::expected<chat_response>

@@ -1,16 +1,19 @@
 #pragma once
 
-// The OpenAI adapters, also used for vLLM and Ollama's OpenAI-compatible
-// API: the request passes through with `model` set to the provider's id;
-// the answer passes through with `model` set to the alias. One for chat
-// completions, one for embeddings.
+// The OpenAI adapters, also used for every OpenAI-compatible API (vLLM,
+// Ollama, Azure OpenAI, Gemini), each through its dialect: the request
+// passes through with `model` set to the provider's id; the answer passes
+// through with `model` set to the alias. One for chat completions, one for
+// text completions, one for embeddings.
 
-#include "adapters/adapter.hpp"
+#include "adapters/openai/dialect.hpp"
 
 namespace pw::adapters::openai {
 
 class openai_adapter final : public adapter {
 public:
+  explicit openai_adapter(const dialect& d = openai_dialect()) : dialect_(d) {}
+
   // -- pw::adapters::adapter --------------------------------------------------
 
   caf::expected<upstream_request>
@@ -27,12 +30,26 @@ public:
 
   std::optional<upstream_request>
   health_request(const model_config& model) const override;
+
+  [[nodiscard]] std::optional<caf::expected<upstream_request>>
+  credential_request(const model_config& model) const override;
+
+  [[nodiscard]] caf::expected<fetched_credential>
+  credential_from(const upstream_result& result,
+                  const model_config& model) const override;
+
+private:
+  const dialect& dialect_;
 };
 
-/// POST /v1/completions (legacy text completions), passed through to
-/// `<base_url>/completions`; streams relayed chunk by chunk as for chat.
+/// POST /v1/completions (legacy text completions), passed through to the
+/// dialect's path for it (`{base_url}/completions` for OpenAI); streams
+/// relayed chunk by chunk as for chat.
 class completions_adapter final : public adapter {
 public:
+  explicit completions_adapter(const dialect& d = openai_dialect())
+      : dialect_(d) {}
+
   // -- pw::adapters::adapter --------------------------------------------------
 
   caf::expected<upstream_request>
@@ -53,11 +70,18 @@ public:
   [[nodiscard]] std::string
   whole_to_sse(std::string_view body,
                const stream_options& options) const override;
+
+private:
+  const dialect& dialect_;
 };
 
-/// POST /v1/embeddings, passed through to `<base_url>/embeddings`.
+/// POST /v1/embeddings, passed through to the dialect's path for it
+/// (`{base_url}/embeddings` for OpenAI).
 class embeddings_adapter final : public adapter {
 public:
+  explicit embeddings_adapter(const dialect& d = openai_dialect())
+      : dialect_(d) {}
+
   // -- pw::adapters::adapter --------------------------------------------------
 
   caf::expected<upstream_request>
@@ -75,10 +99,9 @@ public:
   std::unique_ptr<stream_decoder>
   make_stream_decoder(model_config_ptr model,
                       stream_options options) const override;
-};
 
-/// Adds the model's key as a bearer token; a model without a key
-/// (self-hosted vLLM, Ollama) sends no credentials.
-void add_credentials(upstream_request& out, const model_config& model);
+private:
+  const dialect& dialect_;
+};
 
 } // namespace pw::adapters::openai

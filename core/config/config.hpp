@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,7 +24,9 @@ class Node;
 
 namespace pw {
 
-class stream_rule; // core/request/stream_guard.hpp
+class stream_rule;       // core/request/stream_guard.hpp
+struct provider_options; // core/config/provider_spec.hpp
+struct provider_spec;    // core/config/provider_spec.hpp
 
 using seconds_d = std::chrono::duration<double>;
 
@@ -134,11 +137,6 @@ struct server_config {
   tls_config tls;
 };
 
-enum class provider_kind : uint8_t { openai, vllm, ollama, anthropic, echo };
-
-/// Returns the config spelling of `x`, e.g. "vllm".
-std::string_view to_string(provider_kind x);
-
 /// The client-facing APIs a model can serve (`models.<alias>.endpoints`).
 enum class api_endpoint : uint8_t {
   /// POST /v1/chat/completions
@@ -150,8 +148,8 @@ enum class api_endpoint : uint8_t {
   /// POST /v1/messages (Anthropic's Messages API, inbound)
   messages,
   /// POST /v1/messages/count_tokens: served by every model that serves
-  /// `messages` and whose provider counts tokens (anthropic, echo); not a
-  /// name in the config.
+  /// `messages` and whose provider counts tokens; not a name in the
+  /// config.
   count_tokens,
 };
 
@@ -229,9 +227,6 @@ constexpr bool configurable(api_endpoint x) {
   return x != api_endpoint::count_tokens;
 }
 
-/// The endpoints `provider` can serve at all.
-endpoint_set endpoints_of(provider_kind provider);
-
 /// A parsed `base_url`: where a model's requests go.
 struct endpoint {
   bool tls = true;
@@ -250,11 +245,21 @@ struct endpoint {
 struct model_config {
   /// The name clients use (`models.<alias>`).
   std::string alias;
-  provider_kind provider = provider_kind::openai;
+  /// The `provider:` name (adapters/registry.cpp lists them).
+  std::string provider = "openai";
+  /// The provider's own keys, read by its loader (null when it has none).
+  std::shared_ptr<const provider_options> options;
+  /// Those keys as written, to tell whether a reload changed them.
+  std::string options_fingerprint;
+  /// The provider answers inside the gateway (echo): no upstream, no price.
+  bool local = false;
   /// The provider's model id, sent upstream.
   std::string model;
   /// Empty means: send no credentials.
   redacted_string api_key;
+  /// A credential fetched at run time (an OAuth access token): set by the
+  /// MODEL actor in the settings it hands out, never by the loader.
+  redacted_string access_token;
   std::string base_url;
   endpoint target;
   /// Total time for one upstream attempt.
@@ -451,13 +456,19 @@ struct gateway_config {
 
 using gateway_config_ptr = std::shared_ptr<const gateway_config>;
 
-/// Reads, expands `${VAR}` / `${VAR:-default}`, converts and validates.
-/// On failure the error's message lists every problem, one per line, each
-/// starting with its YAML path.
-caf::expected<gateway_config> load_config(const std::string& path);
+/// The providers the loader accepts (adapters::catalog() gives them all).
+using provider_catalog = std::span<const provider_spec* const>;
+
+/// Reads, expands `${VAR}` / `${VAR:-default}`, converts and validates;
+/// each model's provider is looked up in `providers`, which reads the
+/// provider's own keys. On failure the error's message lists every
+/// problem, one per line, each starting with its YAML path.
+caf::expected<gateway_config> load_config(const std::string& path,
+                                          provider_catalog providers);
 
 /// Same as load_config, from YAML text (tests, fuzzing).
-caf::expected<gateway_config> load_config_text(std::string_view yaml);
+caf::expected<gateway_config> load_config_text(std::string_view yaml,
+                                               provider_catalog providers);
 
 /// True if two models call their upstream the same way (provider, model,
 /// key, URL, CA, timeouts, retries, limits): a reload keeps such a MODEL

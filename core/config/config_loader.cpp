@@ -4,6 +4,7 @@
 
 #include "core/config/config.hpp"
 #include "core/config/env_expand.hpp"
+#include "core/config/provider_spec.hpp"
 #include "core/config/yaml_node.hpp"
 #include "core/errc.hpp"
 #include "core/request/stream_guard.hpp"
@@ -18,6 +19,7 @@
 #include <initializer_list>
 #include <sched.h>
 #include <set>
+#include <span>
 #include <sstream>
 #include <thread>
 
@@ -35,38 +37,7 @@ std::string_view to_string(stream_mode x) {
   return "unknown";
 }
 
-std::string_view to_string(provider_kind x) {
-  switch (x) {
-  case provider_kind::openai:
-    return "openai";
-  case provider_kind::vllm:
-    return "vllm";
-  case provider_kind::ollama:
-    return "ollama";
-  case provider_kind::anthropic:
-    return "anthropic";
-  case provider_kind::echo:
-    return "echo";
-  }
-  return "unknown";
-}
-
-endpoint_set endpoints_of(provider_kind provider) {
-  switch (provider) {
-  case provider_kind::anthropic:
-    return {api_endpoint::chat, api_endpoint::messages,
-            api_endpoint::count_tokens};
-  case provider_kind::echo:
-    return {api_endpoint::chat, api_endpoint::completions,
-            api_endpoint::embeddings, api_endpoint::messages,
-            api_endpoint::count_tokens};
-  default:
-    // The Messages API translated to chat completions; OpenAI-compatible
-    // servers have nothing that counts tokens.
-    return {api_endpoint::chat, api_endpoint::completions,
-            api_endpoint::embeddings, api_endpoint::messages};
-  }
-}
+provider_options::~provider_options() = default;
 
 std::string endpoint::origin() const {
   return (tls ? "https://" : "http://") + host + ":" + std::to_string(port);
@@ -113,6 +84,7 @@ bool gateway_config::governed() const {
 
 bool same_upstream(const model_config& x, const model_config& y) {
   return x.alias == y.alias && x.provider == y.provider && x.model == y.model
+         && x.options_fingerprint == y.options_fingerprint
          && x.api_key == y.api_key && x.base_url == y.base_url
          && x.ca_file == y.ca_file && x.timeout == y.timeout
          && x.connect_timeout == y.connect_timeout
@@ -334,7 +306,7 @@ void expand_tree(diagnostics& diag, YAML::Node node, const std::string& path,
 /// Checks that `node` is a mapping with only `allowed` keys, each once.
 bool check_map(diagnostics& diag, const YAML::Node& node,
                const std::string& path,
-               std::initializer_list<std::string_view> allowed) {
+               std::span<const std::string_view> allowed) {
   if (!node.IsMap()) {
     diag.fail(path.empty() ? "config" : path,
               std::string{"expected a mapping, got "} + kind_name(node));
@@ -360,6 +332,14 @@ bool check_map(diagnostics& diag, const YAML::Node& node,
     }
   }
   return true;
+}
+
+bool check_map(diagnostics& diag, const YAML::Node& node,
+               const std::string& path,
+               std::initializer_list<std::string_view> allowed) {
+  return check_map(
+    diag, node, path,
+    std::span<const std::string_view>{allowed.begin(), allowed.size()});
 }
 
 /// Checks a mapping whose keys are names (models, chains): unique scalars.
@@ -803,68 +783,66 @@ void load_server(diagnostics& diag, const YAML::Node& node,
   load_api_keys(diag, node["api_keys"], join(path, "api_keys"), out.api_keys);
 }
 
-std::optional<provider_kind> parse_provider(std::string_view name) {
-  if (name == "openai")
-    return provider_kind::openai;
-  if (name == "vllm")
-    return provider_kind::vllm;
-  if (name == "ollama")
-    return provider_kind::ollama;
-  if (name == "anthropic")
-    return provider_kind::anthropic;
-  if (name == "echo")
-    return provider_kind::echo;
-  return std::nullopt;
-}
-
-std::string_view default_base_url(provider_kind p) {
-  switch (p) {
-  case provider_kind::openai:
-    return "https://api.openai.com/v1";
-  case provider_kind::vllm:
-    return "http://localhost:8000/v1";
-  case provider_kind::ollama:
-    return "http://localhost:11434/v1";
-  case provider_kind::anthropic:
-    return "https://api.anthropic.com";
-  case provider_kind::echo:
-    return "";
+/// The names in `providers`, for messages: "openai, vllm, ...".
+std::string provider_names(provider_catalog providers) {
+  std::string out;
+  for (const auto* p : providers) {
+    if (!out.empty())
+      out += ", ";
+    out += p->name;
   }
-  return "";
+  return out;
 }
 
-/// `provider`; an unknown one is reported and leaves the default in place.
-void load_provider(diagnostics& diag, const YAML::Node& node,
-                   const std::string& path, model_config& m) {
+/// `provider`, looked up in `providers`; nullptr (reported) when unknown.
+const provider_spec* load_provider(diagnostics& diag, const YAML::Node& node,
+                                   const std::string& path,
+                                   provider_catalog providers,
+                                   model_config& m) {
   auto provider = require_string(diag, node, "provider", path);
   if (provider.empty())
-    return;
-  if (auto p = parse_provider(provider)) {
-    m.provider = *p;
-    return;
-  }
+    return nullptr;
+  for (const auto* p : providers)
+    if (p->name == provider) {
+      m.provider = provider;
+      return p;
+    }
   auto hint = provider == "custom_http"
                 ? std::string{" (custom_http is not supported; an "
                               "OpenAI-compatible server works as openai)"}
                 : std::string{};
-  diag.fail(join(path, "provider"),
-            "unknown provider " + quoted(provider)
-              + " (known: openai, vllm, ollama, anthropic, echo)" + hint);
+  diag.fail(join(path, "provider"), "unknown provider " + quoted(provider)
+                                      + " (known: " + provider_names(providers)
+                                      + ")" + hint);
   // Keep the model, so routing entries naming it add no false errors.
+  return nullptr;
 }
 
-/// `base_url` (the provider's default when unset) and the endpoint parsed
-/// from it; the echo provider takes none.
+/// `base_url` (the provider's default when unset); a local provider takes
+/// none. The endpoint is parsed from it later (parse_target), once the
+/// provider's loader has had its say.
 void load_base_url(diagnostics& diag, const YAML::Node& node,
-                   const std::string& path, bool is_echo, model_config& m) {
+                   const std::string& path, const provider_spec& spec,
+                   model_config& m) {
   auto base_url = get_string(diag, node, "base_url", path);
-  if (is_echo && base_url && !base_url->empty())
-    diag.fail(join(path, "base_url"), "the echo provider takes no base_url");
+  if (spec.local && base_url && !base_url->empty())
+    diag.fail(join(path, "base_url"),
+              "the " + m.provider + " provider takes no base_url");
   m.base_url = base_url && !base_url->empty()
                  ? *base_url
-                 : std::string{default_base_url(m.provider)};
-  if (is_echo)
+                 : std::string{spec.default_base_url};
+}
+
+/// The endpoint of `m.base_url` (required unless the provider is local).
+void parse_target(diagnostics& diag, const std::string& path,
+                  const provider_spec& spec, model_config& m) {
+  if (spec.local)
     return;
+  if (m.base_url.empty()) {
+    diag.fail(join(path, "base_url"),
+              "required for the " + m.provider + " provider");
+    return;
+  }
   std::string why;
   if (auto ep = parse_base_url(m.base_url, why))
     m.target = std::move(*ep);
@@ -903,7 +881,8 @@ void load_model_limits(diagnostics& diag, const YAML::Node& node,
 /// `endpoints`: which client APIs the model serves (default: chat), each
 /// one its provider can serve, none twice.
 void load_endpoints(diagnostics& diag, const YAML::Node& node,
-                    const std::string& path, model_config& m) {
+                    const std::string& path, const provider_spec& spec,
+                    model_config& m) {
   auto names = get_string_list(diag, node, "endpoints", path);
   if (!names)
     return;
@@ -914,7 +893,7 @@ void load_endpoints(diagnostics& diag, const YAML::Node& node,
     return;
   }
   endpoint_set set;
-  auto can = endpoints_of(m.provider);
+  auto can = spec.endpoints;
   for (const auto& name : *names) {
     std::optional<api_endpoint> found;
     for (auto e : all_endpoints)
@@ -929,8 +908,8 @@ void load_endpoints(diagnostics& diag, const YAML::Node& node,
     if (set.has(*found))
       diag.fail(where, "endpoint " + quoted(name) + " listed twice");
     else if (!can.has(*found))
-      diag.fail(where, "the " + std::string{to_string(m.provider)}
-                         + " provider cannot serve " + quoted(name));
+      diag.fail(where,
+                "the " + m.provider + " provider cannot serve " + quoted(name));
     set.add(*found);
   }
   // Counting goes with the Messages API where the provider can count.
@@ -941,12 +920,14 @@ void load_endpoints(diagnostics& diag, const YAML::Node& node,
 
 /// `ca_file`: a readable file, for an https base_url only.
 void load_ca_file(diagnostics& diag, const YAML::Node& node,
-                  const std::string& path, bool is_echo, model_config& m) {
+                  const std::string& path, const provider_spec& spec,
+                  model_config& m) {
   auto v = get_string(diag, node, "ca_file", path);
   if (!v || v->empty())
     return;
-  if (is_echo)
-    diag.fail(join(path, "ca_file"), "the echo provider takes no ca_file");
+  if (spec.local)
+    diag.fail(join(path, "ca_file"),
+              "the " + m.provider + " provider takes no ca_file");
   else if (!std::ifstream{*v})
     diag.fail(join(path, "ca_file"), "cannot read " + quoted(*v));
   else if (!m.target.tls)
@@ -979,37 +960,89 @@ void load_pricing(diagnostics& diag, const YAML::Node& node,
   m.pricing = p;
 }
 
+/// The keys every model may have, whatever its provider.
+constexpr std::string_view common_model_keys[] = {"provider",
+                                                  "model",
+                                                  "api_key",
+                                                  "base_url",
+                                                  "timeout_seconds",
+                                                  "connect_timeout_seconds",
+                                                  "first_byte_timeout_seconds",
+                                                  "idle_timeout_seconds",
+                                                  "max_retries",
+                                                  "max_concurrent",
+                                                  "tags",
+                                                  "ca_file",
+                                                  "default_max_tokens",
+                                                  "endpoints",
+                                                  "pricing"};
+
+/// The provider's own keys: read by its loader, and written down as the
+/// fingerprint a reload compares.
+void load_provider_keys(diagnostics& diag, const YAML::Node& node,
+                        const std::string& path, const provider_spec& spec,
+                        model_config& m) {
+  YAML::Node own{YAML::NodeType::Map};
+  for (auto key : spec.keys) {
+    auto v = node[std::string{key}];
+    if (v.IsDefined())
+      own[std::string{key}] = v;
+  }
+  // A digest, so the secrets among them are not kept twice in the clear.
+  m.options_fingerprint = to_hex(sha256(YAML::Dump(own)));
+  if (spec.load == nullptr)
+    return;
+  std::vector<std::string> errors;
+  config_reader reader{node, path, errors};
+  m.options = spec.load(reader, m);
+  for (auto& e : errors)
+    diag.errors.push_back(std::move(e));
+}
+
 void load_model(diagnostics& diag, const std::string& alias,
                 const YAML::Node& node, const std::string& path,
+                provider_catalog providers,
                 std::vector<model_config_ptr>& out) {
-  if (!check_map(diag, node, path,
-                 {"provider", "model", "api_key", "base_url", "timeout_seconds",
-                  "connect_timeout_seconds", "first_byte_timeout_seconds",
-                  "idle_timeout_seconds", "max_retries", "max_concurrent",
-                  "tags", "ca_file", "default_max_tokens", "endpoints",
-                  "pricing"}))
-    return;
   auto m = std::make_shared<model_config>();
   m->alias = alias;
   if (!valid_name(alias))
     diag.fail(path, "a model name must be 1 to 128 visible ASCII characters");
-  load_provider(diag, node, path, *m);
-  auto is_echo = m->provider == provider_kind::echo;
-  if (is_echo)
-    m->model = get_string(diag, node, "model", path).value_or("echo");
-  else
+  if (!node.IsMap()) {
+    diag.fail(path, std::string{"expected a mapping, got "} + kind_name(node));
+    return;
+  }
+  const auto* spec = load_provider(diag, node, path, providers, *m);
+  if (spec == nullptr) {
+    // Only the common keys can be told apart from typos.
+    check_map(diag, node, path, common_model_keys);
+    out.push_back(std::move(m));
+    return;
+  }
+  std::vector<std::string_view> allowed{std::begin(common_model_keys),
+                                        std::end(common_model_keys)};
+  allowed.insert(allowed.end(), spec->keys.begin(), spec->keys.end());
+  if (!check_map(diag, node, path, allowed))
+    return;
+  if (spec->default_model.empty())
     m->model = require_string(diag, node, "model", path);
+  else
+    m->model = get_string(diag, node, "model", path)
+                 .value_or(std::string{spec->default_model});
   m->api_key
     = redacted_string{get_string(diag, node, "api_key", path).value_or("")};
-  load_base_url(diag, node, path, is_echo, *m);
+  load_base_url(diag, node, path, *spec, *m);
   load_model_limits(diag, node, path, *m);
-  load_endpoints(diag, node, path, *m);
-  load_ca_file(diag, node, path, is_echo, *m);
+  load_endpoints(diag, node, path, *spec, *m);
+  load_provider_keys(diag, node, path, *spec, *m);
+  parse_target(diag, path, *spec, *m);
+  load_ca_file(diag, node, path, *spec, *m);
   load_pricing(diag, node["pricing"], join(path, "pricing"), *m);
+  m->local = spec->local;
   out.push_back(std::move(m));
 }
 
 void load_models(diagnostics& diag, const YAML::Node& node,
+                 provider_catalog providers,
                  std::vector<model_config_ptr>& out) {
   if (is_absent(node)) {
     diag.fail("models", "required (at least one model)");
@@ -1023,7 +1056,7 @@ void load_models(diagnostics& diag, const YAML::Node& node,
     if (!it->first.IsScalar())
       continue;
     const auto& alias = it->first.Scalar();
-    load_model(diag, alias, it->second, join("models", alias), out);
+    load_model(diag, alias, it->second, join("models", alias), providers, out);
   }
 }
 
@@ -1248,7 +1281,7 @@ void check_governance(diagnostics& diag, const gateway_config& cfg) {
   if (!budget)
     return;
   for (const auto& m : cfg.models)
-    if (!m->pricing && m->provider != provider_kind::echo)
+    if (!m->pricing && !m->local)
       diag.warn("models." + m->alias,
                 "no pricing: its tokens cost nothing against "
                 "budget_usd_per_month");
@@ -1434,7 +1467,8 @@ caf::error to_error(const diagnostics& diag) {
 
 } // namespace
 
-caf::expected<gateway_config> load_config_text(std::string_view yaml) {
+caf::expected<gateway_config> load_config_text(std::string_view yaml,
+                                               provider_catalog providers) {
   diagnostics diag;
   YAML::Node root;
   try {
@@ -1457,7 +1491,7 @@ caf::expected<gateway_config> load_config_text(std::string_view yaml) {
                     "teams", "state", "middleware", "logging"}))
       return to_error(diag);
     load_server(diag, root["server"], cfg.server);
-    load_models(diag, root["models"], cfg.models);
+    load_models(diag, root["models"], providers, cfg.models);
     load_routing(diag, root["routing"], cfg.models, cfg.routing);
     load_health(diag, root["health"], cfg.health);
     load_rate_limit(diag, root["rate_limit"], cfg.rate_limit);
@@ -1483,14 +1517,15 @@ caf::expected<gateway_config> load_config_text(std::string_view yaml) {
   return cfg;
 }
 
-caf::expected<gateway_config> load_config(const std::string& path) {
+caf::expected<gateway_config> load_config(const std::string& path,
+                                          provider_catalog providers) {
   std::ifstream in{path, std::ios::binary};
   if (!in)
     return make_error(errc::invalid_config,
                       path + ": cannot open the configuration file");
   std::ostringstream text;
   text << in.rdbuf();
-  return load_config_text(text.str());
+  return load_config_text(text.str(), providers);
 }
 
 } // namespace pw

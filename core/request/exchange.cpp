@@ -27,6 +27,8 @@ std::string_view to_string(upstream_failure x) {
     return "cancelled";
   case upstream_failure::internal:
     return "internal";
+  case upstream_failure::credentials:
+    return "credentials";
   }
   return "unknown";
 }

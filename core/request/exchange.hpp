@@ -163,6 +163,9 @@ enum class upstream_failure : uint8_t {
   /// The gateway itself failed while calling or reading (a failure caught
   /// at a boundary, core/boundary.hpp): not the provider's fault.
   internal,
+  /// No call was made: the gateway holds no valid credential for the
+  /// provider (a token it could not fetch; `detail` says why).
+  credentials,
 };
 
 std::string_view to_string(upstream_failure x);

@@ -1,11 +1,11 @@
 #include "plugins/audit_log/audit_plugin.hpp"
 
+#include "core/config/config_reader.hpp"
 #include "core/errc.hpp"
 #include "core/json/reader.hpp"
 #include "core/observe/log.hpp"
 #include "core/sha256.hpp"
 #include "plugins/audit_log/audit_chain.hpp"
-#include "plugins/config_reader.hpp"
 
 #include <caf/all.hpp>
 

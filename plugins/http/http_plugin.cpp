@@ -1,9 +1,9 @@
 #include "plugins/http/http_plugin.hpp"
 
+#include "core/config/config_reader.hpp"
 #include "core/errc.hpp"
 #include "core/json/get.hpp"
 #include "core/json/reader.hpp"
-#include "plugins/config_reader.hpp"
 
 #include <caf/all.hpp>
 

@@ -1,6 +1,6 @@
 #include "plugins/pii/pii_plugin.hpp"
 
-#include "plugins/config_reader.hpp"
+#include "core/config/config_reader.hpp"
 #include "plugins/pii/pii_scanner.hpp"
 
 #include <map>

@@ -1,6 +1,6 @@
 #include "plugins/regex/regex_plugin.hpp"
 
-#include "plugins/config_reader.hpp"
+#include "core/config/config_reader.hpp"
 
 #include <re2/re2.h>
 

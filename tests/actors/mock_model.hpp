@@ -46,6 +46,12 @@ mock_model(actors::model_actor::pointer, model_config_ptr settings,
     [=](atom::checked, const upstream_result&) {
       // nop
     },
+    [=](atom::renew) {
+      // nop
+    },
+    [=](atom::renewed, const upstream_result&) {
+      // nop
+    },
   };
 }
 

@@ -3,6 +3,7 @@
 // on the simulated clock, and the admission limit.
 
 #include "actors/model.hpp"
+#include "adapters/azure/provider.hpp"
 #include "tests/support/actor_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -236,4 +237,97 @@ TEST_CASE_METHOD(model_fixture, "a lost half-open probe is taken back: the "
   auto again = admit();
   CHECK(again.admitted);
   CHECK(again.probe);
+}
+
+namespace {
+
+/// An Azure model that authenticates with Entra ID client credentials.
+model_config_ptr entra_model() {
+  auto m = std::make_shared<model_config>(*test_model("az"));
+  m->provider = "azure";
+  auto o = std::make_shared<adapters::azure::azure_options>();
+  o->deployment = "gpt4o";
+  o->entra = true;
+  o->tenant_id = "t1";
+  o->client_id = "c1";
+  o->client_secret = redacted_string{"client-secret-1"};
+  std::string why;
+  o->authority = *parse_base_url("http://127.0.0.1:9", why);
+  m->options = o;
+  return m;
+}
+
+upstream_result token_answer(unsigned status, std::string body) {
+  upstream_result r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+/// The value of header `name` in `r`, or "".
+std::string header_of(const upstream_request& r, std::string_view name) {
+  for (const auto& h : r.headers)
+    if (h.name == name)
+      return h.value;
+  return {};
+}
+
+} // namespace
+
+TEST_CASE_METHOD(model_fixture, "a MODEL fetches its token before its first "
+                                "health check, hands it out, renews it ahead "
+                                "of its expiry and retries a failed fetch") {
+  health.check_interval = seconds_d{100'000};
+  start(entra_model());
+  // atom::renew first: the token request, and no health check before it.
+  REQUIRE(checks.size() == 1);
+  CHECK(checks[0].path == "/t1/oauth2/v2.0/token");
+  CHECK(checks[0].body.find("client_secret=client-secret-1")
+        != std::string::npos);
+  auto before = admit();
+  CHECK(before.admitted);
+  CHECK(before.credential_error == "not fetched yet");
+  outcome(call_result::cancelled);
+  // atom::renewed with a token: handed out, and the health loop starts.
+  answer_check(
+    token_answer(200, R"({"access_token":"tok-1","expires_in":3600})"));
+  run();
+  REQUIRE(checks.size() == 2);
+  CHECK(checks[1].method == "GET");
+  CHECK(header_of(checks[1], "Authorization") == "Bearer tok-1");
+  answer_check(token_answer(200, "{}"));
+  run();
+  auto with = admit();
+  CHECK(with.credential_error.empty());
+  CHECK(with.settings->access_token.reveal() == "tok-1");
+  outcome(call_result::success);
+  // Renewed 5 minutes before it ends; a refusal keeps the valid token.
+  advance(3299s);
+  CHECK(checks.size() == 2);
+  advance(1s);
+  REQUIRE(checks.size() == 3);
+  CHECK(checks[2].path == "/t1/oauth2/v2.0/token");
+  answer_check(token_answer(
+    401, R"({"error":"invalid_client","error_description":"AADSTS7000215"})"));
+  run();
+  auto still = admit();
+  CHECK(still.credential_error.empty());
+  outcome(call_result::success);
+  // The retry comes after 1 s, then 2 s.
+  advance(1s);
+  REQUIRE(checks.size() == 4);
+  answer_check(token_answer(401, R"({"error":"invalid_client"})"));
+  run();
+  advance(1s);
+  CHECK(checks.size() == 4);
+  advance(1s);
+  REQUIRE(checks.size() == 5);
+  answer_check(token_answer(401, R"({"error":"invalid_client"})"));
+  run();
+  // Past the token's end, admissions say why there is none.
+  advance(300s);
+  auto after = admit();
+  CHECK(after.credential_error.find("HTTP 401") != std::string::npos);
+  CHECK(after.credential_error.find("invalid_client") != std::string::npos);
+  CHECK(after.credential_error.find("client-secret-1") == std::string::npos);
 }

@@ -30,7 +30,7 @@ struct session_fixture : actor_fixture {
   /// The PLUGINs the SESSION runs (none unless a test sets them).
   plugin_set_ptr plugins;
 
-  explicit session_fixture(provider_kind provider = provider_kind::openai) {
+  explicit session_fixture(std::string provider = "openai") {
     api_key_config k;
     k.name = "client";
     k.key_digest = sha256("sk");
@@ -83,7 +83,7 @@ const std::string completion
   = R"({"id":"c1","object":"chat.completion","model":"upstream-gpt","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})";
 
 struct echo_session_fixture : session_fixture {
-  echo_session_fixture() : session_fixture(provider_kind::echo) {
+  echo_session_fixture() : session_fixture("echo") {
     // nop
   }
 };

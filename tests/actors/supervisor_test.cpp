@@ -31,8 +31,8 @@ struct supervisor_fixture : actor_fixture {
     k.key_digest = sha256("sk");
     k.allowed_models = {"*"};
     config->server.api_keys = {k};
-    config->models = {test_model("first", provider_kind::echo),
-                      test_model("second", provider_kind::echo)};
+    config->models
+      = {test_model("first", "echo"), test_model("second", "echo")};
     config->routing.default_model = "first";
     aut = spawn(supervisor, gateway_config_ptr{config},
                 publish_fn{[this](generation_ptr g) {

@@ -24,9 +24,8 @@ void echo_answer(std::string_view body, pw::api_endpoint endpoint) {
   pw::chat_payload payload{std::string{body}};
   pw::model_config model;
   model.alias = "m";
-  model.provider = pw::provider_kind::echo;
-  const auto& echo
-    = pw::adapters::adapter_for(pw::provider_kind::echo, endpoint);
+  model.provider = "echo";
+  const auto& echo = pw::adapters::adapter_for("echo", endpoint);
   if (auto answer = echo.respond_locally(payload, model, "req"))
     echo.whole_to_sse(answer->body, {"m", true, "req"});
 }

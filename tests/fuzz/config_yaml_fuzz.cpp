@@ -1,5 +1,6 @@
 // Fuzz target: the configuration loader (parse, expand, validate).
 
+#include "adapters/provider.hpp"
 #include "core/config/config.hpp"
 
 #include <cstddef>
@@ -8,7 +9,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text{reinterpret_cast<const char*>(data), size};
-  auto cfg = pw::load_config_text(text);
+  auto cfg = pw::load_config_text(text, pw::adapters::catalog());
   (void)cfg;
   return 0;
 }

@@ -22,7 +22,7 @@ namespace {
 
 using namespace pw;
 
-model_config_ptr model_of(provider_kind provider) {
+model_config_ptr model_of(std::string provider) {
   auto m = std::make_shared<model_config>();
   m->alias = "m";
   m->model = "upstream";
@@ -40,9 +40,12 @@ void request(std::string_view body) {
   if (!check_messages_request(body))
     return;
   chat_payload payload{std::string{body}};
-  for (auto provider : {provider_kind::openai, provider_kind::vllm}) {
-    auto out
-      = adapters::openai::to_chat_request(payload.json(), *model_of(provider));
+  for (auto provider : {"openai", "vllm"}) {
+    auto model = model_of(provider);
+    const auto& adapter
+      = static_cast<const adapters::openai::messages_chat_adapter&>(
+        adapters::adapter_for(*model, api_endpoint::messages));
+    auto out = adapter.chat_request(payload.json(), *model);
     if (!out)
       continue;
     auto back = json::read(json::dump(*out), json::upstream_limits);
@@ -54,7 +57,7 @@ void answer(std::string_view body) {
   auto read = json::read(body, json::upstream_limits);
   if (!read)
     return;
-  auto model = model_of(provider_kind::openai);
+  auto model = model_of("openai");
   auto out = adapters::openai::to_anthropic_message(read->root(), *model, "r");
   if (!out)
     return;

@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto split = std::min<size_t>(data[0], input.size());
   auto model = std::make_shared<model_config>();
   model->alias = "m";
-  model->provider = provider_kind::vllm;
+  model->provider = "vllm";
   model->api_key = redacted_string{"sk-fuzz-key"};
   // A small bound on the kept text, so the fuzzer reaches it.
   auto decoder

@@ -20,8 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   parser.feed(input.substr(split), events);
   auto model = std::make_shared<pw::model_config>();
   model->alias = "m";
-  auto decoder = pw::adapters::adapter_for(pw::provider_kind::openai)
-                   .make_stream_decoder(model, {"m", true, "r"});
+  auto decoder = pw::adapters::adapter_for("openai").make_stream_decoder(
+    model, {"m", true, "r"});
   std::string out;
   decoder->feed(input.substr(0, split), out);
   decoder->feed(input.substr(split), out);

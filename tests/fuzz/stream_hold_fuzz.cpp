@@ -79,7 +79,7 @@ std::string through(const pw::held_stages_ptr& stages, std::string_view text,
   return out;
 }
 
-pw::model_config_ptr model_of(pw::provider_kind p) {
+pw::model_config_ptr model_of(std::string p) {
   auto m = std::make_shared<pw::model_config>();
   m->alias = "m";
   m->provider = p;
@@ -89,7 +89,7 @@ pw::model_config_ptr model_of(pw::provider_kind p) {
 
 /// `bytes` as a provider's stream through a guarded decoder, in two
 /// pieces.
-void as_stream(pw::provider_kind p, pw::api_endpoint endpoint,
+void as_stream(std::string p, pw::api_endpoint endpoint,
                pw::stream_format format, std::string_view bytes, size_t split) {
   pw::stream_options options{"m", true, "req", 4096};
   auto inner = options;
@@ -132,13 +132,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
 
   auto split = std::min<size_t>(data[0], text.size());
-  as_stream(pw::provider_kind::openai, pw::api_endpoint::chat,
-            pw::stream_format::chat, text, split);
-  as_stream(pw::provider_kind::openai, pw::api_endpoint::completions,
+  as_stream("openai", pw::api_endpoint::chat, pw::stream_format::chat, text,
+            split);
+  as_stream("openai", pw::api_endpoint::completions,
             pw::stream_format::completions, text, split);
-  as_stream(pw::provider_kind::anthropic, pw::api_endpoint::chat,
-            pw::stream_format::chat, text, split);
-  as_stream(pw::provider_kind::anthropic, pw::api_endpoint::messages,
+  as_stream("anthropic", pw::api_endpoint::chat, pw::stream_format::chat, text,
+            split);
+  as_stream("anthropic", pw::api_endpoint::messages,
             pw::stream_format::messages, text, split);
   return 0;
 }

@@ -18,8 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0)
     return 0;
   std::string body{reinterpret_cast<const char*>(data) + 1, size - 1};
-  auto provider = (data[0] & 1) != 0 ? pw::provider_kind::anthropic
-                                     : pw::provider_kind::openai;
+  auto provider = (data[0] & 1) != 0 ? "anthropic" : "openai";
   pw::model_config model;
   model.alias = "m";
   model.model = "upstream";

@@ -17,8 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0)
     return 0;
   std::string_view input{reinterpret_cast<const char*>(data) + 1, size - 1};
-  auto provider = (data[0] & 1) != 0 ? pw::provider_kind::anthropic
-                                     : pw::provider_kind::openai;
+  std::string provider = (data[0] & 1) != 0 ? "anthropic" : "openai";
   auto split = std::min<size_t>(data[0] >> 2, input.size());
   auto model = std::make_shared<pw::model_config>();
   model->alias = "m";
@@ -32,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   decoder->feed(input.substr(0, split), out);
   decoder->feed(input.substr(split), out);
   decoder->finish(out);
-  if (provider == pw::provider_kind::anthropic) {
+  if (provider == "anthropic") {
     // The same bytes relayed to a Messages API client.
     auto relay = pw::adapters::adapter_for(provider, pw::api_endpoint::messages)
                    .make_stream_decoder(model, options);

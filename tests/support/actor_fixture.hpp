@@ -60,8 +60,7 @@ private:
 
 /// A model_config for tests.
 inline model_config_ptr test_model(const std::string& alias,
-                                   provider_kind provider
-                                   = provider_kind::openai) {
+                                   std::string provider = "openai") {
   auto m = std::make_shared<model_config>();
   m->alias = alias;
   m->provider = provider;

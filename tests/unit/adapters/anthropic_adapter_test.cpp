@@ -23,7 +23,7 @@ const fs::path dir = fs::path{PW_TEST_DATA_DIR} / "anthropic";
 model_config_ptr claude() {
   auto m = std::make_shared<model_config>();
   m->alias = "claude";
-  m->provider = provider_kind::anthropic;
+  m->provider = "anthropic";
   m->model = "claude-test";
   m->api_key = redacted_string{"sk-ant-secret-key"};
   std::string why;
@@ -135,7 +135,7 @@ TEST_CASE("the stream summary holds the assembled text and usage") {
 }
 
 TEST_CASE("the request carries Anthropic's headers and path") {
-  const auto& adapter = adapters::adapter_for(provider_kind::anthropic);
+  const auto& adapter = adapters::adapter_for("anthropic");
   chat_payload in{
     R"({"model":"claude","messages":[{"role":"user","content":"x"}],"stream":true})"};
   auto req = adapter.to_provider_request(in, *claude());

@@ -5,11 +5,11 @@
 using namespace pw;
 
 TEST_CASE("echo answers with the text of the last user message") {
-  const auto& adapter = adapters::adapter_for(provider_kind::echo);
+  const auto& adapter = adapters::adapter_for("echo");
   REQUIRE(adapter.local());
   model_config m;
   m.alias = "echo";
-  m.provider = provider_kind::echo;
+  m.provider = "echo";
   chat_payload in{R"({"messages":[
     {"role":"system","content":"sys"},
     {"role":"user","content":"one"},
@@ -31,7 +31,7 @@ TEST_CASE("echo answers with the text of the last user message") {
 }
 
 TEST_CASE("echo with no user message answers an empty string") {
-  const auto& adapter = adapters::adapter_for(provider_kind::echo);
+  const auto& adapter = adapters::adapter_for("echo");
   model_config m;
   m.alias = "e";
   chat_payload in{R"({"messages":[{"role":"system","content":"only"}]})"};
@@ -43,12 +43,11 @@ TEST_CASE("echo with no user message answers an empty string") {
 
 TEST_CASE("echo embeddings: one unit vector per input, the same for the same "
           "input") {
-  const auto& adapter
-    = adapters::adapter_for(provider_kind::echo, api_endpoint::embeddings);
+  const auto& adapter = adapters::adapter_for("echo", api_endpoint::embeddings);
   REQUIRE(adapter.local());
   model_config m;
   m.alias = "echo";
-  m.provider = provider_kind::echo;
+  m.provider = "echo";
   auto answer = [&](const std::string& body) {
     auto out = adapter.respond_locally(chat_payload{body}, m, "req-1");
     REQUIRE(out);
@@ -109,11 +108,11 @@ TEST_CASE("echo embeddings: base64 of known floats") {
 
 TEST_CASE("echo completions repeat each prompt as its choice") {
   const auto& adapter
-    = adapters::adapter_for(provider_kind::echo, api_endpoint::completions);
+    = adapters::adapter_for("echo", api_endpoint::completions);
   REQUIRE(adapter.local());
   model_config m;
   m.alias = "echo";
-  m.provider = provider_kind::echo;
+  m.provider = "echo";
   auto answer = [&](const std::string& body) {
     auto out = adapter.respond_locally(chat_payload{body}, m, "req-7");
     REQUIRE(out);

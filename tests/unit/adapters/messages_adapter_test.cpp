@@ -18,7 +18,7 @@ namespace {
 model_config_ptr claude() {
   auto m = std::make_shared<model_config>();
   m->alias = "claude";
-  m->provider = provider_kind::anthropic;
+  m->provider = "anthropic";
   m->model = "claude-sonnet-4";
   m->api_key = redacted_string{"sk-ant-upstream"};
   std::string why;
@@ -52,7 +52,7 @@ const std::string answer
 TEST_CASE("a Messages request to an Anthropic model passes through with only "
           "the model id replaced") {
   const auto& adapter
-    = adapters::adapter_for(provider_kind::anthropic, api_endpoint::messages);
+    = adapters::adapter_for("anthropic", api_endpoint::messages);
   chat_payload in{
     R"({"model":"claude","max_tokens":9,"messages":[{"role":"user","content":"x"}]})"};
   auto req = adapter.to_provider_request(in, *claude());
@@ -63,8 +63,8 @@ TEST_CASE("a Messages request to an Anthropic model passes through with only "
     == R"({"model":"claude-sonnet-4","max_tokens":9,"messages":[{"role":"user","content":"x"}]})");
   CHECK(header(*req, "x-api-key") == "sk-ant-upstream");
   CHECK(header(*req, "anthropic-version") == "2023-06-01");
-  const auto& count = adapters::adapter_for(provider_kind::anthropic,
-                                            api_endpoint::count_tokens);
+  const auto& count
+    = adapters::adapter_for("anthropic", api_endpoint::count_tokens);
   auto counted = count.to_provider_request(in, *claude());
   REQUIRE(counted);
   CHECK(counted->path == "/v1/messages/count_tokens");
@@ -72,7 +72,7 @@ TEST_CASE("a Messages request to an Anthropic model passes through with only "
 
 TEST_CASE("an Anthropic answer comes back byte for byte under the alias") {
   const auto& adapter
-    = adapters::adapter_for(provider_kind::anthropic, api_endpoint::messages);
+    = adapters::adapter_for("anthropic", api_endpoint::messages);
   upstream_result r;
   r.status = 200;
   r.body = answer;
@@ -91,8 +91,8 @@ TEST_CASE("an Anthropic answer comes back byte for byte under the alias") {
     REQUIRE_FALSE(refused);
     CHECK(code_of(refused.error()) == errc::upstream_invalid);
   }
-  const auto& count = adapters::adapter_for(provider_kind::anthropic,
-                                            api_endpoint::count_tokens);
+  const auto& count
+    = adapters::adapter_for("anthropic", api_endpoint::count_tokens);
   r.body = R"({"input_tokens":42})";
   auto counted = count.from_provider_response(r, *claude());
   REQUIRE(counted);
@@ -216,12 +216,11 @@ TEST_CASE("a whole message becomes the events of its stream") {
 }
 
 TEST_CASE("the echo model answers the Messages API with the last user text") {
-  const auto& adapter
-    = adapters::adapter_for(provider_kind::echo, api_endpoint::messages);
+  const auto& adapter = adapters::adapter_for("echo", api_endpoint::messages);
   REQUIRE(adapter.local());
   model_config m;
   m.alias = "echo";
-  m.provider = provider_kind::echo;
+  m.provider = "echo";
   chat_payload in{
     R"({"max_tokens":5,"system":"sys","messages":[{"role":"user","content":"one"},)"
     R"({"role":"assistant","content":"two"},{"role":"user","content":[)"
@@ -242,8 +241,7 @@ TEST_CASE("the echo model answers the Messages API with the last user text") {
     = events_of(adapter.whole_to_sse(out->body, {"echo", false, "r", 0}));
   CHECK(events.front().event == "message_start");
   CHECK(events.back().event == "message_stop");
-  const auto& count
-    = adapters::adapter_for(provider_kind::echo, api_endpoint::count_tokens);
+  const auto& count = adapters::adapter_for("echo", api_endpoint::count_tokens);
   auto counted = count.respond_locally(in, m, "req-4");
   REQUIRE(counted);
   CHECK(nlohmann::json::parse(counted->body)

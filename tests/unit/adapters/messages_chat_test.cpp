@@ -24,6 +24,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// The Messages adapter of the model's provider (its dialect decides
+/// max_tokens and top_k).
+const adapters::openai::messages_chat_adapter&
+messages_of(const model_config& model) {
+  return static_cast<const adapters::openai::messages_chat_adapter&>(
+    adapters::adapter_for(model, api_endpoint::messages));
+}
+
 const fs::path dir = fs::path{PW_TEST_DATA_DIR} / "messages_chat";
 
 /// The expected text in `file`, or a failure that leaves `actual` in
@@ -40,7 +48,7 @@ std::optional<std::string> expected_or_dump(const fs::path& file,
   return std::nullopt;
 }
 
-model_config_ptr gpt(provider_kind provider = provider_kind::openai) {
+model_config_ptr gpt(std::string provider = "openai") {
   auto m = std::make_shared<model_config>();
   m->alias = "gpt";
   m->provider = provider;
@@ -51,15 +59,15 @@ model_config_ptr gpt(provider_kind provider = provider_kind::openai) {
   return m;
 }
 
-provider_kind provider_of(const fs::path& file) {
+std::string provider_of(const fs::path& file) {
   if (!fs::exists(file))
-    return provider_kind::openai;
+    return "openai";
   auto name = load_json(file).value("provider", "openai");
   if (name == "vllm")
-    return provider_kind::vllm;
+    return "vllm";
   if (name == "ollama")
-    return provider_kind::ollama;
-  return provider_kind::openai;
+    return "ollama";
+  return "openai";
 }
 
 std::string translate_stream(const std::string& input,
@@ -92,7 +100,7 @@ TEST_CASE("Messages requests translate to chat completion requests") {
     auto base = dir / "request" / name;
     auto in = nlohmann::ordered_json::parse(slurp(base.string() + ".in.json"));
     auto model = gpt(provider_of(base.string() + ".model.json"));
-    auto out = adapters::openai::to_chat_request(in, *model);
+    auto out = messages_of(*model).chat_request(in, *model);
     auto error_file = fs::path{base.string() + ".error.json"};
     if (fs::exists(error_file)) {
       REQUIRE_FALSE(out);
@@ -201,8 +209,7 @@ TEST_CASE("an upstream error in a translated stream never shows the "
 
 TEST_CASE("the Messages API to an OpenAI-compatible model posts a chat "
           "completion with the model's bearer key") {
-  const auto& adapter
-    = adapters::adapter_for(provider_kind::openai, api_endpoint::messages);
+  const auto& adapter = adapters::adapter_for("openai", api_endpoint::messages);
   CHECK(dynamic_cast<const adapters::openai::messages_chat_adapter*>(&adapter)
         != nullptr);
   chat_payload in{
@@ -235,8 +242,7 @@ TEST_CASE("a whole translated answer streams as Anthropic's events") {
   auto message
     = adapters::openai::to_anthropic_message(in->root(), *gpt(), "req-1");
   REQUIRE(message);
-  const auto& adapter
-    = adapters::adapter_for(provider_kind::vllm, api_endpoint::messages);
+  const auto& adapter = adapters::adapter_for("vllm", api_endpoint::messages);
   auto sse = adapter.whole_to_sse(message->body,
                                   stream_options{"gpt", false, "req-1", 0});
   auto at = [&](std::string_view what) { return sse.find(what); };

@@ -19,7 +19,7 @@ std::string golden(const std::string& name) {
 model_config gpt(std::string api_key = "sk-upstream-key") {
   model_config m;
   m.alias = "gpt";
-  m.provider = provider_kind::openai;
+  m.provider = "openai";
   m.model = "gpt-4o-2024-08-06";
   m.api_key = redacted_string{std::move(api_key)};
   std::string why;
@@ -40,7 +40,7 @@ std::string header(const upstream_request& r, const std::string& name) {
 
 TEST_CASE("the OpenAI request passes through with only the model id "
           "replaced") {
-  const auto& adapter = adapters::adapter_for(provider_kind::openai);
+  const auto& adapter = adapters::adapter_for("openai");
   chat_payload in{golden("chat_request.json")};
   auto req = adapter.to_provider_request(in, gpt());
   REQUIRE(req);
@@ -55,7 +55,7 @@ TEST_CASE("the OpenAI request passes through with only the model id "
 }
 
 TEST_CASE("a model without a key sends no Authorization header") {
-  const auto& adapter = adapters::adapter_for(provider_kind::vllm);
+  const auto& adapter = adapters::adapter_for("vllm");
   chat_payload in{golden("chat_request.json")};
   auto req = adapter.to_provider_request(in, gpt(""));
   REQUIRE(req);
@@ -80,7 +80,7 @@ TEST_CASE("a changed or ambiguous body is serialised from the document") {
 }
 
 TEST_CASE("the OpenAI response comes back under the alias, usage read") {
-  const auto& adapter = adapters::adapter_for(provider_kind::openai);
+  const auto& adapter = adapters::adapter_for("openai");
   upstream_result r;
   r.status = 200;
   r.body = golden("chat_response.wire.json");
@@ -92,7 +92,7 @@ TEST_CASE("the OpenAI response comes back under the alias, usage read") {
 }
 
 TEST_CASE("usage is read from the top-level usage object only") {
-  const auto& adapter = adapters::adapter_for(provider_kind::openai);
+  const auto& adapter = adapters::adapter_for("openai");
   upstream_result r;
   r.status = 200;
   r.body
@@ -105,7 +105,7 @@ TEST_CASE("usage is read from the top-level usage object only") {
 }
 
 TEST_CASE("a malformed 2xx answer is an upstream failure") {
-  const auto& adapter = adapters::adapter_for(provider_kind::openai);
+  const auto& adapter = adapters::adapter_for("openai");
   for (auto body : {"", "not json", "[]", R"({"object":"chat.completion"})",
                     R"({"choices":{}})", R"({"usage":{"choices":[]}})",
                     "{\"choices\":[],\"x\":\"\xff\"}"}) {
@@ -121,7 +121,7 @@ TEST_CASE("a malformed 2xx answer is an upstream failure") {
 TEST_CASE("embeddings pass through to <base_url>/embeddings and come back "
           "under the alias") {
   const auto& adapter
-    = adapters::adapter_for(provider_kind::openai, api_endpoint::embeddings);
+    = adapters::adapter_for("openai", api_endpoint::embeddings);
   chat_payload in{R"({"model":"gpt","input":["a","b"],"dimensions":8})"};
   auto req = adapter.to_provider_request(in, gpt());
   REQUIRE(req);
@@ -146,8 +146,7 @@ TEST_CASE("embeddings pass through to <base_url>/embeddings and come back "
 
 TEST_CASE("an embeddings answer that is not a list of objects is the "
           "provider's failure") {
-  const auto& adapter
-    = adapters::adapter_for(provider_kind::vllm, api_endpoint::embeddings);
+  const auto& adapter = adapters::adapter_for("vllm", api_endpoint::embeddings);
   for (const auto* body : {"[]", "{}", R"({"data":{}})", R"({"data":[1]})",
                            R"({"data":[{}],"data":[]})", "not json"}) {
     INFO(body);
@@ -163,7 +162,7 @@ TEST_CASE("an embeddings answer that is not a list of objects is the "
 TEST_CASE("text completions pass through to <base_url>/completions and come "
           "back under the alias") {
   const auto& adapter
-    = adapters::adapter_for(provider_kind::openai, api_endpoint::completions);
+    = adapters::adapter_for("openai", api_endpoint::completions);
   chat_payload in{R"({"model":"gpt","prompt":"Once","max_tokens":5})"};
   auto req = adapter.to_provider_request(in, gpt());
   REQUIRE(req);

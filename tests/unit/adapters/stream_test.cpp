@@ -34,8 +34,8 @@ model_config_ptr gpt() {
 
 std::string relay(std::string_view input, stream_summary* summary = nullptr,
                   size_t step = 0, size_t keep_text = max_kept_stream_text) {
-  auto decoder = adapters::adapter_for(provider_kind::openai)
-                   .make_stream_decoder(gpt(), {"gpt", false, "r", keep_text});
+  auto decoder = adapters::adapter_for("openai").make_stream_decoder(
+    gpt(), {"gpt", false, "r", keep_text});
   std::string out;
   if (step == 0) {
     decoder->feed(input, out);
@@ -189,7 +189,7 @@ TEST_CASE("a whole answer becomes a stream") {
 TEST_CASE("a text completion stream is relayed chunk by chunk under the alias, "
           "its text kept") {
   auto decoder
-    = adapters::adapter_for(provider_kind::vllm, api_endpoint::completions)
+    = adapters::adapter_for("vllm", api_endpoint::completions)
         .make_stream_decoder(gpt(), {"gpt", false, "r", max_kept_stream_text});
   REQUIRE(decoder);
   std::string out;

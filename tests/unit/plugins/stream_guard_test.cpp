@@ -79,7 +79,7 @@ const std::string sample
     "+44 20 7946 0958, IBAN DE89 3704 0044 0532 0130 00, SSN 078-05-1120 "
     "and an order 1234-5678 that is nothing.";
 
-model_config_ptr model(provider_kind p) {
+model_config_ptr model(std::string p) {
   auto m = std::make_shared<model_config>();
   m->alias = "m";
   m->provider = p;
@@ -124,7 +124,7 @@ struct guarded_run {
 
 /// `upstream` (the provider's bytes) fed `feed_step` bytes at a time
 /// through the adapter's decoder for `endpoint`, guarded by `stages`.
-guarded_run guard(provider_kind p, api_endpoint endpoint,
+guarded_run guard(std::string p, api_endpoint endpoint,
                   std::string_view upstream, const held_stages_ptr& stages,
                   size_t feed_step, stream_format format) {
   stream_options options{"m", false, "r", max_kept_stream_text};
@@ -236,8 +236,8 @@ TEST_CASE("a guarded OpenAI stream sends the redacted text and ends as the "
     for (size_t feed : {1u, 13u, 100000u}) {
       INFO("chunk " << step << " feed " << feed);
       auto run
-        = guard(provider_kind::openai, api_endpoint::chat,
-                openai_stream(sample, step), stages, feed, stream_format::chat);
+        = guard("openai", api_endpoint::chat, openai_stream(sample, step),
+                stages, feed, stream_format::chat);
       CHECK(run.state == stream_state::done);
       CHECK(run.summary.complete);
       CHECK(run.summary.finish_reason == "stop");
@@ -262,7 +262,7 @@ TEST_CASE("a guarded stream cut by a block ends with content_filter and the "
           "[stream-guard]") {
   auto stages = stages_of({regex_rule(
     R"({rules: [{pattern: 'secret project', block: 403, message: "no secrets"}]})")});
-  auto run = guard(provider_kind::openai, api_endpoint::chat,
+  auto run = guard("openai", api_endpoint::chat,
                    openai_stream("Hi. The secret project is on. More.", 1),
                    stages, 7, stream_format::chat);
   CHECK(run.state == stream_state::failed);
@@ -311,8 +311,8 @@ TEST_CASE("tool-call arguments are held and redacted like text",
   up
     += R"(data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})"
        "\n\ndata: [DONE]\n\n";
-  auto run = guard(provider_kind::openai, api_endpoint::chat, up,
-                   stages_of({pii_rule()}), 50, stream_format::chat);
+  auto run = guard("openai", api_endpoint::chat, up, stages_of({pii_rule()}),
+                   50, stream_format::chat);
   CHECK(run.state == stream_state::done);
   CHECK(run.out.find("4111") == std::string::npos);
   std::string got;
@@ -364,7 +364,7 @@ TEST_CASE("a guarded Messages stream holds text_delta and cuts with a "
   up += event("message_stop", {{"type", "message_stop"}});
 
   SECTION("redact") {
-    auto run = guard(provider_kind::anthropic, api_endpoint::messages, up,
+    auto run = guard("anthropic", api_endpoint::messages, up,
                      stages_of({pii_rule()}), 11, stream_format::messages);
     CHECK(run.state == stream_state::done);
     CHECK(run.out.find("4111") == std::string::npos);
@@ -379,7 +379,7 @@ TEST_CASE("a guarded Messages stream holds text_delta and cuts with a "
     CHECK(run.out.ends_with("{\"type\":\"message_stop\"}\n\n"));
   }
   SECTION("block") {
-    auto run = guard(provider_kind::anthropic, api_endpoint::messages, up,
+    auto run = guard("anthropic", api_endpoint::messages, up,
                      stages_of({pii_rule("{action: block}")}), 5,
                      stream_format::messages);
     CHECK(run.state == stream_state::failed);
@@ -406,10 +406,10 @@ TEST_CASE("a stream that breaks off still has its held text checked",
   stream_options options{"m", false, "r", max_kept_stream_text};
   auto inner_options = options;
   inner_options.keep_text = 0;
-  auto decoder = hold_stream(
-    adapters::adapter_for(provider_kind::openai)
-      .make_stream_decoder(model(provider_kind::openai), inner_options),
-    stream_format::chat, options, stages);
+  auto decoder
+    = hold_stream(adapters::adapter_for("openai").make_stream_decoder(
+                    model("openai"), inner_options),
+                  stream_format::chat, options, stages);
   std::string out;
   decoder->feed(up, out);
   CHECK(chat_text_of(out).empty()); // all held
@@ -430,8 +430,8 @@ TEST_CASE("text an upstream puts where none is expected is held too",
         "\n\n"
         R"(data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"
         "\n\ndata: [DONE]\n\n";
-    auto run = guard(provider_kind::openai, api_endpoint::chat, up, stages,
-                     1000, stream_format::chat);
+    auto run = guard("openai", api_endpoint::chat, up, stages, 1000,
+                     stream_format::chat);
     CHECK(run.state == stream_state::done);
     CHECK(run.out.find("4111") == std::string::npos);
     CHECK(chat_text_of(run.out) == "card [REDACTED:CARD] ok");
@@ -447,8 +447,8 @@ TEST_CASE("text an upstream puts where none is expected is held too",
         "\n\nevent: message_stop\ndata: "
         R"({"type":"message_stop"})"
         "\n\n";
-    auto run = guard(provider_kind::anthropic, api_endpoint::messages, up,
-                     stages, 1000, stream_format::messages);
+    auto run = guard("anthropic", api_endpoint::messages, up, stages, 1000,
+                     stream_format::messages);
     CHECK(run.state == stream_state::done);
     CHECK(run.out.find("4111") == std::string::npos);
     CHECK(run.out.find(R"("text":"card [REDACTED:CARD]")")
@@ -532,8 +532,8 @@ TEST_CASE("text in fields an upstream should not use is held or dropped",
     std::string up
       = R"(data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","error":false,"choices":[{"index":0,"delta":{"content":"card 4111 1111 1111 1111"},"finish_reason":null}]})"
         "\n\ndata: [DONE]\n\n";
-    auto run = guard(provider_kind::openai, api_endpoint::chat, up, stages,
-                     1000, stream_format::chat);
+    auto run = guard("openai", api_endpoint::chat, up, stages, 1000,
+                     stream_format::chat);
     CHECK(run.out.find("4111") == std::string::npos);
     CHECK(chat_text_of(run.out) == "card [REDACTED:CARD]");
   }
@@ -544,8 +544,8 @@ TEST_CASE("text in fields an upstream should not use is held or dropped",
         "\n\nevent: message_stop\ndata: "
         R"({"type":"message_stop"})"
         "\n\n";
-    auto run = guard(provider_kind::anthropic, api_endpoint::messages, up,
-                     stages, 1000, stream_format::messages);
+    auto run = guard("anthropic", api_endpoint::messages, up, stages, 1000,
+                     stream_format::messages);
     CHECK(run.out.find("4111") == std::string::npos);
     CHECK(run.out.find(R"("content":[])") != std::string::npos);
   }
@@ -562,10 +562,10 @@ TEST_CASE("a block in the text held when the upstream broke off is not a "
   stream_options options{"m", false, "r", max_kept_stream_text};
   auto inner_options = options;
   inner_options.keep_text = 0;
-  auto decoder = hold_stream(
-    adapters::adapter_for(provider_kind::openai)
-      .make_stream_decoder(model(provider_kind::openai), inner_options),
-    stream_format::chat, options, stages);
+  auto decoder
+    = hold_stream(adapters::adapter_for("openai").make_stream_decoder(
+                    model("openai"), inner_options),
+                  stream_format::chat, options, stages);
   std::string out;
   decoder->feed(up, out);
   decoder->abort(out, "The upstream stream broke off");

@@ -1,8 +1,9 @@
 #pragma once
 
-// Reading a plugin's `config` mapping with the same rules as the config
-// loader: unknown keys are errors, and every message starts with the YAML
-// path of the value at fault.
+// Reading a part of the config that its owner checks (a plugin's `config`
+// mapping, a provider's own keys of a model) with the same rules as the
+// config loader: unknown keys are errors, and every message starts with
+// the YAML path of the value at fault.
 
 #include "core/config/config.hpp"
 
@@ -15,17 +16,22 @@
 #include <string_view>
 #include <vector>
 
-namespace pw::plugins {
+namespace pw {
 
 class config_reader {
 public:
   /// Reads `entry.config`; problems are appended to `errors`.
   config_reader(const plugin_entry& entry, std::vector<std::string>& errors);
 
-  /// The `config` mapping (an empty map when the entry has none).
+  /// Reads `root` (a mapping at `path`); problems are appended to `errors`.
+  config_reader(YAML::Node root, std::string path,
+                std::vector<std::string>& errors);
+
+  /// The mapping read (for a plugin entry: its `config`, an empty map when
+  /// it has none).
   [[nodiscard]] const YAML::Node& root() const { return root_; }
 
-  /// The YAML path of `config`, e.g. "middleware.pre_request[0].config".
+  /// The YAML path of root(), e.g. "middleware.pre_request[0].config".
   [[nodiscard]] const std::string& path() const { return path_; }
 
   void fail(const std::string& path, std::string why);
@@ -62,4 +68,4 @@ private:
   size_t initial_errors_;
 };
 
-} // namespace pw::plugins
+} // namespace pw

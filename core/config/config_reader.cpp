@@ -1,11 +1,11 @@
-#include "plugins/config_reader.hpp"
+#include "core/config/config_reader.hpp"
 
 #include "core/config/yaml_node.hpp"
 
 #include <algorithm>
 #include <charconv>
 
-namespace pw::plugins {
+namespace pw {
 
 namespace {
 
@@ -24,6 +24,11 @@ config_reader::config_reader(const plugin_entry& entry,
   else
     root_ = YAML::Node{YAML::NodeType::Map};
 }
+
+config_reader::config_reader(YAML::Node root, std::string path,
+                             std::vector<std::string>& errors)
+    : root_(std::move(root)), path_(std::move(path)), errors_(errors),
+      initial_errors_(errors.size()) {}
 
 void config_reader::fail(const std::string& path, std::string why) {
   errors_.push_back(path + ": " + std::move(why));
@@ -145,4 +150,4 @@ config_reader::strings(const YAML::Node& map, std::string_view key,
   return out;
 }
 
-} // namespace pw::plugins
+} // namespace pw
