@@ -4,8 +4,13 @@
 #include "core/json/reader.hpp"
 #include "core/json/text.hpp"
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include <charconv>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 namespace pw::adapters::oauth {
@@ -117,6 +122,70 @@ upstream_request token_post(const model_config& model, const endpoint& at,
   out.timeout = std::chrono::seconds{30};
   out.first_byte_timeout = std::chrono::seconds{30};
   return out;
+}
+
+std::string base64url(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                           reinterpret_cast<const unsigned char*>(bytes.data()),
+                           static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  while (!out.empty() && out.back() == '=')
+    out.pop_back();
+  for (auto& c : out)
+    c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return out;
+}
+
+namespace {
+
+using pkey_ptr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+
+/// The private key in `pem`, or null.
+pkey_ptr read_key(const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio{
+    BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free};
+  if (!bio)
+    return {nullptr, &EVP_PKEY_free};
+  return {PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr),
+          &EVP_PKEY_free};
+}
+
+} // namespace
+
+bool readable_rsa_key(const std::string& key_pem) {
+  auto key = read_key(key_pem);
+  return key && EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_RSA;
+}
+
+caf::expected<std::string> rs256_jwt(const std::string& key_pem,
+                                     const nlohmann::json& header,
+                                     const nlohmann::json& claims) {
+  auto key = read_key(key_pem);
+  if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA)
+    return make_error(errc::upstream_failed,
+                      "the private key is not an RSA key OpenSSL can read");
+  auto input = base64url(header.dump()) + "." + base64url(claims.dump());
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx{EVP_MD_CTX_new(),
+                                                              &EVP_MD_CTX_free};
+  size_t len = 0;
+  const auto* data = reinterpret_cast<const unsigned char*>(input.data());
+  if (!ctx
+      || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr,
+                            key.get())
+           != 1
+      || EVP_DigestSign(ctx.get(), nullptr, &len, data, input.size()) != 1)
+    return make_error(errc::upstream_failed,
+                      "signing the token request failed");
+  std::string signature(len, '\0');
+  if (EVP_DigestSign(ctx.get(),
+                     reinterpret_cast<unsigned char*>(signature.data()), &len,
+                     data, input.size())
+      != 1)
+    return make_error(errc::upstream_failed,
+                      "signing the token request failed");
+  signature.resize(len);
+  return input + "." + base64url(signature);
 }
 
 caf::expected<fetched_credential>

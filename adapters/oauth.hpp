@@ -46,6 +46,19 @@ std::optional<endpoint> parse_token_url(const std::string& url,
 upstream_request token_post(const model_config& model, const endpoint& at,
                             std::string path, std::string body);
 
+/// Base64url without padding (RFC 7515's encoding of JWT parts).
+std::string base64url(std::string_view bytes);
+
+/// A JWT signed with RS256 by the RSA private key in `key_pem`: base64url
+/// of `header`, '.', of `claims`, '.', of the signature. An error when the
+/// key cannot be read or cannot sign (never quoting the key).
+caf::expected<std::string> rs256_jwt(const std::string& key_pem,
+                                     const nlohmann::json& header,
+                                     const nlohmann::json& claims);
+
+/// Whether `key_pem` holds an RSA private key OpenSSL can read.
+bool readable_rsa_key(const std::string& key_pem);
+
 /// Reads a token endpoint's answer (`access_token`, `expires_in` as a
 /// number or a string of digits). Errors name `issuer`, the status and the
 /// endpoint's `error` and `error_description`, bounded and scrubbed of

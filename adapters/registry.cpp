@@ -8,6 +8,7 @@
 #include "adapters/gemini/provider.hpp"
 #include "adapters/openai/provider.hpp"
 #include "adapters/provider.hpp"
+#include "adapters/vertex/provider.hpp"
 
 #include <vector>
 
@@ -24,6 +25,7 @@ const std::vector<const provider*>& all() {
     &anthropic::anthropic_provider(),
     &azure::azure_provider(),
     &gemini::gemini_provider(),
+    &vertex::vertex_provider(),
     &echo::echo_provider(),
   };
   // clang-format on

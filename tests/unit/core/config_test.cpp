@@ -336,9 +336,10 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
       return "models:\n  m:\n" + body + "routing:\n  default_model: m\n";
     };
     CHECK_ERROR(keys + model("    model: x\n"), "models.m.provider: required");
-    CHECK_ERROR(keys + model("    provider: bedrock\n    model: x\n"),
-                "models.m.provider: unknown provider \"bedrock\" (known: "
-                "openai, vllm, ollama, anthropic, azure, gemini, echo)");
+    CHECK_ERROR(
+      keys + model("    provider: bedrock\n    model: x\n"),
+      "models.m.provider: unknown provider \"bedrock\" (known: "
+      "openai, vllm, ollama, anthropic, azure, gemini, vertex, echo)");
     auto custom = errors_of(keys + model("    provider: custom_http\n"));
     CHECK(custom.find("custom_http is not supported") != std::string::npos);
     CHECK_ERROR(keys + model("    provider: openai\n"),
