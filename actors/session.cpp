@@ -832,8 +832,10 @@ bool prepare_attempt(session_ptr self, upstream_request& request) {
     request.response_headers.push_back(h);
   request.received = st.ctx.received;
   request.upstream_before = st.upstream_spent;
+  // A stream of server-sent events, unless the adapter asked for another
+  // kind (Bedrock's binary event stream).
   for (auto& h : request.headers)
-    if (h.name == "Accept")
+    if (h.name == "Accept" && h.value == "application/json")
       h.value = "text/event-stream";
   return true;
 }

@@ -4,6 +4,7 @@
 
 #include "adapters/anthropic/provider.hpp"
 #include "adapters/azure/provider.hpp"
+#include "adapters/bedrock/provider.hpp"
 #include "adapters/echo/provider.hpp"
 #include "adapters/gemini/provider.hpp"
 #include "adapters/openai/provider.hpp"
@@ -24,6 +25,7 @@ const std::vector<const provider*>& all() {
     &openai::ollama_provider(),
     &anthropic::anthropic_provider(),
     &azure::azure_provider(),
+    &bedrock::bedrock_provider(),
     &gemini::gemini_provider(),
     &vertex::vertex_provider(),
     &echo::echo_provider(),

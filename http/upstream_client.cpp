@@ -305,9 +305,12 @@ public:
     if (auto it = head.find(bhttp::field::retry_after); it != head.end())
       r.retry_after = std::string{it->value()};
     // A 2xx that is not an event stream (a server that ignores "stream")
-    // is read whole too; the SESSION turns it into a stream.
+    // is read whole too; the SESSION turns it into a stream. Server-sent
+    // events, or AWS's binary event stream (Bedrock's ConverseStream).
     bool event_stream
-      = r.content_type.find("text/event-stream") != std::string::npos;
+      = r.content_type.find("text/event-stream") != std::string::npos
+        || r.content_type.find("application/vnd.amazon.eventstream")
+             != std::string::npos;
     if (r.status < 200 || r.status >= 300 || !event_stream)
       co_await op.read_whole(r, reusable);
     else

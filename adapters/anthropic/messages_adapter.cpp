@@ -91,9 +91,16 @@ protected:
           if (!stop.empty())
             summary_.finish_reason = stop;
         }
-        if (auto usage = pw::json::member(data, "usage"))
+        if (auto usage = pw::json::member(data, "usage")) {
           summary_.completion_tokens
             = pw::json::uint_of(*usage, "output_tokens");
+          // Counted at the end by some (Bedrock's streams, translated).
+          if (pw::json::member(*usage, "input_tokens")) {
+            summary_.prompt_tokens = input_tokens_of(*usage);
+            summary_.cached_tokens
+              = pw::json::uint_of(*usage, "cache_read_input_tokens");
+          }
+        }
       }
       emit_event(out, name.empty() ? std::string_view{"message"} : name,
                  ev.data);

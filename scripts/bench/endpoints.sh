@@ -11,10 +11,12 @@
 # OpenAI chunks, and relayed from its Anthropic events), beside the mock's
 # own stream directly and through nginx.
 #
-# The mock is the shared harness's nginx mock with two more fixed answers:
-# a text_completion as large as its chat answer, and an embeddings list of
-# one 256-number vector (text-embedding-3-small with `dimensions: 256`),
-# 3.3 KB of JSON. Each target runs pinned to CPU 1 with its default
+# The mock is the shared harness's nginx mock with three more fixed
+# answers: a text_completion as large as its chat answer, an embeddings
+# list of one 256-number vector (text-embedding-3-small with `dimensions:
+# 256`), 3.3 KB of JSON, and Bedrock's Converse answer with the chat
+# answer's text (the `bedrock` line: a chat request translated to Converse
+# and signed with SigV4, the answer translated back). Each target runs pinned to CPU 1 with its default
 # threads, the mock, wrk and the stream probe on CPU 0; wrk -t1
 # -cCONNECTIONS for DURATION seconds per endpoint and target, after a 1 s
 # warm-up; PROBES streams per target after 20 unmeasured ones.
@@ -60,8 +62,17 @@ completion = {"id": "cmpl-AbCdEfGhIjKlMnOpQrStUvWxYz012", "object": "text_comple
                                    "back, so it adds only parsing cost.",
                            "index": 0, "logprobs": None, "finish_reason": "stop"}],
               "usage": {"prompt_tokens": 61, "completion_tokens": 44, "total_tokens": 105}}
+# Bedrock's Converse answer with the chat answer's text and usage.
+converse = {"output": {"message": {"role": "assistant", "content": [
+                {"text": "A reverse proxy authenticates the caller, picks an upstream model "
+                         "and forwards the request; the response is streamed back, so it "
+                         "adds only parsing cost."}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 61, "outputTokens": 44, "totalTokens": 105},
+            "metrics": {"latencyMs": 312}}
 with open(sys.argv[1], "w") as out:
-    for path, body in (("/v1/embeddings", embeddings), ("/v1/completions", completion)):
+    for path, body in (("/v1/embeddings", embeddings), ("/v1/completions", completion),
+                       ("/bedrock/model/mock/converse", converse)):
         text = json.dumps(body, separators=(",", ":"))
         out.write("        location = %s {\n            default_type application/json;\n"
                   "            return 200 '%s';\n        }\n" % (path, text))
@@ -106,6 +117,12 @@ models:
     base_url: "http://127.0.0.1:$mock_port/anthropic-stream"
     endpoints: [messages]
     timeout_seconds: 30
+  mock-bedrock:
+    provider: bedrock
+    model: mock
+    region: us-east-1
+    base_url: "http://127.0.0.1:$mock_port/bedrock"
+    timeout_seconds: 30
   mock-claude:
     provider: anthropic
     model: claude-sonnet-4-20250514
@@ -126,6 +143,7 @@ bodies=(
   'embeddings /v1/embeddings /v1/embeddings {"model":"mock-openai","input":"hello there, how are you","dimensions":256}'
   'messages /v1/messages /anthropic/v1/messages {"model":"mock-claude","max_tokens":64,"messages":[{"role":"user","content":"hello there, how are you"}]}'
   'messages-chat /v1/messages /v1/chat/completions {"model":"mock-openai","max_tokens":64,"messages":[{"role":"user","content":"hello there, how are you"}]}'
+  'bedrock /v1/chat/completions /bedrock/model/mock/converse {"model":"mock-bedrock","messages":[{"role":"user","content":"hello there, how are you"}]}'
 )
 for line in "${bodies[@]}"; do
   read -r name _ _ body <<< "$line"
@@ -171,7 +189,9 @@ measure nginx "http://127.0.0.1:$nginx_port"
 kill "$ngx"
 wait "$ngx" 2> /dev/null || true
 
-taskset -c 1 "$bin" --config "$dir/gw.yaml" > "$dir/gw.log" 2>&1 &
+# The bedrock model signs with these (the mock does not check them).
+AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench-secret-key \
+  taskset -c 1 "$bin" --config "$dir/gw.yaml" > "$dir/gw.log" 2>&1 &
 gw=$!
 pids+=("$gw")
 wait_ready "http://127.0.0.1:$port/health/ready" ||
@@ -199,7 +219,7 @@ printf "%-14s %-8s %9s %9s %9s %9s %9s\n" endpoint target "req/s" "p50 us" "p99 
 awk '
   { rps[$2, $1] = $3; p50[$2, $1] = $4; p99[$2, $1] = $5; seen[$2] = 1 }
   END {
-    n = split("chat completions embeddings messages messages-chat", order, " ")
+    n = split("chat completions embeddings messages messages-chat bedrock", order, " ")
     for (i = 1; i <= n; i++) {
       e = order[i]
       if (!(e in seen)) continue

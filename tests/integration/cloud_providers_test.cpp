@@ -10,8 +10,16 @@
 // tenant; Google Vertex AI with a service account's token (a JWT the
 // gateway signs, and one signed with a key Google does not know), Gemini
 // on Vertex's OpenAI-compatible endpoint and Claude through rawPredict and
-// streamRawPredict; a fallback chain from azure to vertex to echo.
+// streamRawPredict; a fallback chain from azure to vertex to echo. AWS
+// Bedrock against a fake that recomputes each request's SigV4 signature
+// as AWS does (403 when it differs), with a shared credentials file's
+// profile (and a wrong secret in it) and with temporary credentials from a
+// fake STS for a web identity token, Converse whole and ConverseStream's
+// event stream split across reads; a fallback chain from azure to bedrock
+// to vllm.
 
+#include "adapters/bedrock/event_stream.hpp"
+#include "adapters/bedrock/sigv4.hpp"
 #include "tests/integration/common.hpp"
 
 #include <openssl/bio.h>
@@ -22,10 +30,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -36,6 +46,7 @@
 
 using namespace pw::test;
 using namespace std::chrono_literals;
+namespace bedrock = pw::adapters::bedrock;
 
 namespace {
 
@@ -586,6 +597,481 @@ fake_handler vertex_claude() {
   };
 }
 
+// -- bedrock ------------------------------------------------------------------
+
+/// The region every Bedrock fake here serves and checks signatures for.
+const std::string aws_region = "us-east-1";
+
+/// The Bedrock model id of the bedrock models here: its ':' is
+/// URI-encoded in the path.
+const std::string bedrock_model_id = "anthropic.claude-3-haiku-20240307-v1:0";
+
+/// Where that model's Converse calls go.
+const std::string converse_path
+  = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse";
+
+/// The long-term AWS keys the Bedrock fakes know (AWS's documentation
+/// example), in the [test] profile of the credentials files here.
+const std::string aws_key_id = "AKIDEXAMPLE";
+const std::string aws_secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+/// A secret AWS does not know for aws_key_id.
+const std::string wrong_aws_secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYWRONG0KEY";
+
+/// The [default] profile's keys, which no model here should use.
+const std::string default_profile_secret = "default-profile-secret-Vq81";
+
+/// What STS grants for the web identity: temporary keys and their
+/// session token.
+const std::string temp_key_id = "ASIATEMP";
+const std::string temp_secret = "tEmPsEcReT/9dK2+Lp0WqEXAMPLEtempKEY";
+const std::string session_token
+  = "FwoGZXIvYXdzEJr//////////wEaDTemPSessionToken+Qx7nM2/Vb3=";
+
+/// The role the web identity assumes, and the identity's token.
+const std::string role_arn = "arn:aws:iam::123456789012:role/pw-bedrock";
+const std::string web_identity_token
+  = "eyJhbGciOiJSUzI1NiJ9.web-identity-claims-7f3c.web-identity-sig-d41b";
+
+/// Credentials as the Bedrock fakes check them: a key id, its secret, and
+/// for temporary ones the session token.
+struct aws_identity {
+  std::string key_id;
+  std::string secret;
+  std::string session_token;
+};
+
+/// Environment variables the gateway (which inherits this process's
+/// environment) would take AWS credentials, a profile or a region from.
+void clear_aws_env() {
+  for (const auto* name :
+       {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+        "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME",
+        "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_CONFIG_FILE", "AWS_REGION", "AWS_DEFAULT_REGION"})
+    ::unsetenv(name);
+}
+
+/// Writes `text` to `name` in `dir`; its path.
+std::string write_file(const temp_dir& dir, const std::string& name,
+                       const std::string& text) {
+  auto path = (dir.path / name).string();
+  std::ofstream{path, std::ios::binary | std::ios::trunc} << text;
+  return path;
+}
+
+/// A shared credentials file `name` in `dir` whose [test] profile holds
+/// aws_key_id and `secret`, after a [default] profile that must not be
+/// used; its path.
+std::string write_aws_credentials(const temp_dir& dir,
+                                  const std::string& secret,
+                                  const std::string& name = "credentials") {
+  return write_file(dir, name,
+                    "[default]\n"
+                    "aws_access_key_id = AKIDDEFAULTPROFILE\n"
+                    "aws_secret_access_key = "
+                      + default_profile_secret
+                      + "\n"
+                        "\n"
+                        "# the profile of the models here\n"
+                        "[test]\n"
+                        "aws_access_key_id = "
+                      + aws_key_id + "\naws_secret_access_key = " + secret
+                      + "\n");
+}
+
+/// A `models:` entry for a bedrock model of bedrock_model_id in
+/// aws_region, Bedrock at `base_url`, its credentials from `credentials`
+/// (the model's keys that say where, indented four spaces).
+std::string bedrock_model(const std::string& alias, const std::string& base_url,
+                          const std::string& credentials) {
+  return "  " + alias + ":\n    provider: bedrock\n    model: \""
+         + bedrock_model_id + "\"\n    region: " + aws_region
+         + "\n    base_url: \"" + base_url + "\"\n" + credentials;
+}
+
+/// A bedrock model's keys for the [test] profile of the credentials file
+/// `file`.
+std::string profile_keys(const std::string& file) {
+  return "    aws_credentials_file: \"" + file + "\"\n    aws_profile: test\n";
+}
+
+/// A bedrock model's keys for role_arn with the web identity token in
+/// `token_file`, from STS at `sts_url`.
+std::string web_identity_keys(const std::string& token_file,
+                              const std::string& sts_url) {
+  return "    role_arn: \"" + role_arn + "\"\n    web_identity_token_file: \""
+         + token_file + "\"\n    sts_endpoint: \"" + sts_url + "\"\n";
+}
+
+/// `text` split at each `sep`.
+std::vector<std::string> split_at(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  for (;;) {
+    auto at = text.find(sep);
+    out.emplace_back(text.substr(0, at));
+    if (at == std::string_view::npos)
+      return out;
+    text.remove_prefix(at + 1);
+  }
+}
+
+/// The `name=value` parameters of an AWS4-HMAC-SHA256 Authorization
+/// header (Credential, SignedHeaders, Signature); nothing when it is not
+/// one.
+std::optional<std::map<std::string, std::string>>
+sigv4_params(std::string_view header) {
+  constexpr std::string_view algorithm = "AWS4-HMAC-SHA256 ";
+  if (!header.starts_with(algorithm))
+    return std::nullopt;
+  header.remove_prefix(algorithm.size());
+  std::map<std::string, std::string> out;
+  for (auto part : split_at(header, ',')) {
+    auto first = part.find_first_not_of(' ');
+    auto last = part.find_last_not_of(' ');
+    if (first == std::string::npos)
+      return std::nullopt;
+    part = part.substr(first, last - first + 1);
+    auto eq = part.find('=');
+    if (eq == std::string::npos)
+      return std::nullopt;
+    out[part.substr(0, eq)] = part.substr(eq + 1);
+  }
+  return out;
+}
+
+/// Whether `amz_date` (YYYYMMDDTHHMMSSZ) is within five minutes of now,
+/// as AWS wants it.
+bool amz_date_is_now(const std::string& amz_date) {
+  std::tm tm{};
+  const char* end = ::strptime(amz_date.c_str(), "%Y%m%dT%H%M%SZ", &tm);
+  if (end == nullptr || *end != '\0')
+    return false;
+  auto skew = std::time(nullptr) - ::timegm(&tm);
+  return skew <= 300 && skew >= -300;
+}
+
+/// What Bedrock would refuse in the signature of a request: `exception` is
+/// the error type it would name (empty when the request verifies), `why`
+/// what differs.
+struct signing_verdict {
+  std::string exception;
+  std::string why;
+};
+
+/// Checks the SigV4 signature of `req` as AWS does, for service bedrock in
+/// aws_region and the credentials `who`: the Authorization header's scope,
+/// X-Amz-Date (the scope's date, within five minutes of now),
+/// X-Amz-Content-Sha256 (the body's SHA-256), X-Amz-Security-Token (the
+/// session token, none for long-term keys), and the signature recomputed
+/// over the request's method, path, query, the headers SignedHeaders names
+/// and the body. It throws nothing: the fakes run it on their own thread.
+signing_verdict signing_problem(const fake_request& req,
+                                const aws_identity& who) {
+  auto refuse = [](std::string exception, std::string why) {
+    return signing_verdict{std::move(exception), std::move(why)};
+  };
+  auto sent = header_of(req, "authorization");
+  auto params = sigv4_params(sent);
+  if (!params || params->count("Credential") == 0
+      || params->count("SignedHeaders") == 0 || params->count("Signature") == 0)
+    return refuse("IncompleteSignatureException",
+                  "no AWS4-HMAC-SHA256 Authorization header with Credential, "
+                  "SignedHeaders and Signature: '"
+                    + sent + "'");
+  auto scope = split_at(params->at("Credential"), '/');
+  if (scope.size() != 5 || scope[4] != "aws4_request")
+    return refuse("IncompleteSignatureException",
+                  "the Credential is not KEY/DATE/REGION/SERVICE/aws4_request");
+  if (scope[0] != who.key_id)
+    return refuse("UnrecognizedClientException",
+                  "the access key id is " + scope[0] + ", not " + who.key_id);
+  if (scope[2] != aws_region || scope[3] != "bedrock")
+    return refuse("InvalidSignatureException", "the scope names " + scope[2]
+                                                 + "/" + scope[3]
+                                                 + ", not us-east-1/bedrock");
+  auto date = header_of(req, "x-amz-date");
+  if (date.size() != 16 || date.substr(0, 8) != scope[1])
+    return refuse("IncompleteSignatureException",
+                  "X-Amz-Date '" + date + "' is not of the scope's date "
+                    + scope[1]);
+  if (!amz_date_is_now(date))
+    return refuse("InvalidSignatureException",
+                  "X-Amz-Date " + date + " is not within 5 minutes of now");
+  if (header_of(req, "x-amz-content-sha256") != bedrock::sha256_hex(req.body))
+    return refuse("InvalidSignatureException",
+                  "X-Amz-Content-Sha256 is not the body's SHA-256");
+  if (header_of(req, "x-amz-security-token") != who.session_token)
+    return refuse("UnrecognizedClientException",
+                  who.session_token.empty()
+                    ? "an X-Amz-Security-Token with long-term keys"
+                    : "X-Amz-Security-Token is not the session token");
+  bedrock::signable_request signable;
+  signable.method = req.method;
+  auto q = req.target.find('?');
+  signable.path = req.target.substr(0, q);
+  if (q != std::string::npos)
+    signable.query = req.target.substr(q + 1);
+  bool host = false;
+  bool dated = false;
+  for (auto name : split_at(params->at("SignedHeaders"), ';')) {
+    // The fake's header names are lower-case; so are those SigV4 signs.
+    for (auto& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    host = host || name == "host";
+    dated = dated || name == "x-amz-date";
+    auto it = req.headers.find(name);
+    if (it == req.headers.end())
+      return refuse("InvalidSignatureException",
+                    "the signed header '" + name + "' was not sent");
+    signable.headers.push_back({name, it->second});
+  }
+  if (!host || !dated)
+    return refuse("InvalidSignatureException",
+                  "SignedHeaders does not name host and x-amz-date");
+  signable.payload = req.body;
+  bedrock::aws_credentials credentials;
+  credentials.access_key_id = who.key_id;
+  credentials.secret_access_key = pw::redacted_string{who.secret};
+  credentials.session_token = pw::redacted_string{who.session_token};
+  auto expected = sigv4_params(
+    bedrock::authorization(signable, credentials, aws_region, "bedrock", date));
+  if (!expected || expected->at("Signature") != params->at("Signature"))
+    return refuse("InvalidSignatureException",
+                  "the signature does not verify with the secret of "
+                    + who.key_id);
+  return {};
+}
+
+/// What Bedrock answers a request whose signature does not verify.
+const std::string signature_mismatch
+  = R"({"message":"The request signature we calculated does not match )"
+    R"(the signature you provided."})";
+
+/// What Bedrock answers a key id or session token it does not know.
+const std::string unrecognized_client
+  = R"({"message":"The security token included in the request is )"
+    R"(invalid."})";
+
+/// Bedrock's answer to a Converse call.
+const std::string converse_answer
+  = R"({"output":{"message":{"role":"assistant","content":[{"text":)"
+    R"("Hi from Bedrock"}]}},"stopReason":"end_turn","usage":)"
+    R"({"inputTokens":5,"outputTokens":3,"totalTokens":8},)"
+    R"("metrics":{"latencyMs":212}})";
+
+/// Bedrock's ConverseStream answer that says "Hi " and "there", as
+/// event-stream frames cut into pieces of 37 bytes: most frames arrive
+/// split, some pieces end one frame and begin the next.
+std::vector<fake_chunk> converse_stream_chunks() {
+  std::string bytes;
+  auto event = [&](const std::string& type, const nlohmann::json& payload) {
+    bytes += bedrock::encode_event({{":event-type", type},
+                                    {":content-type", "application/json"},
+                                    {":message-type", "event"}},
+                                   payload.dump());
+  };
+  event("messageStart", {{"role", "assistant"}});
+  event("contentBlockDelta",
+        {{"contentBlockIndex", 0}, {"delta", {{"text", "Hi "}}}});
+  event("contentBlockDelta",
+        {{"contentBlockIndex", 0}, {"delta", {{"text", "there"}}}});
+  event("contentBlockStop", {{"contentBlockIndex", 0}});
+  event("messageStop", {{"stopReason", "end_turn"}});
+  event(
+    "metadata",
+    {{"usage", {{"inputTokens", 5}, {"outputTokens", 2}, {"totalTokens", 7}}},
+     {"metrics", {{"latencyMs", 180}}}});
+  std::vector<fake_chunk> out;
+  for (size_t at = 0; at < bytes.size(); at += 37)
+    out.push_back({std::chrono::milliseconds{0}, bytes.substr(at, 37)});
+  return out;
+}
+
+/// Bedrock serving the model: converse_answer on converse_path, the
+/// stream of converse_stream_chunks on its /converse-stream; anything
+/// else is 404.
+fake_handler converse_ok() {
+  return [](const fake_request& req) {
+    fake_response r;
+    if (req.method == "POST" && req.target == converse_path) {
+      r.body = converse_answer;
+      return r;
+    }
+    if (req.method == "POST" && req.target == converse_path + "-stream") {
+      r.content_type = "application/vnd.amazon.eventstream";
+      r.chunks = converse_stream_chunks();
+      return r;
+    }
+    r.status = 404;
+    r.headers = {{"x-amzn-ErrorType", "UnknownOperationException"}};
+    r.body = R"({"message":"Unknown operation"})";
+    return r;
+  };
+}
+
+/// Bedrock's runtime as it checks a request: 403 with AWS's error unless
+/// it is signed for `who` (signing_problem), else `ok` answers.
+fake_handler bedrock_like(aws_identity who, fake_handler ok = converse_ok()) {
+  return [=](const fake_request& req) {
+    auto verdict = signing_problem(req, who);
+    if (verdict.exception.empty())
+      return ok(req);
+    fake_response r;
+    r.status = 403;
+    r.headers = {{"x-amzn-ErrorType", verdict.exception}};
+    r.body = verdict.exception == "UnrecognizedClientException"
+               ? unrecognized_client
+             : verdict.exception == "InvalidSignatureException"
+               ? signature_mismatch
+               : nlohmann::json{{"message", verdict.why}}.dump();
+    return r;
+  };
+}
+
+/// `t` as STS writes an Expiration: YYYY-MM-DDTHH:MM:SSZ, UTC.
+std::string iso_utc(std::chrono::system_clock::time_point t) {
+  auto tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+/// STS's answer to AssumeRoleWithWebIdentity granting `temp`, which
+/// expires at `expiration`.
+std::string sts_granted(const aws_identity& temp,
+                        const std::string& expiration) {
+  return "<AssumeRoleWithWebIdentityResponse "
+         "xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n"
+         "  <AssumeRoleWithWebIdentityResult>\n"
+         "    <SubjectFromWebIdentityToken>system:serviceaccount:ai:pw-router"
+         "</SubjectFromWebIdentityToken>\n"
+         "    <Audience>sts.amazonaws.com</Audience>\n"
+         "    <AssumedRoleUser>\n"
+         "      <Arn>arn:aws:sts::123456789012:assumed-role/pw-bedrock/"
+         "pw-router</Arn>\n"
+         "      <AssumedRoleId>AROAEXAMPLEROLEID:pw-router</AssumedRoleId>\n"
+         "    </AssumedRoleUser>\n"
+         "    <Credentials>\n"
+         "      <SessionToken>"
+         + temp.session_token
+         + "</SessionToken>\n"
+           "      <SecretAccessKey>"
+         + temp.secret
+         + "</SecretAccessKey>\n"
+           "      <Expiration>"
+         + expiration
+         + "</Expiration>\n"
+           "      <AccessKeyId>"
+         + temp.key_id
+         + "</AccessKeyId>\n"
+           "    </Credentials>\n"
+           "    <Provider>arn:aws:iam::123456789012:oidc-provider/"
+           "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE</Provider>\n"
+           "  </AssumeRoleWithWebIdentityResult>\n"
+           "  <ResponseMetadata>\n"
+           "    <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>\n"
+           "  </ResponseMetadata>\n"
+           "</AssumeRoleWithWebIdentityResponse>\n";
+}
+
+/// STS's error answer: `code` and `message` in its XML envelope.
+std::string sts_error(const std::string& code, const std::string& message) {
+  return "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+         "<Error><Type>Sender</Type><Code>"
+         + code + "</Code><Message>" + message
+         + "</Message></Error>"
+           "<RequestId>2fd1b1ea-5c68-4b28-9f53-000000000000</RequestId>"
+           "</ErrorResponse>";
+}
+
+/// AWS STS as it checks AssumeRoleWithWebIdentity: a form POST to "/"
+/// with the Action, RoleArn role_arn and WebIdentityToken `token` gets
+/// `granted` (text/xml); a wrong action, role or token its error (400 or
+/// 403); anything else is 404.
+fake_handler sts_like(std::string token, std::string granted) {
+  return [=](const fake_request& req) {
+    fake_response r;
+    r.content_type = "text/xml";
+    if (req.method != "POST" || req.target != "/") {
+      r.status = 404;
+      r.body = sts_error("NotFound", "no such resource");
+      return r;
+    }
+    auto fields = form_fields(req.body);
+    auto field = [&](const std::string& name) {
+      if (!fields)
+        return std::string{};
+      auto it = fields->find(name);
+      return it == fields->end() ? std::string{} : it->second;
+    };
+    if (header_of(req, "content-type") != "application/x-www-form-urlencoded"
+        || field("Action") != "AssumeRoleWithWebIdentity") {
+      r.status = 400;
+      r.body = sts_error("InvalidAction", "Could not find operation "
+                                          "AssumeRoleWithWebIdentity");
+      return r;
+    }
+    if (field("RoleArn") != role_arn) {
+      r.status = 403;
+      r.body = sts_error("AccessDenied", "Not authorized to perform "
+                                         "sts:AssumeRoleWithWebIdentity");
+      return r;
+    }
+    if (field("WebIdentityToken") != token) {
+      r.status = 400;
+      r.body = sts_error("InvalidIdentityToken",
+                         "The web identity token is not valid");
+      return r;
+    }
+    r.body = granted;
+    return r;
+  };
+}
+
+/// The first line of `text` that contains `part`, parsed as a JSON log
+/// line (discarded when there is none, or it is no JSON).
+nlohmann::json log_line_with(const std::string& text, const std::string& part) {
+  auto at = text.find(part);
+  if (at == std::string::npos)
+    return nlohmann::json(nlohmann::json::value_t::discarded);
+  auto begin = text.rfind('\n', at);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  auto end = text.find('\n', at);
+  return nlohmann::json::parse(text.substr(begin, end - begin), nullptr, false);
+}
+
+/// The content pieces of a chat stream, in order (empty ones left out).
+std::vector<std::string> content_pieces(const raw_response& r) {
+  std::vector<std::string> out;
+  for (const auto& e : r.events()) {
+    auto j = nlohmann::json::parse(e.data, nullptr, false);
+    if (!j.is_object() || !j.contains("choices") || j["choices"].empty())
+      continue;
+    auto delta = j["choices"][0].value("delta", nlohmann::json::object());
+    if (delta.contains("content") && delta["content"].is_string()
+        && !delta["content"].get<std::string>().empty())
+      out.push_back(delta["content"].get<std::string>());
+  }
+  return out;
+}
+
+/// The finish_reason of a chat stream's last chunk that has one.
+std::string stream_finish_reason(const raw_response& r) {
+  std::string out;
+  for (const auto& e : r.events()) {
+    auto j = nlohmann::json::parse(e.data, nullptr, false);
+    if (!j.is_object() || !j.contains("choices") || j["choices"].empty())
+      continue;
+    const auto& reason = j["choices"][0]["finish_reason"];
+    if (reason.is_string())
+      out = reason.get<std::string>();
+  }
+  return out;
+}
+
 } // namespace
 
 TEST_CASE("azure with Entra ID calls the deployment with the token the "
@@ -1078,4 +1564,288 @@ TEST_CASE("a chain falls back from azure to vertex, then to echo",
   CHECK(posts(azure).size() == 2);
   CHECK(posts(vertex).size() == 2);
   CHECK(gw.stop() == 0);
+}
+
+TEST_CASE("bedrock signs Converse calls that a SigV4-checking fake accepts, "
+          "whole and streamed",
+          "[integration]") {
+  // The gateway inherits this environment: no AWS keys, profile or region
+  // from it.
+  clear_aws_env();
+  temp_dir dir;
+  const aws_identity who{aws_key_id, aws_secret, ""};
+  fake_upstream bedrock_fake{bedrock_like(who)};
+  auto credentials = write_aws_credentials(dir, aws_secret);
+  // HOME too: no ~/.aws of the machine's (read only without a file).
+  const std::map<std::string, std::string> home{{"HOME", dir.path.string()}};
+  {
+    gateway_process gw{make_config(bedrock_model("br", bedrock_fake.base_url(),
+                                                 profile_keys(credentials)),
+                                   "br"),
+                       home};
+    auto res = chat(gw, "br");
+    INFO(res.body);
+    REQUIRE(res.status == 200);
+    auto j = res.json();
+    CHECK(j["object"] == "chat.completion");
+    CHECK(j["model"] == "br");
+    CHECK(j["choices"][0]["message"]["role"] == "assistant");
+    CHECK(j["choices"][0]["message"]["content"] == "Hi from Bedrock");
+    CHECK(j["choices"][0]["finish_reason"] == "stop");
+    CHECK(j["usage"]["prompt_tokens"] == 5);
+    CHECK(j["usage"]["completion_tokens"] == 3);
+
+    auto sent = posts(bedrock_fake);
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].target == converse_path);
+    // The fake answered 200, so the signature verified; this says why if
+    // not.
+    auto verdict = signing_problem(sent[0], who);
+    INFO(verdict.why);
+    CHECK(verdict.exception == "");
+    auto authorization = header_of(sent[0], "authorization");
+    INFO(authorization);
+    CHECK(authorization.starts_with("AWS4-HMAC-SHA256 Credential=" + aws_key_id
+                                    + "/"));
+    CHECK(contains(authorization, "/us-east-1/bedrock/aws4_request"));
+    CHECK(header_of(sent[0], "x-amz-content-sha256")
+          == bedrock::sha256_hex(sent[0].body));
+    CHECK_FALSE(sent[0].has_header("x-amz-security-token"));
+    CHECK_FALSE(sent[0].has_header("x-api-key"));
+    CHECK_FALSE(contains(authorization, aws_secret));
+    INFO(sent[0].body);
+    auto converse = nlohmann::json::parse(sent[0].body);
+    CHECK_FALSE(converse.contains("model"));
+    CHECK_FALSE(converse.contains("stream"));
+    CHECK(converse["messages"][0]["role"] == "user");
+    CHECK(converse["messages"][0]["content"][0]["text"] == "hello");
+    CHECK(converse["inferenceConfig"]["maxTokens"] == 4096);
+
+    nlohmann::json body
+      = {{"model", "br"},
+         {"stream", true},
+         {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+    auto r = send_once(gw.port(), raw_chat_request(body));
+    INFO(r.head);
+    INFO(r.body);
+    CHECK(r.head.starts_with("HTTP/1.1 200"));
+    CHECK(contains(r.head, "Content-Type: text/event-stream"));
+    const std::vector<std::string> pieces{"Hi ", "there"};
+    CHECK(content_pieces(r) == pieces);
+    CHECK(chat_text(r) == "Hi there");
+    CHECK(stream_finish_reason(r) == "stop");
+    CHECK(r.count("data: [DONE]") == 1);
+
+    sent = posts(bedrock_fake);
+    REQUIRE(sent.size() == 2);
+    CHECK(sent[1].target == converse_path + "-stream");
+    CHECK(header_of(sent[1], "accept") == "application/vnd.amazon.eventstream");
+    auto streamed = signing_problem(sent[1], who);
+    INFO(streamed.why);
+    CHECK(streamed.exception == "");
+    auto streamed_converse = nlohmann::json::parse(sent[1].body);
+    CHECK(streamed_converse["messages"][0]["content"][0]["text"] == "hi");
+
+    CHECK(gw.stop() == 0);
+    auto logs = gw.output() + gw.errors();
+    CHECK_FALSE(contains(logs, aws_secret));
+    CHECK_FALSE(contains(logs, default_profile_secret));
+  }
+
+  // The same key id with a secret AWS does not know for it.
+  auto wrong = write_aws_credentials(dir, wrong_aws_secret, "wrong");
+  gateway_process gw{
+    make_config(
+      bedrock_model("br", bedrock_fake.base_url(), profile_keys(wrong)), "br"),
+    home};
+  auto refused = chat(gw, "br");
+  INFO(refused.body);
+  // A 403 of the provider's is relayed as about the gateway's credentials.
+  CHECK(refused.status == 403);
+  auto e = error_of(refused);
+  CHECK(e["type"] == "upstream_auth_error");
+  CHECK(e["code"] == "upstream_rejected");
+  // Not Bedrock's message: the client learns only that the gateway's
+  // credentials were refused.
+  CHECK(e["message"]
+        == "The upstream provider for model 'br' rejected the gateway's "
+           "credentials (HTTP 403); contact the gateway operator");
+  CHECK_FALSE(contains(refused.body, wrong_aws_secret));
+  CHECK_FALSE(contains(refused.body, aws_secret));
+  auto sent = posts(bedrock_fake);
+  REQUIRE(sent.size() == 3);
+  CHECK(sent[2].target == converse_path);
+  // All else is right: only the secret gives it away.
+  auto verdict = signing_problem(sent[2], who);
+  CHECK(verdict.exception == "InvalidSignatureException");
+  auto with_wrong
+    = signing_problem(sent[2], {aws_key_id, wrong_aws_secret, ""});
+  INFO(with_wrong.why);
+  CHECK(with_wrong.exception == "");
+  CHECK_FALSE(contains(header_of(sent[2], "authorization"), wrong_aws_secret));
+
+  CHECK(gw.stop() == 0);
+  auto logs = gw.output() + gw.errors();
+  CHECK_FALSE(contains(logs, wrong_aws_secret));
+  CHECK_FALSE(contains(logs, aws_secret));
+  CHECK_FALSE(contains(logs, default_profile_secret));
+}
+
+TEST_CASE("bedrock takes temporary credentials from STS with a web identity "
+          "token file",
+          "[integration]") {
+  clear_aws_env();
+  temp_dir dir;
+  const aws_identity temp{temp_key_id, temp_secret, session_token};
+  // The temporary credentials end in an hour.
+  auto expiration = iso_utc(std::chrono::system_clock::now() + 1h);
+  fake_upstream sts{
+    sts_like(web_identity_token, sts_granted(temp, expiration))};
+  // Knows only the temporary credentials, with their session token.
+  fake_upstream bedrock_fake{bedrock_like(temp)};
+  // As the platform writes it: the token alone.
+  auto token_file = write_file(dir, "token", web_identity_token);
+  gateway_process gw{
+    make_config(bedrock_model("br", bedrock_fake.base_url(),
+                              web_identity_keys(token_file, sts.base_url())),
+                "br"),
+    {{"HOME", dir.path.string()}}};
+  REQUIRE(sts.wait_for_requests(1));
+  // The credentials are in the MODEL's settings once it says so.
+  REQUIRE(gw.wait_for_output("\"event\":\"credential_renewed\""));
+
+  auto asked = sts.requests();
+  REQUIRE_FALSE(asked.empty());
+  CHECK(asked[0].method == "POST");
+  CHECK(asked[0].target == "/");
+  CHECK(header_of(asked[0], "content-type")
+        == "application/x-www-form-urlencoded");
+  // AssumeRoleWithWebIdentity is not signed: the token is the proof.
+  CHECK_FALSE(asked[0].has_header("authorization"));
+  auto fields = form_fields(asked[0].body);
+  REQUIRE(fields);
+  CHECK((*fields)["Action"] == "AssumeRoleWithWebIdentity");
+  CHECK((*fields)["Version"] == "2011-06-15");
+  CHECK((*fields)["RoleArn"] == role_arn);
+  CHECK((*fields)["RoleSessionName"] == "pw-router");
+  CHECK((*fields)["WebIdentityToken"] == web_identity_token);
+  CHECK((*fields)["DurationSeconds"] == "3600");
+
+  auto res = chat(gw, "br");
+  INFO(res.body);
+  REQUIRE(res.status == 200);
+  CHECK(res.json()["model"] == "br");
+  CHECK(res.json()["choices"][0]["message"]["content"] == "Hi from Bedrock");
+  auto sent = posts(bedrock_fake);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].target == converse_path);
+  auto verdict = signing_problem(sent[0], temp);
+  INFO(verdict.why);
+  CHECK(verdict.exception == "");
+  CHECK(header_of(sent[0], "x-amz-security-token") == session_token);
+  CHECK(header_of(sent[0], "authorization")
+          .starts_with("AWS4-HMAC-SHA256 Credential=" + temp_key_id + "/"));
+  CHECK_FALSE(contains(header_of(sent[0], "authorization"), temp_secret));
+  // STS was asked once: the next fetch is due in about 55 minutes.
+  CHECK(sts.requests().size() == 1);
+
+  CHECK(gw.stop() == 0);
+  // The Expiration was read: a life of about an hour. (Its whole line is
+  // there once the gateway has stopped.)
+  auto renewed = log_line_with(gw.output(), "\"event\":\"credential_renewed\"");
+  INFO(renewed.dump());
+  REQUIRE(renewed.is_object());
+  CHECK(renewed["model"] == "br");
+  REQUIRE(renewed["expires_in_s"].is_number_integer());
+  CHECK(renewed["expires_in_s"].get<int64_t>() > 3500);
+  CHECK(renewed["expires_in_s"].get<int64_t>() <= 3600);
+  auto logs = gw.output() + gw.errors();
+  CHECK_FALSE(contains(logs, temp_secret));
+  CHECK_FALSE(contains(logs, session_token));
+  CHECK_FALSE(contains(logs, web_identity_token));
+}
+
+TEST_CASE("a chain falls back from azure to bedrock to vllm", "[integration]") {
+  clear_aws_env();
+  temp_dir dir;
+  const aws_identity who{aws_key_id, aws_secret, ""};
+  // Azure checks the key, then is unavailable.
+  fake_upstream azure{azure_like(
+    "api-key", {upstream_key}, false,
+    messages_api::answer_with(
+      503, R"({"error":{"code":"503","message":"The service is temporarily )"
+           R"(unable to process your request."}})"))};
+  // Bedrock checks the signature, then fails.
+  fake_upstream bedrock_fake{bedrock_like(
+    who, messages_api::answer_with(
+           500,
+           R"({"message":"The server encountered an internal error while )"
+           R"(processing the request."})",
+           {{"x-amzn-ErrorType", "InternalServerException"}}))};
+  fake_upstream vllm{[](const fake_request& req) {
+    fake_response r;
+    if (req.method != "POST" || req.target != "/v1/chat/completions") {
+      r.status = 404;
+      r.body = R"({"object":"error","message":"Not Found","code":404})";
+      return r;
+    }
+    r.body = openai_completion("upstream-vl", "hi from vllm");
+    return r;
+  }};
+  auto credentials = write_aws_credentials(dir, aws_secret);
+  gateway_process gw{
+    make_config(azure_key_model("az", azure.base_url())
+                  + bedrock_model("br", bedrock_fake.base_url(),
+                                  profile_keys(credentials))
+                  + openai_model("vl", vllm.base_url() + "/v1", "", "vllm"),
+                "az", "",
+                "  fallback_chains:\n    main: [\"az\", \"br\", \"vl\"]\n"),
+    {{"HOME", dir.path.string()}}};
+
+  auto res = chat(gw, "az");
+  INFO(res.body);
+  REQUIRE(res.status == 200);
+  CHECK(res.json()["model"] == "vl");
+  CHECK(res.json()["choices"][0]["message"]["content"] == "hi from vllm");
+  auto reason = res.header("x-route-reason");
+  INFO(reason);
+  CHECK(contains(reason, "fallback to vl after az: HTTP 503"));
+  CHECK(contains(reason, "br: HTTP 500"));
+  auto to_azure = posts(azure);
+  REQUIRE(to_azure.size() == 1);
+  CHECK(header_of(to_azure[0], "api-key") == upstream_key);
+  auto to_bedrock = posts(bedrock_fake);
+  REQUIRE(to_bedrock.size() == 1);
+  CHECK(to_bedrock[0].target == converse_path);
+  // It failed after the signature verified: a 403 would not fall back.
+  auto verdict = signing_problem(to_bedrock[0], who);
+  INFO(verdict.why);
+  CHECK(verdict.exception == "");
+  auto to_vllm = posts(vllm);
+  REQUIRE(to_vllm.size() == 1);
+  CHECK(nlohmann::json::parse(to_vllm[0].body)["model"] == "upstream-vl");
+
+  // Bedrock recovers. One failure leaves its breaker closed (the default
+  // health.unhealthy_threshold is 3): it serves the next request.
+  bedrock_fake.set_handler(bedrock_like(who));
+  auto second = chat(gw, "az");
+  INFO(second.body);
+  REQUIRE(second.status == 200);
+  CHECK(second.json()["model"] == "br");
+  CHECK(second.json()["choices"][0]["message"]["content"] == "Hi from Bedrock");
+  auto second_reason = second.header("x-route-reason");
+  INFO(second_reason);
+  CHECK(contains(second_reason, "fallback to br after az: HTTP 503"));
+  CHECK_FALSE(contains(second_reason, "br: HTTP"));
+  CHECK(posts(azure).size() == 2);
+  to_bedrock = posts(bedrock_fake);
+  REQUIRE(to_bedrock.size() == 2);
+  auto second_verdict = signing_problem(to_bedrock[1], who);
+  INFO(second_verdict.why);
+  CHECK(second_verdict.exception == "");
+  CHECK(posts(vllm).size() == 1);
+
+  CHECK(gw.stop() == 0);
+  auto logs = gw.output() + gw.errors();
+  CHECK_FALSE(contains(logs, aws_secret));
 }

@@ -291,10 +291,10 @@ TEST_CASE("an unknown provider name finds nothing, and its adapter is "
 
 TEST_CASE("an unknown provider is reported with every known one",
           "[adapters][providers]") {
-  auto text = model_errors("m", "    provider: bedrock\n    model: x\n");
+  auto text = model_errors("m", "    provider: watsonx\n    model: x\n");
   INFO(text);
   auto line = line_of(text, "models.m.provider: ");
-  CHECK(contains(line, "unknown provider \"bedrock\""));
+  CHECK(contains(line, "unknown provider \"watsonx\""));
   CHECK(contains(line, "azure"));
   CHECK(contains(line, "gemini"));
   for (const auto* p : adapters::providers())

@@ -337,9 +337,10 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
     };
     CHECK_ERROR(keys + model("    model: x\n"), "models.m.provider: required");
     CHECK_ERROR(
-      keys + model("    provider: bedrock\n    model: x\n"),
-      "models.m.provider: unknown provider \"bedrock\" (known: "
-      "openai, vllm, ollama, anthropic, azure, gemini, vertex, echo)");
+      keys + model("    provider: watsonx\n    model: x\n"),
+      "models.m.provider: unknown provider \"watsonx\" (known: "
+      "openai, vllm, ollama, anthropic, azure, bedrock, gemini, vertex, "
+      "echo)");
     auto custom = errors_of(keys + model("    provider: custom_http\n"));
     CHECK(custom.find("custom_http is not supported") != std::string::npos);
     CHECK_ERROR(keys + model("    provider: openai\n"),
