@@ -31,9 +31,13 @@ bool loopback(const std::string& host) {
          || host == "::1";
 }
 
-/// `text` with `secret` replaced by "***", cut to `max` bytes.
-std::string bounded(std::string text, const std::string& secret,
-                    size_t max = 300) {
+caf::error token_error(std::string text) {
+  return make_error(errc::upstream_failed, std::move(text));
+}
+
+} // namespace
+
+std::string bounded(std::string text, const std::string& secret, size_t max) {
   if (secret.size() >= 4)
     for (auto pos = text.find(secret); pos != std::string::npos;
          pos = text.find(secret, pos))
@@ -41,12 +45,6 @@ std::string bounded(std::string text, const std::string& secret,
   text.resize(utf8_prefix(text, max).size());
   return text;
 }
-
-caf::error token_error(std::string text) {
-  return make_error(errc::upstream_failed, std::move(text));
-}
-
-} // namespace
 
 std::string percent_encoded(std::string_view text) {
   static constexpr char hex[] = "0123456789ABCDEF";

@@ -27,6 +27,11 @@ private:
   std::string text_;
 };
 
+/// `text` (a token endpoint's error text) with `secret` (4 bytes or more)
+/// replaced by "***", then cut to `max` bytes on a UTF-8 boundary.
+std::string bounded(std::string text, const std::string& secret,
+                    size_t max = 300);
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 std::string percent_encoded(std::string_view text);
 

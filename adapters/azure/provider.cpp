@@ -18,24 +18,7 @@ constexpr std::string_view default_authority
 /// The model's azure settings; defaults (v1 API, api-key) for a model
 /// built without them.
 const azure_options& options_of(const model_config& model) {
-  static const azure_options none;
-  const auto* own = dynamic_cast<const azure_options*>(model.options.get());
-  return own != nullptr ? *own : none;
-}
-
-/// Letters, digits and `extra`: what a URL segment or query value may hold
-/// here without escaping.
-bool plain(std::string_view text, std::string_view extra) {
-  if (text.empty())
-    return false;
-  for (char c : text) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9')
-              || extra.find(c) != std::string_view::npos;
-    if (!ok)
-      return false;
-  }
-  return true;
+  return options_as<azure_options>(model);
 }
 
 class azure_dialect_impl final : public openai::dialect {
@@ -179,7 +162,7 @@ void load_entra(config_reader& cfg, azure_options& o) {
   if (o.tenant_id.empty())
     cfg.fail(config_reader::join(path, "tenant_id"),
              "required for Entra ID (or set AZURE_TENANT_ID)");
-  else if (!plain(o.tenant_id, "-."))
+  else if (!url_safe(o.tenant_id, "-."))
     cfg.fail(config_reader::join(path, "tenant_id"),
              "expected a tenant id or domain (letters, digits, '-', '.')");
   if (o.client_id.empty())
@@ -206,13 +189,13 @@ provider_options_ptr load(config_reader& cfg, model_config& m) {
   const auto& node = cfg.root();
   const auto& path = cfg.path();
   if (auto v = cfg.string(node, "deployment", path)) {
-    if (!plain(*v, "-_."))
+    if (!url_safe(*v, "-_."))
       cfg.fail(config_reader::join(path, "deployment"),
                "expected a deployment name (letters, digits, '-', '_', '.')");
     o->deployment = *v;
   }
   if (auto v = cfg.string(node, "api_version", path)) {
-    if (!plain(*v, "-."))
+    if (!url_safe(*v, "-."))
       cfg.fail(config_reader::join(path, "api_version"),
                "expected a version such as 2024-10-21 or preview");
     o->api_version = *v;

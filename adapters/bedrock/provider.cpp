@@ -21,28 +21,13 @@ namespace {
 using doc = nlohmann::ordered_json;
 
 const bedrock_options& options_of(const model_config& model) {
-  static const bedrock_options none;
-  const auto* own = dynamic_cast<const bedrock_options*>(model.options.get());
-  return own != nullptr ? *own : none;
+  return options_as<bedrock_options>(model);
 }
 
 int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
            std::chrono::system_clock::now().time_since_epoch())
     .count();
-}
-
-bool plain(std::string_view text, std::string_view extra) {
-  if (text.empty())
-    return false;
-  for (char c : text) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9')
-              || extra.find(c) != std::string_view::npos;
-    if (!ok)
-      return false;
-  }
-  return true;
 }
 
 std::string env(const char* name) {
@@ -187,15 +172,8 @@ bedrock_adapter::credential_from(const upstream_result& result,
   std::string token;
   if (auto t = oauth::read_token_file(o.web_identity_token_file))
     token = std::move(*t);
-  auto scrub = [&](std::string text) {
-    if (token.size() >= 4)
-      for (auto pos = text.find(token); pos != std::string::npos;
-           pos = text.find(token, pos))
-        text.replace(pos, token.size(), "***");
-    if (text.size() > 300)
-      text.resize(300);
-    return text;
-  };
+  auto scrub
+    = [&](std::string text) { return oauth::bounded(std::move(text), token); };
   auto failed = [](std::string text) {
     return make_error(errc::upstream_failed, std::move(text));
   };
@@ -322,7 +300,7 @@ provider_options_ptr load(config_reader& cfg, model_config& m) {
   if (o->region.empty())
     cfg.fail(config_reader::join(path, "region"),
              "required (or set AWS_REGION)");
-  else if (!plain(o->region, "-"))
+  else if (!url_safe(o->region, "-"))
     cfg.fail(config_reader::join(path, "region"),
              "expected a region such as us-east-1");
   if (!m.api_key.empty())

@@ -23,22 +23,7 @@ constexpr std::string_view anthropic_version = "vertex-2023-10-16";
 constexpr size_t max_credentials_file = 1024 * 1024;
 
 const vertex_options& options_of(const model_config& model) {
-  static const vertex_options none;
-  const auto* own = dynamic_cast<const vertex_options*>(model.options.get());
-  return own != nullptr ? *own : none;
-}
-
-bool plain(std::string_view text, std::string_view extra) {
-  if (text.empty())
-    return false;
-  for (char c : text) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9')
-              || extra.find(c) != std::string_view::npos;
-    if (!ok)
-      return false;
-  }
-  return true;
+  return options_as<vertex_options>(model);
 }
 
 /// `/v1/projects/{project}/locations/{region}`.
@@ -319,13 +304,13 @@ provider_options_ptr load(config_reader& cfg, model_config& m) {
   auto join
     = [&](std::string_view key) { return config_reader::join(path, key); };
   if (auto v = cfg.string(node, "project", path, true)) {
-    if (!plain(*v, "-.:"))
+    if (!url_safe(*v, "-.:"))
       cfg.fail(join("project"), "expected a project id (letters, digits, "
                                 "'-', '.', ':')");
     o->project = *v;
   }
   if (auto v = cfg.string(node, "region", path, true)) {
-    if (!plain(*v, "-"))
+    if (!url_safe(*v, "-"))
       cfg.fail(join("region"),
                "expected a region such as us-central1 or global");
     o->region = *v;
@@ -339,7 +324,7 @@ provider_options_ptr load(config_reader& cfg, model_config& m) {
           : (m.model.starts_with("claude") ? publisher::anthropic
                                            : publisher::google);
   if (o->publisher == publisher::anthropic && !m.model.empty()
-      && !plain(m.model, "-_.@"))
+      && !url_safe(m.model, "-_.@"))
     cfg.fail(join("model"), "an Anthropic model id on Vertex goes in the "
                             "URL: letters, digits, '-', '_', '.', '@'");
   if (!m.api_key.empty())
