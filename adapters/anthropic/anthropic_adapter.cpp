@@ -463,15 +463,6 @@ std::optional<element> present(element value, std::string_view key) {
   return m;
 }
 
-/// A number or string from the request, written as dump() writes the
-/// document it would have become.
-void append_scalar(std::string& out, element value) {
-  if (value.type() == element_type::STRING)
-    append_json_string(out, value.get_string().value_unsafe());
-  else
-    out += pw::json::dump(pw::json::to_document(value));
-}
-
 /// The turns of `messages` as simple_messages_request writes them: one
 /// text block per message, a turn merged into the one before it when the
 /// role is the same (as append_turn does).
@@ -510,12 +501,17 @@ private:
 
 } // namespace
 
-std::optional<std::string> simple_messages_request(std::string_view body,
-                                                   const model_config& model) {
-  auto read = pw::json::read(body, pw::json::client_limits);
-  if (!read || read->root().type() != element_type::OBJECT)
+void append_scalar(std::string& out, element value) {
+  if (value.type() == element_type::STRING)
+    append_json_string(out, value.get_string().value_unsafe());
+  else
+    out += pw::json::dump(pw::json::to_document(value));
+}
+
+std::optional<simple_chat> read_simple_chat(element request,
+                                            const model_config& model) {
+  if (request.type() != element_type::OBJECT)
     return std::nullopt;
-  auto request = read->root();
   // What only the document form translates (or refuses).
   for (auto key : {"stop", "tools", "tool_choice", "parallel_tool_calls", "n"})
     if (present(request, key))
@@ -526,7 +522,7 @@ std::optional<std::string> simple_messages_request(std::string_view body,
     return std::nullopt;
   // Every message a system, developer, user or assistant one with a string
   // or no content, and no tool calls.
-  std::vector<std::string_view> system;
+  simple_chat out;
   for (element m : list) {
     if (m.type() != element_type::OBJECT)
       return std::nullopt;
@@ -539,34 +535,55 @@ std::optional<std::string> simple_messages_request(std::string_view body,
     auto content = present(m, "content");
     if (content && content->type() != element_type::STRING)
       return std::nullopt;
-    if ((role == "system" || role == "developer") && content
-        && !content->get_string().value_unsafe().empty())
-      system.push_back(content->get_string().value_unsafe());
+    auto text
+      = content ? content->get_string().value_unsafe() : std::string_view{};
+    if (text.empty())
+      continue;
+    if (role == "system" || role == "developer")
+      out.system.push_back(text);
+    else
+      out.turns.push_back({role, text});
   }
-  uint64_t max_tokens = model.default_max_tokens;
+  out.max_tokens = model.default_max_tokens;
   for (auto key : {"max_completion_tokens", "max_tokens"})
     if (auto v = present(request, key)) {
       uint64_t n = 0;
       if (v->get(n) != simdjson::SUCCESS || n == 0)
         return std::nullopt; // refused by the document form
-      max_tokens = n;
+      out.max_tokens = n;
       break;
     }
-  std::optional<element> sampling[2];
-  const char* sampling_keys[] = {"temperature", "top_p"};
-  for (int i = 0; i < 2; ++i)
-    if (auto v = present(request, sampling_keys[i])) {
+  for (auto [key, slot] : {std::pair{"temperature", &out.temperature},
+                           std::pair{"top_p", &out.top_p}})
+    if (auto v = present(request, key)) {
       if (!v->is_number())
         return std::nullopt;
-      sampling[i] = v;
+      *slot = v;
     }
+  if (auto user = present(request, "user");
+      user && user->type() == element_type::STRING)
+    out.user = user;
+  if (auto stream = present(request, "stream");
+      stream && stream->type() == element_type::BOOL)
+    out.stream = stream->get_bool().value_unsafe();
+  return out;
+}
 
+std::optional<std::string> simple_messages_request(std::string_view body,
+                                                   const model_config& model) {
+  auto read = pw::json::read(body, pw::json::client_limits);
+  if (!read)
+    return std::nullopt;
+  auto chat = read_simple_chat(read->root(), model);
+  if (!chat)
+    return std::nullopt;
   // The keys in the order to_messages_request sets them.
   std::string out;
   out.reserve(body.size() + 128);
   out += R"({"model":)";
   append_json_string(out, model.model);
   out += ',';
+  const auto& system = chat->system;
   if (system.size() == 1) {
     out += R"("system":)";
     append_json_string(out, system.front());
@@ -583,66 +600,90 @@ std::optional<std::string> simple_messages_request(std::string_view body,
     out += "],";
   }
   turn_writer turns{out};
-  for (element m : list) {
-    auto role = pw::json::string_of(m, "role");
-    if (role == "system" || role == "developer")
-      continue;
-    auto text = pw::json::string_of(m, "content");
-    if (!text.empty())
-      turns.add(role, text);
-  }
+  for (const auto& t : chat->turns)
+    turns.add(t.role, t.text);
   turns.close();
   out += R"(,"max_tokens":)";
-  append_integer(out, max_tokens);
-  for (int i = 0; i < 2; ++i)
-    if (sampling[i]) {
-      out += ",\"";
-      out += sampling_keys[i];
-      out += "\":";
-      append_scalar(out, *sampling[i]);
-    }
-  if (auto user = present(request, "user");
-      user && user->type() == element_type::STRING) {
+  append_integer(out, chat->max_tokens);
+  if (chat->temperature) {
+    out += R"(,"temperature":)";
+    append_scalar(out, *chat->temperature);
+  }
+  if (chat->top_p) {
+    out += R"(,"top_p":)";
+    append_scalar(out, *chat->top_p);
+  }
+  if (chat->user) {
     out += R"(,"metadata":{"user_id":)";
-    append_scalar(out, *user);
+    append_scalar(out, *chat->user);
     out += '}';
   }
-  if (auto stream = present(request, "stream");
-      stream && stream->type() == element_type::BOOL
-      && stream->get_bool().value_unsafe())
+  if (chat->stream)
     out += R"(,"stream":true)";
   out += '}';
   return out;
 }
 
-namespace {
-
-/// One element of `tool_calls`, appended to the list being written.
-void append_tool_call(std::string& calls, simdjson::dom::element block) {
+void append_tool_call(std::string& calls, std::string_view id,
+                      std::string_view name, std::optional<element> input) {
   if (!calls.empty())
     calls.push_back(',');
   calls += R"({"id":)";
-  append_json_string(calls, pw::json::string_of(block, "id"));
+  append_json_string(calls, id);
   calls += R"(,"type":"function","function":{"name":)";
-  append_json_string(calls, pw::json::string_of(block, "name"));
+  append_json_string(calls, name);
   calls += R"(,"arguments":)";
   // The arguments as the document form writes them (numbers included).
-  auto input = pw::json::member(block, "input");
   append_json_string(calls, input
                               ? pw::json::dump(pw::json::to_document(*input))
                               : std::string{"{}"});
   calls += "}}";
 }
 
-} // namespace
-
 // The answer is written as text, not built as a document and dumped:
 // building and dumping it took more instructions than the rest of the
 // request (docs/performance.md).
-caf::expected<chat_response> to_chat_completion(simdjson::dom::element message,
+chat_response write_chat_completion(const completion_parts& parts,
+                                    const model_config& model,
+                                    int64_t created) {
+  chat_response out;
+  out.prompt_tokens = parts.prompt_tokens;
+  out.completion_tokens = parts.completion_tokens;
+  out.cached_tokens = parts.cached_tokens;
+  auto& body = out.body;
+  body.reserve(320 + model.alias.size() + parts.text.size()
+               + parts.tool_calls.size());
+  body += R"({"id":)";
+  append_json_string(body, "chatcmpl-" + std::string{parts.id});
+  body += R"(,"object":"chat.completion","created":)";
+  append_integer(body, created);
+  body += R"(,"model":)";
+  append_json_string(body, model.alias);
+  body += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
+  if (parts.has_text || parts.tool_calls.empty())
+    append_json_string(body, parts.text);
+  else
+    body += "null";
+  if (!parts.tool_calls.empty()) {
+    body += R"(,"tool_calls":[)";
+    body += parts.tool_calls;
+    body += ']';
+  }
+  body += R"(},"logprobs":null,"finish_reason":)";
+  append_json_string(body, parts.finish_reason);
+  body += R"(}],"usage":{"prompt_tokens":)";
+  append_integer(body, out.prompt_tokens);
+  body += R"(,"completion_tokens":)";
+  append_integer(body, out.completion_tokens);
+  body += R"(,"total_tokens":)";
+  append_integer(body, out.prompt_tokens + out.completion_tokens);
+  body += "}}";
+  return out;
+}
+
+caf::expected<chat_response> to_chat_completion(element message,
                                                 const model_config& model,
                                                 int64_t created) {
-  using simdjson::dom::element_type;
   auto malformed = [&](const char* why) {
     return make_error(errc::upstream_invalid,
                       "The upstream provider for model '" + model.alias
@@ -654,61 +695,34 @@ caf::expected<chat_response> to_chat_completion(simdjson::dom::element message,
   simdjson::dom::array blocks;
   if (!content || content->get(blocks) != simdjson::SUCCESS)
     return malformed("no 'content' list");
-  std::string text;
-  bool has_text = false;
-  std::string tool_calls; // the list's elements, comma-separated
-  for (simdjson::dom::element block : blocks) {
+  completion_parts parts;
+  for (element block : blocks) {
     if (block.type() != element_type::OBJECT)
       continue;
     auto type = pw::json::string_of(block, "type");
     if (type == wire::text) {
-      text += pw::json::string_of(block, "text");
-      has_text = true;
+      parts.text += pw::json::string_of(block, "text");
+      parts.has_text = true;
     } else if (type == wire::tool_use) {
-      append_tool_call(tool_calls, block);
+      append_tool_call(parts.tool_calls, pw::json::string_of(block, "id"),
+                       pw::json::string_of(block, "name"),
+                       pw::json::member(block, "input"));
     }
     // thinking and other blocks have no OpenAI counterpart.
   }
-  auto stop_reason = pw::json::string_of(message, "stop_reason");
-  chat_response out;
+  parts.id = pw::json::string_of(message, "id");
+  parts.finish_reason
+    = finish_reason_of(pw::json::string_of(message, "stop_reason"));
   if (auto u = pw::json::member(message, "usage");
       u && u->type() == element_type::OBJECT) {
     using pw::json::uint_of;
-    out.prompt_tokens = uint_of(*u, "input_tokens")
-                        + uint_of(*u, "cache_creation_input_tokens")
-                        + uint_of(*u, "cache_read_input_tokens");
-    out.completion_tokens = uint_of(*u, "output_tokens");
-    out.cached_tokens = uint_of(*u, "cache_read_input_tokens");
+    parts.prompt_tokens = uint_of(*u, "input_tokens")
+                          + uint_of(*u, "cache_creation_input_tokens")
+                          + uint_of(*u, "cache_read_input_tokens");
+    parts.completion_tokens = uint_of(*u, "output_tokens");
+    parts.cached_tokens = uint_of(*u, "cache_read_input_tokens");
   }
-  auto& body = out.body;
-  body.reserve(320 + model.alias.size() + text.size() + tool_calls.size());
-  body += R"({"id":)";
-  append_json_string(body, "chatcmpl-"
-                             + std::string{pw::json::string_of(message, "id")});
-  body += R"(,"object":"chat.completion","created":)";
-  append_integer(body, created);
-  body += R"(,"model":)";
-  append_json_string(body, model.alias);
-  body += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
-  if (has_text || tool_calls.empty())
-    append_json_string(body, text);
-  else
-    body += "null";
-  if (!tool_calls.empty()) {
-    body += R"(,"tool_calls":[)";
-    body += tool_calls;
-    body += ']';
-  }
-  body += R"(},"logprobs":null,"finish_reason":)";
-  append_json_string(body, finish_reason_of(stop_reason));
-  body += R"(}],"usage":{"prompt_tokens":)";
-  append_integer(body, out.prompt_tokens);
-  body += R"(,"completion_tokens":)";
-  append_integer(body, out.completion_tokens);
-  body += R"(,"total_tokens":)";
-  append_integer(body, out.prompt_tokens + out.completion_tokens);
-  body += "}}";
-  return out;
+  return write_chat_completion(parts, model, created);
 }
 
 namespace {

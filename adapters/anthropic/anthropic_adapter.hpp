@@ -6,6 +6,10 @@
 #include "adapters/adapter.hpp"
 #include "core/json/reader.hpp"
 
+#include <optional>
+#include <string_view>
+#include <vector>
+
 namespace pw::adapters::anthropic {
 
 class anthropic_adapter final : public adapter {
@@ -37,6 +41,39 @@ caf::expected<nlohmann::ordered_json>
 to_messages_request(const nlohmann::ordered_json& request,
                     const model_config& model);
 
+/// The usual OpenAI chat request (system, developer, user and assistant
+/// messages with string content, no tools, stop sequences or `n`), read
+/// from its bytes without a document: what the Anthropic and the Bedrock
+/// adapters write their requests from. Its views point into the `view` it
+/// was read from.
+struct simple_chat {
+  struct turn {
+    std::string_view role;
+    std::string_view text;
+  };
+  /// The system and developer texts that are not empty, in order.
+  std::vector<std::string_view> system;
+  /// The user and assistant texts that are not empty, in order (turns of
+  /// the same role not merged yet).
+  std::vector<turn> turns;
+  /// `max_completion_tokens`, else `max_tokens`, else the model's default.
+  uint64_t max_tokens = 0;
+  std::optional<simdjson::dom::element> temperature;
+  std::optional<simdjson::dom::element> top_p;
+  /// `user`, when it is a string.
+  std::optional<simdjson::dom::element> user;
+  bool stream = false;
+};
+
+/// `request` as a simple_chat, or nothing for a request only the document
+/// form translates (or refuses).
+std::optional<simple_chat> read_simple_chat(simdjson::dom::element request,
+                                            const model_config& model);
+
+/// A number or string of a request, written as json::dump() writes the
+/// document it would have become.
+void append_scalar(std::string& out, simdjson::dom::element value);
+
 /// The Anthropic Messages request body for the usual OpenAI chat request
 /// (system, developer, user and assistant messages with string content, no
 /// tools, stop sequences or `n`), written straight from `body`: the same
@@ -44,6 +81,31 @@ to_messages_request(const nlohmann::ordered_json& request,
 /// Nothing for any other request, which goes through the document.
 std::optional<std::string> simple_messages_request(std::string_view body,
                                                    const model_config& model);
+
+/// What an OpenAI chat.completion is written from: the parts of an
+/// Anthropic (or Converse) answer.
+struct completion_parts {
+  /// The answer's id (written after "chatcmpl-").
+  std::string_view id;
+  std::string text;
+  bool has_text = false;
+  /// The elements of `tool_calls`, comma-separated (append_tool_call).
+  std::string tool_calls;
+  std::string_view finish_reason;
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
+  uint64_t cached_tokens = 0;
+};
+
+/// Appends one element of `tool_calls` (its arguments the JSON text of
+/// `input`, `{}` without one) to `calls`.
+void append_tool_call(std::string& calls, std::string_view id,
+                      std::string_view name,
+                      std::optional<simdjson::dom::element> input);
+
+/// The chat.completion of `parts`, under the model's alias.
+chat_response write_chat_completion(const completion_parts& parts,
+                                    const model_config& model, int64_t created);
 
 /// Translates an Anthropic Messages answer into an OpenAI chat.completion
 /// body with its token counts (`created` given, so tests are

@@ -4,6 +4,7 @@
 #include "core/errc.hpp"
 #include "core/json/get.hpp"
 #include "core/json/reader.hpp"
+#include "core/json/text.hpp"
 
 #include <set>
 
@@ -209,6 +210,115 @@ to_converse(const nlohmann::ordered_json& request) {
   if (auto err = add_tools(request, out))
     return err;
   return out;
+}
+
+std::string simple_converse_request(const anthropic::simple_chat& chat) {
+  // The keys in the order to_converse sets them.
+  std::string out;
+  out.reserve(128);
+  out += '{';
+  if (!chat.system.empty()) {
+    out += R"("system":[)";
+    for (size_t i = 0; i < chat.system.size(); ++i) {
+      if (i > 0)
+        out += ',';
+      out += R"({"text":)";
+      append_json_string(out, chat.system[i]);
+      out += '}';
+    }
+    out += "],";
+  }
+  // Turns of the same role join, as they do in the Anthropic request.
+  out += R"("messages":[)";
+  std::string_view open;
+  for (const auto& t : chat.turns) {
+    if (t.role == open) {
+      out += ',';
+    } else {
+      if (!open.empty())
+        out += "]},";
+      out += R"({"role":")";
+      out += t.role;
+      out += R"(","content":[)";
+      open = t.role;
+    }
+    out += R"({"text":)";
+    append_json_string(out, t.text);
+    out += '}';
+  }
+  if (!open.empty())
+    out += "]}";
+  out += R"(],"inferenceConfig":{"maxTokens":)";
+  append_integer(out, chat.max_tokens);
+  if (chat.temperature) {
+    out += R"(,"temperature":)";
+    anthropic::append_scalar(out, *chat.temperature);
+  }
+  if (chat.top_p) {
+    out += R"(,"topP":)";
+    anthropic::append_scalar(out, *chat.top_p);
+  }
+  out += "}}";
+  return out;
+}
+
+caf::expected<chat_response> to_chat_completion(std::string_view converse,
+                                                const model_config& model,
+                                                std::string_view id,
+                                                int64_t created) {
+  using simdjson::dom::element;
+  using simdjson::dom::element_type;
+  auto malformed = [&](const std::string& why) {
+    return make_error(errc::upstream_invalid,
+                      "The upstream provider for model '" + model.alias
+                        + "' returned a malformed response (" + why + ")");
+  };
+  auto read = json::read(converse, json::upstream_limits);
+  if (!read)
+    return malformed(read.error().what(json::upstream_limits));
+  auto root = read->root();
+  auto object = [](const std::optional<element>& e) {
+    return e && e->type() == element_type::OBJECT;
+  };
+  if (root.type() != element_type::OBJECT)
+    return malformed("not a JSON object");
+  auto output = json::member(root, "output");
+  if (!object(output))
+    return malformed("no 'output' object");
+  auto message = json::member(*output, "message");
+  if (!object(message))
+    return malformed("no 'output.message' object");
+  auto content = json::member(*message, "content");
+  simdjson::dom::array blocks;
+  if (!content || content->get(blocks) != simdjson::SUCCESS)
+    return malformed("no 'output.message.content' list");
+  anthropic::completion_parts parts;
+  for (element b : blocks) {
+    if (b.type() != element_type::OBJECT)
+      return malformed("a content block that is not an object");
+    if (auto text = json::member(b, "text");
+        text && text->type() == element_type::STRING) {
+      parts.text += text->get_string().value_unsafe();
+      parts.has_text = true;
+    } else if (auto use = json::member(b, "toolUse"); object(use)) {
+      anthropic::append_tool_call(
+        parts.tool_calls, json::string_of(*use, "toolUseId"),
+        json::string_of(*use, "name"), json::member(*use, "input"));
+    }
+    // reasoningContent and other blocks have no counterpart.
+  }
+  auto full_id = "msg_bedrock_" + std::string{id};
+  parts.id = full_id;
+  parts.finish_reason = anthropic::finish_reason_of(
+    stop_reason_of(json::string_of(root, "stopReason")));
+  if (auto u = json::member(root, "usage"); object(u)) {
+    auto reads = json::uint_of(*u, "cacheReadInputTokens");
+    parts.prompt_tokens = json::uint_of(*u, "inputTokens") + reads
+                          + json::uint_of(*u, "cacheWriteInputTokens");
+    parts.completion_tokens = json::uint_of(*u, "outputTokens");
+    parts.cached_tokens = reads;
+  }
+  return anthropic::write_chat_completion(parts, model, created);
 }
 
 std::string_view stop_reason_of(std::string_view r) {

@@ -6,8 +6,13 @@
 // API), is rewritten into a Converse request here, and Converse's answer
 // and its ConverseStream events are rewritten into Anthropic's message and
 // events, which the Anthropic adapters then turn into the client's API.
+// The usual chat request (anthropic::simple_chat) and every whole chat
+// answer skip the Anthropic step: they are written straight from the
+// bytes they came as, the same bytes the documents would give
+// (docs/performance.md, "Bedrock").
 
 #include "adapters/adapter.hpp"
+#include "adapters/anthropic/anthropic_adapter.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +31,18 @@ namespace pw::adapters::bedrock {
 /// a document, a server tool).
 caf::expected<nlohmann::ordered_json>
 to_converse(const nlohmann::ordered_json& messages_request);
+
+/// The Converse request for a simple chat request: the same bytes as
+/// `json::dump(*to_converse(*anthropic::to_messages_request(...)))`.
+std::string simple_converse_request(const anthropic::simple_chat& chat);
+
+/// A Converse answer as an OpenAI chat.completion under the model's alias,
+/// with the id "chatcmpl-msg_bedrock_" + `id`; `upstream_invalid` when it
+/// is not a Converse answer.
+caf::expected<chat_response> to_chat_completion(std::string_view converse,
+                                                const model_config& model,
+                                                std::string_view id,
+                                                int64_t created);
 
 /// A Converse answer as an Anthropic message (JSON text) with `model`'s
 /// id and `id`; `upstream_invalid` when it is not a Converse answer.

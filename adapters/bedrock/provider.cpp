@@ -69,25 +69,38 @@ public:
   caf::expected<upstream_request>
   to_provider_request(const chat_payload& request,
                       const model_config& model) const override {
-    doc messages;
-    if (chat_) {
-      auto translated = anthropic::to_messages_request(request.json(), model);
-      if (!translated)
-        return translated.error();
-      messages = std::move(*translated);
-    } else {
-      messages = request.json();
+    std::string body;
+    bool streams = false;
+    // The usual chat request is written straight from its bytes; anything
+    // else goes through the documents (docs/performance.md).
+    if (chat_ && !request.raw().empty())
+      if (auto read = json::read(request.raw(), json::client_limits))
+        if (auto simple = anthropic::read_simple_chat(read->root(), model)) {
+          body = simple_converse_request(*simple);
+          streams = simple->stream;
+        }
+    if (body.empty()) {
+      doc messages;
+      if (chat_) {
+        auto translated = anthropic::to_messages_request(request.json(), model);
+        if (!translated)
+          return translated.error();
+        messages = std::move(*translated);
+      } else {
+        messages = request.json();
+      }
+      auto converse = to_converse(messages);
+      if (!converse)
+        return converse.error();
+      auto stream = messages.find("stream");
+      streams = stream != messages.end() && stream->is_boolean()
+                && stream->get<bool>();
+      body = json::dump(*converse);
     }
-    auto converse = to_converse(messages);
-    if (!converse)
-      return converse.error();
-    auto stream = messages.find("stream");
-    bool streams
-      = stream != messages.end() && stream->is_boolean() && stream->get<bool>();
     auto out = json_post(model,
                          "/model/" + uri_encoded(model.model, false)
                            + (streams ? "/converse-stream" : "/converse"),
-                         json::dump(*converse));
+                         std::move(body));
     if (streams)
       for (auto& h : out.headers)
         if (h.name == "Accept")
@@ -100,6 +113,9 @@ public:
   caf::expected<chat_response>
   from_provider_response(const upstream_result& result,
                          const model_config& model) const override {
+    if (chat_)
+      return to_chat_completion(result.body, model, new_request_id(),
+                                now_seconds());
     auto message = to_anthropic_message(result.body, model, new_request_id());
     if (!message)
       return message.error();

@@ -2,8 +2,10 @@
 
 #include "core/sha256.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <algorithm>
 #include <ctime>
@@ -116,13 +118,78 @@ std::string hex(const unsigned char* data, size_t n) {
   return out;
 }
 
+/// One HMAC-SHA256 context per thread, its algorithm and digest fetched
+/// once: the one-shot HMAC() looks both up in OpenSSL's method store at
+/// every call (docs/performance.md, "Bedrock").
+struct hmac_context {
+  EVP_MAC_CTX* ctx = nullptr;
+
+  hmac_context() {
+    static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (mac == nullptr)
+      return;
+    ctx = EVP_MAC_CTX_new(mac);
+    char digest[] = "SHA256";
+    OSSL_PARAM params[]
+      = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+         OSSL_PARAM_construct_end()};
+    if (ctx != nullptr && EVP_MAC_CTX_set_params(ctx, params) != 1) {
+      EVP_MAC_CTX_free(ctx);
+      ctx = nullptr;
+    }
+  }
+
+  ~hmac_context() { EVP_MAC_CTX_free(ctx); }
+
+  hmac_context(const hmac_context&) = delete;
+  hmac_context& operator=(const hmac_context&) = delete;
+};
+
 std::string hmac(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out,
-       &len);
-  return std::string{reinterpret_cast<const char*>(out), len};
+  size_t len = 0;
+  thread_local hmac_context local;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
+  if (local.ctx != nullptr
+      && EVP_MAC_init(local.ctx,
+                      reinterpret_cast<const unsigned char*>(key.data()),
+                      key.size(), nullptr)
+           == 1
+      && EVP_MAC_update(local.ctx, bytes, data.size()) == 1
+      && EVP_MAC_final(local.ctx, out, &len, sizeof out) == 1)
+    return std::string{reinterpret_cast<const char*>(out), len};
+  // Out of memory, or no default provider: the one-shot path.
+  unsigned int n = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), bytes,
+       data.size(), out, &n);
+  return std::string{reinterpret_cast<const char*>(out), n};
+}
+
+/// The key of one secret, day, region and service. The last one each
+/// thread derived is kept: a model signs with the same key all day, and
+/// four HMACs fewer per request (docs/performance.md, "Bedrock").
+std::string signing_key(const std::string& secret, std::string_view day,
+                        std::string_view region, std::string_view service) {
+  struct derived {
+    std::string secret;
+    std::string scope;
+    std::string key;
+  };
+  thread_local derived last;
+  std::string scope{day};
+  scope += '/';
+  scope += region;
+  scope += '/';
+  scope += service;
+  if (last.key.empty() || last.secret != secret || last.scope != scope) {
+    auto key = hmac("AWS4" + secret, day);
+    key = hmac(key, region);
+    key = hmac(key, service);
+    last.key = hmac(key, "aws4_request");
+    last.secret = secret;
+    last.scope = std::move(scope);
+  }
+  return last.key;
 }
 
 } // namespace
@@ -183,7 +250,10 @@ std::string canonical_request(const signable_request& r,
   out += '\n';
   out += signed_headers;
   out += '\n';
-  out += sha256_hex(r.payload);
+  if (r.payload_hash.empty())
+    out += sha256_hex(r.payload);
+  else
+    out += r.payload_hash;
   return out;
 }
 
@@ -207,12 +277,9 @@ std::string authorization(const signable_request& r,
   auto canonical = canonical_request(r, signed_headers);
   auto scope = credential_scope(amz_date, region, service);
   auto sts = string_to_sign(amz_date, scope, canonical);
-  auto key = hmac("AWS4" + credentials.secret_access_key.reveal(),
-                  amz_date.substr(0, 8));
-  key = hmac(key, region);
-  key = hmac(key, service);
-  key = hmac(key, "aws4_request");
-  auto signature = hmac(key, sts);
+  auto signature = hmac(signing_key(credentials.secret_access_key.reveal(),
+                                    amz_date.substr(0, 8), region, service),
+                        sts);
   return "AWS4-HMAC-SHA256 Credential=" + credentials.access_key_id + "/"
          + scope + ", SignedHeaders=" + signed_headers + ", Signature="
          + hex(reinterpret_cast<const unsigned char*>(signature.data()),
@@ -220,12 +287,19 @@ std::string authorization(const signable_request& r,
 }
 
 std::string amz_date(int64_t t) {
+  // Requests of the same second share the text.
+  thread_local int64_t last_t = -1;
+  thread_local std::string last;
+  if (t == last_t)
+    return last;
   auto tt = static_cast<std::time_t>(t);
   std::tm tm{};
   gmtime_r(&tt, &tm);
   char buf[17];
   std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
+  last_t = t;
+  last = buf;
+  return last;
 }
 
 void sign(upstream_request& out, const aws_credentials& credentials,
@@ -239,7 +313,8 @@ void sign(upstream_request& out, const aws_credentials& credentials,
   if (!has("host"))
     out.headers.push_back({"Host", out.target.host_header()});
   out.headers.push_back({"X-Amz-Date", date});
-  out.headers.push_back({"X-Amz-Content-Sha256", sha256_hex(out.body)});
+  auto payload_hash = sha256_hex(out.body);
+  out.headers.push_back({"X-Amz-Content-Sha256", payload_hash});
   if (!credentials.session_token.empty())
     out.headers.push_back(
       {"X-Amz-Security-Token", credentials.session_token.reveal()});
@@ -258,6 +333,7 @@ void sign(upstream_request& out, const aws_credentials& credentials,
       r.headers.push_back(h);
   }
   r.payload = out.body;
+  r.payload_hash = payload_hash;
   out.headers.push_back(
     {"Authorization", authorization(r, credentials, region, service, date)});
 }

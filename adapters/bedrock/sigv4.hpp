@@ -34,6 +34,9 @@ struct signable_request {
   /// Every header that is signed (Host and X-Amz-Date among them).
   std::vector<header_field> headers;
   std::string_view payload;
+  /// The payload's SHA-256 in hex when it is known already (sign() sends
+  /// it as X-Amz-Content-Sha256); computed from `payload` when empty.
+  std::string_view payload_hash;
 };
 
 /// The canonical request; `signed_headers` gets the signed header names.

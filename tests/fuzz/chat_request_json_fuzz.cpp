@@ -1,11 +1,13 @@
 // Fuzz target: the body checks the io threads run on every request to a
 // model (chat, completions, embeddings, messages, count_tokens), then what a
-// valid body goes through: for chat the translations (the Anthropic request's
-// fast path held to the document form's bytes); for each endpoint the echo
+// valid body goes through: for chat the translations (the Anthropic and the
+// Bedrock Converse requests' fast paths held to the document form's bytes);
+// for each endpoint the echo
 // model's answer as the client gets it (whole and as a stream).
 
 #include "adapters/adapter.hpp"
 #include "adapters/anthropic/anthropic_adapter.hpp"
+#include "adapters/bedrock/converse.hpp"
 #include "core/json/reader.hpp"
 #include "core/request/chat_request.hpp"
 #include "core/request/completions_request.hpp"
@@ -60,6 +62,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       = pw::adapters::anthropic::simple_messages_request(body, model))
     if (!out || *quick != pw::json::dump(*out))
       __builtin_trap();
+  // So does Bedrock's: the Converse body from the bytes is the one from
+  // the Anthropic document.
+  if (auto read = pw::json::read(body, pw::json::client_limits))
+    if (auto simple
+        = pw::adapters::anthropic::read_simple_chat(read->root(), model)) {
+      if (!out)
+        __builtin_trap();
+      auto converse = pw::adapters::bedrock::to_converse(*out);
+      if (!converse
+          || pw::adapters::bedrock::simple_converse_request(*simple)
+               != pw::json::dump(*converse))
+        __builtin_trap();
+    }
   echo_answer(body, pw::api_endpoint::chat);
   return 0;
 }

@@ -9,6 +9,7 @@
 // credential resolution order, and the STS AssumeRoleWithWebIdentity
 // exchange of a web identity token.
 
+#include "adapters/anthropic/anthropic_adapter.hpp"
 #include "adapters/bedrock/converse.hpp"
 #include "adapters/bedrock/event_stream.hpp"
 #include "adapters/bedrock/provider.hpp"
@@ -17,6 +18,7 @@
 #include "adapters/provider.hpp"
 #include "core/config/config.hpp"
 #include "core/errc.hpp"
+#include "core/json/reader.hpp"
 #include "tests/support/golden.hpp"
 
 #include <catch2/catch.hpp>
@@ -1276,6 +1278,72 @@ TEST_CASE("a chat request to bedrock is a SigV4-signed Converse request",
     CHECK(code_of(req.error()) == errc::invalid_request);
     CHECK(param_of(req.error()) == "messages.0.content.0.source");
   }
+}
+
+TEST_CASE("the usual chat request written from its bytes is the document "
+          "form's Converse request, byte for byte",
+          "[adapters][providers][bedrock]") {
+  // The Anthropic golden requests, the fuzz corpus and variants of the
+  // shapes the fast path takes: the body sent for the bytes (fast where it
+  // can be) is the one sent for the same request as a document (always
+  // translated through Anthropic's format).
+  std::vector<std::string> bodies;
+  for (const auto& sub :
+       {fs::path{PW_TEST_DATA_DIR} / "anthropic" / "request",
+        fs::path{PW_SOURCE_DIR "/tests/fuzz/corpus/chat_request_json"}})
+    for (const auto& e : fs::directory_iterator(sub))
+      if (e.is_regular_file())
+        bodies.push_back(slurp(e.path()));
+  for (const auto* variant : {
+         R"({"model":"m","messages":[{"role":"user","content":"hi"}]})",
+         R"({"messages":[{"role":"system","content":"be brief"},)"
+         R"({"role":"developer","content":""},{"role":"user","content":"a"},)"
+         R"({"role":"user","content":"b"},{"role":"assistant","content":null},)"
+         R"({"role":"assistant","content":"c"},{"role":"user","content":""}],)"
+         R"("temperature":0.7,"top_p":1,"max_tokens":64,"stream":true,)"
+         R"("user":"u-1","n":null,"stop":null,"tools":null})",
+         R"({"messages":[{"role":"system","content":"one"},)"
+         R"({"role":"developer","content":"two \"quoted\" \u00e9"},)"
+         R"({"role":"user","content":"x","name":"ann"}],)"
+         R"("max_completion_tokens":5,"max_tokens":9,"temperature":1e-3,)"
+         R"("stream":false,"user":null})",
+         R"({"messages":[{"role":"assistant","content":"first"},)"
+         R"({"role":"user","content":"then"}],"temperature":-0.0})",
+         R"({"messages":[{"role":"system","content":"only a system"}]})",
+         R"({"messages":[{"role":"user","content":"x"}],"stop":"END"})",
+         R"({"messages":[{"role":"user","content":[{"type":"text",)"
+         R"("text":"x"}]}]})",
+       })
+    bodies.emplace_back(variant);
+  auto model = haiku();
+  const auto& adapter = adapters::adapter_for(*model, api_endpoint::chat);
+  size_t fast = 0;
+  size_t compared = 0;
+  for (const auto& body : bodies) {
+    INFO(body);
+    // (Bodies without messages never reach an adapter: the request check
+    // refuses them.)
+    auto read = json::read(body, json::client_limits);
+    if (!read || !read->root().is_object()
+        || !json::member(read->root(), "messages"))
+      continue;
+    auto doc = json::parse(body, json::client_limits);
+    REQUIRE(doc);
+    auto from_doc = adapter.to_provider_request(
+      chat_payload{std::make_shared<const nlohmann::ordered_json>(*doc)},
+      *model);
+    auto from_bytes = adapter.to_provider_request(chat_payload{body}, *model);
+    REQUIRE(static_cast<bool>(from_doc) == static_cast<bool>(from_bytes));
+    if (!from_doc)
+      continue;
+    ++compared;
+    CHECK(from_bytes->body == from_doc->body);
+    CHECK(from_bytes->path == from_doc->path);
+    if (adapters::anthropic::read_simple_chat(read->root(), *model))
+      ++fast;
+  }
+  CHECK(compared >= 30);
+  CHECK(fast >= 8);
 }
 
 TEST_CASE("a Messages API request to bedrock is the client's body as a "
