@@ -4,6 +4,10 @@
 #include "core/json/reader.hpp"
 #include "core/json/text.hpp"
 
+#include <openssl/evp.h>
+
+#include <bit>
+
 namespace pw::adapters {
 
 adapter::~adapter() = default;
@@ -282,6 +286,21 @@ std::string with_alias(std::string_view text, simdjson::dom::element root,
   auto doc = json::to_document(root);
   doc["model"] = alias;
   return json::dump(doc);
+}
+
+std::string base64_floats(const std::vector<float>& v) {
+  std::string bytes(v.size() * 4, '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    auto bits = std::bit_cast<uint32_t>(v[i]);
+    for (size_t j = 0; j < 4; ++j)
+      bytes[4 * i + j] = static_cast<char>((bits >> (8 * j)) & 0xff);
+  }
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                           reinterpret_cast<const unsigned char*>(bytes.data()),
+                           static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
 }
 
 } // namespace pw::adapters

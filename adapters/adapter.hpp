@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pw::adapters {
 
@@ -148,6 +149,10 @@ upstream_request json_get(const model_config& model, std::string path);
 /// escaped) the document re-serialised.
 std::string with_alias(std::string_view text, simdjson::dom::element root,
                        std::string_view alias);
+
+/// The base64 of `v` as little-endian float32s (OpenAI's `base64`
+/// encoding_format).
+std::string base64_floats(const std::vector<float>& v);
 
 /// The request body with `model` set to the provider's id: the received
 /// bytes with one field spliced when possible, else the document

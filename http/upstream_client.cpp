@@ -226,6 +226,9 @@ exchange(Stream& stream, beast::tcp_stream& lowest, beast::flat_buffer& buffer,
     r.content_type = std::string{it->value()};
   if (auto it = res.find(bhttp::field::retry_after); it != res.end())
     r.retry_after = std::string{it->value()};
+  for (const auto& name : req.answer_headers)
+    if (auto it = res.find(name); it != res.end())
+      r.answer_headers.push_back({name, std::string{it->value()}});
   r.body = std::move(res.body());
   // Pool it only if the exchange ended cleanly: nothing unread is left.
   reusable = r.status >= 200 && res.keep_alive() && !res.need_eof()
@@ -745,6 +748,7 @@ void conclude(upstream_result& result, bool stopping, const client_cut& cut,
     result.past_deadline = true;
   result.elapsed
     = std::chrono::duration_cast<std::chrono::microseconds>(end - start);
+  result.answer_note = req.answer_note;
 }
 
 /// Tracks a connection while an exchange uses it, so cancel_all() can

@@ -3,6 +3,7 @@
 #include "adapters/anthropic/anthropic_adapter.hpp"
 #include "adapters/anthropic/messages_adapter.hpp"
 #include "adapters/bedrock/converse.hpp"
+#include "adapters/bedrock/embeddings.hpp"
 #include "adapters/oauth.hpp"
 #include "core/errc.hpp"
 #include "core/json/reader.hpp"
@@ -227,7 +228,15 @@ const adapter& serve(api_endpoint endpoint) {
   static const anthropic::messages_adapter anthropic_messages;
   static const bedrock_adapter chat{anthropic_chat, true};
   static const bedrock_adapter messages{anthropic_messages, false};
-  return endpoint == api_endpoint::messages ? messages : chat;
+  static const embeddings_adapter embeddings;
+  switch (endpoint) {
+  case api_endpoint::messages:
+    return messages;
+  case api_endpoint::embeddings:
+    return embeddings;
+  default:
+    return chat;
+  }
 }
 
 // -- the config -----------------------------------------------------------
@@ -322,6 +331,19 @@ provider_options_ptr load(config_reader& cfg, model_config& m) {
   if (!m.api_key.empty())
     cfg.fail(config_reader::join(path, "api_key"),
              "not used by bedrock (it signs with AWS credentials)");
+  bool embeds = embedding_family_of(m.model) != embedding_family::none;
+  if (m.endpoints.has(api_endpoint::embeddings) && !embeds)
+    cfg.fail(config_reader::join(path, "endpoints"),
+             "bedrock embeddings are translated for Amazon Titan Text "
+             "Embeddings and Cohere Embed models (a model id with "
+             "'titan-embed' or 'cohere.embed'); '"
+               + m.model + "' is neither");
+  if (embeds
+      && (m.endpoints.has(api_endpoint::chat)
+          || m.endpoints.has(api_endpoint::messages)))
+    cfg.fail(config_reader::join(path, "endpoints"),
+             "'" + m.model
+               + "' is an embedding model: set endpoints: [embeddings]");
   o->role_arn = key("role_arn");
   o->web_identity_token_file = key("web_identity_token_file");
   if (auto name = key("role_session_name"); !name.empty())
@@ -393,7 +415,8 @@ const provider& bedrock_provider() {
   static const provider p = [] {
     provider out;
     out.name = "bedrock";
-    out.endpoints = {api_endpoint::chat, api_endpoint::messages};
+    out.endpoints
+      = {api_endpoint::chat, api_endpoint::messages, api_endpoint::embeddings};
     out.keys = {"region",
                 "aws_profile",
                 "aws_credentials_file",

@@ -2,7 +2,8 @@
 
 // `provider: bedrock`, AWS Bedrock's Converse and ConverseStream APIs:
 // requests go through the Anthropic translation and converse.hpp, are
-// signed with SigV4, and answers and streams come back the same way.
+// signed with SigV4, and answers and streams come back the same way;
+// embeddings go to InvokeModel (embeddings.hpp), signed alike.
 // Credentials: static ones read at load (the environment, or a shared
 // credentials file and profile), or temporary ones the MODEL actor gets
 // from STS with a web identity token file and renews.

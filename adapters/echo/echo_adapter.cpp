@@ -6,9 +6,6 @@
 #include "core/request/embeddings_request.hpp"
 #include "core/sha256.hpp"
 
-#include <openssl/evp.h>
-
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -125,21 +122,6 @@ std::vector<float> echo_vector(std::string_view input, uint32_t dimensions) {
   if (norm > 0)
     for (auto& x : out)
       x = static_cast<float>(x / norm);
-  return out;
-}
-
-std::string base64_floats(const std::vector<float>& v) {
-  std::string bytes(v.size() * 4, '\0');
-  for (size_t i = 0; i < v.size(); ++i) {
-    auto bits = std::bit_cast<uint32_t>(v[i]);
-    for (size_t j = 0; j < 4; ++j)
-      bytes[4 * i + j] = static_cast<char>((bits >> (8 * j)) & 0xff);
-  }
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                           reinterpret_cast<const unsigned char*>(bytes.data()),
-                           static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
   return out;
 }
 

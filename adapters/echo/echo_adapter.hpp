@@ -100,9 +100,8 @@ public:
 /// scaled to unit length.
 std::vector<float> echo_vector(std::string_view input, uint32_t dimensions);
 
-/// The base64 of `v` as little-endian float32s (OpenAI's `base64`
-/// encoding_format).
-std::string base64_floats(const std::vector<float>& v);
+/// adapters::base64_floats, where the echo tests look for it.
+using adapters::base64_floats;
 
 /// The text of a message's `content`: the string itself, or the `text` parts
 /// of an array of parts joined by newlines.

@@ -141,6 +141,13 @@ struct upstream_request {
   /// The client request this call serves, for log lines ("" for health
   /// checks).
   std::string request_id;
+  /// What the adapter needs to read the answer (e.g. the encoding the
+  /// client asked for), handed back as upstream_result::answer_note.
+  std::string answer_note;
+  /// Response headers the adapter reads (e.g. Bedrock's token counts),
+  /// lower-case: those present come back in upstream_result::answer_headers
+  /// (answers to requests that do not stream).
+  std::vector<std::string> answer_headers;
 };
 
 /// The response header that tells the client how long the gateway itself
@@ -190,6 +197,10 @@ struct upstream_result {
   bool past_deadline = false;
   /// What the relayed stream added up to.
   stream_summary summary;
+  /// upstream_request::answer_note.
+  std::string answer_note;
+  /// The headers of upstream_request::answer_headers that the answer has.
+  std::vector<header_field> answer_headers;
 };
 
 /// Delivers the result of an upstream call; called exactly once.

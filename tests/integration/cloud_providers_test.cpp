@@ -15,9 +15,12 @@
 // as AWS does (403 when it differs), with a shared credentials file's
 // profile (and a wrong secret in it) and with temporary credentials from a
 // fake STS for a web identity token, Converse whole and ConverseStream's
-// event stream split across reads; a fallback chain from azure to bedrock
-// to vllm.
+// event stream split across reads; embeddings through InvokeModel with
+// Titan (floats and base64, and more than one input refused before any
+// call) and Cohere (its tokens from Bedrock's header); a fallback chain
+// from azure to bedrock to vllm.
 
+#include "adapters/adapter.hpp"
 #include "adapters/bedrock/event_stream.hpp"
 #include "adapters/bedrock/sigv4.hpp"
 #include "tests/integration/common.hpp"
@@ -680,14 +683,16 @@ std::string write_aws_credentials(const temp_dir& dir,
                       + "\n");
 }
 
-/// A `models:` entry for a bedrock model of bedrock_model_id in
-/// aws_region, Bedrock at `base_url`, its credentials from `credentials`
-/// (the model's keys that say where, indented four spaces).
+/// A `models:` entry for a bedrock model of bedrock_model_id (or
+/// `model_id`) in aws_region, Bedrock at `base_url`, its credentials from
+/// `credentials` (the model's keys that say where, and any others,
+/// indented four spaces).
 std::string bedrock_model(const std::string& alias, const std::string& base_url,
-                          const std::string& credentials) {
-  return "  " + alias + ":\n    provider: bedrock\n    model: \""
-         + bedrock_model_id + "\"\n    region: " + aws_region
-         + "\n    base_url: \"" + base_url + "\"\n" + credentials;
+                          const std::string& credentials,
+                          const std::string& model_id = bedrock_model_id) {
+  return "  " + alias + ":\n    provider: bedrock\n    model: \"" + model_id
+         + "\"\n    region: " + aws_region + "\n    base_url: \"" + base_url
+         + "\"\n" + credentials;
 }
 
 /// A bedrock model's keys for the [test] profile of the credentials file
@@ -927,6 +932,62 @@ fake_handler bedrock_like(aws_identity who, fake_handler ok = converse_ok()) {
                : nlohmann::json{{"message", verdict.why}}.dump();
     return r;
   };
+}
+
+/// The Titan and Cohere embedding models of the embeddings tests, and
+/// where their InvokeModel calls go (the ':' URI-encoded).
+const std::string titan_model_id = "amazon.titan-embed-text-v2:0";
+const std::string titan_invoke_path
+  = "/model/amazon.titan-embed-text-v2%3A0/invoke";
+const std::string cohere_model_id = "cohere.embed-english-v3";
+const std::string cohere_invoke_path = "/model/cohere.embed-english-v3/invoke";
+
+/// A model's keys that make it serve embeddings only.
+const std::string embeddings_only = "    endpoints: [embeddings]\n";
+
+/// Titan's answer to {"inputText":"hello"}: one vector and its tokens.
+const std::string titan_embedding
+  = R"({"embedding":[0.5,-0.25],"inputTextTokenCount":3})";
+
+/// Cohere's answer to two texts: no token count in the body (Bedrock
+/// sends it as a header).
+const std::string cohere_embeddings
+  = R"({"embeddings":[[1,2],[3,4]],"id":"e",)"
+    R"("response_type":"embeddings_floats","texts":["a","b"]})";
+
+/// Bedrock's InvokeModel of the model whose calls go to `path`: `answer`
+/// with the response headers `headers` to a POST there whose body is the
+/// JSON `expected`, a ValidationException (400) to another body; anything
+/// else is 404. It throws nothing: it runs on the fake's thread.
+fake_handler
+invoke_ok(std::string path, nlohmann::json expected, std::string answer,
+          std::vector<std::pair<std::string, std::string>> headers = {}) {
+  return [=](const fake_request& req) {
+    fake_response r;
+    if (req.method != "POST" || req.target != path) {
+      r.status = 404;
+      r.headers = {{"x-amzn-ErrorType", "UnknownOperationException"}};
+      r.body = R"({"message":"Unknown operation"})";
+      return r;
+    }
+    // (A body that is no JSON parses to a discarded value, which makes
+    // == and != both false: hence the negated ==.)
+    if (!(nlohmann::json::parse(req.body, nullptr, false) == expected)) {
+      r.status = 400;
+      r.headers = {{"x-amzn-ErrorType", "ValidationException"}};
+      r.body = R"({"message":"Malformed input request, please reformat )"
+               R"(your input and try again."})";
+      return r;
+    }
+    r.body = answer;
+    r.headers = headers;
+    return r;
+  };
+}
+
+http_response embed(const gateway_process& gw, const std::string& body) {
+  return http_request(gw.port(), "POST", "/v1/embeddings", body,
+                      auth_json(full_key));
 }
 
 /// `t` as STS writes an Expiration: YYYY-MM-DDTHH:MM:SSZ, UTC.
@@ -1763,6 +1824,170 @@ TEST_CASE("bedrock takes temporary credentials from STS with a web identity "
   CHECK_FALSE(contains(logs, temp_secret));
   CHECK_FALSE(contains(logs, session_token));
   CHECK_FALSE(contains(logs, web_identity_token));
+}
+
+TEST_CASE("bedrock embeds with Titan through a signed InvokeModel call, as "
+          "floats and as base64",
+          "[integration]") {
+  clear_aws_env();
+  temp_dir dir;
+  const aws_identity who{aws_key_id, aws_secret, ""};
+  const auto expected = nlohmann::json::parse(R"({"inputText":"hello"})");
+  fake_upstream bedrock_fake{
+    bedrock_like(who, invoke_ok(titan_invoke_path, expected, titan_embedding))};
+  auto credentials = write_aws_credentials(dir, aws_secret);
+  gateway_process gw{
+    make_config(bedrock_model("ti", bedrock_fake.base_url(),
+                              profile_keys(credentials) + embeddings_only,
+                              titan_model_id),
+                "ti"),
+    {{"HOME", dir.path.string()}}};
+
+  auto res = embed(gw, R"({"model":"ti","input":"hello"})");
+  INFO(res.body);
+  REQUIRE(res.status == 200);
+  auto j = res.json();
+  CHECK(j["object"] == "list");
+  CHECK(j["model"] == "ti");
+  REQUIRE(j["data"].is_array());
+  REQUIRE(j["data"].size() == 1);
+  CHECK(j["data"][0]["object"] == "embedding");
+  CHECK(j["data"][0]["index"] == 0);
+  CHECK(j["data"][0]["embedding"] == nlohmann::json::parse("[0.5,-0.25]"));
+  CHECK(j["usage"]["prompt_tokens"] == 3);
+  CHECK(j["usage"]["total_tokens"] == 3);
+
+  auto sent = posts(bedrock_fake);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].target == titan_invoke_path);
+  // The fake answered 200, so the signature and the body were right; this
+  // says why if not.
+  auto verdict = signing_problem(sent[0], who);
+  INFO(verdict.why);
+  CHECK(verdict.exception == "");
+  CHECK(header_of(sent[0], "content-type") == "application/json");
+  CHECK(header_of(sent[0], "x-amz-content-sha256")
+        == bedrock::sha256_hex(sent[0].body));
+  CHECK(nlohmann::json::parse(sent[0].body) == expected);
+
+  auto as_base64
+    = embed(gw, R"({"model":"ti","input":"hello","encoding_format":"base64"})");
+  INFO(as_base64.body);
+  REQUIRE(as_base64.status == 200);
+  auto k = as_base64.json();
+  CHECK(k["model"] == "ti");
+  REQUIRE(k["data"].size() == 1);
+  REQUIRE(k["data"][0]["embedding"].is_string());
+  CHECK(k["data"][0]["embedding"]
+        == pw::adapters::base64_floats({0.5f, -0.25f}));
+  // 0.5f and -0.25f as little-endian float32s: 00 00 00 3F 00 00 80 BE.
+  CHECK(k["data"][0]["embedding"] == "AAAAPwAAgL4=");
+  CHECK(k["usage"]["prompt_tokens"] == 3);
+  sent = posts(bedrock_fake);
+  REQUIRE(sent.size() == 2);
+  // The encoding is the gateway's: Titan is asked the same.
+  CHECK(sent[1].target == titan_invoke_path);
+  CHECK(nlohmann::json::parse(sent[1].body) == expected);
+  auto second = signing_problem(sent[1], who);
+  INFO(second.why);
+  CHECK(second.exception == "");
+
+  CHECK(gw.stop() == 0);
+  auto logs = gw.output() + gw.errors();
+  CHECK_FALSE(contains(logs, aws_secret));
+  CHECK_FALSE(contains(logs, default_profile_secret));
+}
+
+TEST_CASE("bedrock embeds a list of texts with Cohere, its tokens from "
+          "Bedrock's header",
+          "[integration]") {
+  clear_aws_env();
+  temp_dir dir;
+  const aws_identity who{aws_key_id, aws_secret, ""};
+  const auto expected = nlohmann::json::parse(
+    R"({"texts":["a","b"],"input_type":"search_document"})");
+  fake_upstream bedrock_fake{
+    bedrock_like(who, invoke_ok(cohere_invoke_path, expected, cohere_embeddings,
+                                {{"X-Amzn-Bedrock-Input-Token-Count", "9"}}))};
+  auto credentials = write_aws_credentials(dir, aws_secret);
+  gateway_process gw{
+    make_config(bedrock_model("co", bedrock_fake.base_url(),
+                              profile_keys(credentials) + embeddings_only,
+                              cohere_model_id),
+                "co"),
+    {{"HOME", dir.path.string()}}};
+
+  auto res = embed(gw, R"({"model":"co","input":["a","b"]})");
+  INFO(res.body);
+  REQUIRE(res.status == 200);
+  auto j = res.json();
+  CHECK(j["object"] == "list");
+  CHECK(j["model"] == "co");
+  REQUIRE(j["data"].is_array());
+  REQUIRE(j["data"].size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    INFO(i);
+    CHECK(j["data"][i]["object"] == "embedding");
+    CHECK(j["data"][i]["index"] == i);
+  }
+  CHECK(j["data"][0]["embedding"] == nlohmann::json::parse("[1,2]"));
+  CHECK(j["data"][1]["embedding"] == nlohmann::json::parse("[3,4]"));
+  CHECK(j["usage"]["prompt_tokens"] == 9);
+  CHECK(j["usage"]["total_tokens"] == 9);
+
+  auto sent = posts(bedrock_fake);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].target == cohere_invoke_path);
+  auto verdict = signing_problem(sent[0], who);
+  INFO(verdict.why);
+  CHECK(verdict.exception == "");
+  CHECK(nlohmann::json::parse(sent[0].body) == expected);
+
+  CHECK(gw.stop() == 0);
+  auto logs = gw.output() + gw.errors();
+  CHECK_FALSE(contains(logs, aws_secret));
+}
+
+TEST_CASE("bedrock refuses more than one input for Titan before any call",
+          "[integration]") {
+  clear_aws_env();
+  temp_dir dir;
+  const aws_identity who{aws_key_id, aws_secret, ""};
+  const auto expected = nlohmann::json::parse(R"({"inputText":"one"})");
+  fake_upstream bedrock_fake{
+    bedrock_like(who, invoke_ok(titan_invoke_path, expected, titan_embedding))};
+  auto credentials = write_aws_credentials(dir, aws_secret);
+  gateway_process gw{
+    make_config(bedrock_model("ti", bedrock_fake.base_url(),
+                              profile_keys(credentials) + embeddings_only,
+                              titan_model_id),
+                "ti"),
+    {{"HOME", dir.path.string()}}};
+
+  for (const auto* body : {R"({"model":"ti","input":["one","two"]})",
+                           R"({"model":"ti","input":[1,2,3]})"}) {
+    INFO(body);
+    auto res = embed(gw, body);
+    INFO(res.body);
+    CHECK(res.status == 400);
+    auto e = error_of(res);
+    CHECK(e["type"] == "invalid_request_error");
+    CHECK(e["code"] == "invalid_request");
+    CHECK(e["param"] == "input");
+  }
+  // Refused by the gateway: Bedrock heard nothing.
+  CHECK(bedrock_fake.requests().empty());
+
+  // One input goes through.
+  auto res = embed(gw, R"({"model":"ti","input":["one"]})");
+  INFO(res.body);
+  REQUIRE(res.status == 200);
+  CHECK(res.json()["data"][0]["embedding"]
+        == nlohmann::json::parse("[0.5,-0.25]"));
+  auto sent = posts(bedrock_fake);
+  REQUIRE(sent.size() == 1);
+  CHECK(nlohmann::json::parse(sent[0].body) == expected);
+  CHECK(gw.stop() == 0);
 }
 
 TEST_CASE("a chain falls back from azure to bedrock to vllm", "[integration]") {

@@ -7,10 +7,15 @@
 // OpenAI chunks and Anthropic events, fed whole, one byte at a time and
 // split at every point; the signed requests, the config keys and the
 // credential resolution order, and the STS AssumeRoleWithWebIdentity
-// exchange of a web identity token.
+// exchange of a web identity token. Embeddings through InvokeModel: OpenAI
+// requests as Amazon Titan and Cohere Embed bodies (and what neither
+// takes), their answers as OpenAI embeddings lists (floats and base64, the
+// tokens from Titan's body or Bedrock's header), and the config's refusal
+// of embeddings for any other model.
 
 #include "adapters/anthropic/anthropic_adapter.hpp"
 #include "adapters/bedrock/converse.hpp"
+#include "adapters/bedrock/embeddings.hpp"
 #include "adapters/bedrock/event_stream.hpp"
 #include "adapters/bedrock/provider.hpp"
 #include "adapters/bedrock/sigv4.hpp"
@@ -24,6 +29,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdint>
@@ -226,11 +232,12 @@ const bedrock::bedrock_options& bedrock_of(const model_config& m) {
   return *o;
 }
 
-/// A bedrock model entry for haiku in `region` (none when empty), and
-/// `more` keys.
+/// A bedrock model entry for haiku (or `model_id`) in `region` (none when
+/// empty), and `more` keys.
 std::string bedrock_keys(const std::string& more,
-                         const std::string& region = "us-east-1") {
-  return "    provider: bedrock\n    model: \"" + haiku_id + "\"\n"
+                         const std::string& region = "us-east-1",
+                         const std::string& model_id = haiku_id) {
+  return "    provider: bedrock\n    model: \"" + model_id + "\"\n"
          + (region.empty() ? std::string{} : "    region: \"" + region + "\"\n")
          + more;
 }
@@ -604,18 +611,27 @@ void check_any_split(api_endpoint endpoint, const std::string& input,
 
 // -- the provider -------------------------------------------------------------
 
-TEST_CASE("bedrock is a provider of chat and messages",
+TEST_CASE("bedrock is a provider of chat, messages and embeddings",
           "[adapters][providers][bedrock]") {
   const auto* p = adapters::find_provider("bedrock");
   REQUIRE(p != nullptr);
   CHECK(p->endpoints.has(api_endpoint::chat));
   CHECK(p->endpoints.has(api_endpoint::messages));
-  CHECK_FALSE(p->endpoints.has(api_endpoint::embeddings));
+  CHECK(p->endpoints.has(api_endpoint::embeddings));
   CHECK_FALSE(p->endpoints.has(api_endpoint::completions));
   CHECK_FALSE(p->endpoints.has(api_endpoint::count_tokens));
   CHECK_FALSE(p->local);
-  CHECK(&adapters::adapter_for("bedrock", api_endpoint::chat)
-        != &adapters::adapter_for("bedrock", api_endpoint::messages));
+  const auto* chat = &adapters::adapter_for("bedrock", api_endpoint::chat);
+  const auto* messages
+    = &adapters::adapter_for("bedrock", api_endpoint::messages);
+  const auto* embeddings
+    = &adapters::adapter_for("bedrock", api_endpoint::embeddings);
+  CHECK(chat != messages);
+  CHECK(embeddings != chat);
+  CHECK(embeddings != messages);
+  // The embeddings adapter is the Titan and Cohere translation.
+  CHECK(dynamic_cast<const bedrock::embeddings_adapter*>(embeddings)
+        != nullptr);
   std::set<std::string_view> keys{p->keys.begin(), p->keys.end()};
   CHECK(keys
         == std::set<std::string_view>{
@@ -1483,11 +1499,11 @@ TEST_CASE("bedrock's config errors name their YAML path",
   }
   SECTION("an endpoint bedrock cannot serve") {
     auto errors = model_errors(
-      "b", bedrock_keys(profile_keys(file) + "    endpoints: [embeddings]\n"));
+      "b", bedrock_keys(profile_keys(file) + "    endpoints: [completions]\n"));
     INFO(errors);
     auto line = line_of(errors, "models.b.endpoints: ");
     CHECK(contains(line, "cannot serve"));
-    CHECK(contains(line, "embeddings"));
+    CHECK(contains(line, "completions"));
   }
   SECTION("a key bedrock does not have") {
     auto errors = model_errors(
@@ -1825,4 +1841,609 @@ TEST_CASE("pack and unpack round-trip temporary credentials",
   CHECK(none.secret_access_key.empty());
   auto empty = bedrock::unpack("");
   CHECK(empty.access_key_id.empty());
+}
+
+// -- embeddings (InvokeModel) -------------------------------------------------
+
+namespace {
+
+const std::string titan_id = "amazon.titan-embed-text-v2:0";
+const std::string titan_path = "/model/amazon.titan-embed-text-v2%3A0/invoke";
+const std::string cohere_id = "cohere.embed-english-v3";
+
+/// The keys of a bedrock embedding model of `model_id` serving embeddings
+/// only, its credentials the [test] profile of `file`.
+std::string embedding_keys(const std::string& file,
+                           const std::string& model_id) {
+  return bedrock_keys(profile_keys(file) + "    endpoints: [embeddings]\n",
+                      "us-east-1", model_id);
+}
+
+/// A bedrock model of `model_id` under `alias` built by hand (no
+/// credentials): for the answers' translation.
+model_config_ptr embedder(const std::string& alias,
+                          const std::string& model_id) {
+  auto m = std::make_shared<model_config>(*haiku());
+  m->alias = alias;
+  m->model = model_id;
+  return m;
+}
+
+/// to_invoke_request of the embeddings request `body` for `model_id`.
+caf::expected<std::string> invoke_of(std::string_view body,
+                                     std::string_view model_id) {
+  return bedrock::to_invoke_request(
+    nlohmann::ordered_json::parse(std::string{body}), model_id);
+}
+
+/// The InvokeModel body for `body` and `model_id`, which must translate.
+nlohmann::json invoke_json(std::string_view body, std::string_view model_id) {
+  auto out = invoke_of(body, model_id);
+  if (!out)
+    FAIL(message_of(out.error()));
+  return nlohmann::json::parse(*out);
+}
+
+/// Checks that `body` is refused for `model_id` as an invalid request
+/// whose param is `param`.
+void check_refused(std::string_view body, std::string_view model_id,
+                   const std::string& param) {
+  INFO(body);
+  auto out = invoke_of(body, model_id);
+  REQUIRE_FALSE(out);
+  CHECK(code_of(out.error()) == errc::invalid_request);
+  CHECK(param_of(out.error()) == param);
+}
+
+/// An embeddings request with `n` text inputs.
+std::string request_with_inputs(size_t n) {
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < n; ++i)
+    texts.push_back("text " + std::to_string(i));
+  return nlohmann::json{{"model", "e"}, {"input", texts}}.dump();
+}
+
+/// to_embeddings_list of `body`, which must translate: the answer and its
+/// body parsed.
+std::pair<adapters::chat_response, nlohmann::json>
+embeddings_list(std::string_view body, const model_config& model,
+                bool base64 = false, uint64_t header_tokens = 0) {
+  auto out = bedrock::to_embeddings_list(body, model, base64, 0, header_tokens);
+  if (!out)
+    FAIL(message_of(out.error()));
+  auto parsed = nlohmann::json::parse(out->body);
+  return {std::move(*out), std::move(parsed)};
+}
+
+/// Titan's answer: one vector, and its count of input tokens.
+const std::string titan_answer
+  = R"({"embedding":[0.5,-0.25,0],"inputTextTokenCount":7})";
+
+/// Cohere's answer to two texts (floats): no token count in the body.
+const std::string cohere_answer = R"({"embeddings":[[1,2],[3,4]],"id":"x",)"
+                                  R"("response_type":"embeddings_floats"})";
+
+bool has_answer_header(const upstream_request& r, std::string_view name) {
+  return std::find(r.answer_headers.begin(), r.answer_headers.end(), name)
+         != r.answer_headers.end();
+}
+
+} // namespace
+
+TEST_CASE("bedrock tells Titan and Cohere embedding models by their id",
+          "[adapters][providers][bedrock]") {
+  using bedrock::embedding_family;
+  CHECK(bedrock::embedding_family_of("amazon.titan-embed-text-v2:0")
+        == embedding_family::titan);
+  CHECK(bedrock::embedding_family_of("amazon.titan-embed-text-v1")
+        == embedding_family::titan);
+  CHECK(bedrock::embedding_family_of("cohere.embed-english-v3")
+        == embedding_family::cohere);
+  CHECK(bedrock::embedding_family_of("cohere.embed-multilingual-v3")
+        == embedding_family::cohere);
+  // An inference profile, and an ARN.
+  CHECK(bedrock::embedding_family_of("us.cohere.embed-v4:0")
+        == embedding_family::cohere);
+  CHECK(bedrock::embedding_family_of(
+          "arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
+          "us.cohere.embed-v4:0")
+        == embedding_family::cohere);
+  CHECK(
+    bedrock::embedding_family_of("arn:aws:bedrock:us-east-1::foundation-model/"
+                                 "amazon.titan-embed-text-v2:0")
+    == embedding_family::titan);
+  CHECK(bedrock::embedding_family_of(haiku_id) == embedding_family::none);
+  // Titan's text models and Cohere's chat models do not embed.
+  CHECK(bedrock::embedding_family_of("amazon.titan-text-express-v1")
+        == embedding_family::none);
+  CHECK(bedrock::embedding_family_of("cohere.command-r-v1:0")
+        == embedding_family::none);
+  CHECK(bedrock::embedding_family_of("") == embedding_family::none);
+}
+
+TEST_CASE("OpenAI embeddings requests translate to Titan's InvokeModel body",
+          "[adapters][providers][bedrock]") {
+  const std::string_view titan = "amazon.titan-embed-text-v2:0";
+  SECTION("a string") {
+    CHECK(invoke_json(R"({"model":"e","input":"hello"})", titan)
+          == nlohmann::json::parse(R"({"inputText":"hello"})"));
+  }
+  SECTION("a list of one string") {
+    CHECK(invoke_json(R"({"model":"e","input":["one"]})", titan)
+          == nlohmann::json::parse(R"({"inputText":"one"})"));
+  }
+  SECTION("dimensions") {
+    CHECK(invoke_json(R"({"model":"e","input":"x","dimensions":256})", titan)
+          == nlohmann::json::parse(R"({"inputText":"x","dimensions":256})"));
+    CHECK(invoke_json(R"({"model":"e","input":"x","dimensions":1024})", titan)
+          == nlohmann::json::parse(R"({"inputText":"x","dimensions":1024})"));
+  }
+  SECTION("dimensions V2 cannot give, or a Titan model without them") {
+    check_refused(R"({"model":"e","input":"x","dimensions":300})", titan,
+                  "dimensions");
+    check_refused(R"({"model":"e","input":"x","dimensions":256})",
+                  "amazon.titan-embed-text-v1", "dimensions");
+  }
+  SECTION("what has no Titan field is left out") {
+    CHECK(invoke_json(R"({"model":"e","input":"x","encoding_format":)"
+                      R"("base64","user":"u-1"})",
+                      titan)
+          == nlohmann::json::parse(R"({"inputText":"x"})"));
+  }
+  SECTION("more than one input") {
+    check_refused(R"({"model":"e","input":["one","two"]})", titan, "input");
+    check_refused(request_with_inputs(3), titan, "input");
+  }
+  SECTION("token ids") {
+    check_refused(R"({"model":"e","input":[1,2,3]})", titan, "input");
+    check_refused(R"({"model":"e","input":[[1,2]]})", titan, "input");
+  }
+}
+
+TEST_CASE("OpenAI embeddings requests translate to Cohere's InvokeModel body",
+          "[adapters][providers][bedrock]") {
+  const std::string_view cohere = "cohere.embed-english-v3";
+  SECTION("a list of strings, as documents") {
+    CHECK(invoke_json(R"({"model":"e","input":["a","b"]})", cohere)
+          == nlohmann::json::parse(
+            R"({"texts":["a","b"],"input_type":"search_document"})"));
+  }
+  SECTION("a string") {
+    CHECK(invoke_json(R"({"model":"e","input":"a"})", cohere)
+          == nlohmann::json::parse(
+            R"({"texts":["a"],"input_type":"search_document"})"));
+  }
+  SECTION("the request's input_type") {
+    CHECK(invoke_json(R"({"model":"e","input":["q"],)"
+                      R"("input_type":"search_query"})",
+                      cohere)
+          == nlohmann::json::parse(
+            R"({"texts":["q"],"input_type":"search_query"})"));
+  }
+  SECTION("a null input_type is the default, an unknown one is refused") {
+    CHECK(
+      invoke_json(R"({"model":"e","input":["q"],"input_type":null})", cohere)
+      == nlohmann::json::parse(
+        R"({"texts":["q"],"input_type":"search_document"})"));
+    check_refused(R"({"model":"e","input":["q"],"input_type":"query"})", cohere,
+                  "input_type");
+    check_refused(R"({"model":"e","input":["q"],"input_type":7})", cohere,
+                  "input_type");
+  }
+  SECTION("dimensions, for Embed v4 only") {
+    CHECK(invoke_json(R"({"model":"e","input":["a"],"dimensions":512})",
+                      "us.cohere.embed-v4:0")
+          == nlohmann::json::parse(R"({"texts":["a"],)"
+                                   R"("input_type":"search_document",)"
+                                   R"("output_dimension":512})"));
+    check_refused(R"({"model":"e","input":["a"],"dimensions":512})", cohere,
+                  "dimensions");
+  }
+  SECTION("at most 96 inputs") {
+    REQUIRE(bedrock::max_cohere_inputs == 96);
+    auto most = invoke_json(request_with_inputs(96), cohere);
+    REQUIRE(most["texts"].is_array());
+    CHECK(most["texts"].size() == 96);
+    CHECK(most["texts"][95] == "text 95");
+    check_refused(request_with_inputs(97), cohere, "input");
+  }
+  SECTION("token ids") {
+    check_refused(R"({"model":"e","input":[1,2,3]})", cohere, "input");
+    check_refused(R"({"model":"e","input":[[1,2]]})", cohere, "input");
+    check_refused(R"({"model":"e","input":["a",1]})", cohere, "input");
+  }
+}
+
+TEST_CASE("an embeddings request for a model that is neither Titan nor "
+          "Cohere is refused with its model",
+          "[adapters][providers][bedrock]") {
+  check_refused(R"({"model":"e","input":"hello"})", haiku_id, "model");
+  check_refused(R"({"model":"e","input":["a","b"]})", haiku_id, "model");
+}
+
+TEST_CASE("Titan and Cohere answers translate to OpenAI embeddings lists",
+          "[adapters][providers][bedrock]") {
+  auto model = embedder("vec", titan_id);
+  SECTION("Titan, floats") {
+    auto [out, list] = embeddings_list(titan_answer, *model);
+    CHECK(list
+          == nlohmann::json::parse(
+            R"({"object":"list","data":[{"object":"embedding","index":0,)"
+            R"("embedding":[0.5,-0.25,0]}],"model":"vec",)"
+            R"("usage":{"prompt_tokens":7,"total_tokens":7}})"));
+    CHECK(out.prompt_tokens == 7);
+    CHECK(out.completion_tokens == 0);
+    CHECK(out.cached_tokens == 0);
+  }
+  SECTION("Titan, base64") {
+    auto [out, list] = embeddings_list(titan_answer, *model, true);
+    REQUIRE(list["data"].size() == 1);
+    CHECK(list["data"][0]["object"] == "embedding");
+    CHECK(list["data"][0]["index"] == 0);
+    CHECK(list["data"][0]["embedding"]
+          == adapters::base64_floats({0.5f, -0.25f, 0.0f}));
+    // 0.5f, -0.25f and 0.0f as little-endian float32s.
+    CHECK(list["data"][0]["embedding"] == "AAAAPwAAgL4AAAAA");
+    CHECK(list["model"] == "vec");
+    CHECK(list["usage"]["prompt_tokens"] == 7);
+    CHECK(out.prompt_tokens == 7);
+  }
+  SECTION("Titan's count wins over the header's") {
+    auto [out, list] = embeddings_list(titan_answer, *model, false, 99);
+    CHECK(out.prompt_tokens == 7);
+    CHECK(list["usage"]["prompt_tokens"] == 7);
+  }
+  SECTION("numbers read back as they were sent") {
+    const std::string body
+      = R"({"embedding":[0.1,-0.3,1e-7,0.123456789012345678,)"
+        R"(-2.5e-12,1234.5678,3.4028234663852886e38]})";
+    auto [out, list] = embeddings_list(body, *model);
+    auto sent = nlohmann::json::parse(body)["embedding"];
+    auto got = list["data"][0]["embedding"];
+    REQUIRE(got.is_array());
+    REQUIRE(got.size() == sent.size());
+    for (size_t i = 0; i < sent.size(); ++i) {
+      INFO(i);
+      CHECK(got[i].get<double>() == sent[i].get<double>());
+    }
+    CHECK(got[0].get<double>() == 0.1);
+    // No token count anywhere: none.
+    CHECK(out.prompt_tokens == 0);
+    CHECK(list["usage"]["prompt_tokens"] == 0);
+  }
+  SECTION("Cohere, floats, its tokens from the header") {
+    auto cohere = embedder("co", cohere_id);
+    auto [out, list] = embeddings_list(cohere_answer, *cohere, false, 11);
+    CHECK(list
+          == nlohmann::json::parse(
+            R"({"object":"list","data":[)"
+            R"({"object":"embedding","index":0,"embedding":[1,2]},)"
+            R"({"object":"embedding","index":1,"embedding":[3,4]}],)"
+            R"("model":"co","usage":{"prompt_tokens":11,"total_tokens":11}})"));
+    CHECK(out.prompt_tokens == 11);
+  }
+  SECTION("Cohere, base64") {
+    auto cohere = embedder("co", cohere_id);
+    auto [out, list] = embeddings_list(cohere_answer, *cohere, true, 11);
+    REQUIRE(list["data"].size() == 2);
+    CHECK(list["data"][0]["embedding"] == adapters::base64_floats({1, 2}));
+    CHECK(list["data"][1]["embedding"] == adapters::base64_floats({3, 4}));
+    CHECK(list["data"][1]["index"] == 1);
+  }
+  SECTION("Cohere's embeddings by type") {
+    auto cohere = embedder("co", cohere_id);
+    auto [out, list] = embeddings_list(
+      R"({"embeddings":{"float":[[0.1]]},"id":"y",)"
+      R"("response_type":"embeddings_by_type","texts":["a"]})",
+      *cohere, false, 2);
+    REQUIRE(list["data"].size() == 1);
+    CHECK(list["data"][0]["embedding"] == nlohmann::json::parse("[0.1]"));
+    CHECK(list["data"][0]["embedding"][0].get<double>() == 0.1);
+    CHECK(list["usage"]["prompt_tokens"] == 2);
+    CHECK(out.prompt_tokens == 2);
+  }
+}
+
+TEST_CASE("a malformed embeddings answer from bedrock is upstream_invalid",
+          "[adapters][providers][bedrock]") {
+  auto model = embedder("vec", titan_id);
+  for (const auto* body : {
+         R"({"nothing":1})",
+         R"({"embedding":"x"})",
+         R"({"embedding":["a"]})",
+         R"({"embedding":null})",
+         R"({"embedding":[[0.5]]})",
+         R"({"embeddings":{"int8":[[1]]}})",
+         R"({"embeddings":5})",
+         R"({"embeddings":[[1],"x"]})",
+         R"({"embeddings":[["a"]]})",
+         R"({"embeddings":[]})",
+         R"({"embeddings":{"float":[]}})",
+         "not json at all",
+         "[1,2]",
+         "\"a string\"",
+         "",
+       }) {
+    INFO(body);
+    for (bool base64 : {false, true}) {
+      auto out = bedrock::to_embeddings_list(body, *model, base64, 0, 3);
+      REQUIRE_FALSE(out);
+      CHECK(code_of(out.error()) == errc::upstream_invalid);
+      CHECK(contains(message_of(out.error()), "'vec'"));
+    }
+  }
+  SECTION("not one vector per input") {
+    auto out = bedrock::to_embeddings_list(cohere_answer, *model, false, 3, 0);
+    REQUIRE_FALSE(out);
+    CHECK(code_of(out.error()) == errc::upstream_invalid);
+    CHECK(contains(message_of(out.error()), "2 embeddings for 3 inputs"));
+    CHECK(bedrock::to_embeddings_list(cohere_answer, *model, false, 2, 0));
+  }
+}
+
+TEST_CASE("an embeddings request to bedrock is a SigV4-signed InvokeModel "
+          "call",
+          "[adapters][providers][bedrock]") {
+  aws_env env;
+  temp_dir files;
+  auto file = files.write("credentials", credentials_text);
+  auto creds = creds_of(example_key_id, example_secret);
+  auto m = loaded("e", embedding_keys(file, titan_id));
+  CHECK(m->endpoints.has(api_endpoint::embeddings));
+
+  SECTION("Titan, base64 asked") {
+    auto req = request_for(
+      *m, R"({"model":"e","input":"hi","encoding_format":"base64"})",
+      api_endpoint::embeddings);
+    CHECK(req.method == "POST");
+    CHECK(req.path == titan_path);
+    CHECK(req.target.host == "bedrock-runtime.us-east-1.amazonaws.com");
+    CHECK(req.target.tls);
+    CHECK(nlohmann::json::parse(req.body)
+          == nlohmann::json::parse(R"({"inputText":"hi"})"));
+    CHECK(req.answer_note == "base64 1");
+    CHECK(has_answer_header(req, "x-amzn-bedrock-input-token-count"));
+    CHECK(bedrock::input_tokens_header == "x-amzn-bedrock-input-token-count");
+    CHECK(header(req, "Content-Type") == "application/json");
+    CHECK(header(req, "Host") == "bedrock-runtime.us-east-1.amazonaws.com");
+    CHECK(header(req, "X-Amz-Content-Sha256") == bedrock::sha256_hex(req.body));
+    CHECK_FALSE(has_header(req, "X-Amz-Security-Token"));
+    auto date = header(req, "X-Amz-Date");
+    REQUIRE(date.size() == 16);
+    auto authz = header(req, "Authorization");
+    CHECK(authz.starts_with(
+      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/" + date.substr(0, 8)
+      + "/us-east-1/bedrock/aws4_request, SignedHeaders=content-type;host;"
+        "x-amz-content-sha256;x-amz-date, Signature="));
+    CHECK(recomputed_authorization(req, creds, "us-east-1") == authz);
+    // The check can fail: another secret signs differently.
+    CHECK(recomputed_authorization(
+            req, creds_of(example_key_id, "another-secret"), "us-east-1")
+          != authz);
+    CHECK_FALSE(contains(authz, example_secret));
+  }
+  SECTION("Titan, floats") {
+    for (const auto* body :
+         {R"({"model":"e","input":"hi"})",
+          R"({"model":"e","input":"hi","encoding_format":"float"})"}) {
+      INFO(body);
+      auto req = request_for(*m, body, api_endpoint::embeddings);
+      CHECK(req.path == titan_path);
+      CHECK(req.answer_note == "float 1");
+      CHECK(has_answer_header(req, "x-amzn-bedrock-input-token-count"));
+      CHECK(recomputed_authorization(req, creds, "us-east-1")
+            == header(req, "Authorization"));
+    }
+    auto req
+      = request_for(*m, R"({"model":"e","input":["hi"],"dimensions":256})",
+                    api_endpoint::embeddings);
+    CHECK(nlohmann::json::parse(req.body)
+          == nlohmann::json::parse(R"({"inputText":"hi","dimensions":256})"));
+  }
+  SECTION("Titan with two inputs") {
+    auto req = adapters::adapter_for(*m, api_endpoint::embeddings)
+                 .to_provider_request(
+                   chat_payload{R"({"model":"e","input":["one","two"]})"}, *m);
+    REQUIRE_FALSE(req);
+    CHECK(code_of(req.error()) == errc::invalid_request);
+    CHECK(param_of(req.error()) == "input");
+  }
+  SECTION("Cohere, and an inference profile's id") {
+    auto cohere = loaded("c", embedding_keys(file, cohere_id));
+    auto req = request_for(*cohere, R"({"model":"c","input":["a","b"]})",
+                           api_endpoint::embeddings);
+    CHECK(req.path == "/model/cohere.embed-english-v3/invoke");
+    CHECK(nlohmann::json::parse(req.body)
+          == nlohmann::json::parse(
+            R"({"texts":["a","b"],"input_type":"search_document"})"));
+    CHECK(has_answer_header(req, "x-amzn-bedrock-input-token-count"));
+    CHECK(recomputed_authorization(req, creds, "us-east-1")
+          == header(req, "Authorization"));
+    auto profile = loaded("p", embedding_keys(file, "us.cohere.embed-v4:0"));
+    auto to_profile = request_for(*profile, R"({"model":"p","input":"a"})",
+                                  api_endpoint::embeddings);
+    CHECK(to_profile.path == "/model/us.cohere.embed-v4%3A0/invoke");
+  }
+  SECTION("a model that does not embed") {
+    // The config refuses it (below); the adapter does too.
+    auto chat_model = loaded("b", bedrock_keys(profile_keys(file)));
+    auto req = adapters::adapter_for(*chat_model, api_endpoint::embeddings)
+                 .to_provider_request(
+                   chat_payload{R"({"model":"b","input":"hi"})"}, *chat_model);
+    REQUIRE_FALSE(req);
+    CHECK(code_of(req.error()) == errc::invalid_request);
+    CHECK(param_of(req.error()) == "model");
+  }
+}
+
+TEST_CASE("bedrock's embeddings answers take their tokens from Bedrock's "
+          "header and their encoding from the request",
+          "[adapters][providers][bedrock]") {
+  auto model = embedder("co", cohere_id);
+  const auto& adapter = adapters::adapter_for(*model, api_endpoint::embeddings);
+  auto result = answer(200, R"({"embeddings":[[0.5,-0.25],[1,2]],"id":"e",)"
+                            R"("response_type":"embeddings_floats",)"
+                            R"("texts":["a","b"]})");
+  result.answer_headers.push_back({"x-amzn-bedrock-input-token-count", "5"});
+
+  SECTION("floats") {
+    auto out = adapter.from_provider_response(result, *model);
+    if (!out)
+      FAIL(message_of(out.error()));
+    CHECK(out->prompt_tokens == 5);
+    CHECK(out->completion_tokens == 0);
+    auto list = nlohmann::json::parse(out->body);
+    CHECK(list
+          == nlohmann::json::parse(
+            R"({"object":"list","data":[)"
+            R"({"object":"embedding","index":0,"embedding":[0.5,-0.25]},)"
+            R"({"object":"embedding","index":1,"embedding":[1,2]}],)"
+            R"("model":"co","usage":{"prompt_tokens":5,"total_tokens":5}})"));
+  }
+  SECTION("the request's note: base64, two inputs") {
+    result.answer_note = request_for(*model,
+                                     R"({"model":"co","input":["a","b"],)"
+                                     R"("encoding_format":"base64"})",
+                                     api_endpoint::embeddings)
+                           .answer_note;
+    auto out = adapter.from_provider_response(result, *model);
+    if (!out)
+      FAIL(message_of(out.error()));
+    CHECK(out->prompt_tokens == 5);
+    auto list = nlohmann::json::parse(out->body);
+    REQUIRE(list["data"].size() == 2);
+    CHECK(list["data"][0]["embedding"]
+          == adapters::base64_floats({0.5f, -0.25f}));
+    CHECK(list["data"][0]["embedding"] == "AAAAPwAAgL4=");
+    CHECK(list["data"][1]["embedding"] == adapters::base64_floats({1, 2}));
+    CHECK(list["usage"]["prompt_tokens"] == 5);
+  }
+  SECTION("the request's note: three inputs, for which two vectors are "
+          "too few") {
+    result.answer_note
+      = request_for(*model, R"({"model":"co","input":["a","b","c"]})",
+                    api_endpoint::embeddings)
+          .answer_note;
+    auto out = adapter.from_provider_response(result, *model);
+    REQUIRE_FALSE(out);
+    CHECK(code_of(out.error()) == errc::upstream_invalid);
+  }
+  SECTION("without the header") {
+    result.answer_headers.clear();
+    auto out = adapter.from_provider_response(result, *model);
+    REQUIRE(out);
+    CHECK(out->prompt_tokens == 0);
+  }
+  SECTION("Titan's count in its body") {
+    auto titan = embedder("ti", titan_id);
+    auto titan_result = answer(200, titan_answer);
+    titan_result.answer_headers.push_back(
+      {"x-amzn-bedrock-input-token-count", "7"});
+    auto out = adapter.from_provider_response(titan_result, *titan);
+    REQUIRE(out);
+    CHECK(out->prompt_tokens == 7);
+    CHECK(nlohmann::json::parse(out->body)["model"] == "ti");
+  }
+  SECTION("a malformed answer") {
+    auto out
+      = adapter.from_provider_response(answer(200, R"({"id":"e"})"), *model);
+    REQUIRE_FALSE(out);
+    CHECK(code_of(out.error()) == errc::upstream_invalid);
+  }
+}
+
+TEST_CASE("bedrock serves embeddings only for Titan and Cohere model ids",
+          "[adapters][providers][bedrock]") {
+  aws_env env;
+  temp_dir files;
+  auto file = files.write("credentials", credentials_text);
+
+  SECTION("a Claude model with endpoints [embeddings]") {
+    auto errors = model_errors("b", embedding_keys(file, haiku_id));
+    INFO(errors);
+    auto line = line_of(errors, "models.b.endpoints: ");
+    CHECK(contains(line, "titan-embed"));
+    CHECK(contains(line, "cohere.embed"));
+    CHECK(contains(line, "'" + haiku_id + "'"));
+    CHECK_FALSE(contains(line, "cannot serve"));
+  }
+  SECTION("a Claude model with endpoints [chat, embeddings]") {
+    auto errors = model_errors(
+      "b",
+      bedrock_keys(profile_keys(file) + "    endpoints: [chat, embeddings]\n"));
+    INFO(errors);
+    CHECK(contains(line_of(errors, "models.b.endpoints: "), "titan-embed"));
+  }
+  SECTION("Titan") {
+    auto m = loaded("b", embedding_keys(file, titan_id));
+    CHECK(m->provider == "bedrock");
+    CHECK(m->model == titan_id);
+    CHECK(m->endpoints.has(api_endpoint::embeddings));
+    CHECK_FALSE(m->endpoints.has(api_endpoint::chat));
+    CHECK(m->base_url == "https://bedrock-runtime.us-east-1.amazonaws.com");
+    CHECK(bedrock_of(*m).credentials.access_key_id == example_key_id);
+  }
+  SECTION("Cohere, and an inference profile of Cohere Embed") {
+    CHECK(loaded("b", embedding_keys(file, cohere_id))->model == cohere_id);
+    CHECK(loaded("b", embedding_keys(file, "us.cohere.embed-v4:0"))
+            ->endpoints.has(api_endpoint::embeddings));
+  }
+}
+
+TEST_CASE("embeddings requests translate to InvokeModel bodies as their "
+          "golden files say",
+          "[adapters][providers][bedrock]") {
+  auto names = golden_cases(dir / "embeddings", "request");
+  REQUIRE(names.size() >= 14);
+  for (const auto& name : names) {
+    INFO("case " << name);
+    auto base = dir / "embeddings" / "request";
+    auto in = load_json(base / (name + ".in.json"));
+    auto out = bedrock::to_invoke_request(
+      nlohmann::ordered_json::parse(in["request"].dump()),
+      in["model_id"].get<std::string>());
+    auto error_file = base / (name + ".error.json");
+    auto out_file = base / (name + ".out.json");
+    REQUIRE(fs::exists(error_file) != fs::exists(out_file));
+    if (fs::exists(error_file)) {
+      REQUIRE_FALSE(out);
+      CHECK(code_of(out.error()) == errc::invalid_request);
+      CHECK(param_of(out.error())
+            == load_json(error_file)["param"].get<std::string>());
+      continue;
+    }
+    if (!out)
+      FAIL(message_of(out.error()));
+    CHECK(nlohmann::json::parse(*out) == load_json(out_file));
+  }
+}
+
+TEST_CASE("InvokeModel embeddings answers translate to OpenAI lists as their "
+          "golden files say",
+          "[adapters][providers][bedrock]") {
+  auto names = golden_cases(dir / "embeddings", "response");
+  REQUIRE(names.size() >= 7);
+  for (const auto& name : names) {
+    INFO("case " << name);
+    auto base = dir / "embeddings" / "response";
+    auto in = load_json(base / (name + ".in.json"));
+    auto model = embedder("vec", in["model_id"].get<std::string>());
+    auto out = bedrock::to_embeddings_list(
+      in["answer"].dump(), *model, in["base64"].get<bool>(),
+      in["inputs"].get<size_t>(), in["header_tokens"].get<uint64_t>());
+    auto error_file = base / (name + ".error.json");
+    auto out_file = base / (name + ".out.json");
+    REQUIRE(fs::exists(error_file) != fs::exists(out_file));
+    if (fs::exists(error_file)) {
+      REQUIRE_FALSE(out);
+      CHECK(code_of(out.error()) == errc::upstream_invalid);
+      continue;
+    }
+    if (!out)
+      FAIL(message_of(out.error()));
+    auto expected = load_json(out_file);
+    CHECK(nlohmann::json::parse(out->body) == expected);
+    CHECK(out->prompt_tokens
+          == expected["usage"]["prompt_tokens"].get<uint64_t>());
+  }
 }
