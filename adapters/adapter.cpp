@@ -288,6 +288,13 @@ std::string with_alias(std::string_view text, simdjson::dom::element root,
   return json::dump(doc);
 }
 
+caf::error malformed_answer(const model_config& model, std::string_view why) {
+  return make_error(errc::upstream_invalid,
+                    "The upstream provider for model '" + model.alias
+                      + "' returned a malformed response (" + std::string{why}
+                      + ")");
+}
+
 std::string base64_floats(const std::vector<float>& v) {
   std::string bytes(v.size() * 4, '\0');
   for (size_t i = 0; i < v.size(); ++i) {

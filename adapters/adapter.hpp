@@ -150,6 +150,11 @@ upstream_request json_get(const model_config& model, std::string path);
 std::string with_alias(std::string_view text, simdjson::dom::element root,
                        std::string_view alias);
 
+/// The `upstream_invalid` error of an answer that is not what the
+/// provider's API promises: "The upstream provider for model '<alias>'
+/// returned a malformed response (<why>)".
+caf::error malformed_answer(const model_config& model, std::string_view why);
+
 /// The base64 of `v` as little-endian float32s (OpenAI's `base64`
 /// encoding_format).
 std::string base64_floats(const std::vector<float>& v);

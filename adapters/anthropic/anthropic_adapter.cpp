@@ -684,11 +684,8 @@ chat_response write_chat_completion(const completion_parts& parts,
 caf::expected<chat_response> to_chat_completion(element message,
                                                 const model_config& model,
                                                 int64_t created) {
-  auto malformed = [&](const char* why) {
-    return make_error(errc::upstream_invalid,
-                      "The upstream provider for model '" + model.alias
-                        + "' returned a malformed response (" + why + ")");
-  };
+  auto malformed
+    = [&](std::string_view why) { return malformed_answer(model, why); };
   if (message.type() != element_type::OBJECT)
     return malformed("not a JSON object");
   auto content = pw::json::member(message, "content");
@@ -957,11 +954,8 @@ anthropic_adapter::from_provider_response(const upstream_result& result,
   // Read, not made into a document: the answer is written from the view.
   auto message = pw::json::read(result.body, pw::json::upstream_limits);
   if (!message)
-    return make_error(errc::upstream_invalid,
-                      "The upstream provider for model '" + model.alias
-                        + "' returned a malformed response ("
-                        + message.error().what(pw::json::upstream_limits)
-                        + ")");
+    return malformed_answer(model,
+                            message.error().what(pw::json::upstream_limits));
   return to_chat_completion(message->root(), model, now_seconds());
 }
 

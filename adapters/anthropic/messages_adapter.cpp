@@ -16,13 +16,6 @@ namespace dom = simdjson::dom;
 using dom::element;
 using json = nlohmann::ordered_json;
 
-caf::error malformed(const model_config& model, std::string_view why) {
-  return make_error(errc::upstream_invalid,
-                    "The upstream provider for model '" + model.alias
-                      + "' returned a malformed response (" + std::string{why}
-                      + ")");
-}
-
 /// Input tokens, cache reads and writes included (all are prompt).
 uint64_t input_tokens_of(element usage) {
   return pw::json::uint_of(usage, "input_tokens")
@@ -272,13 +265,13 @@ messages_adapter::from_provider_response(const upstream_result& result,
                                          const model_config& model) const {
   auto doc = pw::json::read(result.body, pw::json::upstream_limits);
   if (!doc)
-    return malformed(model, doc.error().what(pw::json::upstream_limits));
+    return malformed_answer(model, doc.error().what(pw::json::upstream_limits));
   auto root = doc->root();
   if (!root.is_object() || pw::json::string_of(root, "type") != "message")
-    return malformed(model, "not a message object");
+    return malformed_answer(model, "not a message object");
   if (auto content = pw::json::member(root, "content");
       !content || !content->is_array())
-    return malformed(model, "no 'content' list");
+    return malformed_answer(model, "no 'content' list");
   chat_response out;
   out.body = with_alias(result.body, root, model.alias);
   if (auto usage = pw::json::member(root, "usage")) {
@@ -315,12 +308,12 @@ count_tokens_adapter::from_provider_response(const upstream_result& result,
                                              const model_config& model) const {
   auto doc = pw::json::read(result.body, pw::json::upstream_limits);
   if (!doc)
-    return malformed(model, doc.error().what(pw::json::upstream_limits));
+    return malformed_answer(model, doc.error().what(pw::json::upstream_limits));
   auto root = doc->root();
   auto tokens
     = root.is_object() ? pw::json::member(root, "input_tokens") : std::nullopt;
   if (!tokens || !tokens->is_number())
-    return malformed(model, "no 'input_tokens' count");
+    return malformed_answer(model, "no 'input_tokens' count");
   chat_response out;
   out.body = result.body;
   out.prompt_tokens = pw::json::uint_of(root, "input_tokens");

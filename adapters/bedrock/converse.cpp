@@ -268,11 +268,8 @@ caf::expected<chat_response> to_chat_completion(std::string_view converse,
                                                 int64_t created) {
   using simdjson::dom::element;
   using simdjson::dom::element_type;
-  auto malformed = [&](const std::string& why) {
-    return make_error(errc::upstream_invalid,
-                      "The upstream provider for model '" + model.alias
-                        + "' returned a malformed response (" + why + ")");
-  };
+  auto malformed
+    = [&](std::string_view why) { return malformed_answer(model, why); };
   auto read = json::read(converse, json::upstream_limits);
   if (!read)
     return malformed(read.error().what(json::upstream_limits));
@@ -332,11 +329,8 @@ std::string_view stop_reason_of(std::string_view r) {
 caf::expected<std::string> to_anthropic_message(std::string_view converse,
                                                 const model_config& model,
                                                 std::string_view id) {
-  auto malformed = [&](const std::string& why) {
-    return make_error(errc::upstream_invalid,
-                      "The upstream provider for model '" + model.alias
-                        + "' returned a malformed response (" + why + ")");
-  };
+  auto malformed
+    = [&](std::string_view why) { return malformed_answer(model, why); };
   auto read = json::parse(converse, json::upstream_limits);
   if (!read)
     return malformed(read.error().what(json::upstream_limits));

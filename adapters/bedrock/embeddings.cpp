@@ -102,13 +102,6 @@ bool append_vector(std::string& out, element vector, bool base64) {
   return true;
 }
 
-caf::error malformed(const model_config& model, std::string_view why) {
-  return make_error(errc::upstream_invalid,
-                    "The upstream provider for model '" + model.alias
-                      + "' returned a malformed response (" + std::string{why}
-                      + ")");
-}
-
 } // namespace
 
 embedding_family embedding_family_of(std::string_view model_id) {
@@ -196,10 +189,10 @@ caf::expected<chat_response> to_embeddings_list(std::string_view body,
                                                 uint64_t header_tokens) {
   auto read = json::read(body, json::upstream_limits);
   if (!read)
-    return malformed(model, read.error().what(json::upstream_limits));
+    return malformed_answer(model, read.error().what(json::upstream_limits));
   auto root = read->root();
   if (root.type() != element_type::OBJECT)
-    return malformed(model, "not a JSON object");
+    return malformed_answer(model, "not a JSON object");
   // Titan: one `embedding`; Cohere: `embeddings`, a list of vectors or
   // (with embedding_types) an object whose `float` is that list.
   std::vector<element> vectors;
@@ -210,22 +203,23 @@ caf::expected<chat_response> to_embeddings_list(std::string_view body,
     if (list.type() == element_type::OBJECT) {
       auto floats = json::member(list, "float");
       if (!floats)
-        return malformed(model, "no 'embeddings.float' list");
+        return malformed_answer(model, "no 'embeddings.float' list");
       list = *floats;
     }
     simdjson::dom::array items;
     if (list.get(items) != simdjson::SUCCESS)
-      return malformed(model, "'embeddings' is not a list");
+      return malformed_answer(model, "'embeddings' is not a list");
     for (element v : items)
       vectors.push_back(v);
   } else {
-    return malformed(model, "no 'embedding' or 'embeddings'");
+    return malformed_answer(model, "no 'embedding' or 'embeddings'");
   }
   if (vectors.empty())
-    return malformed(model, "no embeddings");
+    return malformed_answer(model, "no embeddings");
   if (inputs > 0 && vectors.size() != inputs)
-    return malformed(model, std::to_string(vectors.size()) + " embeddings for "
-                              + std::to_string(inputs) + " inputs");
+    return malformed_answer(model, std::to_string(vectors.size())
+                                     + " embeddings for "
+                                     + std::to_string(inputs) + " inputs");
   chat_response out;
   out.prompt_tokens = json::uint_of(root, "inputTextTokenCount", header_tokens);
   auto& text = out.body;
@@ -237,7 +231,8 @@ caf::expected<chat_response> to_embeddings_list(std::string_view body,
     append_integer(text, i);
     text += R"(,"embedding":)";
     if (!append_vector(text, vectors[i], base64))
-      return malformed(model, "an embedding that is not a list of numbers");
+      return malformed_answer(model,
+                              "an embedding that is not a list of numbers");
     text += '}';
   }
   text += R"(],"model":)";

@@ -351,13 +351,6 @@ std::string_view stop_reason_of(std::string_view finish_reason) {
 
 namespace {
 
-caf::error malformed(const model_config& model, std::string_view why) {
-  return make_error(errc::upstream_invalid,
-                    "The upstream provider for model '" + model.alias
-                      + "' returned a malformed response (" + std::string{why}
-                      + ")");
-}
-
 /// The token counts of an OpenAI `usage`: prompt (cached included),
 /// cached, completion.
 struct token_counts {
@@ -433,17 +426,17 @@ caf::expected<chat_response>
 to_anthropic_message(element completion, const model_config& model,
                      std::string_view fallback_id) {
   if (!completion.is_object())
-    return malformed(model, "not a JSON object");
+    return malformed_answer(model, "not a JSON object");
   dom::array choices;
   element choice;
   if (auto c = pw::json::member(completion, wire::choices);
       !c || c->get(choices) != simdjson::SUCCESS)
-    return malformed(model, "no 'choices' list");
+    return malformed_answer(model, "no 'choices' list");
   if (choices.at(0).get(choice) != simdjson::SUCCESS || !choice.is_object())
-    return malformed(model, "no choice");
+    return malformed_answer(model, "no choice");
   auto message = pw::json::member(choice, wire::message);
   if (!message || !message->is_object())
-    return malformed(model, "a choice without a 'message' object");
+    return malformed_answer(model, "a choice without a 'message' object");
 
   std::string content = "[";
   auto add_block = [&content] {
@@ -470,17 +463,19 @@ to_anthropic_message(element completion, const model_config& model,
       listed && !listed->is_null()) {
     dom::array calls;
     if (listed->get(calls) != simdjson::SUCCESS)
-      return malformed(model, "'tool_calls' that is not a list");
+      return malformed_answer(model, "'tool_calls' that is not a list");
     for (auto call : calls) {
       auto fn = pw::json::member(call, "function");
       if (!fn || !fn->is_object())
-        return malformed(model, "a tool call without a 'function' object");
+        return malformed_answer(model,
+                                "a tool call without a 'function' object");
       auto arguments = pw::json::string_of(*fn, "arguments");
       std::string input = "{}";
       if (!arguments.empty()) {
         auto parsed = pw::json::read(arguments, pw::json::upstream_limits);
         if (!parsed || !parsed->root().is_object())
-          return malformed(model, "tool call arguments that are not a JSON "
+          return malformed_answer(model,
+                                  "tool call arguments that are not a JSON "
                                   "object");
         input = arguments;
       }
@@ -834,7 +829,8 @@ messages_chat_adapter::from_provider_response(const upstream_result& result,
                                               const model_config& model) const {
   auto read = pw::json::read(result.body, pw::json::upstream_limits);
   if (!read)
-    return malformed(model, read.error().what(pw::json::upstream_limits));
+    return malformed_answer(model,
+                            read.error().what(pw::json::upstream_limits));
   return to_anthropic_message(read->root(), model, new_request_id());
 }
 

@@ -174,13 +174,6 @@ private:
   std::vector<sse_event> events_;
 };
 
-caf::error malformed(const model_config& model, std::string_view why) {
-  return make_error(errc::upstream_invalid,
-                    "The upstream provider for model '" + model.alias
-                      + "' returned a malformed response (" + std::string{why}
-                      + ")");
-}
-
 /// The request to the dialect's `path` under the model's base_url: every
 /// field the client sent goes through; only the model id changes.
 upstream_request pass_through(const chat_payload& request,
@@ -198,10 +191,10 @@ caf::expected<chat_response> completion_of(const upstream_result& result,
                                            const model_config& model) {
   auto doc = json::read(result.body, json::upstream_limits);
   if (!doc)
-    return malformed(model, doc.error().what(json::upstream_limits));
+    return malformed_answer(model, doc.error().what(json::upstream_limits));
   auto root = doc->root();
   if (const auto* why = completion_fault(root))
-    return malformed(model, why);
+    return malformed_answer(model, why);
   chat_response out;
   // The answer goes back byte for byte, with `model` set to the alias.
   out.body = with_alias(result.body, root, model.alias);
@@ -361,17 +354,17 @@ embeddings_adapter::from_provider_response(const upstream_result& result,
                                            const model_config& model) const {
   auto doc = json::read(result.body, json::upstream_limits);
   if (!doc)
-    return malformed(model, doc.error().what(json::upstream_limits));
+    return malformed_answer(model, doc.error().what(json::upstream_limits));
   auto root = doc->root();
   if (!root.is_object())
-    return malformed(model, "not a JSON object");
+    return malformed_answer(model, "not a JSON object");
   simdjson::dom::array data;
   if (auto d = json::member(root, wire::data);
       !d || d->get(data) != simdjson::SUCCESS)
-    return malformed(model, "no 'data' list");
+    return malformed_answer(model, "no 'data' list");
   for (auto item : data)
     if (!item.is_object())
-      return malformed(model, "an item of 'data' that is not an object");
+      return malformed_answer(model, "an item of 'data' that is not an object");
   chat_response out;
   out.body = with_alias(result.body, root, model.alias);
   if (auto usage = json::member(root, wire::usage))

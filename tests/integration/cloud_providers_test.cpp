@@ -985,6 +985,29 @@ invoke_ok(std::string path, nlohmann::json expected, std::string answer,
   };
 }
 
+/// A gateway with one Titan embeddings model, "ti", on a fake Bedrock that
+/// checks SigV4 and answers titan_embedding to the InvokeModel body
+/// `expected`; static credentials from a profile file, no AWS_* variables.
+struct titan_rig {
+  explicit titan_rig(const nlohmann::json& expected)
+      : cleared((clear_aws_env(), true)),
+        bedrock{bedrock_like(
+          aws_identity{aws_key_id, aws_secret, ""},
+          invoke_ok(titan_invoke_path, expected, titan_embedding))},
+        gw{make_config(
+             bedrock_model("ti", bedrock.base_url(),
+                           profile_keys(write_aws_credentials(dir, aws_secret))
+                             + embeddings_only,
+                           titan_model_id),
+             "ti"),
+           {{"HOME", dir.path.string()}}} {}
+
+  bool cleared;
+  temp_dir dir;
+  fake_upstream bedrock;
+  gateway_process gw;
+};
+
 http_response embed(const gateway_process& gw, const std::string& body) {
   return http_request(gw.port(), "POST", "/v1/embeddings", body,
                       auth_json(full_key));
@@ -1829,19 +1852,11 @@ TEST_CASE("bedrock takes temporary credentials from STS with a web identity "
 TEST_CASE("bedrock embeds with Titan through a signed InvokeModel call, as "
           "floats and as base64",
           "[integration]") {
-  clear_aws_env();
-  temp_dir dir;
   const aws_identity who{aws_key_id, aws_secret, ""};
   const auto expected = nlohmann::json::parse(R"({"inputText":"hello"})");
-  fake_upstream bedrock_fake{
-    bedrock_like(who, invoke_ok(titan_invoke_path, expected, titan_embedding))};
-  auto credentials = write_aws_credentials(dir, aws_secret);
-  gateway_process gw{
-    make_config(bedrock_model("ti", bedrock_fake.base_url(),
-                              profile_keys(credentials) + embeddings_only,
-                              titan_model_id),
-                "ti"),
-    {{"HOME", dir.path.string()}}};
+  titan_rig rig{expected};
+  auto& bedrock_fake = rig.bedrock;
+  auto& gw = rig.gw;
 
   auto res = embed(gw, R"({"model":"ti","input":"hello"})");
   INFO(res.body);
@@ -1950,19 +1965,10 @@ TEST_CASE("bedrock embeds a list of texts with Cohere, its tokens from "
 
 TEST_CASE("bedrock refuses more than one input for Titan before any call",
           "[integration]") {
-  clear_aws_env();
-  temp_dir dir;
-  const aws_identity who{aws_key_id, aws_secret, ""};
   const auto expected = nlohmann::json::parse(R"({"inputText":"one"})");
-  fake_upstream bedrock_fake{
-    bedrock_like(who, invoke_ok(titan_invoke_path, expected, titan_embedding))};
-  auto credentials = write_aws_credentials(dir, aws_secret);
-  gateway_process gw{
-    make_config(bedrock_model("ti", bedrock_fake.base_url(),
-                              profile_keys(credentials) + embeddings_only,
-                              titan_model_id),
-                "ti"),
-    {{"HOME", dir.path.string()}}};
+  titan_rig rig{expected};
+  auto& bedrock_fake = rig.bedrock;
+  auto& gw = rig.gw;
 
   for (const auto* body : {R"({"model":"ti","input":["one","two"]})",
                            R"({"model":"ti","input":[1,2,3]})"}) {

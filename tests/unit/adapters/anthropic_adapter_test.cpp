@@ -6,6 +6,7 @@
 
 #include "adapters/anthropic/anthropic_adapter.hpp"
 #include "core/errc.hpp"
+#include "tests/support/chat_bodies.hpp"
 #include "tests/support/golden.hpp"
 
 #include <catch2/catch.hpp>
@@ -181,39 +182,7 @@ TEST_CASE("the usual request written from its bytes is the document form's, "
   // Every request the golden files and the fuzz corpus hold, and variants
   // of the shapes the fast path takes: where it answers, its bytes are
   // those of the document translation; where it does not, that one runs.
-  std::vector<std::string> bodies;
-  for (const auto& sub :
-       {dir / "request",
-        fs::path{PW_SOURCE_DIR "/tests/fuzz/corpus/chat_request_json"}})
-    for (const auto& e : fs::directory_iterator(sub))
-      if (e.is_regular_file())
-        bodies.push_back(slurp(e.path()));
-  for (const auto* variant : {
-         R"({"model":"m","messages":[{"role":"user","content":"hi"}]})",
-         R"({"messages":[{"role":"system","content":"be brief"},)"
-         R"({"role":"developer","content":""},{"role":"user","content":"a"},)"
-         R"({"role":"user","content":"b"},{"role":"assistant","content":null},)"
-         R"({"role":"assistant","content":"c"},{"role":"user","content":""}],)"
-         R"("temperature":0.7,"top_p":1,"max_tokens":64,"stream":true,)"
-         R"("user":"u-1","n":null,"stop":null,"tools":null})",
-         R"({"messages":[{"role":"system","content":"one"},)"
-         R"({"role":"developer","content":"two \"quoted\" \u00e9"},)"
-         R"({"role":"user","content":"x","name":"ann"}],)"
-         R"("max_completion_tokens":5,"max_tokens":9,"temperature":1e-3,)"
-         R"("stream":false,"user":null})",
-         R"({"messages":[{"role":"assistant","content":"first"},)"
-         R"({"role":"user","content":"then"}],"temperature":-0.0})",
-         // The document form refuses or translates these itself.
-         R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})",
-         R"({"messages":[{"role":"user","content":"x"}],"max_tokens":1.5})",
-         R"({"messages":[{"role":"user","content":"x"}],"n":2})",
-         R"({"messages":[{"role":"user","content":"x"}],"stop":"END"})",
-         R"({"messages":[{"role":"tool","content":"x","tool_call_id":"t"}]})",
-         R"({"messages":[{"role":"user","content":[{"type":"text",)"
-         R"("text":"x"}]}]})",
-         R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})",
-       })
-    bodies.emplace_back(variant);
+  auto bodies = chat_request_bodies();
   size_t fast = 0;
   size_t compared = 0;
   for (const auto& body : bodies) {

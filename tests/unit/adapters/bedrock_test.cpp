@@ -24,6 +24,7 @@
 #include "core/config/config.hpp"
 #include "core/errc.hpp"
 #include "core/json/reader.hpp"
+#include "tests/support/chat_bodies.hpp"
 #include "tests/support/golden.hpp"
 
 #include <catch2/catch.hpp>
@@ -1303,34 +1304,7 @@ TEST_CASE("the usual chat request written from its bytes is the document "
   // shapes the fast path takes: the body sent for the bytes (fast where it
   // can be) is the one sent for the same request as a document (always
   // translated through Anthropic's format).
-  std::vector<std::string> bodies;
-  for (const auto& sub :
-       {fs::path{PW_TEST_DATA_DIR} / "anthropic" / "request",
-        fs::path{PW_SOURCE_DIR "/tests/fuzz/corpus/chat_request_json"}})
-    for (const auto& e : fs::directory_iterator(sub))
-      if (e.is_regular_file())
-        bodies.push_back(slurp(e.path()));
-  for (const auto* variant : {
-         R"({"model":"m","messages":[{"role":"user","content":"hi"}]})",
-         R"({"messages":[{"role":"system","content":"be brief"},)"
-         R"({"role":"developer","content":""},{"role":"user","content":"a"},)"
-         R"({"role":"user","content":"b"},{"role":"assistant","content":null},)"
-         R"({"role":"assistant","content":"c"},{"role":"user","content":""}],)"
-         R"("temperature":0.7,"top_p":1,"max_tokens":64,"stream":true,)"
-         R"("user":"u-1","n":null,"stop":null,"tools":null})",
-         R"({"messages":[{"role":"system","content":"one"},)"
-         R"({"role":"developer","content":"two \"quoted\" \u00e9"},)"
-         R"({"role":"user","content":"x","name":"ann"}],)"
-         R"("max_completion_tokens":5,"max_tokens":9,"temperature":1e-3,)"
-         R"("stream":false,"user":null})",
-         R"({"messages":[{"role":"assistant","content":"first"},)"
-         R"({"role":"user","content":"then"}],"temperature":-0.0})",
-         R"({"messages":[{"role":"system","content":"only a system"}]})",
-         R"({"messages":[{"role":"user","content":"x"}],"stop":"END"})",
-         R"({"messages":[{"role":"user","content":[{"type":"text",)"
-         R"("text":"x"}]}]})",
-       })
-    bodies.emplace_back(variant);
+  auto bodies = chat_request_bodies();
   auto model = haiku();
   const auto& adapter = adapters::adapter_for(*model, api_endpoint::chat);
   size_t fast = 0;
