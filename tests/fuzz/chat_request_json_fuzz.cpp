@@ -29,7 +29,7 @@ void echo_answer(std::string_view body, pw::api_endpoint endpoint) {
   model.provider = "echo";
   const auto& echo = pw::adapters::adapter_for("echo", endpoint);
   if (auto answer = echo.respond_locally(payload, model, "req"))
-    echo.whole_to_sse(answer->body, {"m", true, "req"});
+    (void)echo.whole_to_sse(answer->body, {"m", true, "req"});
 }
 
 } // namespace
