@@ -26,6 +26,7 @@
 #include "core/json/reader.hpp"
 #include "tests/support/chat_bodies.hpp"
 #include "tests/support/golden.hpp"
+#include "tests/support/provider_kit.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -60,10 +61,6 @@ const fs::path dir = fs::path{PW_TEST_DATA_DIR} / "bedrock";
 const std::string haiku_id = "anthropic.claude-3-haiku-20240307-v1:0";
 const std::string haiku_path
   = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse";
-
-bool contains(std::string_view text, std::string_view part) {
-  return text.find(part) != std::string_view::npos;
-}
 
 /// A bedrock model built by hand (no credentials): for the translations.
 model_config_ptr haiku() {
@@ -176,56 +173,6 @@ const std::string credentials_text
 
 // -- config -------------------------------------------------------------------
 
-/// A config whose only model is `alias`, with `keys` (each indented four
-/// spaces) as its entry.
-std::string config_with(const std::string& alias, const std::string& keys) {
-  return "server:\n"
-         "  api_keys:\n"
-         "    - key: \"sk-unit-key\"\n"
-         "      name: \"unit\"\n"
-         "      allowed_models: [\"*\"]\n"
-         "models:\n  "
-         + alias + ":\n" + keys + "routing:\n  default_model: " + alias + "\n";
-}
-
-caf::expected<gateway_config> load_yaml(const std::string& yaml) {
-  return load_config_text(yaml, adapters::catalog());
-}
-
-/// The error text of a config whose only model is `alias` with `keys`,
-/// which must fail.
-std::string model_errors(const std::string& alias, const std::string& keys) {
-  auto cfg = load_yaml(config_with(alias, keys));
-  REQUIRE_FALSE(cfg);
-  CHECK(code_of(cfg.error()) == errc::invalid_config);
-  return message_of(cfg.error());
-}
-
-/// The first line of `text` that starts with `prefix`, or "".
-std::string line_of(const std::string& text, const std::string& prefix) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    auto nl = text.find('\n', pos);
-    auto line = text.substr(pos, nl == std::string::npos ? nl : nl - pos);
-    if (line.starts_with(prefix))
-      return line;
-    if (nl == std::string::npos)
-      break;
-    pos = nl + 1;
-  }
-  return {};
-}
-
-/// The model `alias` of a config (whose only model it is) that must load.
-model_config_ptr loaded(const std::string& alias, const std::string& keys) {
-  auto cfg = load_yaml(config_with(alias, keys));
-  if (!cfg)
-    FAIL(message_of(cfg.error()));
-  const auto* m = cfg->find_model(alias);
-  REQUIRE(m != nullptr);
-  return *m;
-}
-
 const bedrock::bedrock_options& bedrock_of(const model_config& m) {
   const auto* o
     = dynamic_cast<const bedrock::bedrock_options*>(m.options.get());
@@ -264,30 +211,6 @@ std::string web_identity_keys(const std::string& token_file,
 }
 
 // -- requests -----------------------------------------------------------------
-
-bool same_name(std::string_view x, std::string_view y) {
-  if (x.size() != y.size())
-    return false;
-  for (size_t i = 0; i < x.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(x[i]))
-        != std::tolower(static_cast<unsigned char>(y[i])))
-      return false;
-  return true;
-}
-
-bool has_header(const upstream_request& r, std::string_view name) {
-  for (const auto& h : r.headers)
-    if (same_name(h.name, name))
-      return true;
-  return false;
-}
-
-std::string header(const upstream_request& r, std::string_view name) {
-  for (const auto& h : r.headers)
-    if (same_name(h.name, name))
-      return h.value;
-  return {};
-}
 
 const std::string chat_body
   = R"({"model":"b","messages":[{"role":"system","content":"Be brief."},)"
@@ -337,35 +260,6 @@ bedrock::aws_credentials creds_of(const std::string& id,
   c.secret_access_key = redacted_string{secret};
   c.session_token = redacted_string{token};
   return c;
-}
-
-/// The `name=value` fields of a form body.
-std::set<std::string> form_fields(const std::string& body) {
-  std::set<std::string> out;
-  size_t pos = 0;
-  while (pos <= body.size()) {
-    auto amp = body.find('&', pos);
-    out.insert(body.substr(pos, amp == std::string::npos ? amp : amp - pos));
-    if (amp == std::string::npos)
-      break;
-    pos = amp + 1;
-  }
-  return out;
-}
-
-upstream_result answer(unsigned status, std::string body,
-                       std::string content_type = "application/json") {
-  upstream_result r;
-  r.status = status;
-  r.body = std::move(body);
-  r.content_type = std::move(content_type);
-  return r;
-}
-
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
 }
 
 /// `seconds` from now as STS writes it: 2026-01-02T03:04:05Z.

@@ -8,6 +8,7 @@
 #include "adapters/provider.hpp"
 #include "core/config/config.hpp"
 #include "core/errc.hpp"
+#include "tests/support/provider_kit.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 using namespace pw;
+using namespace pw::test;
 
 namespace {
 
@@ -46,64 +48,6 @@ struct no_azure_env {
   no_azure_env(const no_azure_env&) = delete;
   no_azure_env& operator=(const no_azure_env&) = delete;
 };
-
-/// A config whose only model is `alias`, with `keys` (each indented four
-/// spaces) as its entry.
-std::string config_with(const std::string& alias, const std::string& keys) {
-  return "server:\n"
-         "  api_keys:\n"
-         "    - key: \"sk-unit-key\"\n"
-         "      name: \"unit\"\n"
-         "      allowed_models: [\"*\"]\n"
-         "models:\n  "
-         + alias + ":\n" + keys + "routing:\n  default_model: " + alias + "\n";
-}
-
-caf::expected<gateway_config> load(const std::string& yaml) {
-  return load_config_text(yaml, adapters::catalog());
-}
-
-/// The error text of a config that must fail.
-std::string errors_of(const std::string& yaml) {
-  auto cfg = load(yaml);
-  REQUIRE_FALSE(cfg);
-  CHECK(code_of(cfg.error()) == errc::invalid_config);
-  return message_of(cfg.error());
-}
-
-/// The error text of a config whose only model is `alias` with `keys`.
-std::string model_errors(const std::string& alias, const std::string& keys) {
-  return errors_of(config_with(alias, keys));
-}
-
-/// The first line of `text` that starts with `prefix`, or "".
-std::string line_of(const std::string& text, const std::string& prefix) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    auto nl = text.find('\n', pos);
-    auto line = text.substr(pos, nl == std::string::npos ? nl : nl - pos);
-    if (line.starts_with(prefix))
-      return line;
-    if (nl == std::string::npos)
-      break;
-    pos = nl + 1;
-  }
-  return {};
-}
-
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
-
-/// The model `alias` of a config (whose only model it is) that must load.
-model_config_ptr loaded(const std::string& alias, const std::string& keys) {
-  auto cfg = load(config_with(alias, keys));
-  if (!cfg)
-    FAIL(message_of(cfg.error()));
-  const auto* m = cfg->find_model(alias);
-  REQUIRE(m != nullptr);
-  return *m;
-}
 
 const adapters::azure::azure_options& azure_of(const model_config& m) {
   const auto* o
@@ -159,30 +103,6 @@ struct temp_file {
 const std::string chat_body
   = R"({"model":"az","messages":[{"role":"user","content":"hi"}]})";
 
-bool same_name(std::string_view x, std::string_view y) {
-  if (x.size() != y.size())
-    return false;
-  for (size_t i = 0; i < x.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(x[i]))
-        != std::tolower(static_cast<unsigned char>(y[i])))
-      return false;
-  return true;
-}
-
-bool has_header(const upstream_request& r, std::string_view name) {
-  for (const auto& h : r.headers)
-    if (same_name(h.name, name))
-      return true;
-  return false;
-}
-
-std::string header(const upstream_request& r, std::string_view name) {
-  for (const auto& h : r.headers)
-    if (same_name(h.name, name))
-      return h.value;
-  return {};
-}
-
 /// The chat request the model's provider builds for `body`.
 upstream_request chat_request(const model_config& m,
                               const std::string& body = chat_body,
@@ -192,37 +112,6 @@ upstream_request chat_request(const model_config& m,
   if (!req)
     FAIL(message_of(req.error()));
   return *req;
-}
-
-/// The `name=value` fields of a form body.
-std::set<std::string> form_fields(const std::string& body) {
-  std::set<std::string> out;
-  size_t pos = 0;
-  while (pos <= body.size()) {
-    auto amp = body.find('&', pos);
-    out.insert(body.substr(pos, amp == std::string::npos ? amp : amp - pos));
-    if (amp == std::string::npos)
-      break;
-    pos = amp + 1;
-  }
-  return out;
-}
-
-/// The token request of an Entra ID model, which must build.
-upstream_request token_request(const model_config& m) {
-  auto req = adapters::adapter_for(m).credential_request(m);
-  REQUIRE(req.has_value());
-  if (!*req)
-    FAIL(message_of(req->error()));
-  return **req;
-}
-
-upstream_result answer(unsigned status, std::string body) {
-  upstream_result r;
-  r.status = status;
-  r.body = std::move(body);
-  r.content_type = "application/json";
-  return r;
 }
 
 } // namespace
@@ -497,7 +386,8 @@ TEST_CASE("an azure model without a key takes Entra ID from the "
   ::setenv("AZURE_TENANT_ID", "t-env", 1);
   ::setenv("AZURE_CLIENT_ID", "c-env", 1);
   ::setenv("AZURE_CLIENT_SECRET", "s-env-secret", 1);
-  auto cfg = load(config_with("az", azure_base + "    deployment: gpt4o\n"));
+  auto cfg
+    = load_yaml(config_with("az", azure_base + "    deployment: gpt4o\n"));
   clear_azure_env();
   if (!cfg)
     FAIL(message_of(cfg.error()));

@@ -11,6 +11,7 @@
 #include "adapters/vertex/provider.hpp"
 #include "core/config/config.hpp"
 #include "core/errc.hpp"
+#include "tests/support/provider_kit.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -32,6 +33,7 @@
 #include <system_error>
 
 using namespace pw;
+using namespace pw::test;
 
 namespace {
 
@@ -238,60 +240,6 @@ nlohmann::json external_account_json(const std::string& token_file,
 
 // -- config -------------------------------------------------------------------
 
-/// A config whose only model is `alias`, with `keys` (each indented four
-/// spaces) as its entry.
-std::string config_with(const std::string& alias, const std::string& keys) {
-  return "server:\n"
-         "  api_keys:\n"
-         "    - key: \"sk-unit-key\"\n"
-         "      name: \"unit\"\n"
-         "      allowed_models: [\"*\"]\n"
-         "models:\n  "
-         + alias + ":\n" + keys + "routing:\n  default_model: " + alias + "\n";
-}
-
-caf::expected<gateway_config> load(const std::string& yaml) {
-  return load_config_text(yaml, adapters::catalog());
-}
-
-/// The error text of a config whose only model is `alias` with `keys`,
-/// which must fail.
-std::string model_errors(const std::string& alias, const std::string& keys) {
-  auto cfg = load(config_with(alias, keys));
-  REQUIRE_FALSE(cfg);
-  CHECK(code_of(cfg.error()) == errc::invalid_config);
-  return message_of(cfg.error());
-}
-
-/// The first line of `text` that starts with `prefix`, or "".
-std::string line_of(const std::string& text, const std::string& prefix) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    auto nl = text.find('\n', pos);
-    auto line = text.substr(pos, nl == std::string::npos ? nl : nl - pos);
-    if (line.starts_with(prefix))
-      return line;
-    if (nl == std::string::npos)
-      break;
-    pos = nl + 1;
-  }
-  return {};
-}
-
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
-
-/// The model `alias` of a config (whose only model it is) that must load.
-model_config_ptr loaded(const std::string& alias, const std::string& keys) {
-  auto cfg = load(config_with(alias, keys));
-  if (!cfg)
-    FAIL(message_of(cfg.error()));
-  const auto* m = cfg->find_model(alias);
-  REQUIRE(m != nullptr);
-  return *m;
-}
-
 const vertex::vertex_options& vertex_of(const model_config& m) {
   const auto* o = dynamic_cast<const vertex::vertex_options*>(m.options.get());
   REQUIRE(o != nullptr);
@@ -335,30 +283,6 @@ std::string credentials_error(const std::string& text, bool names_file = true) {
 const std::string chat_body
   = R"({"model":"v","messages":[{"role":"user","content":"hi"}]})";
 
-bool same_name(std::string_view x, std::string_view y) {
-  if (x.size() != y.size())
-    return false;
-  for (size_t i = 0; i < x.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(x[i]))
-        != std::tolower(static_cast<unsigned char>(y[i])))
-      return false;
-  return true;
-}
-
-bool has_header(const upstream_request& r, std::string_view name) {
-  for (const auto& h : r.headers)
-    if (same_name(h.name, name))
-      return true;
-  return false;
-}
-
-std::string header(const upstream_request& r, std::string_view name) {
-  for (const auto& h : r.headers)
-    if (same_name(h.name, name))
-      return h.value;
-  return {};
-}
-
 /// The request the model's provider builds for `body` on `endpoint`.
 upstream_request request_for(const model_config& m,
                              const std::string& body = chat_body,
@@ -378,49 +302,12 @@ with_token(const model_config_ptr& m, const std::string& token = "ya29.tok") {
   return copy;
 }
 
-/// The `name=value` fields of a form body.
-std::set<std::string> form_fields(const std::string& body) {
-  std::set<std::string> out;
-  size_t pos = 0;
-  while (pos <= body.size()) {
-    auto amp = body.find('&', pos);
-    out.insert(body.substr(pos, amp == std::string::npos ? amp : amp - pos));
-    if (amp == std::string::npos)
-      break;
-    pos = amp + 1;
-  }
-  return out;
-}
-
 /// The value of the form field `name` (as sent, percent-encoded).
 std::string form_value(const std::string& body, const std::string& name) {
   for (const auto& field : form_fields(body))
     if (field.starts_with(name + "="))
       return field.substr(name.size() + 1);
   return {};
-}
-
-/// The token request of a vertex model, which must build.
-upstream_request token_request(const model_config& m) {
-  auto req = adapters::adapter_for(m).credential_request(m);
-  REQUIRE(req.has_value());
-  if (!*req)
-    FAIL(message_of(req->error()));
-  return **req;
-}
-
-upstream_result answer(unsigned status, std::string body) {
-  upstream_result r;
-  r.status = status;
-  r.body = std::move(body);
-  r.content_type = "application/json";
-  return r;
-}
-
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
 }
 
 const std::string location = "/v1/projects/p1/locations/us-central1";
@@ -629,7 +516,7 @@ TEST_CASE("vertex's credentials file falls back to "
     temp_dir dir;
     auto file = dir.write("sa.json", service_account_json().dump());
     ::setenv("GOOGLE_APPLICATION_CREDENTIALS", file.c_str(), 1);
-    auto cfg = load(config_with("v", vertex_keys("")));
+    auto cfg = load_yaml(config_with("v", vertex_keys("")));
     ::unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
     if (!cfg)
       FAIL(message_of(cfg.error()));
@@ -645,7 +532,7 @@ TEST_CASE("vertex's credentials file falls back to "
     auto file = dir.write("sa.json", service_account_json().dump());
     ::setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/pw-vertex.json",
              1);
-    auto cfg = load(config_with("v", vertex_keys(file)));
+    auto cfg = load_yaml(config_with("v", vertex_keys(file)));
     ::unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
     if (!cfg)
       FAIL(message_of(cfg.error()));
