@@ -133,7 +133,8 @@ unsigned retry_after_seconds(std::string_view header) {
 }
 
 /// Copies the message, type, code and param of the provider's error body
-/// (`{"error":{...}}` or `{"error":"..."}`) into `err`.
+/// (`{"error":{...}}`, `{"error":"..."}`, or AWS's `{"message":"..."}`)
+/// into `err`.
 void take_error_body(std::string_view body, api_error& err) {
   auto parsed = json::parse(body, json::upstream_limits);
   if (!parsed || !parsed->is_object())
@@ -152,6 +153,9 @@ void take_error_body(std::string_view body, api_error& err) {
     take(*e, "param", err.param);
   } else if (e != doc.end() && e->is_string()) {
     err.message = e->get<std::string>();
+  } else {
+    // AWS's services (Bedrock): {"message": "..."}.
+    take(doc, "message", err.message);
   }
 }
 

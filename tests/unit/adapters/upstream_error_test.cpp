@@ -80,6 +80,22 @@ TEST_CASE("upstream errors map to client errors without secrets") {
     CHECK(e.message == "too big");
     CHECK(e.type == "request_too_large");
   }
+  SECTION("AWS's envelope (Bedrock): a top-level message, the key scrubbed") {
+    auto e = adapters::upstream_error(
+      status(400, R"({"message":"Malformed input request: extraneous key )"
+                  R"([sk-secret-provider-key] is not permitted"})"),
+      m);
+    CHECK(e.status == 400);
+    CHECK(e.message
+          == "Malformed input request: extraneous key [***] is not permitted");
+    // An "error" field wins over a top-level message.
+    auto both = adapters::upstream_error(
+      status(404, R"({"message":"outer","error":{"message":"inner"}})"), m);
+    CHECK(both.message == "inner");
+    // A message that is not a string leaves the gateway's own text.
+    auto odd = adapters::upstream_error(status(400, R"({"message":7})"), m);
+    CHECK(odd.message.find("rejected the request") != std::string::npos);
+  }
   SECTION("401 and 403 never relay the provider's text") {
     auto e = adapters::upstream_error(
       status(
