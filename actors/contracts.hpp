@@ -80,6 +80,10 @@ constexpr post post_v{};
 /// Time to flush buffered work (a PLUGIN to itself, e.g. audit fsync).
 using flush = caf::atom_constant<caf::atom("flush")>;
 constexpr flush flush_v{};
+/// Time for a signed audit checkpoint (the audit PLUGIN to itself), or one
+/// to deliver (the audit PLUGIN -> its witness sender).
+using checkpoint = caf::atom_constant<caf::atom("checkpoint")>;
+constexpr checkpoint checkpoint_v{};
 /// A new configuration to serve (main thread -> SUPERVISOR, on SIGHUP).
 using reload = caf::atom_constant<caf::atom("reload")>;
 constexpr reload reload_v{};
@@ -461,6 +465,8 @@ struct plugin_outcome {
   plugin_request request;
   /// Hex SHA-256 of the body as the client sent it.
   std::string request_sha256;
+  /// Hex SHA-256 of the configuration that served the request.
+  std::string config_sha256;
   /// What the client gets (or got, for a stream).
   unsigned status = 0;
   /// A successful non-streamed answer: the body the client gets, which

@@ -221,6 +221,8 @@ plugin_outcome outcome_of(session_ptr self, const http_reply& reply) {
   plugin_outcome out;
   out.request = plugin_request_of(self);
   out.request_sha256 = st.request_sha256;
+  if (st.config)
+    out.config_sha256 = st.config->source_sha256;
   out.stream_requested = st.ctx.stream;
   if (reply.error) {
     out.status = render_error(*reply.error).status;

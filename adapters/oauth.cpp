@@ -26,11 +26,6 @@ bool unreserved(char c) {
          || c == '~';
 }
 
-bool loopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "[::1]"
-         || host == "::1";
-}
-
 caf::error token_error(std::string text) {
   return make_error(errc::upstream_failed, std::move(text));
 }
@@ -99,7 +94,7 @@ std::optional<endpoint> parse_token_url(const std::string& url,
     cfg.fail(where, why);
     return std::nullopt;
   }
-  if (!parsed->tls && !loopback(parsed->host)) {
+  if (!parsed->tls && !is_loopback_host(parsed->host)) {
     cfg.fail(where, "must be https (http only to a loopback host, for "
                     "tests): tokens and secrets travel on it");
     return std::nullopt;

@@ -18,7 +18,8 @@
 #include "core/sha256.hpp"
 #include "http/io_scheduler.hpp"
 #include "http/server.hpp"
-#include "plugins/audit_log/audit_chain.hpp"
+#include "plugins/audit_log/audit_verify.hpp"
+#include "plugins/audit_log/checkpoint.hpp"
 #include "plugins/plugin.hpp"
 
 #include <caf/all.hpp>
@@ -40,7 +41,8 @@ namespace {
 constexpr std::string_view usage
   = R"(usage: pw-router [--config FILE] [--host HOST] [--port PORT]
        pw-router --check-config [FILE]
-       pw-router verify-audit FILE...
+       pw-router verify-audit [--pubkey FILE [--witness FILE]] FILE...
+       pw-router audit-key [--generate] FILE
        pw-router hash-key < KEY
        pw-router --version
 
@@ -50,7 +52,12 @@ constexpr std::string_view usage
   --check-config    validate the configuration and exit: 0 valid, 2 invalid
   verify-audit      re-compute an audit log's hash chain (rotated files
                     oldest first, the live file last): prints "ok N lines"
-                    and exits 0, or names the first broken line and exits 1
+                    and exits 0, or names the first broken line and exits 1;
+                    --pubkey also checks its signed checkpoints, --witness
+                    holds them to a witness's copy
+  audit-key         print the public key of the Ed25519 private key FILE
+                    that signs audit checkpoints; --generate creates FILE
+                    (mode 0600) and FILE.pub first
   hash-key          read a client key on stdin (one line) and print the
                     config line that stores only its SHA-256:
                     key_sha256: "<64 hex digits>"
@@ -482,6 +489,9 @@ int main(int argc, char** argv) {
     return hash_key();
   if (argc >= 2 && std::string_view{argv[1]} == "verify-audit")
     return pw::plugins::audit::verify_audit_command(
+      std::vector<std::string>(argv + 2, argv + argc), std::cout, std::cerr);
+  if (argc >= 2 && std::string_view{argv[1]} == "audit-key")
+    return pw::plugins::audit::audit_key_command(
       std::vector<std::string>(argv + 2, argv + argc), std::cout, std::cerr);
   int exit_code = 0;
   auto opts = parse_flags(argc, argv, exit_code);

@@ -39,11 +39,11 @@ sha256_digest sha256(std::string_view data) {
   return out;
 }
 
-std::string to_hex(const sha256_digest& digest) {
+std::string to_hex(std::span<const unsigned char> bytes) {
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(digest.size() * 2);
-  for (unsigned char c : digest) {
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
     out.push_back(hex[c >> 4]);
     out.push_back(hex[c & 0x0f]);
   }
@@ -54,8 +54,8 @@ bool digest_equal(const sha256_digest& x, const sha256_digest& y) {
   return CRYPTO_memcmp(x.data(), y.data(), x.size()) == 0;
 }
 
-bool parse_sha256_hex(std::string_view hex, sha256_digest& out) {
-  if (hex.size() != 64)
+bool parse_hex(std::string_view hex, std::span<unsigned char> out) {
+  if (hex.size() != 2 * out.size())
     return false;
   auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9')
@@ -66,14 +66,20 @@ bool parse_sha256_hex(std::string_view hex, sha256_digest& out) {
       return c - 'A' + 10;
     return -1;
   };
-  sha256_digest digest{};
-  for (size_t i = 0; i < digest.size(); ++i) {
+  for (size_t i = 0; i < out.size(); ++i) {
     auto hi = nibble(hex[2 * i]);
     auto lo = nibble(hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
       return false;
-    digest[i] = static_cast<unsigned char>(hi * 16 + lo);
+    out[i] = static_cast<unsigned char>(hi * 16 + lo);
   }
+  return true;
+}
+
+bool parse_sha256_hex(std::string_view hex, sha256_digest& out) {
+  sha256_digest digest{};
+  if (!parse_hex(hex, digest))
+    return false;
   out = digest;
   return true;
 }

@@ -3,6 +3,7 @@
 // SHA-256 digests (OpenSSL) for key comparison and config fingerprints.
 
 #include <array>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -13,8 +14,12 @@ using sha256_digest = std::array<unsigned char, 32>;
 /// Returns the SHA-256 digest of `data`.
 sha256_digest sha256(std::string_view data);
 
-/// Returns lowercase hex of `digest`.
-std::string to_hex(const sha256_digest& digest);
+/// Returns lowercase hex of `bytes`.
+std::string to_hex(std::span<const unsigned char> bytes);
+
+/// Parses exactly 2 * out.size() hex digits (either case) into `out`;
+/// false (with `out` unspecified) otherwise.
+bool parse_hex(std::string_view hex, std::span<unsigned char> out);
 
 /// Parses 64 hex digits (either case) into `out`; false if `hex` is not
 /// exactly that.

@@ -594,6 +594,7 @@ metrics_snapshot snapshot_of(metrics_shard merged, int64_t started_unix) {
   for (size_t i = 0; i < boundary_count; ++i)
     snap.internal_errors[i] = failures_at(static_cast<boundary>(i));
   snap.log_lines_dropped = log::dropped();
+  snap.audit = audit_stats::read();
   snap.uptime_seconds
     = static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::system_clock::now().time_since_epoch())

@@ -214,8 +214,7 @@ const std::vector<plugin_factory>& builtins() {
     audit.name = "audit_log";
     audit.stages = stage_mask::post;
     audit.check = check_audit_log;
-    audit.spawn = [](caf::actor_system& sys, const plugin_entry& e,
-                     const plugin_env&) { return spawn_audit_log(sys, e); };
+    audit.spawn = spawn_audit_log;
     out.push_back(std::move(audit));
     plugin_factory http;
     http.name = "http";

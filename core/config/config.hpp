@@ -485,4 +485,8 @@ unsigned available_cores();
 /// Parses an http(s) URL into an endpoint; nullopt with `why` on failure.
 std::optional<endpoint> parse_base_url(std::string_view url, std::string& why);
 
+/// Whether `host` (as parse_base_url leaves it) names this machine's
+/// loopback interface: where plain http may carry a secret (a test's fake).
+bool is_loopback_host(std::string_view host);
+
 } // namespace pw

@@ -188,6 +188,11 @@ std::optional<uint16_t> parse_port(std::string_view port) {
 
 } // namespace
 
+bool is_loopback_host(std::string_view host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "[::1]"
+         || host == "::1";
+}
+
 std::optional<endpoint> parse_base_url(std::string_view url, std::string& why) {
   endpoint ep;
   if (!take_scheme(url, ep, why))

@@ -370,6 +370,29 @@ void render_gateway_families(exposition& out, const metrics_snapshot& snap) {
              "thread's queue was full); no thread ever waits for stdout.");
   out.sample("pw_router_log_lines_dropped_total", {},
              static_cast<double>(snap.log_lines_dropped));
+  const auto& audit = snap.audit;
+  out.family("pw_router_audit_checkpoints_total", "counter",
+             "Signed checkpoints written to the audit log.");
+  out.sample("pw_router_audit_checkpoints_total", {},
+             static_cast<double>(audit.checkpoints));
+  out.family("pw_router_audit_witness_sent_total", "counter",
+             "Audit checkpoints the witness accepted.");
+  out.sample("pw_router_audit_witness_sent_total", {},
+             static_cast<double>(audit.witness_sent));
+  out.family("pw_router_audit_witness_failures_total", "counter",
+             "Failed attempts to send a checkpoint to the witness (each "
+             "retry counts).");
+  out.sample("pw_router_audit_witness_failures_total", {},
+             static_cast<double>(audit.witness_failures));
+  out.family("pw_router_audit_witness_dropped_total", "counter",
+             "Checkpoints the witness will never get: its queue was full, or "
+             "it refused them (an answer other than 2xx, 408, 429 or 5xx).");
+  out.sample("pw_router_audit_witness_dropped_total", {},
+             static_cast<double>(audit.witness_dropped));
+  out.family("pw_router_audit_witness_queued", "gauge",
+             "Checkpoints waiting to be sent to the witness.");
+  out.sample("pw_router_audit_witness_queued", {},
+             static_cast<double>(audit.witness_queued));
   out.family("pw_router_config_info", "gauge",
              "The configuration being served, by the SHA-256 of its file.");
   out.sample("pw_router_config_info", {{"sha256", snap.config_sha256}}, 1);

@@ -8,6 +8,7 @@
 
 #include "core/boundary.hpp"
 #include "core/config/config.hpp"
+#include "core/observe/audit_stats.hpp"
 #include "core/request/exchange.hpp"
 
 #include <array>
@@ -167,6 +168,8 @@ struct metrics_snapshot {
   uint64_t log_lines_dropped = 0;
   /// The usage LEDGER's counters (absent when it did not answer).
   std::optional<usage_gauges> usage;
+  /// Signed audit checkpoints and their witness.
+  audit_stats::counters audit;
 };
 
 /// Who scrapes: `all` (an admin key, or `server.metrics_public`), or one

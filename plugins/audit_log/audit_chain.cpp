@@ -2,7 +2,9 @@
 
 #include "core/errc.hpp"
 #include "core/json/reader.hpp"
+#include "core/observe/log.hpp"
 #include "core/sha256.hpp"
+#include "plugins/audit_log/checkpoint.hpp"
 
 #include <openssl/rand.h>
 
@@ -14,8 +16,6 @@
 #include <ctime>
 #include <fcntl.h>
 #include <filesystem>
-#include <fstream>
-#include <ostream>
 #include <sys/stat.h>
 #include <system_error>
 #include <unistd.h>
@@ -60,25 +60,7 @@ caf::expected<std::string> random_genesis(const std::string& path) {
 }
 
 bool is_hex64(const json& x) {
-  if (!x.is_string())
-    return false;
-  const auto& str = x.get_ref<const std::string&>();
-  if (str.size() != 64)
-    return false;
-  return std::all_of(str.begin(), str.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-  });
-}
-
-// Parses one line under the upstream limits (a file on disk may have been
-// made by anyone); returns a discarded value when it is refused.
-json parse_line(std::string_view line) {
-  auto doc = pw::json::parse(line, pw::json::upstream_limits);
-  return doc ? std::move(*doc) : json(json::value_t::discarded);
-}
-
-bool is_record(const json& x) {
-  return x.is_object() && !x.empty() && x.begin().key() == prev_key;
+  return is_lower_hex(x, 64);
 }
 
 // Returns `record_body` (a compact JSON object) with "prev" spliced in as
@@ -229,6 +211,15 @@ std::string line_hash(std::string_view line) {
   return to_hex(sha256(line));
 }
 
+json parse_line(std::string_view line) {
+  auto doc = pw::json::parse(line, pw::json::upstream_limits);
+  return doc ? std::move(*doc) : json(json::value_t::discarded);
+}
+
+bool is_record(const json& x) {
+  return x.is_object() && !x.empty() && x.begin().key() == prev_key;
+}
+
 // -- audit_writer -------------------------------------------------------------
 
 audit_writer::audit_writer(writer_options options)
@@ -244,7 +235,14 @@ audit_writer::audit_writer(audit_writer&& other) noexcept
       synced_hash_(std::move(other.synced_hash_)),
       synced_has_records_(other.synced_has_records_),
       recovery_(std::move(other.recovery_)), has_records_(other.has_records_),
-      unsynced_(other.unsynced_), dirty_(other.dirty_) {
+      unsynced_(other.unsynced_), dirty_(other.dirty_),
+      genesis_(std::move(other.genesis_)), lines_(other.lines_),
+      uncovered_(other.uncovered_), checkpoint_due_(other.checkpoint_due_),
+      synced_lines_(other.synced_lines_),
+      synced_uncovered_(other.synced_uncovered_),
+      config_sha256_(std::move(other.config_sha256_)),
+      unsynced_checkpoints_(std::move(other.unsynced_checkpoints_)),
+      ready_checkpoints_(std::move(other.ready_checkpoints_)) {
   // nop
 }
 
@@ -263,6 +261,15 @@ audit_writer& audit_writer::operator=(audit_writer&& other) noexcept {
     has_records_ = other.has_records_;
     unsynced_ = other.unsynced_;
     dirty_ = other.dirty_;
+    genesis_ = std::move(other.genesis_);
+    lines_ = other.lines_;
+    uncovered_ = other.uncovered_;
+    checkpoint_due_ = other.checkpoint_due_;
+    synced_lines_ = other.synced_lines_;
+    synced_uncovered_ = other.synced_uncovered_;
+    config_sha256_ = std::move(other.config_sha256_);
+    unsynced_checkpoints_ = std::move(other.unsynced_checkpoints_);
+    ready_checkpoints_ = std::move(other.ready_checkpoints_);
   }
   return *this;
 }
@@ -280,7 +287,12 @@ void audit_writer::mark_synced() {
   synced_size_ = size_;
   synced_hash_ = last_hash_;
   synced_has_records_ = has_records_;
+  synced_lines_ = lines_;
+  synced_uncovered_ = uncovered_;
   unsynced_ = false;
+  for (auto& line : unsynced_checkpoints_)
+    ready_checkpoints_.push_back(std::move(line));
+  unsynced_checkpoints_.clear();
 }
 
 void audit_writer::close_file() noexcept {
@@ -318,6 +330,20 @@ caf::expected<audit_writer> audit_writer::open(writer_options options) {
     result.last_hash_ = line_hash(*last);
     result.size_ = size;
     result.has_records_ = is_record(doc);
+    if (result.checkpointing()) {
+      if (auto scanned = result.scan(size); !scanned)
+        return scanned.error();
+      // A shutdown's checkpoint may not have reached the witness.
+      if (is_checkpoint(doc)) {
+        result.unsynced_checkpoints_.push_back(*last);
+        // The interval it states holds the records after it: a new one
+        // must state the interval now in force before they come.
+        const auto& cp = result.options_.checkpoints;
+        if (doc.value("every_lines", json()) != cp.every_lines
+            || doc.value("every_seconds", json()) != cp.every_seconds)
+          result.checkpoint_due_ = true;
+      }
+    }
     result.mark_synced();
     if (auto noted = result.note_recovery(); !noted)
       return noted.error();
@@ -445,6 +471,7 @@ caf::expected<void> audit_writer::start_file() {
     header["previous_file"] = *previous_file_;
   else
     header["previous_file"] = nullptr;
+  genesis_ = header["genesis"].get<std::string>();
   auto line = pw::json::dump(header);
   line += '\n';
   if (auto written = write_line(line, true); !written)
@@ -452,12 +479,19 @@ caf::expected<void> audit_writer::start_file() {
   sync_parent_dir(path);
   last_hash_ = line_hash(std::string_view{line}.substr(0, line.size() - 1));
   has_records_ = false;
+  lines_ = 1;
   mark_synced();
   return {};
 }
 
 caf::expected<void> audit_writer::rotate() {
   const auto& path = options_.path;
+  // The file's last line is a checkpoint: a witness then holds the end of
+  // every rotated file.
+  if (checkpointing() && uncovered_ > 0) {
+    if (auto written = write_checkpoint(); !written)
+      return written;
+  }
   if (unsynced_) {
     if (auto synced = sync(); !synced)
       return synced;
@@ -525,14 +559,12 @@ caf::expected<std::string> audit_writer::append(nlohmann::ordered_json record) {
     return fail(path, "a record must be a JSON object");
   if (record.contains(prev_key))
     return fail(path, "a record must not set \"prev\"; the writer does");
-  if (dirty_) {
-    if (auto cut = truncate_back(); !cut)
-      return cut.error();
-  }
-  if (fd_ < 0 || size_ == 0) {
-    // A rotation or the first header did not finish: start the file again.
-    if (auto started = start_file(); !started)
-      return started.error();
+  if (auto ready = prepare(); !ready)
+    return ready.error();
+  // No record is written while a checkpoint is due and cannot be.
+  if (checkpoint_due_) {
+    if (auto written = write_checkpoint(); !written)
+      return written.error();
   }
   auto body = pw::json::dump(record);
   auto line = make_line(last_hash_, body);
@@ -547,9 +579,124 @@ caf::expected<std::string> audit_writer::append(nlohmann::ordered_json record) {
     return written.error();
   last_hash_ = line_hash(std::string_view{line}.substr(0, line.size() - 1));
   has_records_ = true;
+  ++lines_;
+  if (checkpointing() && ++uncovered_ >= options_.checkpoints.every_lines)
+    checkpoint_due_ = true;
   if (options_.sync == fsync_policy::every)
     mark_synced();
   return last_hash_;
+}
+
+caf::expected<void> audit_writer::prepare() {
+  if (dirty_) {
+    if (auto cut = truncate_back(); !cut)
+      return cut;
+  }
+  if (fd_ < 0 || size_ == 0) {
+    // A rotation or the first header did not finish: start the file again.
+    if (auto started = start_file(); !started)
+      return started;
+  }
+  return {};
+}
+
+bool audit_writer::checkpointing() const {
+  return options_.checkpoints.key != nullptr;
+}
+
+caf::expected<void> audit_writer::scan(uint64_t size) {
+  const auto& path = options_.path;
+  // Only the start of each line matters: enough for a header or for the
+  // checkpoint marker.
+  constexpr size_t keep = 512;
+  std::string head;
+  uint64_t lines = 0;
+  uint64_t uncovered = 0;
+  std::array<char, 65536> buf{};
+  for (uint64_t offset = 0; offset < size;) {
+    auto chunk = std::min<uint64_t>(buf.size(), size - offset);
+    if (!pread_full(fd_, buf.data(), chunk, static_cast<off_t>(offset)))
+      return fail(path, "cannot read: " + sys_error(errno));
+    offset += chunk;
+    for (size_t i = 0; i < chunk; ++i) {
+      char c = buf[i];
+      if (c != '\n') {
+        if (head.size() < keep)
+          head += c;
+        continue;
+      }
+      ++lines;
+      if (lines == 1) {
+        auto doc = parse_line(head);
+        if (!doc.is_object() || !is_hex64(doc.value("genesis", json())))
+          return fail(path, "line 1 is not a header; not appending, check the "
+                            "file");
+        genesis_ = doc["genesis"].get<std::string>();
+      } else if (looks_like_checkpoint(head)) {
+        uncovered = 0;
+      } else {
+        ++uncovered;
+      }
+      head.clear();
+    }
+  }
+  lines_ = lines;
+  uncovered_ = uncovered;
+  // Records no checkpoint covers (a crash, or checkpoints newly turned on):
+  // the first append covers them first.
+  checkpoint_due_ = uncovered > 0;
+  return {};
+}
+
+caf::expected<void> audit_writer::write_checkpoint() {
+  const auto& cp = options_.checkpoints;
+  checkpoint_fields f;
+  f.file_genesis = genesis_;
+  f.line = lines_ + 1;
+  f.head = last_hash_;
+  f.time = log::timestamp();
+  f.config_sha256 = config_sha256_;
+  f.every_lines = cp.every_lines;
+  f.every_seconds = cp.every_seconds;
+  auto record = make_checkpoint(f, *cp.key);
+  if (record["sig"].get_ref<const std::string&>().empty())
+    return fail(options_.path, "cannot sign a checkpoint (OpenSSL failed)");
+  auto line = make_line(last_hash_, pw::json::dump(record));
+  if (auto written = write_line(line, options_.sync == fsync_policy::every);
+      !written)
+    return written;
+  line.pop_back();
+  last_hash_ = line_hash(line);
+  has_records_ = true;
+  ++lines_;
+  uncovered_ = 0;
+  checkpoint_due_ = false;
+  unsynced_checkpoints_.push_back(std::move(line));
+  if (options_.sync == fsync_policy::every)
+    mark_synced();
+  return {};
+}
+
+caf::expected<bool> audit_writer::checkpoint() {
+  if (!checkpointing() || uncovered_ == 0)
+    return false;
+  if (auto ready = prepare(); !ready)
+    return ready.error();
+  if (auto written = write_checkpoint(); !written)
+    return written.error();
+  return true;
+}
+
+std::vector<std::string> audit_writer::take_checkpoints() {
+  return std::exchange(ready_checkpoints_, {});
+}
+
+uint64_t audit_writer::uncovered() const {
+  return uncovered_;
+}
+
+void audit_writer::set_config_sha256(std::string sha256) {
+  config_sha256_ = std::move(sha256);
 }
 
 caf::expected<void> audit_writer::sync(bool roll_back) {
@@ -569,6 +716,11 @@ caf::expected<void> audit_writer::sync(bool roll_back) {
       size_ = synced_size_;
       last_hash_ = synced_hash_;
       has_records_ = synced_has_records_;
+      lines_ = synced_lines_;
+      uncovered_ = synced_uncovered_;
+      checkpoint_due_
+        = checkpointing() && uncovered_ >= options_.checkpoints.every_lines;
+      unsynced_checkpoints_.clear();
     }
   }
   return fail(options_.path, what);
@@ -584,124 +736,6 @@ const std::string& audit_writer::last_hash() const {
 
 uint64_t audit_writer::size() const {
   return size_;
-}
-
-// -- verification -------------------------------------------------------------
-
-namespace {
-
-// Returns why `doc`, line 1 of a file, is not a valid header; "" when it is.
-std::string check_header(const json& doc) {
-  if (is_record(doc) || !doc.contains(version_key))
-    return "missing header: line 1 is not a pw_audit header";
-  const auto& version = doc[version_key];
-  if (!version.is_number_integer() || version.get<int64_t>() != 1)
-    return "unsupported pw_audit version " + pw::json::dump(version);
-  if (!doc.contains("genesis") || !is_hex64(doc["genesis"]))
-    return "header genesis is not 64 lowercase hex digits";
-  if (!doc.contains("created") || !doc["created"].is_string())
-    return "header created is not a string";
-  if (!doc.contains("previous_file")
-      || !(doc["previous_file"].is_string() || doc["previous_file"].is_null()))
-    return "header previous_file is not a string or null";
-  return {};
-}
-
-// Returns why `doc`, line 1 of a file, is broken; "" when it is fine.
-// `before_hash` and `before_path` describe the previous file, if any.
-std::string check_first_line(const json& doc,
-                             const std::optional<std::string>& before_hash,
-                             const std::string& before_path) {
-  if (!doc.is_object())
-    return "not a JSON object";
-  if (auto why = check_header(doc); !why.empty())
-    return why;
-  if (!before_hash)
-    return {};
-  if (doc["genesis"] != *before_hash)
-    return "genesis does not match the last line of " + before_path
-           + " (a file is missing, out of order, or its last line was "
-             "changed)";
-  auto expected_name = base_name(before_path);
-  if (doc["previous_file"] != expected_name)
-    return "previous_file is " + pw::json::dump(doc["previous_file"])
-           + ", expected \"" + expected_name + "\"";
-  return {};
-}
-
-// Returns why `doc`, line `n` > 1 of a file, is broken; "" when it is fine.
-// `prev_hash` is the hash of line n - 1.
-std::string check_record(const json& doc, uint64_t n,
-                         const std::string& prev_hash) {
-  if (!doc.is_object())
-    return "not a JSON object";
-  if (!is_record(doc))
-    return "not a record (\"prev\" is not its first field)";
-  if (doc.begin().value() != prev_hash)
-    return "prev does not match the hash of line " + std::to_string(n - 1)
-           + " (a line was edited, deleted, inserted or reordered)";
-  return {};
-}
-
-} // namespace
-
-verify_result verify_files(const std::vector<std::string>& paths) {
-  verify_result result;
-  auto broken = [&](const std::string& path, uint64_t line, std::string why) {
-    result.ok = false;
-    result.file = path;
-    result.line = line;
-    result.why = std::move(why);
-    return result;
-  };
-  // The previous file's last line hash and path, once there is one.
-  std::optional<std::string> before_hash;
-  std::string before_path;
-  for (const auto& path : paths) {
-    std::ifstream in{path, std::ios::binary};
-    if (!in)
-      return broken(path, 0, "cannot open");
-    std::string line;
-    std::string prev_hash;
-    uint64_t n = 0;
-    while (std::getline(in, line)) {
-      ++n;
-      if (in.eof())
-        return broken(path, n, "incomplete line (no trailing newline)");
-      auto doc = parse_line(line);
-      auto why = n == 1 ? check_first_line(doc, before_hash, before_path)
-                        : check_record(doc, n, prev_hash);
-      if (!why.empty())
-        return broken(path, n, std::move(why));
-      prev_hash = line_hash(line);
-      ++result.lines;
-    }
-    if (in.bad())
-      return broken(path, n + 1, "read error");
-    if (n == 0)
-      return broken(path, 1, "empty file: missing header");
-    before_hash = std::move(prev_hash);
-    before_path = path;
-  }
-  result.ok = true;
-  return result;
-}
-
-int verify_audit_command(const std::vector<std::string>& paths,
-                         std::ostream& out, std::ostream& err) {
-  if (paths.empty()) {
-    err << "usage: pw-router verify-audit FILE...\n"
-           "  verifies audit log files given oldest first "
-           "(audit.jsonl.000001 ... audit.jsonl)\n";
-    return 2;
-  }
-  auto result = verify_files(paths);
-  if (!result.ok) {
-    err << result.file << ':' << result.line << ": " << result.why << '\n';
-    return 1;
-  }
-  out << "ok " << result.lines << " lines\n";
-  return 0;
 }
 
 } // namespace pw::plugins::audit

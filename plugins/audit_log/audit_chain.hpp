@@ -30,13 +30,22 @@
 // break a check. What it cannot prove on its own: that nothing was cut off
 // before the first file given (its genesis is taken on trust) or after the
 // last line of the last file (a dropped or edited final line leaves a valid
-// chain). Anchor those by keeping `last_hash()` somewhere else.
+// chain), nor against anyone who rewrites a tail and recomputes its chain.
+//
+// Signed checkpoints (checkpoint.hpp, with `writer_options::checkpoints`)
+// close that: the writer adds a checkpoint record, signed with Ed25519, at
+// least every `every_lines` records and `every_seconds` seconds (the caller
+// owns that timer and calls checkpoint()), before a rotation, and before
+// the first record after opening a log whose last line is not one. Sent to
+// a witness off the host, the checkpoints pin the chain: `verify_log` with
+// the witness's copy fails on a rewritten tail even with a recomputed chain.
 
 #include <caf/expected.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
-#include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +61,19 @@ enum class fsync_policy : uint8_t {
   interval,
 };
 
+class ed25519_key;
+
+/// Signed checkpoints: on when `key` is set.
+struct checkpoint_options {
+  /// The private key that signs them.
+  std::shared_ptr<const ed25519_key> key;
+  /// At most this many records between two checkpoints.
+  uint64_t every_lines = 1000;
+  /// The caller's timer: a checkpoint at most this long after the first
+  /// record it covers (written into each checkpoint for the verifier).
+  uint64_t every_seconds = 60;
+};
+
 /// Where and how an `audit_writer` writes.
 struct writer_options {
   /// Calls fsync(2); tests replace it to make a sync fail.
@@ -64,10 +86,19 @@ struct writer_options {
   fsync_policy sync = fsync_policy::every;
   /// The fsync the writer uses for the log file.
   fsync_fn fsync_file = nullptr;
+  /// Signed checkpoints; off by default.
+  checkpoint_options checkpoints = {};
 };
 
 /// Returns the lowercase hex SHA-256 of `line` (given without its '\n').
 std::string line_hash(std::string_view line);
+
+/// Parses one line of a log under the upstream limits (a file on disk may
+/// have been made by anyone); a discarded value when it is refused.
+nlohmann::ordered_json parse_line(std::string_view line);
+
+/// Whether `doc` is a record (an object whose first field is "prev").
+bool is_record(const nlohmann::ordered_json& doc);
 
 /// Appends records to one audit log, keeping the hash chain across appends,
 /// reopens and rotations. Owns the file descriptor; movable, not copyable.
@@ -116,6 +147,22 @@ public:
   /// request that was refused).
   caf::expected<void> sync(bool roll_back = false);
 
+  /// Writes a checkpoint now if records follow the last one (the caller's
+  /// timer, and shutdown); returns whether it wrote one. Not synced: call
+  /// sync(). Does nothing without checkpoints.
+  caf::expected<bool> checkpoint();
+
+  /// The checkpoint lines (without '\n') synced since the last call, for a
+  /// witness; after open(), the log's last line when it is a checkpoint (a
+  /// shutdown's, which may not have reached the witness).
+  std::vector<std::string> take_checkpoints();
+
+  /// Records written since the last checkpoint.
+  uint64_t uncovered() const;
+
+  /// The configuration SHA-256 the next checkpoints name.
+  void set_config_sha256(std::string sha256);
+
   /// Returns the hash of the last line written (header or record).
   const std::string& last_hash() const;
 
@@ -155,6 +202,20 @@ private:
   // Appends and syncs the record of a recovery, if open() made one.
   caf::expected<void> note_recovery();
 
+  // Cuts back a failed write and starts the file again if a rotation or
+  // the first header did not finish.
+  caf::expected<void> prepare();
+
+  // Whether checkpoints are on.
+  bool checkpointing() const;
+
+  // Reads the open file (of `size` bytes) for the checkpoint state: its
+  // genesis, line count and the records after its last checkpoint.
+  caf::expected<void> scan(uint64_t size);
+
+  // Appends a signed checkpoint of the current head.
+  caf::expected<void> write_checkpoint();
+
   void close_file() noexcept;
 
   /// Where and how to write.
@@ -179,32 +240,20 @@ private:
   bool unsynced_ = false;
   /// Whether a failed write left bytes beyond size_ that are not yet cut.
   bool dirty_ = false;
+  /// With checkpoints: the current file's genesis and line count, records
+  /// since the last checkpoint, and whether the next append must first
+  /// write one; their values at the last fsync.
+  std::string genesis_;
+  uint64_t lines_ = 0;
+  uint64_t uncovered_ = 0;
+  bool checkpoint_due_ = false;
+  uint64_t synced_lines_ = 0;
+  uint64_t synced_uncovered_ = 0;
+  std::string config_sha256_;
+  /// Checkpoint lines written but not yet synced, and synced ones not yet
+  /// taken by the caller.
+  std::vector<std::string> unsynced_checkpoints_;
+  std::vector<std::string> ready_checkpoints_;
 };
-
-/// The outcome of `verify_files`.
-struct verify_result {
-  /// Whether every check passed.
-  bool ok = false;
-  /// Lines (headers and records) that passed, before any failure.
-  uint64_t lines = 0;
-  /// The file of the first broken line.
-  std::string file;
-  /// The first broken line, 1-based; 0 when the file cannot be read at all.
-  uint64_t line = 0;
-  /// What is wrong with it.
-  std::string why;
-};
-
-/// Verifies `paths` in rotation order (oldest first): every line is complete
-/// JSON, every file starts with a header, each record's prev equals the
-/// previous line's hash, and each file after the first has genesis = hash of
-/// the previous file's last line and previous_file = its base name.
-verify_result verify_files(const std::vector<std::string>& paths);
-
-/// Runs `pw-router verify-audit FILE...`: prints "ok N lines" to `out` and
-/// returns 0, or prints "<file>:<line>: <why>" to `err` and returns 1; with
-/// no files prints usage to `err` and returns 2.
-int verify_audit_command(const std::vector<std::string>& paths,
-                         std::ostream& out, std::ostream& err);
 
 } // namespace pw::plugins::audit

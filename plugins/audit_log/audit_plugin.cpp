@@ -3,9 +3,12 @@
 #include "core/config/config_reader.hpp"
 #include "core/errc.hpp"
 #include "core/json/reader.hpp"
+#include "core/observe/audit_stats.hpp"
 #include "core/observe/log.hpp"
 #include "core/sha256.hpp"
 #include "plugins/audit_log/audit_chain.hpp"
+#include "plugins/audit_log/checkpoint.hpp"
+#include "plugins/audit_log/witness.hpp"
 
 #include <caf/all.hpp>
 
@@ -21,14 +24,47 @@ struct audit_settings {
   writer_options writer;
   std::chrono::milliseconds interval{1000};
   bool include_bodies = false;
+  /// Where checkpoints go, if anywhere.
+  std::optional<witness_settings> witness;
 };
+
+/// `checkpoint`: the signing key, the interval, and the witness.
+void read_checkpoint_settings(config_reader& cfg, audit_settings& s) {
+  auto node = cfg.root()["checkpoint"];
+  auto path = config_reader::join(cfg.path(), "checkpoint");
+  if (!node.IsDefined() || node.IsNull())
+    return;
+  if (!node.IsMap()) {
+    cfg.fail(path, "expected a mapping with key_file");
+    return;
+  }
+  if (!cfg.check_keys(node, path,
+                      {"key_file", "every_lines", "every_seconds", "witness"}))
+    return;
+  auto& cp = s.writer.checkpoints;
+  if (auto file = cfg.string(node, "key_file", path, true)) {
+    auto key = ed25519_key::load_private(*file);
+    if (key)
+      cp.key = std::make_shared<const ed25519_key>(std::move(*key));
+    else
+      cfg.fail(config_reader::join(path, "key_file"), message_of(key.error()));
+  }
+  if (auto n = cfg.integer(node, "every_lines", path, 1, 10'000'000))
+    cp.every_lines = static_cast<uint64_t>(*n);
+  if (auto n = cfg.integer(node, "every_seconds", path, 1, 86'400))
+    cp.every_seconds = static_cast<uint64_t>(*n);
+  auto witness = node["witness"];
+  if (witness.IsDefined() && !witness.IsNull())
+    s.witness = read_witness_settings(cfg, witness,
+                                      config_reader::join(path, "witness"));
+}
 
 std::optional<audit_settings> read_settings(const plugin_entry& entry,
                                             std::vector<std::string>& errors) {
   config_reader cfg{entry, errors};
-  if (!cfg.check_keys(
-        cfg.root(), cfg.path(),
-        {"path", "fsync", "interval_ms", "max_bytes", "include_bodies"}))
+  if (!cfg.check_keys(cfg.root(), cfg.path(),
+                      {"path", "fsync", "interval_ms", "max_bytes",
+                       "include_bodies", "checkpoint"}))
     return std::nullopt;
   audit_settings s;
   if (auto path = cfg.string(cfg.root(), "path", cfg.path(), true)) {
@@ -61,6 +97,7 @@ std::optional<audit_settings> read_settings(const plugin_entry& entry,
   }
   s.include_bodies
     = cfg.boolean(cfg.root(), "include_bodies", cfg.path()).value_or(false);
+  read_checkpoint_settings(cfg, s);
   if (!cfg.ok())
     return std::nullopt;
   return s;
@@ -81,9 +118,52 @@ struct audit_state {
   bool dirty = false;
   /// A flush message is on its way (to this actor's own mailbox).
   bool flush_armed = false;
+  /// The timer of the next checkpoint runs.
+  bool checkpoint_armed = false;
+  /// Where synced checkpoints go (null: no witness).
+  witness_actor witness;
+
+  audit_state() = default;
+  audit_state(const audit_state&) = delete;
+  audit_state& operator=(const audit_state&) = delete;
+
+  /// Shutdown (or a retirement): the records since the last checkpoint get
+  /// one, synced; the witness gets it if it is still there, else when the
+  /// log is next opened.
+  ~audit_state();
 };
 
-using audit_actor = actors::plugin_actor::extend<caf::reacts_to<atom::flush>>;
+/// Hands the synced checkpoints to the witness; `fresh` counts them as
+/// written (not when open() offers the log's last one again).
+void hand_over(audit_state& st, bool fresh) {
+  for (auto& line : st.writer->take_checkpoints()) {
+    if (fresh)
+      audit_stats::checkpoint_written();
+    if (st.witness)
+      caf::anon_send(st.witness, atom::checkpoint_v, std::move(line));
+  }
+}
+
+audit_state::~audit_state() {
+  if (!writer)
+    return;
+  auto written = writer->checkpoint();
+  caf::expected<void> synced{};
+  if (written)
+    synced = writer->sync();
+  if (!written || !synced) {
+    log::write(
+      log_level::error, "audit_checkpoint_failed",
+      {{"path", settings.writer.path},
+       {"error", message_of(written ? synced.error() : written.error())}});
+    return;
+  }
+  hand_over(*this, true);
+}
+
+using audit_actor
+  = actors::plugin_actor::extend<caf::reacts_to<atom::flush>,
+                                 caf::reacts_to<atom::checkpoint>>;
 
 /// Syncs the file and answers every request whose line it holds.
 void flush(audit_actor::stateful_pointer<audit_state> self) {
@@ -101,6 +181,8 @@ void flush(audit_actor::stateful_pointer<audit_state> self) {
                {{"path", st.settings.writer.path},
                 {"error", message_of(synced.error())},
                 {"requests", st.waiting.size()}});
+  if (synced)
+    hand_over(st, true);
   auto waiting = std::move(st.waiting);
   st.waiting.clear();
   for (auto& rp : waiting) {
@@ -112,6 +194,38 @@ void flush(audit_actor::stateful_pointer<audit_state> self) {
   }
 }
 
+/// Starts the checkpoint timer when records wait for one: a checkpoint
+/// follows the first of them within `every_seconds`.
+void arm_checkpoint(audit_actor::stateful_pointer<audit_state> self) {
+  auto& st = self->state;
+  const auto& cp = st.settings.writer.checkpoints;
+  if (!cp.key || st.checkpoint_armed || !st.writer
+      || st.writer->uncovered() == 0)
+    return;
+  st.checkpoint_armed = true;
+  self->delayed_send(self, std::chrono::seconds{cp.every_seconds},
+                     atom::checkpoint_v);
+}
+
+/// The checkpoint timer: records since the last checkpoint get one now,
+/// synced (with the lines it covers) before the witness gets it.
+void timed_checkpoint(audit_actor::stateful_pointer<audit_state> self) {
+  auto& st = self->state;
+  st.checkpoint_armed = false;
+  if (!st.writer)
+    return;
+  auto written = st.writer->checkpoint();
+  if (!written) {
+    log::write(log_level::error, "audit_checkpoint_failed",
+               {{"path", st.settings.writer.path},
+                {"error", message_of(written.error())}});
+  } else if (*written) {
+    st.dirty = true;
+    flush(self);
+  }
+  arm_checkpoint(self);
+}
+
 /// Appends the line of one finished request; answers at once (interval)
 /// or when the group fsync that covers it is done (every).
 caf::result<actors::plugin_verdict>
@@ -121,6 +235,8 @@ record(audit_actor::stateful_pointer<audit_state> self,
   // The path and the OS error are in the log, not in the answer.
   if (!st.writer)
     return make_error(errc::plugin_failed, "the audit log cannot be opened");
+  if (!out.config_sha256.empty())
+    st.writer->set_config_sha256(out.config_sha256);
   auto written
     = st.writer->append(audit_record(out, st.settings.include_bodies));
   if (!written) {
@@ -132,6 +248,7 @@ record(audit_actor::stateful_pointer<audit_state> self,
                       "the audit log could not record the request");
   }
   st.dirty = true;
+  arm_checkpoint(self);
   if (st.settings.writer.sync == fsync_policy::interval) {
     if (!st.flush_armed) {
       st.flush_armed = true;
@@ -152,9 +269,14 @@ record(audit_actor::stateful_pointer<audit_state> self,
 
 audit_actor::behavior_type
 audit_log(audit_actor::stateful_pointer<audit_state> self,
-          audit_settings settings) {
+          audit_settings settings, upstream_fn call) {
   auto& st = self->state;
   st.settings = std::move(settings);
+  if (st.settings.witness && call) {
+    st.witness
+      = spawn_witness(self->system(), *st.settings.witness, std::move(call));
+    self->link_to(st.witness);
+  }
   // The writer never syncs by itself: this actor decides when (group
   // commit for `every`, a timer for `interval`).
   auto options = st.settings.writer;
@@ -167,6 +289,10 @@ audit_log(audit_actor::stateful_pointer<audit_state> self,
                  {{"path", st.settings.writer.path},
                   {"torn_file", (*recovered)["torn_file"]},
                   {"torn_bytes", (*recovered)["torn_bytes"]}});
+    hand_over(st, false);
+    // Records a crash left without a checkpoint get one with the first
+    // record; until then the timer covers an idle log.
+    arm_checkpoint(self);
   } else {
     st.broken = message_of(opened.error());
     log::write(log_level::error, "audit_log_unavailable",
@@ -180,6 +306,7 @@ audit_log(audit_actor::stateful_pointer<audit_state> self,
       return guarded(out.request.request_id, [&] { return record(self, out); });
     },
     [self](atom::flush) { flush(self); },
+    [self](atom::checkpoint) { timed_checkpoint(self); },
   };
 }
 
@@ -192,7 +319,8 @@ std::vector<std::string> check_audit_log(const plugin_entry& entry) {
 }
 
 actors::plugin_actor spawn_audit_log(caf::actor_system& sys,
-                                     const plugin_entry& entry) {
+                                     const plugin_entry& entry,
+                                     const plugin_env& env) {
   std::vector<std::string> errors;
   auto settings = read_settings(entry, errors);
   if (!settings)
@@ -203,9 +331,9 @@ actors::plugin_actor spawn_audit_log(caf::actor_system& sys,
   // it runs on the scheduler like any actor (no thread to wake per line).
   if (settings->writer.sync == fsync_policy::every)
     return caf::actor_cast<actors::plugin_actor>(
-      sys.spawn<caf::detached>(audit_log, std::move(*settings)));
+      sys.spawn<caf::detached>(audit_log, std::move(*settings), env.call));
   return caf::actor_cast<actors::plugin_actor>(
-    sys.spawn(audit_log, std::move(*settings)));
+    sys.spawn(audit_log, std::move(*settings), env.call));
 }
 
 nlohmann::ordered_json audit_record(const actors::plugin_outcome& out,

@@ -10,7 +10,10 @@
 //
 // Config: `path` (required), `fsync: every | interval` (default every),
 // `interval_ms` (default 1000, with `fsync: interval`), `max_bytes`
-// (rotate beyond; default 0 = never), `include_bodies` (default false).
+// (rotate beyond; default 0 = never), `include_bodies` (default false),
+// `checkpoint` (signed checkpoints: `key_file`, `every_lines` default 1000,
+// `every_seconds` default 60, and a `witness` (witness.hpp) to send them
+// to; see checkpoint.hpp and docs/security.md).
 
 #include "plugins/plugin.hpp"
 
@@ -24,7 +27,8 @@ std::vector<std::string> check_audit_log(const plugin_entry& entry);
 
 /// Spawns the writer actor of a checked entry.
 actors::plugin_actor spawn_audit_log(caf::actor_system& sys,
-                                     const plugin_entry& entry);
+                                     const plugin_entry& entry,
+                                     const plugin_env& env);
 
 /// The audit record of one request (without `prev`, which the writer adds).
 nlohmann::ordered_json audit_record(const actors::plugin_outcome& out,

@@ -37,6 +37,40 @@ struct http_plugin_state {
     pending;
 };
 
+} // namespace
+
+std::vector<header_field> read_header_map(config_reader& cfg,
+                                          const YAML::Node& map,
+                                          const std::string& path) {
+  std::vector<header_field> out;
+  auto headers = map["headers"];
+  auto headers_path = config_reader::join(path, "headers");
+  if (!headers.IsDefined() || headers.IsNull())
+    return out;
+  if (!headers.IsMap()) {
+    cfg.fail(headers_path, "expected a mapping of header names to values");
+    return out;
+  }
+  for (const auto& kv : headers) {
+    auto name = kv.first.Scalar();
+    if (!kv.second.IsScalar()) {
+      cfg.fail(config_reader::join(headers_path, name), "expected a string");
+      continue;
+    }
+    auto value = kv.second.Scalar();
+    if (name.find_first_of(":\r\n ") != std::string::npos
+        || value.find_first_of("\r\n") != std::string::npos) {
+      cfg.fail(config_reader::join(headers_path, name),
+               "invalid header name or value");
+      continue;
+    }
+    out.push_back({name, value});
+  }
+  return out;
+}
+
+namespace {
+
 std::optional<http_settings> read_settings(const plugin_entry& entry,
                                            std::vector<std::string>& errors) {
   config_reader cfg{entry, errors};
@@ -59,30 +93,7 @@ std::optional<http_settings> read_settings(const plugin_entry& entry,
   if (auto ms = cfg.integer(cfg.root(), "timeout_ms", cfg.path(), 1, 600'000))
     s.timeout = std::chrono::milliseconds{*ms};
   s.ca_file = cfg.string(cfg.root(), "ca_file", cfg.path()).value_or("");
-  auto headers = cfg.root()["headers"];
-  auto headers_path = config_reader::join(cfg.path(), "headers");
-  if (headers.IsDefined() && !headers.IsNull()) {
-    if (!headers.IsMap()) {
-      cfg.fail(headers_path, "expected a mapping of header names to values");
-    } else {
-      for (const auto& kv : headers) {
-        auto name = kv.first.Scalar();
-        if (!kv.second.IsScalar()) {
-          cfg.fail(config_reader::join(headers_path, name),
-                   "expected a string");
-          continue;
-        }
-        auto value = kv.second.Scalar();
-        if (name.find_first_of(":\r\n ") != std::string::npos
-            || value.find_first_of("\r\n") != std::string::npos) {
-          cfg.fail(config_reader::join(headers_path, name),
-                   "invalid header name or value");
-          continue;
-        }
-        s.headers.push_back({name, value});
-      }
-    }
-  }
+  s.headers = read_header_map(cfg, cfg.root(), cfg.path());
   if (!cfg.ok())
     return std::nullopt;
   return s;

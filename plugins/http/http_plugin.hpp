@@ -10,12 +10,19 @@
 // own budget; the entry's `timeout_ms` bounds the whole step), `headers`
 // (a mapping; values may use `${VAR}` for secrets), `ca_file`.
 
+#include "core/config/config_reader.hpp"
 #include "plugins/plugin.hpp"
 
 #include <string>
 #include <vector>
 
 namespace pw::plugins {
+
+/// Reads `headers` of `map` (at YAML path `path`): a mapping of header
+/// names to string values, none holding a line break. Problems go to `cfg`.
+std::vector<header_field> read_header_map(config_reader& cfg,
+                                          const YAML::Node& map,
+                                          const std::string& path);
 
 /// Checks the entry; one message per problem.
 std::vector<std::string> check_http_plugin(const plugin_entry& entry);

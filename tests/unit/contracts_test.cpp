@@ -84,6 +84,9 @@ const std::map<std::string, std::string> exercised_by{
   // The audit PLUGIN's group commit: with `fsync: every` no request is
   // answered before its flush.
   {"flush", "after a crash tore its last line the audit log recovers, serves "},
+  // The audit PLUGIN's checkpoint timer (the witness sender's checkpoints
+  // come from the same test).
+  {"checkpoint", "an idle log gets a checkpoint within every_seconds of "},
   // The SUPERVISOR's timer that ends a replaced generation.
   {"retire", "a reload keeps unchanged MODELs and "},
 };
