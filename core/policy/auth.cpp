@@ -1,25 +1,10 @@
 #include "core/policy/auth.hpp"
 
 #include "core/errc.hpp"
+#include "core/request/exchange.hpp"
 #include "core/sha256.hpp"
 
 namespace pw {
-
-namespace {
-
-bool iequals(std::string_view x, std::string_view y) {
-  if (x.size() != y.size())
-    return false;
-  for (size_t i = 0; i < x.size(); ++i) {
-    auto a = static_cast<unsigned char>(x[i]);
-    auto b = static_cast<unsigned char>(y[i]);
-    if (std::tolower(a) != std::tolower(b))
-      return false;
-  }
-  return true;
-}
-
-} // namespace
 
 caf::expected<const api_key_config*>
 authenticate(const server_config& server, std::string_view authorization) {

@@ -1,5 +1,8 @@
 #include "core/request/exchange.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 namespace pw {
 
 api_error to_api_error(const caf::error& err) {
@@ -9,6 +12,14 @@ api_error to_api_error(const caf::error& err) {
   out.param = param_of(err);
   out.retry_after = retry_after_of(err);
   return out;
+}
+
+bool iequals(std::string_view x, std::string_view y) {
+  return x.size() == y.size()
+         && std::equal(x.begin(), x.end(), y.begin(), [](char a, char b) {
+              return std::tolower(static_cast<unsigned char>(a))
+                     == std::tolower(static_cast<unsigned char>(b));
+            });
 }
 
 std::string_view to_string(upstream_failure x) {

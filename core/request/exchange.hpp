@@ -15,9 +15,13 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pw {
+
+/// ASCII case-insensitive equality, for header names and tokens.
+bool iequals(std::string_view x, std::string_view y);
 
 struct header_field {
   std::string name;

@@ -1,6 +1,7 @@
 #include "core/request/request_head.hpp"
 
 #include "core/errc.hpp"
+#include "core/request/exchange.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -9,14 +10,6 @@
 namespace pw {
 
 namespace {
-
-bool iequals(std::string_view x, std::string_view y) {
-  return x.size() == y.size()
-         && std::equal(x.begin(), x.end(), y.begin(), [](char a, char b) {
-              return std::tolower(static_cast<unsigned char>(a))
-                     == std::tolower(static_cast<unsigned char>(b));
-            });
-}
 
 std::string_view trimmed(std::string_view x) {
   while (!x.empty() && (x.front() == ' ' || x.front() == '\t'))

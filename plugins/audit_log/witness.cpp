@@ -54,8 +54,10 @@ void send_front(witness_ptr self) {
   req.ca_file = st.settings.ca_file;
   req.method = "POST";
   req.path = st.settings.path;
-  req.headers = st.settings.headers;
   req.headers.push_back({"Content-Type", "application/json"});
+  for (const auto& h : st.settings.headers)
+    if (!iequals(h.name, "content-type"))
+      req.headers.push_back(h);
   req.body = st.queue.front();
   req.connect_timeout = st.settings.timeout;
   req.first_byte_timeout = st.settings.timeout;
