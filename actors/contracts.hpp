@@ -16,6 +16,7 @@
 #include "actors/fwd.hpp"
 
 #include "core/config/config.hpp"
+#include "core/observe/trace.hpp"
 #include "core/request/exchange.hpp"
 #include "core/request/stream_guard.hpp"
 
@@ -84,6 +85,9 @@ constexpr flush flush_v{};
 /// to deliver (the audit PLUGIN -> its witness sender).
 using checkpoint = caf::atom_constant<caf::atom("checkpoint")>;
 constexpr checkpoint checkpoint_v{};
+/// A finished request's spans (SESSION -> TRACER).
+using spans = caf::atom_constant<caf::atom("spans")>;
+constexpr spans spans_v{};
 /// A new configuration to serve (main thread -> SUPERVISOR, on SIGHUP).
 using reload = caf::atom_constant<caf::atom("reload")>;
 constexpr reload reload_v{};
@@ -547,6 +551,17 @@ struct plugin_set {
 
 using plugin_set_ptr = std::shared_ptr<const plugin_set>;
 
+/// The TRACER actor interface: one per process while `tracing` is on;
+/// batches the spans of finished requests and exports them to the
+/// OpenTelemetry collector (actors/tracer.hpp).
+using tracer_actor = caf::typed_actor<
+  // A finished request's spans (SESSION -> TRACER).
+  caf::reacts_to<atom::spans, trace::request_trace>,
+  // INTERNAL: the flush timer.
+  caf::reacts_to<atom::flush>,
+  // INTERNAL: an export finished (io thread -> TRACER).
+  caf::reacts_to<atom::upstream, uint64_t, upstream_result>>;
+
 /// The SUPERVISOR actor interface: spawns and monitors the MODELs, the
 /// ROUTER and the PLUGINs, restarts them when they die, and answers
 /// /health.
@@ -628,3 +643,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::generation_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::plugin_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::plugin_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::plugin_verdict)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::trace::request_trace)

@@ -304,7 +304,7 @@ cancel_fn start_chat(const generation_ptr& gen, chat_context ctx,
                      reply_fn reply, upstream_fn upstream) {
   auto s = gen->system->spawn(session, std::move(ctx), gen->config, gen->router,
                               gen->ledger, gen->plugins, std::move(reply),
-                              std::move(upstream));
+                              std::move(upstream), gen->tracer);
   return [s](cancel_reason why) { caf::anon_send(s, atom::cancel_v, why); };
 }
 

@@ -22,6 +22,8 @@ struct generation {
   supervisor_actor supervisor;
   /// The pre and post PLUGINs, in config order.
   plugin_set_ptr plugins;
+  /// The span exporter; null while `tracing` is off.
+  tracer_actor tracer;
 };
 
 } // namespace pw::actors

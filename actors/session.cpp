@@ -66,6 +66,8 @@ void report(session_ptr self, call_outcome x) {
   if (!st.outcome_pending || !st.decision)
     return;
   st.outcome_pending = false;
+  if (st.tracing)
+    end_attempt(*st.tracing, x);
   x.lease = st.decision->lease;
   self->send(st.decision->model, atom::outcome_v, std::move(x));
 }
@@ -114,12 +116,37 @@ void end_session(session_ptr self) {
   auto& st = self->state;
   st.finished = true;
   st.reply = nullptr;
+  if (st.tracing && st.tracer) {
+    request_facts facts;
+    facts.status = st.final_status;
+    facts.error = st.final_error;
+    facts.model = st.answered ? st.answered_by : std::string{};
+    if (const auto* m = st.config->find_model(facts.model))
+      facts.answered_by = m->get();
+    facts.input_tokens = st.usage.prompt;
+    facts.output_tokens = st.usage.completion;
+    facts.usage_known = st.answered && st.usage.known;
+    facts.route_reason = st.route_reason;
+    facts.client = st.ctx.client;
+    facts.requested_model = st.ctx.requested_model;
+    auto spans = end_request(*st.tracing, facts);
+    st.tracing.reset();
+    if (!spans.spans.empty())
+      self->send(st.tracer, atom::spans_v, std::move(spans));
+  }
   self->quit();
 }
 
 /// Answers the client and ends the session.
 void deliver(session_ptr self, http_reply reply) {
   auto& st = self->state;
+  if (st.tracing) {
+    st.final_status = reply.error         ? render_error(*reply.error).status
+                      : reply.status != 0 ? reply.status
+                                          : 200;
+    if (reply.error)
+      st.final_error = reply.error->message;
+  }
   if (st.wrap_sse && !reply.error && !reply.streamed && st.decision) {
     // Asked for a stream, got a whole answer: send it as one.
     reply.body
@@ -341,14 +368,20 @@ void run_post(session_ptr self, size_t i, http_reply reply,
     return;
   }
   auto held = std::make_shared<http_reply>(std::move(reply));
+  if (st.tracing)
+    begin_plugin(*st.tracing, "post", i, slot.name);
   self->request(slot.actor, slot.timeout, atom::post_v, *out)
     .then(
       [self, i, held, out](plugin_verdict& v) {
+        if (self->state.tracing)
+          end_plugin(*self->state.tracing, v.block ? "block" : "continue");
         apply_post(*held, *out, self->state.plugins->post[i], v);
         run_post(self, i + 1, std::move(*held), out);
       },
       [self, i, held, out](caf::error& err) {
         const auto& slot = self->state.plugins->post[i];
+        if (self->state.tracing)
+          end_plugin(*self->state.tracing, "failed", describe(err, slot));
         post_failed(self, slot, *held, *out, describe(err, slot));
         run_post(self, i + 1, std::move(*held), out);
       });
@@ -517,6 +550,8 @@ void call_model(session_ptr self, route_decision d);
 void note_skip(session_ptr self, const std::string& alias,
                const std::string& why) {
   auto& st = self->state;
+  if (st.tracing)
+    note_skipped(*st.tracing, alias, why);
   if (st.decision)
     st.attempts.push_back({alias, "skipped (" + why + ")", "skipped"});
 }
@@ -888,6 +923,8 @@ void call_model(session_ptr self, route_decision d) {
   st.attempt_start = steady_clock::now();
   const auto& model = *st.decision->settings;
   const auto& adapter = adapter_of(self);
+  if (st.tracing)
+    begin_attempt(*st.tracing, model);
   if (adapter.local()) {
     call_locally(self);
     return;
@@ -906,6 +943,8 @@ void call_model(session_ptr self, route_decision d) {
   // Anthropic only.
   if (request && adapter.takes_anthropic_headers())
     forward_headers(st.ctx, *request);
+  if (request && st.tracing)
+    add_trace_headers(*st.tracing, request->headers);
   if (!request) {
     report(self, {call_result::cancelled, 0, 0, {}});
     finish_with(self, to_api_error(request.error()));
@@ -1176,9 +1215,13 @@ void run_pre(session_ptr self, size_t i) {
       run_pre(self, i + 1);
     return;
   }
+  if (st.tracing)
+    begin_plugin(*st.tracing, "pre", i, slot.name);
   self->request(slot.actor, slot.timeout, atom::pre_v, plugin_request_of(self))
     .then(
       [self, i](plugin_verdict& v) {
+        if (self->state.tracing)
+          end_plugin(*self->state.tracing, v.block ? "block" : "continue");
         if (self->state.finished)
           return;
         const auto& slot = self->state.plugins->pre[i];
@@ -1193,6 +1236,9 @@ void run_pre(session_ptr self, size_t i) {
         run_pre(self, i + 1);
       },
       [self, i](caf::error& err) {
+        if (self->state.tracing)
+          end_plugin(*self->state.tracing, "failed",
+                     describe(err, self->state.plugins->pre[i]));
         if (self->state.finished)
           return;
         const auto& slot = self->state.plugins->pre[i];
@@ -1234,7 +1280,8 @@ session_state::~session_state() {
 session_actor::behavior_type
 session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
         gateway_config_ptr config, router_actor router, ledger_actor ledger,
-        plugin_set_ptr plugins, reply_fn reply, upstream_fn upstream) {
+        plugin_set_ptr plugins, reply_fn reply, upstream_fn upstream,
+        tracer_actor tracer) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.config = std::move(config);
@@ -1243,6 +1290,11 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
   st.plugins = std::move(plugins);
   st.reply = std::move(reply);
   st.upstream = std::move(upstream);
+  if (tracer) {
+    st.tracing = begin_request(st.ctx, st.config->tracing);
+    if (st.tracing && st.tracing->recording)
+      st.tracer = std::move(tracer);
+  }
   // A handler that throws ends this request only: the client gets a 500 at
   // once (the post stage cannot run any more), the failure is logged with
   // the request id and counted, and the state's destructor gives the
@@ -1303,6 +1355,7 @@ session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
         st.answered_by = st.decision->alias;
         st.usage = usage;
       }
+      st.final_status = 200;
       report(self, std::move(x));
       end_session(self);
     },

@@ -11,6 +11,7 @@
 // reply_fn exactly once.
 
 #include "actors/contracts.hpp"
+#include "actors/session_trace.hpp"
 #include "core/request/chat_request.hpp"
 #include "core/request/exchange.hpp"
 
@@ -91,6 +92,12 @@ struct session_state {
   /// What the client gets if no attempt succeeds.
   std::optional<api_error> last_error;
   unsigned last_status = 0;
+  /// The request's spans while `tracing` is on, and where they go
+  /// (actors/session_trace.hpp); what the client got, for them.
+  std::unique_ptr<request_tracing> tracing;
+  tracer_actor tracer;
+  unsigned final_status = 0;
+  std::string final_error;
 
   session_state() = default;
   session_state(const session_state&) = delete;
@@ -105,10 +112,12 @@ struct session_state {
 /// up to 2 s, with +-50 % jitter so clients do not retry in step.
 std::chrono::milliseconds retry_backoff(uint32_t n);
 
-/// Spawn function of the SESSION actor. `plugins` may be null (none).
+/// Spawn function of the SESSION actor. `plugins` may be null (none);
+/// `tracer` is null while `tracing` is off.
 session_actor::behavior_type
 session(session_actor::stateful_pointer<session_state> self, chat_context ctx,
         gateway_config_ptr config, router_actor router, ledger_actor ledger,
-        plugin_set_ptr plugins, reply_fn reply, upstream_fn upstream);
+        plugin_set_ptr plugins, reply_fn reply, upstream_fn upstream,
+        tracer_actor tracer);
 
 } // namespace pw::actors

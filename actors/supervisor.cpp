@@ -4,6 +4,7 @@
 #include "actors/ledger.hpp"
 #include "actors/model.hpp"
 #include "actors/router.hpp"
+#include "actors/tracer.hpp"
 #include "core/observe/log.hpp"
 
 #include <caf/all.hpp>
@@ -41,6 +42,16 @@ ledger_actor spawn_ledger(supervisor_ptr self) {
   auto l = self->spawn(ledger, self->state.config, self->state.redis_links);
   self->monitor(l);
   return l;
+}
+
+/// Spawns and monitors the TRACER, if `tracing` is on.
+tracer_actor spawn_tracer_of(supervisor_ptr self) {
+  const auto& cfg = self->state.config->tracing;
+  if (!cfg.enabled())
+    return {};
+  auto t = spawn_tracer(self->system(), cfg, self->state.check);
+  self->monitor(t);
+  return t;
 }
 
 /// Spawns the PLUGIN of one middleware entry (checked at load) and
@@ -131,6 +142,7 @@ generation_ptr current_generation(supervisor_ptr self) {
   gen->ledger = self->state.ledger;
   gen->supervisor = caf::actor_cast<supervisor_actor>(self);
   gen->plugins = self->state.plugins;
+  gen->tracer = self->state.tracer;
   return gen;
 }
 
@@ -179,6 +191,16 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
     if (!may_restart(self))
       return;
     st.router = spawn_router(self);
+    publish(self);
+    return;
+  }
+  if (st.tracer && dm.source == st.tracer.address()) {
+    // Spans waiting in it are lost; requests go on, traced or not.
+    log::write(log_level::error, "actor_down",
+               {{"actor", "tracer"}, {"reason", reason}});
+    st.tracer = tracer_actor{};
+    if (may_restart(self))
+      st.tracer = spawn_tracer_of(self);
     publish(self);
     return;
   }
@@ -300,6 +322,7 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     st.models.emplace_back(m->alias, spawn_model(self, m));
   st.router = spawn_router(self);
   st.ledger = spawn_ledger(self);
+  st.tracer = spawn_tracer_of(self);
   std::vector<caf::actor> none;
   st.plugins = spawn_plugins(self, *st.config, nullptr, nullptr, none);
   self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
@@ -310,6 +333,8 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
       self->send_exit(handle, msg.reason);
     self->send_exit(self->state.router, msg.reason);
     self->send_exit(self->state.ledger, msg.reason);
+    if (self->state.tracer)
+      self->send_exit(self->state.tracer, msg.reason);
     for (auto& p : plugin_actors(self->state.plugins))
       self->send_exit(p, msg.reason);
     for (auto& old : self->state.retiring)

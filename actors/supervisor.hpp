@@ -35,6 +35,9 @@ struct supervisor_state {
   router_actor router;
   /// The usage counters, kept across reloads.
   ledger_actor ledger;
+  /// The span exporter while `tracing` is on (its settings change only
+  /// with a restart).
+  tracer_actor tracer;
   /// The PLUGINs of the running configuration, in config order.
   plugin_set_ptr plugins;
   /// Tells the io threads about a new ROUTER.

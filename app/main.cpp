@@ -260,6 +260,11 @@ pw::gateway_config_ptr reload(const options& opts,
                {{"subject", http::tls_subject(*tls)},
                 {"not_after", http::tls_not_after(*tls)}});
   }
+  // One TRACER per process: its collector and batching take a restart.
+  if (!(running->tracing == next->tracing)) {
+    restart_only.emplace_back("tracing");
+    next->tracing = running->tracing;
+  }
   // The LEDGER keeps its backend (embedded counters, or its Redis).
   const auto& was = running->state;
   auto& now = next->state;

@@ -486,6 +486,10 @@ check_call(endpoint_call& call, api_endpoint endpoint, http_reply& refused) {
     for (auto name : anthropic_forwarded)
       if (auto value = req[name]; !value.empty())
         ctx.forward_headers.push_back({std::string{name}, std::string{value}});
+  if (cfg.tracing.enabled()) {
+    ctx.traceparent = std::string{req["traceparent"]};
+    ctx.tracestate = std::string{req["tracestate"]};
+  }
   ctx.request_id = info.request_id;
   ctx.client = key->name;
   ctx.key_index = static_cast<size_t>(key - cfg.server.api_keys.data());
@@ -595,6 +599,7 @@ metrics_snapshot snapshot_of(metrics_shard merged, int64_t started_unix) {
     snap.internal_errors[i] = failures_at(static_cast<boundary>(i));
   snap.log_lines_dropped = log::dropped();
   snap.audit = audit_stats::read();
+  snap.traces = trace::read_counters();
   snap.uptime_seconds
     = static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(
                             std::chrono::system_clock::now().time_since_epoch())

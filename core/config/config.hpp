@@ -420,6 +420,34 @@ struct logging_config {
   bool log_response_body = false;
 };
 
+/// `tracing`: OpenTelemetry spans of every request, exported over
+/// OTLP/HTTP with the JSON encoding (docs/operations.md, "Traces"). Off
+/// unless `tracing.endpoint` is set.
+struct tracing_config {
+  /// The collector (`endpoint`: https, or http to a loopback host).
+  std::optional<endpoint> collector;
+  /// Path of the export POST: the URL's path, or "/v1/traces" without one.
+  std::string path;
+  /// Sent with every export (e.g. an API key of a hosted collector).
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string ca_file;
+  /// The resource's `service.name`.
+  std::string service_name = "pw-router";
+  /// Share of new traces recorded; a client's `traceparent` decides for
+  /// its own trace (its sampled flag).
+  double sample_ratio = 1.0;
+  /// Spans per export, and the most kept waiting (more are dropped and
+  /// counted).
+  size_t batch_spans = 512;
+  size_t queue_spans = 8192;
+  /// The longest a span waits for its export, and an export's timeout.
+  std::chrono::milliseconds flush_interval{1000};
+  std::chrono::milliseconds timeout{5000};
+
+  [[nodiscard]] bool enabled() const { return collector.has_value(); }
+  bool operator==(const tracing_config& other) const;
+};
+
 /// The whole validated configuration. Immutable once loaded.
 struct gateway_config {
   server_config server;
@@ -433,6 +461,7 @@ struct gateway_config {
   state_config state;
   middleware_config middleware;
   logging_config logging;
+  tracing_config tracing;
   /// Hex SHA-256 of the file as read, for startup logs.
   std::string source_sha256;
   /// Values that are valid but extreme (`health.unhealthy_threshold:

@@ -39,6 +39,17 @@ std::string_view to_string(stream_mode x) {
 
 provider_options::~provider_options() = default;
 
+bool tracing_config::operator==(const tracing_config& other) const {
+  auto where = [](const tracing_config& t) {
+    return t.collector ? t.collector->origin() + t.path : std::string{};
+  };
+  return where(*this) == where(other) && headers == other.headers
+         && ca_file == other.ca_file && service_name == other.service_name
+         && sample_ratio == other.sample_ratio
+         && batch_spans == other.batch_spans && queue_spans == other.queue_spans
+         && flush_interval == other.flush_interval && timeout == other.timeout;
+}
+
 std::string endpoint::origin() const {
   return (tls ? "https://" : "http://") + host + ":" + std::to_string(port);
 }
@@ -1460,6 +1471,78 @@ void load_logging(diagnostics& diag, const YAML::Node& node,
     out.log_response_body = *v;
 }
 
+void load_tracing(diagnostics& diag, const YAML::Node& node,
+                  tracing_config& out) {
+  const std::string path = "tracing";
+  if (is_absent(node))
+    return;
+  if (!check_map(diag, node, path,
+                 {"endpoint", "headers", "ca_file", "service_name",
+                  "sample_ratio", "batch_spans", "queue_spans",
+                  "flush_interval_ms", "timeout_ms"}))
+    return;
+  auto url = require_string(diag, node, "endpoint", path);
+  if (!url.empty()) {
+    std::string why;
+    auto target = parse_base_url(url, why);
+    if (!target)
+      diag.fail("tracing.endpoint", why);
+    else if (!target->tls && !is_loopback_host(target->host))
+      diag.fail("tracing.endpoint",
+                "must be https (http only to a loopback host, for a "
+                "collector beside the gateway)");
+    else {
+      out.path = target->base_path.empty() ? "/v1/traces" : target->base_path;
+      out.collector = std::move(*target);
+    }
+  }
+  auto headers = node["headers"];
+  if (!is_absent(headers)) {
+    if (!headers.IsMap()) {
+      diag.fail("tracing.headers", "expected a mapping of header names to "
+                                   "values");
+    } else {
+      for (auto it = headers.begin(); it != headers.end(); ++it) {
+        auto name = it->first.Scalar();
+        auto where = join("tracing.headers", name);
+        if (!it->second.IsScalar()) {
+          diag.fail(where, "expected a string");
+          continue;
+        }
+        auto value = it->second.Scalar();
+        if (name.empty() || name.find_first_of(":\r\n ") != std::string::npos
+            || value.find_first_of("\r\n") != std::string::npos) {
+          diag.fail(where, "invalid header name or value");
+          continue;
+        }
+        out.headers.emplace_back(std::move(name), std::move(value));
+      }
+    }
+  }
+  if (auto v = get_string(diag, node, "ca_file", path))
+    out.ca_file = *v;
+  if (auto v = get_string(diag, node, "service_name", path)) {
+    if (v->empty() || v->size() > 256)
+      diag.fail("tracing.service_name", "expected 1 to 256 characters");
+    else
+      out.service_name = *v;
+  }
+  if (auto v = get_amount(diag, node, "sample_ratio", path, 1.0))
+    out.sample_ratio = *v;
+  if (auto v = get_int<size_t>(diag, node, "batch_spans", path,
+                               plain<size_t>(1, 100'000)))
+    out.batch_spans = *v;
+  if (auto v = get_int<size_t>(diag, node, "queue_spans", path,
+                               plain<size_t>(1, 10'000'000)))
+    out.queue_spans = *v;
+  if (auto v = get_int<int64_t>(diag, node, "flush_interval_ms", path,
+                                plain<int64_t>(10, 60'000)))
+    out.flush_interval = std::chrono::milliseconds{*v};
+  if (auto v = get_int<int64_t>(diag, node, "timeout_ms", path,
+                                plain<int64_t>(1, 60'000)))
+    out.timeout = std::chrono::milliseconds{*v};
+}
+
 caf::error to_error(const diagnostics& diag) {
   std::string text;
   for (const auto& e : diag.errors) {
@@ -1493,7 +1576,7 @@ caf::expected<gateway_config> load_config_text(std::string_view yaml,
     expand_tree(diag, root, "", process_env);
     if (!check_map(diag, root, "",
                    {"server", "models", "routing", "health", "rate_limit",
-                    "teams", "state", "middleware", "logging"}))
+                    "teams", "state", "middleware", "logging", "tracing"}))
       return to_error(diag);
     load_server(diag, root["server"], cfg.server);
     load_models(diag, root["models"], providers, cfg.models);
@@ -1505,6 +1588,7 @@ caf::expected<gateway_config> load_config_text(std::string_view yaml,
     check_governance(diag, cfg);
     load_middleware(diag, root["middleware"], cfg.middleware);
     load_logging(diag, root["logging"], cfg.logging);
+    load_tracing(diag, root["tracing"], cfg.tracing);
     if (cfg.server.request_deadline.count() <= 0) {
       seconds_d longest{0};
       for (const auto& m : cfg.models)

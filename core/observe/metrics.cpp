@@ -393,6 +393,19 @@ void render_gateway_families(exposition& out, const metrics_snapshot& snap) {
              "Checkpoints waiting to be sent to the witness.");
   out.sample("pw_router_audit_witness_queued", {},
              static_cast<double>(audit.witness_queued));
+  out.family("pw_router_trace_spans_exported_total", "counter",
+             "Spans the OpenTelemetry collector accepted.");
+  out.sample("pw_router_trace_spans_exported_total", {},
+             static_cast<double>(snap.traces.exported));
+  out.family("pw_router_trace_spans_dropped_total", "counter",
+             "Spans never exported: the queue was full, or their export "
+             "failed.");
+  out.sample("pw_router_trace_spans_dropped_total", {},
+             static_cast<double>(snap.traces.dropped));
+  out.family("pw_router_trace_export_failures_total", "counter",
+             "Exports the collector did not accept (each is logged).");
+  out.sample("pw_router_trace_export_failures_total", {},
+             static_cast<double>(snap.traces.failures));
   out.family("pw_router_config_info", "gauge",
              "The configuration being served, by the SHA-256 of its file.");
   out.sample("pw_router_config_info", {{"sha256", snap.config_sha256}}, 1);

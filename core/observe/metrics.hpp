@@ -9,6 +9,7 @@
 #include "core/boundary.hpp"
 #include "core/config/config.hpp"
 #include "core/observe/audit_stats.hpp"
+#include "core/observe/trace.hpp"
 #include "core/request/exchange.hpp"
 
 #include <array>
@@ -170,6 +171,8 @@ struct metrics_snapshot {
   std::optional<usage_gauges> usage;
   /// Signed audit checkpoints and their witness.
   audit_stats::counters audit;
+  /// The span exporter (`tracing`).
+  trace::export_counters traces;
 };
 
 /// Who scrapes: `all` (an admin key, or `server.metrics_public`), or one

@@ -95,6 +95,9 @@ struct chat_context {
   /// Headers of the client's request passed on to the provider (Messages
   /// API: `anthropic-version`, `anthropic-beta`), replacing the adapter's.
   std::vector<header_field> forward_headers;
+  /// The client's W3C trace context headers, kept when `tracing` is on.
+  std::string traceparent;
+  std::string tracestate;
   /// Routing tags, set by pre plugins.
   std::vector<std::string> tags;
   std::chrono::steady_clock::time_point received;

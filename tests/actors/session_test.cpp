@@ -60,7 +60,7 @@ struct session_fixture : actor_fixture {
     };
     auto s = sys.spawn(session, std::move(ctx), gateway_config_ptr{},
                        router_handle, ledger_actor{}, plugins, reply_fn{reply},
-                       upstream_fn{upstream});
+                       upstream_fn{upstream}, tracer_actor{});
     run();
     return s;
   }
@@ -243,7 +243,7 @@ struct fallback_fixture : actor_fixture {
     };
     auto s = sys.spawn(session, std::move(ctx), gateway_config_ptr{},
                        router_handle, ledger_actor{}, plugin_set_ptr{},
-                       reply_fn{reply}, upstream_fn{upstream});
+                       reply_fn{reply}, upstream_fn{upstream}, tracer_actor{});
     run();
     return s;
   }

@@ -87,6 +87,8 @@ const std::map<std::string, std::string> exercised_by{
   // The audit PLUGIN's checkpoint timer (the witness sender's checkpoints
   // come from the same test).
   {"checkpoint", "an idle log gets a checkpoint within every_seconds of "},
+  // A SESSION's spans to the TRACER (the collector receives them).
+  {"spans", "a fake OTLP collector receives each request's spans: plugin "},
   // The SUPERVISOR's timer that ends a replaced generation.
   {"retire", "a reload keeps unchanged MODELs and "},
 };

@@ -200,9 +200,10 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
     CHECK_ERROR("", "config: expected a mapping at the top level");
   }
   SECTION("unknown top-level key") {
-    CHECK_ERROR(keys + echo_models + echo_routing + "extras: 1\n",
-                "extras: unknown key (allowed: server, models, routing, "
-                "health, rate_limit, teams, state, middleware, logging)");
+    CHECK_ERROR(
+      keys + echo_models + echo_routing + "extras: 1\n",
+      "extras: unknown key (allowed: server, models, routing, "
+      "health, rate_limit, teams, state, middleware, logging, tracing)");
   }
   SECTION("duplicate key") {
     CHECK_ERROR(keys + echo_models + echo_routing + "routing: {}\n",
