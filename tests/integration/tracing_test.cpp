@@ -254,7 +254,7 @@ TEST_CASE("a fake OTLP collector receives each request's spans: plugin and "
   CHECK(find_span(next, "chat upstream-primary") == nullptr);
 }
 
-TEST_CASE("a request without traceparent starts a trace; an unsampled "
+TEST_CASE("a request without traceparent starts a trace, and an unsampled "
           "client trace is passed on, not recorded") {
   fake_upstream up{answer_ok("fine")};
   fake_upstream collector{answer_status(200)};
