@@ -49,19 +49,7 @@ void send_front(witness_ptr self) {
   auto& st = self->state;
   if (st.queue.empty() || st.in_flight || st.retry_armed)
     return;
-  upstream_request req;
-  req.target = st.settings.target;
-  req.ca_file = st.settings.ca_file;
-  req.method = "POST";
-  req.path = st.settings.path;
-  req.headers.push_back({"Content-Type", "application/json"});
-  for (const auto& h : st.settings.headers)
-    if (!iequals(h.name, "content-type"))
-      req.headers.push_back(h);
-  req.body = st.queue.front();
-  req.connect_timeout = st.settings.timeout;
-  req.first_byte_timeout = st.settings.timeout;
-  req.timeout = st.settings.timeout;
+  auto req = service_post(st.settings.to, st.queue.front());
   st.in_flight = true;
   auto id = ++st.call_id;
   auto handle = caf::actor_cast<witness_actor>(self);
@@ -91,7 +79,7 @@ void answered(witness_ptr self, uint64_t id, const upstream_result& r) {
   if (!st.in_flight || id != st.call_id)
     return; // the answer for a checkpoint dropped meanwhile
   st.in_flight = false;
-  auto origin = st.settings.target.origin();
+  auto origin = st.settings.to.target.origin();
   if (r.failure == upstream_failure::none && r.status >= 200
       && r.status < 300) {
     audit_stats::witness_sent();
@@ -133,9 +121,9 @@ void enqueue(witness_ptr self, std::string line) {
   if (st.queue.size() >= st.settings.queue) {
     // Bounded through any outage: the oldest goes, counted and logged. A
     // call in flight for it is forgotten (its answer ignored by id).
-    log::write(
-      log_level::error, "audit_witness_dropped",
-      {{"witness", st.settings.target.origin()}, {"queue", st.settings.queue}});
+    log::write(log_level::error, "audit_witness_dropped",
+               {{"witness", st.settings.to.target.origin()},
+                {"queue", st.settings.queue}});
     audit_stats::witness_dropped();
     bool was_in_flight = st.in_flight;
     pop_front(self);
@@ -191,16 +179,16 @@ std::optional<witness_settings> read_witness_settings(config_reader& cfg,
                "must be https (http only to a loopback host, for tests)");
       ok = false;
     } else {
-      s.target = *target;
-      s.path = target->base_path.empty() ? "/" : target->base_path;
+      s.to.target = *target;
+      s.to.path = target->base_path.empty() ? "/" : target->base_path;
     }
   } else {
     ok = false;
   }
-  s.headers = read_header_map(cfg, map, path);
-  s.ca_file = cfg.string(map, "ca_file", path).value_or("");
+  s.to.headers = read_header_map(cfg, map, path);
+  s.to.ca_file = cfg.string(map, "ca_file", path).value_or("");
   if (auto ms = cfg.integer(map, "timeout_ms", path, 1, 600'000))
-    s.timeout = std::chrono::milliseconds{*ms};
+    s.to.timeout = std::chrono::milliseconds{*ms};
   if (auto n = cfg.integer(map, "queue", path, 1, 1'000'000))
     s.queue = static_cast<size_t>(*n);
   if (auto ms = cfg.integer(map, "max_backoff_ms", path, 500, 3'600'000))

@@ -26,7 +26,7 @@
 
 #include "actors/contracts.hpp"
 #include "core/config/config_reader.hpp"
-#include "core/request/exchange.hpp"
+#include "core/request/service_post.hpp"
 
 #include <caf/fwd.hpp>
 #include <caf/typed_actor.hpp>
@@ -40,12 +40,7 @@ namespace pw::plugins::audit {
 
 /// Where and how checkpoints are sent.
 struct witness_settings {
-  endpoint target;
-  /// Path and query of the POST.
-  std::string path;
-  std::vector<header_field> headers;
-  std::string ca_file;
-  std::chrono::milliseconds timeout{5000};
+  service_target to;
   size_t queue = 10000;
   std::chrono::milliseconds max_backoff{60000};
 };

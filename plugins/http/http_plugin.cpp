@@ -4,9 +4,11 @@
 #include "core/errc.hpp"
 #include "core/json/get.hpp"
 #include "core/json/reader.hpp"
+#include "core/request/service_post.hpp"
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <unordered_map>
 
 namespace pw::plugins {
@@ -14,11 +16,7 @@ namespace pw::plugins {
 namespace {
 
 struct http_settings {
-  endpoint target;
-  std::string path;
-  std::vector<header_field> headers;
-  std::string ca_file;
-  std::chrono::milliseconds timeout{1000};
+  service_target to;
 };
 
 /// The PLUGIN interface plus the io thread's answer to a call.
@@ -78,11 +76,12 @@ std::optional<http_settings> read_settings(const plugin_entry& entry,
                       {"url", "timeout_ms", "headers", "ca_file"}))
     return std::nullopt;
   http_settings s;
+  s.to.timeout = std::chrono::milliseconds{1000};
   if (auto url = cfg.string(cfg.root(), "url", cfg.path(), true)) {
     std::string why;
     if (auto target = parse_base_url(*url, why)) {
-      s.target = *target;
-      s.path = target->base_path.empty() ? "/" : target->base_path;
+      s.to.target = *target;
+      s.to.path = target->base_path.empty() ? "/" : target->base_path;
     } else {
       // The model loader's wording points at api_key; here it is headers.
       if (auto pos = why.find("(use api_key)"); pos != std::string::npos)
@@ -91,9 +90,9 @@ std::optional<http_settings> read_settings(const plugin_entry& entry,
     }
   }
   if (auto ms = cfg.integer(cfg.root(), "timeout_ms", cfg.path(), 1, 600'000))
-    s.timeout = std::chrono::milliseconds{*ms};
-  s.ca_file = cfg.string(cfg.root(), "ca_file", cfg.path()).value_or("");
-  s.headers = read_header_map(cfg, cfg.root(), cfg.path());
+    s.to.timeout = std::chrono::milliseconds{*ms};
+  s.to.ca_file = cfg.string(cfg.root(), "ca_file", cfg.path()).value_or("");
+  s.to.headers = read_header_map(cfg, cfg.root(), cfg.path());
   if (!cfg.ok())
     return std::nullopt;
   return s;
@@ -162,18 +161,11 @@ http_plugin(http_plugin_actor::stateful_pointer<http_plugin_state> self,
         {"texts", std::move(texts)},
         {"body", req.body ? *req.body : nlohmann::ordered_json{}},
       };
-      upstream_request out;
-      out.target = st.settings.target;
-      out.ca_file = st.settings.ca_file;
-      out.method = "POST";
-      out.path = st.settings.path;
-      out.headers = st.settings.headers;
-      out.headers.push_back({"Content-Type", "application/json"});
-      out.headers.push_back({"Accept", "application/json"});
-      out.body = json::dump(ctx);
-      out.connect_timeout = st.settings.timeout;
-      out.first_byte_timeout = st.settings.timeout;
-      out.timeout = st.settings.timeout;
+      auto out = service_post(st.settings.to, json::dump(ctx));
+      if (std::none_of(
+            out.headers.begin(), out.headers.end(),
+            [](const header_field& h) { return iequals(h.name, "accept"); }))
+        out.headers.push_back({"Accept", "application/json"});
       auto id = st.next_id++;
       auto rp = self->make_response_promise<actors::plugin_verdict>();
       st.pending.emplace(id, std::make_pair(rp, req.request_id));

@@ -483,7 +483,8 @@ TEST_CASE("the http plugin obeys a decision service: block, tag, timeout") {
                     + "/decide\"\n"
                       "        timeout_ms: 300\n"
                       "        headers:\n"
-                      "          Authorization: \"Bearer ${DECIDER_TOKEN}\"\n";
+                      "          Authorization: \"Bearer ${DECIDER_TOKEN}\"\n"
+                      "          Content-Type: \"text/plain\"\n";
   gateway_process gw{policy_config(a, b, c, "", middleware),
                      {{"DECIDER_TOKEN", "decider-secret-81f2"}}};
 
@@ -493,6 +494,9 @@ TEST_CASE("the http plugin obeys a decision service: block, tag, timeout") {
   auto seen = decider.requests()[0];
   CHECK(seen.target == "/decide");
   CHECK(seen.headers["authorization"] == "Bearer decider-secret-81f2");
+  // One Content-Type, the gateway's: a configured one is left out.
+  CHECK(seen.headers["content-type"] == "application/json");
+  CHECK(seen.headers["accept"] == "application/json");
   auto ctx = nlohmann::json::parse(seen.body);
   CHECK(ctx["client"] == "full");
   CHECK(ctx["body"]["model"] == "external");

@@ -152,7 +152,11 @@ struct fake_upstream::impl {
         std::string name{field.name_string()};
         for (auto& c : name)
           c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        rec.headers[name] = std::string{field.value()};
+        // A repeated header reads as HTTP combines it: "first, second".
+        auto [at, fresh]
+          = rec.headers.emplace(name, std::string{field.value()});
+        if (!fresh)
+          at->second += ", " + std::string{field.value()};
       }
       rec.body = req.body();
       rec.sni = sni;

@@ -20,7 +20,7 @@ namespace pw::test {
 struct fake_request {
   std::string method;
   std::string target;
-  /// Header names lower-cased.
+  /// Header names lower-cased; a repeated header's values joined by ", ".
   std::map<std::string, std::string> headers;
   std::string body;
   /// The TLS server name (SNI) the client sent, empty for plain HTTP.
