@@ -556,7 +556,7 @@ using plugin_set_ptr = std::shared_ptr<const plugin_set>;
 /// OpenTelemetry collector (actors/tracer.hpp).
 using tracer_actor = caf::typed_actor<
   // A finished request's spans (SESSION -> TRACER).
-  caf::reacts_to<atom::spans, trace::request_trace>,
+  caf::reacts_to<atom::spans, trace::encoded_spans>,
   // INTERNAL: the flush timer.
   caf::reacts_to<atom::flush>,
   // INTERNAL: an export finished (io thread -> TRACER).
@@ -643,4 +643,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::generation_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::plugin_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::plugin_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::actors::plugin_verdict)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::trace::request_trace)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pw::trace::encoded_spans)

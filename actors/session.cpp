@@ -131,7 +131,7 @@ void end_session(session_ptr self) {
     facts.requested_model = st.ctx.requested_model;
     auto spans = end_request(*st.tracing, facts);
     st.tracing.reset();
-    if (!spans.spans.empty())
+    if (spans.count > 0)
       self->send(st.tracer, atom::spans_v, std::move(spans));
   }
   self->quit();

@@ -1,12 +1,18 @@
 #include "actors/session_trace.hpp"
 
 #include <random>
+#include <utility>
 
 namespace pw::actors {
 
 namespace {
 
-std::string operation_of(api_endpoint e) {
+/// Room for a span's attributes without growing (the server span has 11
+/// at most), and for a request's encoded spans (about 1 KB each).
+constexpr size_t attribute_room = 12;
+constexpr size_t encoded_room = 2048;
+
+std::string_view operation_of(api_endpoint e) {
   switch (e) {
   case api_endpoint::completions:
     return "text_completion";
@@ -34,7 +40,7 @@ trace::span open_span(const request_tracing& t, std::string name,
   s.id = trace::new_span_id();
   s.parent = t.server.id;
   s.start_ns = trace::now_ns();
-  s.attributes.push_back({"pw_router.request_id", t.request_id});
+  s.attributes.reserve(attribute_room);
   return s;
 }
 
@@ -42,7 +48,7 @@ void close_span(request_tracing& t, std::optional<trace::span>& s) {
   if (!s)
     return;
   s->end_ns = trace::now_ns();
-  t.done.push_back(std::move(*s));
+  trace::append_span(t.done, t.context, t.request_id, *s);
   s.reset();
 }
 
@@ -81,10 +87,15 @@ std::unique_ptr<request_tracing> begin_request(const chat_context& ctx,
     t->context.flags = 1;
   }
   t->operation = operation_of(ctx.endpoint);
+  if (t->recording)
+    t->done.json.reserve(encoded_room);
   t->request_id = ctx.request_id;
   auto& s = t->server;
-  s.name = t->operation
-           + (ctx.requested_model.empty() ? "" : " " + ctx.requested_model);
+  s.name = t->operation;
+  if (!ctx.requested_model.empty()) {
+    s.name += ' ';
+    s.name += ctx.requested_model;
+  }
   s.kind = trace::span_kind::server;
   s.id = trace::new_span_id();
   s.parent = t->from_client ? t->context.parent : trace::span_id{};
@@ -94,10 +105,10 @@ std::unique_ptr<request_tracing> begin_request(const chat_context& ctx,
                   .count();
   s.start_ns
     = trace::now_ns() - static_cast<uint64_t>(std::max<int64_t>(waited, 0));
-  s.attributes = {{"gen_ai.operation.name", t->operation},
-                  {"http.request.method", std::string{"POST"}},
-                  {"url.path", std::string{path_of(ctx.endpoint)}},
-                  {"pw_router.request_id", std::string{ctx.request_id}}};
+  s.attributes.reserve(attribute_room);
+  s.attributes.push_back({"gen_ai.operation.name", std::string{t->operation}});
+  s.attributes.push_back({"http.request.method", std::string{"POST"}});
+  s.attributes.push_back({"url.path", std::string{path_of(ctx.endpoint)}});
   return t;
 }
 
@@ -137,9 +148,11 @@ void begin_attempt(request_tracing& t, const model_config& model) {
         {"pw_router.fallback",
          trace::now_ns(),
          {{"pw_router.from", t.last_model}, {"pw_router.to", model.alias}}});
-    auto s
-      = open_span(t, t.operation + " " + model.model, trace::span_kind::client);
-    s.attributes.push_back({"gen_ai.operation.name", t.operation});
+    std::string name{t.operation};
+    name += ' ';
+    name += model.model;
+    auto s = open_span(t, std::move(name), trace::span_kind::client);
+    s.attributes.push_back({"gen_ai.operation.name", std::string{t.operation}});
     s.attributes.push_back(
       {"gen_ai.provider.name", genai_provider(model.provider)});
     s.attributes.push_back({"gen_ai.request.model", model.model});
@@ -187,11 +200,10 @@ void note_skipped(request_tracing& t, const std::string& model,
      {{"pw_router.model", model}, {"pw_router.reason", why}}});
 }
 
-trace::request_trace end_request(request_tracing& t,
+trace::encoded_spans end_request(request_tracing& t,
                                  const request_facts& facts) {
-  trace::request_trace out;
   if (!t.recording)
-    return out;
+    return {};
   if (t.plugin)
     end_plugin(t, "ended", "the request ended first");
   if (t.attempt) {
@@ -224,10 +236,8 @@ trace::request_trace end_request(request_tracing& t,
   if (facts.status >= 500)
     s.error = facts.error.empty() ? "HTTP " + std::to_string(facts.status)
                                   : facts.error;
-  out.context = t.context;
-  out.spans = std::move(t.done);
-  out.spans.push_back(std::move(s));
-  return out;
+  trace::append_span(t.done, t.context, t.request_id, s);
+  return std::exchange(t.done, {});
 }
 
 } // namespace pw::actors

@@ -34,11 +34,13 @@ struct request_tracing {
   trace::span server;
   std::optional<trace::span> plugin;
   std::optional<trace::span> attempt;
-  /// The spans that ended, server last (added by end_request).
-  std::vector<trace::span> done;
+  /// The spans that ended, encoded as they end (the server span last, by
+  /// end_request).
+  trace::encoded_spans done;
   /// The model of the last attempt, for fallback and retry events.
   std::string last_model;
-  std::string operation;
+  /// gen_ai.operation.name (a literal).
+  std::string_view operation;
   std::string request_id;
 };
 
@@ -84,8 +86,8 @@ struct request_facts {
 };
 
 /// Ends the request: the server span and anything still open; returns
-/// the spans to export (empty when not recording).
-trace::request_trace end_request(request_tracing& t,
+/// the spans to export, encoded (none when not recording).
+trace::encoded_spans end_request(request_tracing& t,
                                  const request_facts& facts);
 
 /// The OpenTelemetry GenAI `gen_ai.provider.name` of a `provider:` name.

@@ -2,6 +2,7 @@
 
 #include "core/observe/build_info.hpp"
 #include "core/observe/log.hpp"
+#include "core/request/service_post.hpp"
 
 #include <caf/all.hpp>
 
@@ -14,10 +15,12 @@ namespace {
 struct tracer_state {
   static inline const char* name = "tracer";
   tracing_config settings;
+  /// The collector's export POST.
+  service_target to;
   upstream_fn call;
   trace::exporter_identity who;
   /// Requests whose spans wait for an export, oldest first.
-  std::deque<trace::request_trace> queue;
+  std::deque<trace::encoded_spans> queue;
   size_t queued_spans = 0;
   /// The export in flight: its id and how many spans it carries.
   bool in_flight = false;
@@ -34,30 +37,17 @@ void export_batch(tracer_ptr self) {
   auto& st = self->state;
   if (st.in_flight || st.queue.empty())
     return;
-  std::vector<trace::request_trace> batch;
+  std::vector<trace::encoded_spans> batch;
   size_t spans = 0;
-  while (
-    !st.queue.empty()
-    && (batch.empty()
-        || spans + st.queue.front().spans.size() <= st.settings.batch_spans)) {
-    spans += st.queue.front().spans.size();
+  while (!st.queue.empty()
+         && (batch.empty()
+             || spans + st.queue.front().count <= st.settings.batch_spans)) {
+    spans += st.queue.front().count;
     batch.push_back(std::move(st.queue.front()));
     st.queue.pop_front();
   }
   st.queued_spans -= spans;
-  upstream_request req;
-  req.target = *st.settings.collector;
-  req.ca_file = st.settings.ca_file;
-  req.method = "POST";
-  req.path = st.settings.path;
-  req.headers.push_back({"Content-Type", "application/json"});
-  for (const auto& [name, value] : st.settings.headers)
-    if (!iequals(name, "content-type"))
-      req.headers.push_back({name, value});
-  req.body = trace::encode_otlp_json(st.who, batch);
-  req.connect_timeout = st.settings.timeout;
-  req.first_byte_timeout = st.settings.timeout;
-  req.timeout = st.settings.timeout;
+  auto req = service_post(st.to, trace::encode_otlp_json(st.who, batch));
   st.in_flight = true;
   st.exporting = spans;
   auto id = ++st.export_id;
@@ -104,12 +94,18 @@ tracer_actor::behavior_type tracer(tracer_ptr self, tracing_config settings,
   auto& st = self->state;
   st.settings = std::move(settings);
   st.call = std::move(call);
+  st.to.target = *st.settings.collector;
+  st.to.path = st.settings.path;
+  for (const auto& [name, value] : st.settings.headers)
+    st.to.headers.push_back({name, value});
+  st.to.ca_file = st.settings.ca_file;
+  st.to.timeout = st.settings.timeout;
   st.who.service_name = st.settings.service_name;
   st.who.version = PW_VERSION;
   return {
-    [self](atom::spans, trace::request_trace& t) {
+    [self](atom::spans, trace::encoded_spans& t) {
       auto& st = self->state;
-      auto n = t.spans.size();
+      auto n = t.count;
       if (st.queued_spans + n > st.settings.queue_spans) {
         trace::count_dropped(n);
         return;

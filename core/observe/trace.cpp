@@ -43,6 +43,17 @@ std::array<unsigned char, N> random_id() {
   return out;
 }
 
+template <size_t N>
+void append_hex(std::string& out, const std::array<unsigned char, N>& id) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::array<char, 2 * N> text{};
+  for (size_t i = 0; i < N; ++i) {
+    text[2 * i] = digits[id[i] >> 4];
+    text[2 * i + 1] = digits[id[i] & 0x0f];
+  }
+  out.append(text.data(), text.size());
+}
+
 void append_u64_string(std::string& out, uint64_t n) {
   out += '"';
   append_integer(out, n);
@@ -69,29 +80,45 @@ void append_value(std::string& out, const attr_value& v) {
   out += '}';
 }
 
-void append_attributes(std::string& out, const std::vector<attribute>& xs) {
+void append_attribute(std::string& out, std::string_view key,
+                      const attr_value& value) {
+  // Keys are literals of plain ASCII (see attribute): no escaping.
+  out += R"({"key":")";
+  out += key;
+  out += R"(","value":)";
+  append_value(out, value);
+  out += '}';
+}
+
+void append_attributes(std::string& out, const std::vector<attribute>& xs,
+                       std::string_view request_id = {}) {
   out += "\"attributes\":[";
-  for (size_t i = 0; i < xs.size(); ++i) {
-    if (i > 0)
+  bool first = true;
+  if (!request_id.empty()) {
+    out += R"({"key":"pw_router.request_id","value":{"stringValue":)";
+    append_json_string(out, request_id);
+    out += "}}";
+    first = false;
+  }
+  for (const auto& a : xs) {
+    if (!first)
       out += ',';
-    out += "{\"key\":";
-    append_json_string(out, xs[i].key);
-    out += ",\"value\":";
-    append_value(out, xs[i].value);
-    out += '}';
+    first = false;
+    append_attribute(out, a.key, a.value);
   }
   out += ']';
 }
 
-void append_span(std::string& out, const trace_context& ctx, const span& s) {
+void append_span_object(std::string& out, const trace_context& ctx,
+                        std::string_view request_id, const span& s) {
   out += "{\"traceId\":\"";
-  out += hex(ctx.trace);
+  append_hex(out, ctx.trace);
   out += "\",\"spanId\":\"";
-  out += hex(s.id);
+  append_hex(out, s.id);
   out += '"';
   if (!all_zero(s.parent)) {
     out += ",\"parentSpanId\":\"";
-    out += hex(s.parent);
+    append_hex(out, s.parent);
     out += '"';
   }
   if (!ctx.state.empty()) {
@@ -107,7 +134,7 @@ void append_span(std::string& out, const trace_context& ctx, const span& s) {
   out += ",\"endTimeUnixNano\":";
   append_u64_string(out, s.end_ns);
   out += ',';
-  append_attributes(out, s.attributes);
+  append_attributes(out, s.attributes, request_id);
   out += ",\"events\":[";
   for (size_t i = 0; i < s.events.size(); ++i) {
     const auto& e = s.events[i];
@@ -169,13 +196,14 @@ bool passable_tracestate(std::string_view value) {
 }
 
 std::string traceparent_of(const trace_context& ctx, const span_id& from) {
-  std::string out = "00-";
-  out += hex(ctx.trace);
+  std::string out;
+  out.reserve(55);
+  out += "00-";
+  append_hex(out, ctx.trace);
   out += '-';
-  out += hex(from);
+  append_hex(out, from);
   out += '-';
-  std::array<unsigned char, 1> flags{ctx.flags};
-  out += to_hex(flags);
+  append_hex(out, std::array<unsigned char, 1>{ctx.flags});
   return out;
 }
 
@@ -195,10 +223,20 @@ std::string hex(const span_id& id) {
   return to_hex(id);
 }
 
+void append_span(encoded_spans& out, const trace_context& ctx,
+                 std::string_view request_id, const span& s) {
+  if (out.count++ > 0)
+    out.json += ',';
+  append_span_object(out.json, ctx, request_id, s);
+}
+
 std::string encode_otlp_json(const exporter_identity& who,
-                             const std::vector<request_trace>& traces) {
+                             const std::vector<encoded_spans>& traces) {
+  size_t size = 256;
+  for (const auto& t : traces)
+    size += t.json.size() + 1;
   std::string out;
-  out.reserve(1024 * traces.size() + 256);
+  out.reserve(size);
   out += R"({"resourceSpans":[{"resource":{"attributes":[)";
   out += R"({"key":"service.name","value":{"stringValue":)";
   append_json_string(out, who.service_name);
@@ -206,15 +244,25 @@ std::string encode_otlp_json(const exporter_identity& who,
   append_json_string(out, who.version);
   out += R"(},"spans":[)";
   bool first = true;
-  for (const auto& t : traces)
-    for (const auto& s : t.spans) {
-      if (!first)
-        out += ',';
-      first = false;
-      append_span(out, t.context, s);
-    }
+  for (const auto& t : traces) {
+    if (t.count == 0)
+      continue;
+    if (!first)
+      out += ',';
+    first = false;
+    out += t.json;
+  }
   out += "]}]}]}";
   return out;
+}
+
+std::string encode_otlp_json(const exporter_identity& who,
+                             const std::vector<request_trace>& traces) {
+  std::vector<encoded_spans> encoded(traces.size());
+  for (size_t i = 0; i < traces.size(); ++i)
+    for (const auto& s : traces[i].spans)
+      append_span(encoded[i], traces[i].context, traces[i].request_id, s);
+  return encode_otlp_json(who, encoded);
 }
 
 namespace {

@@ -59,15 +59,18 @@ enum class span_kind : uint8_t { internal = 1, server = 2, client = 3 };
 /// An attribute value: string, 64-bit integer, double or bool.
 using attr_value = std::variant<std::string, int64_t, double, bool>;
 
+/// Keys and event names are string literals (a span keeps only a view of
+/// them), so recording an attribute allocates only for a long value. A
+/// key is written as it is, unescaped: letters, digits, '.' and '_'.
 struct attribute {
-  std::string key;
+  std::string_view key;
   attr_value value;
 };
 
 /// Something that happened at a point in a span (a fallback, a breaker
 /// decision).
 struct event {
-  std::string name;
+  std::string_view name;
   uint64_t time_ns = 0;
   std::vector<attribute> attributes;
 };
@@ -87,11 +90,27 @@ struct span {
   std::optional<std::string> error;
 };
 
-/// The spans of one request: they share a trace and its state.
+/// The spans of one request: they share a trace and its state, and
+/// each carries the request id (`pw_router.request_id`, first of its
+/// attributes; none when empty).
 struct request_trace {
   trace_context context;
+  std::string request_id;
   std::vector<span> spans;
 };
+
+/// Spans already encoded as OTLP/HTTP JSON span objects, comma-separated:
+/// a SESSION encodes each span as it ends and hands the TRACER text, not
+/// structures.
+struct encoded_spans {
+  std::string json;
+  size_t count = 0;
+};
+
+/// Appends span `s` of `ctx`'s trace to `out`, with the request id
+/// `request_id` (none when empty) as its first attribute.
+void append_span(encoded_spans& out, const trace_context& ctx,
+                 std::string_view request_id, const span& s);
 
 /// Who made the spans: the resource's `service.name` and the
 /// instrumentation scope's version.
@@ -102,6 +121,8 @@ struct exporter_identity {
 
 /// The body of an OTLP/HTTP JSON export request (`POST /v1/traces`) of
 /// `traces`: one resourceSpans, one scopeSpans named "pw-router".
+std::string encode_otlp_json(const exporter_identity& who,
+                             const std::vector<encoded_spans>& traces);
 std::string encode_otlp_json(const exporter_identity& who,
                              const std::vector<request_trace>& traces);
 

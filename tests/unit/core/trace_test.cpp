@@ -167,4 +167,15 @@ TEST_CASE("OTLP/HTTP JSON follows the protobuf JSON mapping", "[trace]") {
   CHECK_FALSE(s.contains("parentSpanId"));
   CHECK_FALSE(s.contains("traceState"));
   CHECK(s["name"] == "a \"quoted\"\nname");
+  // The request id, when given, is every span's first attribute.
+  root.request_id = "req-\"7\"";
+  root.spans.push_back(only);
+  auto two = nlohmann::json::parse(encode_otlp_json({}, {root, root}));
+  const auto& all = two["resourceSpans"][0]["scopeSpans"][0]["spans"];
+  REQUIRE(all.size() == 4);
+  for (const auto& x : all)
+    CHECK(
+      x["attributes"][0]
+      == nlohmann::json::parse(
+        R"({"key":"pw_router.request_id","value":{"stringValue":"req-\"7\""}})"));
 }
