@@ -209,8 +209,10 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
     // month totals.
     log::write(log_level::error, "actor_down",
                {{"actor", "ledger"}, {"reason", reason}});
-    if (!may_restart(self))
+    if (!may_restart(self)) {
+      st.ledger_given_up = true;
       return;
+    }
     st.ledger = spawn_ledger(self);
     publish(self);
     return;
@@ -244,8 +246,10 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
       continue;
     log::write(log_level::error, "actor_down",
                {{"actor", "model"}, {"model", alias}, {"reason", reason}});
-    if (!may_restart(self))
+    if (!may_restart(self)) {
+      st.given_up_models.push_back(alias);
       return;
+    }
     handle = spawn_model(self, st.config->models[i]);
     self->send(st.router, atom::update_v, alias, handle);
     return;
@@ -253,8 +257,9 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
 }
 
 /// Serves `next`: keeps MODELs whose upstream and health settings did not
-/// change, spawns the others and a new ROUTER, publishes the generation,
-/// and retires what was replaced once its requests had time to finish.
+/// change (and that are alive), spawns the others and a new ROUTER (and
+/// the LEDGER, if it was left dead), publishes the generation, and
+/// retires what was replaced once its requests had time to finish.
 void reload(supervisor_ptr self, gateway_config_ptr next) {
   auto& st = self->state;
   auto old_config = st.config;
@@ -267,7 +272,10 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
     auto old = std::find_if(st.models.begin(), st.models.end(),
                             [&](const auto& p) { return p.first == m->alias; });
     const auto* old_cfg = old_config->find_model(m->alias);
-    if (old != st.models.end() && old_cfg != nullptr && health_same
+    bool dead = std::find(st.given_up_models.begin(), st.given_up_models.end(),
+                          m->alias)
+                != st.given_up_models.end();
+    if (old != st.models.end() && old_cfg != nullptr && health_same && !dead
         && same_upstream(**old_cfg, *m)) {
       models.emplace_back(m->alias, old->second);
       kept.push_back(m->alias);
@@ -276,6 +284,7 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
       models.emplace_back(m->alias, spawn_model(self, m));
     }
   }
+  st.given_up_models.clear();
   for (auto& [alias, handle] : st.models)
     if (handle)
       replaced.push_back(caf::actor_cast<caf::actor>(handle));
@@ -288,8 +297,14 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
     st.retiring.push_back(a);
   st.models = std::move(models);
   st.router = spawn_router(self, st.router);
-  // The LEDGER keeps its counters: only limits and prices change.
-  self->send(st.ledger, atom::update_v, next);
+  // The LEDGER keeps its counters: only limits and prices change. One
+  // left dead starts again from its journal (Redis, or none).
+  if (st.ledger_given_up) {
+    st.ledger = spawn_ledger(self);
+    st.ledger_given_up = false;
+  } else {
+    self->send(st.ledger, atom::update_v, next);
+  }
   st.loaded_at = log::timestamp();
   publish(self);
   log::write(log_level::info, "config_reloaded",
@@ -383,8 +398,15 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
     },
     [self](atom::reload, gateway_config_ptr& next) { reload(self, next); },
     [self](atom::retire, std::vector<caf::actor>& old) {
-      for (auto& a : old)
+      // Forgotten here: one already dead (given up on) sends no more
+      // down message to take it off the list, and the others' are
+      // ignored (they are no child of the running generation).
+      auto& retiring = self->state.retiring;
+      for (auto& a : old) {
         self->send_exit(a, caf::exit_reason::user_shutdown);
+        retiring.erase(std::remove(retiring.begin(), retiring.end(), a),
+                       retiring.end());
+      }
     },
   };
 }

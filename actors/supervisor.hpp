@@ -57,6 +57,11 @@ struct supervisor_state {
   /// Restarts in the current window, to stop a crash loop.
   uint32_t restarts = 0;
   std::chrono::steady_clock::time_point window_start;
+  /// Children left dead once the budget was spent: MODELs by alias, and
+  /// the LEDGER. A reload spawns them again (a PLUGIN left dead has a
+  /// null slot, which a reload fills too).
+  std::vector<std::string> given_up_models;
+  bool ledger_given_up = false;
 };
 
 /// At most this many restarts per minute; beyond, a dead child stays dead

@@ -48,14 +48,16 @@ struct supervisor_fixture : actor_fixture {
     run();
   }
 
-  router_actor current_router() {
-    router_actor out;
+  generation_ptr current() {
+    generation_ptr out;
     auto h = self->request(aut, caf::infinite, atom::get_v);
     run();
-    h.receive([&](generation_ptr g) { out = g->router; },
+    h.receive([&](generation_ptr g) { out = std::move(g); },
               [&](caf::error& err) { FAIL(caf::to_string(err)); });
     return out;
   }
+
+  router_actor current_router() { return current()->router; }
 
   health_report health() {
     health_report out;
@@ -213,6 +215,56 @@ TEST_CASE_METHOD(supervisor_fixture, "a reload keeps unchanged MODELs and "
   CHECK(health().models.size() == 2);
 }
 
+TEST_CASE_METHOD(supervisor_fixture, "a MODEL and the LEDGER left dead "
+                                     "once the restart budget is spent come "
+                                     "back with a reload") {
+  // The ROUTER's first candidate for "first", alive or not.
+  auto first_model = [&] {
+    route_plan plan;
+    auto h = self->request(current_router(), caf::infinite, atom::resolve_v,
+                           resolve_request{"r", "client", 0, "first", {}});
+    run();
+    h.receive([&](route_plan& p) { plan = std::move(p); },
+              [&](caf::error& err) { FAIL(caf::to_string(err)); });
+    REQUIRE_FALSE(plan.candidates.empty());
+    return plan.candidates.front().model;
+  };
+  auto ledger_answers = [&](const ledger_actor& ledger) {
+    bool answered = false;
+    auto h = self->request(ledger, caf::infinite, atom::status_v);
+    run();
+    h.receive([&](usage_report&) { answered = true; }, [](caf::error&) {});
+    return answered;
+  };
+  // Twenty restarts, then the MODEL stays dead.
+  model_actor last;
+  for (uint32_t i = 0; i <= max_restarts_per_minute; ++i) {
+    last = first_model();
+    self->send_exit(last, caf::exit_reason::kill);
+    run();
+  }
+  CHECK(first_model() == last);
+  CHECK(health().models[0].circuit == "unknown");
+  // The budget is spent: the LEDGER stays dead too.
+  auto dead_ledger = current()->ledger;
+  self->send_exit(dead_ledger, caf::exit_reason::kill);
+  run();
+  CHECK(current()->ledger == dead_ledger);
+  CHECK_FALSE(ledger_answers(dead_ledger));
+
+  // A reload of the same settings spawns both again.
+  auto next = std::make_shared<gateway_config>(*config);
+  next->source_sha256 = "next";
+  self->send(aut, atom::reload_v, gateway_config_ptr{next});
+  run();
+  CHECK(first_model() != last);
+  CHECK(resolve("first").alias == "first");
+  CHECK(health().models[0].circuit == "closed");
+  auto ledger = current()->ledger;
+  CHECK(ledger != dead_ledger);
+  CHECK(ledger_answers(ledger));
+}
+
 namespace {
 
 plugin_entry plugin_entry_of(std::string name, const std::string& yaml,
@@ -243,15 +295,6 @@ struct plugin_supervisor_fixture : supervisor_fixture {
                 upstream_fn{}, plugin_spawner{plugins::spawn_builtin},
                 redis_link_factory{});
     run();
-  }
-
-  generation_ptr current() {
-    generation_ptr out;
-    auto h = self->request(aut, caf::infinite, atom::get_v);
-    run();
-    h.receive([&](generation_ptr g) { out = std::move(g); },
-              [&](caf::error& err) { FAIL(caf::to_string(err)); });
-    return out;
   }
 };
 
