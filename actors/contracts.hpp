@@ -8,7 +8,7 @@
 //   SESSION --upstream_fn--> io thread --upstream--> SESSION
 //   SESSION --outcome--> MODEL;  SESSION --reply_fn--> io thread
 //   io thread --cancel--> SESSION (the deadline fired, or the client left)
-//   io thread --health--> SUPERVISOR --status--> every MODEL
+//   io thread --health--> SUPERVISOR --status--> every MODEL and the ROUTER
 //   SESSION --pre--> each pre PLUGIN;  SESSION --post--> each post PLUGIN
 //   SESSION --reserve--> LEDGER (a governed key's worst case, after the
 //   route);  SESSION --settle--> LEDGER (the real usage, at the end)
@@ -16,6 +16,7 @@
 #include "actors/fwd.hpp"
 
 #include "core/config/config.hpp"
+#include "core/observe/actor_stats.hpp"
 #include "core/observe/trace.hpp"
 #include "core/request/exchange.hpp"
 #include "core/request/stream_guard.hpp"
@@ -94,6 +95,9 @@ constexpr reload reload_v{};
 /// Actors of an old generation may end now (SUPERVISOR to itself).
 using retire = caf::atom_constant<caf::atom("retire")>;
 constexpr retire retire_v{};
+/// A PLUGIN's restart backoff is over (SUPERVISOR to itself).
+using restart = caf::atom_constant<caf::atom("restart")>;
+constexpr restart restart_v{};
 /// The io thread stopped waiting for a request (its deadline passed and
 /// the client got 504): the SESSION ends it (io thread -> SESSION).
 using cancel = caf::atom_constant<caf::atom("cancel")>;
@@ -116,6 +120,25 @@ using update = caf::update_atom;
 constexpr update update_v{};
 
 } // namespace pw::atom
+
+namespace pw::actor_stats {
+
+// Found by argument-dependent lookup: these live in the types' namespace.
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, plugin_snapshot& x) {
+  return f(caf::meta::type_name("plugin_snapshot"), x.calls, x.blocks,
+           x.timeouts, x.failures, x.p50_us, x.p99_us, x.last_error,
+           x.last_error_at);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, session_counts& x) {
+  return f(caf::meta::type_name("session_counts"), x.started, x.answered,
+           x.cancelled, x.deadline);
+}
+
+} // namespace pw::actor_stats
 
 namespace pw::actors {
 
@@ -240,18 +263,79 @@ typename Inspector::result_type inspect(Inspector& f, model_status& x) {
            x.last_check_ok, x.last_check_error);
 }
 
-/// SUPERVISOR -> io thread: every model's state, in config order.
+/// ROUTER -> SUPERVISOR: the ROUTER's state for /health.
+struct router_status {
+  /// Requests given their candidates, and refused (rate limit, no route,
+  /// a model the key may not use).
+  uint64_t resolved = 0;
+  uint64_t refused = 0;
+  /// Messages waiting in its mailbox: the requests it has yet to resolve
+  /// (it resolves each one as it takes it, so these are its in flight).
+  uint64_t mailbox = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, router_status& x) {
+  return f(caf::meta::type_name("router_status"), x.resolved, x.refused,
+           x.mailbox);
+}
+
+/// One PLUGIN entry for /health: the SUPERVISOR's view (running, restarts)
+/// and its SESSIONs' (calls and how they went).
+struct plugin_health {
+  /// "pre" or "post", the index in that stage, the plugin's name and the
+  /// entry's YAML path.
+  std::string stage;
+  uint64_t index = 0;
+  std::string name;
+  std::string entry;
+  bool running = true;
+  /// Times the SUPERVISOR started it again after it ended.
+  uint32_t restarts = 0;
+  /// When it went down (RFC 3339); "" while running.
+  std::string down_since;
+  /// When the SUPERVISOR starts it again (RFC 3339); "" when it runs, or
+  /// when the restart budget is spent (down until a reload).
+  std::string restart_at;
+  actor_stats::plugin_snapshot calls;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, plugin_health& x) {
+  return f(caf::meta::type_name("plugin_health"), x.stage, x.index, x.name,
+           x.entry, x.running, x.restarts, x.down_since, x.restart_at, x.calls);
+}
+
+/// SUPERVISOR -> io thread: every actor's state, models in config order.
 struct health_report {
   std::vector<model_status> models;
   /// The running configuration: SHA-256 of its file and when it was loaded.
   std::string config_sha256;
   std::string config_loaded_at;
+  /// 1 at start-up, one more with each reload.
+  uint64_t generation = 1;
+  /// Restarts in the current one-minute window, and how many more it
+  /// allows.
+  uint32_t restarts_last_minute = 0;
+  uint32_t restart_budget_left = 0;
+  /// Children left dead once the budget was spent ("model <alias>",
+  /// "ledger", "plugin pre[0] (<name>)"): down until a reload.
+  std::vector<std::string> given_up;
+  router_status router;
+  /// False when the ROUTER did not answer in time (`partial` says so).
+  bool router_answered = true;
+  std::vector<plugin_health> plugins;
+  actor_stats::session_counts sessions;
+  /// The parts that did not answer in time, in words.
+  std::vector<std::string> partial;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, health_report& x) {
   return f(caf::meta::type_name("health_report"), x.models, x.config_sha256,
-           x.config_loaded_at);
+           x.config_loaded_at, x.generation, x.restarts_last_minute,
+           x.restart_budget_left, x.given_up, x.router, x.router_answered,
+           x.plugins, x.sessions, x.partial);
 }
 
 /// SESSION -> ROUTER: find the models this request may use.
@@ -433,7 +517,9 @@ using router_actor = caf::typed_actor<
   caf::reacts_to<atom::update, std::string, model_actor>,
   // Hands its clients' rate-limit windows to its successor (a reload), so
   // a limit holds across SIGHUP.
-  caf::replies_to<atom::get>::with<rate_windows>>;
+  caf::replies_to<atom::get>::with<rate_windows>,
+  // Reports its counters and mailbox for /health.
+  caf::replies_to<atom::status>::with<router_status>>;
 
 /// What a PLUGIN sees of a request (pre stage), and of the request part of
 /// an outcome (post stage). Documents are shared and immutable: a PLUGIN
@@ -535,6 +621,14 @@ struct plugin_slot {
   bool fail_open = false;
   /// A post plugin: how it treats streamed answers.
   stream_mode stream = stream_mode::record;
+  /// How its calls went, as its SESSIONs saw them (for /health); kept
+  /// across restarts of its PLUGIN and reloads that keep the entry.
+  actor_stats::plugin_counters_ptr stats;
+  /// Times the SUPERVISOR started its PLUGIN again, when it went down
+  /// ("" while it runs) and when it restarts ("" if not scheduled).
+  uint32_t restarts = 0;
+  std::string down_since;
+  std::string restart_at;
 };
 
 /// The plugins of a generation, in config order per stage.
@@ -568,7 +662,8 @@ using tracer_actor = caf::typed_actor<
 using supervisor_actor = caf::typed_actor<
   // Returns the current generation: ROUTER and PLUGINs (startup).
   caf::replies_to<atom::get>::with<generation_ptr>,
-  // Collects every MODEL's state, in config order.
+  // Collects every actor's state: each MODEL's (in config order) and the
+  // ROUTER's, asked with a bounded wait; the PLUGINs', its own.
   caf::replies_to<atom::health>::with<health_report>,
   // Serves a new, already validated configuration: MODELs whose upstream
   // settings did not change keep running (and their breaker state), a new
@@ -577,7 +672,10 @@ using supervisor_actor = caf::typed_actor<
   caf::reacts_to<atom::reload, gateway_config_ptr>,
   // INTERNAL: ends actors of a replaced generation once their requests
   // had time to finish.
-  caf::reacts_to<atom::retire, std::vector<caf::actor>>>;
+  caf::reacts_to<atom::retire, std::vector<caf::actor>>,
+  // INTERNAL: a PLUGIN's restart backoff is over: generation, stage (0
+  // pre, 1 post) and index of its entry.
+  caf::reacts_to<atom::restart, uint64_t, uint64_t, uint64_t>>;
 
 /// A batch the LEDGER sends to Redis, and its answer (redis_store.hpp).
 struct redis_batch;

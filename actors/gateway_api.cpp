@@ -14,61 +14,174 @@ namespace {
 /// How long GET /health waits for the SUPERVISOR.
 constexpr auto health_timeout = std::chrono::seconds{3};
 
-std::string render_health(const health_report& report) {
-  nlohmann::ordered_json models = nlohmann::ordered_json::object();
-  // pw-router's field: "healthy" while the process serves; "degraded" when
-  // a model is not admitting traffic (so the body tells, not only a model).
-  bool all_closed = true;
+using doc = nlohmann::ordered_json;
+
+/// A string, or null when empty.
+doc text_or_null(const std::string& s) {
+  return s.empty() ? doc(nullptr) : doc(s);
+}
+
+double ms_of(int64_t us) {
+  return static_cast<double>(us) / 1000.0;
+}
+
+/// Why the gateway is degraded: one sentence per unwell actor; empty when
+/// it is healthy.
+std::vector<std::string> reasons_of(const health_report& report) {
+  std::vector<std::string> out;
   for (const auto& m : report.models) {
-    all_closed = all_closed && m.circuit == "closed";
-    models[m.alias] = {
-      {"status", m.circuit == "closed" ? "healthy" : "unhealthy"},
-      {"circuit", m.circuit},
-      {"provider", m.provider},
-      {"model", m.model},
-      {"in_flight", m.in_flight},
-      {"requests", m.requests},
-      {"successes", m.successes},
-      {"failures", m.failures},
-      {"rejected", m.rejected},
-      {"cancelled", m.cancelled},
-      {"last_status", m.last_status},
-      {"last_error", m.last_error.empty()
-                       ? nlohmann::ordered_json(nullptr)
-                       : nlohmann::ordered_json(m.last_error)},
-      {"consecutive_failures", m.consecutive_failures},
-      {"last_latency_ms", static_cast<double>(m.last_latency_us) / 1000.0},
-      {"mean_latency_ms", static_cast<double>(m.mean_latency_us) / 1000.0},
-      {"p50_latency_ms", static_cast<double>(m.p50_latency_us) / 1000.0},
-      {"p99_latency_ms", static_cast<double>(m.p99_latency_us) / 1000.0},
-      {"last_check", m.last_check.empty()
-                       ? nlohmann::ordered_json(nullptr)
-                       : nlohmann::ordered_json(m.last_check)},
-      {"last_check_ok", m.last_check_ok},
-      {"last_check_error", m.last_check_error.empty()
-                             ? nlohmann::ordered_json(nullptr)
-                             : nlohmann::ordered_json(m.last_check_error)},
-    };
+    if (m.circuit == "closed")
+      continue;
+    if (m.circuit == "unknown")
+      out.push_back("model " + m.alias + ": its actor did not answer");
+    else
+      out.push_back("model " + m.alias + ": circuit " + m.circuit);
   }
-  nlohmann::ordered_json body = {
-    {"status", all_closed ? "healthy" : "degraded"},
+  for (const auto& p : report.plugins) {
+    if (p.running)
+      continue;
+    auto who = "plugin " + p.stage + "[" + std::to_string(p.index) + "] ("
+               + p.name + ")";
+    if (!p.restart_at.empty())
+      out.push_back(who + ": down since " + p.down_since + ", restarts at "
+                    + p.restart_at);
+    else
+      out.push_back(who + ": down until a reload");
+  }
+  if (report.restart_budget_left == 0)
+    out.push_back("restart budget spent: "
+                  + std::to_string(report.restarts_last_minute)
+                  + " restarts in the last minute; an actor that ends now "
+                    "stays down until a reload");
+  for (const auto& g : report.given_up)
+    if (g.rfind("plugin ", 0) != 0) // plugins have their own line above
+      out.push_back(g + ": down until a reload (restart budget spent)");
+  if (!report.router_answered)
+    out.push_back("router: did not answer");
+  return out;
+}
+
+doc render_model(const model_status& m) {
+  return {
+    {"status", m.circuit == "closed" ? "healthy" : "unhealthy"},
+    {"circuit", m.circuit},
+    {"provider", m.provider},
+    {"model", m.model},
+    {"in_flight", m.in_flight},
+    {"requests", m.requests},
+    {"successes", m.successes},
+    {"failures", m.failures},
+    {"rejected", m.rejected},
+    {"cancelled", m.cancelled},
+    {"last_status", m.last_status},
+    {"last_error", text_or_null(m.last_error)},
+    {"consecutive_failures", m.consecutive_failures},
+    {"last_latency_ms", ms_of(m.last_latency_us)},
+    {"mean_latency_ms", ms_of(m.mean_latency_us)},
+    {"p50_latency_ms", ms_of(m.p50_latency_us)},
+    {"p99_latency_ms", ms_of(m.p99_latency_us)},
+    {"last_check", text_or_null(m.last_check)},
+    {"last_check_ok", m.last_check_ok},
+    {"last_check_error", text_or_null(m.last_check_error)},
+  };
+}
+
+doc render_plugin(const plugin_health& p) {
+  const auto& c = p.calls;
+  return {
+    {"stage", p.stage},
+    {"index", p.index},
+    {"plugin", p.name},
+    {"entry", p.entry},
+    {"status", p.running ? "running" : "down"},
+    {"restarts", p.restarts},
+    {"down_since", text_or_null(p.down_since)},
+    {"restart_at", text_or_null(p.restart_at)},
+    {"calls", c.calls},
+    {"blocks", c.blocks},
+    {"timeouts", c.timeouts},
+    {"failures", c.failures},
+    {"p50_ms", ms_of(c.p50_us)},
+    {"p99_ms", ms_of(c.p99_us)},
+    {"last_error", text_or_null(c.last_error)},
+    {"last_error_at", text_or_null(c.last_error_at)},
+  };
+}
+
+std::string render_health(health_report& report, const health_view& view) {
+  auto reasons = reasons_of(report);
+  const char* status = reasons.empty() ? "healthy" : "degraded";
+  doc models = doc::object();
+  if (!view.details) {
+    // pw-router's shape: what a load balancer needs, nothing a stranger
+    // should learn.
+    for (const auto& m : report.models)
+      models[m.alias]
+        = {{"status", m.circuit == "closed" ? "healthy" : "unhealthy"},
+           {"circuit", m.circuit}};
+    return json::dump(
+      doc{{"status", status}, {"version", PW_VERSION}, {"models", models}});
+  }
+  for (const auto& m : report.models)
+    models[m.alias] = render_model(m);
+  doc io = doc::array();
+  for (size_t i = 0; i < view.io_threads.size(); ++i) {
+    const auto& t = view.io_threads[i];
+    if (!t)
+      report.partial.push_back("io thread " + std::to_string(i)
+                               + ": did not answer within 1 s");
+    io.push_back({{"thread", i},
+                  {"connections", t ? doc(t->connections) : doc(nullptr)},
+                  {"in_flight", t ? doc(t->in_flight) : doc(nullptr)}});
+  }
+  doc plugins = doc::array();
+  for (const auto& p : report.plugins)
+    plugins.push_back(render_plugin(p));
+  const auto& s = report.sessions;
+  doc router = nullptr;
+  if (report.router_answered)
+    router = {{"resolved", report.router.resolved},
+              {"refused", report.router.refused},
+              {"mailbox", report.router.mailbox}};
+  doc body = {
+    {"status", status},
+    {"reasons", reasons},
+    {"partial", report.partial},
     {"version", PW_VERSION},
     {"config_sha256", report.config_sha256},
     {"config_loaded_at", report.config_loaded_at},
     {"models", std::move(models)},
+    {"supervisor",
+     {{"generation", report.generation},
+      {"config_loaded_at", report.config_loaded_at},
+      {"restarts_last_minute", report.restarts_last_minute},
+      {"restart_budget_per_minute",
+       report.restarts_last_minute + report.restart_budget_left},
+      {"restart_budget_left", report.restart_budget_left},
+      {"given_up", report.given_up}}},
+    {"router", std::move(router)},
+    {"plugins", std::move(plugins)},
+    {"sessions",
+     {{"alive", s.alive()},
+      {"started", s.started},
+      {"finished", s.finished()},
+      {"answered", s.answered},
+      {"cancelled", s.cancelled},
+      {"deadline", s.deadline}}},
+    {"io_threads", std::move(io)},
   };
   return json::dump(body);
 }
 
 /// A one-shot actor that asks the SUPERVISOR and answers through the bridge.
 void health_request(caf::event_based_actor* self, supervisor_actor sup,
-                    reply_fn reply) {
+                    health_view view, reply_fn reply) {
   auto shared = std::make_shared<reply_fn>(std::move(reply));
   self->request(sup, health_timeout, atom::health_v)
     .then(
-      [shared](health_report& report) {
+      [shared, view = std::move(view)](health_report& report) {
         http_reply r;
-        r.body = render_health(report);
+        r.body = render_health(report, view);
         (*shared)(std::move(r));
       },
       [shared](caf::error&) {
@@ -87,7 +200,6 @@ double usd(uint64_t pico) {
 /// One scope of GET /v1/usage: its limits, what it used in the current
 /// periods, and what is left of each limit.
 nlohmann::ordered_json render_scope(const scope_usage& u) {
-  using doc = nlohmann::ordered_json;
   auto colon = u.scope.find(':');
   doc limits = doc::object();
   doc used = {{"requests_this_minute", u.minute_requests},
@@ -313,8 +425,9 @@ void start_usage(const generation_ptr& gen, usage_view view, reply_fn reply) {
                      std::move(reply));
 }
 
-void start_health(const generation_ptr& gen, reply_fn reply) {
-  gen->system->spawn(health_request, gen->supervisor, std::move(reply));
+void start_health(const generation_ptr& gen, health_view view, reply_fn reply) {
+  gen->system->spawn(health_request, gen->supervisor, std::move(view),
+                     std::move(reply));
 }
 
 void start_metrics(const generation_ptr& gen, metrics_snapshot snap,

@@ -13,6 +13,8 @@
 #include "core/request/exchange.hpp"
 
 #include <functional>
+#include <optional>
+#include <vector>
 
 namespace pw::actors {
 
@@ -46,8 +48,28 @@ struct usage_view {
 /// Answers GET /v1/usage from the LEDGER: limits, use and what is left.
 void start_usage(const generation_ptr& gen, usage_view view, reply_fn reply);
 
-/// Answers GET /health from the SUPERVISOR's view of every MODEL.
-void start_health(const generation_ptr& gen, reply_fn reply);
+/// One io thread's part of GET /health, copied on that thread.
+struct io_thread_health {
+  /// Client connections open.
+  uint32_t connections = 0;
+  /// Requests read and not yet answered (the /health request itself
+  /// counts on its own thread).
+  uint32_t in_flight = 0;
+};
+
+/// What GET /health shows its caller.
+struct health_view {
+  /// Every actor's counters and errors (an admin key, or
+  /// `server.health_details: public`); else the status and each model's
+  /// circuit only.
+  bool details = false;
+  /// Each io thread, in order; nullopt for one that did not answer in
+  /// time. Gathered only with `details`.
+  std::vector<std::optional<io_thread_health>> io_threads;
+};
+
+/// Answers GET /health from the SUPERVISOR's view of every actor.
+void start_health(const generation_ptr& gen, health_view view, reply_fn reply);
 
 /// Answers GET /health/ready: 200 when the configuration is loaded and at
 /// least one MODEL admits traffic (circuit closed or half-open), else 503.

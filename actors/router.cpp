@@ -27,7 +27,7 @@ sliding_window_limiter& limiter_of(router_ptr self, const std::string& client) {
 
 /// Resolves one request: its client's rate limit, the route table and the
 /// key's allowlist give the ordered candidates.
-caf::result<route_plan> resolve(router_ptr self, const resolve_request& req) {
+caf::expected<route_plan> resolve(router_ptr self, const resolve_request& req) {
   auto& st = self->state;
   const auto& cfg = *st.config;
   if (req.key_index >= cfg.server.api_keys.size())
@@ -88,8 +88,15 @@ router(router_actor::stateful_pointer<router_state> self,
       // needs.
       try {
         inject_fault(boundary::route);
-        return resolve(self, req);
+        auto plan = resolve(self, req);
+        if (!plan) {
+          ++self->state.refused;
+          return std::move(plan.error());
+        }
+        ++self->state.resolved;
+        return std::move(*plan);
       } catch (...) {
+        ++self->state.refused;
         report_failure(boundary::route, req.request_id,
                        current_exception_text());
         return make_error(errc::internal,
@@ -104,6 +111,10 @@ router(router_actor::stateful_pointer<router_state> self,
       for (const auto& [client, limiter] : self->state.limiters)
         out.clients.emplace_back(client, limiter.times());
       return out;
+    },
+    [=](atom::status) {
+      const auto& st = self->state;
+      return router_status{st.resolved, st.refused, self->mailbox().size()};
     },
   };
 }

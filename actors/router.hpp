@@ -27,6 +27,9 @@ struct router_state {
   std::unordered_map<std::string, model_actor> models;
   /// Client name -> its sliding window (only with `rate_limit`).
   std::unordered_map<std::string, sliding_window_limiter> limiters;
+  /// Requests given candidates, and refused, since it started (/health).
+  uint64_t resolved = 0;
+  uint64_t refused = 0;
 };
 
 /// Spawn function of the ROUTER actor. A `predecessor` (the ROUTER of the

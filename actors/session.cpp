@@ -179,6 +179,30 @@ std::string describe(const caf::error& err, const plugin_slot& slot) {
   return "is not running";
 }
 
+/// Counts one call of `slot` that began at `sent` (for /health).
+void count_call(const plugin_slot& slot, actor_stats::plugin_result result,
+                std::chrono::steady_clock::time_point sent,
+                std::string_view error = {}) {
+  if (slot.stats)
+    slot.stats->record(result,
+                       std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - sent),
+                       error);
+}
+
+/// How a failed call counts: a timeout, or a failure.
+actor_stats::plugin_result result_of(const caf::error& err) {
+  return err == caf::sec::request_timeout
+           ? actor_stats::plugin_result::timed_out
+           : actor_stats::plugin_result::failed;
+}
+
+/// How an answer counts.
+actor_stats::plugin_result result_of(const plugin_verdict& v) {
+  return v.block ? actor_stats::plugin_result::blocked
+                 : actor_stats::plugin_result::passed;
+}
+
 void add_tags(std::vector<std::string>& to,
               const std::vector<std::string>& tags) {
   for (const auto& t : tags)
@@ -362,7 +386,10 @@ void run_post(session_ptr self, size_t i, http_reply reply,
     return;
   }
   const auto& slot = st.plugins->post[i];
+  auto sent = std::chrono::steady_clock::now();
   if (!slot.actor) {
+    count_call(slot, actor_stats::plugin_result::failed, sent,
+               "is not running");
     post_failed(self, slot, reply, *out, "is not running");
     run_post(self, i + 1, std::move(reply), std::move(out));
     return;
@@ -372,14 +399,16 @@ void run_post(session_ptr self, size_t i, http_reply reply,
     begin_plugin(*st.tracing, "post", i, slot.name);
   self->request(slot.actor, slot.timeout, atom::post_v, *out)
     .then(
-      [self, i, held, out](plugin_verdict& v) {
+      [self, i, held, out, sent](plugin_verdict& v) {
         if (self->state.tracing)
           end_plugin(*self->state.tracing, v.block ? "block" : "continue");
+        count_call(self->state.plugins->post[i], result_of(v), sent);
         apply_post(*held, *out, self->state.plugins->post[i], v);
         run_post(self, i + 1, std::move(*held), out);
       },
-      [self, i, held, out](caf::error& err) {
+      [self, i, held, out, sent](caf::error& err) {
         const auto& slot = self->state.plugins->post[i];
+        count_call(slot, result_of(err), sent, describe(err, slot));
         if (self->state.tracing)
           end_plugin(*self->state.tracing, "failed", describe(err, slot));
         post_failed(self, slot, *held, *out, describe(err, slot));
@@ -777,6 +806,10 @@ void retry_or_fall_back(session_ptr self, api_error err, unsigned status) {
 /// request; otherwise it ends here.
 void on_cancel(session_ptr self, cancel_reason why) {
   auto& st = self->state;
+  // The client got no answer from this SESSION, whatever it still does.
+  st.ended_as = why == cancel_reason::client_left
+                  ? actor_stats::session_end::cancelled
+                  : actor_stats::session_end::deadline;
   if (st.finished)
     return;
   if (why == cancel_reason::client_left) {
@@ -1210,7 +1243,10 @@ void run_pre(session_ptr self, size_t i) {
     return;
   }
   const auto& slot = st.plugins->pre[i];
+  auto sent = std::chrono::steady_clock::now();
   if (!slot.actor) {
+    count_call(slot, actor_stats::plugin_result::failed, sent,
+               "is not running");
     if (pre_failed(self, slot, "is not running"))
       run_pre(self, i + 1);
     return;
@@ -1219,9 +1255,10 @@ void run_pre(session_ptr self, size_t i) {
     begin_plugin(*st.tracing, "pre", i, slot.name);
   self->request(slot.actor, slot.timeout, atom::pre_v, plugin_request_of(self))
     .then(
-      [self, i](plugin_verdict& v) {
+      [self, i, sent](plugin_verdict& v) {
         if (self->state.tracing)
           end_plugin(*self->state.tracing, v.block ? "block" : "continue");
+        count_call(self->state.plugins->pre[i], result_of(v), sent);
         if (self->state.finished)
           return;
         const auto& slot = self->state.plugins->pre[i];
@@ -1235,10 +1272,11 @@ void run_pre(session_ptr self, size_t i) {
         apply_pre(self, v);
         run_pre(self, i + 1);
       },
-      [self, i](caf::error& err) {
+      [self, i, sent](caf::error& err) {
+        const auto& failed = self->state.plugins->pre[i];
+        count_call(failed, result_of(err), sent, describe(err, failed));
         if (self->state.tracing)
-          end_plugin(*self->state.tracing, "failed",
-                     describe(err, self->state.plugins->pre[i]));
+          end_plugin(*self->state.tracing, "failed", describe(err, failed));
         if (self->state.finished)
           return;
         const auto& slot = self->state.plugins->pre[i];
@@ -1259,6 +1297,7 @@ std::chrono::milliseconds retry_backoff(uint32_t n) {
 }
 
 session_state::~session_state() {
+  actor_stats::session_ended(ended_as);
   if (outcome_pending && decision)
     caf::anon_send(decision->model, atom::outcome_v,
                    call_outcome{call_result::cancelled, 0, 0, "session ended",

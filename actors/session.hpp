@@ -98,8 +98,11 @@ struct session_state {
   tracer_actor tracer;
   unsigned final_status = 0;
   std::string final_error;
+  /// How it ended, for /health's SESSION counts (set by a cancel).
+  actor_stats::session_end ended_as = actor_stats::session_end::answered;
 
-  session_state() = default;
+  /// Counts the SESSION for /health (and its end, in the destructor).
+  session_state() { actor_stats::session_started(); }
   session_state(const session_state&) = delete;
   session_state& operator=(const session_state&) = delete;
 

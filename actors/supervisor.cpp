@@ -70,9 +70,24 @@ plugin_actor spawn_plugin(supervisor_ptr self, const plugin_entry& entry) {
   return out;
 }
 
-plugin_slot slot_of(const plugin_entry& entry, plugin_actor actor) {
-  return {entry.plugin,  entry.path,      std::move(actor),
-          entry.timeout, entry.fail_open, entry.stream_in_force};
+/// The slot of `entry`; its counters are new unless a kept slot hands
+/// over its own (with its restarts).
+plugin_slot slot_of(const plugin_entry& entry, plugin_actor actor,
+                    const plugin_slot* kept = nullptr) {
+  plugin_slot out;
+  out.name = entry.plugin;
+  out.path = entry.path;
+  out.actor = std::move(actor);
+  out.timeout = entry.timeout;
+  out.fail_open = entry.fail_open;
+  out.stream = entry.stream_in_force;
+  if (kept != nullptr) {
+    out.stats = kept->stats;
+    out.restarts = kept->restarts;
+  } else {
+    out.stats = std::make_shared<actor_stats::plugin_counters>();
+  }
+  return out;
 }
 
 /// The post plugins that hold streams, and the first that refuses them.
@@ -105,6 +120,7 @@ std::shared_ptr<plugin_set> spawn_plugins(supervisor_ptr self,
                   std::vector<plugin_slot>& slots) {
     for (const auto& e : entries) {
       plugin_actor kept;
+      const plugin_slot* kept_slot = nullptr;
       if (old_entries != nullptr && old_slots != nullptr)
         for (size_t i = 0; i < old_entries->size() && i < old_slots->size();
              ++i)
@@ -112,10 +128,13 @@ std::shared_ptr<plugin_set> spawn_plugins(supervisor_ptr self,
               && (*old_entries)[i].fingerprint == e.fingerprint) {
             kept = std::move((*old_slots)[i].actor);
             (*old_slots)[i].actor = plugin_actor{};
+            kept_slot = &(*old_slots)[i];
             break;
           }
-      slots.push_back(
-        slot_of(e, kept ? std::move(kept) : spawn_plugin(self, e)));
+      if (kept)
+        slots.push_back(slot_of(e, std::move(kept), kept_slot));
+      else
+        slots.push_back(slot_of(e, spawn_plugin(self, e)));
     }
   };
   fill(cfg.middleware.pre_request,
@@ -174,6 +193,99 @@ bool may_restart(supervisor_ptr self) {
   return ++st.restarts <= max_restarts_per_minute;
 }
 
+/// Restarts counted in the current window (0 once it is over).
+uint32_t restarts_this_minute(const supervisor_state& st) {
+  if (std::chrono::steady_clock::now() - st.window_start
+      > std::chrono::minutes{1})
+    return 0;
+  return std::min(st.restarts, max_restarts_per_minute);
+}
+
+/// "pre[0]" or "post[2]".
+std::string slot_label(uint64_t stage, size_t index) {
+  return std::string{stage == 0 ? "pre" : "post"} + "[" + std::to_string(index)
+         + "]";
+}
+
+/// A PLUGIN runs again, `after_ms` after it went down (0: at once).
+void restarted(plugin_slot& slot, int64_t after_ms) {
+  ++slot.restarts;
+  slot.down_since.clear();
+  log::write(log_level::info, "plugin_restarted",
+             {{"plugin", slot.name},
+              {"entry", slot.path},
+              {"restarts", slot.restarts},
+              {"after_ms", after_ms}});
+}
+
+/// The PLUGIN of entry `index` of `stage` (0 pre, 1 post) went down:
+/// restarts it at once, after a backoff when it went down again within a
+/// minute, or leaves it down when the budget is spent. Publishes the set.
+void plugin_down(supervisor_ptr self, uint64_t stage, size_t index) {
+  auto& st = self->state;
+  auto set = std::make_shared<plugin_set>(*st.plugins);
+  auto& slot = (stage == 0 ? set->pre : set->post)[index];
+  const auto& entry = (stage == 0 ? st.config->middleware.pre_request
+                                  : st.config->middleware.post_response)[index];
+  auto& downs = stage == 0 ? st.pre_downs : st.post_downs;
+  downs.resize(std::max(downs.size(), index + 1));
+  auto& down = downs[index];
+  auto now = std::chrono::steady_clock::now();
+  slot.actor = plugin_actor{};
+  slot.down_since = log::timestamp();
+  slot.restart_at.clear();
+  if (may_restart(self)) {
+    auto since_last = down.last == std::chrono::steady_clock::time_point{}
+                        ? std::chrono::steady_clock::duration::max()
+                        : now - down.last;
+    down.backoff = next_plugin_backoff(since_last, down.backoff);
+    down.last = now;
+    if (down.backoff.count() == 0) {
+      slot.actor = spawn_plugin(self, entry);
+      if (slot.actor)
+        restarted(slot, 0);
+    } else {
+      slot.restart_at
+        = log::timestamp(std::chrono::system_clock::now() + down.backoff);
+      log::write(log_level::warning, "plugin_restart_delayed",
+                 {{"plugin", slot.name},
+                  {"entry", slot.path},
+                  {"backoff_ms", down.backoff.count()}});
+      self->delayed_send(self, down.backoff, atom::restart_v, st.generation,
+                         stage, uint64_t{index});
+    }
+  } else {
+    log::write(
+      log_level::error, "plugin_given_up",
+      {{"plugin", slot.name}, {"entry", slot.path}, {"until", "a reload"}});
+  }
+  st.plugins = std::move(set);
+  publish(self);
+}
+
+/// A PLUGIN's backoff is over: starts it again (unless a reload came
+/// first).
+void plugin_restart(supervisor_ptr self, uint64_t generation, uint64_t stage,
+                    uint64_t index) {
+  auto& st = self->state;
+  if (generation != st.generation || !st.plugins)
+    return;
+  const auto& slots = stage == 0 ? st.plugins->pre : st.plugins->post;
+  const auto& entries = stage == 0 ? st.config->middleware.pre_request
+                                   : st.config->middleware.post_response;
+  if (index >= slots.size() || index >= entries.size() || slots[index].actor)
+    return;
+  auto set = std::make_shared<plugin_set>(*st.plugins);
+  auto& slot = (stage == 0 ? set->pre : set->post)[index];
+  slot.restart_at.clear();
+  slot.actor = spawn_plugin(self, entries[index]);
+  const auto& downs = stage == 0 ? st.pre_downs : st.post_downs;
+  if (slot.actor)
+    restarted(slot, index < downs.size() ? downs[index].backoff.count() : 0);
+  st.plugins = std::move(set);
+  publish(self);
+}
+
 void on_down(supervisor_ptr self, caf::down_msg& dm) {
   auto& st = self->state;
   // Actors of a replaced generation end on purpose.
@@ -188,8 +300,10 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
   if (dm.source == st.router.address()) {
     log::write(log_level::error, "actor_down",
                {{"actor", "router"}, {"reason", reason}});
-    if (!may_restart(self))
+    if (!may_restart(self)) {
+      st.router_given_up = true;
       return;
+    }
     st.router = spawn_router(self);
     publish(self);
     return;
@@ -218,12 +332,10 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
     return;
   }
   if (st.plugins) {
-    auto set = std::make_shared<plugin_set>(*st.plugins);
-    const auto& mw = st.config->middleware;
-    for (auto [slots, entries] : {std::pair{&set->pre, &mw.pre_request},
-                                  std::pair{&set->post, &mw.post_response}}) {
-      for (size_t i = 0; i < slots->size() && i < entries->size(); ++i) {
-        auto& slot = (*slots)[i];
+    for (uint64_t stage : {0, 1}) {
+      const auto& slots = stage == 0 ? st.plugins->pre : st.plugins->post;
+      for (size_t i = 0; i < slots.size(); ++i) {
+        const auto& slot = slots[i];
         if (!slot.actor || dm.source != slot.actor.address())
           continue;
         // Requests waiting on it got an error and their `on_error`.
@@ -232,10 +344,7 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
                     {"plugin", slot.name},
                     {"entry", slot.path},
                     {"reason", reason}});
-        slot.actor = may_restart(self) ? spawn_plugin(self, (*entries)[i])
-                                       : plugin_actor{};
-        st.plugins = std::move(set);
-        publish(self);
+        plugin_down(self, stage, i);
         return;
       }
     }
@@ -285,6 +394,10 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
     }
   }
   st.given_up_models.clear();
+  st.router_given_up = false;
+  ++st.generation;
+  st.pre_downs.clear();
+  st.post_downs.clear();
   for (auto& [alias, handle] : st.models)
     if (handle)
       replaced.push_back(caf::actor_cast<caf::actor>(handle));
@@ -305,6 +418,12 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
   } else {
     self->send(st.ledger, atom::update_v, next);
   }
+  // A TRACER left dead starts again, on the settings it started with
+  // (they change only with a restart).
+  if (old_config->tracing.enabled() && !st.tracer) {
+    st.tracer = spawn_tracer(self->system(), old_config->tracing, st.check);
+    self->monitor(st.tracer);
+  }
   st.loaded_at = log::timestamp();
   publish(self);
   log::write(log_level::info, "config_reloaded",
@@ -319,7 +438,113 @@ void reload(supervisor_ptr self, gateway_config_ptr next) {
   self->delayed_send(self, grace, atom::retire_v, std::move(replaced));
 }
 
+/// The SUPERVISOR's own part of /health: generation, restart budget,
+/// children given up on, and each PLUGIN entry.
+void describe_self(const supervisor_state& st, health_report& out) {
+  out.config_sha256 = st.config->source_sha256;
+  out.config_loaded_at = st.loaded_at;
+  out.generation = st.generation;
+  out.restarts_last_minute = restarts_this_minute(st);
+  out.restart_budget_left = max_restarts_per_minute - out.restarts_last_minute;
+  for (const auto& alias : st.given_up_models)
+    out.given_up.push_back("model " + alias);
+  if (st.router_given_up)
+    out.given_up.push_back("router");
+  if (st.ledger_given_up)
+    out.given_up.push_back("ledger");
+  if (st.config->tracing.enabled() && !st.tracer)
+    out.given_up.push_back("tracer");
+  if (!st.plugins)
+    return;
+  for (uint64_t stage : {0, 1}) {
+    const auto& slots = stage == 0 ? st.plugins->pre : st.plugins->post;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const auto& slot = slots[i];
+      plugin_health p;
+      p.stage = stage == 0 ? "pre" : "post";
+      p.index = i;
+      p.name = slot.name;
+      p.entry = slot.path;
+      p.running = static_cast<bool>(slot.actor);
+      p.restarts = slot.restarts;
+      p.down_since = slot.down_since;
+      p.restart_at = slot.restart_at;
+      if (slot.stats)
+        p.calls = slot.stats->read();
+      if (!p.running && p.restart_at.empty())
+        out.given_up.push_back("plugin " + slot_label(stage, i) + " ("
+                               + slot.name + ")");
+      out.plugins.push_back(std::move(p));
+    }
+  }
+}
+
+/// Answers /health: asks every MODEL and the ROUTER (each within
+/// `status_timeout`; one that does not answer is named in `partial`) and
+/// adds what the SUPERVISOR knows itself.
+caf::result<health_report> collect_health(supervisor_ptr self) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<health_report>();
+  auto report = std::make_shared<health_report>();
+  report->models.resize(st.models.size());
+  describe_self(st, *report);
+  report->sessions = actor_stats::read_sessions();
+  auto pending = std::make_shared<size_t>(st.models.size() + 1);
+  auto done = [rp, report, pending]() mutable {
+    if (--*pending == 0)
+      rp.deliver(std::move(*report));
+  };
+  auto waited = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                 status_timeout)
+                                 .count())
+                + " s";
+  self->request(st.router, status_timeout, atom::status_v)
+    .then(
+      [report, done](router_status& r) mutable {
+        report->router = r;
+        done();
+      },
+      [report, done, waited](caf::error&) mutable {
+        report->router_answered = false;
+        report->partial.push_back("router: did not answer within " + waited);
+        done();
+      });
+  for (size_t i = 0; i < st.models.size(); ++i) {
+    auto alias = st.models[i].first;
+    auto settings = st.config->models[i];
+    self->request(st.models[i].second, status_timeout, atom::status_v)
+      .then(
+        [report, i, done](model_status& s) mutable {
+          report->models[i] = std::move(s);
+          done();
+        },
+        [report, i, alias, settings, done, waited](caf::error&) mutable {
+          // A MODEL that does not answer shows up as unavailable.
+          auto& s = report->models[i];
+          s.alias = alias;
+          s.provider = settings->provider;
+          s.model = settings->model;
+          s.circuit = "unknown";
+          s.last_error = "model actor not responding";
+          report->partial.push_back("model " + alias
+                                    + ": did not answer within " + waited);
+          done();
+        });
+  }
+  return rp;
+}
+
 } // namespace
+
+std::chrono::milliseconds
+next_plugin_backoff(std::chrono::steady_clock::duration since_last,
+                    std::chrono::milliseconds previous) {
+  if (since_last >= std::chrono::minutes{1})
+    return std::chrono::milliseconds{0};
+  if (previous.count() == 0)
+    return first_plugin_backoff;
+  return std::min(previous * 2, max_plugin_backoff);
+}
 
 supervisor_actor::behavior_type
 supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
@@ -358,45 +583,11 @@ supervisor(supervisor_actor::stateful_pointer<supervisor_state> self,
   });
   return {
     [self](atom::get) { return current_generation(self); },
-    [self](atom::health) -> caf::result<health_report> {
-      auto& models = self->state.models;
-      auto rp = self->make_response_promise<health_report>();
-      auto report = std::make_shared<health_report>();
-      report->models.resize(models.size());
-      report->config_sha256 = self->state.config->source_sha256;
-      report->config_loaded_at = self->state.loaded_at;
-      if (models.empty()) {
-        rp.deliver(*report);
-        return rp;
-      }
-      auto pending = std::make_shared<size_t>(models.size());
-      for (size_t i = 0; i < models.size(); ++i) {
-        auto alias = models[i].first;
-        auto settings = self->state.config->models[i];
-        auto done = [rp, report, pending]() mutable {
-          if (--*pending == 0)
-            rp.deliver(std::move(*report));
-        };
-        self->request(models[i].second, status_timeout, atom::status_v)
-          .then(
-            [report, i, done](model_status& s) mutable {
-              report->models[i] = std::move(s);
-              done();
-            },
-            [report, i, alias, settings, done](caf::error&) mutable {
-              // A MODEL that does not answer shows up as unavailable.
-              auto& s = report->models[i];
-              s.alias = alias;
-              s.provider = settings->provider;
-              s.model = settings->model;
-              s.circuit = "unknown";
-              s.last_error = "model actor not responding";
-              done();
-            });
-      }
-      return rp;
-    },
+    [self](atom::health) { return collect_health(self); },
     [self](atom::reload, gateway_config_ptr& next) { reload(self, next); },
+    [self](atom::restart, uint64_t generation, uint64_t stage, uint64_t index) {
+      plugin_restart(self, generation, stage, index);
+    },
     [self](atom::retire, std::vector<caf::actor>& old) {
       // Forgotten here: one already dead (given up on) sends no more
       // down message to take it off the list, and the others' are

@@ -4,7 +4,7 @@
 // and one PLUGIN per middleware entry, monitors them, restarts a child that
 // dies (a MODEL keeps its alias, the ROUTER learns the new handle; a new
 // ROUTER or PLUGIN is published to the io threads), and answers /health by
-// asking every MODEL.
+// asking every MODEL and the ROUTER and reading the PLUGINs' counters.
 
 #include "actors/contracts.hpp"
 #include "actors/gateway_api.hpp"
@@ -62,11 +62,36 @@ struct supervisor_state {
   /// null slot, which a reload fills too).
   std::vector<std::string> given_up_models;
   bool ledger_given_up = false;
+  /// The ROUTER, left dead the same way (a reload starts a new one).
+  bool router_given_up = false;
+  /// 1 at start-up, one more with each reload (shown by /health; a
+  /// PLUGIN restart scheduled before a reload is dropped after it).
+  uint64_t generation = 1;
+  /// Per PLUGIN entry (pre, then post): when it last went down, and the
+  /// backoff its next restart waits (0: at once).
+  struct plugin_downs {
+    std::chrono::steady_clock::time_point last;
+    std::chrono::milliseconds backoff{0};
+  };
+  std::vector<plugin_downs> pre_downs;
+  std::vector<plugin_downs> post_downs;
 };
 
 /// At most this many restarts per minute; beyond, a dead child stays dead
 /// (its requests get clear errors) and an error is logged.
 constexpr uint32_t max_restarts_per_minute = 20;
+
+/// A PLUGIN that goes down again within a minute of its last end waits
+/// before its restart: 1 s, doubling each time, at most 30 s. Its
+/// requests meanwhile get its `on_error`; /health shows it down.
+constexpr std::chrono::milliseconds first_plugin_backoff{1000};
+constexpr std::chrono::milliseconds max_plugin_backoff{30'000};
+
+/// The backoff of a PLUGIN that went down `since_last` after its previous
+/// end, whose previous restart waited `previous`.
+std::chrono::milliseconds
+next_plugin_backoff(std::chrono::steady_clock::duration since_last,
+                    std::chrono::milliseconds previous);
 
 /// Spawn function of the SUPERVISOR actor.
 supervisor_actor::behavior_type

@@ -25,6 +25,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -487,6 +488,25 @@ int hash_key() {
   return 0;
 }
 
+/// What GET /health shows to whom under this configuration
+/// (`--check-config`).
+void explain_health_details(const pw::gateway_config& cfg, std::ostream& out) {
+  if (cfg.server.health_details_public) {
+    out << "pw-router: GET /health shows every actor's counters and errors "
+           "to anyone who can connect (server.health_details: public)\n";
+    return;
+  }
+  out << "pw-router: GET /health shows the status and each model's circuit "
+         "without a key; counters, errors and actor state need an admin key "
+         "(server.health_details: admin, the default)\n";
+  bool any_admin
+    = std::any_of(cfg.server.api_keys.begin(), cfg.server.api_keys.end(),
+                  [](const auto& k) { return k.admin; });
+  if (!any_admin)
+    out << "pw-router: no API key has `admin: true`: nobody can read those "
+           "details until an operator's key has it\n";
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -513,6 +533,7 @@ int main(int argc, char** argv) {
               << cfg->models.size() << " models, "
               << cfg->server.api_keys.size() << " API keys, "
               << cfg->routing.fallback_chains.size() << " fallback chains)\n";
+    explain_health_details(*cfg, std::cout);
     return 0;
   }
   try {

@@ -27,6 +27,8 @@ std::array<std::atomic<uint64_t>, boundary_count> failures{};
 /// Throws left per boundary, from PW_ROUTER_FAULTS.
 struct armed_faults {
   std::array<std::atomic<int>, boundary_count> left{};
+  /// `plugin_crash`: PLUGIN handler calls that end their actor.
+  std::atomic<int> plugin_crashes{0};
 
   armed_faults() {
     const char* spec = std::getenv("PW_ROUTER_FAULTS");
@@ -44,6 +46,8 @@ struct armed_faults {
       for (size_t i = 0; i < boundary_count; ++i)
         if (names[i] == name)
           left[i].store(count, std::memory_order_relaxed);
+      if (name == "plugin_crash")
+        plugin_crashes.store(count, std::memory_order_relaxed);
     }
   }
 };
@@ -96,6 +100,16 @@ void inject_fault([[maybe_unused]] boundary where) {
   if (left.fetch_sub(1, std::memory_order_relaxed) > 0)
     throw std::runtime_error("injected fault at "
                              + std::string{to_string(where)});
+#endif
+}
+
+void inject_plugin_crash() {
+#ifdef PW_FAULT_INJECTION
+  auto& left = armed().plugin_crashes;
+  if (left.load(std::memory_order_relaxed) <= 0)
+    return;
+  if (left.fetch_sub(1, std::memory_order_relaxed) > 0)
+    throw std::runtime_error("injected crash of a PLUGIN");
 #endif
 }
 

@@ -70,4 +70,11 @@ std::string current_exception_text();
 /// with PW_FAULT_INJECTION only; elsewhere it does nothing).
 void inject_fault(boundary where);
 
+/// Throws std::runtime_error outside any boundary, so that it ends the
+/// PLUGIN actor whose handler called it, when PW_ROUTER_FAULTS arms
+/// `plugin_crash[:count]` (builds with PW_FAULT_INJECTION only). The
+/// integration tests end PLUGINs this way to watch the SUPERVISOR restart
+/// them.
+void inject_plugin_crash();
+
 } // namespace pw

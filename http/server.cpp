@@ -81,6 +81,8 @@ struct worker {
   actors::generation_ptr gen;
   uint32_t connections = 0;
   uint32_t max_connections = 0;
+  /// Requests read and not yet answered on this thread's connections.
+  uint32_t in_flight = 0;
   /// Inbound TLS for new connections (null: plain HTTP); replaced on this
   /// thread when SIGHUP loads a new certificate.
   tls_context_ptr tls;
@@ -265,30 +267,33 @@ std::chrono::microseconds since(clock_type::time_point start) {
                                                                - start);
 }
 
-/// Copies of every io thread's counters, merged on this thread. Each copy
-/// is taken on its own thread and posted back here, so no counter is ever
-/// touched by two threads. Nothing when a thread does not answer within a
-/// second (it is stopping): a partial sum would look like a counter reset.
-net::awaitable<std::optional<metrics_shard>> gather_metrics(worker& w) {
+/// What `copy(peer)` returns on each io thread, in thread order, brought
+/// back to this thread. Each copy is taken on its own thread and posted
+/// back here, so nothing is ever touched by two threads. A thread that
+/// does not answer within a second (it is stopping, or busy) is left as
+/// nullopt.
+template <class T, class Copy>
+net::awaitable<std::vector<std::optional<T>>> gather(worker& w, Copy copy) {
   // The timer lives in this frame, on this thread; the shared state that
   // travels through other threads' queues only points at it weakly, so it
   // is never destroyed or touched elsewhere.
   auto done
     = std::make_shared<net::steady_timer>(w.ioc, std::chrono::seconds{1});
   struct gathering {
-    metrics_shard merged;
+    std::vector<std::optional<T>> copies;
     size_t waiting = 0;
     std::weak_ptr<net::steady_timer> done;
   };
   auto g = std::make_shared<gathering>();
+  g->copies.resize(w.peers->size());
   g->waiting = w.peers->size();
   g->done = done;
   auto* home = &w.ioc;
-  for (const auto& peer : *w.peers) {
-    auto* p = peer.get();
-    net::post(p->ioc, [p, g, home] {
-      net::post(*home, [g, copy = p->metrics] {
-        g->merged.merge(copy);
+  for (size_t i = 0; i < w.peers->size(); ++i) {
+    auto* p = (*w.peers)[i].get();
+    net::post(p->ioc, [p, g, home, i, copy] {
+      net::post(*home, [g, i, one = copy(*p)]() mutable {
+        g->copies[i] = std::move(one);
         if (--g->waiting == 0)
           if (auto timer = g->done.lock())
             timer->cancel();
@@ -296,12 +301,29 @@ net::awaitable<std::optional<metrics_shard>> gather_metrics(worker& w) {
     });
   }
   co_await done->async_wait(nothrow);
-  if (g->waiting > 0) {
+  // Copies that arrive later land in `g`, which the last one frees.
+  co_return g->copies;
+}
+
+/// Every io thread's counters, merged. Nothing when a thread does not
+/// answer within a second: a partial sum would look like a counter reset.
+net::awaitable<std::optional<metrics_shard>> gather_metrics(worker& w) {
+  auto copies = co_await gather<metrics_shard>(
+    w, [](const worker& p) { return p.metrics; });
+  metrics_shard merged;
+  size_t missing = 0;
+  for (const auto& c : copies) {
+    if (c)
+      merged.merge(*c);
+    else
+      ++missing;
+  }
+  if (missing > 0) {
     log::write(log_level::warning, "metrics_partial",
-               {{"io_threads_missing", g->waiting}});
+               {{"io_threads_missing", missing}});
     co_return std::nullopt;
   }
-  co_return std::move(g->merged);
+  co_return merged;
 }
 
 /// Authenticates; on failure fills `reply` and returns nullptr. On
@@ -380,6 +402,15 @@ struct endpoint_call {
   int64_t started_unix;
   const early_key& checked;
   std::shared_ptr<downstream_sink>& sink;
+};
+
+/// Counts a request in flight on its io thread for as long as it lives.
+struct in_flight_guard {
+  uint32_t& count;
+  explicit in_flight_guard(uint32_t& n) : count(n) { ++count; }
+  ~in_flight_guard() { --count; }
+  in_flight_guard(const in_flight_guard&) = delete;
+  in_flight_guard& operator=(const in_flight_guard&) = delete;
 };
 
 /// Hands `ask` (which passes a reply_fn to the actor side) to the actors
@@ -648,11 +679,31 @@ net::awaitable<http_reply> handle_ready(endpoint_call& call) {
     call.w, [&](reply_fn fn) { actors::start_ready(gen, std::move(fn)); });
 }
 
-/// GET /health: every model's state (asks the SUPERVISOR).
+/// GET /health: the status and each model's circuit for anyone; every
+/// actor's state and the io threads' for an admin key (or anyone, with
+/// `server.health_details: public`). A key that fails is refused (401).
 net::awaitable<http_reply> handle_health(endpoint_call& call) {
   auto gen = call.w.gen;
-  co_return co_await ask_actors(
-    call.w, [&](reply_fn fn) { actors::start_health(gen, std::move(fn)); });
+  const auto& cfg = actors::config_of(gen);
+  actors::health_view view;
+  view.details = cfg.server.health_details_public;
+  bool sent_key = !call.req[bhttp::field::authorization].empty();
+  if (sent_key && !view.details) {
+    http_reply refused;
+    const auto* key = authorize(cfg, call.req, refused);
+    if (key == nullptr)
+      co_return refused;
+    call.info.client = key->name;
+    view.details = key->admin;
+  }
+  if (view.details)
+    view.io_threads
+      = co_await gather<actors::io_thread_health>(call.w, [](const worker& p) {
+          return actors::io_thread_health{p.connections, p.in_flight};
+        });
+  co_return co_await ask_actors(call.w, [&](reply_fn fn) {
+    actors::start_health(gen, std::move(view), std::move(fn));
+  });
 }
 
 /// One endpoint: its path, the method it takes ("GET" takes HEAD too) and
@@ -1121,6 +1172,7 @@ net::awaitable<bool> serve_one(connection& c) {
   auto& parser = r.parser.emplace();
   if (!co_await read_head(c, parser, r.info))
     co_return false;
+  in_flight_guard busy{c.w.in_flight};
   if (auto refused = check_head(c, parser)) {
     co_await reject(c.stream, refused->code, std::move(refused->message),
                     r.info);

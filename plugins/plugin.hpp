@@ -116,6 +116,7 @@ std::vector<std::string> check_middleware(gateway_config& cfg);
 template <class Handler>
 caf::result<actors::plugin_verdict> guarded(const std::string& request_id,
                                             Handler&& handler) {
+  inject_plugin_crash();
   try {
     inject_fault(boundary::plugin);
     return handler();

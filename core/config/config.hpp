@@ -134,6 +134,10 @@ struct server_config {
   /// GET /metrics without a key, every series visible (for a listener only
   /// the scraper can reach).
   bool metrics_public = false;
+  /// `health_details: public`: GET /health shows every actor's counters
+  /// and errors without a key. Default (`admin`): without an admin key it
+  /// shows the status and each model's circuit only.
+  bool health_details_public = false;
   tls_config tls;
 };
 

@@ -655,6 +655,15 @@ void load_server_limits(diagnostics& diag, const YAML::Node& node,
     out.sched_batch = *v;
   if (auto v = get_bool(diag, node, "metrics_public", path))
     out.metrics_public = *v;
+  if (auto v = get_string(diag, node, "health_details", path)) {
+    if (*v == "admin" || *v == "public")
+      out.health_details_public = *v == "public";
+    else
+      diag.fail(join(path, "health_details"),
+                "must be \"admin\" (counters and errors need an admin key) "
+                "or \"public\" (anyone who can connect sees them) (got "
+                  + quoted(*v) + ")");
+  }
 }
 
 /// Reads `key` or `key_sha256` into the digest (and the key); returns
@@ -785,13 +794,14 @@ void load_server(diagnostics& diag, const YAML::Node& node,
     diag.fail(path, "required");
     return;
   }
-  if (!check_map(
-        diag, node, path,
-        {"host", "port", "api_keys", "io_threads", "actor_threads",
-         "max_body_bytes", "max_header_bytes", "header_timeout_seconds",
-         "body_timeout_seconds", "keepalive_timeout_seconds",
-         "write_timeout_seconds", "max_connections", "drain_seconds",
-         "request_deadline_seconds", "sched_batch", "metrics_public", "tls"}))
+  if (!check_map(diag, node, path,
+                 {"host", "port", "api_keys", "io_threads", "actor_threads",
+                  "max_body_bytes", "max_header_bytes",
+                  "header_timeout_seconds", "body_timeout_seconds",
+                  "keepalive_timeout_seconds", "write_timeout_seconds",
+                  "max_connections", "drain_seconds",
+                  "request_deadline_seconds", "sched_batch", "metrics_public",
+                  "health_details", "tls"}))
     return;
   load_address_and_threads(diag, node, path, out);
   load_server_limits(diag, node, path, out);

@@ -255,10 +255,11 @@ void append_3_digits(std::string& out, long long n) {
   out += static_cast<char>('0' + n % 10);
 }
 
-/// Appends the current UTC time as RFC 3339 with milliseconds.
-void append_timestamp(std::string& out) {
+/// Appends `now` (UTC) as RFC 3339 with milliseconds.
+void append_timestamp(std::string& out,
+                      std::chrono::system_clock::time_point now
+                      = std::chrono::system_clock::now()) {
   using namespace std::chrono;
-  auto now = system_clock::now();
   auto secs = system_clock::to_time_t(now);
   auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
   // The date part changes once a second: format it once per second and
@@ -282,6 +283,12 @@ void append_timestamp(std::string& out) {
 std::string timestamp() {
   std::string out;
   append_timestamp(out);
+  return out;
+}
+
+std::string timestamp(std::chrono::system_clock::time_point at) {
+  std::string out;
+  append_timestamp(out, at);
   return out;
 }
 

@@ -69,4 +69,7 @@ private:
 /// The current UTC time as RFC 3339 with milliseconds.
 std::string timestamp();
 
+/// `at` in the same format.
+std::string timestamp(std::chrono::system_clock::time_point at);
+
 } // namespace pw::log

@@ -634,8 +634,13 @@ struct plugin_fixture : session_fixture {
 
   plugin_slot slot(std::string name, plugin_actor actor,
                    bool fail_open = false) {
-    return {std::move(name), "middleware.x[0]", std::move(actor),
-            std::chrono::milliseconds{1000}, fail_open};
+    plugin_slot out;
+    out.name = std::move(name);
+    out.path = "middleware.x[0]";
+    out.actor = std::move(actor);
+    out.timeout = std::chrono::milliseconds{1000};
+    out.fail_open = fail_open;
+    return out;
   }
 
   plugin_actor scripted(verdict_fn pre, post_fn post = {}) {

@@ -251,6 +251,18 @@ TEST_CASE_METHOD(supervisor_fixture, "a MODEL and the LEDGER left dead "
   run();
   CHECK(current()->ledger == dead_ledger);
   CHECK_FALSE(ledger_answers(dead_ledger));
+  // And the ROUTER: /health names all three, and the parts that did not
+  // answer.
+  self->send_exit(current_router(), caf::exit_reason::kill);
+  run();
+  auto spent = health();
+  CHECK(spent.restart_budget_left == 0);
+  CHECK(spent.given_up
+        == std::vector<std::string>{"model first", "router", "ledger"});
+  CHECK_FALSE(spent.router_answered);
+  CHECK(spent.partial
+        == std::vector<std::string>{"router: did not answer within 2 s",
+                                    "model first: did not answer within 2 s"});
 
   // A reload of the same settings spawns both again.
   auto next = std::make_shared<gateway_config>(*config);
@@ -260,6 +272,8 @@ TEST_CASE_METHOD(supervisor_fixture, "a MODEL and the LEDGER left dead "
   CHECK(first_model() != last);
   CHECK(resolve("first").alias == "first");
   CHECK(health().models[0].circuit == "closed");
+  CHECK(health().given_up.empty());
+  CHECK(health().router_answered);
   auto ledger = current()->ledger;
   CHECK(ledger != dead_ledger);
   CHECK(ledger_answers(ledger));
@@ -347,4 +361,79 @@ TEST_CASE_METHOD(plugin_supervisor_fixture, "a reload keeps PLUGINs whose "
   CHECK(after->pre[0].actor == before->pre[0].actor);
   CHECK(after->pre[1].actor != before->pre[1].actor);
   CHECK_FALSE(after->pre[1].fail_open);
+}
+
+TEST_CASE("a PLUGIN that ends again within a minute waits before its "
+          "restart: 1 s, doubling, at most 30 s") {
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  auto never = std::chrono::steady_clock::duration::max();
+  CHECK(next_plugin_backoff(never, milliseconds{0}) == milliseconds{0});
+  CHECK(next_plugin_backoff(seconds{5}, milliseconds{0}) == seconds{1});
+  CHECK(next_plugin_backoff(seconds{5}, seconds{1}) == seconds{2});
+  CHECK(next_plugin_backoff(seconds{5}, seconds{16}) == seconds{30});
+  CHECK(next_plugin_backoff(seconds{5}, seconds{30}) == seconds{30});
+  // Quiet for a minute: at once again.
+  CHECK(next_plugin_backoff(seconds{60}, seconds{30}) == milliseconds{0});
+}
+
+TEST_CASE_METHOD(plugin_supervisor_fixture, "health shows each PLUGIN, its "
+                                            "restarts and its backoff, and "
+                                            "the restart budget") {
+  auto start = health();
+  REQUIRE(start.plugins.size() == 2);
+  CHECK(start.plugins[1].stage == "pre");
+  CHECK(start.plugins[1].index == 1);
+  CHECK(start.plugins[1].name == "pii");
+  CHECK(start.plugins[1].entry == "middleware.pre_request[1]");
+  CHECK(start.plugins[0].running);
+  CHECK(start.generation == 1);
+  CHECK(start.restart_budget_left == max_restarts_per_minute);
+  CHECK(start.router_answered);
+  CHECK(start.partial.empty());
+  // Ended once: restarted at once.
+  self->send_exit(current()->plugins->pre[0].actor, caf::exit_reason::kill);
+  run();
+  auto once = health();
+  CHECK(once.plugins[0].running);
+  CHECK(once.plugins[0].restarts == 1);
+  CHECK(once.restarts_last_minute == 1);
+  // Ended again: down until its backoff is over.
+  self->send_exit(current()->plugins->pre[0].actor, caf::exit_reason::kill);
+  run();
+  auto twice = health();
+  CHECK_FALSE(twice.plugins[0].running);
+  CHECK(twice.plugins[0].restarts == 1);
+  CHECK_FALSE(twice.plugins[0].down_since.empty());
+  CHECK_FALSE(twice.plugins[0].restart_at.empty());
+  CHECK_FALSE(current()->plugins->pre[0].actor);
+  CHECK(twice.given_up.empty());
+  CHECK(twice.restart_budget_left == max_restarts_per_minute - 2);
+  // A restart scheduled by another generation is ignored.
+  self->send(aut, atom::restart_v, uint64_t{7}, uint64_t{0}, uint64_t{0});
+  run();
+  CHECK_FALSE(health().plugins[0].running);
+  sched.trigger_timeouts();
+  run();
+  auto back = health();
+  CHECK(back.plugins[0].running);
+  CHECK(back.plugins[0].restarts == 2);
+  CHECK(back.plugins[0].down_since.empty());
+  CHECK(back.plugins[0].restart_at.empty());
+  CHECK(current()->plugins->pre[0].actor);
+}
+
+TEST_CASE_METHOD(supervisor_fixture, "health carries the ROUTER's counts and "
+                                     "a reload's generation") {
+  resolve("first");
+  resolve("second");
+  auto h = health();
+  CHECK(h.router.resolved == 2);
+  CHECK(h.router.refused == 0);
+  CHECK(h.router.mailbox == 0);
+  self->send(aut, atom::reload_v, gateway_config_ptr{config});
+  run();
+  auto after = health();
+  CHECK(after.generation == 2);
+  CHECK(after.router.resolved == 0); // a reload starts a new ROUTER
 }

@@ -109,7 +109,7 @@ TEST_CASE("a failure in the upstream client fails the request, not the "
   CHECK(error_of(res)["code"] == "internal_error");
   check_fenced(gw, "upstream_call", res);
   // The gateway's own failure is not held against the provider.
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["m"]["failures"] == 0);
   CHECK(health["models"]["m"]["in_flight"] == 0);
 }
@@ -144,7 +144,7 @@ TEST_CASE("a failure in a SESSION's handler is that request's 500") {
   CHECK(error_of(res)["code"] == "internal_error");
   check_fenced(gw, "session", res);
   // The admission of the failed request came back.
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["m"]["in_flight"] == 0);
 }
 

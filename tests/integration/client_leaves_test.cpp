@@ -31,7 +31,7 @@ fake_upstream slow_upstream() {
 }
 
 nlohmann::json model_health(uint16_t port, const std::string& alias) {
-  return http_request(port, "GET", "/health").json()["models"][alias];
+  return health_of(port)["models"][alias];
 }
 
 } // namespace

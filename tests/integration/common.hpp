@@ -61,11 +61,14 @@ inline uint16_t closed_port() {
 inline const std::string full_key = "sk-test-full-key-4f1c9a";
 /// A client key allowed only `echo` and `safe-*`.
 inline const std::string limited_key = "sk-test-limited-key-77d0b2";
+/// An operator's key (`admin: true`): GET /health's details.
+inline const std::string admin_key = "sk-test-admin-key-c3e8f0";
 /// The provider key the fake upstreams expect.
 inline const std::string upstream_key = "sk-upstream-secret-9e3a51";
 
-/// A config with both client keys, `models_yaml` under `models:` (indented
-/// two spaces), `default_model`, and extra top-level or server YAML.
+/// A config with both client keys and the admin key, `models_yaml` under
+/// `models:` (indented two spaces), `default_model`, and extra top-level or
+/// server YAML.
 inline std::string make_config(const std::string& models_yaml,
                                const std::string& default_model,
                                const std::string& server_extra = "",
@@ -82,6 +85,12 @@ inline std::string make_config(const std::string& models_yaml,
          + "\"\n"
            "      name: \"limited\"\n"
            "      allowed_models: [\"echo\", \"safe-*\"]\n"
+           "    - key: \""
+         + admin_key
+         + "\"\n"
+           "      name: \"ops\"\n"
+           "      admin: true\n"
+           "      allowed_models: [\"*\"]\n"
          + server_extra + "models:\n" + models_yaml + "routing:\n"
          + "  default_model: \"" + default_model + "\"\n"
          + extra
@@ -139,6 +148,14 @@ inline fake_handler answer_ok(const std::string& content = "hi from upstream") {
     r.body = openai_completion(model, content);
     return r;
   };
+}
+
+/// GET /health as `key` sees it (the admin key: every actor's details).
+inline nlohmann::json health_of(uint16_t port,
+                                const std::string& key = admin_key) {
+  return http_request(port, "GET", "/health", "",
+                      {{"Authorization", "Bearer " + key}})
+    .json();
 }
 
 /// The `error` object of an error response (checks the envelope shape).

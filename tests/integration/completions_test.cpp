@@ -787,7 +787,7 @@ TEST_CASE("a completions stream that breaks off ends with one error event, "
   REQUIRE_FALSE(events.empty());
   CHECK(events.back().contains("error"));
   CHECK(events.back()["error"].is_object());
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["m"]["failures"] == 1);
 }
 
@@ -807,7 +807,7 @@ TEST_CASE("a client that leaves a completions stream cancels the upstream at "
   // A bound, not a latency figure: ASan on 2 busy cores is slow.
   CHECK(upstream.wait_for_cut(5s));
   CHECK(gw.wait_for_output("\"error\":\"client_closed\""));
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["m"]["failures"] == 0);
   CHECK(health["models"]["m"]["in_flight"] == 0);
 }

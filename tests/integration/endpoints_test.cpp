@@ -17,9 +17,7 @@ TEST_CASE("/health shows every model's actor state without calling an "
   fake_upstream upstream{answer_ok()};
   gateway_process gw{
     make_config(echo_model + openai_model("gpt", upstream.base_url()), "echo")};
-  auto res = http_request(gw.port(), "GET", "/health");
-  REQUIRE(res.status == 200);
-  auto j = res.json();
+  auto j = health_of(gw.port());
   CHECK(j["status"] == "healthy");
   CHECK(j["version"].is_string());
   REQUIRE(j["models"].size() == 2);
@@ -37,7 +35,7 @@ TEST_CASE("/health shows every model's actor state without calling an "
                        chat_body("gpt"), auth_json(full_key))
             .status
           == 200);
-  auto after = http_request(gw.port(), "GET", "/health").json();
+  auto after = health_of(gw.port());
   CHECK(after["models"]["gpt"]["requests"] == 1);
   CHECK(after["models"]["gpt"]["successes"] == 1);
   CHECK(after["models"]["gpt"]["last_status"] == 200);
@@ -67,7 +65,7 @@ TEST_CASE("/health's latency percentiles come from the model's calls") {
                          chat_body("gpt"), auth_json(full_key))
               .status
             == 200);
-  auto m = http_request(gw.port(), "GET", "/health").json()["models"]["gpt"];
+  auto m = health_of(gw.port())["models"]["gpt"];
   CHECK(m["requests"] == 10);
   CHECK(m["p99_latency_ms"].get<double>() >= 400.0);
   CHECK(m["p50_latency_ms"].get<double>() < 400.0);

@@ -100,9 +100,7 @@ TEST_CASE("SIGHUP swaps models and keys, a broken config keeps the old "
   fake_upstream second{answer_ok("second")};
   gateway_process gw{make_config(openai_model("one", first.base_url()), "one")};
   REQUIRE(ask(gw, "one").status == 200);
-  auto sha_before = http_request(gw.port(), "GET", "/health")
-                      .json()["config_sha256"]
-                      .get<std::string>();
+  auto sha_before = health_of(gw.port())["config_sha256"].get<std::string>();
   SECTION("a valid config replaces routing, models and keys") {
     gw.rewrite_config(with_key(
       make_config(openai_model("two", second.base_url()), "two"), other_key));
@@ -113,7 +111,7 @@ TEST_CASE("SIGHUP swaps models and keys, a broken config keeps the old "
     CHECK(res.json()["choices"][0]["message"]["content"] == "second");
     CHECK(ask(gw, "two").status == 401);            // the old key is gone
     CHECK(ask(gw, "one", other_key).status == 404); // and the old model
-    auto health = http_request(gw.port(), "GET", "/health").json();
+    auto health = health_of(gw.port());
     CHECK(health["config_sha256"] != sha_before);
     CHECK(health["models"].contains("two"));
     CHECK_FALSE(health["models"].contains("one"));
@@ -125,8 +123,7 @@ TEST_CASE("SIGHUP swaps models and keys, a broken config keeps the old "
     CHECK(gw.output().find("server.api_keys: must contain at least one key")
           != std::string::npos);
     CHECK(ask(gw, "one").status == 200);
-    CHECK(http_request(gw.port(), "GET", "/health").json()["config_sha256"]
-          == sha_before);
+    CHECK(health_of(gw.port())["config_sha256"] == sha_before);
   }
   CHECK(gw.running());
 }
@@ -157,7 +154,7 @@ TEST_CASE("a reload keeps the breaker of a model whose upstream did not "
   gw.signal(SIGHUP);
   REQUIRE(gw.wait_for_output("\"models_kept\":[\"m\"]"));
   CHECK(ask(gw, "m", other_key).status == 503); // still open
-  auto h = http_request(gw.port(), "GET", "/health").json()["models"];
+  auto h = health_of(gw.port())["models"];
   CHECK(h["m"]["circuit"] == "open");
   CHECK(h["n"]["circuit"] == "closed"); // a new MODEL
   CHECK(ask(gw, "n", other_key).status == 502);

@@ -181,7 +181,7 @@ std::string input_json_of(const std::vector<sse_event>& events, size_t index) {
 /// A model's counters in /health.
 nlohmann::json model_health(const gateway_process& gw,
                             const std::string& alias) {
-  return http_request(gw.port(), "GET", "/health").json()["models"][alias];
+  return health_of(gw.port())["models"][alias];
 }
 
 } // namespace

@@ -939,7 +939,7 @@ TEST_CASE("a client that leaves a messages stream cancels the upstream at "
   // A bound, not a latency figure: ASan on 2 busy cores is slow.
   CHECK(upstream.wait_for_cut(5s));
   CHECK(gw.wait_for_output("\"error\":\"client_closed\""));
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["claude"]["in_flight"] == 0);
 }
 

@@ -13,15 +13,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string admin_key = "sk-test-admin-key-c3e8f0";
-
-/// An admin key entry for make_config's `server_extra`.
-const std::string admin_entry = "    - key: \"" + admin_key
-                                + "\"\n"
-                                  "      name: \"ops\"\n"
-                                  "      admin: true\n"
-                                  "      allowed_models: [\"*\"]\n";
-
 fake_handler always_503() {
   return [](const fake_request&) {
     fake_response r;
@@ -36,7 +27,7 @@ std::string metrics_config(const std::string& primary,
                            const std::string& server_extra = "") {
   return make_config(echo_model + openai_model("primary", primary)
                        + openai_model("backup", backup),
-                     "echo", admin_entry + "  io_threads: 2\n" + server_extra,
+                     "echo", "  io_threads: 2\n" + server_extra,
                      "  fallback_chains:\n    main: [\"primary\", "
                      "\"backup\"]\n"
                      "health:\n  check_interval_seconds: 0\n"
@@ -156,7 +147,7 @@ TEST_CASE("/metrics: every family for an admin, counters that only grow") {
   CHECK(first.value("pw_router_log_lines_dropped_total") == 0);
   CHECK(first.family("pw_router_config_info").samples.size() == 1);
   CHECK(first.family("pw_router_config_info").samples[0].labels.at("sha256")
-        == http_request(gw.port(), "GET", "/health").json()["config_sha256"]);
+        == health_of(gw.port())["config_sha256"]);
   CHECK(first.value("process_resident_memory_bytes") > 1e6);
   CHECK(first.value("process_open_fds") > 0);
   // More traffic: nothing goes down, the request counters go up.
@@ -246,9 +237,8 @@ TEST_CASE("a 504 at the request deadline claims no gateway overhead") {
     r.body = openai_completion("m", "late");
     return r;
   }};
-  gateway_process gw{
-    make_config(openai_model("m", slow.base_url()), "m",
-                admin_entry + "  request_deadline_seconds: 0.3\n")};
+  gateway_process gw{make_config(openai_model("m", slow.base_url()), "m",
+                                 "  request_deadline_seconds: 0.3\n")};
   auto res = http_request(gw.port(), "POST", "/v1/chat/completions",
                           chat_body("m"), auth_json(full_key));
   CHECK(res.status == 504);

@@ -290,16 +290,13 @@ TEST_CASE("a SIGHUP that changes an audit_log entry is refused, and the "
       .status;
   };
   REQUIRE(chat() == 200);
-  auto sha_before = http_request(gw.port(), "GET", "/health")
-                      .json()["config_sha256"]
-                      .get<std::string>();
+  auto sha_before = health_of(gw.port())["config_sha256"].get<std::string>();
   gw.rewrite_config(config_with("second.jsonl"));
   gw.signal(SIGHUP);
   REQUIRE(gw.wait_for_output("\"event\":\"reload_rejected\""));
   CHECK(gw.output().find("audit_log entries changed; restart pw-router")
         != std::string::npos);
-  CHECK(http_request(gw.port(), "GET", "/health").json()["config_sha256"]
-        == sha_before);
+  CHECK(health_of(gw.port())["config_sha256"] == sha_before);
   REQUIRE(chat() == 200);
   // One writer per chain: the running entry recorded both requests (after
   // its header line), and no second file was opened.

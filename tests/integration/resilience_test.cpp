@@ -44,7 +44,7 @@ http_response ask(const gateway_process& gw, const std::string& model) {
 }
 
 nlohmann::json model_health(const gateway_process& gw, const std::string& m) {
-  return http_request(gw.port(), "GET", "/health").json()["models"][m];
+  return health_of(gw.port())["models"][m];
 }
 
 /// A port whose kernel completes TCP connections that nobody accepts or

@@ -380,7 +380,7 @@ TEST_CASE("a held regex block rule ends the stream before the match, with "
   CHECK_FALSE(r.has("secret project"));
   CHECK_FALSE(r.has("More text after"));
   // A cut is the policy's doing, not the model's failure.
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["m"]["failures"] == 0);
   // The same answer whole is blocked with the rule's status.
   auto whole

@@ -178,7 +178,7 @@ TEST_CASE("a stream that breaks off ends with one error event, never "
   CHECK_FALSE(r.has("[DONE]"));
   CHECK_FALSE(r.has("\"finish_reason\":\"stop\""));
   CHECK(r.closed);
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["m"]["failures"] == 1);
   // The log line says the client got 200 and the stream failed.
   CHECK(gw.wait_for_output("\"status\":200"));
@@ -215,7 +215,7 @@ TEST_CASE("a client that leaves mid-stream cancels the upstream at once") {
   // (A bound of 2 s, not a latency figure: ASan on 2 busy cores is slow.)
   CHECK(upstream.wait_for_cut(2s));
   CHECK(gw.wait_for_output("\"error\":\"client_closed\""));
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["m"]["failures"] == 0);
   CHECK(health["models"]["m"]["in_flight"] == 0);
 }
@@ -257,7 +257,7 @@ TEST_CASE("a stream still flowing at the request deadline ends with one "
   CHECK(r.closed);
   CHECK(upstream.wait_for_cut(10s));
   // The model was cut off, not at fault.
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["m"]["failures"] == 0);
   CHECK(health["models"]["m"]["in_flight"] == 0);
 }
@@ -275,6 +275,6 @@ TEST_CASE("a stream longer than the model's timeout_seconds is cut and "
   CHECK(r.has("timeout_seconds"));
   CHECK_FALSE(r.has("[DONE]"));
   CHECK(upstream.wait_for_cut(10s));
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["m"]["failures"] == 1);
 }

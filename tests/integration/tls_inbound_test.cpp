@@ -223,8 +223,9 @@ TEST_CASE("a TLS client that leaves a whole answer with close_notify cuts "
   conn.leave();
   CHECK(upstream.wait_for_cut(5s));
   CHECK(gw.wait_for_output("\"status\":499"));
-  auto health
-    = https_request(gw.port(), trusting(pki), "GET", "/health").json();
+  auto health = https_request(gw.port(), trusting(pki), "GET", "/health", "",
+                              {{"Authorization", "Bearer " + admin_key}})
+                  .json();
   CHECK(health["models"]["m"]["in_flight"] == 0);
   CHECK(health["models"]["m"]["failures"] == 0);
   std::filesystem::remove_all(pki.dir);

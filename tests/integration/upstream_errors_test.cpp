@@ -112,7 +112,7 @@ TEST_CASE("upstream client errors are relayed with their status and message") {
     CHECK(error_of(res)["code"] == "upstream_failed");
   }
   // Failures are visible in /health, without secrets.
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["gpt"]["requests"].get<int>() >= 1);
   CHECK(health.dump().find(upstream_key) == std::string::npos);
 }
@@ -130,7 +130,7 @@ TEST_CASE("a slow upstream times out with 502 after timeout_seconds") {
   CHECK(res.status == 502);
   CHECK(error_of(res)["message"].get<std::string>().find("timed out")
         != std::string::npos);
-  auto health = http_request(gw.port(), "GET", "/health").json();
+  auto health = health_of(gw.port());
   CHECK(health["models"]["gpt"]["failures"] == 1);
   CHECK(health["models"]["gpt"]["in_flight"] == 0);
 }
@@ -190,9 +190,7 @@ TEST_CASE("an upstream that closes each connection after answering, without "
   }
   CHECK(upstream.requests().size() == 5);
   CHECK(upstream.connections_opened() == 5);
-  CHECK(http_request(gw.port(), "GET", "/health")
-          .json()["models"]["gpt"]["failures"]
-        == 0);
+  CHECK(health_of(gw.port())["models"]["gpt"]["failures"] == 0);
 }
 
 TEST_CASE("the request deadline answers 504 while the upstream is still "

@@ -258,13 +258,18 @@ TEST_CASE("every invalid config is rejected with its YAML path") {
     CHECK_ERROR(keys + "  header_timeout_seconds: -1\n" + echo_models
                   + echo_routing,
                 "server.header_timeout_seconds: must be > 0 (got -1)");
+    CHECK_ERROR(keys + "  health_details: admins\n" + echo_models
+                  + echo_routing,
+                "server.health_details: must be \"admin\" (counters and "
+                "errors need an admin key) or \"public\" (anyone who can "
+                "connect sees them) (got \"admins\")");
     CHECK_ERROR(keys + "  listen: 1\n" + echo_models + echo_routing,
                 "server.listen: unknown key (allowed: host, port, api_keys, "
                 "io_threads, actor_threads, max_body_bytes, max_header_bytes, "
                 "header_timeout_seconds, body_timeout_seconds, "
                 "keepalive_timeout_seconds, write_timeout_seconds, "
                 "max_connections, drain_seconds, request_deadline_seconds, "
-                "sched_batch, metrics_public, tls)");
+                "sched_batch, metrics_public, health_details, tls)");
   }
   SECTION("api keys") {
     auto entry = [](const std::string& body) {
@@ -554,7 +559,7 @@ TEST_CASE("a key stored as key_sha256 authenticates like the key itself") {
 
 TEST_CASE("admin keys, public metrics and inbound TLS are read from server") {
   auto cfg = load_config_text(
-    "server:\n  metrics_public: true\n"
+    "server:\n  metrics_public: true\n  health_details: public\n"
     "  tls: {cert_file: /etc/pw/cert.pem, key_file: /etc/pw/key.pem}\n"
     "  api_keys:\n"
     "    - {key: k1, name: ops, allowed_models: ['*'], admin: true}\n"
@@ -562,6 +567,7 @@ TEST_CASE("admin keys, public metrics and inbound TLS are read from server") {
     + echo_models + echo_routing);
   REQUIRE(cfg);
   CHECK(cfg->server.metrics_public);
+  CHECK(cfg->server.health_details_public);
   CHECK(cfg->server.api_keys[0].admin);
   CHECK_FALSE(cfg->server.api_keys[1].admin);
   CHECK(cfg->server.tls.enabled());
@@ -572,6 +578,7 @@ TEST_CASE("admin keys, public metrics and inbound TLS are read from server") {
     + echo_models + echo_routing);
   REQUIRE(defaults);
   CHECK_FALSE(defaults->server.metrics_public);
+  CHECK_FALSE(defaults->server.health_details_public);
   CHECK_FALSE(defaults->server.tls.enabled());
   auto with_tls = [](const std::string& tls) {
     return "server:\n  tls: " + tls
