@@ -1,5 +1,6 @@
 #include "actors/tracer.hpp"
 
+#include "actors/upstream_reply.hpp"
 #include "core/observe/build_info.hpp"
 #include "core/observe/log.hpp"
 #include "core/request/service_post.hpp"
@@ -51,10 +52,8 @@ void export_batch(tracer_ptr self) {
   st.in_flight = true;
   st.exporting = spans;
   auto id = ++st.export_id;
-  auto handle = caf::actor_cast<tracer_actor>(self);
-  st.call(std::move(req), [handle, id](upstream_result r) {
-    caf::anon_send(handle, atom::upstream_v, id, std::move(r));
-  });
+  call_and_reply(st.call, std::move(req), caf::actor_cast<tracer_actor>(self),
+                 id);
 }
 
 void arm_flush(tracer_ptr self) {

@@ -1,5 +1,6 @@
 #include "plugins/audit_log/witness.hpp"
 
+#include "actors/upstream_reply.hpp"
 #include "core/observe/audit_stats.hpp"
 #include "core/observe/log.hpp"
 #include "plugins/http/http_plugin.hpp"
@@ -52,10 +53,8 @@ void send_front(witness_ptr self) {
   auto req = service_post(st.settings.to, st.queue.front());
   st.in_flight = true;
   auto id = ++st.call_id;
-  auto handle = caf::actor_cast<witness_actor>(self);
-  st.call(std::move(req), [handle, id](upstream_result r) {
-    caf::anon_send(handle, atom::upstream_v, id, std::move(r));
-  });
+  actors::call_and_reply(st.call, std::move(req),
+                         caf::actor_cast<witness_actor>(self), id);
 }
 
 void pop_front(witness_ptr self) {

@@ -1,5 +1,6 @@
 #include "plugins/http/http_plugin.hpp"
 
+#include "actors/upstream_reply.hpp"
 #include "core/config/config_reader.hpp"
 #include "core/errc.hpp"
 #include "core/json/get.hpp"
@@ -169,10 +170,8 @@ http_plugin(http_plugin_actor::stateful_pointer<http_plugin_state> self,
       auto id = st.next_id++;
       auto rp = self->make_response_promise<actors::plugin_verdict>();
       st.pending.emplace(id, std::make_pair(rp, req.request_id));
-      auto handle = caf::actor_cast<http_plugin_actor>(self);
-      st.call(std::move(out), [handle, id](upstream_result r) {
-        caf::anon_send(handle, atom::upstream_v, id, std::move(r));
-      });
+      actors::call_and_reply(st.call, std::move(out),
+                             caf::actor_cast<http_plugin_actor>(self), id);
       return rp;
     },
     [](atom::post, const actors::plugin_outcome&) {
