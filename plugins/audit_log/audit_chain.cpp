@@ -38,10 +38,6 @@ caf::error fail(const std::string& path, const std::string& what) {
   return make_error(errc::internal, "audit log " + path + ": " + what);
 }
 
-std::string base_name(const std::string& path) {
-  return std::filesystem::path{path}.filename().string();
-}
-
 std::string rfc3339_now() {
   auto now
     = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -736,6 +732,10 @@ const std::string& audit_writer::last_hash() const {
 
 uint64_t audit_writer::size() const {
   return size_;
+}
+
+std::string base_name(const std::string& path) {
+  return std::filesystem::path{path}.filename().string();
 }
 
 } // namespace pw::plugins::audit

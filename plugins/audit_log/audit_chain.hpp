@@ -93,6 +93,10 @@ struct writer_options {
 /// Returns the lowercase hex SHA-256 of `line` (given without its '\n').
 std::string line_hash(std::string_view line);
 
+/// The file name of `path` without its directories: how a log's header
+/// names the file before it.
+std::string base_name(const std::string& path);
+
 /// Parses one line of a log under the upstream limits (a file on disk may
 /// have been made by anyone); a discarded value when it is refused.
 nlohmann::ordered_json parse_line(std::string_view line);

@@ -21,10 +21,6 @@ using json = nlohmann::ordered_json;
 
 constexpr std::string_view version_key = "pw_audit";
 
-std::string base_name(const std::string& path) {
-  return std::filesystem::path{path}.filename().string();
-}
-
 bool is_hex64(const json& x) {
   return is_lower_hex(x, 64);
 }
