@@ -16,8 +16,8 @@ namespace pw::actors {
 /// Runs `req` through `call` (on an io thread) and sends its result to
 /// `self` as `(atom::upstream, id, upstream_result)`.
 template <class Handle>
-void call_and_reply(const upstream_fn& call, upstream_request req,
-                    Handle self, uint64_t id) {
+void call_and_reply(const upstream_fn& call, upstream_request req, Handle self,
+                    uint64_t id) {
   call(std::move(req), [self = std::move(self), id](upstream_result r) {
     caf::anon_send(self, atom::upstream_v, id, std::move(r));
   });
