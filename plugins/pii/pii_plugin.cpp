@@ -68,8 +68,8 @@ private:
 
 class pii_plugin final : public plugin_logic {
 public:
-  pii_plugin(pii_settings settings, std::vector<pii_kind> kinds)
-      : settings_(std::move(settings)), scanner_(std::move(kinds)) {
+  pii_plugin(pii_settings settings, const pii_options& options)
+      : settings_(std::move(settings)), scanner_(options) {
     // nop
   }
 
@@ -154,7 +154,8 @@ plugin_logic_ptr make_pii_plugin(const plugin_entry& entry,
                                  std::vector<std::string>& errors) {
   config_reader cfg{entry, errors};
   if (!cfg.check_keys(cfg.root(), cfg.path(),
-                      {"action", "tag", "kinds", "status", "message"}))
+                      {"action", "tag", "kinds", "status", "message",
+                       "phone_regions", "ssn_context"}))
     return nullptr;
   pii_settings s;
   if (auto action = cfg.string(cfg.root(), "action", cfg.path())) {
@@ -176,7 +177,8 @@ plugin_logic_ptr make_pii_plugin(const plugin_entry& entry,
   if (auto status = cfg.integer(cfg.root(), "status", cfg.path(), 400, 599))
     s.status = static_cast<unsigned>(*status);
   s.message = cfg.string(cfg.root(), "message", cfg.path()).value_or("");
-  auto kinds = all_pii_kinds();
+  pii_options options;
+  auto& kinds = options.kinds;
   if (auto names = cfg.strings(cfg.root(), "kinds", cfg.path())) {
     kinds.clear();
     auto path = config_reader::join(cfg.path(), "kinds");
@@ -193,9 +195,24 @@ plugin_logic_ptr make_pii_plugin(const plugin_entry& entry,
         kinds.push_back(*kind);
     }
   }
+  // A list of strings, each checked by `problem` (nullopt when fine).
+  auto checked_strings = [&](std::string_view key, auto problem) {
+    auto values = cfg.strings(cfg.root(), key, cfg.path());
+    auto path = config_reader::join(cfg.path(), key);
+    for (size_t i = 0; values && i < values->size(); ++i)
+      if (auto why = problem((*values)[i]))
+        cfg.fail(config_reader::index(path, i), *why);
+    return values;
+  };
+  // `phone_regions: []` keeps international numbers only; `ssn_context: []`
+  // keeps only the separated SSN shapes.
+  if (auto codes = checked_strings("phone_regions", region_problem))
+    options.phone_regions = std::move(*codes);
+  if (auto entries = checked_strings("ssn_context", context_problem))
+    options.ssn_context = std::move(*entries);
   if (!cfg.ok())
     return nullptr;
-  return std::make_shared<const pii_plugin>(std::move(s), std::move(kinds));
+  return std::make_shared<const pii_plugin>(std::move(s), options);
 }
 
 } // namespace pw::plugins

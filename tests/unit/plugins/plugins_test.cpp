@@ -238,6 +238,39 @@ TEST_CASE("pii: config errors") {
                               "unknown kind 'dna'"));
 }
 
+TEST_CASE("pii: phone_regions and ssn_context are checked and used") {
+  auto errors = errors_of("pii", "phone_regions: [GB, UK, XX]\n"
+                                 "ssn_context: [ssn, 'Tax ID']\n");
+  REQUIRE(errors.size() == 3);
+  CHECK(errors[0].starts_with(
+    "middleware.pre_request[0].config.phone_regions[1]: unknown region 'UK': "
+    "the ISO 3166 code of the United Kingdom is GB"));
+  CHECK(errors[1].starts_with(
+    "middleware.pre_request[0].config.phone_regions[2]: unknown region 'XX' "
+    "(known: AT, AU, BE,"));
+  CHECK(errors[2].starts_with(
+    "middleware.pre_request[0].config.ssn_context[1]: 'Tax ID' must be "
+    "lower-case words"));
+  auto count = [](const plugin_logic_ptr& p, const std::string& text) {
+    auto v = p->on_request(request_with(chat({{"user", text}})));
+    return v.metadata.dump();
+  };
+  // Default: national formats of GB are found; an empty list keeps only
+  // international numbers.
+  auto defaults = pii_of("action: tag\n");
+  CHECK(count(defaults, "call 020 7946 0958")
+        == R"({"pii_request":{"phone":1}})");
+  auto international = pii_of("action: tag\nphone_regions: []\n");
+  CHECK(count(international, "call 020 7946 0958") == "null");
+  CHECK(count(international, "call +44 20 7946 0958")
+        == R"({"pii_request":{"phone":1}})");
+  // Plain SSN digits count only after a configured context word.
+  auto tax = pii_of("action: tag\nssn_context: [tax id]\n");
+  CHECK(count(tax, "tax id 536228913") == R"({"pii_request":{"ssn":1}})");
+  CHECK(count(defaults, "tax id 536228913") == "null");
+  CHECK(count(defaults, "ssn 536228913") == R"({"pii_request":{"ssn":1}})");
+}
+
 TEST_CASE("request and response texts point at every string") {
   json body = chat({{"user", "a"}, {"assistant", nullptr}});
   body["messages"].push_back(
