@@ -201,10 +201,32 @@ uint32_t restarts_this_minute(const supervisor_state& st) {
   return std::min(st.restarts, max_restarts_per_minute);
 }
 
+/// "pre" for stage 0, "post" for stage 1.
+std::string_view stage_name(uint64_t stage) {
+  return stage == 0 ? "pre" : "post";
+}
+
+/// The slots of `stage` (0 pre, 1 post) in `set`.
+template <class Set>
+auto& slots_of(Set& set, uint64_t stage) {
+  return stage == 0 ? set.pre : set.post;
+}
+
+/// The config entries of `stage`.
+const std::vector<plugin_entry>& entries_of(const gateway_config& cfg,
+                                            uint64_t stage) {
+  return stage == 0 ? cfg.middleware.pre_request : cfg.middleware.post_response;
+}
+
+/// The restart records of `stage`.
+std::vector<supervisor_state::plugin_downs>& downs_of(supervisor_state& st,
+                                                      uint64_t stage) {
+  return stage == 0 ? st.pre_downs : st.post_downs;
+}
+
 /// "pre[0]" or "post[2]".
 std::string slot_label(uint64_t stage, size_t index) {
-  return std::string{stage == 0 ? "pre" : "post"} + "[" + std::to_string(index)
-         + "]";
+  return std::string{stage_name(stage)} + "[" + std::to_string(index) + "]";
 }
 
 /// A PLUGIN runs again, `after_ms` after it went down (0: at once).
@@ -224,10 +246,9 @@ void restarted(plugin_slot& slot, int64_t after_ms) {
 void plugin_down(supervisor_ptr self, uint64_t stage, size_t index) {
   auto& st = self->state;
   auto set = std::make_shared<plugin_set>(*st.plugins);
-  auto& slot = (stage == 0 ? set->pre : set->post)[index];
-  const auto& entry = (stage == 0 ? st.config->middleware.pre_request
-                                  : st.config->middleware.post_response)[index];
-  auto& downs = stage == 0 ? st.pre_downs : st.post_downs;
+  auto& slot = slots_of(*set, stage)[index];
+  const auto& entry = entries_of(*st.config, stage)[index];
+  auto& downs = downs_of(st, stage);
   downs.resize(std::max(downs.size(), index + 1));
   auto& down = downs[index];
   auto now = std::chrono::steady_clock::now();
@@ -270,16 +291,15 @@ void plugin_restart(supervisor_ptr self, uint64_t generation, uint64_t stage,
   auto& st = self->state;
   if (generation != st.generation || !st.plugins)
     return;
-  const auto& slots = stage == 0 ? st.plugins->pre : st.plugins->post;
-  const auto& entries = stage == 0 ? st.config->middleware.pre_request
-                                   : st.config->middleware.post_response;
+  const auto& slots = slots_of(*st.plugins, stage);
+  const auto& entries = entries_of(*st.config, stage);
   if (index >= slots.size() || index >= entries.size() || slots[index].actor)
     return;
   auto set = std::make_shared<plugin_set>(*st.plugins);
-  auto& slot = (stage == 0 ? set->pre : set->post)[index];
+  auto& slot = slots_of(*set, stage)[index];
   slot.restart_at.clear();
   slot.actor = spawn_plugin(self, entries[index]);
-  const auto& downs = stage == 0 ? st.pre_downs : st.post_downs;
+  const auto& downs = downs_of(st, stage);
   if (slot.actor)
     restarted(slot, index < downs.size() ? downs[index].backoff.count() : 0);
   st.plugins = std::move(set);
@@ -333,7 +353,7 @@ void on_down(supervisor_ptr self, caf::down_msg& dm) {
   }
   if (st.plugins) {
     for (uint64_t stage : {0, 1}) {
-      const auto& slots = stage == 0 ? st.plugins->pre : st.plugins->post;
+      const auto& slots = slots_of(*st.plugins, stage);
       for (size_t i = 0; i < slots.size(); ++i) {
         const auto& slot = slots[i];
         if (!slot.actor || dm.source != slot.actor.address())
@@ -457,11 +477,11 @@ void describe_self(const supervisor_state& st, health_report& out) {
   if (!st.plugins)
     return;
   for (uint64_t stage : {0, 1}) {
-    const auto& slots = stage == 0 ? st.plugins->pre : st.plugins->post;
+    const auto& slots = slots_of(*st.plugins, stage);
     for (size_t i = 0; i < slots.size(); ++i) {
       const auto& slot = slots[i];
       plugin_health p;
-      p.stage = stage == 0 ? "pre" : "post";
+      p.stage = std::string{stage_name(stage)};
       p.index = i;
       p.name = slot.name;
       p.entry = slot.path;
