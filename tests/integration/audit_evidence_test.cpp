@@ -5,7 +5,6 @@
 #include "plugins/audit_log/audit_chain.hpp"
 #include "plugins/audit_log/checkpoint.hpp"
 #include "tests/integration/common.hpp"
-#include "tests/support/exposition.hpp"
 
 #include <atomic>
 #include <filesystem>
@@ -70,13 +69,6 @@ std::vector<std::string> accepted(const fake_upstream& witness,
     if (ok[i])
       out.push_back(requests[i].body);
   return out;
-}
-
-prom_text metrics_of(const gateway_process& gw) {
-  auto r = http_request(gw.port(), "GET", "/metrics", "",
-                        {{"Authorization", "Bearer " + full_key}});
-  REQUIRE(r.status == 200);
-  return parse_exposition(r.body);
 }
 
 /// Polls `/metrics` until `name` reaches `value` (bounded: 10 s).

@@ -158,6 +158,15 @@ inline nlohmann::json health_of(uint16_t port,
     .json();
 }
 
+/// GET /metrics as `key` sees it, parsed (requires 200).
+inline prom_text metrics_of(const gateway_process& gw,
+                            const std::string& key = full_key) {
+  auto r = http_request(gw.port(), "GET", "/metrics", "",
+                        {{"Authorization", "Bearer " + key}});
+  REQUIRE(r.status == 200);
+  return parse_exposition(r.body);
+}
+
 /// The `error` object of an error response (checks the envelope shape).
 inline nlohmann::json error_of(const http_response& res) {
   auto j = res.json();

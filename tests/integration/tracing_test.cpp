@@ -3,7 +3,6 @@
 // trace context and what reaches the upstream are checked.
 
 #include "tests/integration/common.hpp"
-#include "tests/support/exposition.hpp"
 
 #include <regex>
 #include <thread>
@@ -118,13 +117,6 @@ const json* find_span(const std::vector<json>& spans, const std::string& name) {
     if (s.at("name") == name)
       return &s;
   return nullptr;
-}
-
-prom_text metrics_of(const gateway_process& gw) {
-  auto r = http_request(gw.port(), "GET", "/metrics", "",
-                        {{"Authorization", "Bearer " + full_key}});
-  REQUIRE(r.status == 200);
-  return parse_exposition(r.body);
 }
 
 const std::string metrics_public = "  metrics_public: true\n";
