@@ -507,7 +507,7 @@ void cards_in_run(std::string_view text, size_t begin, size_t end,
   }
   if (first >= last)
     return;
-  // Cards found among space tokens: [first token, last token].
+  // A card found, with the first and last token it spans.
   struct candidate {
     pii_finding finding;
     size_t from;
