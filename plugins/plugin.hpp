@@ -21,6 +21,7 @@
 #include <caf/fwd.hpp>
 #include <caf/result.hpp>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -131,11 +132,52 @@ caf::result<actors::plugin_verdict> guarded(const std::string& request_id,
 actors::plugin_actor spawn_logic_plugin(caf::actor_system& sys,
                                         plugin_logic_ptr logic);
 
+/// Where a text sits in its document: the member names and array indices
+/// from the root. The steps are kept as they are (names are string
+/// literals of registry.cpp) and become a JSON pointer only for a plugin
+/// that rewrites the text, so listing a request's texts allocates nothing
+/// per step (a JSON pointer is a vector of strings, copied at each step).
+class text_path {
+public:
+  text_path() = default;
+
+  /// The path of member `name` of the root; `name` must outlive the path.
+  explicit text_path(std::string_view name);
+
+  /// This path, then member `name` (which must outlive the path).
+  [[nodiscard]] text_path operator/(std::string_view name) const;
+
+  /// This path, then element `index`.
+  [[nodiscard]] text_path operator/(size_t index) const;
+
+  /// The JSON pointer (RFC 6901) of the path.
+  [[nodiscard]] nlohmann::ordered_json::json_pointer pointer() const;
+
+  /// The pointer as text, e.g. "/messages/0/content".
+  [[nodiscard]] std::string to_string() const;
+
+private:
+  /// A member name, or (when `name` is null) an array index.
+  struct step {
+    std::string_view name;
+    size_t index = 0;
+  };
+
+  void push(step s);
+
+  /// The first steps in place (texts sit at most 7 deep in every API but
+  /// nested tool results); deeper ones in `more_`.
+  static constexpr size_t inline_steps = 8;
+  std::array<step, inline_steps> steps_{};
+  size_t size_ = 0;
+  std::vector<step> more_;
+};
+
 /// One text of a request, whatever its endpoint, with a pointer to the
 /// string so a plugin can find and rewrite it.
 struct text_ref {
-  /// JSON pointer of the string (e.g. "/messages/0/content", "/input/2").
-  nlohmann::ordered_json::json_pointer where;
+  /// Where the string is (e.g. "/messages/0/content", "/input/2").
+  text_path where;
   const std::string* text = nullptr;
 };
 

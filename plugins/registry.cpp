@@ -99,8 +99,7 @@ actors::plugin_actor::behavior_type logic_plugin(plugin_ptr,
 
 /// Appends the string at `content` (a message's or choice's content) and
 /// the `text` of its text parts.
-void add_content(const nlohmann::ordered_json& content,
-                 const nlohmann::ordered_json::json_pointer& where,
+void add_content(const nlohmann::ordered_json& content, const text_path& where,
                  std::vector<text_ref>& out) {
   if (content.is_string()) {
     out.push_back({where, content.get_ptr<const std::string*>()});
@@ -121,12 +120,12 @@ void add_content(const nlohmann::ordered_json& content,
 }
 
 /// Appends `body[key]` when a string, else each string of it when a list.
-void add_strings(const nlohmann::ordered_json& body, const std::string& key,
+void add_strings(const nlohmann::ordered_json& body, std::string_view key,
                  std::vector<text_ref>& out) {
-  auto field = body.find(key);
+  auto field = body.find(std::string{key});
   if (field == body.end())
     return;
-  auto where = nlohmann::ordered_json::json_pointer{"/" + key};
+  auto where = text_path{key};
   if (field->is_string()) {
     out.push_back({where, field->get_ptr<const std::string*>()});
     return;
@@ -140,8 +139,7 @@ void add_strings(const nlohmann::ordered_json& body, const std::string& key,
 
 /// Appends the text of Anthropic content at `where`: the string, or the
 /// `text` of its text blocks and the content of its tool_result blocks.
-void add_blocks(const nlohmann::ordered_json& content,
-                const nlohmann::ordered_json::json_pointer& where,
+void add_blocks(const nlohmann::ordered_json& content, const text_path& where,
                 std::vector<text_ref>& out) {
   if (content.is_string()) {
     out.push_back({where, content.get_ptr<const std::string*>()});
@@ -172,7 +170,7 @@ void add_blocks(const nlohmann::ordered_json& content,
 void add_messages_texts(const nlohmann::ordered_json& body,
                         std::vector<text_ref>& out) {
   if (auto system = body.find("system"); system != body.end())
-    add_blocks(*system, nlohmann::ordered_json::json_pointer{"/system"}, out);
+    add_blocks(*system, text_path{"system"}, out);
   auto messages = body.find("messages");
   if (messages == body.end() || !messages->is_array())
     return;
@@ -181,13 +179,63 @@ void add_messages_texts(const nlohmann::ordered_json& body,
     if (!m.is_object())
       continue;
     if (auto content = m.find("content"); content != m.end())
-      add_blocks(
-        *content,
-        nlohmann::ordered_json::json_pointer{"/messages"} / i / "content", out);
+      add_blocks(*content, text_path{"messages"} / i / "content", out);
   }
 }
 
 } // namespace
+
+text_path::text_path(std::string_view name) {
+  push({name, 0});
+}
+
+text_path text_path::operator/(std::string_view name) const {
+  auto out = *this;
+  out.push({name, 0});
+  return out;
+}
+
+text_path text_path::operator/(size_t index) const {
+  auto out = *this;
+  out.push({{}, index});
+  return out;
+}
+
+void text_path::push(step s) {
+  if (size_ < inline_steps)
+    steps_[size_++] = s;
+  else
+    more_.push_back(s);
+}
+
+nlohmann::ordered_json::json_pointer text_path::pointer() const {
+  return nlohmann::ordered_json::json_pointer{to_string()};
+}
+
+std::string text_path::to_string() const {
+  std::string out;
+  auto add = [&out](const step& s) {
+    out += '/';
+    if (s.name.data() == nullptr) {
+      out += std::to_string(s.index);
+      return;
+    }
+    // RFC 6901 escapes '~' and '/' in a name (no name here has them).
+    for (char c : s.name) {
+      if (c == '~')
+        out += "~0";
+      else if (c == '/')
+        out += "~1";
+      else
+        out += c;
+    }
+  };
+  for (size_t i = 0; i < size_; ++i)
+    add(steps_[i]);
+  for (const auto& s : more_)
+    add(s);
+  return out;
+}
 
 plugin_logic::~plugin_logic() = default;
 
@@ -342,9 +390,7 @@ std::vector<text_ref> request_texts(const nlohmann::ordered_json& body,
       continue;
     auto content = m.find("content");
     if (content != m.end())
-      add_content(
-        *content,
-        nlohmann::ordered_json::json_pointer{"/messages"} / i / "content", out);
+      add_content(*content, text_path{"messages"} / i / "content", out);
   }
   return out;
 }
@@ -371,9 +417,8 @@ std::vector<text_ref> response_texts(const nlohmann::ordered_json& body,
         auto text = block.is_object() ? block.find("text") : block.end();
         if (block.is_object() && string_or(block, "type") == "text"
             && text != block.end() && text->is_string())
-          out.push_back(
-            {nlohmann::ordered_json::json_pointer{"/content"} / j / "text",
-             text->get_ptr<const std::string*>()});
+          out.push_back({text_path{"content"} / j / "text",
+                         text->get_ptr<const std::string*>()});
       }
     return out;
   }
@@ -388,15 +433,14 @@ std::vector<text_ref> response_texts(const nlohmann::ordered_json& body,
       continue;
     if (endpoint == api_endpoint::completions) {
       if (auto text = c.find("text"); text != c.end() && text->is_string())
-        out.push_back(
-          {nlohmann::ordered_json::json_pointer{"/choices"} / i / "text",
-           text->get_ptr<const std::string*>()});
+        out.push_back({text_path{"choices"} / i / "text",
+                       text->get_ptr<const std::string*>()});
       continue;
     }
     auto message = c.find("message");
     if (message == c.end() || !message->is_object())
       continue;
-    auto at = nlohmann::ordered_json::json_pointer{"/choices"} / i / "message";
+    auto at = text_path{"choices"} / i / "message";
     auto content = message->find("content");
     if (content != message->end())
       add_content(*content, at / "content", out);
@@ -406,7 +450,7 @@ std::vector<text_ref> response_texts(const nlohmann::ordered_json& body,
     // The arguments of tool calls are generated text too (a JSON text in
     // a string), as they are in a stream.
     auto arguments_of = [&](const nlohmann::ordered_json& fn,
-                            const nlohmann::ordered_json::json_pointer& where) {
+                            const text_path& where) {
       if (!fn.is_object())
         return;
       auto a = fn.find("arguments");

@@ -211,6 +211,10 @@ result<view> read(std::string_view text, const limits& lim) {
   return view{std::move(parser), root};
 }
 
+/// simdjson counts a container's members exactly up to 2^24 - 1 and says
+/// 2^24 - 1 beyond; a reservation is a hint, so it stops well below that.
+constexpr size_t max_reserve = 4096;
+
 document to_document(element value) {
   switch (value.type()) {
   case element_type::OBJECT: {
@@ -219,6 +223,7 @@ document to_document(element value) {
     // appended without ordered_map's linear search for an existing key.
     auto& members = out.get_ref<document::object_t&>();
     dom::object obj = value.get_object().value_unsafe();
+    members.reserve(std::min(obj.size(), max_reserve));
     for (auto [key, val] : obj)
       members.emplace_back(std::string{key}, to_document(val));
     return out;
@@ -227,6 +232,7 @@ document to_document(element value) {
     auto out = document::array();
     auto& elements = out.get_ref<document::array_t&>();
     dom::array arr = value.get_array().value_unsafe();
+    elements.reserve(std::min(arr.size(), max_reserve));
     for (auto val : arr)
       elements.push_back(to_document(val));
     return out;

@@ -94,10 +94,7 @@ public:
                    "response");
     // A stream: the client has it already, the findings are recorded.
     if (out.streamed && !out.stream_text.empty())
-      return apply(
-        nullptr,
-        {text_ref{nlohmann::ordered_json::json_pointer{}, &out.stream_text}},
-        "response");
+      return apply(nullptr, {text_ref{{}, &out.stream_text}}, "response");
     return {};
   }
 
@@ -133,7 +130,7 @@ private:
       auto changed = std::make_shared<nlohmann::ordered_json>(*doc);
       for (size_t i = 0; i < texts.size(); ++i)
         if (!found[i].empty())
-          (*changed)[texts[i].where]
+          (*changed)[texts[i].where.pointer()]
             = pii_scanner::redact(*texts[i].text, found[i]);
       v.body = std::move(changed);
     } else {

@@ -111,7 +111,7 @@ public:
       return scan(response_texts(*doc, out.request.endpoint), true);
     if (out.streamed) {
       // The client has the stream: tags are recorded, a block is noted.
-      text_ref whole{nlohmann::ordered_json::json_pointer{}, &out.stream_text};
+      text_ref whole{{}, &out.stream_text};
       auto v = scan({whole}, false);
       return v;
     }

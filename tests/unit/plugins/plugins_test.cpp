@@ -355,6 +355,28 @@ TEST_CASE("completions texts are the prompt strings and the suffix, and the "
           .empty());
 }
 
+TEST_CASE("a text deeper than the steps a path keeps in place is found and "
+          "redacted at its place") {
+  // Tool results inside tool results: the text sits 11 steps deep, past
+  // the 8 a text_path keeps in place.
+  auto body = json::parse(R"({"messages":[{"role":"user","content":[
+    {"type":"tool_result","tool_use_id":"a","content":[
+      {"type":"tool_result","tool_use_id":"b","content":[
+        {"type":"tool_result","tool_use_id":"c","content":[
+          {"type":"text","text":"mail bob@example.com"}]}]}]}]}]})");
+  auto texts = request_texts(body, api_endpoint::messages);
+  REQUIRE(texts.size() == 1);
+  CHECK(texts[0].where.to_string()
+        == "/messages/0/content/0/content/0/content/0/content/0/text");
+  actors::plugin_request req = request_with(body);
+  req.endpoint = api_endpoint::messages;
+  auto v = pii_of("action: redact\n")->on_request(req);
+  REQUIRE(v.body);
+  CHECK((*v.body)["messages"][0]["content"][0]["content"][0]["content"][0]
+                 ["content"][0]["text"]
+        == "mail [REDACTED:EMAIL]");
+}
+
 TEST_CASE("Messages texts are the system prompt and every text and tool "
           "result") {
   auto body = json::parse(R"({"system":[{"type":"text","text":"sys"}],
