@@ -555,6 +555,10 @@ caf::expected<std::string> audit_writer::append(nlohmann::ordered_json record) {
     return fail(path, "a record must be a JSON object");
   if (record.contains(prev_key))
     return fail(path, "a record must not set \"prev\"; the writer does");
+  return append_text(pw::json::dump(record));
+}
+
+caf::expected<std::string> audit_writer::append_text(std::string body) {
   if (auto ready = prepare(); !ready)
     return ready.error();
   // No record is written while a checkpoint is due and cannot be.
@@ -562,7 +566,6 @@ caf::expected<std::string> audit_writer::append(nlohmann::ordered_json record) {
     if (auto written = write_checkpoint(); !written)
       return written.error();
   }
-  auto body = pw::json::dump(record);
   auto line = make_line(last_hash_, body);
   if (options_.max_bytes > 0 && has_records_
       && size_ + line.size() > options_.max_bytes) {

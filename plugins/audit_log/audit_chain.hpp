@@ -144,6 +144,11 @@ public:
   /// an error; the chain has not moved, so a later call may retry.
   caf::expected<std::string> append(nlohmann::ordered_json record);
 
+  /// append() for a record already written as compact JSON text: an
+  /// object whose first field is not "prev" (the caller vouches for it;
+  /// audit_record() writes such text).
+  caf::expected<std::string> append_text(std::string record);
+
   /// Calls fsync(2) now (for fsync_policy::interval). When it fails and
   /// `roll_back` is set, the lines written since the last successful sync
   /// are cut off and the chain moves back to the last synced line (for a

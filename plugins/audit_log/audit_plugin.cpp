@@ -3,6 +3,7 @@
 #include "core/config/config_reader.hpp"
 #include "core/errc.hpp"
 #include "core/json/reader.hpp"
+#include "core/json/text.hpp"
 #include "core/observe/audit_stats.hpp"
 #include "core/observe/log.hpp"
 #include "core/sha256.hpp"
@@ -237,8 +238,8 @@ record(audit_actor::stateful_pointer<audit_state> self,
     return make_error(errc::plugin_failed, "the audit log cannot be opened");
   if (!out.config_sha256.empty())
     st.writer->set_config_sha256(out.config_sha256);
-  auto written
-    = st.writer->append(audit_record(out, st.settings.include_bodies));
+  auto written = st.writer->append_text(
+    audit_record(out, st.settings.include_bodies, log::timestamp()));
   if (!written) {
     log::write(log_level::error, "audit_write_failed",
                {{"path", st.settings.writer.path},
@@ -336,56 +337,121 @@ actors::plugin_actor spawn_audit_log(caf::actor_system& sys,
     sys.spawn(audit_log, std::move(*settings), env.call));
 }
 
-nlohmann::ordered_json audit_record(const actors::plugin_outcome& out,
-                                    bool include_bodies) {
-  using json = nlohmann::ordered_json;
-  json line = json::object();
-  line["time"] = log::timestamp();
-  line["request_id"] = out.request.request_id;
-  line["client"] = out.request.client;
-  line["endpoint"] = to_string(out.request.endpoint);
-  line["status"] = out.status;
-  line["model"] = out.model.empty() ? json(nullptr) : json(out.model);
-  line["route_reason"]
-    = out.route_reason.empty() ? json(nullptr) : json(out.route_reason);
-  auto attempts = json::array();
-  for (const auto& a : out.attempts)
-    attempts.push_back({{"model", a.model}, {"outcome", a.outcome}});
-  line["attempts"] = std::move(attempts);
-  line["tags"] = out.request.tags;
-  if (!out.blocked_by.empty())
-    line["blocked_by"] = out.blocked_by;
-  if (!out.error_code.empty())
-    line["error"] = {{"code", out.error_code}, {"message", out.error_message}};
-  line["stream"] = out.stream_requested || out.streamed;
-  if (out.streamed)
-    line["stream_complete"] = out.stream_complete;
-  line["usage"] = {{"prompt_tokens", out.prompt_tokens},
-                   {"completion_tokens", out.completion_tokens}};
-  line["latency_ms"]
-    = static_cast<double>(out.latency.count() / 10) / 100.0; // 0.01 ms
-  if (!out.request.metadata.empty())
-    line["metadata"] = out.request.metadata;
-  line["request_sha256"] = out.request_sha256;
+std::string audit_record(const actors::plugin_outcome& out, bool include_bodies,
+                         std::string_view time) {
+  // Field by field, the bytes json::dump writes for the same record as a
+  // document (tests/unit/plugins/audit_record_test.cpp compares the two):
+  // one string grows, where a document took an allocation per field.
+  std::string line;
+  line.reserve(512 + out.request.request_id.size() + out.error_message.size());
+  auto field = [&line](std::string_view name) {
+    line += line.empty() ? '{' : ',';
+    append_json_string(line, name);
+    line += ':';
+  };
+  auto string_or_null = [&line](const std::string& text) {
+    if (text.empty())
+      line += "null";
+    else
+      append_json_string(line, text);
+  };
+  field("time");
+  append_json_string(line, time);
+  field("request_id");
+  append_json_string(line, out.request.request_id);
+  field("client");
+  append_json_string(line, out.request.client);
+  field("endpoint");
+  append_json_string(line, to_string(out.request.endpoint));
+  field("status");
+  append_integer(line, out.status);
+  field("model");
+  string_or_null(out.model);
+  field("route_reason");
+  string_or_null(out.route_reason);
+  field("attempts");
+  line += '[';
+  for (size_t i = 0; i < out.attempts.size(); ++i) {
+    line += i == 0 ? "{\"model\":" : ",{\"model\":";
+    append_json_string(line, out.attempts[i].model);
+    line += ",\"outcome\":";
+    append_json_string(line, out.attempts[i].outcome);
+    line += '}';
+  }
+  line += ']';
+  field("tags");
+  line += '[';
+  for (size_t i = 0; i < out.request.tags.size(); ++i) {
+    if (i > 0)
+      line += ',';
+    append_json_string(line, out.request.tags[i]);
+  }
+  line += ']';
+  if (!out.blocked_by.empty()) {
+    field("blocked_by");
+    append_json_string(line, out.blocked_by);
+  }
+  if (!out.error_code.empty()) {
+    field("error");
+    line += "{\"code\":";
+    append_json_string(line, out.error_code);
+    line += ",\"message\":";
+    append_json_string(line, out.error_message);
+    line += '}';
+  }
+  field("stream");
+  line += out.stream_requested || out.streamed ? "true" : "false";
+  if (out.streamed) {
+    field("stream_complete");
+    line += out.stream_complete ? "true" : "false";
+  }
+  field("usage");
+  line += "{\"prompt_tokens\":";
+  append_integer(line, out.prompt_tokens);
+  line += ",\"completion_tokens\":";
+  append_integer(line, out.completion_tokens);
+  line += '}';
+  field("latency_ms");
+  // 0.01 ms, written as nlohmann writes a double.
+  line += pw::json::dump(
+    pw::json::document(static_cast<double>(out.latency.count() / 10) / 100.0));
+  if (!out.request.metadata.empty()) {
+    field("metadata");
+    line += pw::json::dump(out.request.metadata);
+  }
+  field("request_sha256");
+  append_json_string(line, out.request_sha256);
   const std::string* response = out.response_body ? out.response_body.get()
                                 : out.streamed    ? &out.stream_text
                                                   : nullptr;
-  line["response_sha256"]
-    = response != nullptr ? json(to_hex(sha256(*response))) : json(nullptr);
+  field("response_sha256");
+  if (response != nullptr)
+    append_json_string(line, to_hex(sha256(*response)));
+  else
+    line += "null";
   // A stream longer than the text the gateway keeps: the hash covers the
   // kept part only, and the line says so.
-  if (out.streamed && out.stream_text_truncated)
-    line["response_truncated"] = true;
+  if (out.streamed && out.stream_text_truncated) {
+    field("response_truncated");
+    line += "true";
+  }
   if (include_bodies) {
     // What went upstream (after pre plugins), and what came back.
-    line["request"] = out.request.body ? *out.request.body : json(nullptr);
+    field("request");
+    line += out.request.body ? pw::json::dump(*out.request.body) : "null";
     if (out.response_body) {
+      field("response");
       auto doc = pw::json::parse(*out.response_body, pw::json::upstream_limits);
-      line["response"] = doc ? std::move(*doc) : json(*out.response_body);
+      if (doc)
+        line += pw::json::dump(*doc);
+      else
+        append_json_string(line, *out.response_body);
     } else if (out.streamed) {
-      line["response"] = out.stream_text;
+      field("response");
+      append_json_string(line, out.stream_text);
     }
   }
+  line += '}';
   return line;
 }
 

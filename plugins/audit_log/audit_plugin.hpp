@@ -18,6 +18,7 @@
 #include "plugins/plugin.hpp"
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pw::plugins {
@@ -30,8 +31,9 @@ actors::plugin_actor spawn_audit_log(caf::actor_system& sys,
                                      const plugin_entry& entry,
                                      const plugin_env& env);
 
-/// The audit record of one request (without `prev`, which the writer adds).
-nlohmann::ordered_json audit_record(const actors::plugin_outcome& out,
-                                    bool include_bodies);
+/// The audit record of one request, written at `time` (RFC 3339), as
+/// compact JSON text without `prev` (which the writer adds).
+std::string audit_record(const actors::plugin_outcome& out, bool include_bodies,
+                         std::string_view time);
 
 } // namespace pw::plugins

@@ -6,7 +6,6 @@
 // The first byte picks the provider and options; the rest is the body.
 
 #include "adapters/adapter.hpp"
-#include "core/json/reader.hpp"
 #include "plugins/audit_log/audit_plugin.hpp"
 #include "plugins/plugin.hpp"
 
@@ -39,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     out.completion_tokens = answer->completion_tokens;
     if (auto doc = pw::plugins::response_document(out))
       pw::plugins::response_texts(*doc, pw::api_endpoint::chat);
-    pw::json::dump(pw::plugins::audit_record(out, true));
+    pw::plugins::audit_record(out, true, "2026-01-01T00:00:00.000Z");
   }
   result.status = 400;
   pw::adapters::upstream_error(result, model);

@@ -6,7 +6,6 @@
 // provider, include_usage and the split; the rest is the stream.
 
 #include "adapters/adapter.hpp"
-#include "core/json/reader.hpp"
 #include "plugins/audit_log/audit_plugin.hpp"
 
 #include <cstddef>
@@ -49,6 +48,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   outcome.stream_text_truncated = summary.text_truncated;
   outcome.prompt_tokens = summary.prompt_tokens;
   outcome.completion_tokens = summary.completion_tokens;
-  pw::json::dump(pw::plugins::audit_record(outcome, true));
+  pw::plugins::audit_record(outcome, true, "2026-01-01T00:00:00.000Z");
   return 0;
 }

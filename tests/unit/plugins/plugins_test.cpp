@@ -297,7 +297,8 @@ TEST_CASE("audit record: what happened, hashes, no bodies by default") {
   out.prompt_tokens = 3;
   out.completion_tokens = 5;
   out.latency = std::chrono::microseconds{12345};
-  auto line = audit_record(out, false);
+  auto line = json::parse(audit_record(out, false, "2026-12-08T10:00:00.000Z"));
+  CHECK(line["time"] == "2026-12-08T10:00:00.000Z");
   CHECK(line["request_id"] == "req-1");
   CHECK(line["client"] == "team-a");
   CHECK(line["status"] == 200);
@@ -310,7 +311,8 @@ TEST_CASE("audit record: what happened, hashes, no bodies by default") {
   CHECK(line["latency_ms"] == Approx(12.34));
   CHECK(line["response_sha256"] == to_hex(sha256("{\"a\":1}")));
   CHECK(line.dump().find("secret plan") == std::string::npos);
-  auto with_bodies = audit_record(out, true);
+  auto with_bodies
+    = json::parse(audit_record(out, true, "2026-12-08T10:00:00.000Z"));
   CHECK(with_bodies["request"]["messages"][0]["content"] == "secret plan");
   CHECK(with_bodies["response"]["a"] == 1);
 }
