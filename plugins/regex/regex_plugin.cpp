@@ -3,6 +3,7 @@
 #include "core/config/config_reader.hpp"
 
 #include <re2/re2.h>
+#include <re2/set.h>
 
 #include <algorithm>
 #include <memory>
@@ -82,11 +83,33 @@ private:
   rule_list rules_;
 };
 
+/// All rules in one automaton: a text is searched once for every rule,
+/// where one search per rule and text took twice the time with two rules.
+/// Null when the rules do not compile together within the memory bound
+/// (each still searches alone then).
+std::unique_ptr<const RE2::Set>
+rule_set(const std::vector<std::string>& patterns) {
+  RE2::Options options;
+  options.set_log_errors(false);
+  options.set_max_mem(
+    max_pattern_memory
+    * static_cast<int64_t>(std::max<size_t>(patterns.size(), 1)));
+  auto set = std::make_unique<RE2::Set>(options, RE2::UNANCHORED);
+  for (const auto& p : patterns)
+    if (set->Add(p, nullptr) < 0)
+      return nullptr;
+  if (!set->Compile())
+    return nullptr;
+  return set;
+}
+
 class regex_plugin final : public plugin_logic {
 public:
-  explicit regex_plugin(std::vector<regex_rule> rules)
+  regex_plugin(std::vector<regex_rule> rules,
+               std::unique_ptr<const RE2::Set> set)
       : rules_(
-        std::make_shared<const std::vector<regex_rule>>(std::move(rules))) {
+        std::make_shared<const std::vector<regex_rule>>(std::move(rules))),
+        set_(std::move(set)) {
     // nop
   }
 
@@ -119,14 +142,40 @@ public:
   }
 
 private:
+  /// Which rules match somewhere in `texts` (by rule index).
+  std::vector<bool> hits(const std::vector<text_ref>& texts) const {
+    std::vector<bool> hit(rules_->size(), false);
+    if (set_) {
+      std::vector<int> matched;
+      bool complete = true;
+      for (const auto& t : texts) {
+        RE2::Set::ErrorInfo info{RE2::Set::kNoError};
+        matched.clear();
+        if (!set_->Match(*t.text, &matched, &info)
+            && info.kind != RE2::Set::kNoError) {
+          complete = false; // the automaton ran out of memory on this text
+          break;
+        }
+        for (int i : matched)
+          hit[static_cast<size_t>(i)] = true;
+      }
+      if (complete)
+        return hit;
+    }
+    for (size_t i = 0; i < rules_->size(); ++i)
+      hit[i] = std::any_of(texts.begin(), texts.end(), [&](const auto& t) {
+        return RE2::PartialMatch(*t.text, *(*rules_)[i].re);
+      });
+    return hit;
+  }
+
   actors::plugin_verdict scan(const std::vector<text_ref>& texts,
                               bool may_block) const {
     actors::plugin_verdict v;
-    for (const auto& rule : *rules_) {
-      bool hit = std::any_of(texts.begin(), texts.end(), [&](const auto& t) {
-        return RE2::PartialMatch(*t.text, *rule.re);
-      });
-      if (!hit)
+    auto hit = hits(texts);
+    for (size_t i = 0; i < rules_->size(); ++i) {
+      const auto& rule = (*rules_)[i];
+      if (!hit[i])
         continue;
       if (rule.block != 0) {
         if (may_block) {
@@ -146,6 +195,7 @@ private:
   }
 
   rule_list rules_;
+  std::unique_ptr<const RE2::Set> set_;
 };
 
 } // namespace
@@ -167,6 +217,7 @@ plugin_logic_ptr make_regex_plugin(const plugin_entry& entry,
     return nullptr;
   }
   std::vector<regex_rule> out;
+  std::vector<std::string> patterns;
   for (size_t i = 0; i < rules.size(); ++i) {
     auto path = config_reader::index(rules_path, i);
     auto node = rules[i];
@@ -194,10 +245,12 @@ plugin_logic_ptr make_regex_plugin(const plugin_entry& entry,
     }
     rule.re = std::move(re);
     out.push_back(std::move(rule));
+    patterns.push_back(*pattern);
   }
   if (!cfg.ok())
     return nullptr;
-  return std::make_shared<const regex_plugin>(std::move(out));
+  return std::make_shared<const regex_plugin>(std::move(out),
+                                              rule_set(patterns));
 }
 
 } // namespace pw::plugins

@@ -103,6 +103,28 @@ TEST_CASE("regex: text parts of array content and every role are searched") {
   CHECK(v.block);
 }
 
+TEST_CASE("regex: every rule is judged on every text, in rule order") {
+  // The rules are searched together (one automaton per text): anchors,
+  // flags and the order of rules still count as for each rule alone.
+  auto p = regex_of("rules:\n"
+                    "  - pattern: '^hello'\n    tag: start\n"
+                    "  - pattern: 'world$'\n    tag: end\n"
+                    "  - pattern: '(?i)secret'\n    tag: s\n"
+                    "  - pattern: 'x{3}'\n    block: 403\n"
+                    "  - pattern: 'unused'\n    tag: never\n");
+  auto v = p->on_request(request_with(
+    chat({{"user", "a SeCrEt"}, {"user", "big world"}, {"user", "hello"}})));
+  CHECK_FALSE(v.block);
+  CHECK(v.tags == std::vector<std::string>{"start", "end", "s"});
+  // Anchors hold per text: "world" not at the end, "hello" not at the start.
+  v = p->on_request(request_with(chat({{"user", "say hello world!"}})));
+  CHECK(v.tags.empty());
+  v = p->on_request(request_with(chat({{"user", "hello"}, {"user", "xxx"}})));
+  CHECK(v.block);
+  CHECK(v.status == 403);
+  CHECK(v.tags.empty());
+}
+
 TEST_CASE("regex: a pathological pattern on a 1 MB body finishes") {
   // (a+)+$ is exponential for backtracking engines; RE2 is linear.
   auto p = regex_of("rules:\n  - pattern: '(a+)+$'\n    tag: t\n"
