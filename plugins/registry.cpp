@@ -209,32 +209,22 @@ void text_path::push(step s) {
 }
 
 nlohmann::ordered_json::json_pointer text_path::pointer() const {
-  return nlohmann::ordered_json::json_pointer{to_string()};
-}
-
-std::string text_path::to_string() const {
-  std::string out;
+  nlohmann::ordered_json::json_pointer out;
   auto add = [&out](const step& s) {
-    out += '/';
-    if (s.name.data() == nullptr) {
-      out += std::to_string(s.index);
-      return;
-    }
-    // RFC 6901 escapes '~' and '/' in a name (no name here has them).
-    for (char c : s.name) {
-      if (c == '~')
-        out += "~0";
-      else if (c == '/')
-        out += "~1";
-      else
-        out += c;
-    }
+    if (s.name.data() == nullptr)
+      out /= s.index;
+    else
+      out /= std::string{s.name};
   };
   for (size_t i = 0; i < size_; ++i)
     add(steps_[i]);
   for (const auto& s : more_)
     add(s);
   return out;
+}
+
+std::string text_path::to_string() const {
+  return pointer().to_string();
 }
 
 plugin_logic::~plugin_logic() = default;

@@ -86,7 +86,7 @@ document reference_record(const actors::plugin_outcome& out,
 TEST_CASE("audit record text: the bytes of the record as a document") {
   const std::string time = "2026-12-08T10:00:00.123Z";
   std::vector<actors::plugin_outcome> cases;
-  // A plain success, as the test above.
+  // A plain success, as in the audit record test of plugins_test.cpp.
   auto& ok = cases.emplace_back();
   ok.request = request_with(chat("x \"quoted\" \u00e9 \u2028"));
   ok.request.tags = {"client-data", "t\n2"};
