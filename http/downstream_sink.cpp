@@ -5,9 +5,16 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
+#include <cerrno>
+#include <charconv>
 #include <poll.h>
+#include <span>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 namespace pw::http {
 
@@ -18,6 +25,26 @@ namespace bhttp = beast::http;
 namespace {
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
+/// Sends what the socket `fd` takes at once, without waiting: the bytes
+/// sent (0 when its buffer is full), or -1 when the connection failed.
+ssize_t send_now(int fd, const std::array<net::const_buffer, 3>& parts,
+                 size_t count) {
+  std::array<iovec, 3> iov{};
+  for (size_t i = 0; i < count; ++i)
+    iov[i] = {const_cast<void*>(parts[i].data()), parts[i].size()};
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
+  for (;;) {
+    auto sent = ::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent >= 0)
+      return sent;
+    if (errno == EINTR)
+      continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+  }
+}
 
 } // namespace
 
@@ -174,21 +201,50 @@ downstream_sink::begin(const std::string& request_id,
 net::awaitable<bool> downstream_sink::write(std::string_view events) {
   if (!attached_ || gone_)
     co_return false;
-  // A client that cannot take one piece within the write timeout is cut:
-  // the gateway never buffers more of a stream than one piece.
-  stream_.lowest().expires_after(write_timeout_);
-  boost::system::error_code ec;
-  ++busy_;
+  if (events.empty())
+    co_return true; // an empty chunk would end the body
+  // HTTP/1.1: one chunk (its size in hex, the events, CRLF); HTTP/1.0:
+  // the bytes as they are.
+  std::array<char, 20> head{};
+  std::array<net::const_buffer, 3> parts;
+  size_t count = 1;
+  parts[0] = net::buffer(events.data(), events.size());
   if (version_ >= 11) {
-    auto [wec, n] = co_await net::async_write(
-      stream_, bhttp::make_chunk(net::buffer(events.data(), events.size())),
-      nothrow);
-    ec = wec;
-  } else {
-    auto [wec, n] = co_await net::async_write(
-      stream_, net::buffer(events.data(), events.size()), nothrow);
-    ec = wec;
+    auto stop = std::to_chars(head.data(), head.data() + head.size() - 2,
+                              events.size(), 16)
+                  .ptr;
+    *stop++ = '\r';
+    *stop++ = '\n';
+    parts = {net::buffer(head.data(), static_cast<size_t>(stop - head.data())),
+             parts[0], net::buffer("\r\n", 2)};
+    count = 3;
   }
+  size_t total = 0;
+  for (size_t i = 0; i < count; ++i)
+    total += parts[i].size();
+  // Most pieces fit in the socket's buffer: sent at once, they need no
+  // timer, no write operation and no completion handler. (Under TLS the
+  // bytes must go through the TLS layer, always asynchronously.)
+  size_t sent = 0;
+  if (!stream_.tls() && busy_ == 0) {
+    auto n = send_now(stream_.lowest().socket().native_handle(), parts, count);
+    if (n < 0) {
+      gone_ = true;
+      co_return false;
+    }
+    sent = static_cast<size_t>(n);
+    if (sent == total)
+      co_return true;
+  }
+  // A client that cannot take the rest of one piece within the write
+  // timeout is cut: the gateway never buffers more of a stream than one
+  // piece.
+  beast::buffers_suffix<std::span<const net::const_buffer>> rest{
+    std::span<const net::const_buffer>{parts.data(), count}};
+  rest.consume(sent);
+  stream_.lowest().expires_after(write_timeout_);
+  ++busy_;
+  auto [ec, n] = co_await net::async_write(stream_, rest, nothrow);
   op_done();
   if (ec || !attached_) {
     gone_ = true;
